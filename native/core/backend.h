@@ -1,0 +1,122 @@
+// The backend interface: memory, copies and the op primitives every backend
+// implements (CPU/oneDNN always, CUDA/cuDNN when compiled, and the plain
+// reference used by tests as the oracle). Callers (native/ops) validate shapes
+// and allocate outputs; a backend only computes, writing into given outputs.
+//
+// Spatial geometry is always given for three axes (D, H, W); a 2D op has
+// spatialRank 2 and D entries of kernel 1, stride 1, padding 0, dilation 1, so
+// backends can treat (N, C, H, W) as (N, C, 1, H, W).
+#pragma once
+#include <array>
+#include <string>
+#include <vector>
+
+#include "tensor.h"
+
+namespace segvol {
+
+using Triple = std::array<int64_t, 3>;  // (D, H, W)
+
+struct ConvGeometry {
+  int spatialRank = 2;
+  Triple stride{1, 1, 1};
+  Triple padding{0, 0, 0};
+  Triple dilation{1, 1, 1};
+  int64_t groups = 1;
+};
+
+struct PoolGeometry {
+  int spatialRank = 2;
+  Triple kernel{1, 1, 1};
+  Triple stride{1, 1, 1};
+  Triple padding{0, 0, 0};
+  Triple dilation{1, 1, 1};
+  bool countIncludePad = true;  // average pooling only, as PyTorch's default
+};
+
+enum class UnaryKind { Tanh, Sigmoid, Relu };
+enum class BinaryKind { Add, Mul };
+enum class UpsampleMode { Nearest, Linear };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+
+  // Memory. deallocate never throws: it runs from destructors and GC finalizers.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* ptr, size_t bytes) noexcept = 0;
+  virtual void copyFromHost(const float* src, Tensor& dst) = 0;  // src: dst.size() floats
+  virtual void copyToHost(const Tensor& src, float* dst) = 0;    // dst: src.size() floats
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;         // same device, same size
+  virtual void fill(Tensor& t, float value) = 0;
+  virtual bool allFinite(const Tensor& t) = 0;
+
+  // Convolution (cross-correlation), as PyTorch's convNd.
+  // x: (N, C, [D,] H, W), w: (O, C/groups, [kD,] kH, kW), bias: (O) or null, y: (N, O, [oD,] oH, oW)
+  virtual void convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) = 0;
+  // dy: (N, O, ...out), w: as above, dx: (N, C, ...in) overwritten
+  virtual void convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) = 0;
+  // x: (N, C, ...in), dy: (N, O, ...out), dw: like w, overwritten; dbias: (O) or null, overwritten
+  virtual void convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw,
+                                   Tensor* dbias) = 0;
+  // y: (N, C, ...) += bias[c]; bias: (C)
+  virtual void addChannelBias(Tensor& y, const Tensor& bias) = 0;
+  // dy: (N, C, ...) -> dbias: (C), the sum over batch and space (overwritten)
+  virtual void channelSum(const Tensor& dy, Tensor& dbias) = 0;
+
+  // Pooling. Max pooling with stride 1 and a dilated window is the max-filter of
+  // dense-output ConvNets. Padding never wins a max (it acts as -inf); NaN wins.
+  // x: (N, C, ...in), y: (N, C, ...out)
+  virtual void maxPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) = 0;
+  // x: (N, C, ...in), dy: (N, C, ...out), dx: (N, C, ...in) overwritten; the
+  // gradient goes to the first maximum of each window in scan order.
+  virtual void maxPoolBackward(const PoolGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dx) = 0;
+  virtual void avgPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) = 0;
+  // dy: (N, C, ...out), dx: (N, C, ...in) overwritten
+  virtual void avgPoolBackward(const PoolGeometry& g, const Tensor& dy, Tensor& dx) = 0;
+
+  // Upsampling to y's spatial size (nearest, or bi/trilinear), as PyTorch's interpolate.
+  // x: (N, C, ...in), y: (N, C, ...out)
+  virtual void upsampleForward(UpsampleMode mode, bool alignCorners, const Tensor& x, Tensor& y) = 0;
+  // dy: (N, C, ...out), dx: (N, C, ...in) overwritten
+  virtual void upsampleBackward(UpsampleMode mode, bool alignCorners, const Tensor& dy, Tensor& dx) = 0;
+
+  // Batch normalization over (N, ...spatial) per channel.
+  // x, y: (N, C, ...); gamma, beta: (C); saveMean, saveInvStd: (C) written;
+  // runningMean, runningVar: (C) updated in place with the unbiased variance.
+  virtual void batchNormTrainForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                                     double momentum, Tensor& runningMean, Tensor& runningVar, Tensor& y,
+                                     Tensor& saveMean, Tensor& saveInvStd) = 0;
+  // x, y: (N, C, ...); every other tensor (C)
+  virtual void batchNormInferenceForward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                         const Tensor& runningMean, const Tensor& runningVar, double eps,
+                                         Tensor& y) = 0;
+  // mean, invStd: (C), the statistics the forward pass normalised with.
+  // batchStatistics: the forward pass used the batch's own statistics (training),
+  // so the gradient flows through mean and variance too.
+  // x, dy, dx: (N, C, ...); gamma, mean, invStd, dgamma, dbeta: (C)
+  virtual void batchNormBackward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& invStd,
+                                 bool batchStatistics, const Tensor& dy, Tensor& dx, Tensor& dgamma,
+                                 Tensor& dbeta) = 0;
+
+  // Elementwise, all tensors the same size.
+  virtual void unary(UnaryKind kind, const Tensor& x, Tensor& y) = 0;
+  // dx = dy * f'(x), with f' taken from y where that is cheaper (tanh, sigmoid)
+  virtual void unaryBackward(UnaryKind kind, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) = 0;
+  virtual void binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& y) = 0;
+  virtual void scale(const Tensor& x, float factor, Tensor& y) = 0;
+  virtual void sum(const std::vector<const Tensor*>& xs, Tensor& y) = 0;
+
+  // Softmax over the channel axis (axis 1). x, y, dy, dx: (N, C, ...)
+  virtual void softmaxForward(const Tensor& x, Tensor& y) = 0;
+  virtual void softmaxBackward(const Tensor& y, const Tensor& dy, Tensor& dx) = 0;
+
+  // Layout. y's axis i is x's axis perm[i]. x: any rank, y: permuted shape
+  virtual void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) = 0;
+  // Reverses each listed axis. x, y: same shape
+  virtual void flip(const Tensor& x, const std::vector<int>& axes, Tensor& y) = 0;
+};
+
+}  // namespace segvol

@@ -1,0 +1,51 @@
+#include "tensor.h"
+
+#include "backend.h"
+#include "error.h"
+
+namespace segvol {
+
+const char* deviceName(Device device) { return device == Device::Cpu ? "cpu" : "cuda"; }
+
+Storage::Storage(Backend& backend, size_t bytes) : backend_(backend), bytes_(bytes), data_(nullptr) {
+  data_ = backend_.allocate(bytes_ == 0 ? sizeof(float) : bytes_);
+}
+
+Storage::~Storage() { backend_.deallocate(data_, bytes_ == 0 ? sizeof(float) : bytes_); }
+
+Tensor Tensor::empty(Backend& backend, const Shape& shape) {
+  if (shape.empty() || shape.size() > static_cast<size_t>(kMaxRank)) {
+    fail(ErrorCode::Shape, "tensor: expected a rank between 1 and 5, received rank " + std::to_string(shape.size()) +
+                               " " + shapeToString(shape) + "; reshape the data to (N, C, [D,] H, W) or fewer axes");
+  }
+  for (int64_t s : shape) {
+    if (s < 0) {
+      fail(ErrorCode::Shape, "tensor: expected non-negative sizes, received " + shapeToString(shape) +
+                                 "; every axis length must be 0 or more");
+    }
+  }
+  Tensor t;
+  t.shape_ = shape;
+  t.storage_ = std::make_shared<Storage>(backend, static_cast<size_t>(elementCount(shape)) * sizeof(float));
+  return t;
+}
+
+Tensor Tensor::zeros(Backend& backend, const Shape& shape) {
+  Tensor t = empty(backend, shape);
+  backend.fill(t, 0.0f);
+  return t;
+}
+
+Device Tensor::device() const { return storage_->backend().device(); }
+
+Tensor Tensor::view(const Shape& shape) const {
+  if (elementCount(shape) != size()) {
+    fail(ErrorCode::Shape, "view: expected a shape with " + std::to_string(size()) + " elements like " +
+                               shapeToString(shape_) + ", received " + shapeToString(shape));
+  }
+  Tensor t = *this;
+  t.shape_ = shape;
+  return t;
+}
+
+}  // namespace segvol

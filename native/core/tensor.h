@@ -1,0 +1,63 @@
+// A Tensor owns (shares) float32 memory on one device, in contiguous row-major
+// NC(D)HW order. Copies of a Tensor share storage; views reshape without copying.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "shape.h"
+
+namespace segvol {
+
+class Backend;
+
+enum class Device { Cpu, Cuda };
+const char* deviceName(Device device);
+
+// Memory allocated by a backend and released by it when the last Tensor lets go.
+class Storage {
+ public:
+  Storage(Backend& backend, size_t bytes);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  Backend& backend() const { return backend_; }
+
+ private:
+  Backend& backend_;
+  size_t bytes_;
+  void* data_;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Uninitialised memory of the given shape on the backend's device.
+  static Tensor empty(Backend& backend, const Shape& shape);
+  static Tensor zeros(Backend& backend, const Shape& shape);
+
+  const Shape& shape() const { return shape_; }
+  int rank() const { return static_cast<int>(shape_.size()); }
+  int64_t dim(int axis) const { return shape_[axis < 0 ? axis + rank() : axis]; }
+  int64_t size() const { return elementCount(shape_); }
+  size_t bytes() const { return static_cast<size_t>(size()) * sizeof(float); }
+  bool defined() const { return static_cast<bool>(storage_); }
+  Device device() const;
+  Backend& backend() const { return storage_->backend(); }
+
+  float* data() const { return static_cast<float*>(storage_->data()); }
+
+  // Same storage, another shape with the same element count.
+  Tensor view(const Shape& shape) const;
+  // Drops this handle's reference to the memory.
+  void release() { storage_.reset(); }
+  bool sharesStorageWith(const Tensor& other) const { return storage_ == other.storage_; }
+
+ private:
+  Shape shape_;
+  std::shared_ptr<Storage> storage_;
+};
+
+}  // namespace segvol

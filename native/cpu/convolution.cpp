@@ -1,0 +1,324 @@
+// Convolutions through oneDNN: forward, backward-data and backward-weights
+// primitives, created once per (kind, shapes, geometry) and cached. Each call
+// brings its own scratchpad, so one cached primitive may run on several threads
+// at once (the six PyraMiD-LSTM directions share shapes).
+#include <dnnl.hpp>
+
+#include <list>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "../core/error.h"
+#include "cpu_backend.h"
+
+namespace segvol {
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+
+dnnl::engine& cpuEngine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+memory::dims dimsOf(const Tensor& t) { return memory::dims(t.shape().begin(), t.shape().end()); }
+
+tag activationTag(int rank) { return rank == 4 ? tag::nchw : tag::ncdhw; }
+
+// oneDNN wants grouped weights as (G, O/G, C/G, k...).
+memory::desc userWeightsDesc(const Tensor& w, int64_t groups) {
+  memory::dims d = dimsOf(w);
+  if (groups == 1) return memory::desc(d, memory::data_type::f32, w.rank() == 4 ? tag::oihw : tag::oidhw);
+  d[0] /= groups;
+  d.insert(d.begin(), groups);
+  return memory::desc(d, memory::data_type::f32, w.rank() == 4 ? tag::goihw : tag::goidhw);
+}
+
+memory::desc anyLike(const memory::desc& user) {
+  return memory::desc(user.dims(), memory::data_type::f32, tag::any);
+}
+
+struct SpatialParams {
+  memory::dims strides, dilates, padL, padR;
+};
+
+// in/out: the convolution's input and output tensors (for transposed use, the roles as a convolution).
+SpatialParams spatialParams(const ConvGeometry& g, const Tensor& in, const Tensor& w, const Tensor& out) {
+  SpatialParams p;
+  const int first = 3 - g.spatialRank;  // geometry index of the first spatial axis
+  for (int a = 0; a < g.spatialRank; ++a) {
+    const int axis = 2 + a;
+    const int64_t extent = (w.dim(axis) - 1) * g.dilation[first + a] + 1;
+    p.strides.push_back(g.stride[first + a]);
+    p.dilates.push_back(g.dilation[first + a] - 1);  // oneDNN counts the gaps, 0 = dense
+    p.padL.push_back(g.padding[first + a]);
+    // The exact right padding that makes oneDNN's size check hold, also when
+    // the last rows of the input do not fit a stride.
+    p.padR.push_back((out.dim(axis) - 1) * g.stride[first + a] + extent - in.dim(axis) - g.padding[first + a]);
+  }
+  return p;
+}
+
+std::string cacheKey(const char* kind, const ConvGeometry& g, const Tensor& in, const Tensor& w, const Tensor& out,
+                     bool bias) {
+  std::string key = kind;
+  key += shapeToString(in.shape()) + shapeToString(w.shape()) + shapeToString(out.shape());
+  for (int a = 0; a < 3; ++a) {
+    key += "|" + std::to_string(g.stride[a]) + "," + std::to_string(g.padding[a]) + "," + std::to_string(g.dilation[a]);
+  }
+  key += "|g" + std::to_string(g.groups) + (bias ? "b" : "n");
+  return key;
+}
+
+// A primitive and the memory layouts it chose for its arguments.
+struct CachedPrimitive {
+  dnnl::primitive primitive;
+  std::unordered_map<int, memory::desc> argDescs;  // DNNL_ARG_* -> layout the primitive expects
+  memory::desc scratchpad;
+};
+
+class PrimitiveCache {
+ public:
+  template <typename Make>
+  std::shared_ptr<CachedPrimitive> get(const std::string& key, Make&& make) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = map_.find(key);
+      if (it != map_.end()) {
+        ++stats_.hits;
+        order_.splice(order_.begin(), order_, it->second.second);
+        return it->second.first;
+      }
+    }
+    // Built outside the lock: creation can take milliseconds.
+    auto made = std::make_shared<CachedPrimitive>(make());
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.misses;
+    auto it = map_.find(key);
+    if (it != map_.end()) return it->second.first;
+    order_.push_front(key);
+    map_.emplace(key, std::make_pair(made, order_.begin()));
+    if (map_.size() > kCapacity) {
+      map_.erase(order_.back());
+      order_.pop_back();
+    }
+    return made;
+  }
+  PrimitiveCacheStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    PrimitiveCacheStats s = stats_;
+    s.entries = static_cast<int64_t>(map_.size());
+    return s;
+  }
+
+ private:
+  static constexpr size_t kCapacity = 1024;
+  std::mutex mutex_;
+  std::list<std::string> order_;  // most recently used first
+  std::unordered_map<std::string, std::pair<std::shared_ptr<CachedPrimitive>, std::list<std::string>::iterator>> map_;
+  PrimitiveCacheStats stats_;
+};
+
+PrimitiveCache& primitiveCache() {
+  static PrimitiveCache cache;
+  return cache;
+}
+
+dnnl::primitive_attr userScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+struct ConvDescs {
+  memory::desc src, weights, bias, dst;
+};
+ConvDescs userDescs(const ConvGeometry& g, const Tensor& in, const Tensor& w, const Tensor& out) {
+  return {memory::desc(dimsOf(in), memory::data_type::f32, activationTag(in.rank())), userWeightsDesc(w, g.groups),
+          memory::desc({w.dim(0)}, memory::data_type::f32, tag::x),
+          memory::desc(dimsOf(out), memory::data_type::f32, activationTag(out.rank()))};
+}
+
+dnnl::convolution_forward::primitive_desc forwardPd(const ConvGeometry& g, const Tensor& in, const Tensor& w,
+                                                    const Tensor& out, bool bias, const dnnl::primitive_attr& attr) {
+  const ConvDescs u = userDescs(g, in, w, out);
+  const SpatialParams p = spatialParams(g, in, w, out);
+  auto desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                                     dnnl::algorithm::convolution_direct, anyLike(u.src),
+                                                     anyLike(u.weights), u.bias, anyLike(u.dst), p.strides,
+                                                     p.dilates, p.padL, p.padR)
+                   : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                                     dnnl::algorithm::convolution_direct, anyLike(u.src),
+                                                     anyLike(u.weights), anyLike(u.dst), p.strides, p.dilates,
+                                                     p.padL, p.padR);
+  return dnnl::convolution_forward::primitive_desc(desc, attr, cpuEngine());
+}
+
+// Runs a cached primitive on user (plain layout) buffers, reordering inputs into
+// and outputs out of the layouts the primitive chose.
+void execute(const CachedPrimitive& cached, const std::unordered_map<int, std::pair<memory::desc, float*>>& inputs,
+             const std::unordered_map<int, std::pair<memory::desc, float*>>& outputs) {
+  dnnl::engine& engine = cpuEngine();
+  dnnl::stream stream(engine);
+  std::unordered_map<int, memory> args;
+  std::vector<std::pair<memory, memory>> writeBack;  // (primitive's layout, user's layout)
+  for (const auto& [arg, user] : inputs) {
+    memory userMem(user.first, engine, user.second);
+    const memory::desc& wanted = cached.argDescs.at(arg);
+    if (wanted == user.first) {
+      args.emplace(arg, userMem);
+    } else {
+      memory converted(wanted, engine);
+      dnnl::reorder(userMem, converted).execute(stream, userMem, converted);
+      args.emplace(arg, converted);
+    }
+  }
+  for (const auto& [arg, user] : outputs) {
+    memory userMem(user.first, engine, user.second);
+    const memory::desc& wanted = cached.argDescs.at(arg);
+    if (wanted == user.first) {
+      args.emplace(arg, userMem);
+    } else {
+      memory internal(wanted, engine);
+      args.emplace(arg, internal);
+      writeBack.emplace_back(internal, userMem);
+    }
+  }
+  memory scratchpad(cached.scratchpad, engine);
+  args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad);
+  cached.primitive.execute(stream, args);
+  for (auto& [internal, userMem] : writeBack) dnnl::reorder(internal, userMem).execute(stream, internal, userMem);
+  stream.wait();
+}
+
+[[noreturn]] void rethrowOnednn(const char* what, const dnnl::error& e, const Tensor& a, const Tensor& b) {
+  fail(ErrorCode::Native, std::string(what) + ": oneDNN failed (" + e.what() + ", status " +
+                              std::to_string(static_cast<int>(e.status)) + ") for shapes " + shapeToString(a.shape()) +
+                              " and " + shapeToString(b.shape()) +
+                              "; this is a bug in segvol if the shapes were accepted, please report it");
+}
+
+}  // namespace
+
+PrimitiveCacheStats CpuBackend::primitiveCacheStats() { return primitiveCache().stats(); }
+
+std::string CpuBackend::onednnVersion() {
+  const dnnl_version_t* v = dnnl_version();
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+}
+
+void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
+                             Tensor& y) {
+  try {
+    auto cached = primitiveCache().get(cacheKey("fwd", g, x, w, y, bias), [&] {
+      auto pd = forwardPd(g, x, w, y, bias != nullptr, userScratchpad());
+      CachedPrimitive c{dnnl::convolution_forward(pd), {}, pd.scratchpad_desc()};
+      c.argDescs = {{DNNL_ARG_SRC, pd.src_desc()}, {DNNL_ARG_WEIGHTS, pd.weights_desc()}, {DNNL_ARG_DST, pd.dst_desc()}};
+      if (bias) c.argDescs.emplace(DNNL_ARG_BIAS, pd.bias_desc());
+      return c;
+    });
+    const ConvDescs u = userDescs(g, x, w, y);
+    std::unordered_map<int, std::pair<memory::desc, float*>> inputs = {{DNNL_ARG_SRC, {u.src, x.data()}},
+                                                                       {DNNL_ARG_WEIGHTS, {u.weights, w.data()}}};
+    if (bias) inputs.emplace(DNNL_ARG_BIAS, std::make_pair(u.bias, bias->data()));
+    execute(*cached, inputs, {{DNNL_ARG_DST, {u.dst, y.data()}}});
+  } catch (const dnnl::error& e) {
+    rethrowOnednn("conv forward", e, x, w);
+  }
+}
+
+void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  try {
+    auto cached = primitiveCache().get(cacheKey("bwd_data", g, dx, w, dy, false), [&] {
+      const ConvDescs u = userDescs(g, dx, w, dy);
+      const SpatialParams p = spatialParams(g, dx, w, dy);
+      auto hint = forwardPd(g, dx, w, dy, false, dnnl::primitive_attr());
+      dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, anyLike(u.src),
+                                                 anyLike(u.weights), anyLike(u.dst), p.strides, p.dilates, p.padL,
+                                                 p.padR);
+      dnnl::convolution_backward_data::primitive_desc pd(desc, userScratchpad(), cpuEngine(), hint);
+      CachedPrimitive c{dnnl::convolution_backward_data(pd), {}, pd.scratchpad_desc()};
+      c.argDescs = {{DNNL_ARG_DIFF_DST, pd.diff_dst_desc()},
+                    {DNNL_ARG_WEIGHTS, pd.weights_desc()},
+                    {DNNL_ARG_DIFF_SRC, pd.diff_src_desc()}};
+      return c;
+    });
+    const ConvDescs u = userDescs(g, dx, w, dy);
+    execute(*cached, {{DNNL_ARG_DIFF_DST, {u.dst, dy.data()}}, {DNNL_ARG_WEIGHTS, {u.weights, w.data()}}},
+            {{DNNL_ARG_DIFF_SRC, {u.src, dx.data()}}});
+  } catch (const dnnl::error& e) {
+    rethrowOnednn("conv backward data", e, dy, w);
+  }
+}
+
+void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw,
+                                     Tensor* dbias) {
+  try {
+    auto cached = primitiveCache().get(cacheKey("bwd_weights", g, x, dw, dy, dbias), [&] {
+      const ConvDescs u = userDescs(g, x, dw, dy);
+      const SpatialParams p = spatialParams(g, x, dw, dy);
+      auto hint = forwardPd(g, x, dw, dy, dbias != nullptr, dnnl::primitive_attr());
+      auto desc = dbias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct,
+                                                                    anyLike(u.src), anyLike(u.weights), u.bias,
+                                                                    anyLike(u.dst), p.strides, p.dilates, p.padL,
+                                                                    p.padR)
+                        : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct,
+                                                                    anyLike(u.src), anyLike(u.weights),
+                                                                    anyLike(u.dst), p.strides, p.dilates, p.padL,
+                                                                    p.padR);
+      dnnl::convolution_backward_weights::primitive_desc pd(desc, userScratchpad(), cpuEngine(), hint);
+      CachedPrimitive c{dnnl::convolution_backward_weights(pd), {}, pd.scratchpad_desc()};
+      c.argDescs = {{DNNL_ARG_SRC, pd.src_desc()},
+                    {DNNL_ARG_DIFF_DST, pd.diff_dst_desc()},
+                    {DNNL_ARG_DIFF_WEIGHTS, pd.diff_weights_desc()}};
+      if (dbias) c.argDescs.emplace(DNNL_ARG_DIFF_BIAS, pd.diff_bias_desc());
+      return c;
+    });
+    const ConvDescs u = userDescs(g, x, dw, dy);
+    std::unordered_map<int, std::pair<memory::desc, float*>> outputs = {{DNNL_ARG_DIFF_WEIGHTS, {u.weights, dw.data()}}};
+    if (dbias) outputs.emplace(DNNL_ARG_DIFF_BIAS, std::make_pair(u.bias, dbias->data()));
+    execute(*cached, {{DNNL_ARG_SRC, {u.src, x.data()}}, {DNNL_ARG_DIFF_DST, {u.dst, dy.data()}}}, outputs);
+  } catch (const dnnl::error& e) {
+    rethrowOnednn("conv backward weights", e, x, dy);
+  }
+}
+
+void CpuBackend::addChannelBias(Tensor& y, const Tensor& bias) {
+  const int64_t n = y.dim(0), c = y.dim(1), s = y.size() / (n * c ? n * c : 1);
+  float* out = y.data();
+  const float* b = bias.data();
+#pragma omp parallel for collapse(2) if (y.size() > kParallelThreshold)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      float* row = out + (i * c + ch) * s;
+      const float v = b[ch];
+#pragma omp simd
+      for (int64_t k = 0; k < s; ++k) row[k] += v;
+    }
+}
+
+void CpuBackend::channelSum(const Tensor& dy, Tensor& dbias) {
+  const int64_t n = dy.dim(0), c = dy.dim(1), s = dy.size() / (n * c ? n * c : 1);
+  const float* in = dy.data();
+#pragma omp parallel for if (dy.size() > kParallelThreshold)
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double acc = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = in + (i * c + ch) * s;
+      // float partial sums over short blocks vectorise; the double total keeps
+      // large volumes (millions of voxels) accurate.
+      for (int64_t start = 0; start < s; start += 1024) {
+        const int64_t end = start + 1024 < s ? start + 1024 : s;
+        float partial = 0;
+#pragma omp simd reduction(+ : partial)
+        for (int64_t k = start; k < end; ++k) partial += row[k];
+        acc += partial;
+      }
+    }
+    dbias.data()[ch] = static_cast<float>(acc);
+  }
+}
+
+}  // namespace segvol

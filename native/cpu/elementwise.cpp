@@ -1,0 +1,89 @@
+// Elementwise activations and arithmetic: flat vectorised loops.
+#include <cmath>
+
+#include "cpu_backend.h"
+
+namespace segvol {
+
+void CpuBackend::unary(UnaryKind kind, const Tensor& x, Tensor& y) {
+  const float* in = x.data();
+  float* out = y.data();
+  const int64_t n = x.size();
+  switch (kind) {
+    case UnaryKind::Tanh:
+#pragma omp parallel for simd if (n > kParallelThreshold)
+      for (int64_t i = 0; i < n; ++i) out[i] = std::tanh(in[i]);
+      break;
+    case UnaryKind::Sigmoid:
+#pragma omp parallel for simd if (n > kParallelThreshold)
+      for (int64_t i = 0; i < n; ++i) out[i] = 1.0f / (1.0f + std::exp(-in[i]));
+      break;
+    case UnaryKind::Relu:
+#pragma omp parallel for simd if (n > kParallelThreshold)
+      for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+      break;
+  }
+}
+
+void CpuBackend::unaryBackward(UnaryKind kind, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  const float* g = dy.data();
+  float* out = dx.data();
+  const int64_t n = x.size();
+  switch (kind) {
+    case UnaryKind::Tanh: {
+      const float* t = y.data();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+      for (int64_t i = 0; i < n; ++i) out[i] = g[i] * (1.0f - t[i] * t[i]);
+      break;
+    }
+    case UnaryKind::Sigmoid: {
+      const float* s = y.data();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+      for (int64_t i = 0; i < n; ++i) out[i] = g[i] * s[i] * (1.0f - s[i]);
+      break;
+    }
+    case UnaryKind::Relu: {
+      const float* in = x.data();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+      for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? g[i] : 0.0f;
+      break;
+    }
+  }
+}
+
+void CpuBackend::binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& y) {
+  const float* u = a.data();
+  const float* v = b.data();
+  float* out = y.data();
+  const int64_t n = a.size();
+  if (kind == BinaryKind::Add) {
+#pragma omp parallel for simd if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) out[i] = u[i] + v[i];
+  } else {
+#pragma omp parallel for simd if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) out[i] = u[i] * v[i];
+  }
+}
+
+void CpuBackend::scale(const Tensor& x, float factor, Tensor& y) {
+  const float* in = x.data();
+  float* out = y.data();
+  const int64_t n = x.size();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+  for (int64_t i = 0; i < n; ++i) out[i] = in[i] * factor;
+}
+
+void CpuBackend::sum(const std::vector<const Tensor*>& xs, Tensor& y) {
+  float* out = y.data();
+  const int64_t n = y.size();
+  const float* first = xs[0]->data();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+  for (int64_t i = 0; i < n; ++i) out[i] = first[i];
+  for (size_t t = 1; t < xs.size(); ++t) {
+    const float* in = xs[t]->data();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) out[i] += in[i];
+  }
+}
+
+}  // namespace segvol

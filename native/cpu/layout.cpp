@@ -1,0 +1,54 @@
+// Axis permutation and flips, the re-orientations the directional scans need.
+// Each output row along the last axis is produced by one strided gather.
+#include <vector>
+
+#include "cpu_backend.h"
+
+namespace segvol {
+namespace {
+
+// Generic gather: y[i0..ir] = x[offset + sum_a index_a * srcStride_a], where a
+// negative stride walks an axis backwards (from offset's end).
+void gather(const float* x, float* y, const Shape& outShape, const std::vector<int64_t>& srcStride, int64_t offset) {
+  const int r = static_cast<int>(outShape.size());
+  const int64_t inner = outShape[r - 1], innerStride = srcStride[r - 1];
+  int64_t rows = 1;
+  for (int a = 0; a < r - 1; ++a) rows *= outShape[a];
+#pragma omp parallel for if (rows * inner > kParallelThreshold)
+  for (int64_t row = 0; row < rows; ++row) {
+    int64_t rest = row, src = offset;
+    for (int a = r - 2; a >= 0; --a) {
+      src += (rest % outShape[a]) * srcStride[a];
+      rest /= outShape[a];
+    }
+    float* out = y + row * inner;
+    if (innerStride == 1) {
+      for (int64_t k = 0; k < inner; ++k) out[k] = x[src + k];
+    } else {
+      for (int64_t k = 0; k < inner; ++k) out[k] = x[src + k * innerStride];
+    }
+  }
+}
+
+}  // namespace
+
+void CpuBackend::permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) {
+  if (y.size() == 0) return;
+  const std::vector<int64_t> xs = contiguousStrides(x.shape());
+  std::vector<int64_t> srcStride(perm.size());
+  for (size_t a = 0; a < perm.size(); ++a) srcStride[a] = xs[perm[a]];
+  gather(x.data(), y.data(), y.shape(), srcStride, 0);
+}
+
+void CpuBackend::flip(const Tensor& x, const std::vector<int>& axes, Tensor& y) {
+  if (y.size() == 0) return;
+  std::vector<int64_t> srcStride = contiguousStrides(x.shape());
+  int64_t offset = 0;
+  for (int a : axes) {
+    offset += (x.dim(a) - 1) * srcStride[a];
+    srcStride[a] = -srcStride[a];
+  }
+  gather(x.data(), y.data(), y.shape(), srcStride, offset);
+}
+
+}  // namespace segvol

@@ -1,0 +1,163 @@
+// Max pooling (and the stride-1 dilated max-filter), average pooling. Parallel
+// over (N, C) planes, which never write to each other; window bounds are clipped
+// once per output row instead of testing every tap.
+#include <cmath>
+#include <limits>
+
+#include "cpu_backend.h"
+
+namespace segvol {
+namespace {
+
+// The taps k in [first, last) of one window along one axis that land inside the input.
+struct TapRange {
+  int64_t first, last, origin;  // input index of tap k is origin + k * dilation
+};
+inline TapRange tapRange(int64_t out, int64_t stride, int64_t pad, int64_t dilation, int64_t kernel, int64_t in) {
+  const int64_t origin = out * stride - pad;
+  int64_t first = origin < 0 ? (-origin + dilation - 1) / dilation : 0;
+  int64_t last = (in - origin + dilation - 1) / dilation;  // first k with origin + k*d >= in
+  if (last > kernel) last = kernel;
+  if (first > last) first = last;
+  return {first, last, origin};
+}
+
+struct Plane {
+  int64_t d, h, w;
+  int64_t size() const { return d * h * w; }
+};
+
+// Calls f(outIndex, inIndex-of-each-valid-tap...) via visit(outIndex, begin-callback).
+template <typename Visit>
+void forEachWindow(const PoolGeometry& g, const Plane& in, const Plane& out, Visit&& visit) {
+  for (int64_t oz = 0; oz < out.d; ++oz) {
+    const TapRange rz = tapRange(oz, g.stride[0], g.padding[0], g.dilation[0], g.kernel[0], in.d);
+    for (int64_t oy = 0; oy < out.h; ++oy) {
+      const TapRange ry = tapRange(oy, g.stride[1], g.padding[1], g.dilation[1], g.kernel[1], in.h);
+      for (int64_t ox = 0; ox < out.w; ++ox) {
+        const TapRange rx = tapRange(ox, g.stride[2], g.padding[2], g.dilation[2], g.kernel[2], in.w);
+        visit((oz * out.h + oy) * out.w + ox, rz, ry, rx);
+      }
+    }
+  }
+}
+
+// Index of the window's winner (first maximum in scan order, NaN wins), or -1 for an empty window.
+inline int64_t argmaxInWindow(const PoolGeometry& g, const float* x, const Plane& in, const TapRange& rz,
+                              const TapRange& ry, const TapRange& rx) {
+  int64_t arg = -1;
+  float best = -std::numeric_limits<float>::infinity();
+  for (int64_t kz = rz.first; kz < rz.last; ++kz) {
+    const int64_t iz = rz.origin + kz * g.dilation[0];
+    for (int64_t ky = ry.first; ky < ry.last; ++ky) {
+      const float* row = x + (iz * in.h + ry.origin + ky * g.dilation[1]) * in.w + rx.origin;
+      for (int64_t kx = rx.first; kx < rx.last; ++kx) {
+        const float v = row[kx * g.dilation[2]];
+        if (arg < 0 || v > best || std::isnan(v)) {
+          best = v;
+          arg = (iz * in.h + ry.origin + ky * g.dilation[1]) * in.w + rx.origin + kx * g.dilation[2];
+          if (std::isnan(v)) return arg;
+        }
+      }
+    }
+  }
+  return arg;
+}
+
+int64_t avgDivisor(const PoolGeometry& g, const Plane& in, const TapRange& rz, const TapRange& ry,
+                   const TapRange& rx) {
+  if (!g.countIncludePad) return (rz.last - rz.first) * (ry.last - ry.first) * (rx.last - rx.first);
+  // Padding counts, the part of a window beyond the padded border does not (PyTorch).
+  auto span = [](int64_t origin, int64_t kernel, int64_t dilation, int64_t pad, int64_t size) {
+    int64_t n = 0;
+    for (int64_t k = 0; k < kernel; ++k) {
+      const int64_t i = origin + k * dilation;
+      if (i >= -pad && i < size + pad) ++n;
+    }
+    return n;
+  };
+  return span(rz.origin, g.kernel[0], g.dilation[0], g.padding[0], in.d) *
+         span(ry.origin, g.kernel[1], g.dilation[1], g.padding[1], in.h) *
+         span(rx.origin, g.kernel[2], g.dilation[2], g.padding[2], in.w);
+}
+
+}  // namespace
+
+void CpuBackend::maxPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
+  const Dims5 xd = dims5(x), yd = dims5(y);
+  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
+  const int64_t planes = xd[0] * xd[1];
+#pragma omp parallel for if (y.size() > 4096)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* src = x.data() + p * in.size();
+    float* dst = y.data() + p * out.size();
+    forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
+      const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
+      dst[o] = arg < 0 ? -std::numeric_limits<float>::infinity() : src[arg];
+    });
+  }
+}
+
+void CpuBackend::maxPoolBackward(const PoolGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dx) {
+  const Dims5 xd = dims5(x), yd = dims5(dy);
+  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
+  const int64_t planes = xd[0] * xd[1];
+#pragma omp parallel for if (dy.size() > 4096)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* src = x.data() + p * in.size();
+    const float* grad = dy.data() + p * out.size();
+    float* dst = dx.data() + p * in.size();
+    for (int64_t i = 0; i < in.size(); ++i) dst[i] = 0.0f;
+    forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
+      const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
+      if (arg >= 0) dst[arg] += grad[o];
+    });
+  }
+}
+
+void CpuBackend::avgPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
+  const Dims5 xd = dims5(x), yd = dims5(y);
+  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
+  const int64_t planes = xd[0] * xd[1];
+#pragma omp parallel for if (y.size() > 4096)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* src = x.data() + p * in.size();
+    float* dst = y.data() + p * out.size();
+    forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
+      float acc = 0;
+      for (int64_t kz = rz.first; kz < rz.last; ++kz)
+        for (int64_t ky = ry.first; ky < ry.last; ++ky) {
+          const float* row =
+              src + ((rz.origin + kz * g.dilation[0]) * in.h + ry.origin + ky * g.dilation[1]) * in.w + rx.origin;
+          for (int64_t kx = rx.first; kx < rx.last; ++kx) acc += row[kx * g.dilation[2]];
+        }
+      const int64_t divisor = avgDivisor(g, in, rz, ry, rx);
+      dst[o] = divisor ? acc / static_cast<float>(divisor) : 0.0f;
+    });
+  }
+}
+
+void CpuBackend::avgPoolBackward(const PoolGeometry& g, const Tensor& dy, Tensor& dx) {
+  const Dims5 xd = dims5(dx), yd = dims5(dy);
+  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
+  const int64_t planes = xd[0] * xd[1];
+#pragma omp parallel for if (dy.size() > 4096)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* grad = dy.data() + p * out.size();
+    float* dst = dx.data() + p * in.size();
+    for (int64_t i = 0; i < in.size(); ++i) dst[i] = 0.0f;
+    forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
+      const int64_t divisor = avgDivisor(g, in, rz, ry, rx);
+      if (!divisor) return;
+      const float share = grad[o] / static_cast<float>(divisor);
+      for (int64_t kz = rz.first; kz < rz.last; ++kz)
+        for (int64_t ky = ry.first; ky < ry.last; ++ky) {
+          float* row =
+              dst + ((rz.origin + kz * g.dilation[0]) * in.h + ry.origin + ky * g.dilation[1]) * in.w + rx.origin;
+          for (int64_t kx = rx.first; kx < rx.last; ++kx) row[kx * g.dilation[2]] += share;
+        }
+    });
+  }
+}
+
+}  // namespace segvol

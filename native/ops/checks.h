@@ -1,0 +1,29 @@
+// Argument checks shared by the op families. Each failure says what was
+// expected, what came, and what to do.
+#pragma once
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "../core/backend.h"
+#include "../core/error.h"
+#include "../core/registry.h"
+
+namespace segvol::ops {
+
+void checkRank(const Tensor& t, std::initializer_list<int> ranks, const std::string& op, const std::string& arg,
+               const std::string& layout);
+void checkSameShape(const Tensor& a, const Tensor& b, const std::string& op, const std::string& aName,
+                    const std::string& bName);
+void checkVector(const Tensor& t, int64_t length, const std::string& op, const std::string& arg,
+                 const std::string& why);
+void checkFinite(Backend& backend, const Tensor& t, const std::string& op, const std::string& arg);
+void checkNotEmpty(const Tensor& t, const std::string& op, const std::string& arg);
+// The backend serving all these tensors, which must share a device.
+Backend& backendOf(Implementation impl, const std::string& op, std::initializer_list<const Tensor*> tensors);
+int spatialRankOf(const Tensor& x);
+// Geometry index of spatial axis a of a tensor with this spatial rank (2D skips D).
+inline int geometryAxis(int spatialRank, int a) { return 3 - spatialRank + a; }
+const char* axisName(int spatialRank, int a);
+
+}  // namespace segvol::ops

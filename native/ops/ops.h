@@ -1,0 +1,84 @@
+// The op layer between callers (binding, later models) and backends: checks
+// every shape and option before any compute, allocates outputs on the inputs'
+// device, and dispatches to the backend that serves it. Backends never see
+// unchecked input.
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "../core/backend.h"
+#include "../core/registry.h"
+
+namespace segvol::ops {
+
+// ---- convolution.cpp
+// x: (N, C, [D,] H, W), w: (O, C/groups, [kD,] kH, kW), bias: (O) or null -> (N, O, ...out)
+Tensor convForward(Implementation impl, const Tensor& x, const Tensor& w, const Tensor* bias, const ConvGeometry& g);
+struct ConvGrads {
+  Tensor dx, dw, dbias;  // undefined when not asked for
+};
+// dy: (N, O, ...out)
+ConvGrads convBackward(Implementation impl, const Tensor& x, const Tensor& w, const Tensor& dy, const ConvGeometry& g,
+                       bool needInput, bool needWeight, bool needBias);
+// Transposed convolution, as PyTorch's conv_transposeNd.
+// x: (N, C, ...), w: (C, O/groups, [kD,] kH, kW), bias: (O) or null -> (N, O, ...out)
+Tensor convTransposeForward(Implementation impl, const Tensor& x, const Tensor& w, const Tensor* bias,
+                            const ConvGeometry& g, const Triple& outputPadding);
+ConvGrads convTransposeBackward(Implementation impl, const Tensor& x, const Tensor& w, const Tensor& dy,
+                                const ConvGeometry& g, const Triple& outputPadding, bool needInput, bool needWeight,
+                                bool needBias);
+// Pixel-wise fully connected layer (a 1x1(x1) convolution).
+// x: (N, C, ...), w: (F, C), bias: (F) or null -> (N, F, ...)
+Tensor pixelwiseForward(Implementation impl, const Tensor& x, const Tensor& w, const Tensor* bias);
+ConvGrads pixelwiseBackward(Implementation impl, const Tensor& x, const Tensor& w, const Tensor& dy, bool needInput,
+                            bool needWeight, bool needBias);
+
+// ---- pooling.cpp
+// x: (N, C, [D,] H, W) -> (N, C, ...out)
+Tensor maxPoolForward(Implementation impl, const Tensor& x, const PoolGeometry& g);
+Tensor maxPoolBackward(Implementation impl, const Tensor& x, const Tensor& dy, const PoolGeometry& g);
+Tensor avgPoolForward(Implementation impl, const Tensor& x, const PoolGeometry& g);
+Tensor avgPoolBackward(Implementation impl, const Tensor& x, const Tensor& dy, const PoolGeometry& g);
+Shape poolOutputShape(const Tensor& x, const PoolGeometry& g, const char* op);
+
+// ---- upsample.cpp
+// x: (N, C, [D,] H, W) -> (N, C, ...size); size has one entry per spatial axis
+Tensor upsampleForward(Implementation impl, const Tensor& x, const std::vector<int64_t>& size, UpsampleMode mode,
+                       bool alignCorners);
+// dy: (N, C, ...size) -> dx: (N, C, ...inputSpatial)
+Tensor upsampleBackward(Implementation impl, const Tensor& dy, const std::vector<int64_t>& inputSpatial,
+                        UpsampleMode mode, bool alignCorners);
+
+// ---- normalization.cpp
+struct BatchNormForward {
+  Tensor y, mean, invStd;  // mean/invStd: (C), the statistics used (batch or running)
+};
+// x: (N, C, ...), gamma, beta, runningMean, runningVar: (C). Training mode
+// normalises with batch statistics and updates the running ones in place.
+BatchNormForward batchNormForward(Implementation impl, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                  Tensor& runningMean, Tensor& runningVar, bool training, double momentum,
+                                  double eps);
+struct BatchNormGrads {
+  Tensor dx, dgamma, dbeta;
+};
+BatchNormGrads batchNormBackward(Implementation impl, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                 const Tensor& invStd, bool training, const Tensor& dy);
+
+// ---- elementwise.cpp (same-shaped tensors of any rank)
+Tensor unary(Implementation impl, UnaryKind kind, const Tensor& x);
+// y: the forward output (tanh and sigmoid derive their slope from it)
+Tensor unaryBackward(Implementation impl, UnaryKind kind, const Tensor& x, const Tensor& y, const Tensor& dy);
+Tensor binary(Implementation impl, BinaryKind kind, const Tensor& a, const Tensor& b);
+Tensor scale(Implementation impl, const Tensor& x, double factor);
+Tensor sum(Implementation impl, const std::vector<const Tensor*>& xs);
+
+// ---- softmax.cpp: over the channel axis of (N, C, ...)
+Tensor softmaxForward(Implementation impl, const Tensor& x);
+Tensor softmaxBackward(Implementation impl, const Tensor& y, const Tensor& dy);
+
+// ---- layout.cpp
+Tensor permute(Implementation impl, const Tensor& x, const std::vector<int>& perm);
+Tensor flip(Implementation impl, const Tensor& x, const std::vector<int>& axes);
+Tensor copyTo(const Tensor& x, Device device);
+
+}  // namespace segvol::ops

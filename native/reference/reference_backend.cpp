@@ -1,0 +1,499 @@
+#include "reference_backend.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace segvol {
+namespace {
+
+// Index of (n, c, z, y, x) in a contiguous (N, C, D, H, W) tensor.
+inline int64_t at(const Dims5& d, int64_t n, int64_t c, int64_t z, int64_t y, int64_t x) {
+  return (((n * d[1] + c) * d[2] + z) * d[3] + y) * d[4] + x;
+}
+
+// (N, C, S): batch, channels, and everything after the channel axis flattened.
+struct NCS {
+  int64_t n, c, s;
+};
+NCS ncs(const Tensor& t) {
+  int64_t s = 1;
+  for (int i = 2; i < t.rank(); ++i) s *= t.dim(i);
+  return {t.dim(0), t.rank() > 1 ? t.dim(1) : 1, s};
+}
+
+bool inside(int64_t i, int64_t n) { return i >= 0 && i < n; }
+
+// Source position along one axis for upsampling, as PyTorch's interpolate.
+struct LinearTap {
+  int64_t i0, i1;
+  double lambda;  // weight of i1
+};
+LinearTap linearTap(int64_t dst, int64_t inSize, int64_t outSize, bool alignCorners) {
+  double src;
+  if (alignCorners) {
+    src = outSize > 1 ? dst * static_cast<double>(inSize - 1) / static_cast<double>(outSize - 1) : 0.0;
+  } else {
+    src = (dst + 0.5) * static_cast<double>(inSize) / static_cast<double>(outSize) - 0.5;
+    if (src < 0) src = 0;
+  }
+  int64_t i0 = static_cast<int64_t>(std::floor(src));
+  if (i0 > inSize - 1) i0 = inSize - 1;
+  int64_t i1 = i0 + 1 < inSize ? i0 + 1 : inSize - 1;
+  return {i0, i1, src - static_cast<double>(i0)};
+}
+int64_t nearestTap(int64_t dst, int64_t inSize, int64_t outSize) {
+  int64_t i = static_cast<int64_t>(std::floor(dst * static_cast<double>(inSize) / static_cast<double>(outSize)));
+  return i < inSize - 1 ? i : inSize - 1;
+}
+
+// Calls f(zIn, yIn, xIn, weight) for every input tap that output voxel (z, y, x) reads.
+template <typename F>
+void forEachUpsampleTap(UpsampleMode mode, bool alignCorners, const Dims5& in, const Dims5& out, int64_t z,
+                        int64_t y, int64_t x, F&& f) {
+  if (mode == UpsampleMode::Nearest) {
+    f(nearestTap(z, in[2], out[2]), nearestTap(y, in[3], out[3]), nearestTap(x, in[4], out[4]), 1.0);
+    return;
+  }
+  LinearTap tz = linearTap(z, in[2], out[2], alignCorners);
+  LinearTap ty = linearTap(y, in[3], out[3], alignCorners);
+  LinearTap tx = linearTap(x, in[4], out[4], alignCorners);
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 2; ++b)
+      for (int c = 0; c < 2; ++c) {
+        double w = (a ? tz.lambda : 1 - tz.lambda) * (b ? ty.lambda : 1 - ty.lambda) * (c ? tx.lambda : 1 - tx.lambda);
+        f(a ? tz.i1 : tz.i0, b ? ty.i1 : ty.i0, c ? tx.i1 : tx.i0, w);
+      }
+}
+
+}  // namespace
+
+void ReferenceBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
+                                   Tensor& y) {
+  const Dims5 xd = dims5(x), wd = dims5(w), yd = dims5(y);
+  const int64_t cPerGroup = xd[1] / g.groups, oPerGroup = yd[1] / g.groups;
+  for (int64_t n = 0; n < yd[0]; ++n)
+    for (int64_t o = 0; o < yd[1]; ++o) {
+      const int64_t group = o / oPerGroup;
+      for (int64_t oz = 0; oz < yd[2]; ++oz)
+        for (int64_t oy = 0; oy < yd[3]; ++oy)
+          for (int64_t ox = 0; ox < yd[4]; ++ox) {
+            double acc = bias ? bias->data()[o] : 0.0;
+            for (int64_t ci = 0; ci < cPerGroup; ++ci)
+              for (int64_t kz = 0; kz < wd[2]; ++kz)
+                for (int64_t ky = 0; ky < wd[3]; ++ky)
+                  for (int64_t kx = 0; kx < wd[4]; ++kx) {
+                    int64_t iz = oz * g.stride[0] - g.padding[0] + kz * g.dilation[0];
+                    int64_t iy = oy * g.stride[1] - g.padding[1] + ky * g.dilation[1];
+                    int64_t ix = ox * g.stride[2] - g.padding[2] + kx * g.dilation[2];
+                    if (!inside(iz, xd[2]) || !inside(iy, xd[3]) || !inside(ix, xd[4])) continue;
+                    acc += static_cast<double>(x.data()[at(xd, n, group * cPerGroup + ci, iz, iy, ix)]) *
+                           w.data()[at(wd, o, ci, kz, ky, kx)];
+                  }
+            y.data()[at(yd, n, o, oz, oy, ox)] = static_cast<float>(acc);
+          }
+    }
+}
+
+void ReferenceBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  const Dims5 xd = dims5(dx), wd = dims5(w), yd = dims5(dy);
+  const int64_t cPerGroup = xd[1] / g.groups, oPerGroup = yd[1] / g.groups;
+  std::vector<double> acc(dx.size(), 0.0);
+  for (int64_t n = 0; n < yd[0]; ++n)
+    for (int64_t o = 0; o < yd[1]; ++o) {
+      const int64_t group = o / oPerGroup;
+      for (int64_t oz = 0; oz < yd[2]; ++oz)
+        for (int64_t oy = 0; oy < yd[3]; ++oy)
+          for (int64_t ox = 0; ox < yd[4]; ++ox) {
+            const double grad = dy.data()[at(yd, n, o, oz, oy, ox)];
+            for (int64_t ci = 0; ci < cPerGroup; ++ci)
+              for (int64_t kz = 0; kz < wd[2]; ++kz)
+                for (int64_t ky = 0; ky < wd[3]; ++ky)
+                  for (int64_t kx = 0; kx < wd[4]; ++kx) {
+                    int64_t iz = oz * g.stride[0] - g.padding[0] + kz * g.dilation[0];
+                    int64_t iy = oy * g.stride[1] - g.padding[1] + ky * g.dilation[1];
+                    int64_t ix = ox * g.stride[2] - g.padding[2] + kx * g.dilation[2];
+                    if (!inside(iz, xd[2]) || !inside(iy, xd[3]) || !inside(ix, xd[4])) continue;
+                    acc[at(xd, n, group * cPerGroup + ci, iz, iy, ix)] += grad * w.data()[at(wd, o, ci, kz, ky, kx)];
+                  }
+          }
+    }
+  for (int64_t i = 0; i < dx.size(); ++i) dx.data()[i] = static_cast<float>(acc[i]);
+}
+
+void ReferenceBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw,
+                                           Tensor* dbias) {
+  const Dims5 xd = dims5(x), wd = dims5(dw), yd = dims5(dy);
+  const int64_t cPerGroup = xd[1] / g.groups, oPerGroup = yd[1] / g.groups;
+  for (int64_t o = 0; o < wd[0]; ++o) {
+    const int64_t group = o / oPerGroup;
+    for (int64_t ci = 0; ci < cPerGroup; ++ci)
+      for (int64_t kz = 0; kz < wd[2]; ++kz)
+        for (int64_t ky = 0; ky < wd[3]; ++ky)
+          for (int64_t kx = 0; kx < wd[4]; ++kx) {
+            double acc = 0;
+            for (int64_t n = 0; n < yd[0]; ++n)
+              for (int64_t oz = 0; oz < yd[2]; ++oz)
+                for (int64_t oy = 0; oy < yd[3]; ++oy)
+                  for (int64_t ox = 0; ox < yd[4]; ++ox) {
+                    int64_t iz = oz * g.stride[0] - g.padding[0] + kz * g.dilation[0];
+                    int64_t iy = oy * g.stride[1] - g.padding[1] + ky * g.dilation[1];
+                    int64_t ix = ox * g.stride[2] - g.padding[2] + kx * g.dilation[2];
+                    if (!inside(iz, xd[2]) || !inside(iy, xd[3]) || !inside(ix, xd[4])) continue;
+                    acc += static_cast<double>(dy.data()[at(yd, n, o, oz, oy, ox)]) *
+                           x.data()[at(xd, n, group * cPerGroup + ci, iz, iy, ix)];
+                  }
+            dw.data()[at(wd, o, ci, kz, ky, kx)] = static_cast<float>(acc);
+          }
+  }
+  if (dbias) channelSum(dy, *dbias);
+}
+
+void ReferenceBackend::addChannelBias(Tensor& y, const Tensor& bias) {
+  const NCS d = ncs(y);
+  for (int64_t n = 0; n < d.n; ++n)
+    for (int64_t c = 0; c < d.c; ++c)
+      for (int64_t s = 0; s < d.s; ++s) y.data()[(n * d.c + c) * d.s + s] += bias.data()[c];
+}
+
+void ReferenceBackend::channelSum(const Tensor& dy, Tensor& dbias) {
+  const NCS d = ncs(dy);
+  for (int64_t c = 0; c < d.c; ++c) {
+    double acc = 0;
+    for (int64_t n = 0; n < d.n; ++n)
+      for (int64_t s = 0; s < d.s; ++s) acc += dy.data()[(n * d.c + c) * d.s + s];
+    dbias.data()[c] = static_cast<float>(acc);
+  }
+}
+
+namespace {
+// Calls f(index into x) for every in-bounds input voxel of output voxel (oz, oy, ox)'s window,
+// in scan order (z, then y, then x); returns the number of window taps including padding.
+template <typename F>
+void forEachWindowTap(const PoolGeometry& g, const Dims5& xd, int64_t n, int64_t c, int64_t oz, int64_t oy,
+                      int64_t ox, F&& f) {
+  for (int64_t kz = 0; kz < g.kernel[0]; ++kz)
+    for (int64_t ky = 0; ky < g.kernel[1]; ++ky)
+      for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
+        int64_t iz = oz * g.stride[0] - g.padding[0] + kz * g.dilation[0];
+        int64_t iy = oy * g.stride[1] - g.padding[1] + ky * g.dilation[1];
+        int64_t ix = ox * g.stride[2] - g.padding[2] + kx * g.dilation[2];
+        if (inside(iz, xd[2]) && inside(iy, xd[3]) && inside(ix, xd[4])) f(at(xd, n, c, iz, iy, ix));
+      }
+}
+
+// Average-pooling divisor of one window: PyTorch counts padding (but not the
+// part of a window past the padded border) when countIncludePad is set.
+int64_t avgDivisor(const PoolGeometry& g, const Dims5& xd, int64_t oz, int64_t oy, int64_t ox) {
+  int64_t count = 1;
+  const int64_t o[3] = {oz, oy, ox};
+  for (int a = 0; a < 3; ++a) {
+    int64_t start = o[a] * g.stride[a] - g.padding[a];
+    int64_t end = start + (g.kernel[a] - 1) * g.dilation[a] + 1;
+    int64_t lo = g.countIncludePad ? -g.padding[a] : 0;
+    int64_t hi = g.countIncludePad ? xd[2 + a] + g.padding[a] : xd[2 + a];
+    int64_t taps = 0;
+    for (int64_t k = 0; k < g.kernel[a]; ++k) {
+      int64_t i = start + k * g.dilation[a];
+      if (i >= lo && i < hi) ++taps;
+    }
+    (void)end;
+    count *= taps;
+  }
+  return count;
+}
+}  // namespace
+
+void ReferenceBackend::maxPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
+  const Dims5 xd = dims5(x), yd = dims5(y);
+  for (int64_t n = 0; n < yd[0]; ++n)
+    for (int64_t c = 0; c < yd[1]; ++c)
+      for (int64_t oz = 0; oz < yd[2]; ++oz)
+        for (int64_t oy = 0; oy < yd[3]; ++oy)
+          for (int64_t ox = 0; ox < yd[4]; ++ox) {
+            float best = -std::numeric_limits<float>::infinity();
+            bool seenNaN = false;
+            forEachWindowTap(g, xd, n, c, oz, oy, ox, [&](int64_t i) {
+              float v = x.data()[i];
+              if (seenNaN) return;
+              if (std::isnan(v)) {
+                seenNaN = true;
+                best = v;
+              } else if (v > best) {
+                best = v;
+              }
+            });
+            y.data()[at(yd, n, c, oz, oy, ox)] = best;
+          }
+}
+
+void ReferenceBackend::maxPoolBackward(const PoolGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dx) {
+  const Dims5 xd = dims5(x), yd = dims5(dy);
+  std::vector<double> acc(dx.size(), 0.0);
+  for (int64_t n = 0; n < yd[0]; ++n)
+    for (int64_t c = 0; c < yd[1]; ++c)
+      for (int64_t oz = 0; oz < yd[2]; ++oz)
+        for (int64_t oy = 0; oy < yd[3]; ++oy)
+          for (int64_t ox = 0; ox < yd[4]; ++ox) {
+            int64_t arg = -1;
+            float best = -std::numeric_limits<float>::infinity();
+            forEachWindowTap(g, xd, n, c, oz, oy, ox, [&](int64_t i) {
+              float v = x.data()[i];
+              if (arg >= 0 && std::isnan(best)) return;
+              if (arg < 0 || v > best || std::isnan(v)) {
+                best = v;
+                arg = i;
+              }
+            });
+            if (arg >= 0) acc[arg] += dy.data()[at(yd, n, c, oz, oy, ox)];
+          }
+  for (int64_t i = 0; i < dx.size(); ++i) dx.data()[i] = static_cast<float>(acc[i]);
+}
+
+void ReferenceBackend::avgPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
+  const Dims5 xd = dims5(x), yd = dims5(y);
+  for (int64_t n = 0; n < yd[0]; ++n)
+    for (int64_t c = 0; c < yd[1]; ++c)
+      for (int64_t oz = 0; oz < yd[2]; ++oz)
+        for (int64_t oy = 0; oy < yd[3]; ++oy)
+          for (int64_t ox = 0; ox < yd[4]; ++ox) {
+            double acc = 0;
+            forEachWindowTap(g, xd, n, c, oz, oy, ox, [&](int64_t i) { acc += x.data()[i]; });
+            int64_t divisor = avgDivisor(g, xd, oz, oy, ox);
+            y.data()[at(yd, n, c, oz, oy, ox)] = divisor ? static_cast<float>(acc / divisor) : 0.0f;
+          }
+}
+
+void ReferenceBackend::avgPoolBackward(const PoolGeometry& g, const Tensor& dy, Tensor& dx) {
+  const Dims5 xd = dims5(dx), yd = dims5(dy);
+  std::vector<double> acc(dx.size(), 0.0);
+  for (int64_t n = 0; n < yd[0]; ++n)
+    for (int64_t c = 0; c < yd[1]; ++c)
+      for (int64_t oz = 0; oz < yd[2]; ++oz)
+        for (int64_t oy = 0; oy < yd[3]; ++oy)
+          for (int64_t ox = 0; ox < yd[4]; ++ox) {
+            int64_t divisor = avgDivisor(g, xd, oz, oy, ox);
+            if (!divisor) continue;
+            double share = dy.data()[at(yd, n, c, oz, oy, ox)] / static_cast<double>(divisor);
+            forEachWindowTap(g, xd, n, c, oz, oy, ox, [&](int64_t i) { acc[i] += share; });
+          }
+  for (int64_t i = 0; i < dx.size(); ++i) dx.data()[i] = static_cast<float>(acc[i]);
+}
+
+void ReferenceBackend::upsampleForward(UpsampleMode mode, bool alignCorners, const Tensor& x, Tensor& y) {
+  const Dims5 xd = dims5(x), yd = dims5(y);
+  for (int64_t n = 0; n < yd[0]; ++n)
+    for (int64_t c = 0; c < yd[1]; ++c)
+      for (int64_t z = 0; z < yd[2]; ++z)
+        for (int64_t yy = 0; yy < yd[3]; ++yy)
+          for (int64_t xx = 0; xx < yd[4]; ++xx) {
+            double acc = 0;
+            forEachUpsampleTap(mode, alignCorners, xd, yd, z, yy, xx, [&](int64_t iz, int64_t iy, int64_t ix, double w) {
+              acc += w * x.data()[at(xd, n, c, iz, iy, ix)];
+            });
+            y.data()[at(yd, n, c, z, yy, xx)] = static_cast<float>(acc);
+          }
+}
+
+void ReferenceBackend::upsampleBackward(UpsampleMode mode, bool alignCorners, const Tensor& dy, Tensor& dx) {
+  const Dims5 xd = dims5(dx), yd = dims5(dy);
+  std::vector<double> acc(dx.size(), 0.0);
+  for (int64_t n = 0; n < yd[0]; ++n)
+    for (int64_t c = 0; c < yd[1]; ++c)
+      for (int64_t z = 0; z < yd[2]; ++z)
+        for (int64_t yy = 0; yy < yd[3]; ++yy)
+          for (int64_t xx = 0; xx < yd[4]; ++xx) {
+            const double grad = dy.data()[at(yd, n, c, z, yy, xx)];
+            forEachUpsampleTap(mode, alignCorners, xd, yd, z, yy, xx, [&](int64_t iz, int64_t iy, int64_t ix, double w) {
+              acc[at(xd, n, c, iz, iy, ix)] += w * grad;
+            });
+          }
+  for (int64_t i = 0; i < dx.size(); ++i) dx.data()[i] = static_cast<float>(acc[i]);
+}
+
+void ReferenceBackend::batchNormTrainForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                                             double momentum, Tensor& runningMean, Tensor& runningVar, Tensor& y,
+                                             Tensor& saveMean, Tensor& saveInvStd) {
+  const NCS d = ncs(x);
+  const double count = static_cast<double>(d.n * d.s);
+  for (int64_t c = 0; c < d.c; ++c) {
+    double mean = 0;
+    for (int64_t n = 0; n < d.n; ++n)
+      for (int64_t s = 0; s < d.s; ++s) mean += x.data()[(n * d.c + c) * d.s + s];
+    mean /= count;
+    double var = 0;
+    for (int64_t n = 0; n < d.n; ++n)
+      for (int64_t s = 0; s < d.s; ++s) {
+        double diff = x.data()[(n * d.c + c) * d.s + s] - mean;
+        var += diff * diff;
+      }
+    const double biasedVar = var / count;
+    const double unbiasedVar = count > 1 ? var / (count - 1) : biasedVar;
+    const double invStd = 1.0 / std::sqrt(biasedVar + eps);
+    for (int64_t n = 0; n < d.n; ++n)
+      for (int64_t s = 0; s < d.s; ++s) {
+        int64_t i = (n * d.c + c) * d.s + s;
+        y.data()[i] = static_cast<float>((x.data()[i] - mean) * invStd * gamma.data()[c] + beta.data()[c]);
+      }
+    saveMean.data()[c] = static_cast<float>(mean);
+    saveInvStd.data()[c] = static_cast<float>(invStd);
+    runningMean.data()[c] = static_cast<float>((1 - momentum) * runningMean.data()[c] + momentum * mean);
+    runningVar.data()[c] = static_cast<float>((1 - momentum) * runningVar.data()[c] + momentum * unbiasedVar);
+  }
+}
+
+void ReferenceBackend::batchNormInferenceForward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                                 const Tensor& runningMean, const Tensor& runningVar, double eps,
+                                                 Tensor& y) {
+  const NCS d = ncs(x);
+  for (int64_t c = 0; c < d.c; ++c) {
+    const double invStd = 1.0 / std::sqrt(static_cast<double>(runningVar.data()[c]) + eps);
+    for (int64_t n = 0; n < d.n; ++n)
+      for (int64_t s = 0; s < d.s; ++s) {
+        int64_t i = (n * d.c + c) * d.s + s;
+        y.data()[i] =
+            static_cast<float>((x.data()[i] - runningMean.data()[c]) * invStd * gamma.data()[c] + beta.data()[c]);
+      }
+  }
+}
+
+void ReferenceBackend::batchNormBackward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                         const Tensor& invStd, bool batchStatistics, const Tensor& dy, Tensor& dx,
+                                         Tensor& dgamma, Tensor& dbeta) {
+  const NCS d = ncs(x);
+  const double count = static_cast<double>(d.n * d.s);
+  for (int64_t c = 0; c < d.c; ++c) {
+    const double mu = mean.data()[c], is = invStd.data()[c], gm = gamma.data()[c];
+    double sumDy = 0, sumDyXhat = 0;
+    for (int64_t n = 0; n < d.n; ++n)
+      for (int64_t s = 0; s < d.s; ++s) {
+        int64_t i = (n * d.c + c) * d.s + s;
+        sumDy += dy.data()[i];
+        sumDyXhat += dy.data()[i] * (x.data()[i] - mu) * is;
+      }
+    dgamma.data()[c] = static_cast<float>(sumDyXhat);
+    dbeta.data()[c] = static_cast<float>(sumDy);
+    for (int64_t n = 0; n < d.n; ++n)
+      for (int64_t s = 0; s < d.s; ++s) {
+        int64_t i = (n * d.c + c) * d.s + s;
+        double g = dy.data()[i];
+        if (batchStatistics) {
+          double xhat = (x.data()[i] - mu) * is;
+          g = g - sumDy / count - xhat * sumDyXhat / count;
+        }
+        dx.data()[i] = static_cast<float>(g * gm * is);
+      }
+  }
+}
+
+void ReferenceBackend::unary(UnaryKind kind, const Tensor& x, Tensor& y) {
+  for (int64_t i = 0; i < x.size(); ++i) {
+    double v = x.data()[i];
+    switch (kind) {
+      case UnaryKind::Tanh: v = std::tanh(v); break;
+      case UnaryKind::Sigmoid: v = 1.0 / (1.0 + std::exp(-v)); break;
+      case UnaryKind::Relu: v = v > 0 ? v : 0.0; break;
+    }
+    y.data()[i] = static_cast<float>(v);
+  }
+}
+
+void ReferenceBackend::unaryBackward(UnaryKind kind, const Tensor& x, const Tensor&, const Tensor& dy, Tensor& dx) {
+  // The oracle derives f'(x) from x itself, independently of the optimized path's use of y.
+  for (int64_t i = 0; i < x.size(); ++i) {
+    double v = x.data()[i], grad = dy.data()[i];
+    switch (kind) {
+      case UnaryKind::Tanh: grad *= 1.0 - std::tanh(v) * std::tanh(v); break;
+      case UnaryKind::Sigmoid: {
+        double s = 1.0 / (1.0 + std::exp(-v));
+        grad *= s * (1.0 - s);
+        break;
+      }
+      case UnaryKind::Relu: grad = v > 0 ? grad : 0.0; break;
+    }
+    dx.data()[i] = static_cast<float>(grad);
+  }
+}
+
+void ReferenceBackend::binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& y) {
+  for (int64_t i = 0; i < a.size(); ++i) {
+    double u = a.data()[i], v = b.data()[i];
+    y.data()[i] = static_cast<float>(kind == BinaryKind::Add ? u + v : u * v);
+  }
+}
+
+void ReferenceBackend::scale(const Tensor& x, float factor, Tensor& y) {
+  for (int64_t i = 0; i < x.size(); ++i) y.data()[i] = static_cast<float>(static_cast<double>(x.data()[i]) * factor);
+}
+
+void ReferenceBackend::sum(const std::vector<const Tensor*>& xs, Tensor& y) {
+  for (int64_t i = 0; i < y.size(); ++i) {
+    double acc = 0;
+    for (const Tensor* t : xs) acc += t->data()[i];
+    y.data()[i] = static_cast<float>(acc);
+  }
+}
+
+void ReferenceBackend::softmaxForward(const Tensor& x, Tensor& y) {
+  const NCS d = ncs(x);
+  for (int64_t n = 0; n < d.n; ++n)
+    for (int64_t s = 0; s < d.s; ++s) {
+      double mx = -std::numeric_limits<double>::infinity();
+      for (int64_t c = 0; c < d.c; ++c) mx = std::max(mx, static_cast<double>(x.data()[(n * d.c + c) * d.s + s]));
+      double total = 0;
+      for (int64_t c = 0; c < d.c; ++c) total += std::exp(x.data()[(n * d.c + c) * d.s + s] - mx);
+      for (int64_t c = 0; c < d.c; ++c) {
+        int64_t i = (n * d.c + c) * d.s + s;
+        y.data()[i] = static_cast<float>(std::exp(x.data()[i] - mx) / total);
+      }
+    }
+}
+
+void ReferenceBackend::softmaxBackward(const Tensor& y, const Tensor& dy, Tensor& dx) {
+  const NCS d = ncs(y);
+  for (int64_t n = 0; n < d.n; ++n)
+    for (int64_t s = 0; s < d.s; ++s) {
+      double dot = 0;
+      for (int64_t c = 0; c < d.c; ++c) {
+        int64_t i = (n * d.c + c) * d.s + s;
+        dot += static_cast<double>(dy.data()[i]) * y.data()[i];
+      }
+      for (int64_t c = 0; c < d.c; ++c) {
+        int64_t i = (n * d.c + c) * d.s + s;
+        dx.data()[i] = static_cast<float>(y.data()[i] * (dy.data()[i] - dot));
+      }
+    }
+}
+
+void ReferenceBackend::permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) {
+  const std::vector<int64_t> xs = contiguousStrides(x.shape());
+  const int r = x.rank();
+  std::vector<int64_t> index(r, 0);  // index into y
+  for (int64_t flat = 0; flat < y.size(); ++flat) {
+    int64_t rest = flat, src = 0;
+    for (int a = r - 1; a >= 0; --a) {
+      index[a] = rest % y.dim(a);
+      rest /= y.dim(a);
+    }
+    for (int a = 0; a < r; ++a) src += index[a] * xs[perm[a]];
+    y.data()[flat] = x.data()[src];
+  }
+}
+
+void ReferenceBackend::flip(const Tensor& x, const std::vector<int>& axes, Tensor& y) {
+  const std::vector<int64_t> strides = contiguousStrides(x.shape());
+  const int r = x.rank();
+  std::vector<bool> flipped(r, false);
+  for (int a : axes) flipped[a] = true;
+  for (int64_t flat = 0; flat < y.size(); ++flat) {
+    int64_t rest = flat, src = 0;
+    for (int a = r - 1; a >= 0; --a) {
+      int64_t i = rest % x.dim(a);
+      rest /= x.dim(a);
+      src += (flipped[a] ? x.dim(a) - 1 - i : i) * strides[a];
+    }
+    y.data()[flat] = x.data()[src];
+  }
+}
+
+}  // namespace segvol
