@@ -1,0 +1,31 @@
+// segvol's public API.
+export { backends, type BackendInfo } from './backends';
+export { SegvolError, type ErrorCode } from './errors';
+export { Tensor, type Device, type TensorOptions } from './tensor';
+export {
+  ops,
+  inversePermutation,
+  type Ops,
+  type PerAxis,
+  type ConvOptions,
+  type ConvTransposeOptions,
+  type ConvGradients,
+  type GradientRequest,
+  type PoolOptions,
+  type AvgPoolOptions,
+  type MaxFilterOptions,
+  type UpsampleOptions,
+  type UpsampleMode,
+  type BatchNormOptions,
+  type BatchNormResult,
+  type BatchNormGradients,
+  type Activation,
+} from './ops';
+export {
+  readSafetensors,
+  writeSafetensors,
+  parseSafetensors,
+  serializeSafetensors,
+  type NamedArray,
+  type SafetensorsFile,
+} from './safetensors';

@@ -1,0 +1,126 @@
+// The one file that loads the native addon. It declares the binding's exact
+// signatures; every other module goes through these types. Handles are opaque:
+// JS never sees a pointer.
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+
+declare const handleBrand: unique symbol;
+/** An opaque reference to native tensor memory. Only lib/tensor.ts holds these. */
+export interface NativeTensorHandle {
+  readonly [handleBrand]: true;
+}
+
+export type DeviceName = 'cpu' | 'cuda';
+export type ImplementationName = 'optimized' | 'reference';
+export type ActivationName = 'tanh' | 'sigmoid' | 'relu';
+export type UpsampleModeName = 'nearest' | 'linear';
+
+export interface NativeConvGeometry {
+  stride: number[];
+  padding: number[];
+  dilation: number[];
+  groups: number;
+}
+
+export interface NativePoolGeometry {
+  kernel: number[];
+  stride: number[];
+  padding: number[];
+  dilation: number[];
+  countIncludePad: boolean;
+}
+
+export interface NativeConvGrads {
+  dx: NativeTensorHandle | null;
+  dw: NativeTensorHandle | null;
+  db: NativeTensorHandle | null;
+}
+
+export interface NativeBackendStatus {
+  name: string;
+  available: boolean;
+  reason: string;
+  detail: string;
+}
+
+type H = NativeTensorHandle;
+type Impl = ImplementationName;
+
+export interface NativeBinding {
+  backends(): NativeBackendStatus[];
+  primitiveCacheStats(): { hits: number; misses: number; entries: number };
+
+  tensorFromArray(data: Float32Array, shape: number[], device: DeviceName): H;
+  tensorShape(t: H): number[];
+  tensorDevice(t: H): DeviceName;
+  tensorToArray(t: H): Float32Array;
+  tensorTo(t: H, device: DeviceName): H;
+  tensorReshape(t: H, shape: number[]): H;
+  tensorDispose(t: H): void;
+  tensorIsDisposed(t: H): boolean;
+
+  conv(impl: Impl, x: H, w: H, bias: H | null, g: NativeConvGeometry): H;
+  convBackward(impl: Impl, x: H, w: H, dy: H, g: NativeConvGeometry, needInput: boolean, needWeight: boolean,
+    needBias: boolean): NativeConvGrads;
+  convTranspose(impl: Impl, x: H, w: H, bias: H | null, g: NativeConvGeometry, outputPadding: number[]): H;
+  convTransposeBackward(impl: Impl, x: H, w: H, dy: H, g: NativeConvGeometry, outputPadding: number[],
+    needInput: boolean, needWeight: boolean, needBias: boolean): NativeConvGrads;
+  pixelwise(impl: Impl, x: H, w: H, bias: H | null): H;
+  pixelwiseBackward(impl: Impl, x: H, w: H, dy: H, needInput: boolean, needWeight: boolean,
+    needBias: boolean): NativeConvGrads;
+
+  maxPool(impl: Impl, x: H, g: NativePoolGeometry): H;
+  maxPoolBackward(impl: Impl, x: H, dy: H, g: NativePoolGeometry): H;
+  avgPool(impl: Impl, x: H, g: NativePoolGeometry): H;
+  avgPoolBackward(impl: Impl, x: H, dy: H, g: NativePoolGeometry): H;
+
+  upsample(impl: Impl, x: H, size: number[], mode: UpsampleModeName, alignCorners: boolean): H;
+  upsampleBackward(impl: Impl, dy: H, inputSize: number[], mode: UpsampleModeName, alignCorners: boolean): H;
+
+  batchNorm(impl: Impl, x: H, gamma: H, beta: H, runningMean: H, runningVar: H, training: boolean, momentum: number,
+    eps: number): { y: H; mean: H; invStd: H };
+  batchNormBackward(impl: Impl, x: H, gamma: H, mean: H, invStd: H, training: boolean,
+    dy: H): { dx: H; dgamma: H; dbeta: H };
+
+  activation(impl: Impl, kind: ActivationName, x: H): H;
+  activationBackward(impl: Impl, kind: ActivationName, x: H, y: H, dy: H): H;
+  add(impl: Impl, a: H, b: H): H;
+  mul(impl: Impl, a: H, b: H): H;
+  scale(impl: Impl, x: H, factor: number): H;
+  sum(impl: Impl, xs: H[]): H;
+
+  softmax(impl: Impl, x: H): H;
+  softmaxBackward(impl: Impl, y: H, dy: H): H;
+
+  permute(impl: Impl, x: H, perm: number[]): H;
+  flip(impl: Impl, x: H, axes: number[]): H;
+}
+
+function candidatePaths(): string[] {
+  const root = path.resolve(__dirname, '..', '..');  // dist/lib -> package root
+  const fromSource = path.resolve(__dirname, '..');  // lib -> package root when run from sources (tsx)
+  const out: string[] = [];
+  for (const base of [root, fromSource]) {
+    out.push(path.join(base, 'build', 'Release', 'segvol.node'), path.join(base, 'build', 'Debug', 'segvol.node'));
+  }
+  return out;
+}
+
+function load(): NativeBinding {
+  const tried = candidatePaths();
+  for (const file of tried) {
+    if (fs.existsSync(file)) {
+      return require(file) as NativeBinding;
+    }
+  }
+  const error = new Error(
+    `segvol: the native addon is not built (looked for ${tried.join(', ')}).\n` +
+      'Possible solutions:\n' +
+      '  - install the build tools: sudo apt-get install -y cmake g++ libdnnl-dev\n' +
+      '  - then build it: npm run build:native (or reinstall segvol)',
+  ) as Error & { code: string };
+  error.code = 'ERR_NOT_BUILT';
+  throw error;
+}
+
+export const native: NativeBinding = load();

@@ -1,0 +1,230 @@
+// The op cases every implementation is checked on. Shapes include odd sizes,
+// C = 1, dilation > 1, strides, groups and 3D. Tolerances sit beside each case:
+//   conv family: float32 sums of up to a few hundred products; oneDNN's
+//     blocked kernels sum in another order than the double-accumulating
+//     reference, so 1e-4 absolute + 1e-4 relative.
+//   everything else: one or two float32 roundings, 1e-5 + 1e-5.
+//   finite differences: float32 forward passes, step 1e-2 (smooth ops) or
+//     1e-3 (max, where the step must stay inside the gap between values).
+import type { ConvOptions, ConvTransposeOptions, Ops, Tensor } from '../lib';
+import type { OpCase } from './harness';
+
+const convTol = { abs: 1e-4, rel: 1e-4 };
+const elemTol = { abs: 1e-5, rel: 1e-5 };
+const smoothFd = { step: 1e-2, tolerance: { abs: 5e-3, rel: 1e-2 } };
+const maxFd = { step: 1e-3, tolerance: { abs: 2e-2, rel: 1e-2 } };
+
+function convCase(name: string, x: number[], w: number[], options: ConvOptions, fd = true): OpCase {
+  return {
+    name,
+    inputs: { x: { shape: x }, w: { shape: w }, b: { shape: [w[0]!] } },
+    forward: (o, v) => o.conv(v.x!, v.w!, { ...options, bias: v.b! }),
+    backward: (o, v, _y, dy) => {
+      const g = o.convBackward(v.x!, v.w!, dy, { ...options, bias: v.b! });
+      return { x: g.dx!, w: g.dw!, b: g.db! };
+    },
+    tolerance: convTol,
+    ...(fd ? { finiteDifference: smoothFd } : {}),
+  };
+}
+
+function convTransposeCase(name: string, x: number[], w: number[], options: ConvTransposeOptions, groups = 1): OpCase {
+  return {
+    name,
+    inputs: { x: { shape: x }, w: { shape: w }, b: { shape: [w[1]! * groups] } },
+    forward: (o, v) => o.convTranspose(v.x!, v.w!, { ...options, groups, bias: v.b! }),
+    backward: (o, v, _y, dy) => {
+      const g = o.convTransposeBackward(v.x!, v.w!, dy, { ...options, groups, bias: v.b! });
+      return { x: g.dx!, w: g.dw!, b: g.db! };
+    },
+    tolerance: convTol,
+    finiteDifference: smoothFd,
+  };
+}
+
+function poolCase(name: string, x: number[], kind: 'max' | 'avg' | 'filter',
+  options: { kernel: number[]; stride?: number[]; padding?: number[]; dilation?: number[]; countIncludePad?: boolean }): OpCase {
+  const forward = (o: Ops, v: Record<string, Tensor>) => kind === 'max' ? o.maxPool(v.x!, options)
+    : kind === 'filter' ? o.maxFilter(v.x!, options) : o.avgPool(v.x!, options);
+  return {
+    name,
+    inputs: { x: { shape: x, init: kind === 'avg' ? 'uniform' : 'distinct' } },
+    forward,
+    backward: (o, v, _y, dy) => ({
+      x: kind === 'max' ? o.maxPoolBackward(v.x!, dy, options)
+        : kind === 'filter' ? o.maxFilterBackward(v.x!, dy, options) : o.avgPoolBackward(v.x!, dy, options),
+    }),
+    tolerance: elemTol,
+    finiteDifference: kind === 'avg' ? smoothFd : maxFd,
+  };
+}
+
+function upsampleCase(name: string, x: number[], size: number[], mode: 'nearest' | 'linear', alignCorners = false): OpCase {
+  const options = mode === 'linear' ? { size, mode, alignCorners } : { size, mode };
+  return {
+    name,
+    inputs: { x: { shape: x } },
+    forward: (o, v) => o.upsample(v.x!, options),
+    backward: (o, v, _y, dy) => ({
+      x: o.upsampleBackward(dy, v.x!.shape, mode === 'linear' ? { mode, alignCorners } : { mode }),
+    }),
+    tolerance: elemTol,
+    finiteDifference: smoothFd,
+  };
+}
+
+function batchNormCase(name: string, x: number[], training: boolean): OpCase {
+  const c = x[1]!;
+  return {
+    name,
+    inputs: {
+      x: { shape: x },
+      gamma: { shape: [c], init: 'positive' },
+      beta: { shape: [c] },
+      runningMean: { shape: [c] },
+      runningVar: { shape: [c], init: 'positive' },
+    },
+    forward: (o, v) => {
+      // Fresh running statistics per call: training mode updates them in place.
+      const runningMean = o.scale(v.runningMean!, 1);
+      const runningVar = o.scale(v.runningVar!, 1);
+      const r = o.batchNorm(v.x!, { gamma: v.gamma!, beta: v.beta!, runningMean, runningVar, training });
+      for (const t of [runningMean, runningVar, r.mean, r.invStd]) t.dispose();
+      return r.y;
+    },
+    backward: (o, v, _y, dy) => {
+      const runningMean = o.scale(v.runningMean!, 1);
+      const runningVar = o.scale(v.runningVar!, 1);
+      const r = o.batchNorm(v.x!, { gamma: v.gamma!, beta: v.beta!, runningMean, runningVar, training });
+      const g = o.batchNormBackward(v.x!, dy, { gamma: v.gamma!, mean: r.mean, invStd: r.invStd, training });
+      for (const t of [runningMean, runningVar, r.y, r.mean, r.invStd]) t.dispose();
+      return { x: g.dx, gamma: g.dgamma, beta: g.dbeta };
+    },
+    tolerance: { abs: 5e-5, rel: 5e-5 },
+    finiteDifference: smoothFd,
+  };
+}
+
+function activationCase(kind: 'tanh' | 'sigmoid' | 'relu', shape: number[]): OpCase {
+  return {
+    name: `${kind} ${shape.join('x')}`,
+    inputs: { x: { shape, init: kind === 'relu' ? 'awayFromZero' : 'uniform' } },
+    forward: (o, v) => o[kind](v.x!),
+    backward: (o, v, y, dy) => ({ x: o.activationBackward(kind, v.x!, y, dy) }),
+    tolerance: { abs: 1e-6, rel: 1e-5 },
+    finiteDifference: smoothFd,
+  };
+}
+
+export const opCases: OpCase[] = [
+  convCase('conv2d 3x3 pad 1, N=2', [2, 3, 7, 6], [4, 3, 3, 3], { padding: 1 }),
+  convCase('conv2d stride 2, dilation 2, uneven padding, odd sizes', [1, 2, 9, 10], [3, 2, 3, 3],
+    { stride: 2, dilation: 2, padding: [2, 1] }),
+  convCase('conv2d C=1 5x5 same', [2, 1, 8, 7], [1, 1, 5, 5], { padding: 'same' }),
+  convCase('conv2d groups 2, anisotropic stride', [1, 4, 6, 7], [6, 2, 3, 3], { groups: 2, stride: [1, 2] }),
+  convCase('conv2d 7x7 same, C=5 O=8 on 20x20', [1, 5, 20, 20], [8, 5, 7, 7], { padding: 'same' }, false),
+  convCase('conv3d 3x3x3 pad 1', [1, 2, 4, 5, 6], [3, 2, 3, 3, 3], { padding: 1 }),
+  convCase('conv3d (2,3,3) dilation (1,2,2), stride (1,1,2)', [1, 2, 5, 8, 7], [2, 2, 2, 3, 3],
+    { dilation: [1, 2, 2], stride: [1, 1, 2] }),
+  convCase('conv3d dilated 3x3x3 on 6x12x12, C=4 O=6', [2, 4, 6, 12, 12], [6, 4, 3, 3, 3],
+    { dilation: [1, 2, 2], padding: [1, 2, 2] }, false),
+  convTransposeCase('convTranspose2d stride 2, outputPadding 1', [1, 3, 4, 5], [3, 2, 3, 3],
+    { stride: 2, padding: 1, outputPadding: 1 }),
+  convTransposeCase('convTranspose3d groups 2, stride (1,2,2)', [1, 4, 3, 3, 4], [4, 1, 2, 2, 3],
+    { stride: [1, 2, 2], padding: [0, 0, 1] }, 2),
+  {
+    name: 'pixelwise 3D (F=4, C=3)',
+    inputs: { x: { shape: [2, 3, 3, 4, 5] }, w: { shape: [4, 3] }, b: { shape: [4] } },
+    forward: (o, v) => o.pixelwise(v.x!, v.w!, v.b!),
+    backward: (o, v, _y, dy) => {
+      const g = o.pixelwiseBackward(v.x!, v.w!, dy);
+      return { x: g.dx!, w: g.dw!, b: g.db! };
+    },
+    tolerance: convTol,
+    finiteDifference: smoothFd,
+  },
+  poolCase('maxPool2d 2x2 stride 2, odd size', [1, 2, 7, 9], 'max', { kernel: [2, 2] }),
+  poolCase('maxPool2d 3x3 stride 2 pad 1', [2, 2, 9, 8], 'max', { kernel: [3, 3], stride: [2, 2], padding: [1, 1] }),
+  poolCase('maxPool3d 2x2x2', [1, 2, 4, 6, 5], 'max', { kernel: [2, 2, 2] }),
+  poolCase('maxFilter2d 2x2 dilation 2', [1, 2, 9, 10], 'filter', { kernel: [2, 2], dilation: [2, 2] }),
+  poolCase('maxFilter3d (2,2,2) dilation (1,4,4)', [1, 1, 3, 11, 10], 'filter', { kernel: [2, 2, 2], dilation: [1, 4, 4] }),
+  poolCase('maxFilter2d C=1 3x3 dilation 1', [3, 1, 6, 5], 'filter', { kernel: [3, 3] }),
+  poolCase('avgPool2d 3x3 stride 2 pad 1 (count pad)', [1, 2, 9, 8], 'avg',
+    { kernel: [3, 3], stride: [2, 2], padding: [1, 1], countIncludePad: true }),
+  poolCase('avgPool3d (3,2,3) pad 1, exclude pad', [1, 2, 5, 7, 6], 'avg',
+    { kernel: [3, 2, 3], stride: [2, 2, 1], padding: [1, 1, 1], countIncludePad: false }),
+  upsampleCase('upsample2d nearest to 11x9', [1, 2, 5, 4], [11, 9], 'nearest'),
+  upsampleCase('upsample2d bilinear x2', [2, 2, 4, 5], [8, 10], 'linear'),
+  upsampleCase('upsample2d bilinear alignCorners to 7x9', [1, 2, 4, 5], [7, 9], 'linear', true),
+  upsampleCase('upsample3d trilinear to 5x7x6', [1, 2, 3, 4, 3], [5, 7, 6], 'linear'),
+  upsampleCase('upsample3d nearest to 4x9x7', [1, 1, 2, 4, 3], [4, 9, 7], 'nearest'),
+  batchNormCase('batchNorm2d training', [2, 3, 4, 5], true),
+  batchNormCase('batchNorm3d training, C=1', [3, 1, 2, 3, 4], true),
+  batchNormCase('batchNorm3d inference', [2, 3, 2, 3, 4], false),
+  activationCase('tanh', [2, 3, 4, 5]),
+  activationCase('sigmoid', [2, 3, 4, 5]),
+  activationCase('relu', [1, 2, 3, 4, 5]),
+  {
+    name: 'add and mul',
+    inputs: { a: { shape: [2, 3, 4, 5] }, b: { shape: [2, 3, 4, 5] } },
+    forward: (o, v) => {
+      const p = o.mul(v.a!, v.b!);
+      const s = o.add(p, v.a!);
+      p.dispose();
+      return s;
+    },
+    backward: (o, v, _y, dy) => {
+      // y = a*b + a: da = dy*b + dy, db = dy*a
+      const m = o.mulBackward(v.a!, v.b!, dy);
+      const da = o.add(m.da, dy);
+      m.da.dispose();
+      return { a: da, b: m.db };
+    },
+    tolerance: elemTol,
+    finiteDifference: smoothFd,
+  },
+  {
+    name: 'scale and sum of three',
+    inputs: { a: { shape: [1, 2, 3, 4, 5] }, b: { shape: [1, 2, 3, 4, 5] }, c: { shape: [1, 2, 3, 4, 5] } },
+    forward: (o, v) => {
+      const s = o.scale(v.c!, -2.5);
+      const y = o.sum([v.a!, v.b!, s]);
+      s.dispose();
+      return y;
+    },
+    backward: (o, _v, _y, dy) => ({ a: o.scale(dy, 1), b: o.scale(dy, 1), c: o.scale(dy, -2.5) }),
+    tolerance: elemTol,
+    finiteDifference: smoothFd,
+  },
+  {
+    name: 'softmax over channels 3D',
+    inputs: { x: { shape: [2, 4, 3, 4, 5] } },
+    forward: (o, v) => o.softmax(v.x!),
+    backward: (o, _v, y, dy) => ({ x: o.softmaxBackward(y, dy) }),
+    tolerance: { abs: 1e-6, rel: 1e-5 },
+    finiteDifference: smoothFd,
+  },
+  {
+    name: 'softmax over channels 2D, C=1 and large spatial',
+    inputs: { x: { shape: [1, 1, 30, 31] } },
+    forward: (o, v) => o.softmax(v.x!),
+    backward: (o, _v, y, dy) => ({ x: o.softmaxBackward(y, dy) }),
+    tolerance: { abs: 1e-6, rel: 1e-5 },
+  },
+  {
+    name: 'permute (0,1,3,4,2) of a 5D volume',
+    inputs: { x: { shape: [2, 3, 4, 5, 6] } },
+    forward: (o, v) => o.permute(v.x!, [0, 1, 3, 4, 2]),
+    backward: (o, _v, _y, dy) => ({ x: o.permuteBackward(dy, [0, 1, 3, 4, 2]) }),
+    tolerance: { abs: 0, rel: 0 },
+    finiteDifference: smoothFd,
+  },
+  {
+    name: 'flip axes 2 and 4 of a 5D volume',
+    inputs: { x: { shape: [1, 2, 3, 4, 5] } },
+    forward: (o, v) => o.flip(v.x!, [2, 4]),
+    backward: (o, _v, _y, dy) => ({ x: o.flip(dy, [2, 4]) }),
+    tolerance: { abs: 0, rel: 0 },
+    finiteDifference: smoothFd,
+  },
+];

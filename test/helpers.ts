@@ -1,0 +1,75 @@
+// Shared test utilities: a seeded RNG, tensor factories and a closeness check
+// that reports the worst element.
+import type { ExecutionContext } from 'ava';
+import { Tensor } from '../lib';
+
+export interface Tolerance {
+  abs: number;
+  rel: number;
+}
+
+/** mulberry32: small, fast, good enough for test data. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export type Init = 'uniform' | 'distinct' | 'positive' | 'awayFromZero';
+
+export function randomArray(size: number, random: () => number, init: Init = 'uniform'): Float32Array {
+  const out = new Float32Array(size);
+  if (init === 'distinct') {
+    // A shuffled ramp: no ties, gaps of 2/size, so max windows have one clear winner.
+    for (let i = 0; i < size; ++i) out[i] = (i / size) * 2 - 1;
+    for (let i = size - 1; i > 0; --i) {
+      const j = Math.floor(random() * (i + 1));
+      [out[i], out[j]] = [out[j]!, out[i]!];
+    }
+    return out;
+  }
+  for (let i = 0; i < size; ++i) {
+    const u = random() * 2 - 1;
+    out[i] = init === 'positive' ? 0.5 + Math.abs(u) : init === 'awayFromZero' ? Math.sign(u || 1) * (0.1 + Math.abs(u)) : u;
+  }
+  return out;
+}
+
+export function randomTensor(shape: readonly number[], random: () => number, init: Init = 'uniform'): Tensor {
+  return Tensor.fromArray(randomArray(shape.reduce((a, b) => a * b, 1), random, init), shape);
+}
+
+/** Largest |a - b| / (abs + rel * |b|) over all elements; <= 1 means within tolerance. */
+export function worstViolation(actual: Float32Array, expected: Float32Array, tol: Tolerance) {
+  let worst = 0;
+  let index = -1;
+  for (let i = 0; i < expected.length; ++i) {
+    const a = actual[i]!;
+    const b = expected[i]!;
+    const ratio = Number.isNaN(a) !== Number.isNaN(b) ? Infinity
+      : Number.isNaN(a) ? 0 : Math.abs(a - b) / (tol.abs + tol.rel * Math.abs(b));
+    if (ratio > worst || (index < 0 && ratio === Infinity)) {
+      worst = ratio;
+      index = i;
+    }
+  }
+  return { worst, index };
+}
+
+export function assertClose(t: ExecutionContext, actual: Float32Array | Tensor, expected: Float32Array | Tensor,
+  tol: Tolerance, label: string): void {
+  const a = actual instanceof Tensor ? actual.toArray() : actual;
+  const b = expected instanceof Tensor ? expected.toArray() : expected;
+  if (a.length !== b.length) {
+    t.fail(`${label}: ${a.length} values, expected ${b.length}`);
+    return;
+  }
+  const { worst, index } = worstViolation(a, b, tol);
+  t.true(worst <= 1, `${label}: element ${index} is ${a[index]}, expected ${b[index]} ` +
+    `(tolerance abs ${tol.abs} + rel ${tol.rel}; ${worst.toFixed(2)}x over)`);
+}

@@ -1,0 +1,109 @@
+import test from 'ava';
+import { backends, ops, SegvolError, Tensor } from '../lib';
+import { primitiveCacheStats } from '../lib/testing';
+
+test('fromArray / toArray round-trip values and shape', (t) => {
+  const data = Float32Array.from({ length: 24 }, (_, i) => i * 0.5 - 3);
+  const x = Tensor.fromArray(data, [2, 3, 4]);
+  t.deepEqual(x.shape, [2, 3, 4]);
+  t.is(x.rank, 3);
+  t.is(x.size, 24);
+  t.is(x.device, 'cpu');
+  t.deepEqual(x.toArray(), data);
+  // toArray copies: changing the copy leaves the tensor alone
+  const copy = x.toArray();
+  copy[0] = 99;
+  t.is(x.toArray()[0], -3);
+  x.dispose();
+});
+
+test('fromArray accepts plain arrays, and zeros/full fill', (t) => {
+  t.deepEqual(Array.from(Tensor.fromArray([1, 2, 3], [3]).toArray()), [1, 2, 3]);
+  t.deepEqual(Array.from(Tensor.full([2, 2], 1.5).toArray()), [1.5, 1.5, 1.5, 1.5]);
+  t.deepEqual(Array.from(Tensor.zeros([3]).toArray()), [0, 0, 0]);
+});
+
+test('reshape shares memory; a view outlives the disposed original', (t) => {
+  const x = Tensor.fromArray([1, 2, 3, 4, 5, 6], [1, 1, 2, 3]);
+  const v = x.reshape([6]);
+  t.deepEqual(v.shape, [6]);
+  x.dispose();
+  t.true(x.disposed);
+  t.false(v.disposed);
+  t.deepEqual(Array.from(v.toArray()), [1, 2, 3, 4, 5, 6]);
+  const err = t.throws(() => x.reshape([3, 2]), { instanceOf: SegvolError });
+  t.is((err as SegvolError).code, 'ERR_DISPOSED');
+  t.throws(() => v.reshape([4]), { message: /expected a shape with 6 elements/ });
+});
+
+test('a disposed tensor throws ERR_DISPOSED everywhere, and dispose is idempotent', (t) => {
+  const x = Tensor.fromArray([1, 2, 3, 4], [1, 1, 2, 2]);
+  x.dispose();
+  x.dispose();
+  t.true(x.disposed);
+  t.regex(String(x), /disposed/);
+  for (const use of [() => x.toArray(), () => ops.tanh(x), () => ops.add(x, x), () => x.to('cpu'),
+    () => ops.conv(x, x), () => ops.sum([x])]) {
+    const err = t.throws(use) as Error & { code?: string };
+    t.is(err.code, 'ERR_DISPOSED', err.message);
+    t.regex(err.message, /disposed/);
+  }
+});
+
+test('finalizers free forgotten tensors without crashing (GC safety net)', async (t) => {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) {
+    t.log('skipped: run node with --expose-gc (the ava config does) to exercise finalizers');
+    t.pass();
+    return;
+  }
+  const before = process.memoryUsage().rss;
+  for (let round = 0; round < 20; ++round) {
+    for (let i = 0; i < 20; ++i) Tensor.zeros([1, 1, 256, 256, 4]);  // 1 MiB each, never disposed
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  gc();
+  await new Promise((resolve) => setImmediate(resolve));
+  const grownMiB = (process.memoryUsage().rss - before) / (1 << 20);
+  // 400 MiB were allocated in total; without finalizers RSS would grow by about that.
+  t.true(grownMiB < 200, `RSS grew by ${grownMiB.toFixed(0)} MiB`);
+});
+
+test('to("cpu") copies; to("cuda") reports why it is unavailable', (t) => {
+  const x = Tensor.fromArray([1, 2], [2]);
+  const y = x.to('cpu');
+  x.dispose();
+  t.deepEqual(Array.from(y.toArray()), [1, 2]);
+  const cuda = backends().find((b) => b.name === 'cuda')!;
+  if (!cuda.available) {
+    const err = t.throws(() => y.to('cuda')) as Error & { code?: string };
+    t.is(err.code, 'ERR_DEVICE');
+    t.regex(err.message, /cuda backend unavailable/);
+  } else {
+    t.log('cuda is available in this build: checked by the CUDA tests');
+  }
+});
+
+test('backends() lists cpu (available) and cuda with a reason when unavailable', (t) => {
+  const list = backends();
+  t.deepEqual(list.map((b) => b.name), ['cpu', 'cuda']);
+  const cpu = list[0]!;
+  t.true(cpu.available);
+  t.regex(cpu.detail, /oneDNN \d+\.\d+/);
+  const cuda = list[1]!;
+  if (!cuda.available) t.regex(cuda.reason, /^(not compiled|no CUDA device)/);
+});
+
+test('oneDNN primitives are cached by shape: a repeated convolution builds nothing new', (t) => {
+  const x = Tensor.full([1, 3, 13, 11], 0.5);
+  const w = Tensor.full([2, 3, 3, 3], 0.1);
+  ops.conv(x, w, { padding: 1 }).dispose();
+  const afterFirst = primitiveCacheStats();
+  for (let i = 0; i < 3; ++i) ops.conv(x, w, { padding: 1 }).dispose();
+  const afterRepeat = primitiveCacheStats();
+  t.is(afterRepeat.misses, afterFirst.misses);
+  t.is(afterRepeat.hits, afterFirst.hits + 3);
+  ops.conv(x, w, { padding: 0 }).dispose();  // a new geometry is a new primitive
+  t.is(primitiveCacheStats().misses, afterFirst.misses + 1);
+});
