@@ -38,6 +38,13 @@ void checkFinite(Backend& backend, const Tensor& t, const std::string& op, const
   }
 }
 
+void checkOutputGradient(const Tensor& dy, const Shape& expected, const std::string& op) {
+  if (dy.shape() != expected) {
+    fail(ErrorCode::Shape, op + ": expected the output gradient of shape " + shapeToString(expected) +
+                               " (the forward output's), received " + shapeToString(dy.shape()));
+  }
+}
+
 void checkNotEmpty(const Tensor& t, const std::string& op, const std::string& arg) {
   for (int a = 0; a < t.rank(); ++a) {
     if (t.dim(a) == 0) {

@@ -18,6 +18,8 @@ void checkSameShape(const Tensor& a, const Tensor& b, const std::string& op, con
 void checkVector(const Tensor& t, int64_t length, const std::string& op, const std::string& arg,
                  const std::string& why);
 void checkFinite(Backend& backend, const Tensor& t, const std::string& op, const std::string& arg);
+// dy must have the shape of the forward output.
+void checkOutputGradient(const Tensor& dy, const Shape& expected, const std::string& op);
 void checkNotEmpty(const Tensor& t, const std::string& op, const std::string& arg);
 // The backend serving all these tensors, which must share a device.
 Backend& backendOf(Implementation impl, const std::string& op, std::initializer_list<const Tensor*> tensors);

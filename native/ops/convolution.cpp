@@ -126,11 +126,7 @@ ConvGrads convBackward(Implementation impl, const Tensor& x, const Tensor& w, co
                        bool needInput, bool needWeight, bool needBias) {
   const std::string op = "convBackward";
   checkConvOperands(op, x, w, g, false);
-  const Shape expected = convOutputShape(op, x, w, g);
-  if (dy.shape() != expected) {
-    fail(ErrorCode::Shape, op + ": expected the output gradient of shape " + shapeToString(expected) +
-                               " (the forward output's), received " + shapeToString(dy.shape()));
-  }
+  checkOutputGradient(dy, convOutputShape(op, x, w, g), op);
   Backend& backend = backendOf(impl, op, {&x, &w, &dy});
   ConvGrads grads;
   if (needInput) {
@@ -169,11 +165,7 @@ ConvGrads convTransposeBackward(Implementation impl, const Tensor& x, const Tens
                                 bool needBias) {
   const std::string op = "convTransposeBackward";
   checkConvOperands(op, x, w, g, true);
-  const Shape expected = transposedOutputShape(op, x, w, g, outputPadding);
-  if (dy.shape() != expected) {
-    fail(ErrorCode::Shape, op + ": expected the output gradient of shape " + shapeToString(expected) +
-                               " (the forward output's), received " + shapeToString(dy.shape()));
-  }
+  checkOutputGradient(dy, transposedOutputShape(op, x, w, g, outputPadding), op);
   Backend& backend = backendOf(impl, op, {&x, &w, &dy});
   ConvGrads grads;
   if (needInput) {

@@ -44,43 +44,43 @@ Shape poolOutputShape(const Tensor& x, const PoolGeometry& g, const char* op) {
   return out;
 }
 
-Tensor maxPoolForward(Implementation impl, const Tensor& x, const PoolGeometry& g) {
-  checkPoolGeometry(x, g, "maxPool");
-  Backend& backend = backendOf(impl, "maxPool", {&x});
-  Tensor y = Tensor::empty(backend, poolOutputShape(x, g, "maxPool"));
-  backend.maxPoolForward(g, x, y);
+namespace {
+using PoolForwardFn = void (Backend::*)(const PoolGeometry&, const Tensor&, Tensor&);
+
+Tensor poolForward(Implementation impl, const Tensor& x, const PoolGeometry& g, const char* op, PoolForwardFn run) {
+  checkPoolGeometry(x, g, op);
+  Backend& backend = backendOf(impl, op, {&x});
+  Tensor y = Tensor::empty(backend, poolOutputShape(x, g, op));
+  (backend.*run)(g, x, y);
   return y;
 }
 
+// Checks shared by both pooling gradients; returns the backend to run on.
+Backend& checkPoolBackward(Implementation impl, const Tensor& x, const Tensor& dy, const PoolGeometry& g,
+                           const char* op) {
+  checkPoolGeometry(x, g, op);
+  checkOutputGradient(dy, poolOutputShape(x, g, op), op);
+  return backendOf(impl, op, {&x, &dy});
+}
+}  // namespace
+
+Tensor maxPoolForward(Implementation impl, const Tensor& x, const PoolGeometry& g) {
+  return poolForward(impl, x, g, "maxPool", &Backend::maxPoolForward);
+}
+
+Tensor avgPoolForward(Implementation impl, const Tensor& x, const PoolGeometry& g) {
+  return poolForward(impl, x, g, "avgPool", &Backend::avgPoolForward);
+}
+
 Tensor maxPoolBackward(Implementation impl, const Tensor& x, const Tensor& dy, const PoolGeometry& g) {
-  checkPoolGeometry(x, g, "maxPoolBackward");
-  const Shape expected = poolOutputShape(x, g, "maxPoolBackward");
-  if (dy.shape() != expected) {
-    fail(ErrorCode::Shape, "maxPoolBackward: expected the output gradient of shape " + shapeToString(expected) +
-                               ", received " + shapeToString(dy.shape()));
-  }
-  Backend& backend = backendOf(impl, "maxPoolBackward", {&x, &dy});
+  Backend& backend = checkPoolBackward(impl, x, dy, g, "maxPoolBackward");
   Tensor dx = Tensor::empty(backend, x.shape());
   backend.maxPoolBackward(g, x, dy, dx);
   return dx;
 }
 
-Tensor avgPoolForward(Implementation impl, const Tensor& x, const PoolGeometry& g) {
-  checkPoolGeometry(x, g, "avgPool");
-  Backend& backend = backendOf(impl, "avgPool", {&x});
-  Tensor y = Tensor::empty(backend, poolOutputShape(x, g, "avgPool"));
-  backend.avgPoolForward(g, x, y);
-  return y;
-}
-
 Tensor avgPoolBackward(Implementation impl, const Tensor& x, const Tensor& dy, const PoolGeometry& g) {
-  checkPoolGeometry(x, g, "avgPoolBackward");
-  const Shape expected = poolOutputShape(x, g, "avgPoolBackward");
-  if (dy.shape() != expected) {
-    fail(ErrorCode::Shape, "avgPoolBackward: expected the output gradient of shape " + shapeToString(expected) +
-                               ", received " + shapeToString(dy.shape()));
-  }
-  Backend& backend = backendOf(impl, "avgPoolBackward", {&x, &dy});
+  Backend& backend = checkPoolBackward(impl, x, dy, g, "avgPoolBackward");
   Tensor dx = Tensor::empty(backend, x.shape());
   backend.avgPoolBackward(g, dy, dx);
   return dx;

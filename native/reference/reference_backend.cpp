@@ -68,84 +68,63 @@ void forEachUpsampleTap(UpsampleMode mode, bool alignCorners, const Dims5& in, c
 
 }  // namespace
 
-void ReferenceBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
-                                   Tensor& y) {
-  const Dims5 xd = dims5(x), wd = dims5(w), yd = dims5(y);
+namespace {
+// Calls f(xIndex, wIndex, yIndex) for every pair of output voxel and kernel tap
+// that reads an input voxel (taps over padding are skipped). Forward, data and
+// weight gradients are the same sum seen from its three operands.
+template <typename F>
+void forEachConvTap(const ConvGeometry& g, const Dims5& xd, const Dims5& wd, const Dims5& yd, F&& f) {
   const int64_t cPerGroup = xd[1] / g.groups, oPerGroup = yd[1] / g.groups;
   for (int64_t n = 0; n < yd[0]; ++n)
     for (int64_t o = 0; o < yd[1]; ++o) {
       const int64_t group = o / oPerGroup;
       for (int64_t oz = 0; oz < yd[2]; ++oz)
         for (int64_t oy = 0; oy < yd[3]; ++oy)
-          for (int64_t ox = 0; ox < yd[4]; ++ox) {
-            double acc = bias ? bias->data()[o] : 0.0;
+          for (int64_t ox = 0; ox < yd[4]; ++ox)
             for (int64_t ci = 0; ci < cPerGroup; ++ci)
               for (int64_t kz = 0; kz < wd[2]; ++kz)
                 for (int64_t ky = 0; ky < wd[3]; ++ky)
                   for (int64_t kx = 0; kx < wd[4]; ++kx) {
-                    int64_t iz = oz * g.stride[0] - g.padding[0] + kz * g.dilation[0];
-                    int64_t iy = oy * g.stride[1] - g.padding[1] + ky * g.dilation[1];
-                    int64_t ix = ox * g.stride[2] - g.padding[2] + kx * g.dilation[2];
+                    const int64_t iz = oz * g.stride[0] - g.padding[0] + kz * g.dilation[0];
+                    const int64_t iy = oy * g.stride[1] - g.padding[1] + ky * g.dilation[1];
+                    const int64_t ix = ox * g.stride[2] - g.padding[2] + kx * g.dilation[2];
                     if (!inside(iz, xd[2]) || !inside(iy, xd[3]) || !inside(ix, xd[4])) continue;
-                    acc += static_cast<double>(x.data()[at(xd, n, group * cPerGroup + ci, iz, iy, ix)]) *
-                           w.data()[at(wd, o, ci, kz, ky, kx)];
+                    f(at(xd, n, group * cPerGroup + ci, iz, iy, ix), at(wd, o, ci, kz, ky, kx),
+                      at(yd, n, o, oz, oy, ox));
                   }
-            y.data()[at(yd, n, o, oz, oy, ox)] = static_cast<float>(acc);
-          }
     }
 }
 
+void storeRounded(const std::vector<double>& acc, Tensor& out) {
+  for (int64_t i = 0; i < out.size(); ++i) out.data()[i] = static_cast<float>(acc[i]);
+}
+}  // namespace
+
+void ReferenceBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
+                                   Tensor& y) {
+  std::vector<double> acc(y.size(), 0.0);
+  forEachConvTap(g, dims5(x), dims5(w), dims5(y), [&](int64_t xi, int64_t wi, int64_t yi) {
+    acc[yi] += static_cast<double>(x.data()[xi]) * w.data()[wi];
+  });
+  storeRounded(acc, y);
+  if (bias) addChannelBias(y, *bias);
+}
+
 void ReferenceBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
-  const Dims5 xd = dims5(dx), wd = dims5(w), yd = dims5(dy);
-  const int64_t cPerGroup = xd[1] / g.groups, oPerGroup = yd[1] / g.groups;
   std::vector<double> acc(dx.size(), 0.0);
-  for (int64_t n = 0; n < yd[0]; ++n)
-    for (int64_t o = 0; o < yd[1]; ++o) {
-      const int64_t group = o / oPerGroup;
-      for (int64_t oz = 0; oz < yd[2]; ++oz)
-        for (int64_t oy = 0; oy < yd[3]; ++oy)
-          for (int64_t ox = 0; ox < yd[4]; ++ox) {
-            const double grad = dy.data()[at(yd, n, o, oz, oy, ox)];
-            for (int64_t ci = 0; ci < cPerGroup; ++ci)
-              for (int64_t kz = 0; kz < wd[2]; ++kz)
-                for (int64_t ky = 0; ky < wd[3]; ++ky)
-                  for (int64_t kx = 0; kx < wd[4]; ++kx) {
-                    int64_t iz = oz * g.stride[0] - g.padding[0] + kz * g.dilation[0];
-                    int64_t iy = oy * g.stride[1] - g.padding[1] + ky * g.dilation[1];
-                    int64_t ix = ox * g.stride[2] - g.padding[2] + kx * g.dilation[2];
-                    if (!inside(iz, xd[2]) || !inside(iy, xd[3]) || !inside(ix, xd[4])) continue;
-                    acc[at(xd, n, group * cPerGroup + ci, iz, iy, ix)] += grad * w.data()[at(wd, o, ci, kz, ky, kx)];
-                  }
-          }
-    }
-  for (int64_t i = 0; i < dx.size(); ++i) dx.data()[i] = static_cast<float>(acc[i]);
+  forEachConvTap(g, dims5(dx), dims5(w), dims5(dy), [&](int64_t xi, int64_t wi, int64_t yi) {
+    acc[xi] += static_cast<double>(dy.data()[yi]) * w.data()[wi];
+  });
+  storeRounded(acc, dx);
 }
 
 void ReferenceBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw,
                                            Tensor* dbias) {
-  const Dims5 xd = dims5(x), wd = dims5(dw), yd = dims5(dy);
-  const int64_t cPerGroup = xd[1] / g.groups, oPerGroup = yd[1] / g.groups;
-  for (int64_t o = 0; o < wd[0]; ++o) {
-    const int64_t group = o / oPerGroup;
-    for (int64_t ci = 0; ci < cPerGroup; ++ci)
-      for (int64_t kz = 0; kz < wd[2]; ++kz)
-        for (int64_t ky = 0; ky < wd[3]; ++ky)
-          for (int64_t kx = 0; kx < wd[4]; ++kx) {
-            double acc = 0;
-            for (int64_t n = 0; n < yd[0]; ++n)
-              for (int64_t oz = 0; oz < yd[2]; ++oz)
-                for (int64_t oy = 0; oy < yd[3]; ++oy)
-                  for (int64_t ox = 0; ox < yd[4]; ++ox) {
-                    int64_t iz = oz * g.stride[0] - g.padding[0] + kz * g.dilation[0];
-                    int64_t iy = oy * g.stride[1] - g.padding[1] + ky * g.dilation[1];
-                    int64_t ix = ox * g.stride[2] - g.padding[2] + kx * g.dilation[2];
-                    if (!inside(iz, xd[2]) || !inside(iy, xd[3]) || !inside(ix, xd[4])) continue;
-                    acc += static_cast<double>(dy.data()[at(yd, n, o, oz, oy, ox)]) *
-                           x.data()[at(xd, n, group * cPerGroup + ci, iz, iy, ix)];
-                  }
-            dw.data()[at(wd, o, ci, kz, ky, kx)] = static_cast<float>(acc);
-          }
-  }
+  std::vector<double> acc(dw.size(), 0.0);
+  forEachConvTap(g, dims5(x), dims5(dw), dims5(dy), [&](int64_t xi, int64_t wi, int64_t yi) {
+    acc[wi] += static_cast<double>(dy.data()[yi]) * x.data()[xi];
+  });
+  storeRounded(acc, dw);
   if (dbias) channelSum(dy, *dbias);
 }
 
@@ -247,7 +226,7 @@ void ReferenceBackend::maxPoolBackward(const PoolGeometry& g, const Tensor& x, c
             });
             if (arg >= 0) acc[arg] += dy.data()[at(yd, n, c, oz, oy, ox)];
           }
-  for (int64_t i = 0; i < dx.size(); ++i) dx.data()[i] = static_cast<float>(acc[i]);
+  storeRounded(acc, dx);
 }
 
 void ReferenceBackend::avgPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
@@ -277,7 +256,7 @@ void ReferenceBackend::avgPoolBackward(const PoolGeometry& g, const Tensor& dy, 
             double share = dy.data()[at(yd, n, c, oz, oy, ox)] / static_cast<double>(divisor);
             forEachWindowTap(g, xd, n, c, oz, oy, ox, [&](int64_t i) { acc[i] += share; });
           }
-  for (int64_t i = 0; i < dx.size(); ++i) dx.data()[i] = static_cast<float>(acc[i]);
+  storeRounded(acc, dx);
 }
 
 void ReferenceBackend::upsampleForward(UpsampleMode mode, bool alignCorners, const Tensor& x, Tensor& y) {
@@ -308,7 +287,7 @@ void ReferenceBackend::upsampleBackward(UpsampleMode mode, bool alignCorners, co
               acc[at(xd, n, c, iz, iy, ix)] += w * grad;
             });
           }
-  for (int64_t i = 0; i < dx.size(); ++i) dx.data()[i] = static_cast<float>(acc[i]);
+  storeRounded(acc, dx);
 }
 
 void ReferenceBackend::batchNormTrainForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,

@@ -1,0 +1,22 @@
+// The install step's toolchain check: a missing piece fails with one message
+// that names it and the command that installs it (before CMake runs at all).
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+test('a missing cmake or oneDNN is named, with the command that installs it', (t) => {
+  // A PATH holding only node: cmake and the compiler are "missing".
+  const binDir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-path-'));
+  fs.symlinkSync(process.execPath, path.join(binDir, 'node'));
+  const r = spawnSync(process.execPath, [path.join(__dirname, '..', 'scripts', 'build-native.js')], {
+    env: { PATH: binDir, DNNL_ROOT: '/nonexistent' },
+    encoding: 'utf8',
+  });
+  t.is(r.status, 1);
+  t.regex(r.stderr, /cannot build the native addon: missing cmake, a C\+\+17 compiler \(g\+\+\)/);
+  t.regex(r.stderr, /apt-get install -y cmake g\+\+ libdnnl-dev/);
+  const ranCmake = /-- Configuring|Building/.test(r.stdout);
+  t.false(ranCmake, 'stopped before running the build');
+});
