@@ -1,0 +1,111 @@
+// npm run bench -- <suite> [--repeats N]
+// Runs segvol and its PyTorch peer (benchmarks/peer_torch.py) in the same run,
+// same shapes, same thread count, and prints one JSON line per case:
+//   {"case", "segvol_ms", "torch_ms", "ratio", "gflops"}   ratio = torch_ms / segvol_ms
+// Timings are medians after two warm-up runs. Without PyTorch, torch_ms and ratio
+// are null and the reason is printed once.
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { ops, Tensor } from '../lib';
+
+interface ConvCase {
+  name: string;
+  x: number[];
+  w: number[];
+  padding: number;
+}
+
+const threads = Number(process.env.OMP_NUM_THREADS ?? 2);
+process.env.OMP_NUM_THREADS = String(threads);
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function randomTensor(shape: number[]): Tensor {
+  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; ++i) data[i] = Math.random() * 2 - 1;
+  return Tensor.fromArray(data, shape);
+}
+
+/** Forward + backward-data + backward-weights multiply-adds, as FLOPs. */
+function convFlops(c: ConvCase): number {
+  const spatialOut = c.x.slice(2).reduce((a, b) => a * b, 1);  // 'same' padding
+  const kernel = c.w.slice(2).reduce((a, b) => a * b, 1);
+  return 3 * 2 * c.x[0]! * c.w[0]! * c.w[1]! * kernel * spatialOut;
+}
+
+function timeConv(c: ConvCase, repeats: number): number {
+  const x = randomTensor(c.x);
+  const w = randomTensor(c.w);
+  const dy = Tensor.full([c.x[0]!, c.w[0]!, ...c.x.slice(2)], 1);  // 'same' padding: output size = input size
+  const times: number[] = [];
+  for (let i = 0; i < repeats + 2; ++i) {
+    const start = process.hrtime.bigint();
+    const y = ops.conv(x, w, { padding: c.padding });
+    const g = ops.convBackward(x, w, dy, { padding: c.padding }, { bias: false });
+    const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
+    for (const t of [y, g.dx!, g.dw!]) t.dispose();
+    if (i >= 2) times.push(elapsed);
+  }
+  for (const t of [x, w, dy]) t.dispose();
+  return median(times);
+}
+
+function runPeer(job: object): Map<string, number> | string {
+  const python = process.env.PYTHON ?? 'python3';
+  const r = spawnSync(python, [path.join(__dirname, 'peer_torch.py')], {
+    input: JSON.stringify(job), encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+  });
+  if (r.status !== 0) return (r.stderr || String(r.error)).trim().split('\n').slice(-1)[0] ?? 'peer failed';
+  const out = new Map<string, number>();
+  for (const line of r.stdout.trim().split('\n')) {
+    const parsed = JSON.parse(line) as { case: string; torch_ms: number };
+    out.set(parsed.case, parsed.torch_ms);
+  }
+  return out;
+}
+
+const suites: Record<string, (repeats: number) => void> = {
+  conv(repeats) {
+    // The shapes of a PyraMiD-LSTM direction's batched input convolution (planes as batch)
+    // and of a 3D ConvNet layer.
+    const cases: ConvCase[] = [
+      { name: 'conv2d 7x7 C=5 O=64, 8 planes 64x64', x: [8, 5, 64, 64], w: [64, 5, 7, 7], padding: 3 },
+      { name: 'conv2d 7x7 C=25 O=128, 8 planes 64x64', x: [8, 25, 64, 64], w: [128, 25, 7, 7], padding: 3 },
+      { name: 'conv2d 7x7 C=32 O=128, 1 plane 64x64 (recurrent step)', x: [1, 32, 64, 64], w: [128, 32, 7, 7], padding: 3 },
+      { name: 'conv3d 3x3x3 C=16 O=16, 16x64x64', x: [1, 16, 16, 64, 64], w: [16, 16, 3, 3, 3], padding: 1 },
+    ];
+    const peer = runPeer({ suite: 'conv', threads, repeats, cases });
+    if (typeof peer === 'string') console.error(`torch peer unavailable (${peer}); install it with: pip install torch`);
+    for (const c of cases) {
+      const segvolMs = timeConv(c, repeats);
+      const torchMs = typeof peer === 'string' ? null : peer.get(c.name) ?? null;
+      console.log(JSON.stringify({
+        case: c.name,
+        segvol_ms: Number(segvolMs.toFixed(2)),
+        torch_ms: torchMs === null ? null : Number(torchMs.toFixed(2)),
+        ratio: torchMs === null ? null : Number((torchMs / segvolMs).toFixed(2)),
+        gflops: Number((convFlops(c) / segvolMs / 1e6).toFixed(1)),
+      }));
+    }
+  },
+};
+
+function main(): void {
+  const args = process.argv.slice(2);
+  const suite = args.find((a) => !a.startsWith('--')) ?? 'conv';
+  const repeatsFlag = args.indexOf('--repeats');
+  const repeats = repeatsFlag >= 0 ? Number(args[repeatsFlag + 1]) : 10;
+  const run = suites[suite];
+  if (!run) {
+    console.error(`unknown benchmark suite '${suite}'; available: ${Object.keys(suites).join(', ')}`);
+    process.exitCode = 2;
+    return;
+  }
+  console.error(`segvol bench ${suite}: ${threads} threads, ${repeats} timed runs per case (median)`);
+  run(repeats);
+}
+
+main();
