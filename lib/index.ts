@@ -22,6 +22,17 @@ export {
   type Activation,
 } from './ops';
 export {
+  SavedState,
+  type ClstmWeights,
+  type ClstmGradients,
+  type Direction,
+  type ClstmScanOptions,
+  type ClstmScanResult,
+  type ClstmScanGradients,
+  type PyramidLstmResult,
+  type PyramidLstmGradients,
+} from './recurrent';
+export {
   readSafetensors,
   writeSafetensors,
   parseSafetensors,

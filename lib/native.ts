@@ -43,6 +43,36 @@ export interface NativeBackendStatus {
   detail: string;
 }
 
+declare const savedBrand: unique symbol;
+/** An opaque reference to what a forward pass saved for its backward pass. */
+export interface NativeSavedHandle {
+  readonly [savedBrand]: true;
+}
+
+export interface NativeClstmWeights {
+  wx: NativeTensorHandle;
+  bx: NativeTensorHandle;
+  wh: NativeTensorHandle;
+  bh: NativeTensorHandle;
+}
+
+export interface NativeClstmGrads {
+  dwx: NativeTensorHandle;
+  dbx: NativeTensorHandle;
+  dwh: NativeTensorHandle;
+  dbh: NativeTensorHandle;
+}
+
+export interface NativePyramidForward {
+  y: NativeTensorHandle;
+  saved: NativeSavedHandle;
+}
+
+export interface NativePyramidBackward {
+  dx: NativeTensorHandle;
+  grads: NativeClstmGrads[];
+}
+
 type H = NativeTensorHandle;
 type Impl = ImplementationName;
 
@@ -94,6 +124,16 @@ export interface NativeBinding {
 
   permute(impl: Impl, x: H, perm: number[]): H;
   flip(impl: Impl, x: H, axes: number[]): H;
+
+  clstmScan(impl: Impl, x: H, weights: NativeClstmWeights, direction: number, h0: H | null,
+    c0: H | null): { h: H; hLast: H; cLast: H; saved: NativeSavedHandle };
+  clstmScanBackward(impl: Impl, saved: NativeSavedHandle, dh: H | null, dhLast: H | null,
+    dcLast: H | null): NativeClstmGrads & { dx: H; dh0: H | null; dc0: H | null };
+  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: false): NativePyramidForward;
+  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: true): Promise<NativePyramidForward>;
+  pyramidLstmBackward(impl: Impl, saved: NativeSavedHandle, dy: H, async: false): NativePyramidBackward;
+  pyramidLstmBackward(impl: Impl, saved: NativeSavedHandle, dy: H, async: true): Promise<NativePyramidBackward>;
+  savedDispose(saved: NativeSavedHandle): void;
 }
 
 function candidatePaths(): string[] {

@@ -11,6 +11,7 @@ import {
   type NativePoolGeometry,
   type UpsampleModeName,
 } from './native';
+import { createRecurrentOps } from './recurrent';
 import { handleOf, Tensor } from './tensor';
 
 /** One value for every spatial axis, or one per axis in (D,) H, W order. */
@@ -231,6 +232,7 @@ export function createOps(impl: ImplementationName) {
     v === null || v === undefined ? null : h(v, op, name);
 
   return {
+    ...createRecurrentOps(impl),
     /** Convolution (cross-correlation) of x: (N, C, [D,] H, W) with w: (O, C/groups, [kD,] kH, kW). */
     conv(x: Tensor, w: Tensor, options: ConvOptions = {}): Tensor {
       const g = convGeometry(x, w, options, 'conv');

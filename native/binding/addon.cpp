@@ -7,6 +7,7 @@
 #include "../cpu/cpu_backend.h"
 #include "../ops/ops.h"
 #include "convert.h"
+#include "recurrent.h"
 #include "tensor_handle.h"
 
 namespace segvol::binding {
@@ -437,6 +438,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("softmaxBackward", SoftmaxBackward);
   fn("permute", Permute);
   fn("flip", Flip);
+  defineRecurrent(env, exports);
   return exports;
 }
 

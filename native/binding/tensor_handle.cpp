@@ -1,31 +1,25 @@
 #include "tensor_handle.h"
 
 #include "../core/error.h"
+#include "instance_data.h"
 
 namespace segvol::binding {
-namespace {
-struct InstanceData {
-  Napi::FunctionReference tensorHandleConstructor;
-};
-}  // namespace
 
 void TensorHandle::define(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "TensorHandle", {});
-  auto* data = new InstanceData();
-  data->tensorHandleConstructor = Napi::Persistent(ctor);
-  env.SetInstanceData(data);
+  instanceData(env).tensorHandleConstructor = Napi::Persistent(ctor);
   exports.Set("TensorHandle", ctor);
 }
 
 Napi::Object TensorHandle::wrap(Napi::Env env, Tensor tensor) {
-  Napi::Object object = env.GetInstanceData<InstanceData>()->tensorHandleConstructor.New({});
+  Napi::Object object = instanceData(env).tensorHandleConstructor.New({});
   TensorHandle::Unwrap(object)->setTensor(std::move(tensor));
   return object;
 }
 
 Tensor& TensorHandle::unwrap(const Napi::Value& v, const char* op, const char* name) {
   Napi::Env env = v.Env();
-  Napi::FunctionReference& ctor = env.GetInstanceData<InstanceData>()->tensorHandleConstructor;
+  Napi::FunctionReference& ctor = instanceData(env).tensorHandleConstructor;
   if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctor.Value())) {
     fail(ErrorCode::Argument, std::string(op) + ": expected " + name + " to be a segvol Tensor, received " +
                                   (v.IsNull() || v.IsUndefined() ? "null or undefined" : "another value"));

@@ -113,6 +113,26 @@ class Backend {
   virtual void softmaxForward(const Tensor& x, Tensor& y) = 0;
   virtual void softmaxBackward(const Tensor& y, const Tensor& dy, Tensor& dx) = 0;
 
+  // One step of an LSTM cell over a plane, fused: gate sums, nonlinearities,
+  // cell and output (gate order i, f, g, o; no peepholes).
+  // gates: (N, 4*O, S) in: the input-to-state pre-activation, its bias included;
+  //        out: the activations sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
+  // recurrent: (N, 4*O, S) the state-to-state convolution, or null when this
+  //        plane has no previous one; recurrentBias: (4*O), with recurrent
+  // cPrev: (N, O, S) or null (no previous cell: c = g * i)
+  // c, h: (N, O, S) out: c = g * i + cPrev * f, h = o * tanh(c)
+  virtual void lstmStepForward(Tensor& gates, const Tensor* recurrent, const Tensor* recurrentBias,
+                               const Tensor* cPrev, Tensor& c, Tensor& h) = 0;
+  // The same step backwards.
+  // gates: (N, 4*O, S) activations; cPrev: (N, O, S) or null; c: (N, O, S)
+  // dh: (N, O, S) gradient of h from outside the scan; dhRecurrent: (N, O, S)
+  //     gradient of h through the next step's recurrent convolution, or null
+  // dc: (N, O, S) in: gradient of c from the next step (zeros at the last);
+  //     out: gradient of cPrev
+  // dgates: (N, 4*O, S) out: gradient of the pre-activations
+  virtual void lstmStepBackward(const Tensor& gates, const Tensor* cPrev, const Tensor& c, const Tensor& dh,
+                                const Tensor* dhRecurrent, Tensor& dc, Tensor& dgates) = 0;
+
   // Layout. y's axis i is x's axis perm[i]. x: any rank, y: permuted shape
   virtual void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) = 0;
   // Reverses each listed axis. x, y: same shape

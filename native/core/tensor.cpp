@@ -48,4 +48,15 @@ Tensor Tensor::view(const Shape& shape) const {
   return t;
 }
 
+Tensor Tensor::slice(int64_t start, int64_t count) const {
+  if (rank() < 1 || start < 0 || count < 0 || start + count > dim(0)) {
+    fail(ErrorCode::Shape, "slice: expected [" + std::to_string(start) + ", " + std::to_string(start + count) +
+                               ") within axis 0 of " + shapeToString(shape_));
+  }
+  Tensor t = *this;
+  t.shape_[0] = count;
+  t.offset_ += start * (dim(0) ? size() / dim(0) : 0);
+  return t;
+}
+
 }  // namespace segvol

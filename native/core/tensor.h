@@ -47,10 +47,12 @@ class Tensor {
   Device device() const;
   Backend& backend() const { return storage_->backend(); }
 
-  float* data() const { return static_cast<float*>(storage_->data()); }
+  float* data() const { return static_cast<float*>(storage_->data()) + offset_; }
 
   // Same storage, another shape with the same element count.
   Tensor view(const Shape& shape) const;
+  // Entries [start, start + count) of axis 0, sharing storage (a plane of a (T, N, ...) buffer).
+  Tensor slice(int64_t start, int64_t count) const;
   // Drops this handle's reference to the memory.
   void release() { storage_.reset(); }
   bool sharesStorageWith(const Tensor& other) const { return storage_ == other.storage_; }
@@ -58,6 +60,7 @@ class Tensor {
  private:
   Shape shape_;
   std::shared_ptr<Storage> storage_;
+  int64_t offset_ = 0;  // in elements, from the start of storage
 };
 
 }  // namespace segvol

@@ -59,6 +59,12 @@ class CpuBackend final : public HostBackend {
   void softmaxForward(const Tensor& x, Tensor& y) override;
   void softmaxBackward(const Tensor& y, const Tensor& dy, Tensor& dx) override;
 
+  // lstm_cell.cpp
+  void lstmStepForward(Tensor& gates, const Tensor* recurrent, const Tensor* recurrentBias, const Tensor* cPrev,
+                       Tensor& c, Tensor& h) override;
+  void lstmStepBackward(const Tensor& gates, const Tensor* cPrev, const Tensor& c, const Tensor& dh,
+                        const Tensor* dhRecurrent, Tensor& dc, Tensor& dgates) override;
+
   // layout.cpp
   void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) override;
   void flip(const Tensor& x, const std::vector<int>& axes, Tensor& y) override;

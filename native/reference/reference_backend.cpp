@@ -476,3 +476,54 @@ void ReferenceBackend::flip(const Tensor& x, const std::vector<int>& axes, Tenso
 }
 
 }  // namespace segvol
+
+namespace segvol {
+namespace {
+double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+}  // namespace
+
+void ReferenceBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, const Tensor* recurrentBias,
+                                       const Tensor* cPrev, Tensor& c, Tensor& h) {
+  const int64_t n = c.dim(0), o = c.dim(1), s = c.size() / (n * o);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t k = 0; k < o; ++k)
+      for (int64_t p = 0; p < s; ++p) {
+        double pre[4];
+        for (int gate = 0; gate < 4; ++gate) {
+          const int64_t gi = (b * 4 * o + gate * o + k) * s + p;
+          pre[gate] = gates.data()[gi];
+          if (recurrent) pre[gate] += static_cast<double>(recurrent->data()[gi]) + recurrentBias->data()[gate * o + k];
+        }
+        const double i = sigmoid(pre[0]), f = sigmoid(pre[1]), g = std::tanh(pre[2]), out = sigmoid(pre[3]);
+        const int64_t ci = (b * o + k) * s + p;
+        const double cell = g * i + (cPrev ? cPrev->data()[ci] * f : 0.0);
+        c.data()[ci] = static_cast<float>(cell);
+        h.data()[ci] = static_cast<float>(out * std::tanh(cell));
+        const double act[4] = {i, f, g, out};
+        for (int gate = 0; gate < 4; ++gate) gates.data()[(b * 4 * o + gate * o + k) * s + p] = static_cast<float>(act[gate]);
+      }
+}
+
+void ReferenceBackend::lstmStepBackward(const Tensor& gates, const Tensor* cPrev, const Tensor& c, const Tensor& dh,
+                                        const Tensor* dhRecurrent, Tensor& dc, Tensor& dgates) {
+  const int64_t n = c.dim(0), o = c.dim(1), s = c.size() / (n * o);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t k = 0; k < o; ++k)
+      for (int64_t p = 0; p < s; ++p) {
+        auto gateAt = [&](int gate) { return (b * 4 * o + gate * o + k) * s + p; };
+        const int64_t ci = (b * o + k) * s + p;
+        const double i = gates.data()[gateAt(0)], f = gates.data()[gateAt(1)], g = gates.data()[gateAt(2)],
+                     out = gates.data()[gateAt(3)];
+        const double tc = std::tanh(static_cast<double>(c.data()[ci]));
+        const double gradH = static_cast<double>(dh.data()[ci]) + (dhRecurrent ? dhRecurrent->data()[ci] : 0.0);
+        const double gradC = static_cast<double>(dc.data()[ci]) + gradH * out * (1 - tc * tc);
+        const double prev = cPrev ? cPrev->data()[ci] : 0.0;
+        dgates.data()[gateAt(0)] = static_cast<float>(gradC * g * i * (1 - i));
+        dgates.data()[gateAt(1)] = static_cast<float>(gradC * prev * f * (1 - f));
+        dgates.data()[gateAt(2)] = static_cast<float>(gradC * i * (1 - g * g));
+        dgates.data()[gateAt(3)] = static_cast<float>(gradH * tc * out * (1 - out));
+        dc.data()[ci] = static_cast<float>(gradC * f);
+      }
+}
+
+}  // namespace segvol

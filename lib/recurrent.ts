@@ -1,0 +1,170 @@
+// The C-LSTM scan and the PyraMiD-LSTM layer as typed ops (conventions:
+// shared/specs/conventions.md). Forward passes return a SavedState that the
+// backward pass consumes; dispose it when no backward pass will come.
+import { describe, SegvolError } from './errors';
+import {
+  native,
+  type ImplementationName,
+  type NativeClstmGrads,
+  type NativeClstmWeights,
+  type NativePyramidBackward,
+  type NativePyramidForward,
+  type NativeSavedHandle,
+} from './native';
+import { handleOf, Tensor } from './tensor';
+
+/** One C-LSTM's parameters: wx (4O, C, k, k), bx (4O), wh (4O, O, k, k), bh (4O); gate order i, f, g, o. */
+export interface ClstmWeights {
+  wx: Tensor;
+  bx: Tensor;
+  wh: Tensor;
+  bh: Tensor;
+}
+
+export interface ClstmGradients {
+  dwx: Tensor;
+  dbx: Tensor;
+  dwh: Tensor;
+  dbh: Tensor;
+}
+
+/** 0: +D, 1: -D, 2: +H, 3: -H, 4: +W, 5: -W. */
+export type Direction = 0 | 1 | 2 | 3 | 4 | 5;
+
+const savedHandles = new WeakMap<SavedState, NativeSavedHandle>();
+
+/** Activations a forward pass keeps for its backward pass (gates, cells, inputs). */
+export class SavedState {
+  private constructor(handle: NativeSavedHandle) {
+    savedHandles.set(this, handle);
+  }
+
+  /** @internal */
+  static fromHandle(handle: NativeSavedHandle): SavedState {
+    return new SavedState(handle);
+  }
+
+  /** Frees the saved activations now; a later backward pass with this state throws ERR_DISPOSED. */
+  dispose(): void {
+    native.savedDispose(savedHandles.get(this)!);
+  }
+}
+
+function savedHandleOf(saved: SavedState, op: string): NativeSavedHandle {
+  const handle = saved instanceof SavedState ? savedHandles.get(saved) : undefined;
+  if (!handle) {
+    throw new SegvolError('ERR_ARGUMENT', `${op}: expected the saved state of a forward pass, received ${describe(saved)}`);
+  }
+  return handle;
+}
+
+export interface ClstmScanOptions {
+  direction: Direction;
+  /** Initial state (N, O, A, B), A and B the plane's axes; both or neither. */
+  h0?: Tensor;
+  c0?: Tensor;
+}
+
+export interface ClstmScanResult {
+  /** (N, O, D, H, W): h of every plane. */
+  h: Tensor;
+  /** (N, O, A, B): the state after the scan's last plane. */
+  hLast: Tensor;
+  cLast: Tensor;
+  saved: SavedState;
+}
+
+export interface ClstmScanGradients {
+  dx: Tensor;
+  grads: ClstmGradients;
+  /** Present when the forward pass had an initial state. */
+  dh0?: Tensor;
+  dc0?: Tensor;
+}
+
+export interface PyramidLstmResult {
+  /** (N, O, D, H, W): the sum of the six directions. */
+  y: Tensor;
+  saved: SavedState;
+}
+
+export interface PyramidLstmGradients {
+  dx: Tensor;
+  /** One per direction, in direction order. */
+  grads: ClstmGradients[];
+}
+
+function weightHandles(w: ClstmWeights, op: string, label: string): NativeClstmWeights {
+  if (w === null || typeof w !== 'object') {
+    throw new SegvolError('ERR_ARGUMENT', `${op}: expected ${label} as { wx, bx, wh, bh }, received ${describe(w)}`);
+  }
+  return {
+    wx: handleOf(w.wx, op, `${label}.wx`),
+    bx: handleOf(w.bx, op, `${label}.bx`),
+    wh: handleOf(w.wh, op, `${label}.wh`),
+    bh: handleOf(w.bh, op, `${label}.bh`),
+  };
+}
+
+function sixWeights(weights: readonly ClstmWeights[], op: string): NativeClstmWeights[] {
+  if (!Array.isArray(weights) || weights.length !== 6) {
+    throw new SegvolError('ERR_ARGUMENT', `${op}: expected six direction weights (+D, -D, +H, -H, +W, -W), ` +
+      `received ${Array.isArray(weights) ? `${weights.length}` : describe(weights)}`);
+  }
+  return weights.map((w, d) => weightHandles(w, op, `weights[${d}]`));
+}
+
+function wrapGrads(g: NativeClstmGrads): ClstmGradients {
+  return { dwx: Tensor.fromHandle(g.dwx), dbx: Tensor.fromHandle(g.dbx), dwh: Tensor.fromHandle(g.dwh), dbh: Tensor.fromHandle(g.dbh) };
+}
+
+function wrapPyramidForward(r: NativePyramidForward): PyramidLstmResult {
+  return { y: Tensor.fromHandle(r.y), saved: SavedState.fromHandle(r.saved) };
+}
+
+function wrapPyramidBackward(r: NativePyramidBackward): PyramidLstmGradients {
+  return { dx: Tensor.fromHandle(r.dx), grads: r.grads.map(wrapGrads) };
+}
+
+export function createRecurrentOps(impl: ImplementationName) {
+  const optional = (t: Tensor | undefined, op: string, name: string) => (t === undefined ? null : handleOf(t, op, name));
+  return {
+    /** One C-LSTM over a volume x: (N, C, D, H, W) in one direction; the convolutions are 'same', stride 1. */
+    clstmScan(x: Tensor, weights: ClstmWeights, options: ClstmScanOptions): ClstmScanResult {
+      const op = 'clstmScan';
+      const r = native.clstmScan(impl, handleOf(x, op, 'input'), weightHandles(weights, op, 'weights'), options.direction,
+        optional(options.h0, op, 'h0'), optional(options.c0, op, 'c0'));
+      return { h: Tensor.fromHandle(r.h), hLast: Tensor.fromHandle(r.hLast), cLast: Tensor.fromHandle(r.cLast),
+        saved: SavedState.fromHandle(r.saved) };
+    },
+    /** BPTT through a scan. dh: gradient of h; dhLast, dcLast: gradients of the final state. */
+    clstmScanBackward(saved: SavedState, grads: { dh?: Tensor; dhLast?: Tensor; dcLast?: Tensor }): ClstmScanGradients {
+      const op = 'clstmScanBackward';
+      const r = native.clstmScanBackward(impl, savedHandleOf(saved, op), optional(grads.dh, op, 'dh'),
+        optional(grads.dhLast, op, 'dhLast'), optional(grads.dcLast, op, 'dcLast'));
+      const out: ClstmScanGradients = { dx: Tensor.fromHandle(r.dx), grads: wrapGrads(r) };
+      if (r.dh0) out.dh0 = Tensor.fromHandle(r.dh0);
+      if (r.dc0) out.dc0 = Tensor.fromHandle(r.dc0);
+      return out;
+    },
+    /** The PyraMiD-LSTM layer: six C-LSTMs, one per direction, summed. Runs on the calling thread. */
+    pyramidLstm(x: Tensor, weights: readonly ClstmWeights[]): PyramidLstmResult {
+      const op = 'pyramidLstm';
+      return wrapPyramidForward(native.pyramidLstm(impl, handleOf(x, op, 'input'), sixWeights(weights, op), false));
+    },
+    /** pyramidLstm on the thread pool: the event loop stays free while it runs. */
+    async pyramidLstmAsync(x: Tensor, weights: readonly ClstmWeights[]): Promise<PyramidLstmResult> {
+      const op = 'pyramidLstmAsync';
+      return wrapPyramidForward(await native.pyramidLstm(impl, handleOf(x, op, 'input'), sixWeights(weights, op), true));
+    },
+    pyramidLstmBackward(saved: SavedState, dy: Tensor): PyramidLstmGradients {
+      const op = 'pyramidLstmBackward';
+      return wrapPyramidBackward(native.pyramidLstmBackward(impl, savedHandleOf(saved, op), handleOf(dy, op, 'output gradient'), false));
+    },
+    async pyramidLstmBackwardAsync(saved: SavedState, dy: Tensor): Promise<PyramidLstmGradients> {
+      const op = 'pyramidLstmBackwardAsync';
+      return wrapPyramidBackward(await native.pyramidLstmBackward(impl, savedHandleOf(saved, op),
+        handleOf(dy, op, 'output gradient'), true));
+    },
+  };
+}

@@ -1,0 +1,74 @@
+// Runs native work on the libuv thread pool and settles a Promise with the
+// result, so long ops (a PyraMiD-LSTM layer over a volume) leave the event loop
+// free. Execute() computes in pure C++ (no JS values); Finish() converts the
+// result on the main thread. Errors keep their segvol code.
+#pragma once
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "convert.h"
+
+namespace segvol::binding {
+
+template <typename Result>
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<Result()>;
+  using Finish = std::function<Napi::Value(Napi::Env, Result&)>;
+
+  static Napi::Promise start(Napi::Env env, Work work, Finish finish) {
+    auto* worker = new PromiseWorker(env, std::move(work), std::move(finish));
+    Napi::Promise promise = worker->deferred_.Promise();
+    worker->Queue();
+    return promise;
+  }
+
+ protected:
+  void Execute() override {
+    try {
+      result_ = std::make_unique<Result>(work_());
+    } catch (const Error& e) {
+      code_ = e.code();
+      message_ = e.what();
+    } catch (const std::bad_alloc&) {
+      code_ = ErrorCode::Memory;
+      message_ = "out of memory; use smaller volumes or dispose() tensors you no longer need";
+    } catch (const std::exception& e) {
+      code_ = ErrorCode::Native;
+      message_ = std::string("unexpected native failure: ") + e.what();
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (!result_) {
+      deferred_.Reject(toJsError(env, code_, message_).Value());
+      return;
+    }
+    try {
+      deferred_.Resolve(finish_(env, *result_));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (const Error& e) {
+      deferred_.Reject(toJsError(env, e.code(), e.what()).Value());
+    }
+  }
+
+ private:
+  PromiseWorker(Napi::Env env, Work work, Finish finish)
+      : Napi::AsyncWorker(env, "segvol"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
+        finish_(std::move(finish)) {}
+
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  Finish finish_;
+  std::unique_ptr<Result> result_;
+  ErrorCode code_ = ErrorCode::Native;
+  std::string message_;
+};
+
+}  // namespace segvol::binding
