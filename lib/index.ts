@@ -40,3 +40,6 @@ export {
   type NamedArray,
   type SafetensorsFile,
 } from './safetensors';
+export { layers, type Layer, type LayerBuilder, type Tape, type PyramidLstmOptions, type PixelwiseOptions } from './layers';
+export { Sequential, sequential, ModelTape, type SequentialOptions } from './model';
+export { presets, type PyramidNetOptions } from './presets';

@@ -7,7 +7,7 @@
 //   finite differences: float32 forward passes, step 1e-2 (smooth ops) or
 //     1e-3 (max, where the step must stay inside the gap between values).
 import type { ConvOptions, ConvTransposeOptions, Ops, Tensor } from '../lib';
-import type { OpCase } from './harness';
+import type { InputSpec, OpCase } from './harness';
 
 const convTol = { abs: 1e-4, rel: 1e-4 };
 const elemTol = { abs: 1e-5, rel: 1e-5 };
@@ -228,3 +228,46 @@ export const opCases: OpCase[] = [
     finiteDifference: smoothFd,
   },
 ];
+
+// The C-LSTM scan on tiny volumes: T = 1 (no recurrence at all), a minus
+// direction, and an initial state (whose gradients are checked too).
+function clstmCase(name: string, x: number[], o: number, k: number, direction: 0 | 1 | 2 | 3 | 4 | 5,
+  initialState: boolean): OpCase {
+  const c = x[1]!;
+  const axis = 2 + Math.floor(direction / 2);
+  const plane = x.slice(2).filter((_, a) => a + 2 !== axis);
+  const state: Record<string, InputSpec> = initialState
+    ? { h0: { shape: [x[0]!, o, ...plane] }, c0: { shape: [x[0]!, o, ...plane] } } : {};
+  const scan = (op: Ops, v: Record<string, Tensor>) => op.clstmScan(v.x!, { wx: v.wx!, bx: v.bx!, wh: v.wh!, bh: v.bh! },
+    { direction, ...(initialState ? { h0: v.h0!, c0: v.c0! } : {}) });
+  return {
+    name,
+    inputs: {
+      x: { shape: x }, wx: { shape: [4 * o, c, k, k] }, bx: { shape: [4 * o] }, wh: { shape: [4 * o, o, k, k] },
+      bh: { shape: [4 * o] }, ...state,
+    },
+    forward: (op, v) => {
+      const r = scan(op, v);
+      for (const t of [r.hLast, r.cLast]) t.dispose();
+      r.saved.dispose();
+      return r.h;
+    },
+    backward: (op, v, _y, dy) => {
+      const r = scan(op, v);
+      const g = op.clstmScanBackward(r.saved, { dh: dy });
+      for (const t of [r.h, r.hLast, r.cLast]) t.dispose();
+      r.saved.dispose();
+      return { x: g.dx, wx: g.grads.dwx, bx: g.grads.dbx, wh: g.grads.dwh, bh: g.grads.dbh,
+        ...(initialState ? { h0: g.dh0!, c0: g.dc0! } : {}) };
+    },
+    tolerance: { abs: 2e-5, rel: 2e-5 },
+    finiteDifference: { step: 1e-2, tolerance: { abs: 5e-3, rel: 1e-2 } },
+  };
+}
+
+opCases.push(
+  clstmCase('clstmScan +D, T=1 (no recurrence)', [1, 2, 1, 4, 3], 2, 3, 0, false),
+  clstmCase('clstmScan -H, T=4', [1, 2, 3, 4, 3], 2, 3, 3, false),
+  clstmCase('clstmScan +W with initial state', [2, 1, 3, 3, 3], 2, 3, 4, true),
+  clstmCase('clstmScan -D, T=1 with initial state', [1, 2, 1, 3, 4], 1, 3, 1, true),
+);

@@ -102,3 +102,35 @@ test('errors are SegvolError (TypeScript checks) or Error (native checks), both 
   t.is(nativeErr.code, 'ERR_SHAPE');
   t.regex(nativeErr.message, /^segvol: conv:/);
 });
+
+test('C-LSTM / PyraMiD-LSTM bad input: clear errors before compute', (t) => {
+  const x = Tensor.full([1, 3, 4, 7, 6], 0.5);
+  const weights = (c: number, o: number, k: number, fill = 0.01) => ({
+    wx: Tensor.full([4 * o, c, k, k], fill), bx: Tensor.zeros([4 * o]),
+    wh: Tensor.full([4 * o, o, k, k], fill), bh: Tensor.zeros([4 * o]),
+  });
+  expectCode(t, () => ops.clstmScan(x, weights(3, 2, 4), { direction: 0 }), 'ERR_SHAPE', /odd kernel size/);
+  expectCode(t, () => ops.clstmScan(x, weights(3, 2, 5), { direction: 2 }), 'ERR_SHAPE',
+    /kernel 5x5 is larger than the 4x6 planes that direction 2 \(\+H\) scans/);
+  expectCode(t, () => ops.clstmScan(x, weights(2, 2, 3), { direction: 0 }), 'ERR_SHAPE', /with 3 input channels like the volume/);
+  expectCode(t, () => ops.clstmScan(Tensor.zeros([1, 3, 0, 7, 6]), weights(3, 2, 3), { direction: 0 }), 'ERR_SHAPE', /axis 2 is empty/);
+  expectCode(t, () => ops.clstmScan(x, weights(3, 2, 3), { direction: 6 as 0 }), 'ERR_ARGUMENT', /direction 0\.\.5/);
+  const bad = weights(3, 2, 3);
+  const nan = Tensor.fromArray(Float32Array.from({ length: 8 }, (_, i) => (i === 3 ? NaN : 0)), [8]);
+  expectCode(t, () => ops.clstmScan(x, { ...bad, bh: nan }, { direction: 1 }), 'ERR_NON_FINITE', /finite values in bh of direction 1/);
+  expectCode(t, () => ops.clstmScan(x, weights(3, 2, 3), { direction: 0, h0: Tensor.zeros([1, 2, 7, 6]) }), 'ERR_ARGUMENT',
+    /both h0 and c0 or neither/);
+  expectCode(t, () => ops.clstmScan(x, weights(3, 2, 3), { direction: 0, h0: Tensor.zeros([1, 2, 7, 5]), c0: Tensor.zeros([1, 2, 7, 5]) }),
+    'ERR_SHAPE', /h0 of shape \(1, 2, 7, 6\)/);
+  const six = [0, 1, 2, 3, 4, 5].map(() => weights(3, 2, 3));
+  expectCode(t, () => ops.pyramidLstm(x, six.slice(0, 5)), 'ERR_ARGUMENT', /six direction weights/);
+  expectCode(t, () => ops.pyramidLstm(x, [...six.slice(0, 5), weights(3, 3, 3)]), 'ERR_SHAPE', /all six directions' wx of one shape/);
+  expectCode(t, () => ops.pyramidLstm(Tensor.full([1, 3, 2, 7, 6], 1), six), 'ERR_SHAPE', /larger than the 2x6 planes/);
+  // The Promise form rejects with the same error.
+  return ops.pyramidLstmAsync(x, [...six.slice(0, 5), { ...six[5]!, bx: nan }]).then(
+    () => t.fail('expected a rejection'),
+    (err: Coded) => {
+      t.is(err.code, 'ERR_NON_FINITE');
+    },
+  );
+});

@@ -1,0 +1,176 @@
+// A sequential model: layers in order, parameters named "layers.{i}.{name}"
+// (shared/specs/conventions.md), forward/backward with a tape, predict, and
+// safetensors weights. The DAG container and the trainer build on this.
+import { SegvolError } from './errors';
+import type { Layer, LayerBuilder, Tape } from './layers';
+import { seededRandom } from './random';
+import { readSafetensors, writeSafetensors, type NamedArray } from './safetensors';
+import { Tensor } from './tensor';
+
+export interface SequentialOptions {
+  inChannels: number;
+  /** Fixes the initial weights. */
+  seed?: number;
+}
+
+/** What forward() keeps for backward(): every layer's tape and the intermediate activations. */
+export class ModelTape {
+  /** @internal */
+  constructor(readonly tapes: Tape[], private readonly owned: Tensor[]) {}
+  dispose(): void {
+    for (const t of this.tapes) t.dispose();
+    for (const t of this.owned) t.dispose();
+    this.tapes.length = 0;
+    this.owned.length = 0;
+  }
+}
+
+export class Sequential {
+  readonly layers: Layer[] = [];
+  readonly inChannels: number;
+
+  constructor(builders: readonly LayerBuilder[], options: SequentialOptions) {
+    if (!Number.isInteger(options.inChannels) || options.inChannels < 1) {
+      throw new SegvolError('ERR_ARGUMENT', `Sequential: expected inChannels as a positive integer, received ${options.inChannels}`);
+    }
+    this.inChannels = options.inChannels;
+    const random = seededRandom(options.seed ?? 0);
+    let channels = options.inChannels;
+    for (const builder of builders) {
+      const layer = builder.build({ inChannels: channels, random });
+      this.layers.push(layer);
+      channels = layer.outChannels;
+    }
+  }
+
+  get outChannels(): number {
+    return this.layers.length ? this.layers[this.layers.length - 1]!.outChannels : this.inChannels;
+  }
+
+  /** Every parameter by its stable name, in layer order. */
+  parameters(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    this.layers.forEach((layer, i) => {
+      for (const [name, t] of layer.parameters) out.set(`layers.${i}.${name}`, t);
+    });
+    return out;
+  }
+
+  paramCount(): number {
+    let total = 0;
+    for (const t of this.parameters().values()) total += t.size;
+    return total;
+  }
+
+  /** Output shape for an input shape, checking every layer (errors name the layer path). */
+  outputShape(inputShape: readonly number[]): number[] {
+    if (inputShape[1] !== this.inChannels) {
+      throw new SegvolError('ERR_SHAPE', `model: expected ${this.inChannels} input channels, received (${inputShape.join(', ')})`);
+    }
+    let shape = [...inputShape];
+    this.layers.forEach((layer, i) => {
+      layer.checkInput(shape, `layers.${i}`);
+      shape = [shape[0]!, layer.outChannels, ...shape.slice(2)];
+    });
+    return shape;
+  }
+
+  /** A table of layers, output shapes and parameter counts. */
+  summary(inputShape: readonly number[] = [1, this.inChannels, 8, 64, 64]): string {
+    const rows: string[][] = [['layer', 'type', 'output shape', 'parameters', 'options']];
+    let shape = [...inputShape];
+    this.layers.forEach((layer, i) => {
+      shape = [shape[0]!, layer.outChannels, ...shape.slice(2)];
+      let count = 0;
+      for (const t of layer.parameters.values()) count += t.size;
+      rows.push([`layers.${i}`, layer.type, `(${shape.join(', ')})`, count.toLocaleString('en-US'), layer.describe()]);
+    });
+    rows.push(['total', '', '', this.paramCount().toLocaleString('en-US'), '']);
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+    return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+  }
+
+  /** Runs every layer. With keepTape, returns what backward() needs; dispose it after. */
+  async forward(x: Tensor, options: { keepTape?: boolean } = {}): Promise<{ y: Tensor; tape: ModelTape }> {
+    this.outputShape(x.shape);
+    const tapes: Tape[] = [];
+    const owned: Tensor[] = [];
+    let current = x;
+    for (const layer of this.layers) {
+      const { y, tape } = await layer.forward(current);
+      tapes.push(tape);
+      if (current !== x) owned.push(current);
+      current = y;
+    }
+    // The tape keeps its own handle on the output, so the caller may dispose y.
+    const y = current === x ? x.reshape(x.shape) : current;
+    owned.push(y.reshape(y.shape));
+    const modelTape = new ModelTape(tapes, owned);
+    if (!options.keepTape) {
+      modelTape.dispose();
+    }
+    return { y, tape: modelTape };
+  }
+
+  /** Gradients of the input and of every parameter (by name) for dy, the gradient of forward's output. */
+  async backward(tape: ModelTape, dy: Tensor): Promise<{ dx: Tensor; grads: Map<string, Tensor> }> {
+    if (tape.tapes.length !== this.layers.length) {
+      throw new SegvolError('ERR_ARGUMENT', 'model.backward: expected the tape of forward(x, { keepTape: true }) that was not disposed');
+    }
+    const grads = new Map<string, Tensor>();
+    let gradient = dy;
+    for (let i = this.layers.length - 1; i >= 0; --i) {
+      const { dx, grads: layerGrads } = await this.layers[i]!.backward(tape.tapes[i]!, gradient);
+      if (gradient !== dy) gradient.dispose();
+      gradient = dx;
+      for (const [name, g] of layerGrads) grads.set(`layers.${i}.${name}`, g);
+    }
+    return { dx: gradient, grads };
+  }
+
+  /** Forward without a tape: class probabilities for a softmax-ended model. */
+  async predict(x: Tensor): Promise<Tensor> {
+    return (await this.forward(x)).y;
+  }
+
+  /** Replaces every parameter with the one of the same name in a safetensors file (PyTorch-compatible). */
+  loadWeights(file: string): void {
+    const loaded = readSafetensors(file).tensors;
+    const own = this.parameters();
+    const missing = [...own.keys()].filter((k) => !loaded.has(k));
+    const unexpected = [...loaded.keys()].filter((k) => !own.has(k));
+    const mismatched = [...own].filter(([k, t]) => loaded.has(k) && loaded.get(k)!.shape.join() !== t.shape.join())
+      .map(([k, t]) => `${k}: model (${t.shape.join(', ')}) vs file (${loaded.get(k)!.shape.join(', ')})`);
+    if (missing.length || unexpected.length || mismatched.length) {
+      const parts = [
+        missing.length ? `missing in the file: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}` : '',
+        unexpected.length ? `not in the model: ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? ', ...' : ''}` : '',
+        mismatched.length ? `shape differs: ${mismatched.slice(0, 8).join('; ')}` : '',
+      ].filter(Boolean);
+      throw new SegvolError('ERR_SHAPE', `loadWeights ${file}: the weights do not fit this model (${parts.join('; ')}); ` +
+        'build the model with the configuration the weights were trained with');
+    }
+    this.layers.forEach((layer, i) => {
+      for (const [name, old] of [...layer.parameters]) {
+        const a = loaded.get(`layers.${i}.${name}`)!;
+        layer.parameters.set(name, Tensor.fromArray(a.data, a.shape, { device: old.device }));
+        old.dispose();
+      }
+    });
+  }
+
+  /** Writes every parameter to a safetensors file (atomically). */
+  saveWeights(file: string, metadata: Record<string, string> = {}): void {
+    const out = new Map<string, NamedArray>();
+    for (const [name, t] of this.parameters()) out.set(name, { shape: [...t.shape], data: t.toArray() });
+    writeSafetensors(file, out, metadata);
+  }
+
+  dispose(): void {
+    for (const t of this.parameters().values()) t.dispose();
+  }
+}
+
+export function sequential(builders: readonly LayerBuilder[], options: SequentialOptions): Sequential {
+  return new Sequential(builders, options);
+}
