@@ -6,7 +6,7 @@
 // are null and the reason is printed once.
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { ops, Tensor } from '../lib';
+import { ops, Tensor, type ClstmWeights } from '../lib';
 
 interface ConvCase {
   name: string;
@@ -67,7 +67,75 @@ function runPeer(job: object): Map<string, number> | string {
   return out;
 }
 
-const suites: Record<string, (repeats: number) => void> = {
+interface PyramidCase {
+  name: string;
+  x: number[];
+  hidden: number;
+  kernel: number;
+}
+
+/** Forward + backward-data + backward-weights FLOPs of all six directions' convolutions. */
+function pyramidFlops(c: PyramidCase): number {
+  const [n, channels, ...spatial] = c.x as [number, number, number, number, number];
+  const o4 = 4 * c.hidden;
+  const k2 = c.kernel * c.kernel;
+  const voxels = spatial.reduce((a, b) => a * b, 1);
+  let total = 0;
+  for (const steps of spatial) {
+    const plane = voxels / steps;
+    total += 2 * (2 * o4 * channels * k2 * voxels + 2 * o4 * c.hidden * k2 * (steps - 1) * plane);
+  }
+  return 3 * n * total;
+}
+
+async function timePyramid(c: PyramidCase, repeats: number): Promise<number> {
+  const x = randomTensor(c.x);
+  const weights: ClstmWeights[] = [0, 1, 2, 3, 4, 5].map(() => ({
+    wx: randomTensor([4 * c.hidden, c.x[1]!, c.kernel, c.kernel]),
+    bx: randomTensor([4 * c.hidden]),
+    wh: randomTensor([4 * c.hidden, c.hidden, c.kernel, c.kernel]),
+    bh: randomTensor([4 * c.hidden]),
+  }));
+  const dy = Tensor.full([c.x[0]!, c.hidden, ...c.x.slice(2)], 1);
+  const times: number[] = [];
+  for (let i = 0; i < repeats + 1; ++i) {
+    const start = process.hrtime.bigint();
+    const r = await ops.pyramidLstmAsync(x, weights);
+    const g = await ops.pyramidLstmBackwardAsync(r.saved, dy);
+    const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
+    r.y.dispose();
+    r.saved.dispose();
+    g.dx.dispose();
+    for (const d of g.grads) for (const t of Object.values(d)) t.dispose();
+    if (i >= 1) times.push(elapsed);
+  }
+  return median(times);
+}
+
+function report(name: string, segvolMs: number, torchMs: number | null, flops: number): void {
+  console.log(JSON.stringify({
+    case: name,
+    segvol_ms: Number(segvolMs.toFixed(2)),
+    torch_ms: torchMs === null ? null : Number(torchMs.toFixed(2)),
+    ratio: torchMs === null ? null : Number((torchMs / segvolMs).toFixed(2)),
+    gflops: Number((flops / segvolMs / 1e6).toFixed(1)),
+  }));
+}
+
+const suites: Record<string, (repeats: number) => void | Promise<void>> = {
+  async pyramid(repeats) {
+    // issue 3's cases: one PyraMiD-LSTM layer, forward + backward, N = 1, 7x7 filters
+    const cases: PyramidCase[] = [
+      { name: 'pyramidLstm C=5 O=16 k=7 on 8x64x64', x: [1, 5, 8, 64, 64], hidden: 16, kernel: 7 },
+      { name: 'pyramidLstm C=25 O=32 k=7 on 8x64x64', x: [1, 25, 8, 64, 64], hidden: 32, kernel: 7 },
+    ];
+    const peer = runPeer({ suite: 'pyramid', threads, repeats, cases });
+    if (typeof peer === 'string') console.error(`torch peer unavailable (${peer}); install it with: pip install torch`);
+    for (const c of cases) {
+      const segvolMs = await timePyramid(c, repeats);
+      report(c.name, segvolMs, typeof peer === 'string' ? null : peer.get(c.name) ?? null, pyramidFlops(c));
+    }
+  },
   conv(repeats) {
     // The shapes of a PyraMiD-LSTM direction's batched input convolution (planes as batch)
     // and of a 3D ConvNet layer.
@@ -80,20 +148,12 @@ const suites: Record<string, (repeats: number) => void> = {
     const peer = runPeer({ suite: 'conv', threads, repeats, cases });
     if (typeof peer === 'string') console.error(`torch peer unavailable (${peer}); install it with: pip install torch`);
     for (const c of cases) {
-      const segvolMs = timeConv(c, repeats);
-      const torchMs = typeof peer === 'string' ? null : peer.get(c.name) ?? null;
-      console.log(JSON.stringify({
-        case: c.name,
-        segvol_ms: Number(segvolMs.toFixed(2)),
-        torch_ms: torchMs === null ? null : Number(torchMs.toFixed(2)),
-        ratio: torchMs === null ? null : Number((torchMs / segvolMs).toFixed(2)),
-        gflops: Number((convFlops(c) / segvolMs / 1e6).toFixed(1)),
-      }));
+      report(c.name, timeConv(c, repeats), typeof peer === 'string' ? null : peer.get(c.name) ?? null, convFlops(c));
     }
   },
 };
 
-function main(): void {
+async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const suite = args.find((a) => !a.startsWith('--')) ?? 'conv';
   const repeatsFlag = args.indexOf('--repeats');
@@ -105,7 +165,7 @@ function main(): void {
     return;
   }
   console.error(`segvol bench ${suite}: ${threads} threads, ${repeats} timed runs per case (median)`);
-  run(repeats);
+  await run(repeats);
 }
 
-main();
+void main();

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ops } from '../lib';
+import { ops, Tensor } from '../lib';
 import { reference } from '../lib/testing';
 import { opCases } from './cases';
 import { checkFiniteDifferences, compareImplementations } from './harness';
@@ -14,3 +14,23 @@ for (const c of opCases) {
     });
   }
 }
+
+test('vectorised tanh, sigmoid and softmax stay accurate over the whole float range (incl. +-Inf, NaN)', (t) => {
+  const values = [-Infinity, -1e30, -100, -88.5, -30, -10, -1, -1e-3, -1e-8, 0, 1e-8, 1e-3, 0.5, 1, 3, 10, 30, 88.5, 100, 1e30, Infinity];
+  for (let v = -20; v <= 20; v += 0.37) values.push(v);
+  const x = Tensor.fromArray(values, [1, values.length]);
+  for (const kind of ['tanh', 'sigmoid'] as const) {
+    const fast = ops[kind](x).toArray();
+    const exact = reference[kind](x).toArray();
+    values.forEach((v, i) => {
+      t.true(Math.abs(fast[i]! - exact[i]!) <= 3e-7 + 1e-6 * Math.abs(exact[i]!), `${kind}(${v}) = ${fast[i]}, expected ${exact[i]}`);
+    });
+  }
+  const withNaN = Tensor.fromArray([NaN, 1], [2]);
+  t.true(Number.isNaN(ops.tanh(withNaN).toArray()[0]!));
+  t.true(Number.isNaN(ops.sigmoid(withNaN).toArray()[0]!));
+  const logits = Tensor.fromArray([1000, 0, -1000, 50, 50.5, 49], [1, 3, 2]);
+  const p = ops.softmax(logits).toArray();
+  const q = reference.softmax(logits).toArray();
+  p.forEach((v, i) => t.true(Math.abs(v - q[i]!) < 1e-6, `softmax[${i}] ${v} vs ${q[i]}`));
+});

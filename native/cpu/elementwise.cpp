@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "cpu_backend.h"
+#include "fast_math.h"
 
 namespace segvol {
 
@@ -12,11 +13,11 @@ void CpuBackend::unary(UnaryKind kind, const Tensor& x, Tensor& y) {
   switch (kind) {
     case UnaryKind::Tanh:
 #pragma omp parallel for simd if (n > kParallelThreshold)
-      for (int64_t i = 0; i < n; ++i) out[i] = std::tanh(in[i]);
+      for (int64_t i = 0; i < n; ++i) out[i] = fastmath::tanh(in[i]);
       break;
     case UnaryKind::Sigmoid:
 #pragma omp parallel for simd if (n > kParallelThreshold)
-      for (int64_t i = 0; i < n; ++i) out[i] = 1.0f / (1.0f + std::exp(-in[i]));
+      for (int64_t i = 0; i < n; ++i) out[i] = fastmath::sigmoid(in[i]);
       break;
     case UnaryKind::Relu:
 #pragma omp parallel for simd if (n > kParallelThreshold)

@@ -3,14 +3,12 @@
 // activations, the cell and the output. Backward is one pass as well.
 // Parallel over (sample, hidden unit) rows; the inner loop over the plane is
 // unit-stride and vectorised.
-#include <cmath>
-
 #include "cpu_backend.h"
+#include "fast_math.h"
 
 namespace segvol {
-namespace {
-inline float sigmoidf(float v) { return 1.0f / (1.0f + std::exp(-v)); }
-}  // namespace
+using fastmath::sigmoid;
+using fastmath::tanh;
 
 void CpuBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, const Tensor* recurrentBias,
                                  const Tensor* cPrev, Tensor& c, Tensor& h) {
@@ -48,14 +46,14 @@ void CpuBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, const T
       }
 #pragma omp simd
       for (int64_t p = 0; p < s; ++p) {
-        const float i = sigmoidf(gi[p]), f = sigmoidf(gf[p]), g = std::tanh(gg[p]), out = sigmoidf(go[p]);
+        const float i = sigmoid(gi[p]), f = sigmoid(gf[p]), g = tanh(gg[p]), out = sigmoid(go[p]);
         const float cell = prev ? g * i + prev[p] * f : g * i;
         gi[p] = i;
         gf[p] = f;
         gg[p] = g;
         go[p] = out;
         cRow[p] = cell;
-        hRow[p] = out * std::tanh(cell);
+        hRow[p] = out * tanh(cell);
       }
     }
 }
@@ -83,7 +81,7 @@ void CpuBackend::lstmStepBackward(const Tensor& gates, const Tensor* cPrev, cons
 #pragma omp simd
       for (int64_t p = 0; p < s; ++p) {
         const float i = gi[p], f = gf[p], g = gg[p], out = go[p];
-        const float tc = std::tanh(cRow[p]);
+        const float tc = tanh(cRow[p]);
         const float gradH = dhr ? dhRow[p] + dhr[p] : dhRow[p];
         const float gradC = dcRow[p] + gradH * out * (1.0f - tc * tc);
         const float prevC = prev ? prev[p] : 0.0f;

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "cpu_backend.h"
+#include "fast_math.h"
 
 namespace segvol {
 namespace {
@@ -36,7 +37,7 @@ void CpuBackend::softmaxForward(const Tensor& x, Tensor& y) {
         for (int64_t k = 0; k < len; ++k) mx[k] = std::max(mx[k], in[c * d.s + k]);
       for (int64_t c = 0; c < d.c; ++c)
         for (int64_t k = 0; k < len; ++k) {
-          const float e = std::exp(in[c * d.s + k] - mx[k]);
+          const float e = fastmath::exp(in[c * d.s + k] - mx[k]);
           out[c * d.s + k] = e;
           total[k] += e;
         }
