@@ -43,3 +43,4 @@ export {
 export { layers, type Layer, type LayerBuilder, type Tape, type PyramidLstmOptions, type PixelwiseOptions } from './layers';
 export { Sequential, sequential, ModelTape, type SequentialOptions } from './model';
 export { presets, type PyramidNetOptions } from './presets';
+export { profile, formatProfile, type ProfileRecord } from './profile';

@@ -79,6 +79,8 @@ type Impl = ImplementationName;
 export interface NativeBinding {
   backends(): NativeBackendStatus[];
   primitiveCacheStats(): { hits: number; misses: number; entries: number };
+  profileStart(): void;
+  profileStop(): Array<{ op: string; backend: string; shapes: string; count: number; totalMs: number; flops: number }>;
 
   tensorFromArray(data: Float32Array, shape: number[], device: DeviceName): H;
   tensorShape(t: H): number[];

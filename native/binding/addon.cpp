@@ -3,6 +3,7 @@
 // native/ops and the backends.
 #include <napi.h>
 
+#include "../core/profiler.h"
 #include "../core/registry.h"
 #include "../cpu/cpu_backend.h"
 #include "../ops/ops.h"
@@ -42,6 +43,33 @@ Napi::Value PrimitiveCacheStatsFn(const Napi::CallbackInfo& info) {
     o.Set("misses", static_cast<double>(s.misses));
     o.Set("entries", static_cast<double>(s.entries));
     return Napi::Value(o);
+  });
+}
+
+Napi::Value ProfileStart(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    profilingStart();
+    return info.Env().Undefined();
+  });
+}
+
+// -> [{ op, backend, shapes, count, totalMs, flops }]
+Napi::Value ProfileStop(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    Napi::Env env = info.Env();
+    auto records = profilingStop();
+    Napi::Array out = Napi::Array::New(env, records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("op", records[i].op);
+      o.Set("backend", records[i].backend);
+      o.Set("shapes", records[i].shapes);
+      o.Set("count", static_cast<double>(records[i].count));
+      o.Set("totalMs", records[i].totalMs);
+      o.Set("flops", records[i].flops);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return Napi::Value(out);
   });
 }
 
@@ -406,6 +434,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto fn = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
   fn("backends", Backends);
   fn("primitiveCacheStats", PrimitiveCacheStatsFn);
+  fn("profileStart", ProfileStart);
+  fn("profileStop", ProfileStop);
   fn("tensorFromArray", TensorFromArray);
   fn("tensorShape", TensorShape);
   fn("tensorDevice", TensorDevice);

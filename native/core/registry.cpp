@@ -3,6 +3,7 @@
 #include "../cpu/cpu_backend.h"
 #include "../reference/reference_backend.h"
 #include "error.h"
+#include "profiler.h"
 
 #ifndef SEGVOL_CUDA_REASON
 #define SEGVOL_CUDA_REASON "not compiled: this build has no CUDA backend"
@@ -28,7 +29,10 @@ std::vector<BackendStatus> backendStatuses() {
 }
 
 Backend& backendFor(Device device, Implementation impl) {
-  if (device == Device::Cpu) return impl == Implementation::Reference ? referenceBackend() : cpuBackend();
+  if (device == Device::Cpu) {
+    Backend& backend = impl == Implementation::Reference ? referenceBackend() : cpuBackend();
+    return profilingActive() ? profiled(backend) : backend;
+  }
   if (impl == Implementation::Reference) {
     fail(ErrorCode::Device, "reference ops run on cpu tensors only; copy the tensor to the cpu first");
   }

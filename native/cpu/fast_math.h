@@ -12,7 +12,9 @@ namespace segvol::fastmath {
 inline float exp(float input) {
   float x = input < 88.3762626647949f ? input : 88.3762626647949f;
   x = x > -87.3365447504019f ? x : -87.3365447504019f;
-  const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  // Round to nearest by adding and removing 1.5 * 2^23 (|x * log2 e| < 128, so exact);
+  // floorf would block vectorisation.
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = x - n * 0.693359375f;  // ln2 in two parts keeps r exact
   r = r + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
