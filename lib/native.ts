@@ -136,6 +136,7 @@ export interface NativeBinding {
   pyramidLstmBackward(impl: Impl, saved: NativeSavedHandle, dy: H, async: false): NativePyramidBackward;
   pyramidLstmBackward(impl: Impl, saved: NativeSavedHandle, dy: H, async: true): Promise<NativePyramidBackward>;
   savedDispose(saved: NativeSavedHandle): void;
+  savedBytes(saved: NativeSavedHandle): number;
 }
 
 function candidatePaths(): string[] {

@@ -44,6 +44,11 @@ export class SavedState {
     return new SavedState(handle);
   }
 
+  /** Host or device bytes the saved activations hold (0 once disposed). */
+  get bytes(): number {
+    return native.savedBytes(savedHandles.get(this)!);
+  }
+
   /** Frees the saved activations now; a later backward pass with this state throws ERR_DISPOSED. */
   dispose(): void {
     native.savedDispose(savedHandles.get(this)!);

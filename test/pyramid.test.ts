@@ -78,3 +78,16 @@ for (const name of ['layer_k3_N2', 'layer_k5']) {
     });
   }
 }
+
+test('a PyraMiD-LSTM forward pass keeps 6 directions x (gates 4O + c O + h O) + 3 re-laid inputs C per voxel', (t) => {
+  const [n, c, o, d, h, w] = [1, 3, 4, 5, 6, 7];
+  const x = Tensor.full([n, c, d, h, w], 0.1);
+  const weights = [0, 1, 2, 3, 4, 5].map(() => ({
+    wx: Tensor.full([4 * o, c, 3, 3], 0.01), bx: Tensor.zeros([4 * o]), wh: Tensor.full([4 * o, o, 3, 3], 0.01), bh: Tensor.zeros([4 * o]),
+  }));
+  const r = ops.pyramidLstm(x, weights);
+  const voxels = n * d * h * w;
+  t.is(r.saved.bytes, 4 * voxels * (6 * 6 * o + 3 * c));
+  r.saved.dispose();
+  t.is(r.saved.bytes, 0);
+});

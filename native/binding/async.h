@@ -1,5 +1,5 @@
-// Runs native work on the libuv thread pool and settles a Promise with the
-// result, so long ops (a PyraMiD-LSTM layer over a volume) leave the event loop
+// Runs native work off the main thread (on the compute thread, waited for by a
+// libuv pool thread) and settles a Promise with the result, so long ops (a PyraMiD-LSTM layer over a volume) leave the event loop
 // free. Execute() computes in pure C++ (no JS values); Finish() converts the
 // result on the main thread. Errors keep their segvol code.
 #pragma once
@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "compute_thread.h"
 #include "convert.h"
 
 namespace segvol::binding {
@@ -29,7 +30,7 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      result_ = std::make_unique<Result>(work_());
+      result_ = std::make_unique<Result>(ComputeThread::instance().run(work_));
     } catch (const Error& e) {
       code_ = e.code();
       message_ = e.what();

@@ -133,6 +133,13 @@ Napi::Value SavedDispose(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value SavedBytes(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    if (!info[0].IsObject()) fail(ErrorCode::Argument, "bytes: expected a saved-state handle");
+    return Napi::Value(Napi::Number::New(info.Env(), static_cast<double>(SavedHandle::Unwrap(info[0].As<Napi::Object>())->bytes())));
+  });
+}
+
 }  // namespace
 
 void defineRecurrent(Napi::Env env, Napi::Object exports) {
@@ -142,6 +149,7 @@ void defineRecurrent(Napi::Env env, Napi::Object exports) {
   exports.Set("pyramidLstm", Napi::Function::New(env, PyramidLstm, "pyramidLstm"));
   exports.Set("pyramidLstmBackward", Napi::Function::New(env, PyramidLstmBackward, "pyramidLstmBackward"));
   exports.Set("savedDispose", Napi::Function::New(env, SavedDispose, "savedDispose"));
+  exports.Set("savedBytes", Napi::Function::New(env, SavedBytes, "savedBytes"));
 }
 
 }  // namespace segvol::binding

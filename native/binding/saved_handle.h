@@ -21,6 +21,8 @@ class SavedHandle : public Napi::ObjectWrap<SavedHandle> {
   explicit SavedHandle(const Napi::CallbackInfo& info);
   ~SavedHandle() override;
   void dispose();
+  // Bytes held (0 once disposed).
+  size_t bytes() const { return state_ ? state_->bytes() : 0; }
 
  private:
   static std::shared_ptr<ops::SavedState> unwrapAny(const Napi::Value& v, const char* op, const char* kind);

@@ -1,0 +1,47 @@
+// The Promise forms run off the main thread: the event loop keeps ticking while
+// a PyraMiD-LSTM layer computes, and a process that used them exits normally.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { ops, Tensor } from '../lib';
+
+function layerInputs() {
+  const x = Tensor.full([1, 8, 8, 48, 48], 0.3);
+  const weights = [0, 1, 2, 3, 4, 5].map(() => ({
+    wx: Tensor.full([64, 8, 7, 7], 0.01), bx: Tensor.zeros([64]), wh: Tensor.full([64, 16, 7, 7], 0.01), bh: Tensor.zeros([64]),
+  }));
+  return { x, weights };
+}
+
+test('the event loop stays responsive while pyramidLstmAsync runs', async (t) => {
+  const { x, weights } = layerInputs();
+  const histogram = monitorEventLoopDelay({ resolution: 5 });
+  let ticks = 0;
+  const timer = setInterval(() => ++ticks, 5);
+  histogram.enable();
+  const started = Date.now();
+  const r = await ops.pyramidLstmAsync(x, weights);
+  const g = await ops.pyramidLstmBackwardAsync(r.saved, r.y);
+  const elapsed = Date.now() - started;
+  histogram.disable();
+  clearInterval(timer);
+  const p99 = histogram.percentile(99) / 1e6;
+  t.log(`layer forward+backward ${elapsed} ms, ${ticks} timer ticks, event-loop delay p99 ${p99.toFixed(1)} ms`);
+  t.deepEqual(g.dx.shape, [1, 8, 8, 48, 48]);
+  t.true(ticks >= Math.floor(elapsed / 5) / 4, `only ${ticks} ticks in ${elapsed} ms`);
+  t.true(p99 < 50, `event-loop delay p99 ${p99} ms`);
+});
+
+test('a process that used the Promise forms exits by itself', (t) => {
+  const script = `
+    const { ops, Tensor } = require(${JSON.stringify(path.join(__dirname, '..', 'lib'))});
+    const x = Tensor.full([1, 2, 3, 5, 5], 0.5);
+    const w = { wx: Tensor.full([8, 2, 3, 3], 0.1), bx: Tensor.zeros([8]), wh: Tensor.full([8, 2, 3, 3], 0.1), bh: Tensor.zeros([8]) };
+    ops.pyramidLstmAsync(x, [w, w, w, w, w, w]).then((r) => console.log('done', r.y.shape.join('x')));
+  `;
+  const r = spawnSync(process.execPath, ['--import=tsx', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  t.is(r.signal, null, 'the process had to be killed: it did not exit');
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /done 1x2x3x5x5/);
+});
