@@ -44,3 +44,9 @@ export { layers, type Layer, type LayerBuilder, type Tape, type PyramidLstmOptio
 export { Sequential, sequential, ModelTape, type SequentialOptions } from './model';
 export { presets, type PyramidNetOptions } from './presets';
 export { profile, formatProfile, type ProfileRecord } from './profile';
+export { computeLoss, classCounts, classWeightsFromCounts, type LossKind, type ClassWeighting, type LossOptions } from './losses';
+export { Optimizer, type OptimizerConfig, type OptimizerKind } from './optimizers';
+export { learningRate, type Schedule } from './schedules';
+export { Random } from './random';
+export { VolumeSampler, type DataSource, type TrainingSample, type VolumeSamplerOptions, type Size3 } from './data';
+export { Trainer, type TrainerOptions, type FitOptions, type FitResult, type Progress, type Stage, type LossConfig } from './trainer';

@@ -102,9 +102,10 @@ export class Sequential {
       if (current !== x) owned.push(current);
       current = y;
     }
-    // The tape keeps its own handle on the output, so the caller may dispose y.
-    const y = current === x ? x.reshape(x.shape) : current;
-    owned.push(y.reshape(y.shape));
+    // The caller gets its own handle on the output (a view): disposing it leaves the
+    // layers' tapes, which may hold the original (softmax does), intact.
+    if (current !== x) owned.push(current);
+    const y = current.reshape(current.shape);
     const modelTape = new ModelTape(tapes, owned);
     if (!options.keepTape) {
       modelTape.dispose();
@@ -131,6 +132,24 @@ export class Sequential {
   /** Forward without a tape: class probabilities for a softmax-ended model. */
   async predict(x: Tensor): Promise<Tensor> {
     return (await this.forward(x)).y;
+  }
+
+  /** The most probable class per voxel: (N, ...spatial) class ids. */
+  async segment(x: Tensor): Promise<Tensor> {
+    const probs = await this.predict(x);
+    const [n, c] = probs.shape as [number, number];
+    const spatial = probs.shape.slice(2);
+    const s = spatial.reduce((a, b) => a * b, 1);
+    const p = probs.toArray();
+    probs.dispose();
+    const out = new Float32Array(n * s);
+    for (let b = 0; b < n; ++b)
+      for (let v = 0; v < s; ++v) {
+        let best = 0;
+        for (let k = 1; k < c; ++k) if (p[(b * c + k) * s + v]! > p[(b * c + best) * s + v]!) best = k;
+        out[b * s + v] = best;
+      }
+    return Tensor.fromArray(out, [n, ...spatial]);
   }
 
   /** Replaces every parameter with the one of the same name in a safetensors file (PyTorch-compatible). */

@@ -73,6 +73,18 @@ export interface NativePyramidBackward {
   grads: NativeClstmGrads[];
 }
 
+export interface NativeOptimizerHyper {
+  lr: number;
+  rho: number;
+  rhoM: number;
+  momentum: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  step: number;
+}
+
 type H = NativeTensorHandle;
 type Impl = ImplementationName;
 
@@ -137,6 +149,9 @@ export interface NativeBinding {
   pyramidLstmBackward(impl: Impl, saved: NativeSavedHandle, dy: H, async: true): Promise<NativePyramidBackward>;
   savedDispose(saved: NativeSavedHandle): void;
   savedBytes(saved: NativeSavedHandle): number;
+
+  loss(impl: Impl, kind: string, probs: H, labels: H, mask: H | null, classWeights: H | null): { loss: number; grad: H };
+  optimizerUpdate(impl: Impl, kind: string, hyper: NativeOptimizerHyper, param: H, grad: H, state1: H, state2: H): void;
 }
 
 function candidatePaths(): string[] {

@@ -9,6 +9,7 @@
 #include "../ops/ops.h"
 #include "convert.h"
 #include "recurrent.h"
+#include "training.h"
 #include "tensor_handle.h"
 
 namespace segvol::binding {
@@ -469,6 +470,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("permute", Permute);
   fn("flip", Flip);
   defineRecurrent(env, exports);
+  defineTraining(env, exports);
   return exports;
 }
 

@@ -37,6 +37,19 @@ struct PoolGeometry {
 enum class UnaryKind { Tanh, Sigmoid, Relu };
 enum class BinaryKind { Add, Mul };
 enum class UpsampleMode { Nearest, Linear };
+enum class LossKind { SquaredError, CrossEntropy, SoftDice, SoftIoU };
+enum class OptimizerKind { RmspropMomentum, SgdMomentum, Adam };
+
+struct OptimizerHyper {
+  double lr = 1e-2;
+  double rho = 0.9;       // RMSprop: running average of squared gradients (rho_MSE)
+  double rhoM = 0.9;      // RMSprop: smoothing of the normalised gradient (rho_M)
+  double momentum = 0.9;  // SGD
+  double beta1 = 0.9, beta2 = 0.999;  // Adam
+  double eps = 1e-5;
+  double weightDecay = 0;  // L2, added to the gradient
+  int64_t step = 1;        // Adam's bias correction: the 1-based update count
+};
 
 class Backend {
  public:
@@ -132,6 +145,17 @@ class Backend {
   // dgates: (N, 4*O, S) out: gradient of the pre-activations
   virtual void lstmStepBackward(const Tensor& gates, const Tensor* cPrev, const Tensor& c, const Tensor& dh,
                                 const Tensor* dhRecurrent, Tensor& dc, Tensor& dgates) = 0;
+
+  // Loss and its gradient with respect to the class probabilities.
+  // probs: (N, C, ...) softmax outputs; labels: (N, ...) class ids stored as
+  // floats; mask: (N, ...) or null, voxels with 0 are ignored; classWeights:
+  // (C) or null. grad: (N, C, ...) out. Returns the loss (see ops/training.h).
+  virtual double lossForwardBackward(LossKind kind, const Tensor& probs, const Tensor& labels, const Tensor* mask,
+                                     const Tensor* classWeights, Tensor& grad) = 0;
+  // One optimizer update in place. param, grad, state1, state2: same size;
+  // state1/state2: RMSprop (MS, M), SGD (velocity, unused), Adam (m, v).
+  virtual void optimizerUpdate(OptimizerKind kind, const OptimizerHyper& h, Tensor& param, const Tensor& grad,
+                               Tensor& state1, Tensor& state2) = 0;
 
   // Layout. y's axis i is x's axis perm[i]. x: any rank, y: permuted shape
   virtual void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) = 0;

@@ -183,6 +183,16 @@ class ProfilingBackend final : public Backend {
     SEGVOL_TIME("lstmStepBackward", 0, &gates);
     inner_.lstmStepBackward(gates, cPrev, c, dh, dhRecurrent, dc, dgates);
   }
+  double lossForwardBackward(LossKind kind, const Tensor& probs, const Tensor& labels, const Tensor* mask,
+                             const Tensor* classWeights, Tensor& grad) override {
+    SEGVOL_TIME("loss", 0, &probs);
+    return inner_.lossForwardBackward(kind, probs, labels, mask, classWeights, grad);
+  }
+  void optimizerUpdate(OptimizerKind kind, const OptimizerHyper& h, Tensor& param, const Tensor& grad, Tensor& state1,
+                       Tensor& state2) override {
+    SEGVOL_TIME("optimizerUpdate", 0, &param);
+    inner_.optimizerUpdate(kind, h, param, grad, state1, state2);
+  }
   void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) override {
     SEGVOL_TIME("permute", 0, &x, &y);
     inner_.permute(x, perm, y);

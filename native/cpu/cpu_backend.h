@@ -65,6 +65,12 @@ class CpuBackend final : public HostBackend {
   void lstmStepBackward(const Tensor& gates, const Tensor* cPrev, const Tensor& c, const Tensor& dh,
                         const Tensor* dhRecurrent, Tensor& dc, Tensor& dgates) override;
 
+  // training.cpp
+  double lossForwardBackward(LossKind kind, const Tensor& probs, const Tensor& labels, const Tensor* mask,
+                             const Tensor* classWeights, Tensor& grad) override;
+  void optimizerUpdate(OptimizerKind kind, const OptimizerHyper& h, Tensor& param, const Tensor& grad, Tensor& state1,
+                       Tensor& state2) override;
+
   // layout.cpp
   void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) override;
   void flip(const Tensor& x, const std::vector<int>& axes, Tensor& y) override;
