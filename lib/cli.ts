@@ -1,34 +1,172 @@
 #!/usr/bin/env node
-// The segvol command line. `info` lists backends and versions; more commands
-// (train, predict, demo, profile) arrive with the training issue.
+// The segvol command line: info, demo, train, predict, profile.
+import { Command, InvalidArgumentError } from 'commander';
+import * as path from 'node:path';
 import { backends } from './backends';
+import { buildModel, loadTrainingData, readTrainConfig, type ModelConfig } from './config';
+import { runDemo } from './demo';
+import { readNpy, writeNpy } from './npy';
+import { formatProfile, profile } from './profile';
+import { presets } from './presets';
+import { readSafetensors } from './safetensors';
+import { Tensor } from './tensor';
+import { Trainer, type Progress } from './trainer';
 
-function info(): void {
-  const pkg = require('../../package.json') as { version: string };
-  console.log(`segvol ${pkg.version} (node ${process.version})`);
-  console.log('backends:');
-  for (const b of backends()) {
-    const state = b.available ? `available  ${b.detail}` : `unavailable: ${b.reason}`;
-    console.log(`  ${b.name.padEnd(5)} ${state}`);
-  }
+import * as fs from 'node:fs';
+
+// dist/lib/cli.js or lib/cli.ts (tsx): package.json is two or one folder up.
+const pkg = JSON.parse(fs.readFileSync([path.join(__dirname, '..', '..', 'package.json'), path.join(__dirname, '..', 'package.json')]
+  .find((p) => fs.existsSync(p))!, 'utf8')) as { version: string };
+
+function integerList(value: string): number[] {
+  const parts = value.split(',').filter((v) => v.trim() !== '').map((v) => Number(v.trim()));
+  if (parts.some((v) => !Number.isInteger(v) || v < 1)) throw new InvalidArgumentError(`expected comma-separated positive integers, got '${value}'`);
+  return parts;
 }
 
-function main(argv: string[]): number {
-  const command = argv[0] ?? 'info';
-  switch (command) {
-    case 'info':
-    case 'backends':
-      info();
-      return 0;
-    case '--help':
-    case '-h':
-    case 'help':
-      console.log('usage: segvol <command>\n\ncommands:\n  info   list the compute backends of this build');
-      return 0;
-    default:
-      console.error(`segvol: unknown command '${command}'. Run 'segvol help' for the list of commands.`);
-      return 2;
-  }
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!(n > 0)) throw new InvalidArgumentError(`expected a positive number, got '${value}'`);
+  return n;
 }
 
-process.exitCode = main(process.argv.slice(2));
+/** One-line progress bar on a terminal, a line every few seconds otherwise. */
+function progressPrinter(label: string, fraction: (p: Progress, elapsed: number) => number) {
+  const tty = process.stderr.isTTY;
+  let lastLine = 0;
+  return (p: Progress, elapsed: number) => {
+    const f = Math.max(0, Math.min(1, fraction(p, elapsed)));
+    const text = `${label} step ${p.step}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ` +
+      `${Math.round(p.voxelsPerSecond).toLocaleString('en-US')} voxels/s`;
+    if (tty) {
+      const width = 24;
+      const bar = '#'.repeat(Math.round(f * width)).padEnd(width, '-');
+      process.stderr.write(`\r[${bar}] ${text}   `);
+    } else if (elapsed - lastLine >= 5) {
+      lastLine = elapsed;
+      process.stderr.write(`${(f * 100).toFixed(0)}% ${text}\n`);
+    }
+  };
+}
+
+function modelConfigOf(checkpoint: string): ModelConfig {
+  const meta = readSafetensors(checkpoint).metadata;
+  const state = meta.segvol ? (JSON.parse(meta.segvol) as { modelConfig: ModelConfig | null }) : null;
+  if (!state?.modelConfig) {
+    throw new Error(`${checkpoint} does not say which model it holds (no modelConfig); it was not written by segvol train or demo`);
+  }
+  return state.modelConfig;
+}
+
+export function createProgram(): Command {
+  const program = new Command();
+  program.name('segvol').description('Volumetric segmentation with PyraMiD-LSTM and friends').version(pkg.version);
+
+  program.command('info').description('list the compute backends of this build').action(() => {
+    console.log(`segvol ${pkg.version} (node ${process.version})`);
+    console.log('backends:');
+    for (const b of backends()) {
+      console.log(`  ${b.name.padEnd(5)} ${b.available ? `available  ${b.detail}` : `unavailable: ${b.reason}`}`);
+    }
+  });
+
+  program.command('demo')
+    .description('train a small PyraMiD-LSTM network on a synthetic EM-like stack (CPU) and evaluate it')
+    .option('--seconds <n>', 'training time budget', positiveNumber, 60)
+    .option('--out <dir>', 'output folder', 'segvol-demo')
+    .option('--seed <n>', 'random seed', (v) => Number(v), 1)
+    .action(async (options: { seconds: number; out: string; seed: number }) => {
+      console.log(`segvol demo: synthetic EM-like stack 24x96x96 (16 slices to train, 8 held out), ` +
+        `PyraMiD-LSTM network (hidden 8, 12; 5x5 filters), ${options.seconds} s of training on the CPU`);
+      const print = progressPrinter('training', (_p, elapsed) => elapsed / options.seconds);
+      const result = await runDemo({ ...options, onProgress: print });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      console.log(`trained ${result.steps} steps`);
+      console.log(`pixel error on the held-out slices: ${(100 * result.pixelError).toFixed(2)}% ` +
+        `(thresholding the raw input: ${(100 * result.baselinePixelError).toFixed(2)}%)`);
+      console.log('wrote:');
+      for (const f of result.files) console.log(`  ${f}`);
+    });
+
+  program.command('train')
+    .description('train a model from a JSON config')
+    .requiredOption('--config <file>', 'training configuration (see README)')
+    .option('--resume <checkpoint>', 'continue from a checkpoint written by an earlier run')
+    .action(async (options: { config: string; resume?: string }) => {
+      const config = readTrainConfig(options.config);
+      const baseDir = path.dirname(path.resolve(options.config));
+      // Paths in the config are relative to the config file.
+      if (config.checkpoint) config.checkpoint = { ...config.checkpoint, path: path.resolve(baseDir, config.checkpoint.path) };
+      const model = buildModel(config.model);
+      const data = loadTrainingData(config, baseDir);
+      const trainer = new Trainer(model, {
+        ...(config.loss ? { loss: config.loss } : {}), ...(config.optimizer ? { optimizer: config.optimizer } : {}),
+        ...(config.schedule ? { schedule: config.schedule } : {}), seed: config.seed ?? 0, modelConfig: config.model,
+      });
+      if (options.resume) trainer.resume(options.resume);
+      const controller = new AbortController();
+      process.once('SIGINT', () => {
+        process.stderr.write('\nstopping after the current step (Ctrl-C again to kill)\n');
+        controller.abort();
+      });
+      const print = progressPrinter('training', (p) => p.step / p.totalSteps);
+      const result = await trainer.fit({
+        data, signal: controller.signal, onProgress: (p) => print(p, 0),
+        ...(config.stages ? { stages: config.stages } : {}), ...(config.epochs ? { epochs: config.epochs } : {}),
+        ...(config.size ? { size: config.size } : {}), ...(config.stepsPerEpoch ? { stepsPerEpoch: config.stepsPerEpoch } : {}),
+        ...(config.checkpoint ? { checkpoint: config.checkpoint } : {}),
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      if (result.aborted && config.checkpoint) trainer.save(config.checkpoint.path);
+      console.log(`${result.aborted ? 'stopped' : 'finished'} at step ${result.steps}, last loss ${result.lastLoss.toFixed(5)}` +
+        (config.checkpoint ? `; checkpoint ${config.checkpoint.path}` : ''));
+    });
+
+  program.command('predict')
+    .description('segment a volume (.npy, (D, H, W) or (C, D, H, W)) with a trained checkpoint')
+    .requiredOption('--model <checkpoint>', 'a checkpoint written by segvol train or demo')
+    .requiredOption('--in <file>', 'input volume (.npy)')
+    .requiredOption('--out <file>', 'output (.npy): class ids, or probabilities with --probabilities')
+    .option('--probabilities', 'write class probabilities (C, D, H, W) instead of labels')
+    .action(async (options: { model: string; in: string; out: string; probabilities?: boolean }) => {
+      const model = buildModel(modelConfigOf(options.model));
+      model.loadWeights(options.model);
+      const volume = readNpy(options.in);
+      const shape = volume.shape.length === 3 ? [1, 1, ...volume.shape] : [1, ...volume.shape];
+      const x = Tensor.fromArray(volume.data, shape);
+      const y = options.probabilities ? await model.predict(x) : await model.segment(x);
+      writeNpy(options.out, { shape: y.shape.slice(1), data: y.toArray() });
+      console.log(`wrote ${options.out} (${y.shape.slice(1).join('x')})`);
+    });
+
+  program.command('profile')
+    .description('time one forward + backward pass of the paper network, per native op')
+    .option('--in-channels <n>', 'input channels', (v) => integerList(v)[0]!, 1)
+    .option('--classes <n>', 'classes', (v) => integerList(v)[0]!, 2)
+    .option('--hidden <list>', 'PyraMiD-LSTM hidden units per layer', integerList, [16, 32, 64])
+    .option('--fc <list>', 'FC units between layers', integerList, [25, 45])
+    .option('--kernel <n>', 'filter size', (v) => integerList(v)[0]!, 7)
+    .option('--size <d,h,w>', 'sub-volume size', integerList, [8, 64, 64])
+    .action(async (o: { inChannels: number; classes: number; hidden: number[]; fc: number[]; kernel: number; size: number[] }) => {
+      const model = presets.pyramidNet({ inChannels: o.inChannels, classes: o.classes, hidden: o.hidden, fc: o.fc, kernel: o.kernel });
+      const x = Tensor.full([1, o.inChannels, ...o.size], 0.5);
+      const run = async () => {
+        const { y, tape } = await model.forward(x, { keepTape: true });
+        const { dx, grads } = await model.backward(tape, y);
+        tape.dispose();
+        for (const t of [y, dx, ...grads.values()]) t.dispose();
+      };
+      await run();  // builds the oneDNN primitives
+      const { records } = await profile(run);
+      console.log(`forward + backward, input (1, ${o.inChannels}, ${o.size.join(', ')}), ${model.paramCount().toLocaleString('en-US')} parameters`);
+      console.log(formatProfile(records));
+    });
+  return program;
+}
+
+if (require.main === module) {
+  createProgram().parseAsync(process.argv).catch((error: Error & { code?: string }) => {
+    console.error(`segvol: ${error.message.replace(/^segvol: /, '')}`);
+    process.exitCode = 1;
+  });
+}

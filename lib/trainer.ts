@@ -158,6 +158,9 @@ export class Trainer extends EventEmitter {
     while (this.position.stage < stages.length) {
       const stage = stages[this.position.stage]!;
       if (this.position.epoch >= stage.epochs) {
+        // The end of the last stage stays the saved position, so a checkpoint of a finished
+        // run resumes into a longer plan (more epochs) where it left off.
+        if (this.position.stage === stages.length - 1) break;
         this.position = { ...this.position, stage: this.position.stage + 1, epoch: 0, stepInEpoch: 0 };
         continue;
       }

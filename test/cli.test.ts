@@ -1,0 +1,82 @@
+// The command line, run as a user would (node + tsx on the sources).
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { readNpy, writeNpy } from '../lib/npy';
+import { syntheticEm } from '../lib/synthetic';
+
+const cli = path.join(__dirname, '..', 'lib', 'cli.ts');
+const root = path.join(__dirname, '..');
+// Runs from the repository root (where --import=tsx resolves); paths given are absolute.
+function segvol(args: string[]) {
+  const r = spawnSync(process.execPath, ['--import=tsx', cli, ...args], { cwd: root, encoding: 'utf8', timeout: 240_000 });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('segvol info lists the backends', (t) => {
+  const r = segvol(['info']);
+  t.is(r.status, 0, r.err);
+  t.regex(r.out, /cpu\s+available\s+oneDNN/);
+  t.regex(r.out, /cuda\s+(available|unavailable: )/);
+});
+
+test('segvol train --config, --resume, then predict', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-cli-'));
+  const em = syntheticEm({ depth: 6, height: 20, width: 20, seed: 3 });
+  writeNpy(path.join(dir, 'volume.npy'), { shape: em.shape, data: em.image });
+  writeNpy(path.join(dir, 'labels.npy'), { shape: em.shape, data: em.labels });
+  const config = {
+    model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hidden: [3], fc: [], kernel: 3, seed: 1 },
+    data: { volume: 'volume.npy', labels: 'labels.npy' },
+    stages: [{ size: [4, 8, 8], epochs: 3 }],
+    loss: { kind: 'crossEntropy', classWeights: 'medianFrequency' },
+    optimizer: { kind: 'adam' },
+    schedule: { kind: 'constant', lr: 0.01 },
+    checkpoint: { path: 'model.safetensors', every: 1 },
+  };
+  fs.writeFileSync(path.join(dir, 'train.json'), JSON.stringify(config));
+  const first = segvol(['train', '--config', path.join(dir, 'train.json')]);
+  t.is(first.status, 0, first.err);
+  t.regex(first.out, /finished at step 3, last loss \d/);
+  // A longer plan, resumed from the step-3 checkpoint: 2 more steps.
+  fs.writeFileSync(path.join(dir, 'more.json'), JSON.stringify({ ...config, stages: [{ size: [4, 8, 8], epochs: 5 }] }));
+  const resumed = segvol(['train', '--config', path.join(dir, 'more.json'), '--resume', path.join(dir, 'model.safetensors')]);
+  t.is(resumed.status, 0, resumed.err);
+  t.regex(resumed.out, /finished at step 5/);
+  const predicted = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'labels-out.npy')]);
+  t.is(predicted.status, 0, predicted.err);
+  const labels = readNpy(path.join(dir, 'labels-out.npy'));
+  t.deepEqual(labels.shape, [6, 20, 20]);
+  t.true(labels.data.every((v) => v === 0 || v === 1));
+});
+
+test('segvol train rejects an unknown config key by name, and a missing file by path', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-cli-'));
+  fs.writeFileSync(path.join(dir, 'bad.json'), JSON.stringify({
+    model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hiden: [3] }, data: { volume: 'v.npy', labels: 'l.npy' },
+  }));
+  const bad = segvol(['train', '--config', path.join(dir, 'bad.json')]);
+  t.is(bad.status, 1);
+  t.regex(bad.err, /unknown key 'model\.hiden'/);
+  fs.writeFileSync(path.join(dir, 'missing.json'), JSON.stringify({
+    model: { preset: 'pyramidNet', inChannels: 1, classes: 2 }, data: { volume: 'v.npy', labels: 'l.npy' },
+  }));
+  const missing = segvol(['train', '--config', path.join(dir, 'missing.json')]);
+  t.is(missing.status, 1);
+  t.regex(missing.err, /cannot read .*v\.npy/);
+});
+
+test('segvol demo trains, reports the held-out pixel error and writes its files', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-demo-'));
+  const r = segvol(['demo', '--seconds', '4', '--out', dir]);
+  t.is(r.status, 0, r.err);
+  const error = /pixel error on the held-out slices: ([\d.]+)% \(thresholding the raw input: ([\d.]+)%\)/.exec(r.out);
+  t.truthy(error, r.out);
+  t.true(Number(error![1]) >= 0 && Number(error![1]) <= 100);
+  t.deepEqual(readNpy(path.join(dir, 'prediction.npy')).shape, [8, 96, 96]);
+  const png = fs.readFileSync(path.join(dir, 'slice.png'));
+  t.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+  t.is(png.readUInt32BE(16), 3 * 96 + 2 * 4, 'three panels side by side');
+});
