@@ -7,6 +7,7 @@ import { ops } from './ops';
 import type { SavedState } from './recurrent';
 import { uniformArray } from './random';
 import { Tensor } from './tensor';
+import { convLayers } from './conv_layers';
 
 export interface BuildContext {
   inChannels: number;
@@ -18,14 +19,22 @@ export interface Tape {
   dispose(): void;
 }
 
+/** How a forward pass runs: training (batch statistics, dropout) or inference. */
+export interface ForwardMode {
+  training: boolean;
+  random: () => number;
+}
+
 export interface Layer {
   readonly type: string;
   readonly outChannels: number;
-  /** Parameters by name relative to the layer (e.g. "dir0.wx", "weight"). */
+  /** Trainable parameters by name relative to the layer (e.g. "dir0.wx", "weight"). */
   readonly parameters: Map<string, Tensor>;
-  /** Spatial input size constraints; throws ERR_SHAPE naming the problem. */
-  checkInput(shape: readonly number[], path: string): void;
-  forward(x: Tensor): Promise<{ y: Tensor; tape: Tape }>;
+  /** State saved with the weights but not trained (batch norm's running statistics). */
+  readonly buffers?: Map<string, Tensor>;
+  /** The output shape for an input shape; throws ERR_SHAPE naming the layer path and both shapes. */
+  outputShape(input: readonly number[], path: string): number[];
+  forward(x: Tensor, mode: ForwardMode): Promise<{ y: Tensor; tape: Tape }>;
   backward(tape: Tape, dy: Tensor): Promise<{ dx: Tensor; grads: Map<string, Tensor> }>;
   /** One line for summary(): the options. */
   describe(): string;
@@ -80,12 +89,13 @@ class PyramidLstmLayer implements Layer {
       wh: this.parameters.get(`dir${d}.wh`)!, bh: this.parameters.get(`dir${d}.bh`)!,
     }));
   }
-  checkInput(shape: readonly number[], path: string): void {
+  outputShape(shape: readonly number[], path: string): number[] {
     const small = shape.slice(2).filter((s) => s < this.kernel);
-    if (shape.length !== 5 || small.length > 0) {
-      throw new SegvolError('ERR_SHAPE', `${path} (pyramidLstm): expected a volume (N, C, D, H, W) with every ` +
+    if (shape.length !== 5 || small.length > 0 || shape[1] !== this.inChannels) {
+      throw new SegvolError('ERR_SHAPE', `${path} (pyramidLstm): expected a volume (N, ${this.inChannels}, D, H, W) with every ` +
         `spatial axis >= the kernel ${this.kernel}, received (${shape.join(', ')})`);
     }
+    return [shape[0]!, this.outChannels, ...shape.slice(2)];
   }
   async forward(x: Tensor) {
     const r = await ops.pyramidLstmAsync(x, this.weights());
@@ -117,10 +127,11 @@ class PixelwiseLayer implements Layer {
     this.parameters.set('weight', uniformTensor([outChannels, inChannels], scale, random));
     this.parameters.set('bias', uniformTensor([outChannels], scale, random));
   }
-  checkInput(shape: readonly number[], path: string): void {
-    if (shape.length < 4) {
-      throw new SegvolError('ERR_SHAPE', `${path} (pixelwise): expected (N, C, [D,] H, W), received (${shape.join(', ')})`);
+  outputShape(shape: readonly number[], path: string): number[] {
+    if (shape.length < 4 || shape[1] !== this.inChannels) {
+      throw new SegvolError('ERR_SHAPE', `${path} (pixelwise): expected (N, ${this.inChannels}, [D,] H, W), received (${shape.join(', ')})`);
     }
+    return [shape[0]!, this.outChannels, ...shape.slice(2)];
   }
   async forward(x: Tensor) {
     return { y: ops.pixelwise(x, this.parameters.get('weight')!, this.parameters.get('bias')!), tape: tapeOf(x) };
@@ -140,7 +151,9 @@ type ActivationName = 'tanh' | 'sigmoid' | 'relu';
 class ActivationLayer implements Layer {
   readonly parameters = new Map<string, Tensor>();
   constructor(readonly type: ActivationName, readonly outChannels: number) {}
-  checkInput(): void {}
+  outputShape(shape: readonly number[]): number[] {
+    return [...shape];
+  }
   async forward(x: Tensor) {
     const y = ops[this.type](x);
     // The tape shares x and y; they stay owned by the model's forward pass.
@@ -159,7 +172,9 @@ class SoftmaxLayer implements Layer {
   readonly type = 'softmax';
   readonly parameters = new Map<string, Tensor>();
   constructor(readonly outChannels: number) {}
-  checkInput(): void {}
+  outputShape(shape: readonly number[]): number[] {
+    return [...shape];
+  }
   async forward(x: Tensor) {
     const y = ops.softmax(x);
     return { y, tape: { y, dispose() {} } as Tape };
@@ -174,6 +189,7 @@ class SoftmaxLayer implements Layer {
 
 /** The layer builders. */
 export const layers = {
+  ...convLayers,
   /** PyraMiD-LSTM: six C-LSTMs (+/- D, H, W), outputs summed. */
   pyramidLstm(options: PyramidLstmOptions): LayerBuilder {
     const hidden = positiveInteger(options.hidden, 'pyramidLstm', 'hidden');

@@ -3,7 +3,7 @@
 // safetensors weights. The DAG container and the trainer build on this.
 import { SegvolError } from './errors';
 import type { Layer, LayerBuilder, Tape } from './layers';
-import { seededRandom } from './random';
+import { Random, seededRandom } from './random';
 import { readSafetensors, writeSafetensors, type NamedArray } from './safetensors';
 import { Tensor } from './tensor';
 
@@ -28,12 +28,15 @@ export class ModelTape {
 export class Sequential {
   readonly layers: Layer[] = [];
   readonly inChannels: number;
+  /** Drives dropout; its state is saved in checkpoints. */
+  readonly random: Random;
 
   constructor(builders: readonly LayerBuilder[], options: SequentialOptions) {
     if (!Number.isInteger(options.inChannels) || options.inChannels < 1) {
       throw new SegvolError('ERR_ARGUMENT', `Sequential: expected inChannels as a positive integer, received ${options.inChannels}`);
     }
     this.inChannels = options.inChannels;
+    this.random = new Random((options.seed ?? 0) ^ 0x5eed);
     const random = seededRandom(options.seed ?? 0);
     let channels = options.inChannels;
     for (const builder of builders) {
@@ -56,6 +59,15 @@ export class Sequential {
     return out;
   }
 
+  /** Parameters and buffers (running statistics): everything saveWeights writes. */
+  state(): Map<string, Tensor> {
+    const out = this.parameters();
+    this.layers.forEach((layer, i) => {
+      for (const [name, t] of layer.buffers ?? []) out.set(`layers.${i}.${name}`, t);
+    });
+    return out;
+  }
+
   paramCount(): number {
     let total = 0;
     for (const t of this.parameters().values()) total += t.size;
@@ -69,8 +81,7 @@ export class Sequential {
     }
     let shape = [...inputShape];
     this.layers.forEach((layer, i) => {
-      layer.checkInput(shape, `layers.${i}`);
-      shape = [shape[0]!, layer.outChannels, ...shape.slice(2)];
+      shape = layer.outputShape(shape, `layers.${i}`);
     });
     return shape;
   }
@@ -80,7 +91,7 @@ export class Sequential {
     const rows: string[][] = [['layer', 'type', 'output shape', 'parameters', 'options']];
     let shape = [...inputShape];
     this.layers.forEach((layer, i) => {
-      shape = [shape[0]!, layer.outChannels, ...shape.slice(2)];
+      shape = layer.outputShape(shape, `layers.${i}`);
       let count = 0;
       for (const t of layer.parameters.values()) count += t.size;
       rows.push([`layers.${i}`, layer.type, `(${shape.join(', ')})`, count.toLocaleString('en-US'), layer.describe()]);
@@ -91,13 +102,14 @@ export class Sequential {
   }
 
   /** Runs every layer. With keepTape, returns what backward() needs; dispose it after. */
-  async forward(x: Tensor, options: { keepTape?: boolean } = {}): Promise<{ y: Tensor; tape: ModelTape }> {
+  async forward(x: Tensor, options: { keepTape?: boolean; training?: boolean } = {}): Promise<{ y: Tensor; tape: ModelTape }> {
     this.outputShape(x.shape);
     const tapes: Tape[] = [];
     const owned: Tensor[] = [];
+    const mode = { training: options.training ?? options.keepTape ?? false, random: () => this.random.next() };
     let current = x;
     for (const layer of this.layers) {
-      const { y, tape } = await layer.forward(current);
+      const { y, tape } = await layer.forward(current, mode);
       tapes.push(tape);
       if (current !== x) owned.push(current);
       current = y;
@@ -155,7 +167,7 @@ export class Sequential {
   /** Replaces every parameter with the one of the same name in a safetensors file (PyTorch-compatible). */
   loadWeights(file: string): void {
     const loaded = readSafetensors(file).tensors;
-    const own = this.parameters();
+    const own = this.state();
     const missing = [...own.keys()].filter((k) => !loaded.has(k));
     const unexpected = [...loaded.keys()].filter((k) => !own.has(k));
     const mismatched = [...own].filter(([k, t]) => loaded.has(k) && loaded.get(k)!.shape.join() !== t.shape.join())
@@ -170,10 +182,12 @@ export class Sequential {
         'build the model with the configuration the weights were trained with');
     }
     this.layers.forEach((layer, i) => {
-      for (const [name, old] of [...layer.parameters]) {
-        const a = loaded.get(`layers.${i}.${name}`)!;
-        layer.parameters.set(name, Tensor.fromArray(a.data, a.shape, { device: old.device }));
-        old.dispose();
+      for (const map of [layer.parameters, layer.buffers ?? new Map<string, Tensor>()]) {
+        for (const [name, old] of [...map]) {
+          const a = loaded.get(`layers.${i}.${name}`)!;
+          map.set(name, Tensor.fromArray(a.data, a.shape, { device: old.device }));
+          old.dispose();
+        }
       }
     });
   }
@@ -181,12 +195,12 @@ export class Sequential {
   /** Writes every parameter to a safetensors file (atomically). */
   saveWeights(file: string, metadata: Record<string, string> = {}): void {
     const out = new Map<string, NamedArray>();
-    for (const [name, t] of this.parameters()) out.set(name, { shape: [...t.shape], data: t.toArray() });
+    for (const [name, t] of this.state()) out.set(name, { shape: [...t.shape], data: t.toArray() });
     writeSafetensors(file, out, metadata);
   }
 
   dispose(): void {
-    for (const t of this.parameters().values()) t.dispose();
+    for (const t of this.state().values()) t.dispose();
   }
 }
 

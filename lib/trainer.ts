@@ -195,7 +195,7 @@ export class Trainer extends EventEmitter {
 
   private async trainStep(data: DataSource, size: Size3, lr: number, checkpointPath: string | undefined): Promise<number> {
     const sample = data.sample(this.random, size);
-    const { y, tape } = await this.model.forward(sample.input, { keepTape: true });
+    const { y, tape } = await this.model.forward(sample.input, { keepTape: true, training: true });
     const weights = this.classWeightsFor(data, sample.labels, sample.mask);
     let loss: { loss: number; grad: Tensor };
     try {
@@ -235,6 +235,7 @@ export class Trainer extends EventEmitter {
       format: 'segvol-checkpoint-1',
       position: this.position,
       random: this.random.getState(),
+      modelRandom: this.model.random.getState(),
       optimizer: { config: this.optimizer.config, steps: this.optimizer.steps },
       loss: this.lossConfig,
       schedule: this.schedule,
@@ -249,7 +250,7 @@ export class Trainer extends EventEmitter {
     const file = readSafetensors(path);
     const raw = file.metadata.segvol;
     if (!raw) throw new SegvolError('ERR_FORMAT', `resume: ${path} has no segvol trainer state; it holds weights only (use model.loadWeights)`);
-    const state = JSON.parse(raw) as { format: string; position: Position; random: number; optimizer: { steps: number } };
+    const state = JSON.parse(raw) as { format: string; position: Position; random: number; modelRandom?: number; optimizer: { steps: number } };
     if (state.format !== 'segvol-checkpoint-1') throw new SegvolError('ERR_FORMAT', `resume: ${path} has unknown format ${state.format}`);
     const optimizer = readSafetensors(`${path}.optimizer`);
     if (Number(optimizer.metadata.step) !== state.position.step) {
@@ -259,5 +260,6 @@ export class Trainer extends EventEmitter {
     this.optimizer.loadState(optimizer.tensors, state.optimizer.steps);
     this.position = { ...state.position };
     this.random.setState(state.random);
+    if (state.modelRandom !== undefined) this.model.random.setState(state.modelRandom);
   }
 }
