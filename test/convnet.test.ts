@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { layers, sequential, Tensor } from '../lib';
-import { assertClose, randomArray, rng } from './helpers';
+import { randomArray, rng } from './helpers';
 
 function n4(seed = 1) {
   const k = (y: number) => [1, y, y];
