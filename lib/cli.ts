@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { backends } from './backends';
 import { buildModel, loadTrainingData, readTrainConfig, type ModelConfig } from './config';
 import { runDemo } from './demo';
+import { syntheticEm } from './synthetic';
 import { readNpy, writeNpy } from './npy';
 import { formatProfile, profile } from './profile';
 import { presets } from './presets';
@@ -86,6 +87,31 @@ export function createProgram(): Command {
         `(thresholding the raw input: ${(100 * result.baselinePixelError).toFixed(2)}%)`);
       console.log('wrote:');
       for (const f of result.files) console.log(`  ${f}`);
+    });
+
+  program.command('synth')
+    .description('write a synthetic EM-like training volume, its labels and a training config (train.json)')
+    .option('--out <dir>', 'output folder', 'segvol-data')
+    .option('--size <d,h,w>', 'volume size', integerList, [24, 128, 128])
+    .option('--seed <n>', 'random seed', (v) => Number(v), 1)
+    .action((o: { out: string; size: number[]; seed: number }) => {
+      const [depth, height, width] = o.size as [number, number, number];
+      const em = syntheticEm({ depth, height, width, seed: o.seed });
+      fs.mkdirSync(o.out, { recursive: true });
+      writeNpy(path.join(o.out, 'volume.npy'), { shape: em.shape, data: em.image });
+      writeNpy(path.join(o.out, 'labels.npy'), { shape: em.shape, data: em.labels });
+      const config = {
+        model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hidden: [8, 12], fc: [12], kernel: 5, seed: o.seed },
+        data: { volume: 'volume.npy', labels: 'labels.npy', flip: { z: true, y: true, x: true } },
+        stages: [{ size: [8, 32, 32], epochs: 300 }, { size: [8, 48, 48], epochs: 100 }],
+        loss: 'squaredError',
+        optimizer: { kind: 'rmspropMomentum' },
+        schedule: { kind: 'paper' },
+        seed: o.seed,
+        checkpoint: { path: 'model.safetensors', every: 20 },
+      };
+      fs.writeFileSync(path.join(o.out, 'train.json'), `${JSON.stringify(config, null, 2)}\n`);
+      console.log(`wrote ${path.join(o.out, 'volume.npy')}, labels.npy and train.json (${em.shape.join('x')})`);
     });
 
   program.command('train')
