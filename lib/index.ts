@@ -40,8 +40,9 @@ export {
   type NamedArray,
   type SafetensorsFile,
 } from './safetensors';
-export { layers, type Layer, type LayerBuilder, type Tape, type PyramidLstmOptions, type PixelwiseOptions } from './layers';
-export { Sequential, sequential, ModelTape, type SequentialOptions } from './model';
+export { layers, type Layer, type LayerBuilder, type Tape, type ForwardMode, type PyramidLstmOptions, type PixelwiseOptions } from './layers';
+export { ModelBase, Sequential, sequential, ModelTape, type SequentialOptions } from './model';
+export { Graph, graph, type GraphNode, type GraphOptions, type JoinKind } from './graph';
 export { presets, type PyramidNetOptions } from './presets';
 export { profile, formatProfile, type ProfileRecord } from './profile';
 export { computeLoss, classCounts, classWeightsFromCounts, type LossKind, type ClassWeighting, type LossOptions } from './losses';

@@ -25,13 +25,129 @@ export class ModelTape {
   }
 }
 
-export class Sequential {
+/**
+ * What every model container shares: parameters and buffers named by layer path,
+ * safetensors weights, predict and segment. Sequential and Graph extend it.
+ */
+export abstract class ModelBase {
+  abstract readonly inChannels: number;
+  abstract readonly outChannels: number;
+  /** Drives dropout; its state is saved in checkpoints. */
+  abstract readonly random: Random;
+  /** Every layer with its path ("layers.3", "nodes.encoder1"), in execution order. */
+  protected abstract namedLayers(): Array<[string, Layer]>;
+  abstract outputShape(inputShape: readonly number[]): number[];
+  abstract forward(x: Tensor, options?: { keepTape?: boolean; training?: boolean }): Promise<{ y: Tensor; tape: ModelTape }>;
+  abstract backward(tape: ModelTape, dy: Tensor): Promise<{ dx: Tensor; grads: Map<string, Tensor> }>;
+
+  /** Every trainable parameter by its stable name, in layer order. */
+  parameters(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [path, layer] of this.namedLayers()) {
+      for (const [name, t] of layer.parameters) out.set(`${path}.${name}`, t);
+    }
+    return out;
+  }
+
+  /** Parameters and buffers (running statistics): everything saveWeights writes. */
+  state(): Map<string, Tensor> {
+    const out = this.parameters();
+    for (const [path, layer] of this.namedLayers()) {
+      for (const [name, t] of layer.buffers ?? []) out.set(`${path}.${name}`, t);
+    }
+    return out;
+  }
+
+  paramCount(): number {
+    let total = 0;
+    for (const t of this.parameters().values()) total += t.size;
+    return total;
+  }
+
+  /** Forward without a tape: class probabilities for a softmax-ended model. */
+  async predict(x: Tensor): Promise<Tensor> {
+    return (await this.forward(x)).y;
+  }
+
+  /** The most probable class per voxel: (N, ...spatial) class ids. */
+  async segment(x: Tensor): Promise<Tensor> {
+    const probs = await this.predict(x);
+    const [n, c] = probs.shape as [number, number];
+    const spatial = probs.shape.slice(2);
+    const s = spatial.reduce((a, b) => a * b, 1);
+    const p = probs.toArray();
+    probs.dispose();
+    const out = new Float32Array(n * s);
+    for (let b = 0; b < n; ++b)
+      for (let v = 0; v < s; ++v) {
+        let best = 0;
+        for (let k = 1; k < c; ++k) if (p[(b * c + k) * s + v]! > p[(b * c + best) * s + v]!) best = k;
+        out[b * s + v] = best;
+      }
+    return Tensor.fromArray(out, [n, ...spatial]);
+  }
+
+  /** Replaces every parameter and buffer with the one of the same name in a safetensors file (PyTorch-compatible). */
+  loadWeights(file: string): void {
+    const loaded = readSafetensors(file).tensors;
+    const own = this.state();
+    const missing = [...own.keys()].filter((k) => !loaded.has(k));
+    const unexpected = [...loaded.keys()].filter((k) => !own.has(k));
+    const mismatched = [...own].filter(([k, t]) => loaded.has(k) && loaded.get(k)!.shape.join() !== t.shape.join())
+      .map(([k, t]) => `${k}: model (${t.shape.join(', ')}) vs file (${loaded.get(k)!.shape.join(', ')})`);
+    if (missing.length || unexpected.length || mismatched.length) {
+      const parts = [
+        missing.length ? `missing in the file: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}` : '',
+        unexpected.length ? `not in the model: ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? ', ...' : ''}` : '',
+        mismatched.length ? `shape differs: ${mismatched.slice(0, 8).join('; ')}` : '',
+      ].filter(Boolean);
+      throw new SegvolError('ERR_SHAPE', `loadWeights ${file}: the weights do not fit this model (${parts.join('; ')}); ` +
+        'build the model with the configuration the weights were trained with');
+    }
+    for (const [path, layer] of this.namedLayers()) {
+      for (const map of [layer.parameters, layer.buffers ?? new Map<string, Tensor>()]) {
+        for (const [name, old] of [...map]) {
+          const a = loaded.get(`${path}.${name}`)!;
+          map.set(name, Tensor.fromArray(a.data, a.shape, { device: old.device }));
+          old.dispose();
+        }
+      }
+    }
+  }
+
+  /** Writes every parameter and buffer to a safetensors file (atomically). */
+  saveWeights(file: string, metadata: Record<string, string> = {}): void {
+    const out = new Map<string, NamedArray>();
+    for (const [name, t] of this.state()) out.set(name, { shape: [...t.shape], data: t.toArray() });
+    writeSafetensors(file, out, metadata);
+  }
+
+  /** A table of layers, output shapes and parameter counts, for a single-input model. */
+  protected table(rows: Array<[string, Layer, readonly number[]]>): string {
+    const out: string[][] = [['layer', 'type', 'output shape', 'parameters', 'options']];
+    for (const [path, layer, shape] of rows) {
+      let count = 0;
+      for (const t of layer.parameters.values()) count += t.size;
+      out.push([path, layer.type, `(${shape.join(', ')})`, count.toLocaleString('en-US'), layer.describe()]);
+    }
+    out.push(['total', '', '', this.paramCount().toLocaleString('en-US'), '']);
+    const widths = out[0]!.map((_, c) => Math.max(...out.map((r) => r[c]!.length)));
+    return out.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+  }
+
+  dispose(): void {
+    for (const t of this.state().values()) t.dispose();
+  }
+}
+
+/** Layers in order, each feeding the next. */
+export class Sequential extends ModelBase {
   readonly layers: Layer[] = [];
   readonly inChannels: number;
-  /** Drives dropout; its state is saved in checkpoints. */
   readonly random: Random;
 
   constructor(builders: readonly LayerBuilder[], options: SequentialOptions) {
+    super();
     if (!Number.isInteger(options.inChannels) || options.inChannels < 1) {
       throw new SegvolError('ERR_ARGUMENT', `Sequential: expected inChannels as a positive integer, received ${options.inChannels}`);
     }
@@ -46,32 +162,12 @@ export class Sequential {
     }
   }
 
+  protected namedLayers(): Array<[string, Layer]> {
+    return this.layers.map((layer, i) => [`layers.${i}`, layer]);
+  }
+
   get outChannels(): number {
     return this.layers.length ? this.layers[this.layers.length - 1]!.outChannels : this.inChannels;
-  }
-
-  /** Every parameter by its stable name, in layer order. */
-  parameters(): Map<string, Tensor> {
-    const out = new Map<string, Tensor>();
-    this.layers.forEach((layer, i) => {
-      for (const [name, t] of layer.parameters) out.set(`layers.${i}.${name}`, t);
-    });
-    return out;
-  }
-
-  /** Parameters and buffers (running statistics): everything saveWeights writes. */
-  state(): Map<string, Tensor> {
-    const out = this.parameters();
-    this.layers.forEach((layer, i) => {
-      for (const [name, t] of layer.buffers ?? []) out.set(`layers.${i}.${name}`, t);
-    });
-    return out;
-  }
-
-  paramCount(): number {
-    let total = 0;
-    for (const t of this.parameters().values()) total += t.size;
-    return total;
   }
 
   /** Output shape for an input shape, checking every layer (errors name the layer path). */
@@ -88,17 +184,11 @@ export class Sequential {
 
   /** A table of layers, output shapes and parameter counts. */
   summary(inputShape: readonly number[] = [1, this.inChannels, 8, 64, 64]): string {
-    const rows: string[][] = [['layer', 'type', 'output shape', 'parameters', 'options']];
     let shape = [...inputShape];
-    this.layers.forEach((layer, i) => {
+    return this.table(this.layers.map((layer, i) => {
       shape = layer.outputShape(shape, `layers.${i}`);
-      let count = 0;
-      for (const t of layer.parameters.values()) count += t.size;
-      rows.push([`layers.${i}`, layer.type, `(${shape.join(', ')})`, count.toLocaleString('en-US'), layer.describe()]);
-    });
-    rows.push(['total', '', '', this.paramCount().toLocaleString('en-US'), '']);
-    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-    return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+      return [`layers.${i}`, layer, shape];
+    }));
   }
 
   /** Runs every layer. With keepTape, returns what backward() needs; dispose it after. */
@@ -139,68 +229,6 @@ export class Sequential {
       for (const [name, g] of layerGrads) grads.set(`layers.${i}.${name}`, g);
     }
     return { dx: gradient, grads };
-  }
-
-  /** Forward without a tape: class probabilities for a softmax-ended model. */
-  async predict(x: Tensor): Promise<Tensor> {
-    return (await this.forward(x)).y;
-  }
-
-  /** The most probable class per voxel: (N, ...spatial) class ids. */
-  async segment(x: Tensor): Promise<Tensor> {
-    const probs = await this.predict(x);
-    const [n, c] = probs.shape as [number, number];
-    const spatial = probs.shape.slice(2);
-    const s = spatial.reduce((a, b) => a * b, 1);
-    const p = probs.toArray();
-    probs.dispose();
-    const out = new Float32Array(n * s);
-    for (let b = 0; b < n; ++b)
-      for (let v = 0; v < s; ++v) {
-        let best = 0;
-        for (let k = 1; k < c; ++k) if (p[(b * c + k) * s + v]! > p[(b * c + best) * s + v]!) best = k;
-        out[b * s + v] = best;
-      }
-    return Tensor.fromArray(out, [n, ...spatial]);
-  }
-
-  /** Replaces every parameter with the one of the same name in a safetensors file (PyTorch-compatible). */
-  loadWeights(file: string): void {
-    const loaded = readSafetensors(file).tensors;
-    const own = this.state();
-    const missing = [...own.keys()].filter((k) => !loaded.has(k));
-    const unexpected = [...loaded.keys()].filter((k) => !own.has(k));
-    const mismatched = [...own].filter(([k, t]) => loaded.has(k) && loaded.get(k)!.shape.join() !== t.shape.join())
-      .map(([k, t]) => `${k}: model (${t.shape.join(', ')}) vs file (${loaded.get(k)!.shape.join(', ')})`);
-    if (missing.length || unexpected.length || mismatched.length) {
-      const parts = [
-        missing.length ? `missing in the file: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}` : '',
-        unexpected.length ? `not in the model: ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? ', ...' : ''}` : '',
-        mismatched.length ? `shape differs: ${mismatched.slice(0, 8).join('; ')}` : '',
-      ].filter(Boolean);
-      throw new SegvolError('ERR_SHAPE', `loadWeights ${file}: the weights do not fit this model (${parts.join('; ')}); ` +
-        'build the model with the configuration the weights were trained with');
-    }
-    this.layers.forEach((layer, i) => {
-      for (const map of [layer.parameters, layer.buffers ?? new Map<string, Tensor>()]) {
-        for (const [name, old] of [...map]) {
-          const a = loaded.get(`layers.${i}.${name}`)!;
-          map.set(name, Tensor.fromArray(a.data, a.shape, { device: old.device }));
-          old.dispose();
-        }
-      }
-    });
-  }
-
-  /** Writes every parameter to a safetensors file (atomically). */
-  saveWeights(file: string, metadata: Record<string, string> = {}): void {
-    const out = new Map<string, NamedArray>();
-    for (const [name, t] of this.state()) out.set(name, { shape: [...t.shape], data: t.toArray() });
-    writeSafetensors(file, out, metadata);
-  }
-
-  dispose(): void {
-    for (const t of this.state().values()) t.dispose();
   }
 }
 

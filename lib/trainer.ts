@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import type { DataSource, Size3 } from './data';
 import { describe, SegvolError } from './errors';
 import { classCounts, classWeightsFromCounts, computeLoss, lossKinds, type ClassWeighting, type LossKind } from './losses';
-import type { Sequential } from './model';
+import type { ModelBase } from './model';
 import { Optimizer, type OptimizerConfig } from './optimizers';
 import { Random } from './random';
 import { readSafetensors, writeSafetensors, type NamedArray } from './safetensors';
@@ -101,7 +101,7 @@ export class Trainer extends EventEmitter {
   private position: Position = { stage: 0, epoch: 0, stepInEpoch: 0, step: 0 };
   private globalWeights: Float32Array | undefined;
 
-  constructor(readonly model: Sequential, private readonly options: TrainerOptions = {}) {
+  constructor(readonly model: ModelBase, private readonly options: TrainerOptions = {}) {
     super();
     rejectUnknown(options, trainerKeys, 'Trainer');
     const loss = options.loss ?? 'squaredError';
