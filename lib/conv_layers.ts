@@ -79,11 +79,11 @@ class ConvLayer implements Layer {
     return [shape[0]!, this.outChannels, ...out];
   }
   async forward(x: Tensor) {
-    return { y: ops.conv(x, this.parameters.get('weight')!, this.options()), tape: keep(x) };
+    return { y: await ops.convAsync(x, this.parameters.get('weight')!, this.options()), tape: keep(x) };
   }
   async backward(tape: Tape, dy: Tensor) {
     const [x] = (tape as ReturnType<typeof keep>).tensors;
-    const g = ops.convBackward(x!, this.parameters.get('weight')!, dy, this.options(), { bias: this.parameters.has('bias') });
+    const g = await ops.convBackwardAsync(x!, this.parameters.get('weight')!, dy, this.options(), { bias: this.parameters.has('bias') });
     const grads = new Map([['weight', g.dw!]]);
     if (g.db) grads.set('bias', g.db);
     return { dx: g.dx!, grads };

@@ -106,6 +106,9 @@ export interface NativeBinding {
   conv(impl: Impl, x: H, w: H, bias: H | null, g: NativeConvGeometry): H;
   convBackward(impl: Impl, x: H, w: H, dy: H, g: NativeConvGeometry, needInput: boolean, needWeight: boolean,
     needBias: boolean): NativeConvGrads;
+  convAsync(impl: Impl, x: H, w: H, bias: H | null, g: NativeConvGeometry): Promise<H>;
+  convBackwardAsync(impl: Impl, x: H, w: H, dy: H, g: NativeConvGeometry, needInput: boolean, needWeight: boolean,
+    needBias: boolean): Promise<NativeConvGrads>;
   convTranspose(impl: Impl, x: H, w: H, bias: H | null, g: NativeConvGeometry, outputPadding: number[]): H;
   convTransposeBackward(impl: Impl, x: H, w: H, dy: H, g: NativeConvGeometry, outputPadding: number[],
     needInput: boolean, needWeight: boolean, needBias: boolean): NativeConvGrads;

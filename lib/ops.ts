@@ -246,6 +246,19 @@ export function createOps(impl: ImplementationName) {
       return wrapGrads(native.convBackward(impl, h(x, 'convBackward', 'input'), h(w, 'convBackward', 'weight'),
         h(dy, 'convBackward', 'output gradient'), g, needInput, needWeight, needBias));
     },
+    /** conv on the compute thread: the event loop stays free. */
+    async convAsync(x: Tensor, w: Tensor, options: ConvOptions = {}): Promise<Tensor> {
+      const g = convGeometry(x, w, options, 'conv');
+      return t(await native.convAsync(impl, h(x, 'conv', 'input'), h(w, 'conv', 'weight'),
+        optionalHandle(options.bias, 'conv', 'bias'), g));
+    },
+    /** convBackward on the compute thread. */
+    async convBackwardAsync(x: Tensor, w: Tensor, dy: Tensor, options: ConvOptions = {}, request?: GradientRequest): Promise<ConvGradients> {
+      const g = convGeometry(x, w, options, 'convBackward');
+      const [needInput, needWeight, needBias] = needs(request);
+      return wrapGrads(await native.convBackwardAsync(impl, h(x, 'convBackward', 'input'), h(w, 'convBackward', 'weight'),
+        h(dy, 'convBackward', 'output gradient'), g, needInput, needWeight, needBias));
+    },
     /** Transposed convolution; w: (C, O/groups, [kD,] kH, kW), as PyTorch's conv_transpose. */
     convTranspose(x: Tensor, w: Tensor, options: ConvTransposeOptions = {}): Tensor {
       const op = 'convTranspose';

@@ -45,3 +45,19 @@ test('a process that used the Promise forms exits by itself', (t) => {
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /done 1x2x3x5x5/);
 });
+
+test('convAsync and convBackwardAsync give the synchronous results, and disposing inputs meanwhile is safe', async (t) => {
+  const x = Tensor.full([1, 4, 6, 20, 20], 0.25);
+  const w = Tensor.full([8, 4, 3, 3, 3], 0.05);
+  const sync = ops.conv(x, w, { padding: 1 }).toArray();
+  const pending = ops.convAsync(x, w, { padding: 1 });
+  x.dispose();  // the work holds its own reference
+  const y = await pending;
+  t.deepEqual(y.toArray(), sync);
+  const x2 = Tensor.full([1, 4, 6, 20, 20], 0.25);
+  const g = await ops.convBackwardAsync(x2, w, y, { padding: 1 });
+  const gs = ops.convBackward(x2, w, y, { padding: 1 });
+  t.deepEqual(g.dw!.toArray(), gs.dw!.toArray());
+  t.deepEqual(g.dx!.toArray(), gs.dx!.toArray());
+  await t.throwsAsync(ops.convAsync(x2, Tensor.full([8, 3, 3, 3, 3], 0.1)), { message: /second axis = input channels/ });
+});

@@ -7,6 +7,7 @@
 #include "../core/registry.h"
 #include "../cpu/cpu_backend.h"
 #include "../ops/ops.h"
+#include "async.h"
 #include "convert.h"
 #include "recurrent.h"
 #include "training.h"
@@ -192,6 +193,39 @@ Napi::Value ConvBackward(const Napi::CallbackInfo& info) {
                                                    boolArg(info[5], "convBackward", "needInput"),
                                                    boolArg(info[6], "convBackward", "needWeight"),
                                                    boolArg(info[7], "convBackward", "needBias")));
+  });
+}
+
+// convAsync(impl, x, w, bias|null, geometry) -> Promise of the output. The work holds its
+// own references to the tensors, so the caller may dispose them meanwhile.
+Napi::Value ConvAsync(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const Implementation impl = implementationArg(info, 0);
+    const Tensor x = tensorArg(info, 1, "conv", "input");
+    const Tensor w = tensorArg(info, 2, "conv", "weight");
+    const Tensor* b = optionalTensorArg(info, 3, "conv", "bias");
+    const Tensor bias = b ? *b : Tensor();
+    const ConvGeometry g = convGeometryArg(info[4], spatialRankFromInput(x), "conv");
+    return Napi::Value(PromiseWorker<Tensor>::start(
+        info.Env(), [=] { return ops::convForward(impl, x, w, bias.defined() ? &bias : nullptr, g); },
+        [](Napi::Env env, Tensor& y) { return Napi::Value(TensorHandle::wrap(env, y)); }));
+  });
+}
+
+// convBackwardAsync(impl, x, w, dy, geometry, needInput, needWeight, needBias) -> Promise of { dx, dw, db }
+Napi::Value ConvBackwardAsync(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const Implementation impl = implementationArg(info, 0);
+    const Tensor x = tensorArg(info, 1, "convBackward", "input");
+    const Tensor w = tensorArg(info, 2, "convBackward", "weight");
+    const Tensor dy = tensorArg(info, 3, "convBackward", "output gradient");
+    const ConvGeometry g = convGeometryArg(info[4], spatialRankFromInput(x), "convBackward");
+    const bool needInput = boolArg(info[5], "convBackward", "needInput");
+    const bool needWeight = boolArg(info[6], "convBackward", "needWeight");
+    const bool needBias = boolArg(info[7], "convBackward", "needBias");
+    return Napi::Value(PromiseWorker<ops::ConvGrads>::start(
+        info.Env(), [=] { return ops::convBackward(impl, x, w, dy, g, needInput, needWeight, needBias); },
+        [](Napi::Env env, ops::ConvGrads& grads) { return convGrads(env, grads); }));
   });
 }
 
@@ -447,6 +481,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("tensorIsDisposed", TensorIsDisposed);
   fn("conv", Conv);
   fn("convBackward", ConvBackward);
+  fn("convAsync", ConvAsync);
+  fn("convBackwardAsync", ConvBackwardAsync);
   fn("convTranspose", ConvTranspose);
   fn("convTransposeBackward", ConvTransposeBackward);
   fn("pixelwise", Pixelwise);
