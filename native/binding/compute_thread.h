@@ -1,8 +1,9 @@
 // One long-lived thread runs all Promise-based native work, in order. oneDNN and
 // the kernels use OpenMP, and OpenMP keeps a thread team per calling thread:
 // work arriving on several libuv pool threads would start several teams whose
-// idle threads spin on the same cores (measured 5-25% slower on 2 cores). The
-// pool thread only waits here, blocked.
+// idle threads compete for the same cores. One compute thread keeps one team
+// (and runs requests in order, which a 2-core machine needs anyway). The pool
+// thread only waits here, blocked.
 #pragma once
 #include <condition_variable>
 #include <deque>
