@@ -153,6 +153,18 @@ export interface NativeBinding {
   savedDispose(saved: NativeSavedHandle): void;
   savedBytes(saved: NativeSavedHandle): number;
 
+  metricsConnectedComponents(foreground: ArrayLike<number>, shape: number[], connectivity: number): { labels: Int32Array; count: number };
+  metricsThresholdSegmentation(boundary: Float32Array, shape: number[], threshold: number, connectivity: number): Int32Array;
+  metricsWatershed(boundary: Float32Array, shape: number[], seedThreshold: number, maskThreshold: number, minSize: number,
+    connectivity: number): Int32Array;
+  metricsRand(pred: ArrayLike<number>, truth: ArrayLike<number>, ignoreTruthZero: boolean): {
+    vMerge: number; vSplit: number; fScore: number; randIndex: number; adaptedRandError: number; precision: number;
+    recall: number; viSplit: number; viMerge: number;
+  };
+  metricsConfusion(pred: ArrayLike<number>, truth: ArrayLike<number>, classes: number): Float64Array;
+  metricsPixelError(probability: Float32Array, truth: Float32Array, thresholdOrSteps: number, search: boolean): { error: number; threshold: number };
+  metricsSurfaceDistances(a: ArrayLike<number>, b: ArrayLike<number>, shape: number[], spacing: number[]): Float64Array;
+
   loss(impl: Impl, kind: string, probs: H, labels: H, mask: H | null, classWeights: H | null): { loss: number; grad: H };
   optimizerUpdate(impl: Impl, kind: string, hyper: NativeOptimizerHyper, param: H, grad: H, state1: H, state2: H): void;
 }

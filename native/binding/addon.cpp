@@ -9,6 +9,7 @@
 #include "../ops/ops.h"
 #include "async.h"
 #include "convert.h"
+#include "metrics.h"
 #include "recurrent.h"
 #include "training.h"
 #include "tensor_handle.h"
@@ -507,6 +508,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("flip", Flip);
   defineRecurrent(env, exports);
   defineTraining(env, exports);
+  defineMetrics(env, exports);
   return exports;
 }
 

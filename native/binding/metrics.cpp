@@ -1,0 +1,220 @@
+// Bindings of the evaluation measures: typed arrays in, plain values out.
+#include <napi.h>
+
+#include <cmath>
+#include <string>
+
+#include "../metrics/metrics.h"
+#include "convert.h"
+
+namespace segvol::binding {
+namespace {
+
+metrics::Dims dimsArg(const Napi::Value& v, int64_t expected, const char* op) {
+  auto d = intArrayArg(v, op, "shape");
+  if (d.size() != 3 || d[0] < 1 || d[1] < 1 || d[2] < 1) fail(ErrorCode::Shape, std::string(op) + ": expected a shape (D, H, W) of positive sizes");
+  metrics::Dims dims{d[0], d[1], d[2]};
+  if (dims.size() != expected) {
+    fail(ErrorCode::Shape, std::string(op) + ": the shape holds " + std::to_string(dims.size()) + " voxels, the data " +
+                               std::to_string(expected));
+  }
+  return dims;
+}
+
+template <typename T>
+void copyIds(const Napi::TypedArray& a, std::vector<int64_t>& out, const char* op, const char* name) {
+  const T* p = reinterpret_cast<const T*>(static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const double v = static_cast<double>(p[i]);
+    if (std::floor(v) != v || v < -2147483648.0 || v > 2147483647.0) {
+      fail(ErrorCode::Argument, std::string(op) + ": expected integer ids of 32 bits in " + name + ", received " +
+                                    std::to_string(v) + " at index " + std::to_string(i));
+    }
+    out[i] = static_cast<int64_t>(v);
+  }
+}
+
+// Segment or class ids from any numeric typed array.
+std::vector<int64_t> idsArg(const Napi::Value& v, const char* op, const char* name) {
+  if (!v.IsTypedArray()) fail(ErrorCode::Argument, std::string(op) + ": expected " + name + " as a typed array");
+  Napi::TypedArray a = v.As<Napi::TypedArray>();
+  std::vector<int64_t> out(a.ElementLength());
+  switch (a.TypedArrayType()) {
+    case napi_int8_array: copyIds<int8_t>(a, out, op, name); break;
+    case napi_uint8_array: case napi_uint8_clamped_array: copyIds<uint8_t>(a, out, op, name); break;
+    case napi_int16_array: copyIds<int16_t>(a, out, op, name); break;
+    case napi_uint16_array: copyIds<uint16_t>(a, out, op, name); break;
+    case napi_int32_array: copyIds<int32_t>(a, out, op, name); break;
+    case napi_uint32_array: copyIds<uint32_t>(a, out, op, name); break;
+    case napi_float32_array: copyIds<float>(a, out, op, name); break;
+    case napi_float64_array: copyIds<double>(a, out, op, name); break;
+    default: fail(ErrorCode::Argument, std::string(op) + ": unsupported typed array for " + name);
+  }
+  return out;
+}
+
+std::vector<uint8_t> maskArg(const Napi::Value& v, const char* op, const char* name) {
+  std::vector<int64_t> ids = idsArg(v, op, name);
+  std::vector<uint8_t> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) out[i] = ids[i] != 0;
+  return out;
+}
+
+const float* floatsArg(const Napi::Value& v, const char* op, const char* name, size_t* length) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    fail(ErrorCode::Argument, std::string(op) + ": expected " + name + " as a Float32Array");
+  }
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  *length = a.ElementLength();
+  return a.Data();
+}
+
+Napi::Int32Array labelsOut(Napi::Env env, const std::vector<int32_t>& labels) {
+  Napi::Int32Array out = Napi::Int32Array::New(env, labels.size());
+  std::copy(labels.begin(), labels.end(), out.Data());
+  return out;
+}
+
+// connectedComponents(foreground, shape, connectivity) -> { labels, count }
+Napi::Value ConnectedComponents(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "connectedComponents";
+    auto fg = maskArg(info[0], op, "foreground");
+    auto dims = dimsArg(info[1], static_cast<int64_t>(fg.size()), op);
+    int32_t count = 0;
+    auto labels = metrics::connectedComponents(fg, dims, static_cast<int>(intArg(info[2], op, "connectivity")), &count);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("labels", labelsOut(info.Env(), labels));
+    o.Set("count", count);
+    return Napi::Value(o);
+  });
+}
+
+// thresholdSegmentation(boundary, shape, threshold, connectivity) -> Int32Array
+Napi::Value ThresholdSegmentation(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "segmentByThreshold";
+    size_t n = 0;
+    const float* b = floatsArg(info[0], op, "boundary", &n);
+    auto dims = dimsArg(info[1], static_cast<int64_t>(n), op);
+    return Napi::Value(labelsOut(info.Env(), metrics::thresholdSegmentation(
+        b, dims, static_cast<float>(numberArg(info[2], op, "threshold")), static_cast<int>(intArg(info[3], op, "connectivity")))));
+  });
+}
+
+// watershed(boundary, shape, seedThreshold, maskThreshold, minSize, connectivity) -> Int32Array
+Napi::Value Watershed(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "watershed";
+    size_t n = 0;
+    const float* b = floatsArg(info[0], op, "boundary", &n);
+    auto dims = dimsArg(info[1], static_cast<int64_t>(n), op);
+    return Napi::Value(labelsOut(info.Env(), metrics::watershed(
+        b, dims, static_cast<float>(numberArg(info[2], op, "seedThreshold")), static_cast<float>(numberArg(info[3], op, "maskThreshold")),
+        intArg(info[4], op, "minSize"), static_cast<int>(intArg(info[5], op, "connectivity")))));
+  });
+}
+
+// rand(pred, truth, ignoreTruthZero) -> scores
+Napi::Value Rand(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "rand";
+    auto pred = idsArg(info[0], op, "prediction");
+    auto truth = idsArg(info[1], op, "truth");
+    if (pred.size() != truth.size()) {
+      fail(ErrorCode::Shape, std::string(op) + ": prediction has " + std::to_string(pred.size()) + " voxels, truth " + std::to_string(truth.size()));
+    }
+    auto r = metrics::randScores(pred.data(), truth.data(), static_cast<int64_t>(pred.size()), boolArg(info[2], op, "ignoreTruthZero"));
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("vMerge", r.vMerge);
+    o.Set("vSplit", r.vSplit);
+    o.Set("fScore", r.fScore);
+    o.Set("randIndex", r.randIndex);
+    o.Set("adaptedRandError", r.adaptedRandError);
+    o.Set("precision", r.precision);
+    o.Set("recall", r.recall);
+    o.Set("viSplit", r.viSplit);
+    o.Set("viMerge", r.viMerge);
+    return Napi::Value(o);
+  });
+}
+
+// confusion(pred, truth, classes) -> Float64Array (classes x classes), rows truth
+Napi::Value Confusion(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "confusion";
+    auto pred = idsArg(info[0], op, "prediction");
+    auto truth = idsArg(info[1], op, "truth");
+    const int64_t classes = intArg(info[2], op, "classes");
+    if (pred.size() != truth.size()) fail(ErrorCode::Shape, std::string(op) + ": prediction and truth differ in size");
+    for (size_t i = 0; i < pred.size(); ++i) {
+      for (int64_t v : {pred[i], truth[i]}) {
+        if (v < 0 || v >= classes) {
+          fail(ErrorCode::Argument, std::string(op) + ": expected class ids 0.." + std::to_string(classes - 1) + ", received " +
+                                        std::to_string(v) + " at index " + std::to_string(i));
+        }
+      }
+    }
+    auto m = metrics::confusionMatrix(pred.data(), truth.data(), static_cast<int64_t>(pred.size()), classes);
+    Napi::Float64Array out = Napi::Float64Array::New(info.Env(), m.size());
+    for (size_t i = 0; i < m.size(); ++i) out[i] = static_cast<double>(m[i]);
+    return Napi::Value(out);
+  });
+}
+
+// pixelError(probability, truth, threshold) / bestPixelError(probability, truth, steps) -> { error, threshold }
+Napi::Value PixelErrorFn(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "pixelError";
+    size_t n = 0, m = 0;
+    const float* p = floatsArg(info[0], op, "probabilities", &n);
+    const float* t = floatsArg(info[1], op, "truth", &m);
+    if (n != m) fail(ErrorCode::Shape, std::string(op) + ": probabilities and truth differ in size");
+    Napi::Object o = Napi::Object::New(info.Env());
+    if (info[2].IsNumber() && info.Length() > 3 && boolArg(info[3], op, "search")) {
+      auto best = metrics::bestPixelError(p, t, static_cast<int64_t>(n), static_cast<int>(intArg(info[2], op, "steps")));
+      o.Set("error", best.first);
+      o.Set("threshold", best.second);
+    } else {
+      const float threshold = static_cast<float>(numberArg(info[2], op, "threshold"));
+      o.Set("error", metrics::pixelError(p, t, static_cast<int64_t>(n), threshold));
+      o.Set("threshold", threshold);
+    }
+    return Napi::Value(o);
+  });
+}
+
+// surfaceDistances(a, b, shape, spacing[3]) -> Float64Array
+Napi::Value SurfaceDistances(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "surfaceDistances";
+    auto a = maskArg(info[0], op, "a");
+    auto b = maskArg(info[1], op, "b");
+    if (a.size() != b.size()) fail(ErrorCode::Shape, std::string(op) + ": the masks differ in size");
+    auto dims = dimsArg(info[2], static_cast<int64_t>(a.size()), op);
+    if (!info[3].IsArray() || info[3].As<Napi::Array>().Length() != 3) fail(ErrorCode::Argument, std::string(op) + ": expected spacing [z, y, x]");
+    std::array<double, 3> spacing{};
+    for (uint32_t i = 0; i < 3; ++i) {
+      spacing[i] = numberArg(info[3].As<Napi::Array>().Get(i), op, "spacing");
+      if (!(spacing[i] > 0)) fail(ErrorCode::Argument, std::string(op) + ": expected spacing > 0");
+    }
+    auto d = metrics::surfaceDistances(a, b, dims, spacing);
+    Napi::Float64Array out = Napi::Float64Array::New(info.Env(), d.size());
+    std::copy(d.begin(), d.end(), out.Data());
+    return Napi::Value(out);
+  });
+}
+
+}  // namespace
+
+void defineMetrics(Napi::Env env, Napi::Object exports) {
+  exports.Set("metricsConnectedComponents", Napi::Function::New(env, ConnectedComponents));
+  exports.Set("metricsThresholdSegmentation", Napi::Function::New(env, ThresholdSegmentation));
+  exports.Set("metricsWatershed", Napi::Function::New(env, Watershed));
+  exports.Set("metricsRand", Napi::Function::New(env, Rand));
+  exports.Set("metricsConfusion", Napi::Function::New(env, Confusion));
+  exports.Set("metricsPixelError", Napi::Function::New(env, PixelErrorFn));
+  exports.Set("metricsSurfaceDistances", Napi::Function::New(env, SurfaceDistances));
+}
+
+}  // namespace segvol::binding

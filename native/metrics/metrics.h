@@ -1,0 +1,62 @@
+// Evaluation measures of the source papers, on label volumes (D, H, W) stored
+// row-major (a 2D image is D = 1). Pure C++: no tensors, no N-API.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+namespace segvol::metrics {
+
+struct Dims {
+  int64_t d, h, w;
+  int64_t size() const { return d * h * w; }
+};
+
+// ---- segmentation.cpp
+// Connected components of the voxels where foreground != 0. connectivity:
+// 4 or 8 (2D, each slice on its own) or 6 or 26 (3D). Components are numbered
+// 1.. in scan order; background is 0. count receives the number of components.
+std::vector<int32_t> connectedComponents(const std::vector<uint8_t>& foreground, Dims dims, int connectivity,
+                                         int32_t* count);
+// Segments from a boundary map (high = boundary): components of voxels below threshold.
+std::vector<int32_t> thresholdSegmentation(const float* boundary, Dims dims, float threshold, int connectivity);
+// Seeded watershed: seeds are components of voxels below seedThreshold; they grow
+// over voxels below maskThreshold in order of increasing boundary value (ties in
+// scan order); segments smaller than minSize voxels are removed (0).
+std::vector<int32_t> watershed(const float* boundary, Dims dims, float seedThreshold, float maskThreshold,
+                               int64_t minSize, int connectivity);
+
+// ---- rand.cpp
+struct RandScores {
+  double vMerge, vSplit, fScore;             // the 2D-3D ConvNet paper's V^Rand (sums of squared counts)
+  double randIndex;                          // Rand (1971): agreeing pairs / all pairs
+  // As scikit-image's adapted_rand_error (pairs of voxels, truth label 0 ignored); its
+  // precision = same-segment pairs / truth pairs, recall = same-segment pairs / prediction pairs.
+  double adaptedRandError, precision, recall;
+  double viSplit, viMerge;                   // H(pred | truth), H(truth | pred), in bits
+};
+// pred, truth: segment ids per voxel (any int). ignoreTruthZero: drop voxels whose truth id is 0
+// from every measure (the ISBI/SNEMI convention for boundary voxels).
+RandScores randScores(const int64_t* pred, const int64_t* truth, int64_t n, bool ignoreTruthZero);
+
+// ---- overlap.cpp
+// confusion[t * classes + p]: voxels of truth class t predicted as p.
+std::vector<int64_t> confusionMatrix(const int64_t* pred, const int64_t* truth, int64_t n, int64_t classes);
+// Pixel error of boundary probabilities against binary truth at one threshold
+// (p > threshold is boundary), and the best threshold by line search over
+// `steps` evenly spaced thresholds in (0, 1).
+double pixelError(const float* probability, const float* truth, int64_t n, float threshold);
+std::pair<double, float> bestPixelError(const float* probability, const float* truth, int64_t n, int steps);
+
+// ---- distance.cpp
+// Exact squared Euclidean distance (in physical units, spacing (z, y, x)) from
+// every voxel to the nearest voxel where feature != 0 (infinite if none).
+std::vector<double> squaredDistanceTransform(const std::vector<uint8_t>& feature, Dims dims,
+                                             const std::array<double, 3>& spacing);
+// Surface voxels: in the mask with a 6-neighbour outside it (or on the volume's border).
+std::vector<uint8_t> surface(const std::vector<uint8_t>& mask, Dims dims);
+// Distances from every surface voxel of a to the nearest surface voxel of b.
+std::vector<double> surfaceDistances(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b, Dims dims,
+                                     const std::array<double, 3>& spacing);
+
+}  // namespace segvol::metrics
