@@ -129,6 +129,17 @@ export const metrics = {
     return Math.max(percentile(predToTruth, q), percentile(truthToPred, q));
   },
 
+  /**
+   * Warping error (ISBI 2012; Jain et al. 2010): the truth is warped toward the prediction by
+   * flipping only simple pixels (foreground 8-, background 4-connected), per 2D slice; the
+   * error is the fraction of pixels that still disagree, i.e. the topological mistakes.
+   * Inputs are binary (non-zero = foreground, e.g. cell interior); pixelError is the plain disagreement.
+   */
+  warpingError(pred: Labels, truth: Labels, shape: Shape3): { warpingError: number; pixelError: number } {
+    sameLength(pred, truth, 'warpingError');
+    return native.metricsWarpingError(pred, truth, dims(shape, pred.length, 'warpingError'));
+  },
+
   /** Connected components of the non-zero voxels. */
   connectedComponents(foreground: Labels, shape: Shape3, options: Connectivity = {}): { labels: Int32Array; count: number } {
     return native.metricsConnectedComponents(foreground, dims(shape, foreground.length, 'connectedComponents'), connectivityOf(shape, options));

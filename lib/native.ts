@@ -164,6 +164,7 @@ export interface NativeBinding {
   metricsConfusion(pred: ArrayLike<number>, truth: ArrayLike<number>, classes: number): Float64Array;
   metricsPixelError(probability: Float32Array, truth: Float32Array, thresholdOrSteps: number, search: boolean): { error: number; threshold: number };
   metricsSurfaceDistances(a: ArrayLike<number>, b: ArrayLike<number>, shape: number[], spacing: number[]): Float64Array;
+  metricsWarpingError(pred: ArrayLike<number>, truth: ArrayLike<number>, shape: number[]): { warpingError: number; pixelError: number };
 
   loss(impl: Impl, kind: string, probs: H, labels: H, mask: H | null, classWeights: H | null): { loss: number; grad: H };
   optimizerUpdate(impl: Impl, kind: string, hyper: NativeOptimizerHyper, param: H, grad: H, state1: H, state2: H): void;

@@ -118,3 +118,31 @@ test('BRATS regions and bad input', (t) => {
   t.throws(() => metrics.hausdorff95(new Int32Array(6), new Int32Array(6), [2, 4]), { message: /holding 6 voxels/ });
   t.throws(() => metrics.connectedComponents(new Int32Array(4), [2, 2], { connectivity: 5 as 4 }), { message: /connectivity: expected 4 or 8/ });
 });
+
+test('warping error: a shifted boundary costs nothing, a merge or a spurious object costs its pixels', (t) => {
+  const [H, W] = [9, 12];
+  // Truth: two cells (1) separated by a vertical membrane (0) at x = 5.
+  const truth = Uint8Array.from({ length: H * W }, (_, i) => (i % W === 5 ? 0 : 1));
+  // Prediction 1: the membrane shifted to x = 6: pixel errors, no topological error.
+  const shifted = Uint8Array.from({ length: H * W }, (_, i) => (i % W === 6 ? 0 : 1));
+  const a = metrics.warpingError(shifted, truth, [H, W]);
+  t.true(a.pixelError > 0);
+  t.is(a.warpingError, 0);
+  // Prediction 2: a one-pixel gap in the membrane merges the cells: that pixel stays an error.
+  const gap = Uint8Array.from(truth);
+  gap[4 * W + 5] = 1;
+  const b = metrics.warpingError(gap, truth, [H, W]);
+  t.is(b.warpingError * H * W, 1);
+  // Prediction 3: a spurious hole (one background pixel) inside a cell: a new component, kept as an error.
+  const hole = Uint8Array.from(truth);
+  hole[4 * W + 2] = 0;
+  t.is(metrics.warpingError(hole, truth, [H, W]).warpingError * H * W, 1);
+  // 3D input: each slice on its own.
+  const two = new Uint8Array(2 * H * W);
+  two.set(gap, 0);
+  two.set(shifted, H * W);
+  const twoTruth = new Uint8Array(2 * H * W);
+  twoTruth.set(truth, 0);
+  twoTruth.set(truth, H * W);
+  t.is(metrics.warpingError(two, twoTruth, [2, H, W]).warpingError * 2 * H * W, 1);
+});

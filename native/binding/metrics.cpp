@@ -205,6 +205,22 @@ Napi::Value SurfaceDistances(const Napi::CallbackInfo& info) {
   });
 }
 
+// warpingError(pred, truth, shape) -> { warpingError, pixelError }
+Napi::Value WarpingErrorFn(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "warpingError";
+    auto pred = maskArg(info[0], op, "prediction");
+    auto truth = maskArg(info[1], op, "truth");
+    if (pred.size() != truth.size()) fail(ErrorCode::Shape, std::string(op) + ": prediction and truth differ in size");
+    auto dims = dimsArg(info[2], static_cast<int64_t>(pred.size()), op);
+    auto r = metrics::warpingError(pred.data(), truth.data(), dims);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("warpingError", static_cast<double>(r.warpingErrors) / static_cast<double>(r.voxels));
+    o.Set("pixelError", static_cast<double>(r.pixelErrors) / static_cast<double>(r.voxels));
+    return Napi::Value(o);
+  });
+}
+
 }  // namespace
 
 void defineMetrics(Napi::Env env, Napi::Object exports) {
@@ -215,6 +231,7 @@ void defineMetrics(Napi::Env env, Napi::Object exports) {
   exports.Set("metricsConfusion", Napi::Function::New(env, Confusion));
   exports.Set("metricsPixelError", Napi::Function::New(env, PixelErrorFn));
   exports.Set("metricsSurfaceDistances", Napi::Function::New(env, SurfaceDistances));
+  exports.Set("metricsWarpingError", Napi::Function::New(env, WarpingErrorFn));
 }
 
 }  // namespace segvol::binding

@@ -48,6 +48,15 @@ std::vector<int64_t> confusionMatrix(const int64_t* pred, const int64_t* truth, 
 double pixelError(const float* probability, const float* truth, int64_t n, float threshold);
 std::pair<double, float> bestPixelError(const float* probability, const float* truth, int64_t n, int steps);
 
+// ---- warping.cpp
+struct WarpingResult {
+  int64_t warpingErrors;  // pixels that still disagree after topology-preserving warping
+  int64_t pixelErrors;    // pixels that disagree before
+  int64_t voxels;
+};
+// prediction, truth: binary (D, H, W), 1 = foreground; each slice warped on its own.
+WarpingResult warpingError(const uint8_t* prediction, const uint8_t* truth, Dims dims);
+
 // ---- distance.cpp
 // Exact squared Euclidean distance (in physical units, spacing (z, y, x)) from
 // every voxel to the nearest voxel where feature != 0 (infinite if none).
