@@ -6,7 +6,10 @@
 // are null and the reason is printed once.
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { ops, Tensor, type ClstmWeights } from '../lib';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { metrics, ops, Tensor, type ClstmWeights } from '../lib';
+import { writeNpy } from '../lib/npy';
 
 interface ConvCase {
   name: string;
@@ -123,6 +126,43 @@ function report(name: string, segvolMs: number, torchMs: number | null, flops: n
 }
 
 const suites: Record<string, (repeats: number) => void | Promise<void>> = {
+  metrics(repeats) {
+    // A 30x512x512 EM-sized volume: ~2,000 blocky segments, the prediction with merges and splits.
+    const [D, H, W] = [30, 512, 512];
+    const truth = new Int32Array(D * H * W);
+    const pred = new Int32Array(D * H * W);
+    for (let z = 0; z < D; ++z)
+      for (let y = 0; y < H; ++y)
+        for (let x = 0; x < W; ++x) {
+          const i = (z * H + y) * W + x;
+          truth[i] = (y % 24 === 0 || x % 24 === 0) ? 0 : 1 + Math.floor(y / 24) * 32 + Math.floor(x / 24) + z * 1024;
+          pred[i] = 1 + Math.floor((y + 7) / 36) * 32 + Math.floor(x / 18) + z * 1024;
+        }
+    const classes = 2;
+    const predClass = Int32Array.from(pred, (v) => v % classes);
+    const truthClass = Int32Array.from(truth, (v) => v % classes);
+    const times: number[] = [];
+    for (let i = 0; i < repeats + 1; ++i) {
+      const start = process.hrtime.bigint();
+      metrics.overlap(predClass, truthClass, classes);
+      metrics.rand(pred, truth);
+      const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
+      if (i >= 1) times.push(elapsed);
+    }
+    const segvolMs = median(times);
+    const dir = fs.mkdtempSync(`${os.tmpdir()}/segvol-bench-`);
+    writeNpy(`${dir}/pred.npy`, { shape: [D, H, W], data: Float32Array.from(pred) });
+    writeNpy(`${dir}/truth.npy`, { shape: [D, H, W], data: Float32Array.from(truth) });
+    const r = spawnSync(process.env.PYTHON ?? 'python3', [path.join(__dirname, 'peer_metrics.py'), `${dir}/pred.npy`, `${dir}/truth.npy`, String(classes)], { encoding: 'utf8' });
+    fs.rmSync(dir, { recursive: true });
+    const peer = r.status === 0 ? (JSON.parse(r.stdout.trim()) as { peer_ms: number }).peer_ms : null;
+    if (peer === null) console.error(`scikit-image peer unavailable: ${(r.stderr || '').trim().split('\n').slice(-1)[0]}`);
+    console.log(JSON.stringify({
+      case: 'overlap (2 classes) + Rand scores + VI on 30x512x512', segvol_ms: Number(segvolMs.toFixed(1)),
+      skimage_ms: peer === null ? null : Number(peer.toFixed(1)), ratio: peer === null ? null : Number((peer / segvolMs).toFixed(2)),
+      target_ms: 2000,
+    }));
+  },
   async pyramid(repeats) {
     // issue 3's cases: one PyraMiD-LSTM layer, forward + backward, N = 1, 7x7 filters
     const cases: PyramidCase[] = [

@@ -7,6 +7,7 @@ import { buildModel, loadTrainingData, readTrainConfig, type ModelConfig } from 
 import { runDemo } from './demo';
 import { syntheticEm } from './synthetic';
 import { readNpy, writeNpy } from './npy';
+import { metrics, type RandScores, type Shape3 } from './metrics';
 import { formatProfile, profile } from './profile';
 import { presets } from './presets';
 import { readSafetensors } from './safetensors';
@@ -57,6 +58,38 @@ function modelConfigOf(checkpoint: string): ModelConfig {
     throw new Error(`${checkpoint} does not say which model it holds (no modelConfig); it was not written by segvol train or demo`);
   }
   return state.modelConfig;
+}
+
+/** Segments of a truth given as a binary boundary map (boundary 1): components of the non-boundary pixels. */
+function connectedSegments(boundary: Float32Array, shape: Shape3): Int32Array {
+  return metrics.connectedComponents(Uint8Array.from(boundary, (v) => (v > 0.5 ? 0 : 1)), shape, { connectivity: 4 }).labels;
+}
+
+function printEvaluation(result: Record<string, unknown>): void {
+  const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : String(v));
+  if (result.pixelError !== undefined) {
+    const best = result.bestPixelError as { error: number; threshold: number };
+    console.log(`pixel error: ${f(result.pixelError as number)} at 0.5; best ${f(best.error)} at threshold ${best.threshold.toFixed(2)}`);
+  }
+  if (result.rand) {
+    const r = result.rand as { scores?: RandScores; threshold?: number } & Partial<RandScores>;
+    const s = (r.scores ?? r) as RandScores;
+    console.log(`Rand F-score ${f(s.fScore)} (merge ${f(s.vMerge)}, split ${f(s.vSplit)})${r.threshold !== undefined ? ` at threshold ${r.threshold.toFixed(2)}` : ''}; ` +
+      `adapted Rand error ${f(s.adaptedRandError)}; VI split ${f(s.viSplit)}, merge ${f(s.viMerge)} bits`);
+  }
+  if (result.warping) {
+    const w = result.warping as { warpingError: number };
+    console.log(`warping error: ${f(w.warpingError)}`);
+  }
+  if (result.overlap) {
+    const o = result.overlap as { perClass: Array<Record<string, number>>; meanIU: number };
+    console.log('class  dice    jaccard  ppv     sensitivity  avd%');
+    o.perClass.forEach((c, k) => console.log(`${String(k).padEnd(5)}  ${f(c.dice!)}  ${f(c.jaccard!)}   ${f(c.ppv!)}  ${f(c.sensitivity!).padEnd(11)}  ${f(c.avd!)}`));
+    console.log(`mean IU ${f(o.meanIU)}`);
+  }
+  if (result.hausdorff95) {
+    (result.hausdorff95 as number[]).forEach((d, k) => console.log(`class ${k + 1}: 95% Hausdorff ${f(d)}`));
+  }
 }
 
 export function createProgram(): Command {
@@ -163,6 +196,59 @@ export function createProgram(): Command {
       const y = options.probabilities ? await model.predict(x) : await model.segment(x);
       writeNpy(options.out, { shape: y.shape.slice(1), data: y.toArray() });
       console.log(`wrote ${options.out} (${y.shape.slice(1).join('x')})`);
+    });
+
+  program.command('evaluate')
+    .description('compare a prediction with the truth (.npy): overlap, Hausdorff, Rand/VI, pixel and warping error')
+    .requiredOption('--pred <file>', 'predicted labels, or boundary probabilities in [0, 1]')
+    .requiredOption('--truth <file>', 'true labels (class ids, segment ids, or a binary boundary map)')
+    .option('--metrics <list>', 'overlap, hausdorff, rand, pixel, warping (default: by the prediction: labels or probabilities)')
+    .option('--classes <n>', 'number of classes for overlap measures (default: largest id + 1)', (v) => integerList(v)[0]!)
+    .option('--spacing <z,y,x>', 'voxel spacing for distances', (v) => v.split(',').map(Number))
+    .option('--json', 'print JSON instead of a table')
+    .action((o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; json?: boolean }) => {
+      const pred = readNpy(o.pred);
+      const truth = readNpy(o.truth);
+      if (pred.shape.join() !== truth.shape.join()) {
+        throw new Error(`the prediction ${o.pred} has shape (${pred.shape.join(', ')}), the truth ${o.truth} (${truth.shape.join(', ')}); they must match`);
+      }
+      if (pred.shape.length !== 2 && pred.shape.length !== 3) throw new Error(`expected (H, W) or (D, H, W) volumes, received (${pred.shape.join(', ')})`);
+      const shape = pred.shape as unknown as Shape3;
+      const probabilities = pred.data.some((v) => v !== Math.round(v));
+      const chosen = (o.metrics ?? (probabilities ? 'pixel,rand,warping' : 'overlap,rand')).split(',').map((m) => m.trim());
+      const known = ['overlap', 'hausdorff', 'rand', 'pixel', 'warping'];
+      const unknown = chosen.filter((m) => !known.includes(m));
+      if (unknown.length) throw new Error(`unknown metric '${unknown[0]}'; known: ${known.join(', ')}`);
+      const result: Record<string, unknown> = {};
+      if (chosen.includes('pixel')) {
+        result.pixelError = metrics.pixelError(pred.data, truth.data).error;
+        result.bestPixelError = metrics.pixelError(pred.data, truth.data, { search: true });
+      }
+      if (chosen.includes('rand')) {
+        // Boundary maps: 2D segmentation per slice, as the 2D-3D ConvNet paper evaluates.
+        result.rand = probabilities
+          ? metrics.bestRandFScore(pred.data, connectedSegments(truth.data, shape), shape, { connectivity: 4 })
+          : metrics.rand(pred.data, truth.data);
+      }
+      if (chosen.includes('warping')) {
+        const binary = (a: Float32Array) => Uint8Array.from(a, (v) => (v > 0.5 ? 0 : 1));  // boundary 1 -> background
+        result.warping = metrics.warpingError(binary(pred.data), binary(truth.data), shape);
+      }
+      let largest = 0;
+      for (const v of truth.data) largest = Math.max(largest, v);
+      if (!probabilities) for (const v of pred.data) largest = Math.max(largest, v);
+      const classes = o.classes ?? largest + 1;
+      if (chosen.includes('overlap')) result.overlap = metrics.overlap(pred.data, truth.data, classes);
+      if (chosen.includes('hausdorff')) {
+        const spacing = (o.spacing ?? [1, 1, 1]) as [number, number, number];
+        result.hausdorff95 = Array.from({ length: classes - 1 }, (_, k) => metrics.hausdorff95(
+          Uint8Array.from(pred.data, (v) => (v === k + 1 ? 1 : 0)), Uint8Array.from(truth.data, (v) => (v === k + 1 ? 1 : 0)), shape, { spacing }));
+      }
+      if (o.json) {
+        console.log(JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2));
+        return;
+      }
+      printEvaluation(result);
     });
 
   program.command('profile')

@@ -80,3 +80,19 @@ test('segvol demo trains, reports the held-out pixel error and writes its files'
   t.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
   t.is(png.readUInt32BE(16), 3 * 96 + 2 * 4, 'three panels side by side');
 });
+
+test('segvol evaluate prints JSON that agrees with the metrics API, and names an unknown metric', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-eval-'));
+  const truth = Float32Array.from({ length: 4 * 10 * 10 }, (_, i) => (i % 10 < 5 ? 1 : 0));
+  const pred = Float32Array.from({ length: 4 * 10 * 10 }, (_, i) => (i % 10 < 6 ? 1 : 0));
+  writeNpy(path.join(dir, 't.npy'), { shape: [4, 10, 10], data: truth });
+  writeNpy(path.join(dir, 'p.npy'), { shape: [4, 10, 10], data: pred });
+  const r = segvol(['evaluate', '--pred', path.join(dir, 'p.npy'), '--truth', path.join(dir, 't.npy'), '--metrics', 'overlap,hausdorff', '--json']);
+  t.is(r.status, 0, r.err);
+  const out = JSON.parse(r.out) as { overlap: { perClass: Array<{ dice: number }> }; hausdorff95: number[] };
+  t.true(Math.abs(out.overlap.perClass[1]!.dice - (2 * 200) / (200 + 240)) < 1e-12);
+  t.is(out.hausdorff95[0], 1);
+  const bad = segvol(['evaluate', '--pred', path.join(dir, 'p.npy'), '--truth', path.join(dir, 't.npy'), '--metrics', 'dice']);
+  t.is(bad.status, 1);
+  t.regex(bad.err, /unknown metric 'dice'; known: overlap, hausdorff, rand, pixel, warping/);
+});
