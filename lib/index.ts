@@ -52,3 +52,4 @@ export { Random } from './random';
 export { VolumeSampler, type DataSource, type TrainingSample, type VolumeSamplerOptions, type Size3 } from './data';
 export { Trainer, type TrainerOptions, type FitOptions, type FitResult, type Progress, type Stage, type LossConfig } from './trainer';
 export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './metrics';
+export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference';
