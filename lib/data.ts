@@ -34,6 +34,10 @@ export interface VolumeSamplerOptions {
   mask?: Float32Array;
   /** Flip each axis with probability 0.5 (the paper: z, y and x for EM; x only for MR). */
   flip?: { z?: boolean; y?: boolean; x?: boolean };
+  /** Rotate each sub-volume about z by a uniform random angle (the paper's EM setting): bilinear for the image, nearest for labels and mask. */
+  rotate?: boolean;
+  /** Only sub-volumes holding at least `minVoxels` voxels of class `label` (two-phase training), drawn by up to `tries` attempts. */
+  classAware?: { label: number; minVoxels?: number; tries?: number };
 }
 
 export class VolumeSampler implements DataSource {
@@ -61,31 +65,71 @@ export class VolumeSampler implements DataSource {
     if (d > D || h > H || w > W || d < 1 || h < 1 || w < 1) {
       throw new SegvolError('ERR_SHAPE', `VolumeSampler: sub-volume (${size.join(', ')}) does not fit the volume (${D}, ${H}, ${W})`);
     }
-    const z0 = random.int(D - d + 1), y0 = random.int(H - h + 1), x0 = random.int(W - w + 1);
+    const aware = this.options.classAware;
+    const tries = aware ? aware.tries ?? 50 : 1;
+    let sample = this.draw(random, size);
+    for (let attempt = 1; attempt < tries; ++attempt) {
+      const hits = sample.labelsData.reduce((n, v) => n + (v === aware!.label ? 1 : 0), 0);
+      if (hits >= (aware!.minVoxels ?? 1)) break;
+      sample = this.draw(random, size);
+    }
+    const out: TrainingSample = {
+      input: Tensor.fromArray(sample.input, [1, this.channels, d, h, w]),
+      labels: Tensor.fromArray(sample.labelsData, [1, d, h, w]),
+    };
+    if (sample.mask) out.mask = Tensor.fromArray(sample.mask, [1, d, h, w]);
+    return out;
+  }
+
+  /** One random sub-volume: crop (rotated about its z axis if enabled), then flips. */
+  private draw(random: Random, size: Size3): { input: Float32Array; labelsData: Float32Array; mask?: Float32Array } {
+    const [D, H, W] = this.dims;
+    const [d, h, w] = size;
+    // A rotated h x w window needs room for its diagonal; smaller volumes are not rotated.
+    const radius = Math.sqrt(((h - 1) / 2) ** 2 + ((w - 1) / 2) ** 2);
+    const rotate = this.options.rotate === true && 2 * radius + 1 <= Math.min(H, W);
+    const angle = rotate ? random.next() * 2 * Math.PI : 0;
+    const z0 = random.int(D - d + 1);
+    const margin = rotate ? radius : 0;
+    const cy = rotate ? margin + random.next() * (H - 1 - 2 * margin) : random.int(H - h + 1) + (h - 1) / 2;
+    const cx = rotate ? margin + random.next() * (W - 1 - 2 * margin) : random.int(W - w + 1) + (w - 1) / 2;
     const flip = this.options.flip ?? { z: true, y: true, x: true };
     const fz = flip.z ? random.next() < 0.5 : false;
     const fy = flip.y ? random.next() < 0.5 : false;
     const fx = flip.x ? random.next() < 0.5 : false;
     const c = this.channels;
+    const cos = Math.cos(angle), sin = Math.sin(angle);
     const input = new Float32Array(c * d * h * w);
-    const labels = new Float32Array(d * h * w);
+    const labelsData = new Float32Array(d * h * w);
     const mask = this.options.mask ? new Float32Array(d * h * w) : undefined;
-    for (let z = 0; z < d; ++z)
+    const volume = this.options.volume, labels = this.options.labels;
+    for (let z = 0; z < d; ++z) {
+      const sz = z0 + (fz ? d - 1 - z : z);
       for (let y = 0; y < h; ++y)
         for (let x = 0; x < w; ++x) {
-          const sz = z0 + (fz ? d - 1 - z : z), sy = y0 + (fy ? h - 1 - y : y), sx = x0 + (fx ? w - 1 - x : x);
-          const src = (sz * H + sy) * W + sx;
+          const oy = (fy ? h - 1 - y : y) - (h - 1) / 2, ox = (fx ? w - 1 - x : x) - (w - 1) / 2;
+          const py = cy + cos * oy - sin * ox, px = cx + sin * oy + cos * ox;
           const dst = (z * h + y) * w + x;
-          labels[dst] = this.options.labels[src]!;
-          if (mask) mask[dst] = this.options.mask![src]!;
-          for (let ch = 0; ch < c; ++ch) input[ch * d * h * w + dst] = this.options.volume[ch * D * H * W + src]!;
+          // Labels and mask: nearest voxel (class ids must not be blended).
+          const ny = Math.min(H - 1, Math.max(0, Math.round(py))), nx = Math.min(W - 1, Math.max(0, Math.round(px)));
+          const nearest = (sz * H + ny) * W + nx;
+          labelsData[dst] = labels[nearest]!;
+          if (mask) mask[dst] = this.options.mask![nearest]!;
+          if (!rotate) {
+            for (let ch = 0; ch < c; ++ch) input[ch * d * h * w + dst] = volume[ch * D * H * W + nearest]!;
+            continue;
+          }
+          const y0 = Math.min(H - 2, Math.max(0, Math.floor(py))), x0 = Math.min(W - 2, Math.max(0, Math.floor(px)));
+          const ly = Math.min(1, Math.max(0, py - y0)), lx = Math.min(1, Math.max(0, px - x0));
+          for (let ch = 0; ch < c; ++ch) {
+            const base = (ch * D + sz) * H * W;
+            const a = volume[base + y0 * W + x0]!, b = volume[base + y0 * W + x0 + 1]!;
+            const e = volume[base + (y0 + 1) * W + x0]!, f = volume[base + (y0 + 1) * W + x0 + 1]!;
+            input[ch * d * h * w + dst] = (a * (1 - lx) + b * lx) * (1 - ly) + (e * (1 - lx) + f * lx) * ly;
+          }
         }
-    const sample: TrainingSample = {
-      input: Tensor.fromArray(input, [1, c, d, h, w]),
-      labels: Tensor.fromArray(labels, [1, d, h, w]),
-    };
-    if (mask) sample.mask = Tensor.fromArray(mask, [1, d, h, w]);
-    return sample;
+    }
+    return mask ? { input, labelsData, mask } : { input, labelsData };
   }
 
   classCounts(classes: number): number[] {

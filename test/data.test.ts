@@ -1,0 +1,43 @@
+import test from 'ava';
+import { Random, VolumeSampler } from '../lib';
+
+test('rotation about z turns the image (bilinear) and keeps labels as class ids (nearest)', (t) => {
+  const [D, H, W] = [3, 40, 40];
+  // The image is the y coordinate; labels are 1 in the upper half, 2 in the lower.
+  const volume = Float32Array.from({ length: D * H * W }, (_, i) => Math.floor(i / W) % H);
+  const labels = Float32Array.from({ length: D * H * W }, (_, i) => (Math.floor(i / W) % H < H / 2 ? 1 : 2));
+  const plain = new VolumeSampler({ volume, shape: [1, D, H, W], labels, flip: {} });
+  const rotating = new VolumeSampler({ volume, shape: [1, D, H, W], labels, flip: {}, rotate: true });
+  const random = new Random(3);
+  const slope = (s: ReturnType<VolumeSampler['sample']>) => {
+    const a = s.input.toArray();
+    return a[8 * 16 + 8]! - a[7 * 16 + 8]!;  // change per row at the centre of a 16x16 patch
+  };
+  const plainSlopes = Array.from({ length: 20 }, () => slope(plain.sample(random, [1, 16, 16])));
+  t.true(plainSlopes.every((v) => Math.abs(v - 1) < 1e-6), 'unrotated: +1 per row');
+  let negative = 0, fractional = 0;
+  for (let i = 0; i < 40; ++i) {
+    const s = rotating.sample(random, [1, 16, 16]);
+    const v = slope(s);
+    if (v < -0.2) ++negative;
+    if (Math.abs(v - Math.round(v)) > 0.05) ++fractional;
+    t.true(s.labels.toArray().every((l) => l === 1 || l === 2), 'labels are never blended');
+  }
+  t.true(negative > 5, `rotations beyond 90 degrees reverse the slope (${negative} of 40)`);
+  t.true(fractional > 5, `most angles give non-integer slopes (${fractional} of 40)`);
+});
+
+test('class-aware sampling draws sub-volumes that hold the class', (t) => {
+  const [D, H, W] = [4, 64, 64];
+  const labels = new Float32Array(D * H * W);
+  for (let z = 0; z < D; ++z) for (let y = 50; y < 54; ++y) for (let x = 10; x < 14; ++x) labels[(z * H + y) * W + x] = 2;
+  const volume = new Float32Array(D * H * W);
+  const any = new VolumeSampler({ volume, shape: [1, D, H, W], labels });
+  const aware = new VolumeSampler({ volume, shape: [1, D, H, W], labels, classAware: { label: 2, minVoxels: 4, tries: 500 } });
+  const random = new Random(9);
+  const holds = (s: ReturnType<VolumeSampler['sample']>) => s.labels.toArray().filter((v) => v === 2).length >= 4;
+  const plainHits = Array.from({ length: 30 }, () => holds(any.sample(random, [2, 16, 16]))).filter(Boolean).length;
+  const awareHits = Array.from({ length: 30 }, () => holds(aware.sample(random, [2, 16, 16]))).filter(Boolean).length;
+  t.true(plainHits < 15, `plain sampling hit the class ${plainHits} times of 30`);
+  t.is(awareHits, 30);
+});
