@@ -7,6 +7,7 @@ import { buildModel, loadTrainingData, readTrainConfig, type ModelConfig } from 
 import { runDemo } from './demo';
 import { syntheticEm } from './synthetic';
 import { readNpy, writeNpy } from './npy';
+import { describeVolume, readVolume, writeVolume, type RawOptions } from './volume_io';
 import { metrics, type RandScores, type Shape3 } from './metrics';
 import { formatProfile, profile } from './profile';
 import { presets } from './presets';
@@ -249,6 +250,31 @@ export function createProgram(): Command {
         return;
       }
       printEvaluation(result);
+    });
+
+  program.command('convert')
+    .description('convert a volume between formats by extension: .nii(.gz), .tif, .npy, a folder of slices (PNG output: a path ending in /)')
+    .argument('<in>', 'input volume')
+    .argument('<out>', 'output volume')
+    .option('--dtype <type>', 'stored type where the format allows: float32, uint8, int16, uint16')
+    .option('--raw <shape:dtype>', 'read raw binary input, e.g. 30,512,512:uint16')
+    .action((input: string, output: string, o: { dtype?: 'float32' | 'uint8' | 'int16' | 'uint16'; raw?: string }) => {
+      const raw = o.raw ? (() => {
+        const [shape, dtype] = o.raw!.split(':');
+        return { shape: integerList(shape ?? ''), dtype: (dtype ?? 'float32') as RawOptions['dtype'] };
+      })() : undefined;
+      const volume = readVolume(input, raw ? { raw } : {});
+      writeVolume(output, volume, o.dtype ? { dtype: o.dtype } : {});
+      console.log(`wrote ${output} (${volume.shape.join('x')}, from ${volume.dtype})`);
+    });
+
+  program.command('inspect')
+    .description('print shape, stored type, spacing and value range of a volume')
+    .argument('<file>', 'volume (.nii, .nii.gz, .tif, .npy, .png, or a folder of slices)')
+    .action((file: string) => {
+      const d = describeVolume(readVolume(file));
+      console.log(`${file}\n  shape    ${d.shape.join(' x ')}\n  dtype    ${d.dtype}\n  spacing  ${d.spacing ? d.spacing.join(' x ') : 'unknown'}` +
+        `\n  range    ${d.min} .. ${d.max} (mean ${d.mean.toFixed(4)})${d.nan ? `\n  NaN      ${d.nan} voxels` : ''}`);
     });
 
   program.command('profile')

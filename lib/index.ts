@@ -53,6 +53,6 @@ export { VolumeSampler, type DataSource, type TrainingSample, type VolumeSampler
 export { Trainer, type TrainerOptions, type FitOptions, type FitResult, type Progress, type Stage, type LossConfig } from './trainer';
 export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference';
-export { readVolume, writeVolume, describeVolume, type Volume, type RawOptions } from './volume_io';
+export { readVolume, writeVolume, describeVolume, stackModalities, type Volume, type RawOptions } from './volume_io';
 export { parseNifti, serializeNifti, type NiftiVolume } from './nifti';
 export { readNpy, writeNpy, parseNpy } from './npy';

@@ -3,7 +3,7 @@
 // stages, and checkpoints that resume bit-exactly.
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
-import type { DataSource, Size3 } from './data';
+import type { DataSource, Size3, TrainingSample } from './data';
 import { describe, SegvolError } from './errors';
 import { classCounts, classWeightsFromCounts, computeLoss, lossKinds, type ClassWeighting, type LossKind } from './losses';
 import type { ModelBase } from './model';
@@ -99,6 +99,7 @@ export class Trainer extends EventEmitter {
   readonly optimizer: Optimizer;
   private readonly random: Random;
   private position: Position = { stage: 0, epoch: 0, stepInEpoch: 0, step: 0 };
+  private prefetched: { size: Size3; sample: TrainingSample; stateBefore: number } | undefined;
   private globalWeights: Float32Array | undefined;
 
   constructor(readonly model: ModelBase, private readonly options: TrainerOptions = {}) {
@@ -164,9 +165,33 @@ export class Trainer extends EventEmitter {
         this.position = { ...this.position, stage: this.position.stage + 1, epoch: 0, stepInEpoch: 0 };
         continue;
       }
-      if (options.signal?.aborted) return { steps: this.position.step, lastLoss, aborted: true };
+      if (options.signal?.aborted) {
+        this.dropPrefetched();
+        return { steps: this.position.step, lastLoss, aborted: true };
+      }
       const lr = learningRate(this.schedule, this.position.epoch);
-      lastLoss = await this.trainStep(options.data, stage.size, lr, options.checkpoint?.path);
+      let sample: TrainingSample;
+      if (this.prefetched && this.prefetched.size === stage.size) {
+        sample = this.prefetched.sample;
+        this.prefetched = undefined;
+      } else {
+        this.dropPrefetched();
+        sample = options.data.sample(this.random, stage.size);
+      }
+      const step = this.trainStep(options.data, sample, lr, options.checkpoint?.path);
+      // While the compute thread runs this step, draw the next sub-volume on the main thread.
+      const nextStage = this.position.epoch + 1 >= stage.epochs && this.position.stepInEpoch + 1 >= stepsPerEpoch
+        ? stages[this.position.stage + 1] : stage;
+      if (nextStage && !options.signal?.aborted) {
+        const stateBefore = this.random.getState();
+        this.prefetched = { size: nextStage.size, sample: options.data.sample(this.random, nextStage.size), stateBefore };
+      }
+      try {
+        lastLoss = await step;
+      } catch (error) {
+        this.dropPrefetched();
+        throw error;
+      }
       voxels += stage.size[0] * stage.size[1] * stage.size[2];
       this.position.step += 1;
       this.position.stepInEpoch += 1;
@@ -185,16 +210,24 @@ export class Trainer extends EventEmitter {
       options.onProgress?.(progress);
       this.emit('progress', progress);
       const every = options.checkpoint?.every;
-      if (options.checkpoint && every && this.position.step % every === 0) this.save(options.checkpoint.path);
+      if (options.checkpoint && every && this.position.step % every === 0) this.save(options.checkpoint.path, this.prefetched?.stateBefore);
     }
+    this.dropPrefetched();
     if (options.checkpoint) this.save(options.checkpoint.path);
     // A finished plan: the next fit starts a new one (the step count goes on).
     this.position = { stage: 0, epoch: 0, stepInEpoch: 0, step: this.position.step };
     return { steps: this.position.step, lastLoss, aborted: false };
   }
 
-  private async trainStep(data: DataSource, size: Size3, lr: number, checkpointPath: string | undefined): Promise<number> {
-    const sample = data.sample(this.random, size);
+  /** Returns a drawn-ahead sample's RNG draws, so the next draw (or a checkpoint) sees the same sequence. */
+  private dropPrefetched(): void {
+    if (!this.prefetched) return;
+    this.random.setState(this.prefetched.stateBefore);
+    for (const t of [this.prefetched.sample.input, this.prefetched.sample.labels, this.prefetched.sample.mask]) t?.dispose();
+    this.prefetched = undefined;
+  }
+
+  private async trainStep(data: DataSource, sample: TrainingSample, lr: number, checkpointPath: string | undefined): Promise<number> {
     const { y, tape } = await this.model.forward(sample.input, { keepTape: true, training: true });
     const weights = this.classWeightsFor(data, sample.labels, sample.mask);
     let loss: { loss: number; grad: Tensor };
@@ -227,14 +260,14 @@ export class Trainer extends EventEmitter {
    * Writes a checkpoint atomically: `path` holds the weights (safetensors, readable by
    * PyTorch) and the trainer state in its metadata; `path + '.optimizer'` the optimizer state.
    */
-  save(path: string): void {
+  save(path: string, randomState = this.prefetched?.stateBefore ?? this.random.getState()): void {
     const optimizerState = new Map<string, NamedArray>();
     for (const [name, t] of this.optimizer.stateTensors()) optimizerState.set(name, { shape: [...t.shape], data: t.toArray() });
     writeSafetensors(`${path}.optimizer`, optimizerState, { step: String(this.position.step) });
     const state = {
       format: 'segvol-checkpoint-1',
       position: this.position,
-      random: this.random.getState(),
+      random: randomState,
       modelRandom: this.model.random.getState(),
       optimizer: { config: this.optimizer.config, steps: this.optimizer.steps },
       loss: this.lossConfig,

@@ -166,3 +166,19 @@ export function describeVolume(volume: Volume): { shape: number[]; dtype: string
   }
   return { shape: volume.shape, dtype: volume.dtype, spacing: volume.spacing ?? null, min, max, mean: sum / Math.max(1, volume.data.length - nan), nan };
 }
+
+/** Several modalities (e.g. T1, IR, FLAIR) stacked as channels: (C, D, H, W). Their (D, H, W) shapes must agree. */
+export function stackModalities(volumes: readonly Volume[], names: readonly string[] = []): Volume {
+  if (volumes.length === 0) throw new SegvolError('ERR_ARGUMENT', 'stackModalities: expected at least one volume');
+  const shape = volumes[0]!.shape;
+  volumes.forEach((v, i) => {
+    if (v.shape.length !== 3 || v.shape.join() !== shape.join()) {
+      throw new SegvolError('ERR_SHAPE', `stackModalities: ${names[i] ?? `volume ${i}`} has shape (${v.shape.join(', ')}), ` +
+        `${names[0] ?? 'volume 0'} (${shape.join(', ')}); register and resample the modalities to one grid first`);
+    }
+  });
+  const size = volumes[0]!.data.length;
+  const data = new Float32Array(volumes.length * size);
+  volumes.forEach((v, i) => data.set(v.data, i * size));
+  return { data, shape: [volumes.length, ...shape], dtype: 'float32', ...(volumes[0]!.spacing ? { spacing: volumes[0]!.spacing } : {}) };
+}

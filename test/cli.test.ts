@@ -96,3 +96,20 @@ test('segvol evaluate prints JSON that agrees with the metrics API, and names an
   t.is(bad.status, 1);
   t.regex(bad.err, /unknown metric 'dice'; known: overlap, hausdorff, rand, pixel, warping/);
 });
+
+test('segvol convert and inspect: NIfTI to npy keeps values; inspect prints shape, type, spacing', (t) => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-convert-'));
+  const source = path.join(__dirname, 'fixtures', 'io', 'scaled_int16.nii.gz');
+  const r = segvol(['convert', source, path.join(out, 'v.npy')]);
+  t.is(r.status, 0, r.err);
+  const converted = readNpy(path.join(out, 'v.npy'));
+  const expected = readNpy(path.join(__dirname, 'fixtures', 'io', 'scaled_int16.expected.npy'));
+  t.deepEqual(converted.shape, [5, 6, 7]);
+  t.deepEqual(converted.data, expected.data);
+  const info = segvol(['inspect', source]);
+  t.is(info.status, 0, info.err);
+  t.regex(info.out, /shape\s+5 x 6 x 7\n\s+dtype\s+int16\n\s+spacing\s+3 x 0\.9\d* x 0\.8\d*/);
+  const bad = segvol(['inspect', path.join(out, 'nothing.nii')]);
+  t.is(bad.status, 1);
+  t.regex(bad.err, /cannot read .*nothing\.nii/);
+});

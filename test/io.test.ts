@@ -2,7 +2,7 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describeVolume, parseNifti, readNpy, readVolume, writeVolume } from '../lib';
+import { describeVolume, parseNifti, readNpy, readVolume, stackModalities, writeVolume } from '../lib';
 import { parseTiff } from '../lib/tiff';
 import { rng } from './helpers';
 
@@ -94,4 +94,13 @@ test('fuzz: random and truncated bytes give only the documented error (property 
   }
   t.log(`${thrown} rejected, ${parsed} parsed (corruption in the data part still parses)`);
   t.true(thrown > 50);
+});
+
+test('modalities stack as channels only when their shapes agree', (t) => {
+  const a = { data: new Float32Array(24).fill(1), shape: [2, 3, 4], dtype: 'float32' };
+  const b = { data: new Float32Array(24).fill(2), shape: [2, 3, 4], dtype: 'float32' };
+  const stacked = stackModalities([a, b]);
+  t.deepEqual(stacked.shape, [2, 2, 3, 4]);
+  t.is(stacked.data[24], 2);
+  t.throws(() => stackModalities([a, { ...b, shape: [3, 2, 4] }], ['T1', 'FLAIR']), { message: /FLAIR has shape \(3, 2, 4\), T1 \(2, 3, 4\)/ });
 });
