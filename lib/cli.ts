@@ -273,7 +273,7 @@ export function createProgram(): Command {
     .argument('<file>', 'volume (.nii, .nii.gz, .tif, .npy, .png, or a folder of slices)')
     .action((file: string) => {
       const d = describeVolume(readVolume(file));
-      console.log(`${file}\n  shape    ${d.shape.join(' x ')}\n  dtype    ${d.dtype}\n  spacing  ${d.spacing ? d.spacing.join(' x ') : 'unknown'}` +
+      console.log(`${file}\n  shape    ${d.shape.join(' x ')}\n  dtype    ${d.dtype}\n  spacing  ${d.spacing ? d.spacing.map((v) => Number(v.toPrecision(6))).join(' x ') : 'unknown'}` +
         `\n  range    ${d.min} .. ${d.max} (mean ${d.mean.toFixed(4)})${d.nan ? `\n  NaN      ${d.nan} voxels` : ''}`);
     });
 
