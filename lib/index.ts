@@ -56,3 +56,4 @@ export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from 
 export { readVolume, writeVolume, describeVolume, stackModalities, type Volume, type RawOptions } from './volume_io';
 export { parseNifti, serializeNifti, type NiftiVolume } from './nifti';
 export { readNpy, writeNpy, parseNpy } from './npy';
+export { normalizeSlices, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess } from './preprocess';
