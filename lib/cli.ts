@@ -8,6 +8,8 @@ import { runDemo } from './demo';
 import { syntheticEm } from './synthetic';
 import { readNpy, writeNpy } from './npy';
 import { describeVolume, readVolume, writeVolume, type RawOptions } from './volume_io';
+import { predictVolume } from './inference';
+import { mrPreprocess, normalizeSlices } from './preprocess';
 import { metrics, type RandScores, type Shape3 } from './metrics';
 import { formatProfile, profile } from './profile';
 import { presets } from './presets';
@@ -183,20 +185,44 @@ export function createProgram(): Command {
     });
 
   program.command('predict')
-    .description('segment a volume (.npy, (D, H, W) or (C, D, H, W)) with a trained checkpoint')
+    .description('segment a volume with a trained checkpoint, by overlapping windows blended with Gaussian weights')
     .requiredOption('--model <checkpoint>', 'a checkpoint written by segvol train or demo')
-    .requiredOption('--in <file>', 'input volume (.npy)')
-    .requiredOption('--out <file>', 'output (.npy): class ids, or probabilities with --probabilities')
+    .requiredOption('--in <file>', 'input volume (.nii, .nii.gz, .tif, .npy, ...; (D, H, W) or (C, D, H, W))')
+    .requiredOption('--out <file>', 'output (.nii, .nii.gz, .tif, .npy): class ids, or probabilities with --probabilities')
+    .option('--window <d,h,w>', 'sliding window (default: the whole volume)', integerList)
+    .option('--overlap <fraction>', 'window overlap', (v) => Number(v), 0.5)
+    .option('--normalize <mode>', "slice (per-slice standardisation), mr or none", 'none')
     .option('--probabilities', 'write class probabilities (C, D, H, W) instead of labels')
-    .action(async (options: { model: string; in: string; out: string; probabilities?: boolean }) => {
-      const model = buildModel(modelConfigOf(options.model));
-      model.loadWeights(options.model);
-      const volume = readNpy(options.in);
+    .action(async (o: { model: string; in: string; out: string; window?: number[]; overlap: number; normalize: string; probabilities?: boolean }) => {
+      const model = buildModel(modelConfigOf(o.model));
+      model.loadWeights(o.model);
+      const volume = readVolume(o.in);
       const shape = volume.shape.length === 3 ? [1, 1, ...volume.shape] : [1, ...volume.shape];
-      const x = Tensor.fromArray(volume.data, shape);
-      const y = options.probabilities ? await model.predict(x) : await model.segment(x);
-      writeNpy(options.out, { shape: y.shape.slice(1), data: y.toArray() });
-      console.log(`wrote ${options.out} (${y.shape.slice(1).join('x')})`);
+      const data = o.normalize === 'slice' ? normalizeSlices(volume.data, volume.shape) : o.normalize === 'mr' ? mrPreprocess(volume.data, volume.shape) : volume.data;
+      const x = Tensor.fromArray(data, shape);
+      const spatial = shape.slice(2) as [number, number, number];
+      const print = process.stderr.isTTY ? (done: number, total: number) => process.stderr.write(`\rwindow ${done}/${total}`) : undefined;
+      const probs = await predictVolume(model, x, { window: (o.window ?? spatial) as [number, number, number], overlap: o.overlap, ...(print ? { onProgress: print } : {}) });
+      if (print) process.stderr.write('\n');
+      const p = probs.toArray();
+      const k = probs.shape[1]!;
+      const n = spatial[0] * spatial[1] * spatial[2];
+      let out: Float32Array, outShape: number[];
+      if (o.probabilities) {
+        out = p;
+        outShape = [k, ...spatial];
+      } else {
+        out = new Float32Array(n);
+        for (let v = 0; v < n; ++v) {
+          let best = 0;
+          for (let c = 1; c < k; ++c) if (p[c * n + v]! > p[best * n + v]!) best = c;
+          out[v] = best;
+        }
+        outShape = spatial;
+      }
+      writeVolume(o.out, { data: out, shape: outShape, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
+        ...(volume.affine ? { affine: volume.affine } : {}) }, o.probabilities ? {} : { dtype: 'uint8' });
+      console.log(`wrote ${o.out} (${outShape.join('x')})`);
     });
 
   program.command('evaluate')

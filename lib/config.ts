@@ -6,7 +6,8 @@ import { VolumeSampler } from './data';
 import { describe, SegvolError } from './errors';
 import type { LossConfig, Stage, TrainerOptions } from './trainer';
 import type { Sequential } from './model';
-import { readNpy } from './npy';
+import { mrPreprocess, normalizeSlices } from './preprocess';
+import { readVolume, stackModalities } from './volume_io';
 import { presets, type PyramidNetOptions } from './presets';
 
 export interface ModelConfig extends PyramidNetOptions {
@@ -15,7 +16,17 @@ export interface ModelConfig extends PyramidNetOptions {
 
 export interface TrainConfig {
   model: ModelConfig;
-  data: { volume: string; labels: string; mask?: string; flip?: { z?: boolean; y?: boolean; x?: boolean } };
+  data: {
+    /** One volume, or one per modality (stacked as channels). Any format readVolume reads. */
+    volume: string | string[];
+    labels: string;
+    mask?: string;
+    flip?: { z?: boolean; y?: boolean; x?: boolean };
+    rotate?: boolean;
+    classAware?: { label: number; minVoxels?: number; tries?: number };
+    /** 'slice' (default): per-slice standardisation; 'mr': the paper's MR pipeline; 'none'. */
+    normalize?: 'slice' | 'mr' | 'none';
+  };
   stages?: Stage[];
   epochs?: number;
   size?: [number, number, number];
@@ -30,8 +41,9 @@ export interface TrainConfig {
 const schema: Record<string, readonly string[]> = {
   '': ['model', 'data', 'stages', 'epochs', 'size', 'stepsPerEpoch', 'loss', 'optimizer', 'schedule', 'seed', 'checkpoint'],
   model: ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed'],
-  data: ['volume', 'labels', 'mask', 'flip'],
+  data: ['volume', 'labels', 'mask', 'flip', 'rotate', 'classAware', 'normalize'],
   'data.flip': ['z', 'y', 'x'],
+  'data.classAware': ['label', 'minVoxels', 'tries'],
   checkpoint: ['path', 'every'],
   loss: ['kind', 'classWeights', 'weightsFrom'],
 };
@@ -60,8 +72,12 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
   if (!c.model || c.model.preset !== 'pyramidNet') {
     throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected model.preset 'pyramidNet', received ${describe(c.model?.preset)}`);
   }
-  if (!c.data || typeof c.data.volume !== 'string' || typeof c.data.labels !== 'string') {
-    throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected data.volume and data.labels as .npy paths`);
+  const volumes = c.data ? (Array.isArray(c.data.volume) ? c.data.volume : [c.data.volume]) : [];
+  if (!c.data || volumes.length === 0 || volumes.some((v) => typeof v !== 'string') || typeof c.data.labels !== 'string') {
+    throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected data.volume (a path, or one per modality) and data.labels (a path)`);
+  }
+  if (c.data.normalize !== undefined && !['slice', 'mr', 'none'].includes(c.data.normalize)) {
+    throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected data.normalize 'slice', 'mr' or 'none', received ${describe(c.data.normalize)}`);
   }
   return c;
 }
@@ -71,22 +87,29 @@ export function buildModel(config: ModelConfig): Sequential {
   return presets.pyramidNet(options);
 }
 
-/** Loads the config's volumes (paths relative to the config file). (D, H, W) or (C, D, H, W). */
+/** Loads the config's volumes (paths relative to the config file), normalised, modalities stacked as channels. */
 export function loadTrainingData(config: TrainConfig, baseDir: string): VolumeSampler {
   const resolve = (p: string) => path.resolve(baseDir, p);
-  const volume = readNpy(resolve(config.data.volume));
-  const labels = readNpy(resolve(config.data.labels));
-  const shape = volume.shape.length === 3 ? [1, ...volume.shape] : volume.shape;
-  if (shape.length !== 4) {
-    throw new SegvolError('ERR_SHAPE', `data.volume ${config.data.volume}: expected (D, H, W) or (C, D, H, W), received (${volume.shape.join(', ')})`);
+  const paths = Array.isArray(config.data.volume) ? config.data.volume : [config.data.volume];
+  const modalities = paths.map((p) => {
+    const v = readVolume(resolve(p));
+    if (v.shape.length !== 3) {
+      throw new SegvolError('ERR_SHAPE', `data.volume ${p}: expected one (D, H, W) volume per modality, received (${v.shape.join(', ')})`);
+    }
+    const mode = config.data.normalize ?? 'slice';
+    const data = mode === 'slice' ? normalizeSlices(v.data, v.shape) : mode === 'mr' ? mrPreprocess(v.data, v.shape) : v.data;
+    return { ...v, data };
+  });
+  const volume = stackModalities(modalities, paths);
+  const labels = readVolume(resolve(config.data.labels));
+  if (labels.shape.join() !== volume.shape.slice(1).join()) {
+    throw new SegvolError('ERR_SHAPE', `data.labels ${config.data.labels}: expected shape (${volume.shape.slice(1).join(', ')}) like the volume, received (${labels.shape.join(', ')})`);
   }
-  if (labels.shape.join() !== shape.slice(1).join()) {
-    throw new SegvolError('ERR_SHAPE', `data.labels ${config.data.labels}: expected shape (${shape.slice(1).join(', ')}) like the volume, received (${labels.shape.join(', ')})`);
-  }
-  const mask = config.data.mask ? readNpy(resolve(config.data.mask)).data : undefined;
+  const mask = config.data.mask ? readVolume(resolve(config.data.mask)).data : undefined;
   return new VolumeSampler({
-    volume: volume.data, shape: shape as [number, number, number, number], labels: labels.data,
+    volume: volume.data, shape: volume.shape as [number, number, number, number], labels: labels.data,
     ...(mask ? { mask } : {}), ...(config.data.flip ? { flip: config.data.flip } : {}),
+    ...(config.data.rotate ? { rotate: true } : {}), ...(config.data.classAware ? { classAware: config.data.classAware } : {}),
   });
 }
 
