@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { metrics, ops, Tensor, type ClstmWeights } from '../lib';
+import { metrics, normalizeSlices, ops, presets, Random, readVolume, Tensor, VolumeSampler, writeVolume, type ClstmWeights } from '../lib';
 import { writeNpy } from '../lib/npy';
 
 interface ConvCase {
@@ -126,6 +126,51 @@ function report(name: string, segvolMs: number, torchMs: number | null, flops: n
 }
 
 const suites: Record<string, (repeats: number) => void | Promise<void>> = {
+  async data(repeats) {
+    // Reading + per-slice normalisation of the issue's two volumes, and sampling vs a training step.
+    const dir = fs.mkdtempSync(`${os.tmpdir()}/segvol-data-bench-`);
+    const stack = Float32Array.from({ length: 30 * 512 * 512 }, (_, i) => (i * 2654435761) % 65536);
+    writeVolume(`${dir}/stack.tif`, { data: stack, shape: [30, 512, 512], dtype: 'float32' }, { dtype: 'uint16' });
+    const mr = Float32Array.from({ length: 48 * 240 * 240 }, (_, i) => ((i * 40503) % 4096) - 1024);
+    writeVolume(`${dir}/mr.nii.gz`, { data: mr, shape: [48, 240, 240], dtype: 'float32' }, { dtype: 'int16' });
+    const time = (f: () => void) => {
+      const times: number[] = [];
+      for (let i = 0; i < repeats; ++i) {
+        const start = process.hrtime.bigint();
+        f();
+        times.push(Number(process.hrtime.bigint() - start) / 1e6);
+      }
+      return median(times);
+    };
+    const tiffMs = time(() => { const v = readVolume(`${dir}/stack.tif`); normalizeSlices(v.data, v.shape); });
+    const niftiMs = time(() => { const v = readVolume(`${dir}/mr.nii.gz`); normalizeSlices(v.data, v.shape); });
+    const r = spawnSync(process.env.PYTHON ?? 'python3', [path.join(__dirname, 'peer_data.py'), `${dir}/stack.tif`, `${dir}/mr.nii.gz`], { encoding: 'utf8' });
+    const peer = r.status === 0 ? (JSON.parse(r.stdout.trim()) as { tiff: number; nifti: number }) : null;
+    if (!peer) console.error(`python peer unavailable: ${(r.stderr || '').trim().split('\n').slice(-1)[0]}`);
+    for (const [name, ms, peerMs] of [['read + normalise 30x512x512 uint16 TIFF', tiffMs, peer?.tiff], ['read + normalise 48x240x240 int16 NIfTI (.nii.gz)', niftiMs, peer?.nifti]] as const) {
+      console.log(JSON.stringify({ case: name, segvol_ms: Number(ms.toFixed(1)), python_ms: peerMs === undefined ? null : Number(peerMs.toFixed(1)),
+        ratio: peerMs === undefined ? null : Number((peerMs / ms).toFixed(2)), target_ms: 1000 }));
+    }
+    // Sampling a 64x64x8 sub-volume (with rotation and flips) vs one training step of the paper network on it.
+    const v = readVolume(`${dir}/mr.nii.gz`);
+    const sampler = new VolumeSampler({ volume: normalizeSlices(v.data, v.shape), shape: [1, 48, 240, 240], labels: new Float32Array(48 * 240 * 240), rotate: true });
+    const random = new Random(1);
+    const sampleMs = time(() => { const s = sampler.sample(random, [8, 64, 64]); s.input.dispose(); s.labels.dispose(); });
+    const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [16], fc: [], kernel: 7 });
+    const x = Tensor.full([1, 1, 8, 64, 64], 0.5);
+    const steps: number[] = [];
+    for (let i = 0; i < 2; ++i) {
+      const start = process.hrtime.bigint();
+      const { y, tape } = await model.forward(x, { keepTape: true });
+      const g = await model.backward(tape, y);
+      tape.dispose();
+      g.dx.dispose();
+      steps.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+    console.log(JSON.stringify({ case: 'sample 8x64x64 (rotation, flips) vs one PyraMiD-LSTM layer training step on it', sample_ms: Number(sampleMs.toFixed(2)),
+      step_ms: Number(steps[1]!.toFixed(1)), sampling_share: Number((sampleMs / steps[1]!).toFixed(4)) }));
+    fs.rmSync(dir, { recursive: true });
+  },
   metrics(repeats) {
     // A 30x512x512 EM-sized volume: ~2,000 blocky segments, the prediction with merges and splits.
     const [D, H, W] = [30, 512, 512];

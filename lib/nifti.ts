@@ -68,7 +68,19 @@ export function parseNifti(input: Buffer, source = '(buffer)'): NiftiVolume {
     throw formatError(source, `expected ${count * type.bytes} data bytes at offset ${offset}, the file has ${Math.max(0, buffer.length - offset)}; is it truncated?`);
   }
   const data = new Float32Array(count);
-  for (let i = 0; i < count; ++i) data[i] = type.read(view, offset + i * type.bytes, le) * slope + (Number.isFinite(inter) ? inter : 0);
+  const shift = Number.isFinite(inter) ? inter : 0;
+  const views: Record<string, new (b: ArrayBufferLike, o: number, n: number) => ArrayLike<number>> = {
+    uint8: Uint8Array, int8: Int8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array,
+    float32: Float32Array, float64: Float64Array,
+  };
+  const View = views[type.name]!;
+  if (le && (buffer.byteOffset + offset) % type.bytes === 0) {
+    // Aligned little-endian data: convert through a typed-array view.
+    data.set(new View(buffer.buffer, buffer.byteOffset + offset, count));
+    if (slope !== 1 || shift !== 0) for (let i = 0; i < count; ++i) data[i] = data[i]! * slope + shift;
+  } else {
+    for (let i = 0; i < count; ++i) data[i] = type.read(view, offset + i * type.bytes, le) * slope + shift;
+  }
   const sformCode = view.getInt16(254, le);
   const spacing: [number, number, number] = [Math.abs(pixdim[3]!) || 1, Math.abs(pixdim[2]!) || 1, Math.abs(pixdim[1]!) || 1];
   const affine = sformCode > 0

@@ -85,6 +85,16 @@ export function parseTiff(buffer: Buffer, source = '(buffer)'): { data: Float32A
     const plane = new Float32Array(n);
     const kind = format === 3 ? 'float' : format === 2 ? 'int' : 'uint';
     dtype = `${kind}${bits}`;
+    // Little-endian data at an aligned offset converts through a typed-array view (no per-pixel DataView calls).
+    const views: Record<string, new (b: ArrayBufferLike, o: number, n: number) => ArrayLike<number>> = {
+      uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array, uint32: Uint32Array, int32: Int32Array, float32: Float32Array,
+    };
+    const View = views[dtype];
+    if (View && le && data.byteOffset % (bits / 8) === 0) {
+      plane.set(new View(data.buffer, data.byteOffset, n));
+      planes.push(plane);
+      continue;
+    }
     for (let i = 0; i < n; ++i) {
       switch (dtype) {
         case 'uint8': plane[i] = view.getUint8(i); break;
