@@ -93,6 +93,12 @@ export function loadTrainingData(config: TrainConfig, baseDir: string): VolumeSa
   const paths = Array.isArray(config.data.volume) ? config.data.volume : [config.data.volume];
   const modalities = paths.map((p) => {
     const v = readVolume(resolve(p));
+    let nan = 0;
+    for (const value of v.data) if (!Number.isFinite(value)) ++nan;
+    if (nan) {
+      throw new SegvolError('ERR_NON_FINITE', `data.volume ${p}: ${nan} voxels are NaN or infinite; training needs finite values ` +
+        '(fill them, or mask them out with data.mask and set them to 0)');
+    }
     if (v.shape.length !== 3) {
       throw new SegvolError('ERR_SHAPE', `data.volume ${p}: expected one (D, H, W) volume per modality, received (${v.shape.join(', ')})`);
     }

@@ -136,3 +136,34 @@ export class VolumeSampler implements DataSource {
     return classCounts(this.options.labels, classes, this.options.mask);
   }
 }
+
+/** Samples from several volumes (e.g. training subjects), each drawn with probability proportional to its voxel count. */
+export class MultiSampler implements DataSource {
+  readonly channels: number;
+  private readonly weights: number[];
+
+  constructor(private readonly sources: readonly VolumeSampler[], sizes: readonly number[]) {
+    if (sources.length === 0) throw new SegvolError('ERR_ARGUMENT', 'MultiSampler: expected at least one volume');
+    this.channels = sources[0]!.channels;
+    sources.forEach((s, i) => {
+      if (s.channels !== this.channels) {
+        throw new SegvolError('ERR_SHAPE', `MultiSampler: volume ${i} has ${s.channels} channels, volume 0 ${this.channels}`);
+      }
+    });
+    const total = sizes.reduce((a, b) => a + b, 0);
+    this.weights = sizes.map((n) => n / total);
+  }
+
+  sample(random: Random, size: Size3): TrainingSample {
+    let u = random.next();
+    let i = 0;
+    while (i < this.sources.length - 1 && u >= this.weights[i]!) u -= this.weights[i++]!;
+    return this.sources[i]!.sample(random, size);
+  }
+
+  classCounts(classes: number): number[] {
+    const out = new Array<number>(classes).fill(0);
+    for (const s of this.sources) s.classCounts(classes).forEach((n, c) => (out[c]! += n));
+    return out;
+  }
+}

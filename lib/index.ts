@@ -49,7 +49,7 @@ export { computeLoss, classCounts, classWeightsFromCounts, type LossKind, type C
 export { Optimizer, type OptimizerConfig, type OptimizerKind } from './optimizers';
 export { learningRate, type Schedule } from './schedules';
 export { Random } from './random';
-export { VolumeSampler, type DataSource, type TrainingSample, type VolumeSamplerOptions, type Size3 } from './data';
+export { VolumeSampler, MultiSampler, type DataSource, type TrainingSample, type VolumeSamplerOptions, type Size3 } from './data';
 export { Trainer, type TrainerOptions, type FitOptions, type FitResult, type Progress, type Stage, type LossConfig } from './trainer';
 export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference';

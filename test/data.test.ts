@@ -1,5 +1,9 @@
 import test from 'ava';
-import { Random, VolumeSampler } from '../lib';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { MultiSampler, Random, VolumeSampler, writeNpy } from '../lib';
+import { loadTrainingData, parseTrainConfig } from '../lib/config';
 
 test('rotation about z turns the image (bilinear) and keeps labels as class ids (nearest)', (t) => {
   const [D, H, W] = [3, 40, 40];
@@ -40,4 +44,36 @@ test('class-aware sampling draws sub-volumes that hold the class', (t) => {
   const awareHits = Array.from({ length: 30 }, () => holds(aware.sample(random, [2, 16, 16]))).filter(Boolean).length;
   t.true(plainHits < 15, `plain sampling hit the class ${plainHits} times of 30`);
   t.is(awareHits, 30);
+});
+
+test('MultiSampler draws from several volumes in proportion to their size', (t) => {
+  const make = (value: number, d: number) => new VolumeSampler({
+    volume: new Float32Array(d * 8 * 8).fill(value), shape: [1, d, 8, 8], labels: new Float32Array(d * 8 * 8).fill(value),
+  });
+  const multi = new MultiSampler([make(1, 30), make(2, 10)], [30 * 64, 10 * 64]);
+  const random = new Random(4);
+  let fromFirst = 0;
+  for (let i = 0; i < 400; ++i) {
+    const s = multi.sample(random, [2, 4, 4]);
+    if (s.input.toArray()[0] === 1) ++fromFirst;
+  }
+  t.true(fromFirst > 260 && fromFirst < 340, `${fromFirst} of 400 from the volume holding 75% of the voxels`);
+  t.deepEqual(multi.classCounts(3), [0, 30 * 64, 10 * 64]);
+});
+
+test('training data: NaN voxels and mismatched label shapes are refused, naming the file', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-data-'));
+  const volume = new Float32Array(4 * 6 * 6).fill(1);
+  volume[5] = NaN;
+  writeNpy(path.join(dir, 'v.npy'), { shape: [4, 6, 6], data: volume });
+  writeNpy(path.join(dir, 'l.npy'), { shape: [4, 6, 6], data: new Float32Array(144) });
+  writeNpy(path.join(dir, 'short.npy'), { shape: [4, 6, 5], data: new Float32Array(120) });
+  const config = (labels: string) => parseTrainConfig(JSON.stringify({
+    model: { preset: 'pyramidNet', inChannels: 1, classes: 2 }, data: { volume: 'v.npy', labels },
+  }), 'x.json');
+  t.throws(() => loadTrainingData(config('l.npy'), dir), { message: /data\.volume v\.npy: 1 voxels are NaN or infinite/ });
+  volume[5] = 1;
+  writeNpy(path.join(dir, 'v.npy'), { shape: [4, 6, 6], data: volume });
+  t.throws(() => loadTrainingData(config('short.npy'), dir), { message: /data\.labels short\.npy: expected shape \(4, 6, 6\) like the volume, received \(4, 6, 5\)/ });
+  t.is(loadTrainingData(config('l.npy'), dir).channels, 1);
 });
