@@ -103,3 +103,23 @@ export function checkFiniteDifferences(t: ExecutionContext, c: OpCase, o: Ops, s
     grad.dispose();
   }
 }
+
+/** The same op case on cuda and cpu tensors; tolerance: the case's own, widened for cuDNN's other summation order. */
+export function compareDevices(t: ExecutionContext, c: OpCase, o: Ops, seed = 3): void {
+  const values = makeInputs(c, seed);
+  const onCpu: Record<string, Tensor> = {};
+  const onCuda: Record<string, Tensor> = {};
+  for (const [name, spec] of Object.entries(c.inputs)) {
+    onCpu[name] = Tensor.fromArray(values[name]!, spec.shape);
+    onCuda[name] = Tensor.fromArray(values[name]!, spec.shape, { device: 'cuda' });
+  }
+  const tol = { abs: Math.max(c.tolerance.abs, 1e-5) * 10, rel: Math.max(c.tolerance.rel, 1e-5) * 10 };
+  const yCpu = c.forward(o, onCpu);
+  const yCuda = c.forward(o, onCuda);
+  t.is(yCuda.device, 'cuda');
+  assertClose(t, yCuda.toArray(), yCpu.toArray(), tol, `${c.name}: forward cuda vs cpu`);
+  const dyValues = randomArray(yCpu.size, rng(seed + 5));
+  const gCpu = c.backward(o, onCpu, yCpu, Tensor.fromArray(dyValues, yCpu.shape));
+  const gCuda = c.backward(o, onCuda, yCuda, Tensor.fromArray(dyValues, yCuda.shape, { device: 'cuda' }));
+  for (const name of Object.keys(gCpu)) assertClose(t, gCuda[name]!.toArray(), gCpu[name]!.toArray(), tol, `${c.name}: d${name} cuda vs cpu`);
+}

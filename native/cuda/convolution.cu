@@ -1,0 +1,217 @@
+// Convolutions through cuDNN (forward, backward-data, backward-filter), FP32 math
+// (no TF32) so results are comparable with the CPU. Algorithms are chosen once
+// per shape by cuDNN's heuristics and cached; one growable workspace serves all.
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cuda_backend_impl.h"
+#include "cuda_common.cuh"
+#include "cudnn_loader.h"
+
+namespace segvol {
+namespace {
+
+const cuda::CudnnApi& api() {
+  std::string reason;
+  const cuda::CudnnApi* a = cuda::loadCudnn(&reason);
+  if (!a) fail(ErrorCode::Device, "cuda: " + reason);
+  return *a;
+}
+
+void checkCudnn(cudnnStatus_t status, const char* call) {
+  if (status != CUDNN_STATUS_SUCCESS) {
+    fail(ErrorCode::Native, std::string("cuda: ") + call + " failed: " + api().cudnnGetErrorString(status));
+  }
+}
+
+cudnnHandle_t handle() {
+  static std::once_flag once;
+  static cudnnHandle_t h = nullptr;
+  std::call_once(once, [] { checkCudnn(api().cudnnCreate(&h), "cudnnCreate"); });
+  return h;
+}
+
+struct Workspace {
+  std::mutex mutex;
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  void* get(size_t need) {
+    if (need > bytes) {
+      if (ptr) cudaFree(ptr);
+      ptr = nullptr;
+      bytes = 0;
+      cuda::check(cudaMalloc(&ptr, need), "cudaMalloc of the cuDNN workspace");
+      bytes = need;
+    }
+    return ptr;
+  }
+};
+Workspace& workspace() {
+  static Workspace w;
+  return w;
+}
+
+// Descriptors of one convolution problem; destroyed with it.
+struct Problem {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  Problem(const ConvGeometry& g, const Tensor& in, const Tensor& weight, const Tensor& out) {
+    const auto& a = api();
+    auto tensorDesc = [&](cudnnTensorDescriptor_t& d, const Tensor& t) {
+      checkCudnn(a.cudnnCreateTensorDescriptor(&d), "cudnnCreateTensorDescriptor");
+      std::vector<int> dims(t.shape().begin(), t.shape().end()), strides(dims.size(), 1);
+      for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * dims[i + 1];
+      checkCudnn(a.cudnnSetTensorNdDescriptor(d, CUDNN_DATA_FLOAT, static_cast<int>(dims.size()), dims.data(), strides.data()),
+                 "cudnnSetTensorNdDescriptor");
+    };
+    tensorDesc(x, in);
+    tensorDesc(y, out);
+    checkCudnn(a.cudnnCreateFilterDescriptor(&w), "cudnnCreateFilterDescriptor");
+    std::vector<int> wdims(weight.shape().begin(), weight.shape().end());
+    checkCudnn(a.cudnnSetFilterNdDescriptor(w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, static_cast<int>(wdims.size()), wdims.data()),
+               "cudnnSetFilterNdDescriptor");
+    checkCudnn(a.cudnnCreateConvolutionDescriptor(&conv), "cudnnCreateConvolutionDescriptor");
+    std::vector<int> pad, stride, dilation;
+    for (int s = 0; s < g.spatialRank; ++s) {
+      const int axis = 3 - g.spatialRank + s;
+      pad.push_back(static_cast<int>(g.padding[axis]));
+      stride.push_back(static_cast<int>(g.stride[axis]));
+      dilation.push_back(static_cast<int>(g.dilation[axis]));
+    }
+    checkCudnn(a.cudnnSetConvolutionNdDescriptor(conv, g.spatialRank, pad.data(), stride.data(), dilation.data(),
+                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+               "cudnnSetConvolutionNdDescriptor");
+    checkCudnn(a.cudnnSetConvolutionGroupCount(conv, static_cast<int>(g.groups)), "cudnnSetConvolutionGroupCount");
+    checkCudnn(a.cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH), "cudnnSetConvolutionMathType");
+  }
+  ~Problem() {
+    const auto& a = api();
+    if (x) a.cudnnDestroyTensorDescriptor(x);
+    if (y) a.cudnnDestroyTensorDescriptor(y);
+    if (w) a.cudnnDestroyFilterDescriptor(w);
+    if (conv) a.cudnnDestroyConvolutionDescriptor(conv);
+  }
+};
+
+std::string key(const char* kind, const ConvGeometry& g, const Tensor& in, const Tensor& w, const Tensor& out) {
+  std::string k = std::string(kind) + shapeToString(in.shape()) + shapeToString(w.shape()) + shapeToString(out.shape());
+  for (int a = 0; a < 3; ++a) k += "|" + std::to_string(g.stride[a]) + "," + std::to_string(g.padding[a]) + "," + std::to_string(g.dilation[a]);
+  return k + "|g" + std::to_string(g.groups);
+}
+
+struct Choice {
+  int algorithm;
+  size_t workspace;
+};
+std::mutex cacheMutex;
+std::map<std::string, Choice> cache;
+
+// The first algorithm cuDNN's heuristics rank that succeeds, cached per problem.
+template <typename Perf, typename Get>
+Choice choose(const std::string& k, Get&& get) {
+  {
+    std::lock_guard<std::mutex> lock(cacheMutex);
+    auto it = cache.find(k);
+    if (it != cache.end()) return it->second;
+  }
+  Perf perf[16];
+  int count = 0;
+  get(perf, 16, &count);
+  for (int i = 0; i < count; ++i) {
+    if (perf[i].status == CUDNN_STATUS_SUCCESS) {
+      Choice c{static_cast<int>(perf[i].algo), perf[i].memory};
+      std::lock_guard<std::mutex> lock(cacheMutex);
+      cache[k] = c;
+      return c;
+    }
+  }
+  fail(ErrorCode::Native, "cuda: cuDNN found no algorithm for " + k);
+}
+
+}  // namespace
+
+void CudaBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  Problem p(g, x, w, y);
+  const auto& a = api();
+  Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(key("fwd", g, x, w, y), [&](auto* perf, int n, int* count) {
+    checkCudnn(a.cudnnGetConvolutionForwardAlgorithm_v7(handle(), p.x, p.w, p.conv, p.y, n, count, perf), "cudnnGetConvolutionForwardAlgorithm_v7");
+  });
+  const float one = 1, zero = 0;
+  std::lock_guard<std::mutex> lock(workspace().mutex);
+  checkCudnn(a.cudnnConvolutionForward(handle(), &one, p.x, x.data(), p.w, w.data(), p.conv,
+                                       static_cast<cudnnConvolutionFwdAlgo_t>(c.algorithm), workspace().get(c.workspace), c.workspace,
+                                       &zero, p.y, y.data()),
+             "cudnnConvolutionForward");
+  if (bias) addChannelBias(y, *bias);
+}
+
+void CudaBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  Problem p(g, dx, w, dy);
+  const auto& a = api();
+  Choice c = choose<cudnnConvolutionBwdDataAlgoPerf_t>(key("bwd_data", g, dx, w, dy), [&](auto* perf, int n, int* count) {
+    checkCudnn(a.cudnnGetConvolutionBackwardDataAlgorithm_v7(handle(), p.w, p.y, p.conv, p.x, n, count, perf),
+               "cudnnGetConvolutionBackwardDataAlgorithm_v7");
+  });
+  const float one = 1, zero = 0;
+  std::lock_guard<std::mutex> lock(workspace().mutex);
+  checkCudnn(a.cudnnConvolutionBackwardData(handle(), &one, p.w, w.data(), p.y, dy.data(), p.conv,
+                                            static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algorithm), workspace().get(c.workspace),
+                                            c.workspace, &zero, p.x, dx.data()),
+             "cudnnConvolutionBackwardData");
+}
+
+void CudaBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias) {
+  Problem p(g, x, dw, dy);
+  const auto& a = api();
+  Choice c = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(key("bwd_filter", g, x, dw, dy), [&](auto* perf, int n, int* count) {
+    checkCudnn(a.cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle(), p.x, p.y, p.conv, p.w, n, count, perf),
+               "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
+  });
+  const float one = 1, zero = 0;
+  {
+    std::lock_guard<std::mutex> lock(workspace().mutex);
+    checkCudnn(a.cudnnConvolutionBackwardFilter(handle(), &one, p.x, x.data(), p.y, dy.data(), p.conv,
+                                                static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algorithm), workspace().get(c.workspace),
+                                                c.workspace, &zero, p.w, dw.data()),
+               "cudnnConvolutionBackwardFilter");
+  }
+  if (dbias) channelSum(dy, *dbias);
+}
+
+namespace {
+__global__ void addBiasKernel(float* y, const float* b, int64_t n, int64_t c, int64_t s) {
+  SEGVOL_GRID_STRIDE(i, n) y[i] += b[(i / s) % c];
+}
+
+// One block per channel; a fixed reduction tree, so the result is deterministic.
+__global__ void channelSumKernel(const float* dy, float* out, int64_t n, int64_t c, int64_t s) {
+  __shared__ double partial[256];
+  const int64_t channel = blockIdx.x;
+  double acc = 0;
+  for (int64_t k = threadIdx.x; k < n * s; k += blockDim.x) acc += dy[((k / s) * c + channel) * s + k % s];
+  partial[threadIdx.x] = acc;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[channel] = static_cast<float>(partial[0]);
+}
+}  // namespace
+
+void CudaBackend::addChannelBias(Tensor& y, const Tensor& bias) {
+  const int64_t c = y.dim(1), s = y.size() / (y.dim(0) * c);
+  addBiasKernel<<<cuda::blocksFor(y.size()), 256>>>(y.data(), bias.data(), y.size(), c, s);
+  cuda::checkLaunch("addChannelBias");
+}
+
+void CudaBackend::channelSum(const Tensor& dy, Tensor& dbias) {
+  const int64_t n = dy.dim(0), c = dy.dim(1), s = dy.size() / (n * c);
+  channelSumKernel<<<static_cast<unsigned>(c), 256>>>(dy.data(), dbias.data(), n, c, s);
+  cuda::checkLaunch("channelSum");
+}
+
+}  // namespace segvol

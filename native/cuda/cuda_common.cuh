@@ -1,0 +1,36 @@
+// Error checking and launch helpers shared by the CUDA op files. Failures throw
+// segvol::Error naming the call and the status, never abort.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "../core/error.h"
+#include "../core/tensor.h"
+
+namespace segvol::cuda {
+
+inline void check(cudaError_t status, const char* call) {
+  if (status == cudaSuccess) return;
+  if (status == cudaErrorMemoryAllocation) {
+    size_t free = 0, total = 0;
+    cudaGetLastError();
+    cudaMemGetInfo(&free, &total);
+    fail(ErrorCode::Memory, std::string("cuda: ") + call + " ran out of device memory (" + std::to_string(free >> 20) + " MiB free of " +
+                                std::to_string(total >> 20) + " MiB); use smaller sub-volumes or windows, or dispose() tensors");
+  }
+  fail(ErrorCode::Device, std::string("cuda: ") + call + " failed: " + cudaGetErrorString(status) +
+                              "; check the driver with nvidia-smi, or use device 'cpu'");
+}
+
+// Checks the last kernel launch.
+inline void checkLaunch(const char* kernel) { check(cudaGetLastError(), kernel); }
+
+inline int blocksFor(int64_t n, int threads = 256) {
+  int64_t blocks = (n + threads - 1) / threads;
+  return static_cast<int>(blocks > 65535 * 16 ? 65535 * 16 : (blocks < 1 ? 1 : blocks));
+}
+
+#define SEGVOL_GRID_STRIDE(i, n) for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+}  // namespace segvol::cuda

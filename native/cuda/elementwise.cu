@@ -1,0 +1,104 @@
+// Elementwise activations, arithmetic and optimizer updates: twins of
+// native/cpu/elementwise.cpp and native/cpu/training.cpp.
+#include <cmath>
+
+#include "cuda_backend_impl.h"
+#include "cuda_common.cuh"
+
+namespace segvol {
+namespace {
+
+__global__ void unaryKernel(int kind, const float* x, float* y, int64_t n) {
+  SEGVOL_GRID_STRIDE(i, n) {
+    const float v = x[i];
+    y[i] = kind == 0 ? tanhf(v) : kind == 1 ? 1.0f / (1.0f + expf(-v)) : (v > 0.0f ? v : 0.0f);
+  }
+}
+
+__global__ void unaryBackwardKernel(int kind, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+  SEGVOL_GRID_STRIDE(i, n) {
+    dx[i] = kind == 0 ? dy[i] * (1.0f - y[i] * y[i]) : kind == 1 ? dy[i] * y[i] * (1.0f - y[i]) : (x[i] > 0.0f ? dy[i] : 0.0f);
+  }
+}
+
+__global__ void binaryKernel(int kind, const float* a, const float* b, float* y, int64_t n) {
+  SEGVOL_GRID_STRIDE(i, n) y[i] = kind == 0 ? a[i] + b[i] : a[i] * b[i];
+}
+
+__global__ void scaleKernel(const float* x, float factor, float* y, int64_t n) {
+  SEGVOL_GRID_STRIDE(i, n) y[i] = x[i] * factor;
+}
+
+__global__ void accumulateKernel(const float* x, float* y, int64_t n, bool first) {
+  SEGVOL_GRID_STRIDE(i, n) y[i] = first ? x[i] : y[i] + x[i];
+}
+
+__global__ void optimizerKernel(int kind, OptimizerHyper h, float c1, float c2, float* theta, const float* g, float* a, float* b, int64_t n) {
+  SEGVOL_GRID_STRIDE(i, n) {
+    const float gi = g[i] + static_cast<float>(h.weightDecay) * theta[i];
+    const float lr = static_cast<float>(h.lr), eps = static_cast<float>(h.eps);
+    if (kind == 0) {  // RMSprop with momentum, the PyraMiD-LSTM paper's eqs. 15-18
+      const float rho = static_cast<float>(h.rho), rhoM = static_cast<float>(h.rhoM);
+      a[i] = rho * a[i] + (1 - rho) * gi * gi;
+      b[i] = rhoM * b[i] + (1 - rhoM) * (gi / (sqrtf(a[i]) + eps));
+      theta[i] -= lr * b[i];
+    } else if (kind == 1) {
+      a[i] = static_cast<float>(h.momentum) * a[i] + gi;
+      theta[i] -= lr * a[i];
+    } else {
+      const float b1 = static_cast<float>(h.beta1), b2 = static_cast<float>(h.beta2);
+      a[i] = b1 * a[i] + (1 - b1) * gi;
+      b[i] = b2 * b[i] + (1 - b2) * gi * gi;
+      theta[i] -= lr * (a[i] * c1) / (sqrtf(b[i] * c2) + eps);
+    }
+  }
+}
+
+int unaryIndex(UnaryKind kind) { return kind == UnaryKind::Tanh ? 0 : kind == UnaryKind::Sigmoid ? 1 : 2; }
+
+}  // namespace
+
+void CudaBackend::unary(UnaryKind kind, const Tensor& x, Tensor& y) {
+  if (!x.size()) return;
+  unaryKernel<<<cuda::blocksFor(x.size()), 256>>>(unaryIndex(kind), x.data(), y.data(), x.size());
+  cuda::checkLaunch("activation");
+}
+
+void CudaBackend::unaryBackward(UnaryKind kind, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  if (!x.size()) return;
+  unaryBackwardKernel<<<cuda::blocksFor(x.size()), 256>>>(unaryIndex(kind), x.data(), y.data(), dy.data(), dx.data(), x.size());
+  cuda::checkLaunch("activationBackward");
+}
+
+void CudaBackend::binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& y) {
+  if (!a.size()) return;
+  binaryKernel<<<cuda::blocksFor(a.size()), 256>>>(kind == BinaryKind::Add ? 0 : 1, a.data(), b.data(), y.data(), a.size());
+  cuda::checkLaunch(kind == BinaryKind::Add ? "add" : "mul");
+}
+
+void CudaBackend::scale(const Tensor& x, float factor, Tensor& y) {
+  if (!x.size()) return;
+  scaleKernel<<<cuda::blocksFor(x.size()), 256>>>(x.data(), factor, y.data(), x.size());
+  cuda::checkLaunch("scale");
+}
+
+void CudaBackend::sum(const std::vector<const Tensor*>& xs, Tensor& y) {
+  if (!y.size()) return;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    accumulateKernel<<<cuda::blocksFor(y.size()), 256>>>(xs[i]->data(), y.data(), y.size(), i == 0);
+    cuda::checkLaunch("sum");
+  }
+}
+
+void CudaBackend::optimizerUpdate(OptimizerKind kind, const OptimizerHyper& h, Tensor& param, const Tensor& grad, Tensor& state1,
+                                  Tensor& state2) {
+  if (!param.size()) return;
+  const float c1 = static_cast<float>(1 / (1 - std::pow(h.beta1, static_cast<double>(h.step))));
+  const float c2 = static_cast<float>(1 / (1 - std::pow(h.beta2, static_cast<double>(h.step))));
+  const int k = kind == OptimizerKind::RmspropMomentum ? 0 : kind == OptimizerKind::SgdMomentum ? 1 : 2;
+  optimizerKernel<<<cuda::blocksFor(param.size()), 256>>>(k, h, c1, c2, param.data(), grad.data(), state1.data(), state2.data(),
+                                                          param.size());
+  cuda::checkLaunch("optimizerUpdate");
+}
+
+}  // namespace segvol

@@ -1,0 +1,93 @@
+// Device memory, copies, and the backend's entry point. Allocations go through
+// cudaMalloc for now (a caching pool is the next step, see docs/benchmarks.md).
+#include <mutex>
+
+#include "cuda_backend.h"
+#include "cuda_backend_impl.h"
+#include "cuda_common.cuh"
+#include "cudnn_loader.h"
+
+namespace segvol {
+namespace {
+
+__global__ void fillKernel(float* p, int64_t n, float value) {
+  SEGVOL_GRID_STRIDE(i, n) p[i] = value;
+}
+
+__global__ void finiteKernel(const float* p, int64_t n, int* bad) {
+  SEGVOL_GRID_STRIDE(i, n) {
+    if (!isfinite(p[i])) *bad = 1;
+  }
+}
+
+}  // namespace
+
+void* CudaBackend::allocate(size_t bytes) {
+  void* ptr = nullptr;
+  cuda::check(cudaMalloc(&ptr, bytes), ("cudaMalloc of " + std::to_string(bytes) + " bytes").c_str());
+  return ptr;
+}
+
+void CudaBackend::deallocate(void* ptr, size_t) noexcept { cudaFree(ptr); }
+
+void CudaBackend::copyFromHost(const float* src, Tensor& dst) {
+  cuda::check(cudaMemcpy(dst.data(), src, dst.bytes(), cudaMemcpyHostToDevice), "cudaMemcpy to the device");
+}
+
+void CudaBackend::copyToHost(const Tensor& src, float* dst) {
+  cuda::check(cudaMemcpy(dst, src.data(), src.bytes(), cudaMemcpyDeviceToHost), "cudaMemcpy to the host");
+}
+
+void CudaBackend::copy(const Tensor& src, Tensor& dst) {
+  cuda::check(cudaMemcpy(dst.data(), src.data(), src.bytes(), cudaMemcpyDeviceToDevice), "cudaMemcpy on the device");
+}
+
+void CudaBackend::fill(Tensor& t, float value) {
+  if (!t.size()) return;
+  fillKernel<<<cuda::blocksFor(t.size()), 256>>>(t.data(), t.size(), value);
+  cuda::checkLaunch("fill");
+}
+
+bool CudaBackend::allFinite(const Tensor& t) {
+  if (!t.size()) return true;
+  int* bad = nullptr;
+  cuda::check(cudaMalloc(&bad, sizeof(int)), "cudaMalloc");
+  cudaMemset(bad, 0, sizeof(int));
+  finiteKernel<<<cuda::blocksFor(t.size()), 256>>>(t.data(), t.size(), bad);
+  int host = 0;
+  cudaError_t status = cudaMemcpy(&host, bad, sizeof(int), cudaMemcpyDeviceToHost);
+  cudaFree(bad);
+  cuda::check(status, "allFinite");
+  return host == 0;
+}
+
+Backend* cudaBackendOrNull(std::string* reason) {
+  static std::once_flag once;
+  static CudaBackend* backend = nullptr;
+  static std::string why;
+  std::call_once(once, [] {
+    int count = 0;
+    cudaError_t status = cudaGetDeviceCount(&count);
+    if (status != cudaSuccess || count == 0) {
+      why = std::string("no CUDA device (") + (status != cudaSuccess ? cudaGetErrorString(status) : "0 devices") + ")";
+      cudaGetLastError();
+      return;
+    }
+    if (!cuda::loadCudnn(&why)) return;
+    backend = new CudaBackend();  // lives for the process
+  });
+  if (!backend && reason) *reason = why;
+  return backend;
+}
+
+std::string cudaBackendDetail() {
+  cudaDeviceProp prop{};
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess) return "";
+  std::string reason;
+  const cuda::CudnnApi* api = cuda::loadCudnn(&reason);
+  return std::string(prop.name) + ", " + std::to_string(prop.totalGlobalMem >> 20) + " MiB, cuDNN " +
+         (api ? std::to_string(api->cudnnGetVersion()) : "missing");
+}
+
+}  // namespace segvol
