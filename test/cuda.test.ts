@@ -3,14 +3,13 @@
 // order). Without a usable CUDA backend these tests log why and pass;
 // `npm run test:gpu` (SEGVOL_REQUIRE_CUDA=1) turns that into a failure.
 import test from 'ava';
-import { backends, ops } from '../lib';
+import { backends, computeLoss, ops, Optimizer, Tensor } from '../lib';
+import { assertClose } from './helpers';
 import { opCases } from './cases';
 import { compareDevices } from './harness';
 
 const cuda = backends().find((b) => b.name === 'cuda')!;
 const required = process.env.SEGVOL_REQUIRE_CUDA === '1';
-// Op families without a CUDA kernel in this version: they must refuse clearly.
-const missing = /maxPool|maxFilter|avgPool|upsample|batchNorm/;
 
 test('the cuda backend reports its state', (t) => {
   if (cuda.available) {
@@ -29,12 +28,35 @@ for (const c of opCases) {
       t.false(required);
       return;
     }
-    if (missing.test(c.name)) {
-      const err = t.throws(() => compareDevices(t, c, ops)) as Error & { code?: string };
-      t.is(err.code, 'ERR_DEVICE');
-      t.regex(err.message, /has no CUDA kernel in this version/);
-      return;
-    }
     compareDevices(t, c, ops);
   });
 }
+
+test('cuda vs cpu: losses and optimizer updates', (t) => {
+  if (!cuda.available) {
+    t.log(`skipped: cuda unavailable (${cuda.reason})`);
+    t.false(required);
+    return;
+  }
+  const probs = Float32Array.from({ length: 2 * 3 * 20 }, (_, i) => 0.05 + ((i * 7919) % 90) / 100);
+  const labels = Float32Array.from({ length: 2 * 20 }, (_, i) => i % 3);
+  for (const kind of ['squaredError', 'crossEntropy', 'softDice', 'softIoU'] as const) {
+    const a = computeLoss('optimized', Tensor.fromArray(probs, [2, 3, 20]), Tensor.fromArray(labels, [2, 20]), { kind });
+    const b = computeLoss('optimized', Tensor.fromArray(probs, [2, 3, 20], { device: 'cuda' }), Tensor.fromArray(labels, [2, 20], { device: 'cuda' }), { kind });
+    t.true(Math.abs(a.loss - b.loss) < 1e-5 * Math.max(1, Math.abs(a.loss)), `${kind}: ${b.loss} vs ${a.loss}`);
+    assertClose(t, b.grad.toArray(), a.grad.toArray(), { abs: 1e-5, rel: 1e-4 }, `${kind} gradient`);
+  }
+  for (const kind of ['rmspropMomentum', 'sgd', 'adam'] as const) {
+    const init = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
+    const grad = Float32Array.from({ length: 64 }, (_, i) => Math.cos(i));
+    const cpu = new Map([['w', Tensor.fromArray(init, [64])]]);
+    const gpu = new Map([['w', Tensor.fromArray(init, [64], { device: 'cuda' })]]);
+    const oc = new Optimizer({ kind });
+    const og = new Optimizer({ kind });
+    for (let s = 0; s < 3; ++s) {
+      oc.step(cpu, new Map([['w', Tensor.fromArray(grad, [64])]]), 0.01);
+      og.step(gpu, new Map([['w', Tensor.fromArray(grad, [64], { device: 'cuda' })]]), 0.01);
+    }
+    assertClose(t, gpu.get('w')!.toArray(), cpu.get('w')!.toArray(), { abs: 1e-6, rel: 1e-5 }, kind);
+  }
+});

@@ -27,7 +27,7 @@ class CudaBackend final : public Backend {
   void addChannelBias(Tensor& y, const Tensor& bias) override;
   void channelSum(const Tensor& dy, Tensor& dbias) override;
 
-  // not_yet.cu: ops without a CUDA kernel in this version; they throw ERR_DEVICE saying so.
+  // pooling.cu (pooling, max-filter, upsampling), batch_norm.cu, loss.cu
   void maxPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) override;
   void maxPoolBackward(const PoolGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dx) override;
   void avgPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) override;
