@@ -1,6 +1,10 @@
-// Device memory, copies, and the backend's entry point. Allocations go through
-// cudaMalloc for now (a caching pool is the next step, see docs/benchmarks.md).
+// Device memory, copies, and the backend's entry point. Allocations come from a
+// caching pool: freed blocks wait in per-size free lists and are handed out again,
+// so a training step does not call cudaMalloc/cudaFree (which synchronise the
+// device) for every tensor. On out-of-memory the pool empties itself and retries.
+#include <map>
 #include <mutex>
+#include <vector>
 
 #include "cuda_backend.h"
 #include "cuda_backend_impl.h"
@@ -20,15 +24,63 @@ __global__ void finiteKernel(const float* p, int64_t n, int* bad) {
   }
 }
 
-}  // namespace
-
-void* CudaBackend::allocate(size_t bytes) {
-  void* ptr = nullptr;
-  cuda::check(cudaMalloc(&ptr, bytes), ("cudaMalloc of " + std::to_string(bytes) + " bytes").c_str());
-  return ptr;
+// Sizes rounded up to 512 bytes below 1 MiB and to 1 MiB multiples above, so
+// blocks of nearby sizes (the planes of a scan) are shared.
+size_t bucket(size_t bytes) {
+  const size_t small = 512, large = 1 << 20;
+  return bytes < large ? (bytes + small - 1) / small * small : (bytes + large - 1) / large * large;
 }
 
-void CudaBackend::deallocate(void* ptr, size_t) noexcept { cudaFree(ptr); }
+class CachingPool {
+ public:
+  void* take(size_t bytes) {
+    const size_t size = bucket(bytes);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(size);
+      if (it != free_.end() && !it->second.empty()) {
+        void* ptr = it->second.back();
+        it->second.pop_back();
+        return ptr;
+      }
+    }
+    void* ptr = nullptr;
+    cudaError_t status = cudaMalloc(&ptr, size);
+    if (status == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      release();  // give cached blocks back to the driver, then try once more
+      status = cudaMalloc(&ptr, size);
+    }
+    cuda::check(status, ("cudaMalloc of " + std::to_string(bytes) + " bytes").c_str());
+    return ptr;
+  }
+  void give(void* ptr, size_t bytes) noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_[bucket(bytes)].push_back(ptr);
+  }
+  void release() noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [size, blocks] : free_) {
+      for (void* ptr : blocks) cudaFree(ptr);
+      blocks.clear();
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<size_t, std::vector<void*>> free_;
+};
+
+CachingPool& pool() {
+  static CachingPool* p = new CachingPool();  // never destroyed: the driver may be gone at exit
+  return *p;
+}
+
+}  // namespace
+
+void* CudaBackend::allocate(size_t bytes) { return pool().take(bytes); }
+
+void CudaBackend::deallocate(void* ptr, size_t bytes) noexcept { pool().give(ptr, bytes); }
 
 void CudaBackend::copyFromHost(const float* src, Tensor& dst) {
   cuda::check(cudaMemcpy(dst.data(), src, dst.bytes(), cudaMemcpyHostToDevice), "cudaMemcpy to the device");
