@@ -242,6 +242,7 @@ export class Trainer extends EventEmitter {
     if (!Number.isFinite(loss.loss)) {
       tape.dispose();
       loss.grad.dispose();
+      for (const t of [sample.input, sample.labels, sample.mask]) t?.dispose();
       const kept = checkpointPath && fs.existsSync(checkpointPath) ? `; the last good checkpoint ${checkpointPath} is kept` : '';
       throw new SegvolError('ERR_NON_FINITE', `fit: the loss became ${loss.loss} at step ${this.position.step + 1}; ` +
         `training stopped before updating the weights${kept}. Lower the learning rate, or check the data for NaN`);
