@@ -171,6 +171,10 @@ export interface NativeBinding {
 }
 
 function candidatePaths(): string[] {
+  // SEGVOL_ADDON names one addon file to load instead, e.g. the emulated-CUDA
+  // test build (build-emulated/Release/segvol.node, see `npm run test:emulated`).
+  const override = process.env.SEGVOL_ADDON;
+  if (override) return [path.resolve(override)];
   const root = path.resolve(__dirname, '..', '..');  // dist/lib -> package root
   const fromSource = path.resolve(__dirname, '..');  // lib -> package root when run from sources (tsx)
   const out: string[] = [];

@@ -38,7 +38,11 @@ if (missing.length) {
 }
 
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-const args = [cmakeJs, 'compile', '--directory', root, '--out', path.join(root, 'build')];
+// --emulated: the test build with the CUDA backend emulated on the CPU
+// (SEGVOL_CUDA=EMULATED) in build-emulated/, beside the real build.
+const emulated = process.argv.includes('--emulated');
+const args = [cmakeJs, 'compile', '--directory', root, '--out', path.join(root, emulated ? 'build-emulated' : 'build')];
+if (emulated) args.push('--CDSEGVOL_CUDA=EMULATED');
 if (process.argv.includes('--debug')) args.push('--debug');
 const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
 if (r.status !== 0) {

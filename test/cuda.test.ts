@@ -3,6 +3,8 @@
 // order). Without a usable CUDA backend these tests log why and pass;
 // `npm run test:gpu` (SEGVOL_REQUIRE_CUDA=1) turns that into a failure.
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { backends, computeLoss, ops, Optimizer, Tensor } from '../lib';
 import { assertClose } from './helpers';
 import { opCases } from './cases';
@@ -13,12 +15,26 @@ const required = process.env.SEGVOL_REQUIRE_CUDA === '1';
 
 test('the cuda backend reports its state', (t) => {
   if (cuda.available) {
-    t.regex(cuda.detail, /MiB, cuDNN \d+/);
+    t.regex(cuda.detail, /MiB, (cuDNN \d+|emulated: )/);
   } else {
     t.log(`cuda unavailable: ${cuda.reason}`);
     t.false(required, `SEGVOL_REQUIRE_CUDA=1 but cuda is unavailable: ${cuda.reason}`);
     t.regex(cuda.reason, /^(not compiled|no CUDA device|libcudnn|cuDNN lacks)/);
   }
+});
+
+test('the CUDA emulator passes its self-test', (t) => {
+  if (!cuda.available || !cuda.detail.includes('emulated')) {
+    t.log('skipped: this is not the emulated build (npm run test:emulated runs this)');
+    t.pass();
+    return;
+  }
+  // The self-test is built next to the emulated addon (build-emulated/).
+  const exe = path.resolve(path.dirname(process.env.SEGVOL_ADDON ?? ''), '..', 'emulation_selftest');
+  const r = spawnSync(exe, { encoding: 'utf8' });
+  t.is(r.status, 0, `${exe}: ${r.stdout}${r.stderr}`);
+  t.regex(r.stdout, /emulation self-test passed/);
+  t.notRegex(r.stdout, /^FAIL/m);
 });
 
 for (const c of opCases) {

@@ -302,7 +302,7 @@ void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, con
 }
 
 void CpuBackend::addChannelBias(Tensor& y, const Tensor& bias) {
-  const int64_t n = y.dim(0), c = y.dim(1), s = y.size() / (n * c ? n * c : 1);
+  const int64_t n = y.dim(0), c = y.dim(1), s = y.size() / (n * c != 0 ? n * c : 1);
   float* out = y.data();
   const float* b = bias.data();
 #pragma omp parallel for collapse(2) if (y.size() > kParallelThreshold)
@@ -316,7 +316,7 @@ void CpuBackend::addChannelBias(Tensor& y, const Tensor& bias) {
 }
 
 void CpuBackend::channelSum(const Tensor& dy, Tensor& dbias) {
-  const int64_t n = dy.dim(0), c = dy.dim(1), s = dy.size() / (n * c ? n * c : 1);
+  const int64_t n = dy.dim(0), c = dy.dim(1), s = dy.size() / (n * c != 0 ? n * c : 1);
   const float* in = dy.data();
 #pragma omp parallel for if (dy.size() > kParallelThreshold)
   for (int64_t ch = 0; ch < c; ++ch) {

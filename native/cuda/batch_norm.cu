@@ -93,10 +93,10 @@ Layout layoutOf(const Tensor& x) { return {x.dim(0), x.dim(1), x.size() / (x.dim
 void CudaBackend::batchNormTrainForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, double momentum,
                                         Tensor& runningMean, Tensor& runningVar, Tensor& y, Tensor& saveMean, Tensor& saveInvStd) {
   const Layout d = layoutOf(x);
-  statsKernel<<<static_cast<unsigned>(d.c), kThreads>>>(x.data(), d.n, d.c, d.s, eps, momentum, saveMean.data(), saveInvStd.data(),
+  SEGVOL_LAUNCH(statsKernel, static_cast<unsigned>(d.c), kThreads)(x.data(), d.n, d.c, d.s, eps, momentum, saveMean.data(), saveInvStd.data(),
                                                          runningMean.data(), runningVar.data());
   cuda::checkLaunch("batchNorm statistics");
-  normalizeKernel<<<cuda::blocksFor(x.size()), 256>>>(x.data(), gamma.data(), beta.data(), saveMean.data(), saveInvStd.data(), nullptr,
+  SEGVOL_LAUNCH(normalizeKernel, cuda::blocksFor(x.size()), 256)(x.data(), gamma.data(), beta.data(), saveMean.data(), saveInvStd.data(), nullptr,
                                                       eps, y.data(), x.size(), d.c, d.s);
   cuda::checkLaunch("batchNorm");
 }
@@ -104,7 +104,7 @@ void CudaBackend::batchNormTrainForward(const Tensor& x, const Tensor& gamma, co
 void CudaBackend::batchNormInferenceForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& runningMean,
                                             const Tensor& runningVar, double eps, Tensor& y) {
   const Layout d = layoutOf(x);
-  normalizeKernel<<<cuda::blocksFor(x.size()), 256>>>(x.data(), gamma.data(), beta.data(), runningMean.data(), nullptr, runningVar.data(),
+  SEGVOL_LAUNCH(normalizeKernel, cuda::blocksFor(x.size()), 256)(x.data(), gamma.data(), beta.data(), runningMean.data(), nullptr, runningVar.data(),
                                                       eps, y.data(), x.size(), d.c, d.s);
   cuda::checkLaunch("batchNorm");
 }
@@ -114,11 +114,11 @@ void CudaBackend::batchNormBackward(const Tensor& x, const Tensor& gamma, const 
   const Layout d = layoutOf(x);
   double* sums = nullptr;
   cuda::check(cudaMalloc(&sums, 2 * d.c * sizeof(double)), "cudaMalloc");
-  gradSumsKernel<<<static_cast<unsigned>(d.c), kThreads>>>(x.data(), dy.data(), mean.data(), invStd.data(), d.n, d.c, d.s, dgamma.data(),
+  SEGVOL_LAUNCH(gradSumsKernel, static_cast<unsigned>(d.c), kThreads)(x.data(), dy.data(), mean.data(), invStd.data(), d.n, d.c, d.s, dgamma.data(),
                                                             dbeta.data(), sums);
   cudaError_t launch = cudaGetLastError();
   if (launch == cudaSuccess) {
-    dxKernel<<<cuda::blocksFor(x.size()), 256>>>(x.data(), dy.data(), gamma.data(), mean.data(), invStd.data(), sums, batchStatistics,
+    SEGVOL_LAUNCH(dxKernel, cuda::blocksFor(x.size()), 256)(x.data(), dy.data(), gamma.data(), mean.data(), invStd.data(), sums, batchStatistics,
                                                  static_cast<double>(d.n * d.s), dx.data(), x.size(), d.c, d.s);
     launch = cudaGetLastError();
   }

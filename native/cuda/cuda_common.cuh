@@ -31,6 +31,16 @@ inline int blocksFor(int64_t n, int threads = 256) {
   return static_cast<int>(blocks > 65535 * 16 ? 65535 * 16 : (blocks < 1 ? 1 : blocks));
 }
 
+// Kernel launch: SEGVOL_LAUNCH(kernel, grid, block)(args...). Under nvcc it is the
+// <<<>>> launch on the default stream; the emulated build (SEGVOL_CUDA=EMULATED)
+// runs the same kernel body on the CPU, one fiber per CUDA thread, and checks
+// the launch configuration and that every pointer argument is device memory.
+#ifdef SEGVOL_CUDA_EMULATION
+#define SEGVOL_LAUNCH(kernel, grid, block) ::segvol::emulation::Launch(kernel, (grid), (block), #kernel)
+#else
+#define SEGVOL_LAUNCH(kernel, grid, block) kernel<<<(grid), (block)>>>
+#endif
+
 #define SEGVOL_GRID_STRIDE(i, n) for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
 }  // namespace segvol::cuda

@@ -60,32 +60,32 @@ int unaryIndex(UnaryKind kind) { return kind == UnaryKind::Tanh ? 0 : kind == Un
 
 void CudaBackend::unary(UnaryKind kind, const Tensor& x, Tensor& y) {
   if (!x.size()) return;
-  unaryKernel<<<cuda::blocksFor(x.size()), 256>>>(unaryIndex(kind), x.data(), y.data(), x.size());
+  SEGVOL_LAUNCH(unaryKernel, cuda::blocksFor(x.size()), 256)(unaryIndex(kind), x.data(), y.data(), x.size());
   cuda::checkLaunch("activation");
 }
 
 void CudaBackend::unaryBackward(UnaryKind kind, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
   if (!x.size()) return;
-  unaryBackwardKernel<<<cuda::blocksFor(x.size()), 256>>>(unaryIndex(kind), x.data(), y.data(), dy.data(), dx.data(), x.size());
+  SEGVOL_LAUNCH(unaryBackwardKernel, cuda::blocksFor(x.size()), 256)(unaryIndex(kind), x.data(), y.data(), dy.data(), dx.data(), x.size());
   cuda::checkLaunch("activationBackward");
 }
 
 void CudaBackend::binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& y) {
   if (!a.size()) return;
-  binaryKernel<<<cuda::blocksFor(a.size()), 256>>>(kind == BinaryKind::Add ? 0 : 1, a.data(), b.data(), y.data(), a.size());
+  SEGVOL_LAUNCH(binaryKernel, cuda::blocksFor(a.size()), 256)(kind == BinaryKind::Add ? 0 : 1, a.data(), b.data(), y.data(), a.size());
   cuda::checkLaunch(kind == BinaryKind::Add ? "add" : "mul");
 }
 
 void CudaBackend::scale(const Tensor& x, float factor, Tensor& y) {
   if (!x.size()) return;
-  scaleKernel<<<cuda::blocksFor(x.size()), 256>>>(x.data(), factor, y.data(), x.size());
+  SEGVOL_LAUNCH(scaleKernel, cuda::blocksFor(x.size()), 256)(x.data(), factor, y.data(), x.size());
   cuda::checkLaunch("scale");
 }
 
 void CudaBackend::sum(const std::vector<const Tensor*>& xs, Tensor& y) {
   if (!y.size()) return;
   for (size_t i = 0; i < xs.size(); ++i) {
-    accumulateKernel<<<cuda::blocksFor(y.size()), 256>>>(xs[i]->data(), y.data(), y.size(), i == 0);
+    SEGVOL_LAUNCH(accumulateKernel, cuda::blocksFor(y.size()), 256)(xs[i]->data(), y.data(), y.size(), i == 0);
     cuda::checkLaunch("sum");
   }
 }
@@ -96,7 +96,7 @@ void CudaBackend::optimizerUpdate(OptimizerKind kind, const OptimizerHyper& h, T
   const float c1 = static_cast<float>(1 / (1 - std::pow(h.beta1, static_cast<double>(h.step))));
   const float c2 = static_cast<float>(1 / (1 - std::pow(h.beta2, static_cast<double>(h.step))));
   const int k = kind == OptimizerKind::RmspropMomentum ? 0 : kind == OptimizerKind::SgdMomentum ? 1 : 2;
-  optimizerKernel<<<cuda::blocksFor(param.size()), 256>>>(k, h, c1, c2, param.data(), grad.data(), state1.data(), state2.data(),
+  SEGVOL_LAUNCH(optimizerKernel, cuda::blocksFor(param.size()), 256)(k, h, c1, c2, param.data(), grad.data(), state1.data(), state2.data(),
                                                           param.size());
   cuda::checkLaunch("optimizerUpdate");
 }

@@ -25,7 +25,7 @@ __global__ void gatherKernel(const float* x, float* y, int64_t n, Strides st) {
 
 void launch(const Tensor& x, Tensor& y, const Strides& st, const char* name) {
   if (!y.size()) return;
-  gatherKernel<<<cuda::blocksFor(y.size()), 256>>>(x.data(), y.data(), y.size(), st);
+  SEGVOL_LAUNCH(gatherKernel, cuda::blocksFor(y.size()), 256)(x.data(), y.data(), y.size(), st);
   cuda::checkLaunch(name);
 }
 

@@ -92,16 +92,16 @@ double CudaBackend::lossForwardBackward(LossKind kind, const Tensor& probs, cons
   const float* w = classWeights ? classWeights->data() : nullptr;
   if (kind == LossKind::SquaredError || kind == LossKind::CrossEntropy) {
     Doubles norm(1), total(1);
-    normKernel<<<cuda::blocksFor(voxels), 256>>>(labels.data(), m, w, voxels, norm.ptr);
+    SEGVOL_LAUNCH(normKernel, cuda::blocksFor(voxels), 256)(labels.data(), m, w, voxels, norm.ptr);
     cuda::checkLaunch("loss");
     const double nrm = norm.read(1)[0];
-    pointwiseKernel<<<cuda::blocksFor(voxels), 256>>>(kind == LossKind::SquaredError ? 0 : 1, probs.data(), labels.data(), m, w, voxels, c, s,
+    SEGVOL_LAUNCH(pointwiseKernel, cuda::blocksFor(voxels), 256)(kind == LossKind::SquaredError ? 0 : 1, probs.data(), labels.data(), m, w, voxels, c, s,
                                                       nrm, grad.data(), total.ptr);
     cuda::checkLaunch("loss");
     return nrm > 0 ? total.read(1)[0] / nrm : 0.0;
   }
   Doubles sums(3 * c);
-  overlapSumsKernel<<<cuda::blocksFor(voxels), 256>>>(probs.data(), labels.data(), m, voxels, c, s, sums.ptr);
+  SEGVOL_LAUNCH(overlapSumsKernel, cuda::blocksFor(voxels), 256)(probs.data(), labels.data(), m, voxels, c, s, sums.ptr);
   cuda::checkLaunch("loss");
   const std::vector<double> h = sums.read(3 * c);
   std::vector<float> weights(c, 1.0f);
@@ -126,7 +126,7 @@ double CudaBackend::lossForwardBackward(LossKind kind, const Tensor& probs, cons
   }
   Doubles coefDevice(2 * c);
   cuda::check(cudaMemcpy(coefDevice.ptr, coef.data(), 2 * c * sizeof(double), cudaMemcpyHostToDevice), "cudaMemcpy");
-  overlapGradKernel<<<cuda::blocksFor(voxels), 256>>>(labels.data(), m, coefDevice.ptr, coefDevice.ptr + c, weightSum, voxels, c, s, grad.data());
+  SEGVOL_LAUNCH(overlapGradKernel, cuda::blocksFor(voxels), 256)(labels.data(), m, coefDevice.ptr, coefDevice.ptr + c, weightSum, voxels, c, s, grad.data());
   cuda::checkLaunch("loss");
   return 1.0 - score / weightSum;
 }

@@ -53,7 +53,7 @@ __global__ void lstmBackwardKernel(const float* gates, const float* cPrev, const
 void CudaBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, const Tensor* recurrentBias, const Tensor* cPrev, Tensor& c,
                                   Tensor& h) {
   const int64_t n = c.dim(0), o = c.dim(1), s = c.size() / (n * o);
-  lstmForwardKernel<<<cuda::blocksFor(c.size()), 256>>>(gates.data(), recurrent ? recurrent->data() : nullptr,
+  SEGVOL_LAUNCH(lstmForwardKernel, cuda::blocksFor(c.size()), 256)(gates.data(), recurrent ? recurrent->data() : nullptr,
                                                         recurrentBias ? recurrentBias->data() : nullptr, cPrev ? cPrev->data() : nullptr,
                                                         c.data(), h.data(), n, o, s);
   cuda::checkLaunch("lstmStepForward");
@@ -62,7 +62,7 @@ void CudaBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, const 
 void CudaBackend::lstmStepBackward(const Tensor& gates, const Tensor* cPrev, const Tensor& c, const Tensor& dh, const Tensor* dhRecurrent,
                                    Tensor& dc, Tensor& dgates) {
   const int64_t n = c.dim(0), o = c.dim(1), s = c.size() / (n * o);
-  lstmBackwardKernel<<<cuda::blocksFor(c.size()), 256>>>(gates.data(), cPrev ? cPrev->data() : nullptr, c.data(), dh.data(),
+  SEGVOL_LAUNCH(lstmBackwardKernel, cuda::blocksFor(c.size()), 256)(gates.data(), cPrev ? cPrev->data() : nullptr, c.data(), dh.data(),
                                                          dhRecurrent ? dhRecurrent->data() : nullptr, dc.data(), dgates.data(), n, o, s);
   cuda::checkLaunch("lstmStepBackward");
 }

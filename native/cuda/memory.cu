@@ -9,7 +9,9 @@
 #include "cuda_backend.h"
 #include "cuda_backend_impl.h"
 #include "cuda_common.cuh"
+#ifndef SEGVOL_CUDA_EMULATION
 #include "cudnn_loader.h"
+#endif
 
 namespace segvol {
 namespace {
@@ -96,7 +98,7 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
 
 void CudaBackend::fill(Tensor& t, float value) {
   if (!t.size()) return;
-  fillKernel<<<cuda::blocksFor(t.size()), 256>>>(t.data(), t.size(), value);
+  SEGVOL_LAUNCH(fillKernel, cuda::blocksFor(t.size()), 256)(t.data(), t.size(), value);
   cuda::checkLaunch("fill");
 }
 
@@ -105,7 +107,7 @@ bool CudaBackend::allFinite(const Tensor& t) {
   int* bad = nullptr;
   cuda::check(cudaMalloc(&bad, sizeof(int)), "cudaMalloc");
   cudaMemset(bad, 0, sizeof(int));
-  finiteKernel<<<cuda::blocksFor(t.size()), 256>>>(t.data(), t.size(), bad);
+  SEGVOL_LAUNCH(finiteKernel, cuda::blocksFor(t.size()), 256)(t.data(), t.size(), bad);
   int host = 0;
   cudaError_t status = cudaMemcpy(&host, bad, sizeof(int), cudaMemcpyDeviceToHost);
   cudaFree(bad);
@@ -125,7 +127,9 @@ Backend* cudaBackendOrNull(std::string* reason) {
       cudaGetLastError();
       return;
     }
+#ifndef SEGVOL_CUDA_EMULATION
     if (!cuda::loadCudnn(&why)) return;
+#endif
     backend = new CudaBackend();  // lives for the process
   });
   if (!backend && reason) *reason = why;
@@ -136,10 +140,15 @@ std::string cudaBackendDetail() {
   cudaDeviceProp prop{};
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess) return "";
+#ifdef SEGVOL_CUDA_EMULATION
+  return std::string(prop.name) + ", " + std::to_string(prop.totalGlobalMem >> 20) +
+         " MiB, emulated: kernels on CPU fibers, convolutions by the CPU backend (test build)";
+#else
   std::string reason;
   const cuda::CudnnApi* api = cuda::loadCudnn(&reason);
   return std::string(prop.name) + ", " + std::to_string(prop.totalGlobalMem >> 20) + " MiB, cuDNN " +
          (api ? std::to_string(api->cudnnGetVersion()) : "missing");
+#endif
 }
 
 }  // namespace segvol

@@ -149,36 +149,36 @@ void zero(Tensor& t) {
 }  // namespace
 
 void CudaBackend::maxPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
-  maxPoolKernel<<<cuda::blocksFor(y.size()), 256>>>(x.data(), y.data(), geo(g, x, y));
+  SEGVOL_LAUNCH(maxPoolKernel, cuda::blocksFor(y.size()), 256)(x.data(), y.data(), geo(g, x, y));
   cuda::checkLaunch("maxPool");
 }
 
 void CudaBackend::maxPoolBackward(const PoolGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dx) {
   zero(dx);
-  maxPoolBackwardKernel<<<cuda::blocksFor(dy.size()), 256>>>(x.data(), dy.data(), dx.data(), geo(g, x, dy));
+  SEGVOL_LAUNCH(maxPoolBackwardKernel, cuda::blocksFor(dy.size()), 256)(x.data(), dy.data(), dx.data(), geo(g, x, dy));
   cuda::checkLaunch("maxPoolBackward");
 }
 
 void CudaBackend::avgPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
-  avgPoolKernel<false><<<cuda::blocksFor(y.size()), 256>>>(x.data(), y.data(), geo(g, x, y));
+  SEGVOL_LAUNCH(avgPoolKernel<false>, cuda::blocksFor(y.size()), 256)(x.data(), y.data(), geo(g, x, y));
   cuda::checkLaunch("avgPool");
 }
 
 void CudaBackend::avgPoolBackward(const PoolGeometry& g, const Tensor& dy, Tensor& dx) {
   zero(dx);
-  avgPoolKernel<true><<<cuda::blocksFor(dy.size()), 256>>>(dy.data(), dx.data(), geo(g, dx, dy));
+  SEGVOL_LAUNCH(avgPoolKernel<true>, cuda::blocksFor(dy.size()), 256)(dy.data(), dx.data(), geo(g, dx, dy));
   cuda::checkLaunch("avgPoolBackward");
 }
 
 void CudaBackend::upsampleForward(UpsampleMode mode, bool alignCorners, const Tensor& x, Tensor& y) {
-  upsampleKernel<false><<<cuda::blocksFor(y.size()), 256>>>(x.data(), y.data(), geo(PoolGeometry{}, x, y), mode == UpsampleMode::Linear,
+  SEGVOL_LAUNCH(upsampleKernel<false>, cuda::blocksFor(y.size()), 256)(x.data(), y.data(), geo(PoolGeometry{}, x, y), mode == UpsampleMode::Linear,
                                                             alignCorners);
   cuda::checkLaunch("upsample");
 }
 
 void CudaBackend::upsampleBackward(UpsampleMode mode, bool alignCorners, const Tensor& dy, Tensor& dx) {
   zero(dx);
-  upsampleKernel<true><<<cuda::blocksFor(dy.size()), 256>>>(dy.data(), dx.data(), geo(PoolGeometry{}, dx, dy), mode == UpsampleMode::Linear,
+  SEGVOL_LAUNCH(upsampleKernel<true>, cuda::blocksFor(dy.size()), 256)(dy.data(), dx.data(), geo(PoolGeometry{}, dx, dy), mode == UpsampleMode::Linear,
                                                             alignCorners);
   cuda::checkLaunch("upsampleBackward");
 }

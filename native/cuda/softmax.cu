@@ -29,13 +29,13 @@ __global__ void softmaxBackwardKernel(const float* y, const float* dy, float* dx
 
 void CudaBackend::softmaxForward(const Tensor& x, Tensor& y) {
   const int64_t n = x.dim(0), c = x.dim(1), s = x.size() / (n * c);
-  softmaxKernel<<<cuda::blocksFor(n * s), 256>>>(x.data(), y.data(), n, c, s);
+  SEGVOL_LAUNCH(softmaxKernel, cuda::blocksFor(n * s), 256)(x.data(), y.data(), n, c, s);
   cuda::checkLaunch("softmax");
 }
 
 void CudaBackend::softmaxBackward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   const int64_t n = y.dim(0), c = y.dim(1), s = y.size() / (n * c);
-  softmaxBackwardKernel<<<cuda::blocksFor(n * s), 256>>>(y.data(), dy.data(), dx.data(), n, c, s);
+  SEGVOL_LAUNCH(softmaxBackwardKernel, cuda::blocksFor(n * s), 256)(y.data(), dy.data(), dx.data(), n, c, s);
   cuda::checkLaunch("softmaxBackward");
 }
 
