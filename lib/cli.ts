@@ -14,7 +14,7 @@ import { metrics, type RandScores, type Shape3 } from './metrics';
 import { formatProfile, profile } from './profile';
 import { presets } from './presets';
 import { readSafetensors } from './safetensors';
-import { Tensor } from './tensor';
+import { Tensor, type Device } from './tensor';
 import { Trainer, type Progress } from './trainer';
 
 import * as fs from 'node:fs';
@@ -27,6 +27,16 @@ function integerList(value: string): number[] {
   const parts = value.split(',').filter((v) => v.trim() !== '').map((v) => Number(v.trim()));
   if (parts.some((v) => !Number.isInteger(v) || v < 1)) throw new InvalidArgumentError(`expected comma-separated positive integers, got '${value}'`);
   return parts;
+}
+
+/** --device: 'cpu' or 'cuda', checked against this build before any work starts. */
+function deviceOption(value: string): Device {
+  if (value !== 'cpu' && value !== 'cuda') throw new InvalidArgumentError(`expected cpu or cuda, received ${value}`);
+  const status = backends().find((b) => b.name === value);
+  if (!status?.available) {
+    throw new InvalidArgumentError(`${value} is unavailable in this build (${status?.reason ?? 'unknown backend'}); use --device cpu`);
+  }
+  return value;
 }
 
 function positiveNumber(value: string): number {
@@ -154,12 +164,13 @@ export function createProgram(): Command {
     .description('train a model from a JSON config')
     .requiredOption('--config <file>', 'training configuration (see README)')
     .option('--resume <checkpoint>', 'continue from a checkpoint written by an earlier run')
-    .action(async (options: { config: string; resume?: string }) => {
+    .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
+    .action(async (options: { config: string; resume?: string; device: Device }) => {
       const config = readTrainConfig(options.config);
       const baseDir = path.dirname(path.resolve(options.config));
       // Paths in the config are relative to the config file.
       if (config.checkpoint) config.checkpoint = { ...config.checkpoint, path: path.resolve(baseDir, config.checkpoint.path) };
-      const model = buildModel(config.model);
+      const model = buildModel(config.model).to(options.device);
       const data = loadTrainingData(config, baseDir);
       const trainer = new Trainer(model, {
         ...(config.loss ? { loss: config.loss } : {}), ...(config.optimizer ? { optimizer: config.optimizer } : {}),
@@ -193,9 +204,11 @@ export function createProgram(): Command {
     .option('--overlap <fraction>', 'window overlap', (v) => Number(v), 0.5)
     .option('--normalize <mode>', "slice (per-slice standardisation), mr or none", 'none')
     .option('--probabilities', 'write class probabilities (C, D, H, W) instead of labels')
-    .action(async (o: { model: string; in: string; out: string; window?: number[]; overlap: number; normalize: string; probabilities?: boolean }) => {
+    .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
+    .action(async (o: { model: string; in: string; out: string; window?: number[]; overlap: number; normalize: string; probabilities?: boolean; device: Device }) => {
       const model = buildModel(modelConfigOf(o.model));
       model.loadWeights(o.model);
+      model.to(o.device);
       const volume = readVolume(o.in);
       const shape = volume.shape.length === 3 ? [1, 1, ...volume.shape] : [1, ...volume.shape];
       const data = o.normalize === 'slice' ? normalizeSlices(volume.data, volume.shape) : o.normalize === 'mr' ? mrPreprocess(volume.data, volume.shape) : volume.data;
@@ -311,18 +324,19 @@ export function createProgram(): Command {
     .option('--fc <list>', 'FC units between layers', integerList, [25, 45])
     .option('--kernel <n>', 'filter size', (v) => integerList(v)[0]!, 7)
     .option('--size <d,h,w>', 'sub-volume size', integerList, [8, 64, 64])
-    .action(async (o: { inChannels: number; classes: number; hidden: number[]; fc: number[]; kernel: number; size: number[] }) => {
-      const model = presets.pyramidNet({ inChannels: o.inChannels, classes: o.classes, hidden: o.hidden, fc: o.fc, kernel: o.kernel });
-      const x = Tensor.full([1, o.inChannels, ...o.size], 0.5);
+    .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
+    .action(async (o: { inChannels: number; classes: number; hidden: number[]; fc: number[]; kernel: number; size: number[]; device: Device }) => {
+      const model = presets.pyramidNet({ inChannels: o.inChannels, classes: o.classes, hidden: o.hidden, fc: o.fc, kernel: o.kernel }).to(o.device);
+      const x = Tensor.full([1, o.inChannels, ...o.size], 0.5, { device: o.device });
       const run = async () => {
         const { y, tape } = await model.forward(x, { keepTape: true });
         const { dx, grads } = await model.backward(tape, y);
         tape.dispose();
         for (const t of [y, dx, ...grads.values()]) t.dispose();
       };
-      await run();  // builds the oneDNN primitives
+      await run();  // builds the oneDNN primitives / picks the cuDNN algorithms
       const { records } = await profile(run);
-      console.log(`forward + backward, input (1, ${o.inChannels}, ${o.size.join(', ')}), ${model.paramCount().toLocaleString('en-US')} parameters`);
+      console.log(`forward + backward on ${o.device}, input (1, ${o.inChannels}, ${o.size.join(', ')}), ${model.paramCount().toLocaleString('en-US')} parameters`);
       console.log(formatProfile(records));
     });
   return program;

@@ -250,7 +250,7 @@ class DropoutLayer implements Layer {
     const scale = 1 / (1 - this.p);
     const maskData = new Float32Array(x.size);
     for (let i = 0; i < maskData.length; ++i) maskData[i] = mode.random() < this.p ? 0 : scale;
-    const mask = Tensor.fromArray(maskData, x.shape);
+    const mask = Tensor.fromArray(maskData, x.shape, { device: x.device });
     return { y: ops.mul(x, mask), tape: { mask, dispose: () => mask.dispose() } as Tape };
   }
   async backward(tape: Tape, dy: Tensor) {

@@ -40,7 +40,7 @@ function concatChannels(xs: readonly Tensor[]): Tensor {
     for (let b = 0; b < n; ++b) out.set(data.subarray(b * c * s, (b + 1) * c * s), (b * channels + offset) * s);
     offset += c;
   }
-  return Tensor.fromArray(out, [n, channels, ...spatial]);
+  return Tensor.fromArray(out, [n, channels, ...spatial], { device: xs[0]!.device });
 }
 
 /** The inverse of concatChannels for a gradient. */
@@ -54,7 +54,7 @@ function splitChannels(g: Tensor, sizes: readonly number[]): Tensor[] {
     const out = new Float32Array(n * c * s);
     for (let b = 0; b < n; ++b) out.set(data.subarray((b * channels + offset) * s, (b * channels + offset + c) * s), b * c * s);
     offset += c;
-    return Tensor.fromArray(out, [n, c, ...spatial]);
+    return Tensor.fromArray(out, [n, c, ...spatial], { device: g.device });
   });
 }
 
@@ -256,7 +256,7 @@ export class Graph extends ModelBase {
     }
     const dxs = new Map<string, Tensor>();
     for (const name of Object.keys(this.inputs)) {
-      dxs.set(name, gradients.get(name) ?? Tensor.zeros(data.values.get(name)!.shape));
+      dxs.set(name, gradients.get(name) ?? Tensor.zeros(data.values.get(name)!.shape, { device: data.values.get(name)!.device }));
     }
     return { dx: dxs.values().next().value!, dxs, grads };
   }

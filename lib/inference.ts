@@ -63,6 +63,7 @@ export async function predictVolume(model: ModelBase, x: Tensor, options: Stitch
   const total = zs.length * ys.length * xs.length;
   const input = x.toArray();
   const k = model.outChannels;
+  const device = model.device;
   const sum = new Float32Array(k * D * H * W);
   const norm = new Float32Array(D * H * W);
   const crop = new Float32Array(c * wd * wh * ww);
@@ -77,7 +78,7 @@ export async function predictVolume(model: ModelBase, x: Tensor, options: Stitch
               const src = ((ch * D + z0 + z) * H + y0 + y) * W + x0;
               crop.set(input.subarray(src, src + ww), ((ch * wd + z) * wh + y) * ww);
             }
-        const window5 = Tensor.fromArray(crop, [1, c, wd, wh, ww]);
+        const window5 = Tensor.fromArray(crop, [1, c, wd, wh, ww], { device });
         const probs = await model.predict(window5);
         window5.dispose();
         const p = probs.toArray();

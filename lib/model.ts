@@ -5,7 +5,7 @@ import { SegvolError } from './errors';
 import type { Layer, LayerBuilder, Tape } from './layers';
 import { Random, seededRandom } from './random';
 import { readSafetensors, writeSafetensors, type NamedArray } from './safetensors';
-import { Tensor } from './tensor';
+import { Tensor, type Device } from './tensor';
 
 export interface SequentialOptions {
   inChannels: number;
@@ -56,6 +56,29 @@ export abstract class ModelBase {
       for (const [name, t] of layer.buffers ?? []) out.set(`${path}.${name}`, t);
     }
     return out;
+  }
+
+  /** Where the parameters live ('cpu' for a model without any). */
+  get device(): Device {
+    for (const t of this.state().values()) return t.device;
+    return 'cpu';
+  }
+
+  /**
+   * Moves every parameter and buffer to a device (in place) and returns the model. Inputs
+   * given to forward must then be on that device; the trainer and predictVolume move theirs.
+   */
+  to(device: Device): this {
+    for (const [, layer] of this.namedLayers()) {
+      for (const map of [layer.parameters, layer.buffers ?? new Map<string, Tensor>()]) {
+        for (const [name, old] of [...map]) {
+          if (old.device === device) continue;
+          map.set(name, old.to(device));
+          old.dispose();
+        }
+      }
+    }
+    return this;
   }
 
   paramCount(): number {

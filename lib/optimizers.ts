@@ -64,6 +64,14 @@ export class Optimizer {
       const grad = grads.get(name);
       if (!grad) throw new SegvolError('ERR_ARGUMENT', `optimizer: no gradient for parameter ${name}`);
       let state = this.states.get(name);
+      if (state && state[0].device !== param.device) {
+        // Restored from a checkpoint on the cpu, or the model moved since.
+        const moved: [Tensor, Tensor] = [state[0].to(param.device), state[1].to(param.device)];
+        state[0].dispose();
+        state[1].dispose();
+        state = moved;
+        this.states.set(name, state);
+      }
       if (!state) {
         state = [Tensor.zeros(param.shape, { device: param.device }), Tensor.zeros(param.shape, { device: param.device })];
         this.states.set(name, state);

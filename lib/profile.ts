@@ -19,7 +19,7 @@ export interface ProfileRecord {
 let running = false;
 
 /**
- * Runs fn with every backend primitive timed (host steady clock on the CPU) and
+ * Runs fn with every backend primitive timed (host steady clock on the CPU, CUDA events on the GPU, read once at the end) and
  * returns fn's result with the records, slowest total first. One profile at a time.
  */
 export async function profile<T>(fn: () => Promise<T> | T): Promise<{ result: T; records: ProfileRecord[] }> {
@@ -43,13 +43,13 @@ export async function profile<T>(fn: () => Promise<T> | T): Promise<{ result: T;
 /** A fixed-width table of profile records (the CLI's `segvol profile` output). */
 export function formatProfile(records: readonly ProfileRecord[], limit = 30): string {
   const total = records.reduce((s, r) => s + r.totalMs, 0);
-  const rows = [['op', 'count', 'total ms', 'mean ms', '%', 'GFLOP/s', 'shapes']];
+  const rows = [['op', 'backend', 'count', 'total ms', 'mean ms', '%', 'GFLOP/s', 'shapes']];
   for (const r of records.slice(0, limit)) {
-    rows.push([r.op, String(r.count), r.totalMs.toFixed(2), r.meanMs.toFixed(3), ((100 * r.totalMs) / total).toFixed(1),
+    rows.push([r.op, r.backend, String(r.count), r.totalMs.toFixed(2), r.meanMs.toFixed(3), ((100 * r.totalMs) / total).toFixed(1),
       r.gflops === null ? '' : r.gflops.toFixed(1), r.shapes]);
   }
-  rows.push(['all', String(records.reduce((s, r) => s + r.count, 0)), total.toFixed(2), '', '100.0', '', '']);
+  rows.push(['all', '', String(records.reduce((s, r) => s + r.count, 0)), total.toFixed(2), '', '100.0', '', '']);
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  return rows.map((row) => row.map((cell, c) => (c >= 1 && c <= 5 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+  return rows.map((row) => row.map((cell, c) => (c >= 2 && c <= 6 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
     .join('  ').trimEnd()).join('\n');
 }

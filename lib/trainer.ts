@@ -11,7 +11,7 @@ import { Optimizer, type OptimizerConfig } from './optimizers';
 import { Random } from './random';
 import { readSafetensors, writeSafetensors, type NamedArray } from './safetensors';
 import { learningRate, type Schedule } from './schedules';
-import { Tensor } from './tensor';
+import { Tensor, type Device } from './tensor';
 
 export interface LossConfig {
   kind: LossKind;
@@ -93,6 +93,17 @@ export declare interface Trainer {
   on(event: 'checkpoint', listener: (info: { path: string; step: number }) => void): this;
 }
 
+/** The sample with its tensors on a device; tensors moved are disposed of on the old one. */
+function onDevice(sample: TrainingSample, device: Device): TrainingSample {
+  const move = (t: Tensor): Tensor => {
+    if (t.device === device) return t;
+    const moved = t.to(device);
+    t.dispose();
+    return moved;
+  };
+  return { ...sample, input: move(sample.input), labels: move(sample.labels), ...(sample.mask ? { mask: move(sample.mask) } : {}) };
+}
+
 export class Trainer extends EventEmitter {
   readonly lossConfig: LossConfig;
   readonly schedule: Schedule;
@@ -125,14 +136,15 @@ export class Trainer extends EventEmitter {
     const w = this.lossConfig.classWeights;
     const classes = this.model.outChannels;
     if (w === undefined || w === 'none') return undefined;
-    if (Array.isArray(w)) return Tensor.fromArray(w as number[], [classes]);
+    const device = { device: labels.device };
+    if (Array.isArray(w)) return Tensor.fromArray(w as number[], [classes], device);
     const mode = w as 'inverseFrequency' | 'medianFrequency';
     if ((this.lossConfig.weightsFrom ?? 'global') === 'global' && data.classCounts) {
       this.globalWeights ??= classWeightsFromCounts(data.classCounts(classes), mode);
-      return Tensor.fromArray(this.globalWeights, [classes]);
+      return Tensor.fromArray(this.globalWeights, [classes], device);
     }
     const counts = classCounts(labels.toArray(), classes, mask?.toArray());
-    return Tensor.fromArray(classWeightsFromCounts(counts, mode), [classes]);
+    return Tensor.fromArray(classWeightsFromCounts(counts, mode), [classes], device);
   }
 
   /**
@@ -228,6 +240,7 @@ export class Trainer extends EventEmitter {
   }
 
   private async trainStep(data: DataSource, sample: TrainingSample, lr: number, checkpointPath: string | undefined): Promise<number> {
+    sample = onDevice(sample, this.model.device);
     const { y, tape } = await this.model.forward(sample.input, { keepTape: true, training: true });
     const weights = this.classWeightsFor(data, sample.labels, sample.mask);
     let loss: { loss: number; grad: Tensor };

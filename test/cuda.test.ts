@@ -5,7 +5,7 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { backends, computeLoss, ops, Optimizer, Tensor } from '../lib';
+import { backends, computeLoss, ops, Optimizer, predictVolume, presets, Tensor, Trainer, VolumeSampler } from '../lib';
 import { assertClose } from './helpers';
 import { opCases } from './cases';
 import { compareDevices } from './harness';
@@ -75,4 +75,50 @@ test('cuda vs cpu: losses and optimizer updates', (t) => {
     }
     assertClose(t, gpu.get('w')!.toArray(), cpu.get('w')!.toArray(), { abs: 1e-6, rel: 1e-5 }, kind);
   }
+});
+
+// The whole training path on cuda: model.to, the trainer moving samples and class
+// weights, the losses, the optimizer, dropout-free layers; a few steps must track
+// the cpu run step for step (tolerance: float32 drift over 4 updates).
+test('cuda vs cpu: training a small PyraMiD-LSTM network, then predictVolume', async (t) => {
+  if (!cuda.available) {
+    t.log(`skipped: cuda unavailable (${cuda.reason})`);
+    t.false(required);
+    return;
+  }
+  const [D, H, W] = [6, 10, 10];
+  const volume = Float32Array.from({ length: D * H * W }, (_, i) => Math.sin(i * 0.37) + ((i * 7) % 5) / 5);
+  const labels = Float32Array.from(volume, (v) => (v > 0.4 ? 1 : 0));
+  const run = async (device: 'cpu' | 'cuda') => {
+    const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [3, 4], fc: [5], kernel: 3, seed: 11 }).to(device);
+    t.is(model.device, device);
+    const trainer = new Trainer(model, { seed: 5, loss: { kind: 'crossEntropy', classWeights: 'medianFrequency' }, schedule: { kind: 'constant', lr: 0.01 } });
+    const losses: number[] = [];
+    await trainer.fit({ data: new VolumeSampler({ volume, shape: [1, D, H, W], labels }), epochs: 4, size: [4, 8, 8], onProgress: (p) => losses.push(p.loss) });
+    const probs = await predictVolume(model, Tensor.fromArray(volume, [1, 1, D, H, W]), { window: [4, 8, 8], overlap: 0.5 });
+    const weights = model.parameters().get('layers.0.dir0.wx')!.toArray();
+    model.dispose();
+    return { losses, probs: probs.toArray(), weights };
+  };
+  const cpu = await run('cpu');
+  const gpu = await run('cuda');
+  t.is(gpu.losses.length, 4);
+  assertClose(t, Float32Array.from(gpu.losses), Float32Array.from(cpu.losses), { abs: 1e-5, rel: 1e-4 }, 'losses');
+  assertClose(t, gpu.weights, cpu.weights, { abs: 1e-5, rel: 1e-4 }, 'trained weights');
+  assertClose(t, gpu.probs, cpu.probs, { abs: 1e-5, rel: 1e-4 }, 'stitched probabilities');
+});
+
+test('segvol profile --device cuda: a per-op table on cuda, or a clear refusal where cuda is unavailable', (t) => {
+  const cli = path.join(__dirname, '..', 'lib', 'cli.ts');
+  const r = spawnSync(process.execPath, ['--import=tsx', cli, 'profile', '--device', 'cuda', '--size', '3,8,8', '--hidden', '2,3', '--fc', '4', '--kernel', '3'],
+    { cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 240_000 });
+  if (!cuda.available) {
+    t.not(r.status, 0);
+    t.regex(r.stderr, /cuda is unavailable in this build \(.+\); use --device cpu/);
+    return;
+  }
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /forward \+ backward on cuda/);
+  t.regex(r.stdout, /convForward\s+cuda/);
+  t.regex(r.stdout, /lstmStepForward\s+cuda/);
 });

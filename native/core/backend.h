@@ -8,6 +8,7 @@
 // backends can treat (N, C, H, W) as (N, C, 1, H, W).
 #pragma once
 #include <array>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -51,11 +52,40 @@ struct OptimizerHyper {
   int64_t step = 1;        // Adam's bias correction: the 1-based update count
 };
 
+// A point in a backend's queue of work, for timing ops that run asynchronously.
+class TimingMark {
+ public:
+  virtual ~TimingMark() = default;
+};
+
+class Backend;
+
+// Pushes a named range on construction and pops it on destruction (no-op on the CPU).
+class ScopedRange {
+ public:
+  ScopedRange(Backend& backend, const char* name);
+  ~ScopedRange();
+  ScopedRange(const ScopedRange&) = delete;
+  ScopedRange& operator=(const ScopedRange&) = delete;
+
+ private:
+  Backend& backend_;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual Device device() const = 0;
+
+  // Profiling. A backend whose ops run asynchronously (CUDA) records marks in its
+  // queue and measures between them (waiting for both); nullptr means the host
+  // clock around a call measures it exactly (CPU).
+  virtual std::shared_ptr<TimingMark> timingMark() { return nullptr; }
+  virtual double elapsedMs(const TimingMark& start, const TimingMark& end) { return 0; }
+  // Named ranges for external profilers (NVTX on CUDA, so Nsight shows segvol's ops).
+  virtual void rangePush(const char* name) {}
+  virtual void rangePop() {}
 
   // Memory. deallocate never throws: it runs from destructors and GC finalizers.
   virtual void* allocate(size_t bytes) = 0;
@@ -162,5 +192,8 @@ class Backend {
   // Reverses each listed axis. x, y: same shape
   virtual void flip(const Tensor& x, const std::vector<int>& axes, Tensor& y) = 0;
 };
+
+inline ScopedRange::ScopedRange(Backend& backend, const char* name) : backend_(backend) { backend_.rangePush(name); }
+inline ScopedRange::~ScopedRange() { backend_.rangePop(); }
 
 }  // namespace segvol

@@ -36,39 +36,76 @@ double convFlops(const Tensor& x, const Tensor& w, const Tensor& y, int64_t grou
          static_cast<double>(outSpatial);
 }
 
+ProfileRecord& recordFor(const char* op, const std::string& backend, const std::string& shapes, double flops) {
+  ProfileRecord& r = records[std::string(op) + "|" + backend + "|" + shapes];
+  if (r.count == 0) {
+    r.op = op;
+    r.backend = backend;
+    r.shapes = shapes;
+    r.flops = flops;
+  }
+  return r;
+}
+
+// Device-timed calls waiting for profilingStop(): reading an event's time waits
+// for the device, so it is done once at the end, not after every op.
+struct PendingTiming {
+  Backend* backend;
+  std::shared_ptr<TimingMark> start, end;
+  std::string key;
+};
+std::vector<PendingTiming> pending;
+
+// Times one backend call: the host clock, or the backend's own marks where its
+// ops run asynchronously; also a named range for external profilers.
 class Timer {
  public:
-  Timer(const char* op, const std::string& backend, std::string shapes, double flops)
-      : op_(op), backend_(backend), shapes_(std::move(shapes)), flops_(flops), start_(std::chrono::steady_clock::now()) {}
+  Timer(Backend& inner, const char* op, const std::string& backend, std::string shapes, double flops)
+      : inner_(inner), op_(op), backend_(backend), shapes_(std::move(shapes)), flops_(flops) {
+    inner_.rangePush(op);
+    startMark_ = inner_.timingMark();
+    start_ = std::chrono::steady_clock::now();
+  }
   ~Timer() {
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
-    std::lock_guard<std::mutex> lock(recordsMutex);
-    ProfileRecord& r = records[std::string(op_) + "|" + backend_ + "|" + shapes_];
-    if (r.count == 0) {
-      r.op = op_;
-      r.backend = backend_;
-      r.shapes = shapes_;
-      r.flops = flops_;
+    std::shared_ptr<TimingMark> endMark;
+    try {
+      if (startMark_) endMark = inner_.timingMark();
+    } catch (...) {
+      // a failing device shows in the op's own error; the timing is dropped
     }
+    inner_.rangePop();
+    std::lock_guard<std::mutex> lock(recordsMutex);
+    ProfileRecord& r = recordFor(op_, backend_, shapes_, flops_);
     ++r.count;
-    r.totalMs += ms;
+    if (startMark_ && endMark) {
+      pending.push_back({&inner_, startMark_, endMark, std::string(op_) + "|" + backend_ + "|" + shapes_});
+    } else {
+      r.totalMs += ms;
+    }
   }
 
  private:
+  Backend& inner_;
   const char* op_;
   const std::string& backend_;
   std::string shapes_;
   double flops_;
+  std::shared_ptr<TimingMark> startMark_;
   std::chrono::steady_clock::time_point start_;
 };
 
-#define SEGVOL_TIME(op, flops, ...) Timer timer_(op, name_, shapesOf({__VA_ARGS__}), flops)
+#define SEGVOL_TIME(op, flops, ...) Timer timer_(inner_, op, name_, shapesOf({__VA_ARGS__}), flops)
 
 class ProfilingBackend final : public Backend {
  public:
   explicit ProfilingBackend(Backend& inner) : inner_(inner), name_(inner.name()) {}
   std::string name() const override { return name_; }
   Device device() const override { return inner_.device(); }
+  std::shared_ptr<TimingMark> timingMark() override { return inner_.timingMark(); }
+  double elapsedMs(const TimingMark& start, const TimingMark& end) override { return inner_.elapsedMs(start, end); }
+  void rangePush(const char* name) override { inner_.rangePush(name); }
+  void rangePop() override { inner_.rangePop(); }
   void* allocate(size_t bytes) override { return inner_.allocate(bytes); }
   void deallocate(void* ptr, size_t bytes) noexcept override { inner_.deallocate(ptr, bytes); }
   void copyFromHost(const float* src, Tensor& dst) override { inner_.copyFromHost(src, dst); }
@@ -212,12 +249,19 @@ class ProfilingBackend final : public Backend {
 void profilingStart() {
   std::lock_guard<std::mutex> lock(recordsMutex);
   records.clear();
+  pending.clear();
   active = true;
 }
 
 std::vector<ProfileRecord> profilingStop() {
   active = false;
   std::lock_guard<std::mutex> lock(recordsMutex);
+  std::vector<PendingTiming> timings;
+  timings.swap(pending);
+  for (const PendingTiming& p : timings) {
+    auto it = records.find(p.key);
+    if (it != records.end()) it->second.totalMs += p.backend->elapsedMs(*p.start, *p.end);
+  }
   std::vector<ProfileRecord> out;
   for (auto& [key, r] : records) out.push_back(r);
   records.clear();

@@ -11,6 +11,12 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   Device device() const override { return Device::Cuda; }
 
+  // profiling.cu
+  std::shared_ptr<TimingMark> timingMark() override;
+  double elapsedMs(const TimingMark& start, const TimingMark& end) override;
+  void rangePush(const char* name) override;
+  void rangePop() override;
+
   // memory.cu
   void* allocate(size_t bytes) override;
   void deallocate(void* ptr, size_t bytes) noexcept override;
