@@ -1,4 +1,4 @@
-import { native } from './native';
+import { native, type DeviceName } from './native';
 
 export interface BackendInfo {
   /** 'cpu' or 'cuda'. */
@@ -18,4 +18,29 @@ export function backends(): BackendInfo[] {
     reason: b.reason,
     detail: b.detail,
   }));
+}
+
+export type ConvMath = 'fp32' | 'tf32';
+
+/**
+ * How GPU convolutions compute. 'fp32' (default): full float32, comparable with the CPU.
+ * 'tf32': cuDNN may use tensor cores, which round convolution operands to a 10-bit
+ * mantissa (float32 accumulation): faster on Ampere and newer, less exact (see
+ * docs/benchmarks.md for the measured cost). Process-wide; the CPU ignores it.
+ */
+export function setConvMath(mode: ConvMath): void {
+  native.setConvMath(mode);
+}
+
+export function convMath(): ConvMath {
+  return native.getConvMath();
+}
+
+/**
+ * Returns once the device has finished every op queued so far. GPU ops run
+ * asynchronously (a Promise resolves when the work is queued and its results are
+ * ordered); call this before reading a clock. No-op on the CPU.
+ */
+export function synchronize(device: DeviceName): void {
+  native.synchronize(device);
 }

@@ -1,5 +1,5 @@
 // segvol's public API.
-export { backends, type BackendInfo } from './backends';
+export { backends, convMath, setConvMath, synchronize, type BackendInfo, type ConvMath } from './backends';
 export { SegvolError, type ErrorCode } from './errors';
 export { Tensor, type Device, type TensorOptions } from './tensor';
 export {

@@ -5,7 +5,7 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { backends, computeLoss, ops, Optimizer, predictVolume, presets, Tensor, Trainer, VolumeSampler } from '../lib';
+import { backends, computeLoss, convMath, ops, Optimizer, predictVolume, presets, setConvMath, Tensor, Trainer, VolumeSampler } from '../lib';
 import { assertClose } from './helpers';
 import { opCases } from './cases';
 import { compareDevices } from './harness';
@@ -121,4 +121,44 @@ test('segvol profile --device cuda: a per-op table on cuda, or a clear refusal w
   t.regex(r.stdout, /forward \+ backward on cuda/);
   t.regex(r.stdout, /convForward\s+cuda/);
   t.regex(r.stdout, /lstmStepForward\s+cuda/);
+});
+
+// TF32 rounds convolution operands to a 10-bit mantissa: relative error per
+// product up to 2^-11 each, so a K-term sum of such products differs from FP32 by
+// at most about 2 * 2^-11 * sum|x||w|. The check uses that bound, per output.
+test('setConvMath: tf32 stays within the TF32 rounding bound of fp32, fp32 is the default and bad modes are refused', (t) => {
+  t.is(convMath(), 'fp32');
+  const err = t.throws(() => setConvMath('fp16' as 'fp32')) as Error & { code?: string };
+  t.is(err.code, 'ERR_ARGUMENT');
+  t.regex(err.message, /expected 'fp32' or 'tf32', received 'fp16'/);
+  t.is(convMath(), 'fp32');
+  if (!cuda.available) {
+    t.log(`tf32 numerics skipped: cuda unavailable (${cuda.reason})`);
+    t.false(required);
+    return;
+  }
+  const xs = Float32Array.from({ length: 2 * 8 * 12 * 12 }, (_, i) => Math.sin(i * 1.7) * 1.3);
+  const ws = Float32Array.from({ length: 16 * 8 * 5 * 5 }, (_, i) => Math.cos(i * 0.9) * 0.2);
+  const x = Tensor.fromArray(xs, [2, 8, 12, 12], { device: 'cuda' });
+  const w = Tensor.fromArray(ws, [16, 8, 5, 5], { device: 'cuda' });
+  const fp32 = ops.conv(x, w, { padding: 2 }).toArray();
+  setConvMath('tf32');
+  let tf32: Float32Array;
+  try {
+    t.is(convMath(), 'tf32');
+    tf32 = ops.conv(x, w, { padding: 2 }).toArray();
+  } finally {
+    setConvMath('fp32');
+  }
+  // sum |x||w| per output, on the cpu: the same convolution of absolute values.
+  const magnitude = ops.conv(Tensor.fromArray(xs.map(Math.abs), [2, 8, 12, 12]), Tensor.fromArray(ws.map(Math.abs), [16, 8, 5, 5]), { padding: 2 }).toArray();
+  let worst = 0;
+  for (let i = 0; i < fp32.length; ++i) worst = Math.max(worst, Math.abs(tf32[i]! - fp32[i]!) / (2 * 2 ** -11 * magnitude[i]! + 1e-6));
+  t.true(worst <= 1, `tf32 differs from fp32 by ${worst.toFixed(2)}x the rounding bound`);
+  if (cuda.detail.includes('emulated')) {
+    // The emulator always rounds, so the modes must differ there.
+    t.true(tf32.some((v, i) => v !== fp32[i]), 'emulated tf32 changed nothing');
+  }
+  const back = ops.conv(x, w, { padding: 2 }).toArray();
+  t.deepEqual(back, fp32, 'fp32 after switching back is bit-identical to before');
 });

@@ -3,6 +3,7 @@
 // native/ops and the backends.
 #include <napi.h>
 
+#include "../core/math_mode.h"
 #include "../core/profiler.h"
 #include "../core/registry.h"
 #include "../cpu/cpu_backend.h"
@@ -54,6 +55,30 @@ Napi::Value ProfileStart(const Napi::CallbackInfo& info) {
     profilingStart();
     return info.Env().Undefined();
   });
+}
+
+// (device) -> undefined, once the device has finished every queued op
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    backendFor(deviceArg(info[0], "synchronize")).synchronize();
+    return info.Env().Undefined();
+  });
+}
+
+// (mode: 'fp32' | 'tf32') -> undefined
+Napi::Value SetConvMath(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const std::string mode = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    if (mode != "fp32" && mode != "tf32") {
+      fail(ErrorCode::Argument, "setConvMath: expected 'fp32' or 'tf32', received '" + mode + "'");
+    }
+    setConvMath(mode == "tf32" ? ConvMath::Tf32 : ConvMath::Fp32);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value GetConvMath(const Napi::CallbackInfo& info) {
+  return guard(info, [&] { return Napi::String::New(info.Env(), convMath() == ConvMath::Tf32 ? "tf32" : "fp32"); });
 }
 
 // -> [{ op, backend, shapes, count, totalMs, flops }]
@@ -471,6 +496,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("backends", Backends);
   fn("primitiveCacheStats", PrimitiveCacheStatsFn);
   fn("profileStart", ProfileStart);
+  fn("setConvMath", SetConvMath);
+  fn("synchronize", Synchronize);
+  fn("getConvMath", GetConvMath);
   fn("profileStop", ProfileStop);
   fn("tensorFromArray", TensorFromArray);
   fn("tensorShape", TensorShape);

@@ -86,6 +86,8 @@ class Backend {
   // Named ranges for external profilers (NVTX on CUDA, so Nsight shows segvol's ops).
   virtual void rangePush(const char* name) {}
   virtual void rangePop() {}
+  // Waits until every op queued so far has finished (no-op where ops are synchronous).
+  virtual void synchronize() {}
 
   // Memory. deallocate never throws: it runs from destructors and GC finalizers.
   virtual void* allocate(size_t bytes) = 0;

@@ -106,6 +106,7 @@ class ProfilingBackend final : public Backend {
   double elapsedMs(const TimingMark& start, const TimingMark& end) override { return inner_.elapsedMs(start, end); }
   void rangePush(const char* name) override { inner_.rangePush(name); }
   void rangePop() override { inner_.rangePop(); }
+  void synchronize() override { inner_.synchronize(); }
   void* allocate(size_t bytes) override { return inner_.allocate(bytes); }
   void deallocate(void* ptr, size_t bytes) noexcept override { inner_.deallocate(ptr, bytes); }
   void copyFromHost(const float* src, Tensor& dst) override { inner_.copyFromHost(src, dst); }

@@ -1,6 +1,7 @@
-// Convolutions through cuDNN (forward, backward-data, backward-filter), FP32 math
-// (no TF32) so results are comparable with the CPU. Algorithms are chosen once
-// per shape by cuDNN's heuristics and cached; one growable workspace serves all.
+// Convolutions through cuDNN (forward, backward-data, backward-filter). FP32 math
+// by default, so results are comparable with the CPU; setConvMath('tf32') lets
+// cuDNN use tensor cores. Algorithms are chosen once per shape and math mode by
+// cuDNN's heuristics and cached; one growable workspace serves all.
 #include <map>
 #include <mutex>
 #include <string>
@@ -9,6 +10,7 @@
 #include "cuda_backend_impl.h"
 #include "cuda_common.cuh"
 #include "cudnn_loader.h"
+#include "../core/math_mode.h"
 
 namespace segvol {
 namespace {
@@ -85,7 +87,9 @@ struct Problem {
                                                  CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
                "cudnnSetConvolutionNdDescriptor");
     checkCudnn(a.cudnnSetConvolutionGroupCount(conv, static_cast<int>(g.groups)), "cudnnSetConvolutionGroupCount");
-    checkCudnn(a.cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH), "cudnnSetConvolutionMathType");
+    // FMA: float32 only. TENSOR_OP: tensor cores allowed, float32 operands rounded to TF32.
+    const cudnnMathType_t math = convMath() == ConvMath::Tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+    checkCudnn(a.cudnnSetConvolutionMathType(conv, math), "cudnnSetConvolutionMathType");
   }
   ~Problem() {
     const auto& a = api();
@@ -99,12 +103,13 @@ struct Problem {
 std::string key(const char* kind, const ConvGeometry& g, const Tensor& in, const Tensor& w, const Tensor& out) {
   std::string k = std::string(kind) + shapeToString(in.shape()) + shapeToString(w.shape()) + shapeToString(out.shape());
   for (int a = 0; a < 3; ++a) k += "|" + std::to_string(g.stride[a]) + "," + std::to_string(g.padding[a]) + "," + std::to_string(g.dilation[a]);
-  return k + "|g" + std::to_string(g.groups);
+  return k + "|g" + std::to_string(g.groups) + (convMath() == ConvMath::Tf32 ? "|tf32" : "|fp32");
 }
 
 struct Choice {
   int algorithm;
   size_t workspace;
+  cudnnMathType_t math;  // what the algorithm was ranked with (TF32 mode only differs)
 };
 std::mutex cacheMutex;
 std::map<std::string, Choice> cache;
@@ -122,13 +127,19 @@ Choice choose(const std::string& k, Get&& get) {
   get(perf, 16, &count);
   for (int i = 0; i < count; ++i) {
     if (perf[i].status == CUDNN_STATUS_SUCCESS) {
-      Choice c{static_cast<int>(perf[i].algo), perf[i].memory};
+      Choice c{static_cast<int>(perf[i].algo), perf[i].memory, perf[i].mathType};
       std::lock_guard<std::mutex> lock(cacheMutex);
       cache[k] = c;
       return c;
     }
   }
   fail(ErrorCode::Native, "cuda: cuDNN found no algorithm for " + k);
+}
+
+// cuDNN runs an algorithm with the math type it was ranked under; in FP32 mode
+// the descriptor stays FMA-only, so TF32 is never switched on behind our back.
+void applyMath(const Problem& p, const Choice& c) {
+  if (convMath() == ConvMath::Tf32) checkCudnn(api().cudnnSetConvolutionMathType(p.conv, c.math), "cudnnSetConvolutionMathType");
 }
 
 }  // namespace
@@ -139,6 +150,7 @@ void CudaBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tens
   Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(key("fwd", g, x, w, y), [&](auto* perf, int n, int* count) {
     checkCudnn(a.cudnnGetConvolutionForwardAlgorithm_v7(handle(), p.x, p.w, p.conv, p.y, n, count, perf), "cudnnGetConvolutionForwardAlgorithm_v7");
   });
+  applyMath(p, c);
   const float one = 1, zero = 0;
   std::lock_guard<std::mutex> lock(workspace().mutex);
   checkCudnn(a.cudnnConvolutionForward(handle(), &one, p.x, x.data(), p.w, w.data(), p.conv,
@@ -155,6 +167,7 @@ void CudaBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, cons
     checkCudnn(a.cudnnGetConvolutionBackwardDataAlgorithm_v7(handle(), p.w, p.y, p.conv, p.x, n, count, perf),
                "cudnnGetConvolutionBackwardDataAlgorithm_v7");
   });
+  applyMath(p, c);
   const float one = 1, zero = 0;
   std::lock_guard<std::mutex> lock(workspace().mutex);
   checkCudnn(a.cudnnConvolutionBackwardData(handle(), &one, p.w, w.data(), p.y, dy.data(), p.conv,
@@ -170,6 +183,7 @@ void CudaBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, co
     checkCudnn(a.cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle(), p.x, p.y, p.conv, p.w, n, count, perf),
                "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
   });
+  applyMath(p, c);
   const float one = 1, zero = 0;
   {
     std::lock_guard<std::mutex> lock(workspace().mutex);

@@ -16,6 +16,7 @@ class CudaBackend final : public Backend {
   double elapsedMs(const TimingMark& start, const TimingMark& end) override;
   void rangePush(const char* name) override;
   void rangePop() override;
+  void synchronize() override;
 
   // memory.cu
   void* allocate(size_t bytes) override;

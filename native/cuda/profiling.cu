@@ -36,6 +36,8 @@ double CudaBackend::elapsedMs(const TimingMark& start, const TimingMark& end) {
   return ms;
 }
 
+void CudaBackend::synchronize() { cuda::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
+
 void CudaBackend::rangePush(const char* name) {
 #ifndef SEGVOL_CUDA_EMULATION
   nvtxRangePushA(name);
