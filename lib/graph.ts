@@ -177,7 +177,7 @@ export class Graph extends ModelBase {
   async forward(x: Tensor | Record<string, Tensor>, options: { keepTape?: boolean; training?: boolean } = {}) {
     const inputs = this.inputMap(x);
     this.shapes(Object.fromEntries([...inputs].map(([k, v]) => [k, v.shape])));
-    const mode = { training: options.training ?? options.keepTape ?? false, random: () => this.random.next() };
+    const mode = { training: options.training ?? options.keepTape ?? false, keepTape: options.keepTape ?? false, random: () => this.random.next() };
     const values = new Map<string, Tensor>(inputs);
     const tapes = new Map<string, Tape>();
     for (const node of this.nodes) {

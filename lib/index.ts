@@ -29,6 +29,7 @@ export {
   type ClstmScanOptions,
   type ClstmScanResult,
   type ClstmScanGradients,
+  type PyramidLstmOptions as PyramidLstmOpOptions,
   type PyramidLstmResult,
   type PyramidLstmGradients,
 } from './recurrent';

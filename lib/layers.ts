@@ -22,6 +22,8 @@ export interface Tape {
 /** How a forward pass runs: training (batch statistics, dropout) or inference. */
 export interface ForwardMode {
   training: boolean;
+  /** Whether backward will follow: without it, layers may keep nothing (less memory). */
+  keepTape: boolean;
   random: () => number;
 }
 
@@ -97,8 +99,8 @@ class PyramidLstmLayer implements Layer {
     }
     return [shape[0]!, this.outChannels, ...shape.slice(2)];
   }
-  async forward(x: Tensor) {
-    const r = await ops.pyramidLstmAsync(x, this.weights());
+  async forward(x: Tensor, mode: ForwardMode) {
+    const r = await ops.pyramidLstmAsync(x, this.weights(), { keepForBackward: mode.keepTape });
     return { y: r.y, tape: r.saved };
   }
   async backward(tape: Tape, dy: Tensor) {

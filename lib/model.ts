@@ -219,7 +219,7 @@ export class Sequential extends ModelBase {
     this.outputShape(x.shape);
     const tapes: Tape[] = [];
     const owned: Tensor[] = [];
-    const mode = { training: options.training ?? options.keepTape ?? false, random: () => this.random.next() };
+    const mode = { training: options.training ?? options.keepTape ?? false, keepTape: options.keepTape ?? false, random: () => this.random.next() };
     let current = x;
     for (const layer of this.layers) {
       const { y, tape } = await layer.forward(current, mode);

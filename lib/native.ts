@@ -149,8 +149,8 @@ export interface NativeBinding {
     c0: H | null): { h: H; hLast: H; cLast: H; saved: NativeSavedHandle };
   clstmScanBackward(impl: Impl, saved: NativeSavedHandle, dh: H | null, dhLast: H | null,
     dcLast: H | null): NativeClstmGrads & { dx: H; dh0: H | null; dc0: H | null };
-  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: false): NativePyramidForward;
-  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: true): Promise<NativePyramidForward>;
+  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: false, keepForBackward: boolean): NativePyramidForward;
+  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: true, keepForBackward: boolean): Promise<NativePyramidForward>;
   pyramidLstmBackward(impl: Impl, saved: NativeSavedHandle, dy: H, async: false): NativePyramidBackward;
   pyramidLstmBackward(impl: Impl, saved: NativeSavedHandle, dy: H, async: true): Promise<NativePyramidBackward>;
   savedDispose(saved: NativeSavedHandle): void;

@@ -14,6 +14,14 @@ import {
 import { handleOf, Tensor } from './tensor';
 
 /** One C-LSTM's parameters: wx (4O, C, k, k), bx (4O), wh (4O, O, k, k), bh (4O); gate order i, f, g, o. */
+export interface PyramidLstmOptions {
+  /**
+   * Keep the planes that backward needs (default true). false is for inference: the
+   * layer then holds one scan group's planes at a time, and backward refuses the result.
+   */
+  keepForBackward?: boolean;
+}
+
 export interface ClstmWeights {
   wx: Tensor;
   bx: Tensor;
@@ -153,14 +161,14 @@ export function createRecurrentOps(impl: ImplementationName) {
       return out;
     },
     /** The PyraMiD-LSTM layer: six C-LSTMs, one per direction, summed. Runs on the calling thread. */
-    pyramidLstm(x: Tensor, weights: readonly ClstmWeights[]): PyramidLstmResult {
+    pyramidLstm(x: Tensor, weights: readonly ClstmWeights[], options: PyramidLstmOptions = {}): PyramidLstmResult {
       const op = 'pyramidLstm';
-      return wrapPyramidForward(native.pyramidLstm(impl, handleOf(x, op, 'input'), sixWeights(weights, op), false));
+      return wrapPyramidForward(native.pyramidLstm(impl, handleOf(x, op, 'input'), sixWeights(weights, op), false, options.keepForBackward ?? true));
     },
     /** pyramidLstm on the thread pool: the event loop stays free while it runs. */
-    async pyramidLstmAsync(x: Tensor, weights: readonly ClstmWeights[]): Promise<PyramidLstmResult> {
+    async pyramidLstmAsync(x: Tensor, weights: readonly ClstmWeights[], options: PyramidLstmOptions = {}): Promise<PyramidLstmResult> {
       const op = 'pyramidLstmAsync';
-      return wrapPyramidForward(await native.pyramidLstm(impl, handleOf(x, op, 'input'), sixWeights(weights, op), true));
+      return wrapPyramidForward(await native.pyramidLstm(impl, handleOf(x, op, 'input'), sixWeights(weights, op), true, options.keepForBackward ?? true));
     },
     pyramidLstmBackward(saved: SavedState, dy: Tensor): PyramidLstmGradients {
       const op = 'pyramidLstmBackward';

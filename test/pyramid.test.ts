@@ -95,7 +95,7 @@ for (const name of ['layer_k3_N2', 'layer_k5']) {
   }
 }
 
-test('a PyraMiD-LSTM forward pass keeps 6 directions x (gates 4O + c O + h O) + 3 re-laid inputs C per voxel', (t) => {
+test('a PyraMiD-LSTM forward pass keeps 6 directions x (gates 4O + c O + h O) per voxel; inference keeps nothing', (t) => {
   const [n, c, o, d, h, w] = [1, 3, 4, 5, 6, 7];
   const x = Tensor.full([n, c, d, h, w], 0.1);
   const weights = [0, 1, 2, 3, 4, 5].map(() => ({
@@ -103,7 +103,51 @@ test('a PyraMiD-LSTM forward pass keeps 6 directions x (gates 4O + c O + h O) + 
   }));
   const r = ops.pyramidLstm(x, weights);
   const voxels = n * d * h * w;
-  t.is(r.saved.bytes, 4 * voxels * (6 * 6 * o + 3 * c));
+  // The input is referenced, not copied: backward re-lays it.
+  t.is(r.saved.bytes, 4 * voxels * 6 * 6 * o);
+  const inference = ops.pyramidLstm(x, weights, { keepForBackward: false });
+  t.is(inference.saved.bytes, 0);
+  t.deepEqual(inference.y.toArray(), r.y.toArray());
+  const err = t.throws(() => ops.pyramidLstmBackward(inference.saved, r.y)) as Error & { code?: string };
+  t.is(err.code, 'ERR_ARGUMENT');
+  t.regex(err.message, /kept nothing for backward \(it ran for inference\)/);
   r.saved.dispose();
   t.is(r.saved.bytes, 0);
 });
+
+// Directions whose scans have one shape run as one grouped scan (always on CUDA;
+// SEGVOL_SCAN_GROUPS forces it here). A cube groups all six, H == W groups four.
+// Tolerance 1e-5: the same float32 arithmetic, summed in another order.
+for (const shape of [[1, 2, 5, 5, 5], [2, 2, 4, 6, 6], [1, 3, 4, 6, 7]]) {
+  test(`grouped scans of a (${shape.join(', ')}) volume equal one direction at a time`, (t) => {
+    const [, c] = shape as [number, number];
+    const o = 3;
+    let seed = 1;
+    const random = (dims: number[]) => Tensor.fromArray(Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) },
+      () => ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * 0.8), dims);
+    const x = random(shape);
+    const weights = [0, 1, 2, 3, 4, 5].map(() => ({ wx: random([4 * o, c, 3, 3]), bx: random([4 * o]), wh: random([4 * o, o, 3, 3]), bh: random([4 * o]) }));
+    const dy = random([shape[0]!, o, ...shape.slice(2)]);
+    const run = (groups: string) => {
+      const before = process.env.SEGVOL_SCAN_GROUPS;
+      process.env.SEGVOL_SCAN_GROUPS = groups;
+      try {
+        const r = ops.pyramidLstm(x, weights);
+        const g = ops.pyramidLstmBackward(r.saved, dy);
+        return { y: r.y, dx: g.dx, grads: g.grads };
+      } finally {
+        if (before === undefined) delete process.env.SEGVOL_SCAN_GROUPS; else process.env.SEGVOL_SCAN_GROUPS = before;
+      }
+    };
+    const single = run('1');
+    const grouped = run('6');
+    const tol = { abs: 1e-5, rel: 1e-5 };
+    assertClose(t, grouped.y, single.y, tol, 'y');
+    assertClose(t, grouped.dx, single.dx, tol, 'dx');
+    for (let d = 0; d < 6; ++d) {
+      for (const k of ['dwx', 'dbx', 'dwh', 'dbh'] as const) assertClose(t, grouped.grads[d]![k], single.grads[d]![k], tol, `dir${d}.${k}`);
+    }
+    const ref = reference.pyramidLstm(x, weights);
+    assertClose(t, grouped.y, ref.y, { abs: 2e-5, rel: 2e-5 }, 'y vs reference');
+  });
+}

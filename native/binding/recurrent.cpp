@@ -93,18 +93,19 @@ Napi::Value ClstmScanBackward(const Napi::CallbackInfo& info) {
   });
 }
 
-// pyramidLstm(impl, x, weights[6], async) -> { y, saved } or a Promise of it
+// pyramidLstm(impl, x, weights[6], async, keepForBackward) -> { y, saved } or a Promise of it
 Napi::Value PyramidLstm(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "pyramidLstm";
     const Implementation impl = implementationArg(info, 0);
     const Tensor x = tensorArg(info, 1, op, "input");
     const auto w = sixWeightsArg(info[2], op);
+    const bool keep = boolArg(info[4], op, "keepForBackward");
     if (boolArg(info[3], op, "async")) {
       return Napi::Value(PromiseWorker<ops::PyramidForward>::start(
-          info.Env(), [=] { return ops::pyramidLstmForward(impl, x, w); }, pyramidForwardResult));
+          info.Env(), [=] { return ops::pyramidLstmForward(impl, x, w, keep); }, pyramidForwardResult));
     }
-    auto r = ops::pyramidLstmForward(impl, x, w);
+    auto r = ops::pyramidLstmForward(impl, x, w, keep);
     return pyramidForwardResult(info.Env(), r);
   });
 }

@@ -163,7 +163,9 @@ class Backend {
   // gates: (N, 4*O, S) in: the input-to-state pre-activation, its bias included;
   //        out: the activations sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
   // recurrent: (N, 4*O, S) the state-to-state convolution, or null when this
-  //        plane has no previous one; recurrentBias: (4*O), with recurrent
+  //        plane has no previous one; recurrentBias: (G*4*O), with recurrent.
+  //        G > 1 when G directions run as one grouped scan: the batch is then
+  //        N*G (sample-major), and batch row b takes the bias of group b % G.
   // cPrev: (N, O, S) or null (no previous cell: c = g * i)
   // c, h: (N, O, S) out: c = g * i + cPrev * f, h = o * tanh(c)
   virtual void lstmStepForward(Tensor& gates, const Tensor* recurrent, const Tensor* recurrentBias,

@@ -111,7 +111,8 @@ void CpuBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, const T
   const int64_t n = c.dim(0), o = c.dim(1), s = c.size() / (n * o);
   float* gp = gates.data();
   const float* rp = recurrent ? recurrent->data() : nullptr;
-  const float* bias = recurrentBias ? recurrentBias->data() : nullptr;
+  const float* biases = recurrentBias ? recurrentBias->data() : nullptr;
+  const int64_t groups = recurrentBias ? recurrentBias->size() / (4 * o) : 1;
   const float* cp = cPrev ? cPrev->data() : nullptr;
 #pragma omp parallel for if (c.size() > 32768)
   for (int64_t row = 0; row < n * o; ++row) {
@@ -119,6 +120,7 @@ void CpuBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, const T
     float* base = gp + (b * 4 * o + k) * s;
     GateRows g{base, base + o * s, base + 2 * o * s, base + 3 * o * s};
     if (rp) {
+      const float* bias = biases ? biases + (b % groups) * 4 * o : nullptr;
       const float* r = rp + (b * 4 * o + k) * s;
       addRecurrent(g, r, r + o * s, r + 2 * o * s, r + 3 * o * s, bias ? bias[k] : 0.0f, bias ? bias[o + k] : 0.0f,
                    bias ? bias[2 * o + k] : 0.0f, bias ? bias[3 * o + k] : 0.0f, s);

@@ -8,16 +8,17 @@ namespace {
 
 __device__ inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
 
-// gates: (N, 4O, S); recurrent: (N, 4O, S) or null; bias: (4O) or null; cPrev, c, h: (N, O, S)
+// gates: (N, 4O, S); recurrent: (N, 4O, S) or null; bias: (G*4O) with recurrent, batch row b
+// taking group b % G; cPrev, c, h: (N, O, S)
 __global__ void lstmForwardKernel(float* gates, const float* recurrent, const float* bias, const float* cPrev, float* c, float* h,
-                                  int64_t n, int64_t o, int64_t s) {
+                                  int64_t n, int64_t o, int64_t s, int64_t groups) {
   SEGVOL_GRID_STRIDE(idx, n * o * s) {
     const int64_t b = idx / (o * s), k = (idx / s) % o, p = idx % s;
     const int64_t gi = (b * 4 * o + k) * s + p, step = o * s;
     float pre[4];
     for (int q = 0; q < 4; ++q) {
       pre[q] = gates[gi + q * step];
-      if (recurrent) pre[q] += recurrent[gi + q * step] + bias[q * o + k];
+      if (recurrent) pre[q] += recurrent[gi + q * step] + bias[(b % groups) * 4 * o + q * o + k];
     }
     const float i = sigmoidf(pre[0]), f = sigmoidf(pre[1]), g = tanhf(pre[2]), out = sigmoidf(pre[3]);
     const float cell = cPrev ? g * i + cPrev[idx] * f : g * i;
@@ -55,7 +56,8 @@ void CudaBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, const 
   const int64_t n = c.dim(0), o = c.dim(1), s = c.size() / (n * o);
   SEGVOL_LAUNCH(lstmForwardKernel, cuda::blocksFor(c.size()), 256)(gates.data(), recurrent ? recurrent->data() : nullptr,
                                                         recurrentBias ? recurrentBias->data() : nullptr, cPrev ? cPrev->data() : nullptr,
-                                                        c.data(), h.data(), n, o, s);
+                                                        c.data(), h.data(), n, o, s,
+                                                        recurrentBias ? recurrentBias->size() / (4 * o) : 1);
   cuda::checkLaunch("lstmStepForward");
 }
 

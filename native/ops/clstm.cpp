@@ -1,5 +1,6 @@
 #include "clstm.h"
 
+#include <cstdlib>
 #include <string>
 
 #include "checks.h"
@@ -75,33 +76,40 @@ void checkVolume(const Tensor& x, const std::string& op) {
   checkNotEmpty(x, op, "input");
 }
 
-// Forward over all planes of one direction; xs: (T, N, C, A, B).
+// Forward over all planes of one scan. xs: (T, N, G*C, A, B); w: weights of G
+// directions stacked along the output axis (wx (G*4O, C, k, k), wh (G*4O, O, k, k)).
+// G > 1 runs G same-shaped directions as one grouped scan (grouped convolutions,
+// the cell kernel on N*G rows), every member forward in its own time order.
 ScanPlanes scanForwardPlanes(Backend& be, const Tensor& xs, const ClstmWeights& w, bool reverse, const Tensor* h0,
                              const Tensor* c0) {
-  const int64_t T = xs.dim(0), N = xs.dim(1), C = xs.dim(2), A = xs.dim(3), B = xs.dim(4);
-  const int64_t O4 = w.wx.dim(0), O = O4 / 4;
-  const ConvGeometry g = planeGeometry(w);
-  ScanPlanes p{Tensor::empty(be, {T, N, O4, A, B}), Tensor::empty(be, {T, N, O, A, B}), Tensor::empty(be, {T, N, O, A, B})};
-  Tensor gatesBatch = p.gates.view({T * N, O4, A, B});
-  be.convForward(g, xs.view({T * N, C, A, B}), w.wx, &w.bx, gatesBatch);
-  Tensor recurrent = Tensor::empty(be, {N, O4, A, B});
-  const Shape stateShape = {N, O, A, B}, gateShape = {N, O4, A, B};
+  const int64_t T = xs.dim(0), N = xs.dim(1), GC = xs.dim(2), A = xs.dim(3), B = xs.dim(4);
+  const int64_t GO4 = w.wx.dim(0), O = w.wh.dim(1), G = GO4 / (4 * O);
+  ConvGeometry g = planeGeometry(w);
+  g.groups = G;
+  ScanPlanes p{Tensor::empty(be, {T, N, GO4, A, B}), Tensor::empty(be, {T, N, G * O, A, B}),
+               Tensor::empty(be, {T, N, G * O, A, B})};
+  Tensor gatesBatch = p.gates.view({T * N, GO4, A, B});
+  be.convForward(g, xs.view({T * N, GC, A, B}), w.wx, &w.bx, gatesBatch);
+  Tensor recurrentConv = Tensor::empty(be, {N, GO4, A, B});
+  Tensor recurrent = recurrentConv.view({N * G, 4 * O, A, B});
+  // Convolutions see (N, G*channels); the cell kernel sees the same memory as (N*G, channels).
+  const Shape convState = {N, G * O, A, B}, cellState = {N * G, O, A, B}, cellGates = {N * G, 4 * O, A, B};
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s, prev = reverse ? t + 1 : t - 1;
-    Tensor gates = p.gates.slice(t, 1).view(gateShape);
-    Tensor c = p.c.slice(t, 1).view(stateShape);
-    Tensor h = p.h.slice(t, 1).view(stateShape);
+    Tensor gates = p.gates.slice(t, 1).view(cellGates);
+    Tensor c = p.c.slice(t, 1).view(cellState);
+    Tensor h = p.h.slice(t, 1).view(cellState);
     Tensor hPrevPlane, cPrevPlane;
     const Tensor* hPrev = h0;
     const Tensor* cPrev = c0;
     if (s > 0) {
-      hPrevPlane = p.h.slice(prev, 1).view(stateShape);
-      cPrevPlane = p.c.slice(prev, 1).view(stateShape);
+      hPrevPlane = p.h.slice(prev, 1).view(convState);
+      cPrevPlane = p.c.slice(prev, 1).view(cellState);
       hPrev = &hPrevPlane;
       cPrev = &cPrevPlane;
     }
     if (hPrev) {
-      be.convForward(g, *hPrev, w.wh, nullptr, recurrent);
+      be.convForward(g, *hPrev, w.wh, nullptr, recurrentConv);
       be.lstmStepForward(gates, &recurrent, &w.bh, cPrev, c, h);
     } else {
       be.lstmStepForward(gates, nullptr, nullptr, nullptr, c, h);
@@ -111,23 +119,27 @@ ScanPlanes scanForwardPlanes(Backend& be, const Tensor& xs, const ClstmWeights& 
 }
 
 struct PlaneGrads {
-  Tensor dxs;  // (T, N, C, A, B), when asked for
-  ClstmGrads grads;
+  Tensor dxs;  // (T, N, G*C, A, B), when asked for
+  ClstmGrads grads;  // stacked like the weights
   Tensor dh0, dc0;
 };
 
-// BPTT over all planes of one direction. dys: (T, N, O, A, B) gradient of every plane's h.
+// BPTT over all planes of one (possibly grouped) scan. dys: (T, N, G*O, A, B)
+// gradient of every plane's h; initial states only for G = 1.
 PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p, const ClstmWeights& w, bool reverse,
                               const Tensor& dys, const Tensor* dhLast, const Tensor* dcLast, const Tensor* h0,
                               const Tensor* c0, bool needInput) {
-  const int64_t T = xs.dim(0), N = xs.dim(1), C = xs.dim(2), A = xs.dim(3), B = xs.dim(4);
-  const int64_t O4 = w.wx.dim(0), O = O4 / 4;
-  const ConvGeometry g = planeGeometry(w);
-  const Shape stateShape = {N, O, A, B}, gateShape = {N, O4, A, B};
-  Tensor dgates = Tensor::empty(be, {T, N, O4, A, B});
-  Tensor dc = Tensor::empty(be, stateShape);
+  const int64_t T = xs.dim(0), N = xs.dim(1), GC = xs.dim(2), A = xs.dim(3), B = xs.dim(4);
+  const int64_t GO4 = w.wx.dim(0), O = w.wh.dim(1), G = GO4 / (4 * O);
+  ConvGeometry g = planeGeometry(w);
+  g.groups = G;
+  const Shape convState = {N, G * O, A, B}, convGates = {N, GO4, A, B};
+  const Shape cellState = {N * G, O, A, B}, cellGates = {N * G, 4 * O, A, B};
+  Tensor dgates = Tensor::empty(be, {T, N, GO4, A, B});
+  Tensor dc = Tensor::empty(be, cellState);
   if (dcLast) be.copy(*dcLast, dc); else be.fill(dc, 0.0f);
-  Tensor dhRecurrent = Tensor::empty(be, stateShape);
+  Tensor dhRecurrentConv = Tensor::empty(be, convState);
+  Tensor dhRecurrent = dhRecurrentConv.view(cellState);
   bool haveRecurrent = dhLast != nullptr;
   if (dhLast) be.copy(*dhLast, dhRecurrent);
   for (int64_t s = T - 1; s >= 0; --s) {
@@ -135,27 +147,27 @@ PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p
     Tensor cPrevPlane;
     const Tensor* cPrev = c0;
     if (s > 0) {
-      cPrevPlane = p.c.slice(prev, 1).view(stateShape);
+      cPrevPlane = p.c.slice(prev, 1).view(cellState);
       cPrev = &cPrevPlane;
     }
-    Tensor dg = dgates.slice(t, 1).view(gateShape);
-    be.lstmStepBackward(p.gates.slice(t, 1).view(gateShape), cPrev, p.c.slice(t, 1).view(stateShape),
-                        dys.slice(t, 1).view(stateShape), haveRecurrent ? &dhRecurrent : nullptr, dc, dg);
+    Tensor dg = dgates.slice(t, 1).view(cellGates);
+    be.lstmStepBackward(p.gates.slice(t, 1).view(cellGates), cPrev, p.c.slice(t, 1).view(cellState),
+                        dys.slice(t, 1).view(cellState), haveRecurrent ? &dhRecurrent : nullptr, dc, dg);
     haveRecurrent = s > 0 || h0;
-    if (haveRecurrent) be.convBackwardData(g, dg, w.wh, dhRecurrent);
+    if (haveRecurrent) be.convBackwardData(g, dgates.slice(t, 1).view(convGates), w.wh, dhRecurrentConv);
   }
 
   PlaneGrads out;
   out.grads.dwx = Tensor::empty(be, w.wx.shape());
-  out.grads.dbx = Tensor::empty(be, {O4});
-  be.convBackwardWeights(g, xs.view({T * N, C, A, B}), dgates.view({T * N, O4, A, B}), out.grads.dwx, &out.grads.dbx);
+  out.grads.dbx = Tensor::empty(be, {GO4});
+  be.convBackwardWeights(g, xs.view({T * N, GC, A, B}), dgates.view({T * N, GO4, A, B}), out.grads.dwx, &out.grads.dbx);
 
   // The recurrent weights see every step that had a previous plane: one batched call.
   out.grads.dwh = Tensor::empty(be, w.wh.shape());
-  out.grads.dbh = Tensor::empty(be, {O4});
+  out.grads.dbh = Tensor::empty(be, {GO4});
   if (T > 1) {
-    Tensor hPrevs = (reverse ? p.h.slice(1, T - 1) : p.h.slice(0, T - 1)).view({(T - 1) * N, O, A, B});
-    Tensor dgs = (reverse ? dgates.slice(0, T - 1) : dgates.slice(1, T - 1)).view({(T - 1) * N, O4, A, B});
+    Tensor hPrevs = (reverse ? p.h.slice(1, T - 1) : p.h.slice(0, T - 1)).view({(T - 1) * N, G * O, A, B});
+    Tensor dgs = (reverse ? dgates.slice(0, T - 1) : dgates.slice(1, T - 1)).view({(T - 1) * N, GO4, A, B});
     be.convBackwardWeights(g, hPrevs, dgs, out.grads.dwh, &out.grads.dbh);
   } else {
     be.fill(out.grads.dwh, 0.0f);
@@ -163,8 +175,8 @@ PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p
   }
   if (h0) {
     const int64_t first = reverse ? T - 1 : 0;
-    Tensor dg = dgates.slice(first, 1).view(gateShape);
-    Tensor dwh0 = Tensor::empty(be, w.wh.shape()), dbh0 = Tensor::empty(be, {O4});
+    Tensor dg = dgates.slice(first, 1).view(convGates);
+    Tensor dwh0 = Tensor::empty(be, w.wh.shape()), dbh0 = Tensor::empty(be, {GO4});
     be.convBackwardWeights(g, *h0, dg, dwh0, &dbh0);
     be.binary(BinaryKind::Add, out.grads.dwh, dwh0, out.grads.dwh);
     be.binary(BinaryKind::Add, out.grads.dbh, dbh0, out.grads.dbh);
@@ -172,9 +184,9 @@ PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p
     out.dc0 = dc;
   }
   if (needInput) {
-    out.dxs = Tensor::empty(be, {T, N, C, A, B});
-    Tensor dxsBatch = out.dxs.view({T * N, C, A, B});
-    be.convBackwardData(g, dgates.view({T * N, O4, A, B}), w.wx, dxsBatch);
+    out.dxs = Tensor::empty(be, {T, N, GC, A, B});
+    Tensor dxsBatch = out.dxs.view({T * N, GC, A, B});
+    be.convBackwardData(g, dgates.view({T * N, GO4, A, B}), w.wx, dxsBatch);
   }
   return out;
 }
@@ -280,12 +292,133 @@ ScanBackward clstmScanBackward(Implementation impl, const ScanSaved& saved, cons
 
 size_t PyramidSaved::bytes() const {
   size_t total = 0;
-  for (const Tensor& t : xs) total += t.bytes();
-  for (const ScanPlanes& p : planes) total += p.bytes();
+  for (const ScanGroup& g : groups) total += g.planes.bytes();
   return total;
 }
 
-PyramidForward pyramidLstmForward(Implementation impl, const Tensor& x, const std::array<ClstmWeights, 6>& w) {
+namespace {
+
+// Scan shape (T, A, B) of a direction.
+std::array<int64_t, 3> scanShapeOf(const Shape& x, int direction) {
+  const auto [a, b] = planeOf(x, direction);
+  return {x[2 + direction / 2], a, b};
+}
+
+// How many directions a grouped scan may hold. CUDA: 6 (one launch per step
+// does the work of up to six, which small planes need to fill a GPU). CPU: the
+// +/- pair when the input has fewer than 8 channels, else one direction at a
+// time. Measured on 2 cores, forward + backward of 8x64x64, k=7: C=5, O=16 pairs
+// 427-435 ms vs 462-488 single (the grouped input convolution fills oneDNN's
+// 8-channel blocks better); C=25, O=32 pairs 1916-2284 ms vs 1796-1894 single.
+// SEGVOL_SCAN_GROUPS (1..6) overrides it, for tests and benchmarks.
+int scanGroupLimit(const Backend& be, int64_t inputChannels) {
+  if (const char* env = std::getenv("SEGVOL_SCAN_GROUPS")) {
+    const int v = std::atoi(env);
+    if (v >= 1 && v <= 6) return v;
+  }
+  if (be.device() == Device::Cuda) return 6;
+  return inputChannels < 8 ? 2 : 1;
+}
+
+// The directions that run together: a +/- pair of an axis always has one scan
+// shape; pairs of different axes join when their shapes match too (H == W, say).
+std::vector<std::vector<int>> scanGroups(const Shape& x, int limit) {
+  std::vector<std::vector<int>> groups;
+  for (int axis = 0; axis < 3; ++axis) {
+    const int plus = 2 * axis, minus = plus + 1;
+    if (limit < 2) {
+      groups.push_back({plus});
+      groups.push_back({minus});
+      continue;
+    }
+    bool joined = false;
+    for (auto& group : groups) {
+      if (scanShapeOf(x, group[0]) == scanShapeOf(x, plus) && static_cast<int>(group.size()) + 2 <= limit) {
+        group.push_back(plus);
+        group.push_back(minus);
+        joined = true;
+        break;
+      }
+    }
+    if (!joined) groups.push_back({plus, minus});
+  }
+  return groups;
+}
+
+// v: (N, K, D, H, W) in the group's scan layout (T, N, G*K, A, B): member j's
+// channels hold v re-laid along its axis, time-reversed for a minus direction
+// of a grouped scan (so every member scans forward in grouped time). A group of
+// one keeps its own time order (the scan runs it backwards instead).
+Tensor stackForGroup(Backend& be, const Tensor& v, const std::vector<int>& dirs) {
+  const int64_t G = static_cast<int64_t>(dirs.size());
+  const int firstAxis = dirs[0] / 2;
+  Shape scan;
+  for (int a : kToScan[firstAxis]) scan.push_back(v.dim(a));
+  if (G == 1) return permuted(be, v, kToScan[firstAxis]);
+  const int64_t T = scan[0], N = scan[1], K = scan[2], A = scan[3], B = scan[4];
+  Tensor stacked = Tensor::empty(be, {G, T * N, K * A * B});
+  for (int64_t j = 0; j < G; ++j) {
+    Tensor slot = stacked.slice(j, 1).view(scan);
+    const int axis = dirs[j] / 2;
+    if (dirs[j] % 2 == 0) {
+      be.permute(v, kToScan[axis], slot);
+    } else {
+      // The + direction of this axis was stacked just before: flip its copy.
+      be.flip(stacked.slice(j - 1, 1).view(scan), {0}, slot);
+    }
+  }
+  Tensor out = Tensor::empty(be, {T * N, G, K * A * B});
+  be.permute(stacked, {1, 0, 2}, out);
+  return out.view({T, N, G * K, A, B});
+}
+
+// Adds the members' parts of a scan-layout tensor (T, N, G*K, A, B) to acc
+// (N, K, D, H, W; created on first use), each back in volume layout and, for the
+// minus directions of a grouped scan, back in their own time order.
+void addUnstacked(Backend& be, const Tensor& grouped, const std::vector<int>& dirs, Tensor& acc) {
+  const int64_t G = static_cast<int64_t>(dirs.size());
+  const int64_t T = grouped.dim(0), N = grouped.dim(1), K = grouped.dim(2) / G, A = grouped.dim(3), B = grouped.dim(4);
+  const Shape part = {T, N, K, A, B};
+  Tensor split = grouped;
+  if (G > 1) {
+    split = Tensor::empty(be, {G, T * N, K * A * B});
+    be.permute(grouped.view({T * N, G, K * A * B}), {1, 0, 2}, split);
+  }
+  for (int64_t j = 0; j < G; ++j) {
+    Tensor member = G > 1 ? split.slice(j, 1).view(part) : grouped;
+    if (G > 1 && dirs[j] % 2 == 1) {
+      Tensor forward = Tensor::empty(be, part);
+      be.flip(member, {0}, forward);
+      member = forward;
+    }
+    Tensor volume = permuted(be, member, kFromScan[dirs[j] / 2]);
+    if (acc.defined()) be.binary(BinaryKind::Add, acc, volume, acc); else acc = volume;
+  }
+}
+
+// The group's weights stacked along the output axis (member j's rows j*4O ...).
+ClstmWeights stackWeights(Backend& be, const std::array<ClstmWeights, 6>& w, const std::vector<int>& dirs) {
+  if (dirs.size() == 1) return w[dirs[0]];
+  const int64_t G = static_cast<int64_t>(dirs.size());
+  auto stack = [&](Tensor ClstmWeights::*field) {
+    const Tensor& first = w[dirs[0]].*field;
+    Shape shape = first.shape();
+    const int64_t rows = shape[0];
+    shape[0] *= G;
+    Tensor out = Tensor::empty(be, shape);
+    for (int64_t j = 0; j < G; ++j) {
+      Tensor dst = out.slice(j * rows, rows);
+      be.copy(w[dirs[j]].*field, dst);
+    }
+    return out;
+  };
+  return {stack(&ClstmWeights::wx), stack(&ClstmWeights::bx), stack(&ClstmWeights::wh), stack(&ClstmWeights::bh)};
+}
+
+}  // namespace
+
+PyramidForward pyramidLstmForward(Implementation impl, const Tensor& x, const std::array<ClstmWeights, 6>& w,
+                                  bool keepForBackward) {
   const std::string op = "pyramidLstm";
   checkVolume(x, op);
   Backend& be = backendFor(x.device(), impl);
@@ -296,21 +429,21 @@ PyramidForward pyramidLstmForward(Implementation impl, const Tensor& x, const st
                                  ", received " + shapeToString(w[d].wx.shape()) + " for direction " + std::to_string(d));
     }
   }
+  ScopedRange range(be, "pyramidLstm");
   auto saved = std::make_shared<PyramidSaved>();
   saved->xShape = x.shape();
+  saved->x = x;  // referenced, not copied: backward re-lays it
   saved->weights = w;
   PyramidForward out;
-  for (int axis = 0; axis < 3; ++axis) {
-    saved->xs[axis] = permuted(be, x, kToScan[axis]);
-    for (int sign = 0; sign < 2; ++sign) {
-      const int d = 2 * axis + sign;
-      saved->planes[d] = scanForwardPlanes(be, saved->xs[axis], w[d], sign == 1, nullptr, nullptr);
-    }
-    // Sum the axis' two directions in scan layout, then one permutation back.
-    Tensor both = Tensor::empty(be, saved->planes[2 * axis].h.shape());
-    be.binary(BinaryKind::Add, saved->planes[2 * axis].h, saved->planes[2 * axis + 1].h, both);
-    Tensor h = permuted(be, both, kFromScan[axis]);
-    if (out.y.defined()) be.binary(BinaryKind::Add, out.y, h, out.y); else out.y = h;
+  for (const std::vector<int>& dirs : scanGroups(x.shape(), scanGroupLimit(be, x.dim(1)))) {
+    ScopedRange scanRange(be, dirs.size() == 1 ? kDirectionNames[dirs[0]] : "grouped scan");
+    Tensor xs = stackForGroup(be, x, dirs);
+    ClstmWeights weights = stackWeights(be, w, dirs);
+    const bool reverse = dirs.size() == 1 && dirs[0] % 2 == 1;
+    ScanPlanes planes = scanForwardPlanes(be, xs, weights, reverse, nullptr, nullptr);
+    addUnstacked(be, planes.h, dirs, out.y);
+    // Inference drops each group's planes once its output is summed: the peak is one group's.
+    if (keepForBackward) saved->groups.push_back({dirs, weights, planes});
   }
   out.saved = saved;
   return out;
@@ -321,20 +454,33 @@ PyramidBackward pyramidLstmBackward(Implementation impl, const PyramidSaved& sav
   Shape yShape = saved.xShape;
   yShape[1] = saved.weights[0].wx.dim(0) / 4;
   checkOutputGradient(dy, yShape, op);
+  if (saved.groups.empty()) {
+    fail(ErrorCode::Argument, op + ": the forward pass kept nothing for backward (it ran for inference); "
+                                   "run the forward pass for training, e.g. model.forward(x, { keepTape: true })");
+  }
   Backend& be = backendFor(dy.device(), impl);
+  ScopedRange range(be, "pyramidLstmBackward");
   PyramidBackward out;
-  for (int axis = 0; axis < 3; ++axis) {
-    Tensor dys = permuted(be, dy, kToScan[axis]);  // shared by the axis' two directions
-    Tensor dxs;
-    for (int sign = 0; sign < 2; ++sign) {
-      const int d = 2 * axis + sign;
-      PlaneGrads g = scanBackwardPlanes(be, saved.xs[axis], saved.planes[d], saved.weights[d], sign == 1, dys,
-                                        nullptr, nullptr, nullptr, nullptr, true);
-      out.grads[d] = g.grads;
-      if (dxs.defined()) be.binary(BinaryKind::Add, dxs, g.dxs, dxs); else dxs = g.dxs;
+  for (const ScanGroup& group : saved.groups) {
+    const std::vector<int>& dirs = group.directions;
+    const int64_t G = static_cast<int64_t>(dirs.size()), O4 = group.weights.wx.dim(0) / G;
+    const int64_t C = saved.xShape[1], O = O4 / 4;
+    Tensor xs = stackForGroup(be, saved.x, dirs);
+    Tensor dys = stackForGroup(be, dy, dirs);
+    const bool reverse = G == 1 && dirs[0] % 2 == 1;
+    PlaneGrads g = scanBackwardPlanes(be, xs, group.planes, group.weights, reverse, dys, nullptr, nullptr, nullptr,
+                                      nullptr, true);
+    for (int64_t j = 0; j < G; ++j) {
+      // Views into the stacked gradients: member j's rows.
+      ClstmGrads& d = out.grads[dirs[j]];
+      d.dwx = g.grads.dwx.slice(j * O4, O4);
+      d.dbx = g.grads.dbx.slice(j * O4, O4);
+      d.dwh = g.grads.dwh.slice(j * O4, O4);
+      d.dbh = g.grads.dbh.slice(j * O4, O4);
     }
-    Tensor dx = permuted(be, dxs, kFromScan[axis]);
-    if (out.dx.defined()) be.binary(BinaryKind::Add, out.dx, dx, out.dx); else out.dx = dx;
+    (void)C;
+    (void)O;
+    addUnstacked(be, g.dxs, dirs, out.dx);
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #pragma once
 #include <array>
 #include <memory>
+#include <vector>
 
 #include "ops.h"
 
@@ -72,11 +73,20 @@ ScanForward clstmScanForward(Implementation impl, const Tensor& x, const ClstmWe
 ScanBackward clstmScanBackward(Implementation impl, const ScanSaved& saved, const Tensor* dh, const Tensor* dhLast,
                                const Tensor* dcLast);
 
+// Directions that ran as one scan (one, or several of the same scan shape,
+// stacked along channels; see clstm.cpp), with their planes in that layout.
+struct ScanGroup {
+  std::vector<int> directions;
+  ClstmWeights weights;  // stacked along the output axis when grouped
+  ScanPlanes planes;
+};
+
 struct PyramidSaved final : SavedState {
   Shape xShape;
-  std::array<Tensor, 3> xs;  // the input in the scan layout of each axis
-  std::array<ScanPlanes, 6> planes;
+  Tensor x;  // the input itself (shared, not copied)
+  std::vector<ScanGroup> groups;  // empty after an inference-only forward pass
   std::array<ClstmWeights, 6> weights;
+  // The activations kept for backward: every group's planes.
   size_t bytes() const override;
   const char* kind() const override { return "pyramidLstm"; }
 };
@@ -91,7 +101,9 @@ struct PyramidBackward {
   std::array<ClstmGrads, 6> grads;
 };
 
-PyramidForward pyramidLstmForward(Implementation impl, const Tensor& x, const std::array<ClstmWeights, 6>& w);
+// keepForBackward = false (inference) keeps no planes, so the peak memory is one scan group's.
+PyramidForward pyramidLstmForward(Implementation impl, const Tensor& x, const std::array<ClstmWeights, 6>& w,
+                                  bool keepForBackward = true);
 // dy: (N, O, D, H, W)
 PyramidBackward pyramidLstmBackward(Implementation impl, const PyramidSaved& saved, const Tensor& dy);
 

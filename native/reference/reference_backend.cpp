@@ -486,6 +486,7 @@ double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 void ReferenceBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, const Tensor* recurrentBias,
                                        const Tensor* cPrev, Tensor& c, Tensor& h) {
   const int64_t n = c.dim(0), o = c.dim(1), s = c.size() / (n * o);
+  const int64_t groups = recurrentBias ? recurrentBias->size() / (4 * o) : 1;
   for (int64_t b = 0; b < n; ++b)
     for (int64_t k = 0; k < o; ++k)
       for (int64_t p = 0; p < s; ++p) {
@@ -493,7 +494,7 @@ void ReferenceBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, c
         for (int gate = 0; gate < 4; ++gate) {
           const int64_t gi = (b * 4 * o + gate * o + k) * s + p;
           pre[gate] = gates.data()[gi];
-          if (recurrent) pre[gate] += static_cast<double>(recurrent->data()[gi]) + recurrentBias->data()[gate * o + k];
+          if (recurrent) pre[gate] += static_cast<double>(recurrent->data()[gi]) + recurrentBias->data()[(b % groups) * 4 * o + gate * o + k];
         }
         const double i = sigmoid(pre[0]), f = sigmoid(pre[1]), g = std::tanh(pre[2]), out = sigmoid(pre[3]);
         const int64_t ci = (b * o + k) * s + p;
