@@ -1,5 +1,7 @@
 """PyTorch peer for segvol's benchmarks. Reads one JSON job from stdin:
-{"suite": "conv" | "pyramid", "threads": 2, "repeats": 10, "cases": [...]}
+{"suite": "conv" | "pyramid" | "gpu", "threads": 2, "repeats": 10, "cases": [...]}
+("gpu" also takes "device": "cuda" and "tf32": bool, and cases of kind layer,
+train or inference; see gpu_case)
 and prints one JSON line per case: {"case": name, "torch_ms": median ms}.
 Same shapes and thread count as the segvol side; forward + both backward convolutions."""
 import json
@@ -13,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures"))
-from pyramid_reference import clstm_weights, pyramid_lstm  # noqa: E402
+from pyramid_reference import PyramidNet, clstm_weights, pyramid_lstm  # noqa: E402
 
 
 def conv_case(case, repeats):
@@ -59,10 +61,69 @@ def pyramid_case(case, repeats):
     return statistics.median(times)
 
 
+def timed(fn, repeats, device):
+    """Median ms of fn after two warm-ups, the device drained around each run."""
+    times = []
+    for i in range(repeats + 2):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i >= 2:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def gpu_case(case, repeats, device, tf32):
+    """The GPU cases of `npm run bench -- pyramid --gpu`, eager PyTorch with cuDNN."""
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = False  # segvol uses cuDNN's heuristics, not exhaustive search
+    if case["kind"] == "layer":
+        x = (torch.rand(case["x"], device=device) * 2 - 1).requires_grad_(True)
+        g = torch.Generator().manual_seed(0)
+        weights = [[w.to(device).requires_grad_(True) for w in clstm_weights(case["x"][1], case["hidden"], case["kernel"], g)]
+                   for _ in range(6)]
+        dy = torch.ones((case["x"][0], case["hidden"], *case["x"][2:]), device=device)
+
+        def step():
+            pyramid_lstm(x, weights).backward(dy)
+            x.grad = None
+            for ws in weights:
+                for w in ws:
+                    w.grad = None
+        return timed(step, repeats, device)
+    net = PyramidNet(1, 2, hidden=tuple(case["hidden"]), fc=tuple(case["fc"]), kernel=case["kernel"], seed=1).to(device)
+    x = torch.rand((1, 1, *case["size"]), device=device) * 2 - 1
+    if case["kind"] == "train":
+        target = torch.nn.functional.one_hot((torch.rand(case["size"], device=device) < 0.3).long(), 2)
+        target = target.permute(3, 0, 1, 2).unsqueeze(0).float()
+        optimizer = torch.optim.RMSprop(net.parameters(), lr=1e-4, momentum=0.9)
+
+        def train_step():
+            optimizer.zero_grad(set_to_none=True)
+            loss = ((net(x) - target) ** 2).sum() / target[0, 0].numel()
+            loss.backward()
+            optimizer.step()
+        return timed(train_step, repeats, device)
+
+    def infer():
+        with torch.no_grad():
+            net(x)
+    return timed(infer, repeats, device)
+
+
 def main():
     job = json.load(sys.stdin)
     torch.set_num_threads(job["threads"])
-    run = pyramid_case if job["suite"] == "pyramid" else conv_case
+    if job["suite"] == "gpu":
+        if not torch.cuda.is_available():
+            sys.exit("PyTorch here has no CUDA device")
+        run = lambda case, repeats: gpu_case(case, repeats, job["device"], job["tf32"])  # noqa: E731
+    else:
+        run = pyramid_case if job["suite"] == "pyramid" else conv_case
     for case in job["cases"]:
         ms = run(case, job["repeats"])
         print(json.dumps({"case": case["name"], "torch_ms": ms}), flush=True)

@@ -1,4 +1,7 @@
 // npm run bench -- <suite> [--repeats N]
+// npm run bench -- pyramid --gpu [--tf32] [--smoke]: the GPU cases (segvol on cuda
+// vs PyTorch eager with cuDNN, same convolution math); --smoke runs the same code
+// on tiny shapes without the peer (checks the suite on the emulated build).
 // Runs segvol and its PyTorch peer (benchmarks/peer_torch.py) in the same run,
 // same shapes, same thread count, and prints one JSON line per case:
 //   {"case", "segvol_ms", "torch_ms", "ratio", "gflops"}   ratio = torch_ms / segvol_ms
@@ -8,7 +11,10 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { metrics, normalizeSlices, ops, presets, Random, readVolume, Tensor, VolumeSampler, writeVolume, type ClstmWeights } from '../lib';
+import {
+  backends, computeLoss, metrics, normalizeSlices, ops, Optimizer, presets, Random, readVolume, setConvMath, synchronize, Tensor, VolumeSampler, writeVolume,
+  readSafetensors, type ClstmWeights, type Device,
+} from '../lib';
 import { writeNpy } from '../lib/npy';
 
 interface ConvCase {
@@ -26,10 +32,12 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function randomTensor(shape: number[]): Tensor {
+const flags = new Set(process.argv.slice(2).filter((a) => a.startsWith('--')));
+
+function randomTensor(shape: number[], device: Device = 'cpu', scale = 1): Tensor {
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < data.length; ++i) data[i] = Math.random() * 2 - 1;
-  return Tensor.fromArray(data, shape);
+  for (let i = 0; i < data.length; ++i) data[i] = (Math.random() * 2 - 1) * scale;
+  return Tensor.fromArray(data, shape, { device });
 }
 
 /** Forward + backward-data + backward-weights multiply-adds, as FLOPs. */
@@ -91,20 +99,21 @@ function pyramidFlops(c: PyramidCase): number {
   return 3 * n * total;
 }
 
-async function timePyramid(c: PyramidCase, repeats: number): Promise<number> {
-  const x = randomTensor(c.x);
+async function timePyramid(c: PyramidCase, repeats: number, device: Device = 'cpu'): Promise<number> {
+  const x = randomTensor(c.x, device);
   const weights: ClstmWeights[] = [0, 1, 2, 3, 4, 5].map(() => ({
-    wx: randomTensor([4 * c.hidden, c.x[1]!, c.kernel, c.kernel]),
-    bx: randomTensor([4 * c.hidden]),
-    wh: randomTensor([4 * c.hidden, c.hidden, c.kernel, c.kernel]),
-    bh: randomTensor([4 * c.hidden]),
+    wx: randomTensor([4 * c.hidden, c.x[1]!, c.kernel, c.kernel], device),
+    bx: randomTensor([4 * c.hidden], device),
+    wh: randomTensor([4 * c.hidden, c.hidden, c.kernel, c.kernel], device),
+    bh: randomTensor([4 * c.hidden], device),
   }));
-  const dy = Tensor.full([c.x[0]!, c.hidden, ...c.x.slice(2)], 1);
+  const dy = Tensor.full([c.x[0]!, c.hidden, ...c.x.slice(2)], 1, { device });
   const times: number[] = [];
   for (let i = 0; i < repeats + 2; ++i) {
     const start = process.hrtime.bigint();
     const r = await ops.pyramidLstmAsync(x, weights);
     const g = await ops.pyramidLstmBackwardAsync(r.saved, dy);
+    synchronize(device);  // GPU work is queued asynchronously: wait before reading the clock
     const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
     r.y.dispose();
     r.saved.dispose();
@@ -125,7 +134,135 @@ function report(name: string, segvolMs: number, torchMs: number | null, flops: n
   }));
 }
 
+/** Median ms of fn after two warm-up runs, with the device drained before each clock read. */
+async function timeOnDevice(fn: () => Promise<void>, repeats: number, device: Device): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < repeats + 2; ++i) {
+    synchronize(device);
+    const start = process.hrtime.bigint();
+    await fn();
+    synchronize(device);
+    if (i >= 2) times.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  return median(times);
+}
+
+/**
+ * Issue 4's GPU cases: one PyraMiD-LSTM layer (C=25, O=32, k=7) on 20x256x256,
+ * forward + backward; a training step of the paper network on a 20x256x256
+ * sub-volume (forward, loss, backward, RMSprop update); inference of a 48x240x240
+ * volume in one window. PyTorch runs the same in eager mode on the same GPU.
+ */
+async function gpuPyramid(repeats: number, smoke: boolean, tf32: boolean): Promise<void> {
+  const cuda = backends().find((b) => b.name === 'cuda')!;
+  if (!cuda.available) {
+    console.error(`--gpu needs the cuda backend, which is unavailable here: ${cuda.reason}`);
+    process.exitCode = 1;
+    return;
+  }
+  const device: Device = 'cuda';
+  setConvMath(tf32 ? 'tf32' : 'fp32');
+  console.error(`device: ${cuda.detail}; convolutions in ${tf32 ? 'TF32' : 'FP32'}${smoke ? '; smoke run (tiny shapes, no peer)' : ''}`);
+  const layer: PyramidCase = smoke
+    ? { name: 'smoke: pyramidLstm C=3 O=4 k=3 on 4x12x12', x: [1, 3, 4, 12, 12], hidden: 4, kernel: 3 }
+    : { name: 'gpu: pyramidLstm C=25 O=32 k=7 on 20x256x256', x: [1, 25, 20, 256, 256], hidden: 32, kernel: 7 };
+  const net = smoke
+    ? { hidden: [4, 6], fc: [5], kernel: 3, size: [4, 12, 12], inference: [6, 12, 12] }
+    : { hidden: [16, 32, 64], fc: [25, 45], kernel: 7, size: [20, 256, 256], inference: [48, 240, 240] };
+  const trainName = `${smoke ? 'smoke' : 'gpu'}: paper network training step on ${net.size.join('x')}`;
+  const inferName = `${smoke ? 'smoke' : 'gpu'}: paper network inference of ${net.inference.join('x')}`;
+  const peerCases = [
+    { kind: 'layer', ...layer },
+    { kind: 'train', name: trainName, hidden: net.hidden, fc: net.fc, kernel: net.kernel, size: net.size },
+    { kind: 'inference', name: inferName, hidden: net.hidden, fc: net.fc, kernel: net.kernel, size: net.inference },
+  ];
+  // The peer runs first and exits, so its GPU memory is free when segvol runs.
+  const peer = smoke ? 'smoke run' : runPeer({ suite: 'gpu', device: 'cuda', tf32, threads, repeats, cases: peerCases });
+  if (typeof peer === 'string' && !smoke) console.error(`torch peer unavailable (${peer})`);
+  const peerMs = (name: string) => (typeof peer === 'string' ? null : peer.get(name) ?? null);
+  const line = (name: string, ms: number, extra: Record<string, unknown>) => {
+    const torchMs = peerMs(name);
+    console.log(JSON.stringify({ case: name, device: cuda.detail, math: tf32 ? 'tf32' : 'fp32', segvol_ms: Number(ms.toFixed(2)),
+      torch_ms: torchMs === null ? null : Number(torchMs.toFixed(2)), ratio: torchMs === null ? null : Number((torchMs / ms).toFixed(2)), ...extra }));
+  };
+
+  const layerMs = await timePyramid(layer, repeats, device);
+  line(layer.name, layerMs, { gflops: Number((pyramidFlops(layer) / layerMs / 1e6).toFixed(1)), target_ratio: 2 });
+
+  const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: net.hidden, fc: net.fc, kernel: net.kernel, seed: 1 }).to(device);
+  const optimizer = new Optimizer({ kind: 'rmspropMomentum' });
+  const x = randomTensor([1, 1, ...net.size], device);
+  const labels = Tensor.fromArray(Float32Array.from({ length: net.size.reduce((a, b) => a * b, 1) }, () => (Math.random() < 0.3 ? 1 : 0)), [1, ...net.size], { device });
+  const trainMs = await timeOnDevice(async () => {
+    const { y, tape } = await model.forward(x, { keepTape: true, training: true });
+    const loss = computeLoss('optimized', y, labels, { kind: 'squaredError' });
+    y.dispose();
+    const { dx, grads } = await model.backward(tape, loss.grad);
+    tape.dispose();
+    loss.grad.dispose();
+    dx.dispose();
+    optimizer.step(model.parameters(), grads, 1e-4);
+    for (const g of grads.values()) g.dispose();
+  }, repeats, device);
+  line(trainName, trainMs, { target_ms: 500 });
+
+  const volume = randomTensor([1, 1, ...net.inference], device);
+  const inferMs = await timeOnDevice(async () => {
+    (await model.predict(volume)).dispose();
+  }, repeats, device);
+  line(inferName, inferMs, { target_ms: 2000 });
+  for (const t of [x, labels, volume]) t.dispose();
+  model.dispose();
+  setConvMath('fp32');
+}
+
+/**
+ * The accuracy cost of TF32 convolutions on the PyraMiD-LSTM goldens: the largest
+ * error against PyTorch's float64 result (y, dx and every weight gradient),
+ * relative to the largest reference value, in FP32 and in TF32. On the emulated
+ * build the TF32 rounding is emulated (operands rounded to TF32, float32 sums).
+ */
+async function tf32Accuracy(): Promise<void> {
+  const cuda = backends().find((b) => b.name === 'cuda')!;
+  if (!cuda.available) {
+    console.error(`the tf32 suite needs the cuda backend (real or emulated: npm run build:native -- --emulated, SEGVOL_ADDON=...): ${cuda.reason}`);
+    process.exitCode = 1;
+    return;
+  }
+  const dir = path.join(__dirname, '..', 'test', 'fixtures', 'pyramid');
+  for (const name of ['layer_k3_N2', 'layer_k5']) {
+    const f = readSafetensors(path.join(dir, `${name}.safetensors`));
+    const get = (key: string) => { const a = f.tensors.get(key)!; return Tensor.fromArray(a.data, a.shape, { device: 'cuda' }); };
+    const ref = (key: string) => f.tensors.get(key)!.data;
+    const result: Record<string, unknown> = { case: `tf32 vs fp32 on the ${name} golden`, device: cuda.detail };
+    for (const mode of ['fp32', 'tf32'] as const) {
+      setConvMath(mode);
+      try {
+        const weights = [0, 1, 2, 3, 4, 5].map((d) => ({ wx: get(`dir${d}.wx`), bx: get(`dir${d}.bx`), wh: get(`dir${d}.wh`), bh: get(`dir${d}.bh`) }));
+        const r = ops.pyramidLstm(get('x'), weights);
+        const g = ops.pyramidLstmBackward(r.saved, get('dy'));
+        const worst = (a: Float32Array, b: Float32Array) => {
+          let err = 0, scale = 0;
+          for (let i = 0; i < a.length; ++i) { err = Math.max(err, Math.abs(a[i]! - b[i]!)); scale = Math.max(scale, Math.abs(b[i]!)); }
+          return err / scale;
+        };
+        let grads = 0;
+        for (let d = 0; d < 6; ++d) {
+          for (const k of ['wx', 'bx', 'wh', 'bh'] as const) grads = Math.max(grads, worst(g.grads[d]![`d${k}`].toArray(), ref(`dir${d}.d${k}`)));
+        }
+        result[`${mode}_y`] = Number(worst(r.y.toArray(), ref('y')).toExponential(2));
+        result[`${mode}_dx`] = Number(worst(g.dx.toArray(), ref('dx')).toExponential(2));
+        result[`${mode}_grads`] = Number(grads.toExponential(2));
+      } finally {
+        setConvMath('fp32');
+      }
+    }
+    console.log(JSON.stringify(result));
+  }
+}
+
 const suites: Record<string, (repeats: number) => void | Promise<void>> = {
+  tf32: () => tf32Accuracy(),
   async data(repeats) {
     // Reading + per-slice normalisation of the issue's two volumes, and sampling vs a training step.
     const dir = fs.mkdtempSync(`${os.tmpdir()}/segvol-data-bench-`);
@@ -209,6 +346,10 @@ const suites: Record<string, (repeats: number) => void | Promise<void>> = {
     }));
   },
   async pyramid(repeats) {
+    if (flags.has('--gpu')) {
+      await gpuPyramid(repeats, flags.has('--smoke'), flags.has('--tf32'));
+      return;
+    }
     // issue 3's cases: one PyraMiD-LSTM layer, forward + backward, N = 1, 7x7 filters
     const cases: PyramidCase[] = [
       { name: 'pyramidLstm C=5 O=16 k=7 on 8x64x64', x: [1, 5, 8, 64, 64], hidden: 16, kernel: 7 },

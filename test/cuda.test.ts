@@ -162,3 +162,20 @@ test('setConvMath: tf32 stays within the TF32 rounding bound of fp32, fp32 is th
   const back = ops.conv(x, w, { padding: 2 }).toArray();
   t.deepEqual(back, fp32, 'fp32 after switching back is bit-identical to before');
 });
+
+// The GPU benchmark's code path (model on cuda, synchronize, the three cases) on
+// tiny shapes, so it cannot rot between GPU sessions; timings are not asserted.
+test('npm run bench -- pyramid --gpu --smoke runs its three cases on cuda', (t) => {
+  if (!cuda.available) {
+    t.log(`skipped: cuda unavailable (${cuda.reason})`);
+    t.false(required);
+    return;
+  }
+  const r = spawnSync(process.execPath, ['--import=tsx', path.join(__dirname, '..', 'benchmarks', 'run.ts'), 'pyramid', '--gpu', '--smoke', '--repeats', '1'],
+    { cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 240_000 });
+  t.is(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { case: string; segvol_ms: number; math: string });
+  t.deepEqual(lines.map((l) => l.case.split(':')[0]), ['smoke', 'smoke', 'smoke']);
+  for (const l of lines) t.true(Number.isFinite(l.segvol_ms) && l.segvol_ms > 0, `${l.case}: ${l.segvol_ms}`);
+  t.true(lines.every((l) => l.math === 'fp32'));
+});
