@@ -112,8 +112,8 @@ void CudaBackend::batchNormInferenceForward(const Tensor& x, const Tensor& gamma
 void CudaBackend::batchNormBackward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& invStd, bool batchStatistics,
                                     const Tensor& dy, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
   const Layout d = layoutOf(x);
-  double* sums = nullptr;
-  cuda::check(cudaMalloc(&sums, 2 * d.c * sizeof(double)), "cudaMalloc");
+  cuda::Scratch<double> scratch(2 * d.c);
+  double* sums = scratch.get();
   SEGVOL_LAUNCH(gradSumsKernel, static_cast<unsigned>(d.c), kThreads)(x.data(), dy.data(), mean.data(), invStd.data(), d.n, d.c, d.s, dgamma.data(),
                                                             dbeta.data(), sums);
   cudaError_t launch = cudaGetLastError();
@@ -122,7 +122,6 @@ void CudaBackend::batchNormBackward(const Tensor& x, const Tensor& gamma, const 
                                                  static_cast<double>(d.n * d.s), dx.data(), x.size(), d.c, d.s);
     launch = cudaGetLastError();
   }
-  cudaFree(sums);
   cuda::check(launch, "batchNormBackward");
 }
 

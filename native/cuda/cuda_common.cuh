@@ -31,6 +31,27 @@ inline int blocksFor(int64_t n, int threads = 256) {
   return static_cast<int>(blocks > 65535 * 16 ? 65535 * 16 : (blocks < 1 ? 1 : blocks));
 }
 
+// Blocks of the caching pool (memory.cu), for temporaries.
+void* poolTake(size_t bytes);
+void poolGive(void* ptr, size_t bytes) noexcept;
+
+// Temporary device memory from the caching pool: no cudaMalloc/cudaFree, which
+// synchronise the device. Returning a block while a kernel still uses it is safe
+// because all work runs in stream order on one stream, like the next user's.
+template <typename T>
+class Scratch {
+ public:
+  explicit Scratch(size_t count) : bytes_(count * sizeof(T)), ptr_(static_cast<T*>(poolTake(bytes_))) {}
+  ~Scratch() { poolGive(ptr_, bytes_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* get() const { return ptr_; }
+
+ private:
+  size_t bytes_;
+  T* ptr_;
+};
+
 // Kernel launch: SEGVOL_LAUNCH(kernel, grid, block)(args...). Under nvcc it is the
 // <<<>>> launch on the default stream; the emulated build (SEGVOL_CUDA=EMULATED)
 // runs the same kernel body on the CPU, one fiber per CUDA thread, and checks

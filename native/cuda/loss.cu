@@ -70,12 +70,11 @@ __global__ void overlapGradKernel(const float* y, const float* m, const double* 
 
 // A small device buffer of doubles, freed on scope exit.
 struct Doubles {
-  double* ptr = nullptr;
-  explicit Doubles(size_t n) {
-    cuda::check(cudaMalloc(&ptr, n * sizeof(double)), "cudaMalloc");
+  cuda::Scratch<double> scratch;
+  double* ptr;
+  explicit Doubles(size_t n) : scratch(n), ptr(scratch.get()) {
     cuda::check(cudaMemset(ptr, 0, n * sizeof(double)), "cudaMemset");
   }
-  ~Doubles() { cudaFree(ptr); }
   std::vector<double> read(size_t n) const {
     std::vector<double> out(n);
     cuda::check(cudaMemcpy(out.data(), ptr, n * sizeof(double), cudaMemcpyDeviceToHost), "cudaMemcpy");

@@ -80,6 +80,9 @@ CachingPool& pool() {
 
 }  // namespace
 
+void* cuda::poolTake(size_t bytes) { return pool().take(bytes); }
+void cuda::poolGive(void* ptr, size_t bytes) noexcept { pool().give(ptr, bytes); }
+
 void* CudaBackend::allocate(size_t bytes) { return pool().take(bytes); }
 
 void CudaBackend::deallocate(void* ptr, size_t bytes) noexcept { pool().give(ptr, bytes); }
@@ -104,14 +107,12 @@ void CudaBackend::fill(Tensor& t, float value) {
 
 bool CudaBackend::allFinite(const Tensor& t) {
   if (!t.size()) return true;
-  int* bad = nullptr;
-  cuda::check(cudaMalloc(&bad, sizeof(int)), "cudaMalloc");
-  cudaMemset(bad, 0, sizeof(int));
-  SEGVOL_LAUNCH(finiteKernel, cuda::blocksFor(t.size()), 256)(t.data(), t.size(), bad);
-  int host = 0;
-  cudaError_t status = cudaMemcpy(&host, bad, sizeof(int), cudaMemcpyDeviceToHost);
-  cudaFree(bad);
-  cuda::check(status, "allFinite");
+  cuda::Scratch<int> bad(1);
+  cuda::check(cudaMemset(bad.get(), 0, sizeof(int)), "cudaMemset");
+  SEGVOL_LAUNCH(finiteKernel, cuda::blocksFor(t.size()), 256)(t.data(), t.size(), bad.get());
+  cuda::checkLaunch("allFinite");
+  int host = 0;  // the one read-back: the caller needs the answer on the host
+  cuda::check(cudaMemcpy(&host, bad.get(), sizeof(int), cudaMemcpyDeviceToHost), "allFinite");
   return host == 0;
 }
 
