@@ -179,3 +179,24 @@ test('npm run bench -- pyramid --gpu --smoke runs its three cases on cuda', (t) 
   for (const l of lines) t.true(Number.isFinite(l.segvol_ms) && l.segvol_ms > 0, `${l.case}: ${l.segvol_ms}`);
   t.true(lines.every((l) => l.math === 'fp32'));
 });
+
+// The finite-weights check reads all 24 PyraMiD weights back in one go on a GPU;
+// it must still name the tensor that holds the NaN.
+test('cuda: a NaN in one of the 24 PyraMiD weights is named, and the volume is untouched', (t) => {
+  if (!cuda.available) {
+    t.log(`skipped: cuda unavailable (${cuda.reason})`);
+    t.false(required);
+    return;
+  }
+  const o = 2;
+  const on = (data: number[] | Float32Array, shape: number[]) => Tensor.fromArray(data, shape, { device: 'cuda' });
+  const x = on(Float32Array.from({ length: 2 * 4 * 5 * 6 }, (_, i) => Math.sin(i)), [1, 2, 4, 5, 6]);
+  const weights = [0, 1, 2, 3, 4, 5].map((d) => ({
+    wx: on(new Float32Array(4 * o * 2 * 9).fill(0.1), [4 * o, 2, 3, 3]), bx: on(new Float32Array(4 * o), [4 * o]),
+    wh: on(new Float32Array(4 * o * o * 9).fill(d === 4 ? Number.NaN : 0.1), [4 * o, o, 3, 3]), bh: on(new Float32Array(4 * o), [4 * o]),
+  }));
+  const err = t.throws(() => ops.pyramidLstm(x, weights)) as Error & { code?: string };
+  t.is(err.code, 'ERR_NON_FINITE');
+  t.regex(err.message, /wh of direction 4 \(\+W\)/);
+  t.deepEqual(Array.from(x.toArray().slice(0, 3)), [0, Math.fround(Math.sin(1)), Math.fround(Math.sin(2))]);
+});

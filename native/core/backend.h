@@ -97,6 +97,14 @@ class Backend {
   virtual void copy(const Tensor& src, Tensor& dst) = 0;         // same device, same size
   virtual void fill(Tensor& t, float value) = 0;
   virtual bool allFinite(const Tensor& t) = 0;
+  // Index of the first tensor holding a NaN or Inf, or -1. One answer for many
+  // tensors: a GPU backend reads back once instead of once per tensor.
+  virtual int firstNonFinite(const std::vector<const Tensor*>& ts) {
+    for (size_t i = 0; i < ts.size(); ++i) {
+      if (!allFinite(*ts[i])) return static_cast<int>(i);
+    }
+    return -1;
+  }
 
   // Convolution (cross-correlation), as PyTorch's convNd.
   // x: (N, C, [D,] H, W), w: (O, C/groups, [kD,] kH, kW), bias: (O) or null, y: (N, O, [oD,] oH, oW)

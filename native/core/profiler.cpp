@@ -119,6 +119,10 @@ class ProfilingBackend final : public Backend {
     SEGVOL_TIME("fill", 0, &t);
     inner_.fill(t, value);
   }
+  int firstNonFinite(const std::vector<const Tensor*>& ts) override {
+    SEGVOL_TIME("allFinite", 0, ts.empty() ? nullptr : ts[0]);
+    return inner_.firstNonFinite(ts);
+  }
   bool allFinite(const Tensor& t) override {
     SEGVOL_TIME("allFinite", 0, &t);
     return inner_.allFinite(t);

@@ -26,6 +26,7 @@ class CudaBackend final : public Backend {
   void copy(const Tensor& src, Tensor& dst) override;
   void fill(Tensor& t, float value) override;
   bool allFinite(const Tensor& t) override;
+  int firstNonFinite(const std::vector<const Tensor*>& ts) override;
 
   // convolution.cu
   void convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;

@@ -105,6 +105,23 @@ void CudaBackend::fill(Tensor& t, float value) {
   cuda::checkLaunch("fill");
 }
 
+int CudaBackend::firstNonFinite(const std::vector<const Tensor*>& ts) {
+  if (ts.empty()) return -1;
+  cuda::Scratch<int> flags(ts.size());
+  cuda::check(cudaMemset(flags.get(), 0, ts.size() * sizeof(int)), "cudaMemset");
+  for (size_t i = 0; i < ts.size(); ++i) {
+    if (!ts[i]->size()) continue;
+    SEGVOL_LAUNCH(finiteKernel, cuda::blocksFor(ts[i]->size()), 256)(ts[i]->data(), ts[i]->size(), flags.get() + i);
+    cuda::checkLaunch("firstNonFinite");
+  }
+  std::vector<int> host(ts.size());  // the one read-back for all of them
+  cuda::check(cudaMemcpy(host.data(), flags.get(), ts.size() * sizeof(int), cudaMemcpyDeviceToHost), "firstNonFinite");
+  for (size_t i = 0; i < ts.size(); ++i) {
+    if (host[i]) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 bool CudaBackend::allFinite(const Tensor& t) {
   if (!t.size()) return true;
   cuda::Scratch<int> bad(1);

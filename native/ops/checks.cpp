@@ -30,12 +30,28 @@ void checkVector(const Tensor& t, int64_t length, const std::string& op, const s
   }
 }
 
+namespace {
+[[noreturn]] void failNonFinite(const Tensor& t, const std::string& op, const std::string& arg) {
+  fail(ErrorCode::NonFinite, op + ": expected finite values in " + arg + ", received NaN or Inf in a tensor of shape " +
+                                 shapeToString(t.shape()) +
+                                 "; re-initialise the parameters or lower the learning rate if training diverged");
+}
+}  // namespace
+
 void checkFinite(Backend& backend, const Tensor& t, const std::string& op, const std::string& arg) {
-  if (!backend.allFinite(t)) {
-    fail(ErrorCode::NonFinite, op + ": expected finite values in " + arg + ", received NaN or Inf in a tensor of shape " +
-                                   shapeToString(t.shape()) +
-                                   "; re-initialise the parameters or lower the learning rate if training diverged");
+  if (!backend.allFinite(t)) failNonFinite(t, op, arg);
+}
+
+void checkAllFinite(Backend& backend, const std::vector<std::pair<const Tensor*, std::string>>& named, const std::string& op) {
+  std::vector<const Tensor*> tensors;
+  std::vector<const std::string*> names;
+  for (const auto& [t, name] : named) {
+    if (!t) continue;
+    tensors.push_back(t);
+    names.push_back(&name);
   }
+  const int bad = backend.firstNonFinite(tensors);
+  if (bad >= 0) failNonFinite(*tensors[bad], op, *names[bad]);
 }
 
 void checkOutputGradient(const Tensor& dy, const Shape& expected, const std::string& op) {

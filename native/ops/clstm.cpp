@@ -67,8 +67,20 @@ void checkWeights(Backend& backend, const Tensor& x, const ClstmWeights& w, int 
       fail(ErrorCode::Device, op + ": " + name + " of " + dir + " is on " + deviceName(t->device()) +
                                   " but the volume is on " + deviceName(x.device()));
     }
-    checkFinite(backend, *t, op, std::string(name) + " of " + dir);
   }
+}
+
+// Every weight of the listed directions finite, in one check (one read-back on a GPU).
+void checkWeightsFinite(Backend& backend, const ClstmWeights* w, const int* directions, int count, const std::string& op) {
+  std::vector<std::pair<const Tensor*, std::string>> named;
+  for (int i = 0; i < count; ++i) {
+    const std::string dir = std::string(" of direction ") + std::to_string(directions[i]) + " (" + kDirectionNames[directions[i]] + ")";
+    named.push_back({&w[i].wx, "wx" + dir});
+    named.push_back({&w[i].bx, "bx" + dir});
+    named.push_back({&w[i].wh, "wh" + dir});
+    named.push_back({&w[i].bh, "bh" + dir});
+  }
+  checkAllFinite(backend, named, op);
 }
 
 void checkVolume(const Tensor& x, const std::string& op) {
@@ -225,6 +237,7 @@ ScanForward clstmScanForward(Implementation impl, const Tensor& x, const ClstmWe
   }
   Backend& be = backendFor(x.device(), impl);
   checkWeights(be, x, w, direction, op);
+  checkWeightsFinite(be, &w, &direction, 1, op);
   const auto [A, B] = planeOf(x.shape(), direction);
   const int64_t O = w.wx.dim(0) / 4, N = x.dim(0);
   checkState(h0, c0, {N, O, A, B}, x.device(), op);
@@ -429,6 +442,8 @@ PyramidForward pyramidLstmForward(Implementation impl, const Tensor& x, const st
                                  ", received " + shapeToString(w[d].wx.shape()) + " for direction " + std::to_string(d));
     }
   }
+  const int all[6] = {0, 1, 2, 3, 4, 5};
+  checkWeightsFinite(be, w.data(), all, 6, op);
   ScopedRange range(be, "pyramidLstm");
   auto saved = std::make_shared<PyramidSaved>();
   saved->xShape = x.shape();

@@ -115,8 +115,7 @@ Tensor convForward(Implementation impl, const Tensor& x, const Tensor& w, const 
   checkConvOperands(op, x, w, g, false);
   checkBias(op, bias, w.dim(0));
   Backend& backend = backendOf(impl, op, {&x, &w, bias});
-  checkFinite(backend, w, op, "weight");
-  if (bias) checkFinite(backend, *bias, op, "bias");
+  checkAllFinite(backend, {{&w, "weight"}, {bias, "bias"}}, op);
   Tensor y = Tensor::empty(backend, convOutputShape(op, x, w, g));
   backend.convForward(g, x, w, bias, y);
   return y;
@@ -152,8 +151,7 @@ Tensor convTransposeForward(Implementation impl, const Tensor& x, const Tensor& 
   checkConvOperands(op, x, w, g, true);
   checkBias(op, bias, w.dim(1) * g.groups);
   Backend& backend = backendOf(impl, op, {&x, &w, bias});
-  checkFinite(backend, w, op, "weight");
-  if (bias) checkFinite(backend, *bias, op, "bias");
+  checkAllFinite(backend, {{&w, "weight"}, {bias, "bias"}}, op);
   Tensor y = Tensor::empty(backend, transposedOutputShape(op, x, w, g, outputPadding));
   backend.convBackwardData(g, x, w, y);
   if (bias) backend.addChannelBias(y, *bias);

@@ -22,10 +22,7 @@ BatchNormForward batchNormForward(Implementation impl, const Tensor& x, const Te
     fail(ErrorCode::Argument, op + ": expected 0 <= momentum <= 1, received " + std::to_string(momentum));
   }
   Backend& backend = backendOf(impl, op, {&x, &gamma, &beta, &runningMean, &runningVar});
-  checkFinite(backend, gamma, op, "gamma");
-  checkFinite(backend, beta, op, "beta");
-  checkFinite(backend, runningMean, op, "runningMean");
-  checkFinite(backend, runningVar, op, "runningVar");
+  checkAllFinite(backend, {{&gamma, "gamma"}, {&beta, "beta"}, {&runningMean, "runningMean"}, {&runningVar, "runningVar"}}, op);
   if (training && x.size() / c < 2) {
     fail(ErrorCode::Shape, op + ": training mode needs more than one value per channel to compute a variance, received " +
                                shapeToString(x.shape()) + "; use a larger batch or volume, or inference mode");
