@@ -30,18 +30,6 @@ void checkVector(const Tensor& t, int64_t length, const std::string& op, const s
   }
 }
 
-namespace {
-[[noreturn]] void failNonFinite(const Tensor& t, const std::string& op, const std::string& arg) {
-  fail(ErrorCode::NonFinite, op + ": expected finite values in " + arg + ", received NaN or Inf in a tensor of shape " +
-                                 shapeToString(t.shape()) +
-                                 "; re-initialise the parameters or lower the learning rate if training diverged");
-}
-}  // namespace
-
-void checkFinite(Backend& backend, const Tensor& t, const std::string& op, const std::string& arg) {
-  if (!backend.allFinite(t)) failNonFinite(t, op, arg);
-}
-
 void checkAllFinite(Backend& backend, const std::vector<std::pair<const Tensor*, std::string>>& named, const std::string& op) {
   std::vector<const Tensor*> tensors;
   std::vector<const std::string*> names;
@@ -51,7 +39,10 @@ void checkAllFinite(Backend& backend, const std::vector<std::pair<const Tensor*,
     names.push_back(&name);
   }
   const int bad = backend.firstNonFinite(tensors);
-  if (bad >= 0) failNonFinite(*tensors[bad], op, *names[bad]);
+  if (bad < 0) return;
+  fail(ErrorCode::NonFinite, op + ": expected finite values in " + *names[bad] + ", received NaN or Inf in a tensor of shape " +
+                                 shapeToString(tensors[bad]->shape()) +
+                                 "; re-initialise the parameters or lower the learning rate if training diverged");
 }
 
 void checkOutputGradient(const Tensor& dy, const Shape& expected, const std::string& op) {

@@ -17,8 +17,8 @@ void checkSameShape(const Tensor& a, const Tensor& b, const std::string& op, con
                     const std::string& bName);
 void checkVector(const Tensor& t, int64_t length, const std::string& op, const std::string& arg,
                  const std::string& why);
-void checkFinite(Backend& backend, const Tensor& t, const std::string& op, const std::string& arg);
-// The same for several tensors at once (one device read-back); null entries are skipped.
+// Every tensor finite, checked at once (one device read-back); null entries are
+// skipped; the error names the first tensor holding a NaN or Inf.
 void checkAllFinite(Backend& backend, const std::vector<std::pair<const Tensor*, std::string>>& named, const std::string& op);
 // dy must have the shape of the forward output.
 void checkOutputGradient(const Tensor& dy, const Shape& expected, const std::string& op);

@@ -32,7 +32,7 @@ std::pair<int64_t, int64_t> planeOf(const Shape& x, int direction) {
   return {rest[0], rest[1]};
 }
 
-void checkWeights(Backend& backend, const Tensor& x, const ClstmWeights& w, int direction, const std::string& op) {
+void checkWeights(const Tensor& x, const ClstmWeights& w, int direction, const std::string& op) {
   const std::string dir = std::string("direction ") + std::to_string(direction) + " (" + kDirectionNames[direction] + ")";
   if (w.wx.rank() != 4 || w.wx.dim(0) % 4 != 0 || w.wx.dim(0) == 0) {
     fail(ErrorCode::Shape, op + ": expected wx of " + dir + " with shape (4*O, C, k, k), received " +
@@ -236,7 +236,7 @@ ScanForward clstmScanForward(Implementation impl, const Tensor& x, const ClstmWe
                                   std::to_string(direction));
   }
   Backend& be = backendFor(x.device(), impl);
-  checkWeights(be, x, w, direction, op);
+  checkWeights(x, w, direction, op);
   checkWeightsFinite(be, &w, &direction, 1, op);
   const auto [A, B] = planeOf(x.shape(), direction);
   const int64_t O = w.wx.dim(0) / 4, N = x.dim(0);
@@ -361,13 +361,18 @@ std::vector<std::vector<int>> scanGroups(const Shape& x, int limit) {
 // v: (N, K, D, H, W) in the group's scan layout (T, N, G*K, A, B): member j's
 // channels hold v re-laid along its axis, time-reversed for a minus direction
 // of a grouped scan (so every member scans forward in grouped time). A group of
-// one keeps its own time order (the scan runs it backwards instead).
-Tensor stackForGroup(Backend& be, const Tensor& v, const std::vector<int>& dirs) {
+// one keeps its own time order (the scan runs it backwards instead) and takes v
+// in its axis' scan layout from `byAxis`, re-laid once for the +/- directions.
+Tensor stackForGroup(Backend& be, const Tensor& v, const std::vector<int>& dirs, std::array<Tensor, 3>& byAxis) {
   const int64_t G = static_cast<int64_t>(dirs.size());
   const int firstAxis = dirs[0] / 2;
+  if (G == 1) {
+    Tensor& relaid = byAxis[firstAxis];
+    if (!relaid.defined()) relaid = permuted(be, v, kToScan[firstAxis]);
+    return relaid;
+  }
   Shape scan;
   for (int a : kToScan[firstAxis]) scan.push_back(v.dim(a));
-  if (G == 1) return permuted(be, v, kToScan[firstAxis]);
   const int64_t T = scan[0], N = scan[1], K = scan[2], A = scan[3], B = scan[4];
   Tensor stacked = Tensor::empty(be, {G, T * N, K * A * B});
   for (int64_t j = 0; j < G; ++j) {
@@ -436,7 +441,7 @@ PyramidForward pyramidLstmForward(Implementation impl, const Tensor& x, const st
   checkVolume(x, op);
   Backend& be = backendFor(x.device(), impl);
   for (int d = 0; d < 6; ++d) {
-    checkWeights(be, x, w[d], d, op);
+    checkWeights(x, w[d], d, op);
     if (w[d].wx.shape() != w[0].wx.shape()) {
       fail(ErrorCode::Shape, op + ": expected all six directions' wx of one shape " + shapeToString(w[0].wx.shape()) +
                                  ", received " + shapeToString(w[d].wx.shape()) + " for direction " + std::to_string(d));
@@ -450,9 +455,10 @@ PyramidForward pyramidLstmForward(Implementation impl, const Tensor& x, const st
   saved->x = x;  // referenced, not copied: backward re-lays it
   saved->weights = w;
   PyramidForward out;
+  std::array<Tensor, 3> xsByAxis;
   for (const std::vector<int>& dirs : scanGroups(x.shape(), scanGroupLimit(be, x.dim(1)))) {
     ScopedRange scanRange(be, dirs.size() == 1 ? kDirectionNames[dirs[0]] : "grouped scan");
-    Tensor xs = stackForGroup(be, x, dirs);
+    Tensor xs = stackForGroup(be, x, dirs, xsByAxis);
     ClstmWeights weights = stackWeights(be, w, dirs);
     const bool reverse = dirs.size() == 1 && dirs[0] % 2 == 1;
     ScanPlanes planes = scanForwardPlanes(be, xs, weights, reverse, nullptr, nullptr);
@@ -476,12 +482,12 @@ PyramidBackward pyramidLstmBackward(Implementation impl, const PyramidSaved& sav
   Backend& be = backendFor(dy.device(), impl);
   ScopedRange range(be, "pyramidLstmBackward");
   PyramidBackward out;
+  std::array<Tensor, 3> xsByAxis, dysByAxis;
   for (const ScanGroup& group : saved.groups) {
     const std::vector<int>& dirs = group.directions;
     const int64_t G = static_cast<int64_t>(dirs.size()), O4 = group.weights.wx.dim(0) / G;
-    const int64_t C = saved.xShape[1], O = O4 / 4;
-    Tensor xs = stackForGroup(be, saved.x, dirs);
-    Tensor dys = stackForGroup(be, dy, dirs);
+    Tensor xs = stackForGroup(be, saved.x, dirs, xsByAxis);
+    Tensor dys = stackForGroup(be, dy, dirs, dysByAxis);
     const bool reverse = G == 1 && dirs[0] % 2 == 1;
     PlaneGrads g = scanBackwardPlanes(be, xs, group.planes, group.weights, reverse, dys, nullptr, nullptr, nullptr,
                                       nullptr, true);
@@ -493,8 +499,6 @@ PyramidBackward pyramidLstmBackward(Implementation impl, const PyramidSaved& sav
       d.dwh = g.grads.dwh.slice(j * O4, O4);
       d.dbh = g.grads.dbh.slice(j * O4, O4);
     }
-    (void)C;
-    (void)O;
     addUnstacked(be, g.dxs, dirs, out.dx);
   }
   return out;

@@ -193,10 +193,6 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
   return cudaSuccess;
 }
 
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, kind);
-}
-
 cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
   if (!bytes) return cudaSuccess;
   if (!isDeviceRange(ptr, bytes)) return record(cudaErrorInvalidDevicePointer, "cudaMemset: not device memory");
@@ -204,15 +200,11 @@ cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
   return cudaSuccess;
 }
 
-cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) { return cudaMemset(ptr, value, bytes); }
-
 cudaError_t cudaGetLastError() {
   const cudaError_t e = segvol::emulation::lastError;
   segvol::emulation::lastError = cudaSuccess;
   return e;
 }
-
-cudaError_t cudaPeekAtLastError() { return segvol::emulation::lastError; }
 
 const char* cudaGetErrorString(cudaError_t status) {
   if (status == cudaSuccess) return "no error";
@@ -248,7 +240,6 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int) {
 }
 
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 
 struct EmulatedEvent {
   std::chrono::steady_clock::time_point at;
