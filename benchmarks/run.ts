@@ -12,10 +12,10 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import {
-  backends, computeLoss, metrics, normalizeSlices, ops, Optimizer, presets, Random, readVolume, setConvMath, synchronize, Tensor, VolumeSampler, writeVolume,
-  readSafetensors, type ClstmWeights, type Device,
+  backends, computeLoss, GradientTape, metrics, normalizeSlices, ops, Optimizer, presets, Random, readVolume, setConvMath, synchronize, Tensor,
+  VolumeSampler, writeVolume, readSafetensors, type ClstmWeights, type Device, type SavedState, type Sequential,
 } from '../lib';
-import { writeNpy } from '../lib/npy';
+import { writeNpy } from '../lib/io/npy';
 
 interface ConvCase {
   name: string;
@@ -124,6 +124,83 @@ async function timePyramid(c: PyramidCase, repeats: number, device: Device = 'cp
   return median(times);
 }
 
+/** One training step as the trainer runs it: forward and loss on a GradientTape, backward, RMSprop update. */
+async function tapeStep(model: Sequential, optimizer: Optimizer, x: Tensor, labels: Tensor): Promise<void> {
+  const tape = new GradientTape();
+  const loss = await tape.record(async () => {
+    const y = await model.forward(x, { training: true });
+    const l = ops.loss(y, labels, { kind: 'squaredError' });
+    y.dispose();
+    return l;
+  });
+  const grads = model.gradientsByName(await tape.backward(loss));
+  tape.dispose();
+  loss.dispose();
+  optimizer.step(model.parameters(), grads, 1e-4);
+  for (const g of grads.values()) g.dispose();
+}
+
+/**
+ * The same step as segvol ran it before the tape: each layer's op and its
+ * hand-written backward called directly (the paper network's layer types only).
+ * The benchmark's baseline for the tape's overhead.
+ */
+async function handWrittenStep(model: Sequential, optimizer: Optimizer, x: Tensor, labels: Tensor): Promise<void> {
+  const params = model.parameters();
+  const p = (i: number, name: string) => params.get(`layers.${i}.${name}`)!;
+  const kept: Array<{ x: Tensor; y: Tensor; saved?: SavedState }> = [];
+  let current = x;
+  for (let i = 0; i < model.layers.length; ++i) {
+    const type = model.layers[i]!.type;
+    let y: Tensor;
+    let saved: SavedState | undefined;
+    if (type === 'pyramidLstm') {
+      const weights = [0, 1, 2, 3, 4, 5].map((d) => ({ wx: p(i, `dir${d}.wx`), bx: p(i, `dir${d}.bx`), wh: p(i, `dir${d}.wh`), bh: p(i, `dir${d}.bh`) }));
+      const r = await ops.pyramidLstmAsync(current, weights);
+      y = r.y;
+      saved = r.saved;
+    } else if (type === 'pixelwise') {
+      y = ops.pixelwise(current, p(i, 'weight'), p(i, 'bias'));
+    } else if (type === 'tanh') {
+      y = ops.tanh(current);
+    } else {
+      y = ops.softmax(current);
+    }
+    kept.push({ x: current, y, ...(saved ? { saved } : {}) });
+    current = y;
+  }
+  const loss = computeLoss('optimized', current, labels, { kind: 'squaredError' });
+  const grads = new Map<string, Tensor>();
+  let dy = loss.grad;
+  for (let i = model.layers.length - 1; i >= 0; --i) {
+    const type = model.layers[i]!.type;
+    const k = kept[i]!;
+    let dx: Tensor;
+    if (type === 'pyramidLstm') {
+      const g = await ops.pyramidLstmBackwardAsync(k.saved!, dy);
+      g.grads.forEach((d, j) => {
+        grads.set(`layers.${i}.dir${j}.wx`, d.dwx).set(`layers.${i}.dir${j}.bx`, d.dbx).set(`layers.${i}.dir${j}.wh`, d.dwh).set(`layers.${i}.dir${j}.bh`, d.dbh);
+      });
+      k.saved!.dispose();
+      dx = g.dx;
+    } else if (type === 'pixelwise') {
+      const g = ops.pixelwiseBackward(k.x, p(i, 'weight'), dy);
+      grads.set(`layers.${i}.weight`, g.dw!).set(`layers.${i}.bias`, g.db!);
+      dx = g.dx!;
+    } else if (type === 'tanh') {
+      dx = ops.activationBackward('tanh', k.y, k.y, dy);
+    } else {
+      dx = ops.softmaxBackward(k.y, dy);
+    }
+    dy.dispose();
+    dy = dx;
+  }
+  dy.dispose();
+  for (const k of kept) k.y.dispose();
+  optimizer.step(params, grads, 1e-4);
+  for (const g of grads.values()) g.dispose();
+}
+
 function report(name: string, segvolMs: number, torchMs: number | null, flops: number): void {
   console.log(JSON.stringify({
     case: name,
@@ -193,17 +270,7 @@ async function gpuPyramid(repeats: number, smoke: boolean, tf32: boolean): Promi
   const optimizer = new Optimizer({ kind: 'rmspropMomentum' });
   const x = randomTensor([1, 1, ...net.size], device);
   const labels = Tensor.fromArray(Float32Array.from({ length: net.size.reduce((a, b) => a * b, 1) }, () => (Math.random() < 0.3 ? 1 : 0)), [1, ...net.size], { device });
-  const trainMs = await timeOnDevice(async () => {
-    const { y, tape } = await model.forward(x, { keepTape: true, training: true });
-    const loss = computeLoss('optimized', y, labels, { kind: 'squaredError' });
-    y.dispose();
-    const { dx, grads } = await model.backward(tape, loss.grad);
-    tape.dispose();
-    loss.grad.dispose();
-    dx.dispose();
-    optimizer.step(model.parameters(), grads, 1e-4);
-    for (const g of grads.values()) g.dispose();
-  }, repeats, device);
+  const trainMs = await timeOnDevice(() => tapeStep(model, optimizer, x, labels), repeats, device);
   line(trainName, trainMs, { target_ms: 500 });
 
   const volume = randomTensor([1, 1, ...net.inference], device);
@@ -261,6 +328,43 @@ async function tf32Accuracy(): Promise<void> {
   }
 }
 
+/**
+ * The cost of the gradient tape on a whole PyraMiD training step: the paper
+ * network (C-LSTMs of 16, 32, 64 units, 7x7) on one 8x64x64 sub-volume, stepped
+ * through the tape and through the hand-written path it replaced, alternating in
+ * one process so both see the same machine load.
+ */
+async function tapeOverhead(repeats: number): Promise<void> {
+  const size = [8, 64, 64];
+  const model = presets.pyramidNet({ inChannels: 1, classes: 2, seed: 1 });
+  const x = randomTensor([1, 1, ...size]);
+  const labels = Tensor.fromArray(Float32Array.from({ length: 8 * 64 * 64 }, (_, i) => ((i * 7919) % 10 < 3 ? 1 : 0)), [1, ...size]);
+  const tapeOptimizer = new Optimizer({ kind: 'rmspropMomentum' });
+  const handOptimizer = new Optimizer({ kind: 'rmspropMomentum' });
+  const tapeTimes: number[] = [], handTimes: number[] = [];
+  const time = async (fn: () => Promise<void>) => {
+    const start = process.hrtime.bigint();
+    await fn();
+    return Number(process.hrtime.bigint() - start) / 1e6;
+  };
+  for (let i = 0; i < repeats + 1; ++i) {
+    const tapeMs = await time(() => tapeStep(model, tapeOptimizer, x, labels));
+    const handMs = await time(() => handWrittenStep(model, handOptimizer, x, labels));
+    if (i >= 1) {
+      tapeTimes.push(tapeMs);
+      handTimes.push(handMs);
+    }
+  }
+  const tapeMs = median(tapeTimes), handMs = median(handTimes);
+  console.log(JSON.stringify({
+    case: 'paper network training step on 8x64x64: gradient tape vs hand-written backward', tape_ms: Number(tapeMs.toFixed(1)),
+    hand_written_ms: Number(handMs.toFixed(1)), overhead_ms: Number((tapeMs - handMs).toFixed(1)),
+    overhead_share: Number(((tapeMs - handMs) / handMs).toFixed(4)),
+  }));
+  for (const t of [x, labels]) t.dispose();
+  model.dispose();
+}
+
 const suites: Record<string, (repeats: number) => void | Promise<void>> = {
   tf32: () => tf32Accuracy(),
   async data(repeats) {
@@ -292,16 +396,17 @@ const suites: Record<string, (repeats: number) => void | Promise<void>> = {
     const v = readVolume(`${dir}/mr.nii.gz`);
     const sampler = new VolumeSampler({ volume: normalizeSlices(v.data, v.shape), shape: [1, 48, 240, 240], labels: new Float32Array(48 * 240 * 240), rotate: true });
     const random = new Random(1);
-    const sampleMs = time(() => { const s = sampler.sample(random, [8, 64, 64]); s.input.dispose(); s.labels.dispose(); });
+    const sampleMs = time(() => { sampler.sample(random, [8, 64, 64]); });
     const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [16], fc: [], kernel: 7 });
     const x = Tensor.full([1, 1, 8, 64, 64], 0.5);
     const steps: number[] = [];
     for (let i = 0; i < 2; ++i) {
       const start = process.hrtime.bigint();
-      const { y, tape } = await model.forward(x, { keepTape: true });
-      const g = await model.backward(tape, y);
+      const tape = new GradientTape();
+      const y = await tape.record(() => model.forward(x, { training: true }));
+      for (const g of (await tape.backward(y, y)).values()) g.dispose();
       tape.dispose();
-      g.dx.dispose();
+      y.dispose();
       steps.push(Number(process.hrtime.bigint() - start) / 1e6);
     }
     console.log(JSON.stringify({ case: 'sample 8x64x64 (rotation, flips) vs one PyraMiD-LSTM layer training step on it', sample_ms: Number(sampleMs.toFixed(2)),
@@ -361,6 +466,7 @@ const suites: Record<string, (repeats: number) => void | Promise<void>> = {
       const segvolMs = await timePyramid(c, repeats);
       report(c.name, segvolMs, typeof peer === 'string' ? null : peer.get(c.name) ?? null, pyramidFlops(c));
     }
+    await tapeOverhead(repeats);
   },
   conv(repeats) {
     // The shapes of a PyraMiD-LSTM direction's batched input convolution (planes as batch)

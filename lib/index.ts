@@ -1,10 +1,18 @@
 // segvol's public API.
-export { backends, convMath, setConvMath, synchronize, type BackendInfo, type ConvMath } from './backends';
-export { SegvolError, type ErrorCode } from './errors';
-export { Tensor, type Device, type TensorOptions } from './tensor';
+export { backends, convMath, setConvMath, synchronize, type BackendInfo, type ConvMath } from './core/backends';
+export { SegvolError, type ErrorCode } from './core/errors';
+export { Tensor, type Device, type TensorOptions } from './core/tensor';
+export { Random } from './core/random';
+export { profile, formatProfile, type ProfileRecord } from './core/profile';
+
+export {
+  GradientTape, noGrad, isRecording, differentiableOps, type TapeOptions, type NonFiniteReport,
+} from './autograd/tape';
+
 export {
   ops,
   inversePermutation,
+  computeLoss,
   type Ops,
   type PerAxis,
   type ConvOptions,
@@ -20,6 +28,9 @@ export {
   type BatchNormResult,
   type BatchNormGradients,
   type Activation,
+  type LossKind,
+  type LossOptions,
+  type LossNormalization,
 } from './ops';
 export {
   SavedState,
@@ -32,29 +43,37 @@ export {
   type PyramidLstmOptions as PyramidLstmOpOptions,
   type PyramidLstmResult,
   type PyramidLstmGradients,
-} from './recurrent';
+} from './ops/recurrent';
+
+export { layers } from './nn/layers';
+export type { Layer, LayerBuilder, BuildContext, ForwardMode } from './nn/layer';
+export type { PyramidLstmOptions } from './nn/pyramid';
+export type { ConvLayerOptions, ConvTransposeLayerOptions, PixelwiseOptions } from './nn/conv';
+export { initialize, fans, type Initializer, type Distribution } from './nn/init';
 export {
-  readSafetensors,
-  writeSafetensors,
-  parseSafetensors,
-  serializeSafetensors,
-  type NamedArray,
-  type SafetensorsFile,
-} from './safetensors';
-export { layers, type Layer, type LayerBuilder, type Tape, type ForwardMode, type PyramidLstmOptions, type PixelwiseOptions } from './layers';
-export { ModelBase, Sequential, sequential, ModelTape, type SequentialOptions } from './model';
-export { Graph, graph, type GraphNode, type GraphOptions, type JoinKind } from './graph';
+  ModelBase, Model, type ModelInput, type ModelInputShape, type ModelOptions, type RunOptions, type OutputWindow, type LayerCall,
+} from './nn/model';
+export { Sequential, sequential, type SequentialOptions } from './nn/sequential';
+export { Graph, graph, type GraphNode, type GraphOptions, type JoinKind } from './nn/graph';
 export { presets, type PyramidNetOptions } from './presets';
-export { profile, formatProfile, type ProfileRecord } from './profile';
-export { computeLoss, classCounts, classWeightsFromCounts, type LossKind, type ClassWeighting, type LossOptions } from './losses';
-export { Optimizer, type OptimizerConfig, type OptimizerKind } from './optimizers';
-export { learningRate, type Schedule } from './schedules';
-export { Random } from './random';
-export { VolumeSampler, MultiSampler, type DataSource, type TrainingSample, type VolumeSamplerOptions, type Size3 } from './data';
-export { Trainer, type TrainerOptions, type FitOptions, type FitResult, type Progress, type Stage, type LossConfig } from './trainer';
-export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './metrics';
-export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference';
-export { readVolume, writeVolume, describeVolume, stackModalities, type Volume, type RawOptions } from './volume_io';
-export { parseNifti, serializeNifti, type NiftiVolume } from './nifti';
-export { readNpy, writeNpy, parseNpy } from './npy';
-export { normalizeSlices, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess } from './preprocess';
+
+export { classCounts, classWeightsFromCounts, type ClassWeighting } from './training/losses';
+export { Optimizer, type OptimizerConfig, type OptimizerKind } from './training/optimizers';
+export { learningRate, type Schedule } from './training/schedules';
+export { Batch } from './training/batch';
+export {
+  Trainer, containsClass,
+  type TrainerOptions, type FitOptions, type FitResult, type Progress, type Phase, type LossConfig, type LossSpec, type LossFunction,
+  type WindowFilter,
+} from './training/trainer';
+
+export { VolumeSampler, MultiSampler, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
+export { normalizeSlices, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess } from './data/preprocess';
+
+export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
+export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
+
+export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type NamedArray, type SafetensorsFile } from './io/safetensors';
+export { readVolume, writeVolume, describeVolume, stackModalities, type Volume, type RawOptions } from './io/volume_io';
+export { parseNifti, serializeNifti, type NiftiVolume } from './io/nifti';
+export { readNpy, writeNpy, parseNpy } from './io/npy';

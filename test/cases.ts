@@ -6,8 +6,28 @@
 //   everything else: one or two float32 roundings, 1e-5 + 1e-5.
 //   finite differences: float32 forward passes, step 1e-2 (smooth ops) or
 //     1e-3 (max, where the step must stay inside the gap between values).
-import type { ConvOptions, ConvTransposeOptions, Ops, Tensor } from '../lib';
+import { computeLoss, Tensor, type ConvOptions, type ConvTransposeOptions, type Device, type Ops } from '../lib';
+import { reference } from '../lib/testing';
 import type { InputSpec, OpCase } from './harness';
+
+/** Labels, a mask and class weights for the loss case: (2, 2, 3, 2) over 3 classes. */
+function lossLabels(device: Device) {
+  const labels = Float32Array.from({ length: 24 }, (_, i) => (i * 7) % 3);
+  const mask = Float32Array.from({ length: 24 }, (_, i) => (i % 5 === 2 ? 0 : 1));
+  return {
+    labels: Tensor.fromArray(labels, [2, 2, 3, 2], { device }),
+    mask: Tensor.fromArray(mask, [2, 2, 3, 2], { device }),
+    weights: Tensor.fromArray([0.5, 2, 1], [3], { device }),
+  };
+}
+
+function lossOf(o: Ops, x: Tensor): Tensor {
+  const p = o.softmax(x);
+  const l = lossLabels(x.device);
+  const y = o.loss(p, l.labels, { kind: 'crossEntropy', mask: l.mask, classWeights: l.weights, normalize: 'voxels' });
+  for (const t of [p, l.labels, l.mask, l.weights]) t.dispose();
+  return y;
+}
 
 const convTol = { abs: 1e-4, rel: 1e-4 };
 const elemTol = { abs: 1e-5, rel: 1e-5 };
@@ -220,6 +240,81 @@ export const opCases: OpCase[] = [
     finiteDifference: smoothFd,
   },
   {
+    name: 'concat over channels, then narrow a window that spans both parts',
+    inputs: { a: { shape: [2, 2, 3, 4, 3] }, b: { shape: [2, 3, 3, 4, 3] } },
+    forward: (o, v) => {
+      const c = o.concat([v.a!, v.b!], 1);
+      const y = o.narrow(c, 1, 1, 3);
+      c.dispose();
+      return y;
+    },
+    backward: (o, _v, _y, dy) => {
+      // channels 1..3 of [a | b] are a[1] and b[0..1]
+      const dc = o.narrowBackward(dy, [2, 5, 3, 4, 3], 1, 1);
+      const g = { a: o.narrow(dc, 1, 0, 2), b: o.narrow(dc, 1, 2, 3) };
+      dc.dispose();
+      return g;
+    },
+    tolerance: { abs: 0, rel: 0 },
+    finiteDifference: smoothFd,
+  },
+  {
+    name: 'concat along D and narrow along W (crops of a volume)',
+    inputs: { a: { shape: [1, 2, 2, 3, 5] }, b: { shape: [1, 2, 3, 3, 5] } },
+    forward: (o, v) => {
+      const c = o.concat([v.a!, v.b!], 2);
+      const y = o.narrow(c, 4, 1, 3);
+      c.dispose();
+      return y;
+    },
+    backward: (o, _v, _y, dy) => {
+      const dc = o.narrowBackward(dy, [1, 2, 5, 3, 5], 4, 1);
+      const g = { a: o.narrow(dc, 2, 0, 2), b: o.narrow(dc, 2, 2, 3) };
+      dc.dispose();
+      return g;
+    },
+    tolerance: { abs: 0, rel: 0 },
+    finiteDifference: smoothFd,
+  },
+  {
+    name: 'reshape and a same-device copy (Tensor.reshape, Tensor.to) inside a forward pass',
+    inputs: { x: { shape: [1, 2, 3, 4] } },
+    forward: (o, v) => {
+      const r = v.x!.reshape([1, 4, 3, 2]);
+      const c = r.to(r.device);
+      const y = o.tanh(c);
+      r.dispose();
+      c.dispose();
+      return y;
+    },
+    backward: (o, v, y, dy) => {
+      const pre = v.x!.reshape([1, 4, 3, 2]);
+      const d = o.activationBackward('tanh', pre, y, dy);
+      const dx = d.reshape(v.x!.shape);
+      for (const t of [pre, d]) t.dispose();
+      return { x: dx };
+    },
+    tolerance: { abs: 1e-6, rel: 1e-5 },
+    finiteDifference: smoothFd,
+  },
+  {
+    name: 'softmax then the cross-entropy loss (weighted, masked, normalized by voxels)',
+    inputs: { x: { shape: [2, 3, 2, 3, 2] } },
+    forward: (o, v) => lossOf(o, v.x!),
+    backward: (o, v, _y, dy) => {
+      const p = o.softmax(v.x!);
+      const labels = lossLabels(v.x!.device);
+      const g = computeLoss(o === reference ? 'reference' : 'optimized', p, labels.labels, { kind: 'crossEntropy', mask: labels.mask,
+        classWeights: labels.weights, normalize: 'voxels' });
+      const scaled = o.scale(g.grad, dy.toArray()[0]!);
+      const dx = o.softmaxBackward(p, scaled);
+      for (const t of [p, labels.labels, labels.mask, labels.weights, g.grad, scaled]) t.dispose();
+      return { x: dx };
+    },
+    tolerance: { abs: 1e-6, rel: 1e-5 },
+    finiteDifference: { step: 1e-2, tolerance: { abs: 1e-4, rel: 1e-2 } },
+  },
+  {
     name: 'flip axes 2 and 4 of a 5D volume',
     inputs: { x: { shape: [1, 2, 3, 4, 5] } },
     forward: (o, v) => o.flip(v.x!, [2, 4]),
@@ -271,3 +366,38 @@ opCases.push(
   clstmCase('clstmScan +W with initial state', [2, 1, 3, 3, 3], 2, 3, 4, true),
   clstmCase('clstmScan -D, T=1 with initial state', [1, 2, 1, 3, 4], 1, 3, 1, true),
 );
+
+// The whole PyraMiD-LSTM layer (six directions, one fused op on a tape) on a tiny volume.
+function pyramidCase(name: string, x: number[], o: number, k: number): OpCase {
+  const c = x[1]!;
+  const weightInputs: Record<string, InputSpec> = {};
+  for (let d = 0; d < 6; ++d) {
+    weightInputs[`wx${d}`] = { shape: [4 * o, c, k, k] };
+    weightInputs[`bx${d}`] = { shape: [4 * o] };
+    weightInputs[`wh${d}`] = { shape: [4 * o, o, k, k] };
+    weightInputs[`bh${d}`] = { shape: [4 * o] };
+  }
+  const weights = (v: Record<string, Tensor>) => [0, 1, 2, 3, 4, 5].map((d) => ({ wx: v[`wx${d}`]!, bx: v[`bx${d}`]!, wh: v[`wh${d}`]!, bh: v[`bh${d}`]! }));
+  return {
+    name,
+    inputs: { x: { shape: x }, ...weightInputs },
+    forward: (op, v) => {
+      const r = op.pyramidLstm(v.x!, weights(v));
+      r.saved.dispose();
+      return r.y;
+    },
+    backward: (op, v, _y, dy) => {
+      const r = op.pyramidLstm(v.x!, weights(v));
+      const g = op.pyramidLstmBackward(r.saved, dy);
+      r.y.dispose();
+      r.saved.dispose();
+      const out: Record<string, Tensor> = { x: g.dx };
+      g.grads.forEach((w, d) => Object.assign(out, { [`wx${d}`]: w.dwx, [`bx${d}`]: w.dbx, [`wh${d}`]: w.dwh, [`bh${d}`]: w.dbh }));
+      return out;
+    },
+    tolerance: { abs: 2e-5, rel: 2e-5 },
+    finiteDifference: { step: 1e-2, tolerance: { abs: 5e-3, rel: 1e-2 } },
+  };
+}
+
+opCases.push(pyramidCase('pyramidLstm C=2 O=1 k=3 on 3x3x4', [1, 2, 3, 3, 4], 1, 3));

@@ -4,10 +4,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readNpy, writeNpy } from '../lib/npy';
-import { syntheticEm } from '../lib/synthetic';
+import { readNpy, writeNpy } from '../lib/io/npy';
+import { syntheticEm } from '../lib/data/synthetic';
 
-const cli = path.join(__dirname, '..', 'lib', 'cli.ts');
+const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const root = path.join(__dirname, '..');
 // Runs from the repository root (where --import=tsx resolves); paths given are absolute.
 function segvol(args: string[]) {

@@ -109,7 +109,7 @@ test('cuda vs cpu: training a small PyraMiD-LSTM network, then predictVolume', a
 });
 
 test('segvol profile --device cuda: a per-op table on cuda, or a clear refusal where cuda is unavailable', (t) => {
-  const cli = path.join(__dirname, '..', 'lib', 'cli.ts');
+  const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
   const r = spawnSync(process.execPath, ['--import=tsx', cli, 'profile', '--device', 'cuda', '--size', '3,8,8', '--hidden', '2,3', '--fc', '4', '--kernel', '3'],
     { cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 240_000 });
   if (!cuda.available) {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MultiSampler, Random, VolumeSampler, writeNpy } from '../lib';
-import { loadTrainingData, parseTrainConfig } from '../lib/config';
+import { loadTrainingData, parseTrainConfig } from '../lib/cli/config';
 
 test('rotation about z turns the image (bilinear) and keeps labels as class ids (nearest)', (t) => {
   const [D, H, W] = [3, 40, 40];
@@ -14,7 +14,7 @@ test('rotation about z turns the image (bilinear) and keeps labels as class ids 
   const rotating = new VolumeSampler({ volume, shape: [1, D, H, W], labels, flip: {}, rotate: true });
   const random = new Random(3);
   const slope = (s: ReturnType<VolumeSampler['sample']>) => {
-    const a = s.input.toArray();
+    const a = s.inputs.input!;
     return a[8 * 16 + 8]! - a[7 * 16 + 8]!;  // change per row at the centre of a 16x16 patch
   };
   const plainSlopes = Array.from({ length: 20 }, () => slope(plain.sample(random, [1, 16, 16])));
@@ -25,7 +25,7 @@ test('rotation about z turns the image (bilinear) and keeps labels as class ids 
     const v = slope(s);
     if (v < -0.2) ++negative;
     if (Math.abs(v - Math.round(v)) > 0.05) ++fractional;
-    t.true(s.labels.toArray().every((l) => l === 1 || l === 2), 'labels are never blended');
+    t.true(s.labels.every((l) => l === 1 || l === 2), 'labels are never blended');
   }
   t.true(negative > 5, `rotations beyond 90 degrees reverse the slope (${negative} of 40)`);
   t.true(fractional > 5, `most angles give non-integer slopes (${fractional} of 40)`);
@@ -39,7 +39,7 @@ test('class-aware sampling draws sub-volumes that hold the class', (t) => {
   const any = new VolumeSampler({ volume, shape: [1, D, H, W], labels });
   const aware = new VolumeSampler({ volume, shape: [1, D, H, W], labels, classAware: { label: 2, minVoxels: 4, tries: 500 } });
   const random = new Random(9);
-  const holds = (s: ReturnType<VolumeSampler['sample']>) => s.labels.toArray().filter((v) => v === 2).length >= 4;
+  const holds = (s: ReturnType<VolumeSampler['sample']>) => s.labels.filter((v) => v === 2).length >= 4;
   const plainHits = Array.from({ length: 30 }, () => holds(any.sample(random, [2, 16, 16]))).filter(Boolean).length;
   const awareHits = Array.from({ length: 30 }, () => holds(aware.sample(random, [2, 16, 16]))).filter(Boolean).length;
   t.true(plainHits < 15, `plain sampling hit the class ${plainHits} times of 30`);
@@ -55,7 +55,7 @@ test('MultiSampler draws from several volumes in proportion to their size', (t) 
   let fromFirst = 0;
   for (let i = 0; i < 400; ++i) {
     const s = multi.sample(random, [2, 4, 4]);
-    if (s.input.toArray()[0] === 1) ++fromFirst;
+    if (s.inputs.input![0] === 1) ++fromFirst;
   }
   t.true(fromFirst > 260 && fromFirst < 340, `${fromFirst} of 400 from the volume holding 75% of the voxels`);
   t.deepEqual(multi.classCounts(3), [0, 30 * 64, 10 * 64]);
@@ -75,5 +75,5 @@ test('training data: NaN voxels and mismatched label shapes are refused, naming 
   volume[5] = 1;
   writeNpy(path.join(dir, 'v.npy'), { shape: [4, 6, 6], data: volume });
   t.throws(() => loadTrainingData(config('short.npy'), dir), { message: /data\.labels short\.npy: expected shape \(4, 6, 6\) like the volume, received \(4, 6, 5\)/ });
-  t.is(loadTrainingData(config('l.npy'), dir).channels, 1);
+  t.deepEqual(loadTrainingData(config('l.npy'), dir).inputs, { input: 1 });
 });

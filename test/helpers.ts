@@ -1,7 +1,7 @@
 // Shared test utilities: a seeded RNG, tensor factories and a closeness check
 // that reports the worst element.
 import type { ExecutionContext } from 'ava';
-import { Tensor } from '../lib';
+import { GradientTape, Tensor, type ModelBase, type ModelInput, type RunOptions } from '../lib';
 
 export interface Tolerance {
   abs: number;
@@ -72,4 +72,20 @@ export function assertClose(t: ExecutionContext, actual: Float32Array | Tensor, 
   const { worst, index } = worstViolation(a, b, tol);
   t.true(worst <= 1, `${label}: element ${index} is ${a[index]}, expected ${b[index]} ` +
     `(tolerance abs ${tol.abs} + rel ${tol.rel}; ${worst.toFixed(2)}x over)`);
+}
+
+/**
+ * One forward pass on a GradientTape and its backward pass for the output gradient dy:
+ * the output, every input's gradient (by input name) and every parameter's (by name).
+ */
+export async function modelGradients(model: ModelBase, x: ModelInput, dy: Float32Array | Tensor, options: RunOptions = { training: true }) {
+  const tape = new GradientTape();
+  const inputs = x instanceof Tensor ? new Map([[Object.keys(model.inputs)[0]!, x]]) : new Map(Object.entries(x));
+  tape.watch(...inputs.values());
+  const y = await tape.record(() => model.forward(x, options));
+  const seed = dy instanceof Tensor ? dy : Tensor.fromArray(dy, y.shape);
+  const grads = await tape.backward(y, seed);
+  tape.dispose();
+  const dxs = new Map([...inputs].map(([name, t]) => [name, grads.get(t)!]));
+  return { y, dx: dxs.values().next().value!, dxs, grads: model.gradientsByName(grads) };
 }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describeVolume, parseNifti, readNpy, readVolume, stackModalities, writeVolume } from '../lib';
-import { parseTiff } from '../lib/tiff';
+import { parseTiff } from '../lib/io/tiff';
 import { rng } from './helpers';
 
 const dir = path.join(__dirname, 'fixtures', 'io');

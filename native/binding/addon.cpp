@@ -5,7 +5,7 @@
 
 #include "../core/math_mode.h"
 #include "../core/profiler.h"
-#include "../core/registry.h"
+#include "../registry/registry.h"
 #include "../cpu/cpu_backend.h"
 #include "../ops/ops.h"
 #include "async.h"
@@ -442,14 +442,67 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
   });
 }
 
+std::vector<const Tensor*> tensorListArg(const Napi::Value& v, const char* op) {
+  if (!v.IsArray()) fail(ErrorCode::Argument, std::string(op) + ": expected an array of tensors");
+  Napi::Array array = v.As<Napi::Array>();
+  std::vector<const Tensor*> xs;
+  for (uint32_t i = 0; i < array.Length(); ++i) xs.push_back(&TensorHandle::unwrap(array.Get(i), op, "each tensor"));
+  return xs;
+}
+
 // sum(impl, tensors[])
 Napi::Value Sum(const Napi::CallbackInfo& info) {
+  return guard(info, [&] { return wrapOrNull(info.Env(), ops::sum(implementationArg(info, 0), tensorListArg(info[1], "sum"))); });
+}
+
+// concat(impl, tensors[], axis)
+Napi::Value Concat(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
-    if (!info[1].IsArray()) fail(ErrorCode::Argument, "sum: expected an array of tensors");
-    Napi::Array array = info[1].As<Napi::Array>();
-    std::vector<const Tensor*> xs;
-    for (uint32_t i = 0; i < array.Length(); ++i) xs.push_back(&TensorHandle::unwrap(array.Get(i), "sum", "each tensor"));
-    return wrapOrNull(info.Env(), ops::sum(implementationArg(info, 0), xs));
+    return wrapOrNull(info.Env(), ops::concat(implementationArg(info, 0), tensorListArg(info[1], "concat"),
+                                              static_cast<int>(intArg(info[2], "concat", "axis"))));
+  });
+}
+
+// narrow(impl, x, axis, start, length)
+Napi::Value Narrow(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    return wrapOrNull(info.Env(), ops::narrow(implementationArg(info, 0), tensorArg(info, 1, "narrow", "input"),
+                                              static_cast<int>(intArg(info[2], "narrow", "axis")),
+                                              intArg(info[3], "narrow", "start"), intArg(info[4], "narrow", "length")));
+  });
+}
+
+// narrowBackward(impl, dy, inputShape, axis, start)
+Napi::Value NarrowBackward(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* name = "narrowBackward";
+    return wrapOrNull(info.Env(), ops::narrowBackward(implementationArg(info, 0), tensorArg(info, 1, name, "output gradient"),
+                                                      intArrayArg(info[2], name, "inputShape"),
+                                                      static_cast<int>(intArg(info[3], name, "axis")),
+                                                      intArg(info[4], name, "start")));
+  });
+}
+
+// firstNonFinite(tensors[]) -> index of the first tensor holding a NaN or Inf, or -1.
+// Tensors are grouped by device so a GPU reads back once per call.
+Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    std::vector<const Tensor*> xs = tensorListArg(info[0], "firstNonFinite");
+    int first = -1;
+    for (Device device : {Device::Cpu, Device::Cuda}) {
+      std::vector<const Tensor*> group;
+      std::vector<int> index;
+      for (size_t i = 0; i < xs.size(); ++i) {
+        if (xs[i]->device() == device && xs[i]->size() > 0) {
+          group.push_back(xs[i]);
+          index.push_back(static_cast<int>(i));
+        }
+      }
+      if (group.empty()) continue;
+      const int k = backendFor(device).firstNonFinite(group);
+      if (k >= 0 && (first < 0 || index[k] < first)) first = index[k];
+    }
+    return Napi::Value(Napi::Number::New(info.Env(), first));
   });
 }
 
@@ -534,6 +587,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("softmaxBackward", SoftmaxBackward);
   fn("permute", Permute);
   fn("flip", Flip);
+  fn("concat", Concat);
+  fn("narrow", Narrow);
+  fn("narrowBackward", NarrowBackward);
+  fn("firstNonFinite", FirstNonFinite);
   defineRecurrent(env, exports);
   defineTraining(env, exports);
   defineMetrics(env, exports);

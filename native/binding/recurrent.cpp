@@ -134,6 +134,13 @@ Napi::Value SavedDispose(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value SavedShare(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    if (!info[0].IsObject()) fail(ErrorCode::Argument, "share: expected a saved-state handle");
+    return Napi::Value(SavedHandle::Unwrap(info[0].As<Napi::Object>())->share(info.Env()));
+  });
+}
+
 Napi::Value SavedBytes(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     if (!info[0].IsObject()) fail(ErrorCode::Argument, "bytes: expected a saved-state handle");
@@ -151,6 +158,7 @@ void defineRecurrent(Napi::Env env, Napi::Object exports) {
   exports.Set("pyramidLstmBackward", Napi::Function::New(env, PyramidLstmBackward, "pyramidLstmBackward"));
   exports.Set("savedDispose", Napi::Function::New(env, SavedDispose, "savedDispose"));
   exports.Set("savedBytes", Napi::Function::New(env, SavedBytes, "savedBytes"));
+  exports.Set("savedShare", Napi::Function::New(env, SavedShare, "savedShare"));
 }
 
 }  // namespace segvol::binding

@@ -41,6 +41,11 @@ SavedHandle::SavedHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Save
 
 SavedHandle::~SavedHandle() { dispose(); }
 
+Napi::Object SavedHandle::share(Napi::Env env) const {
+  if (!state_) fail(ErrorCode::Disposed, "share: the forward pass's saved state was disposed");
+  return wrap(env, state_);
+}
+
 void SavedHandle::dispose() {
   if (reportedBytes_) {
     Napi::MemoryManagement::AdjustExternalMemory(env_, -reportedBytes_);

@@ -21,6 +21,8 @@ class SavedHandle : public Napi::ObjectWrap<SavedHandle> {
   explicit SavedHandle(const Napi::CallbackInfo& info);
   ~SavedHandle() override;
   void dispose();
+  // A second handle on the same state (the gradient tape keeps one while the caller may dispose its own).
+  Napi::Object share(Napi::Env env) const;
   // Bytes held (0 once disposed).
   size_t bytes() const { return state_ ? state_->bytes() : 0; }
 

@@ -203,6 +203,12 @@ class Backend {
   virtual void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) = 0;
   // Reverses each listed axis. x, y: same shape
   virtual void flip(const Tensor& x, const std::vector<int>& axes, Tensor& y) = 0;
+  // Copies entries [srcStart, srcStart + count) of src's axis into entries
+  // [dstStart, dstStart + count) of dst's; every other axis of src and dst agrees.
+  // The block concat, narrow and their gradients are made of.
+  // src: (..., Ls, ...), dst: (..., Ld, ...), axis counted from 0
+  virtual void copyAxisRange(const Tensor& src, int64_t srcStart, Tensor& dst, int64_t dstStart, int axis,
+                             int64_t count) = 0;
 };
 
 inline ScopedRange::ScopedRange(Backend& backend, const char* name) : backend_(backend) { backend_.rangePush(name); }

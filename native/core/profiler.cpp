@@ -243,6 +243,11 @@ class ProfilingBackend final : public Backend {
     SEGVOL_TIME("flip", 0, &x);
     inner_.flip(x, axes, y);
   }
+  void copyAxisRange(const Tensor& src, int64_t srcStart, Tensor& dst, int64_t dstStart, int axis,
+                     int64_t count) override {
+    SEGVOL_TIME("copyAxisRange", 0, &src, &dst);
+    inner_.copyAxisRange(src, srcStart, dst, dstStart, axis, count);
+  }
 
  private:
   Backend& inner_;

@@ -74,9 +74,14 @@ class CpuBackend final : public HostBackend {
   // layout.cpp
   void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) override;
   void flip(const Tensor& x, const std::vector<int>& axes, Tensor& y) override;
+  void copyAxisRange(const Tensor& src, int64_t srcStart, Tensor& dst, int64_t dstStart, int axis,
+                     int64_t count) override;
 };
 
 // Elementwise loops below this many elements stay on one thread: forking costs more.
 constexpr int64_t kParallelThreshold = 1 << 15;
+
+// The process's one CPU backend (its oneDNN primitive cache is shared by all callers).
+Backend& cpuBackend();
 
 }  // namespace segvol

@@ -1,5 +1,6 @@
 // Axis permutation and flips, the re-orientations the directional scans need.
 // Each output row along the last axis is produced by one strided gather.
+#include <algorithm>
 #include <vector>
 
 #include "cpu_backend.h"
@@ -49,6 +50,22 @@ void CpuBackend::flip(const Tensor& x, const std::vector<int>& axes, Tensor& y) 
     srcStride[a] = -srcStride[a];
   }
   gather(x.data(), y.data(), y.shape(), srcStride, offset);
+}
+
+void CpuBackend::copyAxisRange(const Tensor& src, int64_t srcStart, Tensor& dst, int64_t dstStart, int axis,
+                               int64_t count) {
+  // Both tensors are (outer, L, inner) around the axis: one contiguous run of
+  // count * inner floats per outer index.
+  int64_t outer = 1, inner = 1;
+  for (int a = 0; a < axis; ++a) outer *= src.dim(a);
+  for (int a = axis + 1; a < src.rank(); ++a) inner *= src.dim(a);
+  const int64_t run = count * inner;
+  if (run == 0 || outer == 0) return;
+  const float* s = src.data() + srcStart * inner;
+  float* d = dst.data() + dstStart * inner;
+  const int64_t srcStep = src.dim(axis) * inner, dstStep = dst.dim(axis) * inner;
+#pragma omp parallel for if (outer * run > kParallelThreshold)
+  for (int64_t o = 0; o < outer; ++o) std::copy(s + o * srcStep, s + o * srcStep + run, d + o * dstStep);
 }
 
 }  // namespace segvol

@@ -73,6 +73,8 @@ class CudaBackend final : public Backend {
   // layout.cu
   void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) override;
   void flip(const Tensor& x, const std::vector<int>& axes, Tensor& y) override;
+  void copyAxisRange(const Tensor& src, int64_t srcStart, Tensor& dst, int64_t dstStart, int axis,
+                     int64_t count) override;
 };
 
 }  // namespace segvol

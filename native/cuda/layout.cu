@@ -55,4 +55,29 @@ void CudaBackend::flip(const Tensor& x, const std::vector<int>& axes, Tensor& y)
   launch(x, y, st, "flip");
 }
 
+namespace {
+
+// One thread per copied element of the (outer, count, inner) block.
+__global__ void copyAxisRangeKernel(const float* src, float* dst, int64_t n, int64_t count, int64_t inner,
+                                    int64_t srcLength, int64_t srcStart, int64_t dstLength, int64_t dstStart) {
+  SEGVOL_GRID_STRIDE(i, n) {
+    const int64_t k = i % inner, l = (i / inner) % count, o = i / (inner * count);
+    dst[(o * dstLength + dstStart + l) * inner + k] = src[(o * srcLength + srcStart + l) * inner + k];
+  }
+}
+
+}  // namespace
+
+void CudaBackend::copyAxisRange(const Tensor& src, int64_t srcStart, Tensor& dst, int64_t dstStart, int axis,
+                                int64_t count) {
+  int64_t outer = 1, inner = 1;
+  for (int a = 0; a < axis; ++a) outer *= src.dim(a);
+  for (int a = axis + 1; a < src.rank(); ++a) inner *= src.dim(a);
+  const int64_t n = outer * count * inner;
+  if (n == 0) return;
+  SEGVOL_LAUNCH(copyAxisRangeKernel, cuda::blocksFor(n), 256)(src.data(), dst.data(), n, count, inner, src.dim(axis),
+                                                              srcStart, dst.dim(axis), dstStart);
+  cuda::checkLaunch("copyAxisRange");
+}
+
 }  // namespace segvol

@@ -7,7 +7,7 @@
 
 #include "../core/backend.h"
 #include "../core/error.h"
-#include "../core/registry.h"
+#include "../registry/registry.h"
 
 namespace segvol::ops {
 

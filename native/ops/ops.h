@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "../core/backend.h"
-#include "../core/registry.h"
+#include "../registry/registry.h"
 
 namespace segvol::ops {
 
@@ -79,6 +79,12 @@ Tensor softmaxBackward(Implementation impl, const Tensor& y, const Tensor& dy);
 // ---- layout.cpp
 Tensor permute(Implementation impl, const Tensor& x, const std::vector<int>& perm);
 Tensor flip(Implementation impl, const Tensor& x, const std::vector<int>& axes);
+// Joins tensors along an axis; every other axis must agree. xs: (..., L_i, ...) -> (..., sum L_i, ...)
+Tensor concat(Implementation impl, const std::vector<const Tensor*>& xs, int axis);
+// Entries [start, start + length) of an axis: x (..., L, ...) -> (..., length, ...)
+Tensor narrow(Implementation impl, const Tensor& x, int axis, int64_t start, int64_t length);
+// The gradient of narrow: dy (..., length, ...) placed at start in zeros of inputShape.
+Tensor narrowBackward(Implementation impl, const Tensor& dy, const Shape& inputShape, int axis, int64_t start);
 Tensor copyTo(const Tensor& x, Device device);
 
 }  // namespace segvol::ops

@@ -476,6 +476,18 @@ void ReferenceBackend::flip(const Tensor& x, const std::vector<int>& axes, Tenso
   }
 }
 
+void ReferenceBackend::copyAxisRange(const Tensor& src, int64_t srcStart, Tensor& dst, int64_t dstStart, int axis,
+                                     int64_t count) {
+  int64_t outer = 1, inner = 1;
+  for (int a = 0; a < axis; ++a) outer *= src.dim(a);
+  for (int a = axis + 1; a < src.rank(); ++a) inner *= src.dim(a);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t l = 0; l < count; ++l)
+      for (int64_t i = 0; i < inner; ++i) {
+        dst.data()[(o * dst.dim(axis) + dstStart + l) * inner + i] = src.data()[(o * src.dim(axis) + srcStart + l) * inner + i];
+      }
+}
+
 }  // namespace segvol
 
 namespace segvol {
@@ -638,6 +650,15 @@ void ReferenceBackend::optimizerUpdate(OptimizerKind kind, const OptimizerHyper&
     state1.data()[i] = static_cast<float>(a);
     state2.data()[i] = static_cast<float>(b);
   }
+}
+
+}  // namespace segvol
+
+namespace segvol {
+
+Backend& referenceBackend() {
+  static ReferenceBackend backend;
+  return backend;
 }
 
 }  // namespace segvol

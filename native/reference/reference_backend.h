@@ -56,6 +56,11 @@ class ReferenceBackend final : public HostBackend {
 
   void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) override;
   void flip(const Tensor& x, const std::vector<int>& axes, Tensor& y) override;
+  void copyAxisRange(const Tensor& src, int64_t srcStart, Tensor& dst, int64_t dstStart, int axis,
+                     int64_t count) override;
 };
+
+// The process's reference backend.
+Backend& referenceBackend();
 
 }  // namespace segvol

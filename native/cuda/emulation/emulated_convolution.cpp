@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "../../core/math_mode.h"
-#include "../../core/registry.h"
+#include "../../cpu/cpu_backend.h"
 #include "../cuda_backend_impl.h"
 
 namespace segvol {

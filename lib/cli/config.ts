@@ -1,0 +1,183 @@
+// The JSON configuration of `segvol train`: checked strictly, so a typo names
+// its key instead of being ignored.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { VolumeSampler } from '../data/samplers';
+import { describe, SegvolError } from '../core/errors';
+import { containsClass, type LossConfig, type Phase, type TrainerOptions } from '../training/trainer';
+import type { Sequential } from '../nn/sequential';
+import type { Size3 } from '../data/samplers';
+import { mrPreprocess, normalizeSlices } from '../data/preprocess';
+import { readVolume, stackModalities } from '../io/volume_io';
+import { presets, type PyramidNetOptions } from '../presets';
+
+export interface ModelConfig extends PyramidNetOptions {
+  preset: 'pyramidNet';
+}
+
+/** A phase in train.json: Phase's JSON-friendly fields, and a class filter instead of a function. */
+export interface PhaseConfig {
+  name?: string;
+  size?: [number, number, number];
+  outputSize?: [number, number, number];
+  epochs?: number;
+  steps?: number;
+  stepsPerEpoch?: number;
+  batchSize?: number;
+  loss?: TrainerOptions['loss'];
+  optimizer?: TrainerOptions['optimizer'];
+  schedule?: TrainerOptions['schedule'];
+  lr?: number;
+  /** Only windows holding at least minVoxels voxels of one of these classes (in the output window). */
+  filter?: { containsClass: number | number[]; minVoxels?: number; tries?: number };
+}
+
+export interface TrainConfig {
+  model: ModelConfig;
+  data: {
+    /** One volume, or one per modality (stacked as channels). Any format readVolume reads. */
+    volume: string | string[];
+    labels: string;
+    mask?: string;
+    flip?: { z?: boolean; y?: boolean; x?: boolean };
+    rotate?: boolean;
+    classAware?: { label: number; minVoxels?: number; tries?: number };
+    /** 'slice' (default): per-slice standardisation; 'mr': the paper's MR pipeline; 'none'. */
+    normalize?: 'slice' | 'mr' | 'none';
+  };
+  phases?: PhaseConfig[];
+  /** The PyraMiD-LSTM paper's bootstrap stages: phases with a size and epochs only. */
+  stages?: Array<{ size: [number, number, number]; epochs: number }>;
+  epochs?: number;
+  size?: [number, number, number];
+  stepsPerEpoch?: number;
+  batchSize?: number;
+  loss?: TrainerOptions['loss'];
+  optimizer?: TrainerOptions['optimizer'];
+  schedule?: TrainerOptions['schedule'];
+  seed?: number;
+  checkpoint?: { path: string; every?: number };
+}
+
+const schema: Record<string, readonly string[]> = {
+  '': ['model', 'data', 'phases', 'stages', 'epochs', 'size', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule', 'seed', 'checkpoint'],
+  model: ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed'],
+  data: ['volume', 'labels', 'mask', 'flip', 'rotate', 'classAware', 'normalize'],
+  'data.flip': ['z', 'y', 'x'],
+  'data.classAware': ['label', 'minVoxels', 'tries'],
+  checkpoint: ['path', 'every'],
+  loss: ['kind', 'classWeights', 'weightsFrom', 'normalize'],
+};
+const phaseSchema = ['name', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule', 'lr', 'filter'];
+const filterSchema = ['containsClass', 'minVoxels', 'tries'];
+
+function checkKeys(value: unknown, where: string): void {
+  const known = schema[where];
+  if (!known || value === null || typeof value !== 'object' || Array.isArray(value)) return;
+  for (const [key, child] of Object.entries(value)) {
+    const full = where ? `${where}.${key}` : key;
+    if (!known.includes(key)) {
+      throw new SegvolError('ERR_ARGUMENT', `config: unknown key '${full}'; known keys${where ? ` of ${where}` : ''}: ${known.join(', ')}`);
+    }
+    checkKeys(child, full);
+  }
+}
+
+export function parseTrainConfig(text: string, source: string): TrainConfig {
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (error) {
+    throw new SegvolError('ERR_FORMAT', `config ${source}: not valid JSON (${(error as Error).message})`);
+  }
+  checkKeys(config, '');
+  const c = config as TrainConfig;
+  if (c.phases !== undefined && c.stages !== undefined) {
+    throw new SegvolError('ERR_ARGUMENT', `config ${source}: give phases or stages, not both (stages are phases with a size and epochs)`);
+  }
+  if (c.phases !== undefined && !Array.isArray(c.phases)) throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected phases as a list`);
+  (c.phases ?? []).forEach((phase, i) => {
+    for (const key of Object.keys(phase)) {
+      if (!phaseSchema.includes(key)) {
+        throw new SegvolError('ERR_ARGUMENT', `config: unknown key 'phases[${i}].${key}'; known keys of a phase: ${phaseSchema.join(', ')}`);
+      }
+    }
+    for (const key of Object.keys(phase.filter ?? {})) {
+      if (!filterSchema.includes(key)) {
+        throw new SegvolError('ERR_ARGUMENT', `config: unknown key 'phases[${i}].filter.${key}'; known: ${filterSchema.join(', ')}`);
+      }
+    }
+    if (phase.filter && phase.filter.containsClass === undefined) {
+      throw new SegvolError('ERR_ARGUMENT', `config: phases[${i}].filter needs containsClass (a class id or a list)`);
+    }
+  });
+  if (!c.model || c.model.preset !== 'pyramidNet') {
+    throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected model.preset 'pyramidNet', received ${describe(c.model?.preset)}`);
+  }
+  const volumes = c.data ? (Array.isArray(c.data.volume) ? c.data.volume : [c.data.volume]) : [];
+  if (!c.data || volumes.length === 0 || volumes.some((v) => typeof v !== 'string') || typeof c.data.labels !== 'string') {
+    throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected data.volume (a path, or one per modality) and data.labels (a path)`);
+  }
+  if (c.data.normalize !== undefined && !['slice', 'mr', 'none'].includes(c.data.normalize)) {
+    throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected data.normalize 'slice', 'mr' or 'none', received ${describe(c.data.normalize)}`);
+  }
+  return c;
+}
+
+export function buildModel(config: ModelConfig): Sequential {
+  const { preset: _preset, ...options } = config;
+  return presets.pyramidNet(options);
+}
+
+/** Loads the config's volumes (paths relative to the config file), normalised, modalities stacked as channels. */
+export function loadTrainingData(config: TrainConfig, baseDir: string): VolumeSampler {
+  const resolve = (p: string) => path.resolve(baseDir, p);
+  const paths = Array.isArray(config.data.volume) ? config.data.volume : [config.data.volume];
+  const modalities = paths.map((p) => {
+    const v = readVolume(resolve(p));
+    let nan = 0;
+    for (const value of v.data) if (!Number.isFinite(value)) ++nan;
+    if (nan) {
+      throw new SegvolError('ERR_NON_FINITE', `data.volume ${p}: ${nan} voxels are NaN or infinite; training needs finite values ` +
+        '(fill them, or mask them out with data.mask and set them to 0)');
+    }
+    if (v.shape.length !== 3) {
+      throw new SegvolError('ERR_SHAPE', `data.volume ${p}: expected one (D, H, W) volume per modality, received (${v.shape.join(', ')})`);
+    }
+    const mode = config.data.normalize ?? 'slice';
+    const data = mode === 'slice' ? normalizeSlices(v.data, v.shape) : mode === 'mr' ? mrPreprocess(v.data, v.shape) : v.data;
+    return { ...v, data };
+  });
+  const volume = stackModalities(modalities, paths);
+  const labels = readVolume(resolve(config.data.labels));
+  if (labels.shape.join() !== volume.shape.slice(1).join()) {
+    throw new SegvolError('ERR_SHAPE', `data.labels ${config.data.labels}: expected shape (${volume.shape.slice(1).join(', ')}) like the volume, received (${labels.shape.join(', ')})`);
+  }
+  const mask = config.data.mask ? readVolume(resolve(config.data.mask)).data : undefined;
+  return new VolumeSampler({
+    volume: volume.data, shape: volume.shape as [number, number, number, number], labels: labels.data,
+    ...(mask ? { mask } : {}), ...(config.data.flip ? { flip: config.data.flip } : {}),
+    ...(config.data.rotate ? { rotate: true } : {}), ...(config.data.classAware ? { classAware: config.data.classAware } : {}),
+  });
+}
+
+/** The config's phases for Trainer.fit (stages become phases; a JSON filter becomes containsClass). */
+export function phasesOf(config: TrainConfig): Phase[] | undefined {
+  if (config.stages) return config.stages.map((s) => ({ size: s.size as Size3, epochs: s.epochs }));
+  return config.phases?.map(({ filter, ...rest }) => ({
+    ...rest,
+    ...(filter ? { filter: containsClass(filter.containsClass, filter.minVoxels ?? 1), ...(filter.tries ? { filterTries: filter.tries } : {}) } : {}),
+  }) as Phase);
+}
+
+export function readTrainConfig(file: string): TrainConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new SegvolError('ERR_ARGUMENT', `cannot read config ${file}: ${(error as Error).message}`);
+  }
+  return parseTrainConfig(text, file);
+}
+
+export type { LossConfig };

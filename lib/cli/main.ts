@@ -1,0 +1,353 @@
+#!/usr/bin/env node
+// The segvol command line: info, demo, train, predict, profile.
+import { Command, InvalidArgumentError } from 'commander';
+import * as path from 'node:path';
+import { backends } from '../core/backends';
+import { GradientTape } from '../autograd/tape';
+import { buildModel, loadTrainingData, phasesOf, readTrainConfig, type ModelConfig } from './config';
+import { runDemo } from './demo';
+import { syntheticEm } from '../data/synthetic';
+import { readNpy, writeNpy } from '../io/npy';
+import { describeVolume, readVolume, writeVolume, type RawOptions } from '../io/volume_io';
+import { predictVolume } from '../inference/predict_volume';
+import { mrPreprocess, normalizeSlices } from '../data/preprocess';
+import { metrics, type RandScores, type Shape3 } from '../evaluation/metrics';
+import { formatProfile, profile } from '../core/profile';
+import { presets } from '../presets';
+import { readSafetensors } from '../io/safetensors';
+import { Tensor, type Device } from '../core/tensor';
+import { Trainer, type Progress } from '../training/trainer';
+
+import * as fs from 'node:fs';
+
+// dist/lib/cli/main.js or lib/cli/main.ts (tsx): package.json is three or two folders up.
+const pkg = JSON.parse(fs.readFileSync([path.join(__dirname, '..', '..', '..', 'package.json'), path.join(__dirname, '..', '..', 'package.json')]
+  .find((p) => fs.existsSync(p))!, 'utf8')) as { version: string };
+
+function integerList(value: string): number[] {
+  const parts = value.split(',').filter((v) => v.trim() !== '').map((v) => Number(v.trim()));
+  if (parts.some((v) => !Number.isInteger(v) || v < 1)) throw new InvalidArgumentError(`expected comma-separated positive integers, got '${value}'`);
+  return parts;
+}
+
+/** --device: 'cpu' or 'cuda', checked against this build before any work starts. */
+function deviceOption(value: string): Device {
+  if (value !== 'cpu' && value !== 'cuda') throw new InvalidArgumentError(`expected cpu or cuda, received ${value}`);
+  const status = backends().find((b) => b.name === value);
+  if (!status?.available) {
+    throw new InvalidArgumentError(`${value} is unavailable in this build (${status?.reason ?? 'unknown backend'}); use --device cpu`);
+  }
+  return value;
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!(n > 0)) throw new InvalidArgumentError(`expected a positive number, got '${value}'`);
+  return n;
+}
+
+/** One-line progress bar on a terminal, a line every few seconds otherwise. */
+function progressPrinter(label: string, fraction: (p: Progress, elapsed: number) => number) {
+  const tty = process.stderr.isTTY;
+  let lastLine = 0;
+  return (p: Progress, elapsed: number) => {
+    const f = Math.max(0, Math.min(1, fraction(p, elapsed)));
+    const text = `${label} step ${p.step}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ` +
+      `${Math.round(p.voxelsPerSecond).toLocaleString('en-US')} voxels/s`;
+    if (tty) {
+      const width = 24;
+      const bar = '#'.repeat(Math.round(f * width)).padEnd(width, '-');
+      process.stderr.write(`\r[${bar}] ${text}   `);
+    } else if (elapsed - lastLine >= 5) {
+      lastLine = elapsed;
+      process.stderr.write(`${(f * 100).toFixed(0)}% ${text}\n`);
+    }
+  };
+}
+
+function modelConfigOf(checkpoint: string): ModelConfig {
+  const meta = readSafetensors(checkpoint).metadata;
+  const state = meta.segvol ? (JSON.parse(meta.segvol) as { modelConfig: ModelConfig | null }) : null;
+  if (!state?.modelConfig) {
+    throw new Error(`${checkpoint} does not say which model it holds (no modelConfig); it was not written by segvol train or demo`);
+  }
+  return state.modelConfig;
+}
+
+/** Segments of a truth given as a binary boundary map (boundary 1): components of the non-boundary pixels. */
+function connectedSegments(boundary: Float32Array, shape: Shape3): Int32Array {
+  return metrics.connectedComponents(Uint8Array.from(boundary, (v) => (v > 0.5 ? 0 : 1)), shape, { connectivity: 4 }).labels;
+}
+
+function printEvaluation(result: Record<string, unknown>): void {
+  const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : String(v));
+  if (result.pixelError !== undefined) {
+    const best = result.bestPixelError as { error: number; threshold: number };
+    console.log(`pixel error: ${f(result.pixelError as number)} at 0.5; best ${f(best.error)} at threshold ${best.threshold.toFixed(2)}`);
+  }
+  if (result.rand) {
+    const r = result.rand as { scores?: RandScores; threshold?: number } & Partial<RandScores>;
+    const s = (r.scores ?? r) as RandScores;
+    console.log(`Rand F-score ${f(s.fScore)} (merge ${f(s.vMerge)}, split ${f(s.vSplit)})${r.threshold !== undefined ? ` at threshold ${r.threshold.toFixed(2)}` : ''}; ` +
+      `adapted Rand error ${f(s.adaptedRandError)}; VI split ${f(s.viSplit)}, merge ${f(s.viMerge)} bits`);
+  }
+  if (result.warping) {
+    const w = result.warping as { warpingError: number };
+    console.log(`warping error: ${f(w.warpingError)}`);
+  }
+  if (result.overlap) {
+    const o = result.overlap as { perClass: Array<Record<string, number>>; meanIU: number };
+    console.log('class  dice    jaccard  ppv     sensitivity  avd%');
+    o.perClass.forEach((c, k) => console.log(`${String(k).padEnd(5)}  ${f(c.dice!)}  ${f(c.jaccard!)}   ${f(c.ppv!)}  ${f(c.sensitivity!).padEnd(11)}  ${f(c.avd!)}`));
+    console.log(`mean IU ${f(o.meanIU)}`);
+  }
+  if (result.hausdorff95) {
+    (result.hausdorff95 as number[]).forEach((d, k) => console.log(`class ${k + 1}: 95% Hausdorff ${f(d)}`));
+  }
+}
+
+export function createProgram(): Command {
+  const program = new Command();
+  program.name('segvol').description('Volumetric segmentation with PyraMiD-LSTM and friends').version(pkg.version);
+
+  program.command('info').description('list the compute backends of this build').action(() => {
+    console.log(`segvol ${pkg.version} (node ${process.version})`);
+    console.log('backends:');
+    for (const b of backends()) {
+      console.log(`  ${b.name.padEnd(5)} ${b.available ? `available  ${b.detail}` : `unavailable: ${b.reason}`}`);
+    }
+  });
+
+  program.command('demo')
+    .description('train a small PyraMiD-LSTM network on a synthetic EM-like stack (CPU) and evaluate it')
+    .option('--seconds <n>', 'training time budget', positiveNumber, 60)
+    .option('--out <dir>', 'output folder', 'segvol-demo')
+    .option('--seed <n>', 'random seed', (v) => Number(v), 1)
+    .action(async (options: { seconds: number; out: string; seed: number }) => {
+      console.log(`segvol demo: synthetic EM-like stack 24x96x96 (16 slices to train, 8 held out), ` +
+        `PyraMiD-LSTM network (hidden 8, 12; 5x5 filters), ${options.seconds} s of training on the CPU`);
+      const print = progressPrinter('training', (_p, elapsed) => elapsed / options.seconds);
+      const result = await runDemo({ ...options, onProgress: print });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      console.log(`trained ${result.steps} steps`);
+      console.log(`pixel error on the held-out slices: ${(100 * result.pixelError).toFixed(2)}% ` +
+        `(thresholding the raw input: ${(100 * result.baselinePixelError).toFixed(2)}%)`);
+      console.log('wrote:');
+      for (const f of result.files) console.log(`  ${f}`);
+    });
+
+  program.command('synth')
+    .description('write a synthetic EM-like training volume, its labels and a training config (train.json)')
+    .option('--out <dir>', 'output folder', 'segvol-data')
+    .option('--size <d,h,w>', 'volume size', integerList, [24, 128, 128])
+    .option('--seed <n>', 'random seed', (v) => Number(v), 1)
+    .action((o: { out: string; size: number[]; seed: number }) => {
+      const [depth, height, width] = o.size as [number, number, number];
+      const em = syntheticEm({ depth, height, width, seed: o.seed });
+      fs.mkdirSync(o.out, { recursive: true });
+      writeNpy(path.join(o.out, 'volume.npy'), { shape: em.shape, data: em.image });
+      writeNpy(path.join(o.out, 'labels.npy'), { shape: em.shape, data: em.labels });
+      const config = {
+        model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hidden: [8, 12], fc: [12], kernel: 5, seed: o.seed },
+        data: { volume: 'volume.npy', labels: 'labels.npy', flip: { z: true, y: true, x: true } },
+        stages: [{ size: [8, 32, 32], epochs: 300 }, { size: [8, 48, 48], epochs: 100 }],
+        loss: 'squaredError',
+        optimizer: { kind: 'rmspropMomentum' },
+        schedule: { kind: 'paper' },
+        seed: o.seed,
+        checkpoint: { path: 'model.safetensors', every: 20 },
+      };
+      fs.writeFileSync(path.join(o.out, 'train.json'), `${JSON.stringify(config, null, 2)}\n`);
+      console.log(`wrote ${path.join(o.out, 'volume.npy')}, labels.npy and train.json (${em.shape.join('x')})`);
+    });
+
+  program.command('train')
+    .description('train a model from a JSON config')
+    .requiredOption('--config <file>', 'training configuration (see README)')
+    .option('--resume <checkpoint>', 'continue from a checkpoint written by an earlier run')
+    .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
+    .action(async (options: { config: string; resume?: string; device: Device }) => {
+      const config = readTrainConfig(options.config);
+      const baseDir = path.dirname(path.resolve(options.config));
+      // Paths in the config are relative to the config file.
+      if (config.checkpoint) config.checkpoint = { ...config.checkpoint, path: path.resolve(baseDir, config.checkpoint.path) };
+      const model = buildModel(config.model).to(options.device);
+      const data = loadTrainingData(config, baseDir);
+      const trainer = new Trainer(model, {
+        ...(config.loss ? { loss: config.loss } : {}), ...(config.optimizer ? { optimizer: config.optimizer } : {}),
+        ...(config.schedule ? { schedule: config.schedule } : {}), seed: config.seed ?? 0, modelConfig: config.model,
+      });
+      if (options.resume) trainer.resume(options.resume);
+      const controller = new AbortController();
+      process.once('SIGINT', () => {
+        process.stderr.write('\nstopping after the current step (Ctrl-C again to kill)\n');
+        controller.abort();
+      });
+      const print = progressPrinter('training', (p) => p.step / p.totalSteps);
+      const phases = phasesOf(config);
+      const result = await trainer.fit({
+        data, signal: controller.signal, onProgress: (p) => print(p, 0),
+        ...(phases ? { phases } : {}), ...(config.epochs ? { epochs: config.epochs } : {}),
+        ...(config.size ? { size: config.size } : {}), ...(config.stepsPerEpoch ? { stepsPerEpoch: config.stepsPerEpoch } : {}),
+        ...(config.batchSize ? { batchSize: config.batchSize } : {}), ...(config.checkpoint ? { checkpoint: config.checkpoint } : {}),
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      console.log(`${result.aborted ? 'stopped' : 'finished'} at step ${result.steps}, last loss ${result.lastLoss.toFixed(5)}` +
+        (config.checkpoint ? `; checkpoint ${config.checkpoint.path}` : ''));
+    });
+
+  program.command('predict')
+    .description('segment a volume with a trained checkpoint, by overlapping windows blended with Gaussian weights')
+    .requiredOption('--model <checkpoint>', 'a checkpoint written by segvol train or demo')
+    .requiredOption('--in <file>', 'input volume (.nii, .nii.gz, .tif, .npy, ...; (D, H, W) or (C, D, H, W))')
+    .requiredOption('--out <file>', 'output (.nii, .nii.gz, .tif, .npy): class ids, or probabilities with --probabilities')
+    .option('--window <d,h,w>', 'sliding window (default: the whole volume)', integerList)
+    .option('--overlap <fraction>', 'window overlap', (v) => Number(v), 0.5)
+    .option('--normalize <mode>', "slice (per-slice standardisation), mr or none", 'none')
+    .option('--probabilities', 'write class probabilities (C, D, H, W) instead of labels')
+    .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
+    .action(async (o: { model: string; in: string; out: string; window?: number[]; overlap: number; normalize: string; probabilities?: boolean; device: Device }) => {
+      const model = buildModel(modelConfigOf(o.model));
+      model.loadWeights(o.model);
+      model.to(o.device);
+      const volume = readVolume(o.in);
+      const shape = volume.shape.length === 3 ? [1, 1, ...volume.shape] : [1, ...volume.shape];
+      const data = o.normalize === 'slice' ? normalizeSlices(volume.data, volume.shape) : o.normalize === 'mr' ? mrPreprocess(volume.data, volume.shape) : volume.data;
+      const x = Tensor.fromArray(data, shape);
+      const spatial = shape.slice(2) as [number, number, number];
+      const print = process.stderr.isTTY ? (done: number, total: number) => process.stderr.write(`\rwindow ${done}/${total}`) : undefined;
+      const probs = await predictVolume(model, x, { window: (o.window ?? spatial) as [number, number, number], overlap: o.overlap, ...(print ? { onProgress: print } : {}) });
+      if (print) process.stderr.write('\n');
+      const p = probs.toArray();
+      const k = probs.shape[1]!;
+      const n = spatial[0] * spatial[1] * spatial[2];
+      let out: Float32Array, outShape: number[];
+      if (o.probabilities) {
+        out = p;
+        outShape = [k, ...spatial];
+      } else {
+        out = new Float32Array(n);
+        for (let v = 0; v < n; ++v) {
+          let best = 0;
+          for (let c = 1; c < k; ++c) if (p[c * n + v]! > p[best * n + v]!) best = c;
+          out[v] = best;
+        }
+        outShape = spatial;
+      }
+      writeVolume(o.out, { data: out, shape: outShape, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
+        ...(volume.affine ? { affine: volume.affine } : {}) }, o.probabilities ? {} : { dtype: 'uint8' });
+      console.log(`wrote ${o.out} (${outShape.join('x')})`);
+    });
+
+  program.command('evaluate')
+    .description('compare a prediction with the truth (.npy): overlap, Hausdorff, Rand/VI, pixel and warping error')
+    .requiredOption('--pred <file>', 'predicted labels, or boundary probabilities in [0, 1]')
+    .requiredOption('--truth <file>', 'true labels (class ids, segment ids, or a binary boundary map)')
+    .option('--metrics <list>', 'overlap, hausdorff, rand, pixel, warping (default: by the prediction: labels or probabilities)')
+    .option('--classes <n>', 'number of classes for overlap measures (default: largest id + 1)', (v) => integerList(v)[0]!)
+    .option('--spacing <z,y,x>', 'voxel spacing for distances', (v) => v.split(',').map(Number))
+    .option('--json', 'print JSON instead of a table')
+    .action((o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; json?: boolean }) => {
+      const pred = readNpy(o.pred);
+      const truth = readNpy(o.truth);
+      if (pred.shape.join() !== truth.shape.join()) {
+        throw new Error(`the prediction ${o.pred} has shape (${pred.shape.join(', ')}), the truth ${o.truth} (${truth.shape.join(', ')}); they must match`);
+      }
+      if (pred.shape.length !== 2 && pred.shape.length !== 3) throw new Error(`expected (H, W) or (D, H, W) volumes, received (${pred.shape.join(', ')})`);
+      const shape = pred.shape as unknown as Shape3;
+      const probabilities = pred.data.some((v) => v !== Math.round(v));
+      const chosen = (o.metrics ?? (probabilities ? 'pixel,rand,warping' : 'overlap,rand')).split(',').map((m) => m.trim());
+      const known = ['overlap', 'hausdorff', 'rand', 'pixel', 'warping'];
+      const unknown = chosen.filter((m) => !known.includes(m));
+      if (unknown.length) throw new Error(`unknown metric '${unknown[0]}'; known: ${known.join(', ')}`);
+      const result: Record<string, unknown> = {};
+      if (chosen.includes('pixel')) {
+        result.pixelError = metrics.pixelError(pred.data, truth.data).error;
+        result.bestPixelError = metrics.pixelError(pred.data, truth.data, { search: true });
+      }
+      if (chosen.includes('rand')) {
+        // Boundary maps: 2D segmentation per slice, as the 2D-3D ConvNet paper evaluates.
+        result.rand = probabilities
+          ? metrics.bestRandFScore(pred.data, connectedSegments(truth.data, shape), shape, { connectivity: 4 })
+          : metrics.rand(pred.data, truth.data);
+      }
+      if (chosen.includes('warping')) {
+        const binary = (a: Float32Array) => Uint8Array.from(a, (v) => (v > 0.5 ? 0 : 1));  // boundary 1 -> background
+        result.warping = metrics.warpingError(binary(pred.data), binary(truth.data), shape);
+      }
+      let largest = 0;
+      for (const v of truth.data) largest = Math.max(largest, v);
+      if (!probabilities) for (const v of pred.data) largest = Math.max(largest, v);
+      const classes = o.classes ?? largest + 1;
+      if (chosen.includes('overlap')) result.overlap = metrics.overlap(pred.data, truth.data, classes);
+      if (chosen.includes('hausdorff')) {
+        const spacing = (o.spacing ?? [1, 1, 1]) as [number, number, number];
+        result.hausdorff95 = Array.from({ length: classes - 1 }, (_, k) => metrics.hausdorff95(
+          Uint8Array.from(pred.data, (v) => (v === k + 1 ? 1 : 0)), Uint8Array.from(truth.data, (v) => (v === k + 1 ? 1 : 0)), shape, { spacing }));
+      }
+      if (o.json) {
+        console.log(JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2));
+        return;
+      }
+      printEvaluation(result);
+    });
+
+  program.command('convert')
+    .description('convert a volume between formats by extension: .nii(.gz), .tif, .npy, a folder of slices (PNG output: a path ending in /)')
+    .argument('<in>', 'input volume')
+    .argument('<out>', 'output volume')
+    .option('--dtype <type>', 'stored type where the format allows: float32, uint8, int16, uint16')
+    .option('--raw <shape:dtype>', 'read raw binary input, e.g. 30,512,512:uint16')
+    .action((input: string, output: string, o: { dtype?: 'float32' | 'uint8' | 'int16' | 'uint16'; raw?: string }) => {
+      const raw = o.raw ? (() => {
+        const [shape, dtype] = o.raw!.split(':');
+        return { shape: integerList(shape ?? ''), dtype: (dtype ?? 'float32') as RawOptions['dtype'] };
+      })() : undefined;
+      const volume = readVolume(input, raw ? { raw } : {});
+      writeVolume(output, volume, o.dtype ? { dtype: o.dtype } : {});
+      console.log(`wrote ${output} (${volume.shape.join('x')}, from ${volume.dtype})`);
+    });
+
+  program.command('inspect')
+    .description('print shape, stored type, spacing and value range of a volume')
+    .argument('<file>', 'volume (.nii, .nii.gz, .tif, .npy, .png, or a folder of slices)')
+    .action((file: string) => {
+      const d = describeVolume(readVolume(file));
+      console.log(`${file}\n  shape    ${d.shape.join(' x ')}\n  dtype    ${d.dtype}\n  spacing  ${d.spacing ? d.spacing.map((v) => Number(v.toPrecision(6))).join(' x ') : 'unknown'}` +
+        `\n  range    ${d.min} .. ${d.max} (mean ${d.mean.toFixed(4)})${d.nan ? `\n  NaN      ${d.nan} voxels` : ''}`);
+    });
+
+  program.command('profile')
+    .description('time one forward + backward pass of the paper network, per native op')
+    .option('--in-channels <n>', 'input channels', (v) => integerList(v)[0]!, 1)
+    .option('--classes <n>', 'classes', (v) => integerList(v)[0]!, 2)
+    .option('--hidden <list>', 'PyraMiD-LSTM hidden units per layer', integerList, [16, 32, 64])
+    .option('--fc <list>', 'FC units between layers', integerList, [25, 45])
+    .option('--kernel <n>', 'filter size', (v) => integerList(v)[0]!, 7)
+    .option('--size <d,h,w>', 'sub-volume size', integerList, [8, 64, 64])
+    .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
+    .action(async (o: { inChannels: number; classes: number; hidden: number[]; fc: number[]; kernel: number; size: number[]; device: Device }) => {
+      const model = presets.pyramidNet({ inChannels: o.inChannels, classes: o.classes, hidden: o.hidden, fc: o.fc, kernel: o.kernel }).to(o.device);
+      const x = Tensor.full([1, o.inChannels, ...o.size], 0.5, { device: o.device });
+      const run = async () => {
+        const tape = new GradientTape();
+        tape.watch(x);
+        const y = await tape.record(() => model.forward(x, { training: true }));
+        const grads = await tape.backward(y, y);
+        tape.dispose();
+        for (const t of [y, ...grads.values()]) t.dispose();
+      };
+      await run();  // builds the oneDNN primitives / picks the cuDNN algorithms
+      const { records } = await profile(run);
+      console.log(`forward + backward on ${o.device}, input (1, ${o.inChannels}, ${o.size.join(', ')}), ${model.paramCount().toLocaleString('en-US')} parameters`);
+      console.log(formatProfile(records));
+    });
+  return program;
+}
+
+if (require.main === module) {
+  createProgram().parseAsync(process.argv).catch((error: Error & { code?: string }) => {
+    console.error(`segvol: ${error.message.replace(/^segvol: /, '')}`);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,213 @@
+// The one file that loads the native addon. It declares the binding's exact
+// signatures; every other module goes through these types. Handles are opaque:
+// JS never sees a pointer.
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+
+declare const handleBrand: unique symbol;
+/** An opaque reference to native tensor memory. Only lib/tensor.ts holds these. */
+export interface NativeTensorHandle {
+  readonly [handleBrand]: true;
+}
+
+export type DeviceName = 'cpu' | 'cuda';
+export type ImplementationName = 'optimized' | 'reference';
+export type ActivationName = 'tanh' | 'sigmoid' | 'relu';
+export type UpsampleModeName = 'nearest' | 'linear';
+
+export interface NativeConvGeometry {
+  stride: number[];
+  padding: number[];
+  dilation: number[];
+  groups: number;
+}
+
+export interface NativePoolGeometry {
+  kernel: number[];
+  stride: number[];
+  padding: number[];
+  dilation: number[];
+  countIncludePad: boolean;
+}
+
+export interface NativeConvGrads {
+  dx: NativeTensorHandle | null;
+  dw: NativeTensorHandle | null;
+  db: NativeTensorHandle | null;
+}
+
+export interface NativeBackendStatus {
+  name: string;
+  available: boolean;
+  reason: string;
+  detail: string;
+}
+
+declare const savedBrand: unique symbol;
+/** An opaque reference to what a forward pass saved for its backward pass. */
+export interface NativeSavedHandle {
+  readonly [savedBrand]: true;
+}
+
+export interface NativeClstmWeights {
+  wx: NativeTensorHandle;
+  bx: NativeTensorHandle;
+  wh: NativeTensorHandle;
+  bh: NativeTensorHandle;
+}
+
+export interface NativeClstmGrads {
+  dwx: NativeTensorHandle;
+  dbx: NativeTensorHandle;
+  dwh: NativeTensorHandle;
+  dbh: NativeTensorHandle;
+}
+
+export interface NativePyramidForward {
+  y: NativeTensorHandle;
+  saved: NativeSavedHandle;
+}
+
+export interface NativePyramidBackward {
+  dx: NativeTensorHandle;
+  grads: NativeClstmGrads[];
+}
+
+export interface NativeOptimizerHyper {
+  lr: number;
+  rho: number;
+  rhoM: number;
+  momentum: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  step: number;
+}
+
+type H = NativeTensorHandle;
+type Impl = ImplementationName;
+
+export interface NativeBinding {
+  backends(): NativeBackendStatus[];
+  primitiveCacheStats(): { hits: number; misses: number; entries: number };
+  profileStart(): void;
+  setConvMath(mode: 'fp32' | 'tf32'): void;
+  synchronize(device: DeviceName): void;
+  getConvMath(): 'fp32' | 'tf32';
+  profileStop(): Array<{ op: string; backend: string; shapes: string; count: number; totalMs: number; flops: number }>;
+
+  tensorFromArray(data: Float32Array, shape: number[], device: DeviceName): H;
+  tensorShape(t: H): number[];
+  tensorDevice(t: H): DeviceName;
+  tensorToArray(t: H): Float32Array;
+  tensorTo(t: H, device: DeviceName): H;
+  tensorReshape(t: H, shape: number[]): H;
+  tensorDispose(t: H): void;
+  tensorIsDisposed(t: H): boolean;
+
+  conv(impl: Impl, x: H, w: H, bias: H | null, g: NativeConvGeometry): H;
+  convBackward(impl: Impl, x: H, w: H, dy: H, g: NativeConvGeometry, needInput: boolean, needWeight: boolean,
+    needBias: boolean): NativeConvGrads;
+  convAsync(impl: Impl, x: H, w: H, bias: H | null, g: NativeConvGeometry): Promise<H>;
+  convBackwardAsync(impl: Impl, x: H, w: H, dy: H, g: NativeConvGeometry, needInput: boolean, needWeight: boolean,
+    needBias: boolean): Promise<NativeConvGrads>;
+  convTranspose(impl: Impl, x: H, w: H, bias: H | null, g: NativeConvGeometry, outputPadding: number[]): H;
+  convTransposeBackward(impl: Impl, x: H, w: H, dy: H, g: NativeConvGeometry, outputPadding: number[],
+    needInput: boolean, needWeight: boolean, needBias: boolean): NativeConvGrads;
+  pixelwise(impl: Impl, x: H, w: H, bias: H | null): H;
+  pixelwiseBackward(impl: Impl, x: H, w: H, dy: H, needInput: boolean, needWeight: boolean,
+    needBias: boolean): NativeConvGrads;
+
+  maxPool(impl: Impl, x: H, g: NativePoolGeometry): H;
+  maxPoolBackward(impl: Impl, x: H, dy: H, g: NativePoolGeometry): H;
+  avgPool(impl: Impl, x: H, g: NativePoolGeometry): H;
+  avgPoolBackward(impl: Impl, x: H, dy: H, g: NativePoolGeometry): H;
+
+  upsample(impl: Impl, x: H, size: number[], mode: UpsampleModeName, alignCorners: boolean): H;
+  upsampleBackward(impl: Impl, dy: H, inputSize: number[], mode: UpsampleModeName, alignCorners: boolean): H;
+
+  batchNorm(impl: Impl, x: H, gamma: H, beta: H, runningMean: H, runningVar: H, training: boolean, momentum: number,
+    eps: number): { y: H; mean: H; invStd: H };
+  batchNormBackward(impl: Impl, x: H, gamma: H, mean: H, invStd: H, training: boolean,
+    dy: H): { dx: H; dgamma: H; dbeta: H };
+
+  activation(impl: Impl, kind: ActivationName, x: H): H;
+  activationBackward(impl: Impl, kind: ActivationName, x: H, y: H, dy: H): H;
+  add(impl: Impl, a: H, b: H): H;
+  mul(impl: Impl, a: H, b: H): H;
+  scale(impl: Impl, x: H, factor: number): H;
+  sum(impl: Impl, xs: H[]): H;
+
+  softmax(impl: Impl, x: H): H;
+  softmaxBackward(impl: Impl, y: H, dy: H): H;
+
+  permute(impl: Impl, x: H, perm: number[]): H;
+  flip(impl: Impl, x: H, axes: number[]): H;
+  concat(impl: Impl, xs: H[], axis: number): H;
+  narrow(impl: Impl, x: H, axis: number, start: number, length: number): H;
+  narrowBackward(impl: Impl, dy: H, inputShape: number[], axis: number, start: number): H;
+  /** Index of the first tensor holding a NaN or Inf, or -1 (one device read-back per device). */
+  firstNonFinite(xs: H[]): number;
+
+  clstmScan(impl: Impl, x: H, weights: NativeClstmWeights, direction: number, h0: H | null,
+    c0: H | null): { h: H; hLast: H; cLast: H; saved: NativeSavedHandle };
+  clstmScanBackward(impl: Impl, saved: NativeSavedHandle, dh: H | null, dhLast: H | null,
+    dcLast: H | null): NativeClstmGrads & { dx: H; dh0: H | null; dc0: H | null };
+  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: false, keepForBackward: boolean): NativePyramidForward;
+  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: true, keepForBackward: boolean): Promise<NativePyramidForward>;
+  pyramidLstmBackward(impl: Impl, saved: NativeSavedHandle, dy: H, async: false): NativePyramidBackward;
+  pyramidLstmBackward(impl: Impl, saved: NativeSavedHandle, dy: H, async: true): Promise<NativePyramidBackward>;
+  savedDispose(saved: NativeSavedHandle): void;
+  savedBytes(saved: NativeSavedHandle): number;
+  savedShare(saved: NativeSavedHandle): NativeSavedHandle;
+
+  metricsConnectedComponents(foreground: ArrayLike<number>, shape: number[], connectivity: number): { labels: Int32Array; count: number };
+  metricsThresholdSegmentation(boundary: Float32Array, shape: number[], threshold: number, connectivity: number): Int32Array;
+  metricsWatershed(boundary: Float32Array, shape: number[], seedThreshold: number, maskThreshold: number, minSize: number,
+    connectivity: number): Int32Array;
+  metricsRand(pred: ArrayLike<number>, truth: ArrayLike<number>, ignoreTruthZero: boolean): {
+    vMerge: number; vSplit: number; fScore: number; randIndex: number; adaptedRandError: number; precision: number;
+    recall: number; viSplit: number; viMerge: number;
+  };
+  metricsConfusion(pred: ArrayLike<number>, truth: ArrayLike<number>, classes: number): Float64Array;
+  metricsPixelError(probability: Float32Array, truth: Float32Array, thresholdOrSteps: number, search: boolean): { error: number; threshold: number };
+  metricsSurfaceDistances(a: ArrayLike<number>, b: ArrayLike<number>, shape: number[], spacing: number[]): Float64Array;
+  metricsWarpingError(pred: ArrayLike<number>, truth: ArrayLike<number>, shape: number[]): { warpingError: number; pixelError: number };
+
+  loss(impl: Impl, kind: string, probs: H, labels: H, mask: H | null, classWeights: H | null): { loss: number; grad: H };
+  optimizerUpdate(impl: Impl, kind: string, hyper: NativeOptimizerHyper, param: H, grad: H, state1: H, state2: H): void;
+}
+
+function candidatePaths(): string[] {
+  // SEGVOL_ADDON names one addon file to load instead, e.g. the emulated-CUDA
+  // test build (build-emulated/Release/segvol.node, see `npm run test:emulated`).
+  const override = process.env.SEGVOL_ADDON;
+  if (override) return [path.resolve(override)];
+  const root = path.resolve(__dirname, '..', '..', '..');  // dist/lib/core -> package root
+  const fromSource = path.resolve(__dirname, '..', '..');  // lib/core -> package root when run from sources (tsx)
+  const out: string[] = [];
+  for (const base of [root, fromSource]) {
+    out.push(path.join(base, 'build', 'Release', 'segvol.node'), path.join(base, 'build', 'Debug', 'segvol.node'));
+  }
+  return out;
+}
+
+function load(): NativeBinding {
+  const tried = candidatePaths();
+  for (const file of tried) {
+    if (fs.existsSync(file)) {
+      return require(file) as NativeBinding;
+    }
+  }
+  const error = new Error(
+    `segvol: the native addon is not built (looked for ${tried.join(', ')}).\n` +
+      'Possible solutions:\n' +
+      '  - install the build tools: sudo apt-get install -y cmake g++ libdnnl-dev\n' +
+      '  - then build it: npm run build:native (or reinstall segvol)',
+  ) as Error & { code: string };
+  error.code = 'ERR_NOT_BUILT';
+  throw error;
+}
+
+export const native: NativeBinding = load();

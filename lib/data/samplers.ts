@@ -1,0 +1,201 @@
+// What the trainer consumes: a data source that draws aligned training windows
+// of one or more named inputs with their labels. The augmentation (flips,
+// rotation) and class-aware drawing belong to the sampler; the trainer stacks
+// windows into batches and cuts labels to a network's output window.
+// VolumeSampler serves in-memory volumes (the CLI's data, the demo, tests).
+import { SegvolError } from '../core/errors';
+import type { Random } from '../core/random';
+import { classCounts } from '../training/losses';
+
+export type Size3 = readonly [number, number, number];
+
+/** One drawn window, host values. */
+export interface SampledWindow {
+  /** Each input by name: (C, d, h, w) values in C order. */
+  inputs: Record<string, Float32Array>;
+  /** (d, h, w) class ids. */
+  labels: Float32Array;
+  /** (d, h, w), 0 = ignore. */
+  mask?: Float32Array;
+}
+
+export interface DataSource {
+  /** Input names and channel counts, e.g. { input: 1 } or { image: 1, boundary: 1 }. */
+  readonly inputs: Readonly<Record<string, number>>;
+  /** Draws one window of size (d, h, w) using random (so a seed fixes the sequence). */
+  sample(random: Random, size: Size3): SampledWindow;
+  /** Voxel counts per class over all the data (for global class weights), if known. */
+  classCounts?(classes: number): number[];
+}
+
+export interface VolumeSamplerOptions {
+  /** One input, named 'input': (C, D, H, W) float voxels, C-order. */
+  volume?: Float32Array;
+  /** The shape (C, D, H, W) of volume. */
+  shape?: readonly [number, number, number, number];
+  /** Or several aligned inputs by name (image + boundary map, four modalities), each (C_i, D, H, W). */
+  inputs?: Record<string, { data: Float32Array; channels: number }>;
+  /** (D, H, W) of the inputs, with inputs. */
+  dims?: Size3;
+  /** (D, H, W) class ids. */
+  labels: Float32Array;
+  mask?: Float32Array;
+  /** Flip each axis with probability 0.5 (the paper: z, y and x for EM; x only for MR). */
+  flip?: { z?: boolean; y?: boolean; x?: boolean };
+  /** Rotate each sub-volume about z by a uniform random angle (the paper's EM setting): bilinear for the image, nearest for labels and mask. */
+  rotate?: boolean;
+  /** Only sub-volumes holding at least `minVoxels` voxels of class `label` (two-phase training), drawn by up to `tries` attempts. */
+  classAware?: { label: number; minVoxels?: number; tries?: number };
+}
+
+export class VolumeSampler implements DataSource {
+  readonly inputs: Readonly<Record<string, number>>;
+  private readonly volumes: Record<string, Float32Array>;
+  private readonly dims: [number, number, number];
+
+  constructor(private readonly options: VolumeSamplerOptions) {
+    if ((options.volume === undefined) === (options.inputs === undefined)) {
+      throw new SegvolError('ERR_ARGUMENT', 'VolumeSampler: expected either volume with shape (one input) or inputs with dims');
+    }
+    let named: Record<string, { data: Float32Array; channels: number }>;
+    if (options.volume) {
+      if (!options.shape || options.shape.length !== 4) {
+        throw new SegvolError('ERR_ARGUMENT', 'VolumeSampler: volume needs its shape (C, D, H, W)');
+      }
+      named = { input: { data: options.volume, channels: options.shape[0] } };
+      this.dims = [options.shape[1], options.shape[2], options.shape[3]];
+    } else {
+      if (!options.dims || options.dims.length !== 3) throw new SegvolError('ERR_ARGUMENT', 'VolumeSampler: inputs need dims (D, H, W)');
+      named = options.inputs!;
+      this.dims = [...options.dims] as [number, number, number];
+    }
+    const [d, h, w] = this.dims;
+    if (Object.keys(named).length === 0) throw new SegvolError('ERR_ARGUMENT', 'VolumeSampler: expected at least one input');
+    for (const [name, v] of Object.entries(named)) {
+      if (!Number.isInteger(v.channels) || v.channels < 1 || v.data.length !== v.channels * d * h * w) {
+        throw new SegvolError('ERR_SHAPE', `VolumeSampler: input '${name}' has ${v.data.length} values, ${v.channels} channels of ` +
+          `(${d}, ${h}, ${w}) need ${v.channels * d * h * w}`);
+      }
+    }
+    this.inputs = Object.fromEntries(Object.entries(named).map(([k, v]) => [k, v.channels]));
+    this.volumes = Object.fromEntries(Object.entries(named).map(([k, v]) => [k, v.data]));
+    if (options.labels.length !== d * h * w) {
+      throw new SegvolError('ERR_SHAPE', `VolumeSampler: labels have ${options.labels.length} values, expected ${d * h * w} (D, H, W) = (${d}, ${h}, ${w})`);
+    }
+    if (options.mask && options.mask.length !== d * h * w) {
+      throw new SegvolError('ERR_SHAPE', `VolumeSampler: mask has ${options.mask.length} values, expected ${d * h * w}`);
+    }
+  }
+
+  sample(random: Random, size: Size3): SampledWindow {
+    const [D, H, W] = this.dims;
+    const [d, h, w] = size;
+    if (d > D || h > H || w > W || d < 1 || h < 1 || w < 1) {
+      throw new SegvolError('ERR_SHAPE', `VolumeSampler: sub-volume (${size.join(', ')}) does not fit the volume (${D}, ${H}, ${W})`);
+    }
+    const aware = this.options.classAware;
+    const tries = aware ? aware.tries ?? 50 : 1;
+    let sample = this.draw(random, size);
+    for (let attempt = 1; attempt < tries; ++attempt) {
+      const hits = sample.labelsData.reduce((n, v) => n + (v === aware!.label ? 1 : 0), 0);
+      if (hits >= (aware!.minVoxels ?? 1)) break;
+      sample = this.draw(random, size);
+    }
+    return sample.mask ? { inputs: sample.inputs, labels: sample.labelsData, mask: sample.mask } : { inputs: sample.inputs, labels: sample.labelsData };
+  }
+
+  /** One random sub-volume: crop (rotated about its z axis if enabled), then flips; the same for every input. */
+  private draw(random: Random, size: Size3): { inputs: Record<string, Float32Array>; labelsData: Float32Array; mask?: Float32Array } {
+    const [D, H, W] = this.dims;
+    const [d, h, w] = size;
+    // A rotated h x w window needs room for its diagonal; smaller volumes are not rotated.
+    const radius = Math.sqrt(((h - 1) / 2) ** 2 + ((w - 1) / 2) ** 2);
+    const rotate = this.options.rotate === true && 2 * radius + 1 <= Math.min(H, W);
+    const angle = rotate ? random.next() * 2 * Math.PI : 0;
+    const z0 = random.int(D - d + 1);
+    const margin = rotate ? radius : 0;
+    const cy = rotate ? margin + random.next() * (H - 1 - 2 * margin) : random.int(H - h + 1) + (h - 1) / 2;
+    const cx = rotate ? margin + random.next() * (W - 1 - 2 * margin) : random.int(W - w + 1) + (w - 1) / 2;
+    const flip = this.options.flip ?? { z: true, y: true, x: true };
+    const fz = flip.z ? random.next() < 0.5 : false;
+    const fy = flip.y ? random.next() < 0.5 : false;
+    const fx = flip.x ? random.next() < 0.5 : false;
+    const cos = Math.cos(angle), sin = Math.sin(angle);
+    const sources = Object.entries(this.volumes).map(([name, volume]) => ({ name, volume, c: this.inputs[name]!, out: new Float32Array(this.inputs[name]! * d * h * w) }));
+    const labelsData = new Float32Array(d * h * w);
+    const mask = this.options.mask ? new Float32Array(d * h * w) : undefined;
+    const labels = this.options.labels;
+    for (let z = 0; z < d; ++z) {
+      const sz = z0 + (fz ? d - 1 - z : z);
+      for (let y = 0; y < h; ++y)
+        for (let x = 0; x < w; ++x) {
+          const oy = (fy ? h - 1 - y : y) - (h - 1) / 2, ox = (fx ? w - 1 - x : x) - (w - 1) / 2;
+          const py = cy + cos * oy - sin * ox, px = cx + sin * oy + cos * ox;
+          const dst = (z * h + y) * w + x;
+          // Labels and mask: nearest voxel (class ids must not be blended).
+          const ny = Math.min(H - 1, Math.max(0, Math.round(py))), nx = Math.min(W - 1, Math.max(0, Math.round(px)));
+          const nearest = (sz * H + ny) * W + nx;
+          labelsData[dst] = labels[nearest]!;
+          if (mask) mask[dst] = this.options.mask![nearest]!;
+          if (!rotate) {
+            for (const { volume, c, out } of sources) {
+              for (let ch = 0; ch < c; ++ch) out[ch * d * h * w + dst] = volume[ch * D * H * W + nearest]!;
+            }
+            continue;
+          }
+          const y0 = Math.min(H - 2, Math.max(0, Math.floor(py))), x0 = Math.min(W - 2, Math.max(0, Math.floor(px)));
+          const ly = Math.min(1, Math.max(0, py - y0)), lx = Math.min(1, Math.max(0, px - x0));
+          for (const { volume, c, out } of sources) {
+            for (let ch = 0; ch < c; ++ch) {
+              const base = (ch * D + sz) * H * W;
+              const a = volume[base + y0 * W + x0]!, b = volume[base + y0 * W + x0 + 1]!;
+              const e = volume[base + (y0 + 1) * W + x0]!, f = volume[base + (y0 + 1) * W + x0 + 1]!;
+              out[ch * d * h * w + dst] = (a * (1 - lx) + b * lx) * (1 - ly) + (e * (1 - lx) + f * lx) * ly;
+            }
+          }
+        }
+    }
+    const inputs = Object.fromEntries(sources.map((s) => [s.name, s.out]));
+    return mask ? { inputs, labelsData, mask } : { inputs, labelsData };
+  }
+
+  classCounts(classes: number): number[] {
+    return classCounts(this.options.labels, classes, this.options.mask);
+  }
+}
+
+/** Samples from several volumes (e.g. training subjects), each drawn with probability proportional to its voxel count. */
+export class MultiSampler implements DataSource {
+  readonly inputs: Readonly<Record<string, number>>;
+  private readonly weights: number[];
+
+  constructor(private readonly sources: readonly DataSource[], sizes: readonly number[]) {
+    if (sources.length === 0) throw new SegvolError('ERR_ARGUMENT', 'MultiSampler: expected at least one volume');
+    this.inputs = sources[0]!.inputs;
+    const describeInputs = (inputs: Readonly<Record<string, number>>) => Object.entries(inputs).map(([k, c]) => `${k}: ${c}`).join(', ');
+    sources.forEach((s, i) => {
+      if (describeInputs(s.inputs) !== describeInputs(this.inputs)) {
+        throw new SegvolError('ERR_SHAPE', `MultiSampler: volume ${i} has inputs { ${describeInputs(s.inputs)} }, volume 0 { ${describeInputs(this.inputs)} }`);
+      }
+    });
+    if (sizes.length !== sources.length) throw new SegvolError('ERR_ARGUMENT', `MultiSampler: expected ${sources.length} sizes, received ${sizes.length}`);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    this.weights = sizes.map((n) => n / total);
+  }
+
+  sample(random: Random, size: Size3): SampledWindow {
+    let u = random.next();
+    let i = 0;
+    while (i < this.sources.length - 1 && u >= this.weights[i]!) u -= this.weights[i++]!;
+    return this.sources[i]!.sample(random, size);
+  }
+
+  classCounts(classes: number): number[] {
+    const out = new Array<number>(classes).fill(0);
+    for (const s of this.sources) {
+      if (!s.classCounts) throw new SegvolError('ERR_ARGUMENT', 'MultiSampler: a source cannot count its classes (no classCounts)');
+      s.classCounts(classes).forEach((n, c) => (out[c]! += n));
+    }
+    return out;
+  }
+}

@@ -1,0 +1,201 @@
+// Evaluation measures of the source papers, on label volumes given as typed
+// arrays with a shape (D, H, W) (a 2D image: (H, W)). Computed natively.
+import { describe, SegvolError } from '../core/errors';
+import { native } from '../core/native';
+
+export type Labels = Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array | Float32Array | Float64Array;
+export type Shape3 = readonly [number, number, number] | readonly [number, number];
+
+function dims(shape: Shape3, length: number, op: string): number[] {
+  const d = shape.length === 2 ? [1, shape[0], shape[1]] : [...shape];
+  if (d.length !== 3 || d.some((s) => !Number.isInteger(s) || s < 1) || d[0]! * d[1]! * d[2]! !== length) {
+    throw new SegvolError('ERR_SHAPE', `${op}: expected a shape (D, H, W) or (H, W) holding ${length} voxels, received ${describe(shape)}`);
+  }
+  return d;
+}
+
+function sameLength(a: ArrayLike<number>, b: ArrayLike<number>, op: string): void {
+  if (a.length !== b.length) {
+    throw new SegvolError('ERR_SHAPE', `${op}: the prediction has ${a.length} voxels, the truth ${b.length}; they must match`);
+  }
+}
+
+export interface RandScores {
+  /** The 2D-3D ConvNet paper's V^Rand_merge, V^Rand_split and their harmonic mean. */
+  vMerge: number;
+  vSplit: number;
+  fScore: number;
+  /** Rand (1971) index; randError = 1 - randIndex. */
+  randIndex: number;
+  randError: number;
+  /** 1 - Rand F-score over pairs, with truth label 0 ignored by default (ISBI 2012, SNEMI3D; scikit-image's adapted_rand_error). */
+  adaptedRandError: number;
+  /** scikit-image's names: precision = pairs together in both / pairs together in the truth; recall: / in the prediction. */
+  precision: number;
+  recall: number;
+  /** Variation of information in bits (as scikit-image): split = H(pred | truth), merge = H(truth | pred). */
+  viSplit: number;
+  viMerge: number;
+}
+
+export interface ClassOverlap {
+  dice: number;
+  jaccard: number;
+  /** Positive predictive value (precision). */
+  ppv: number;
+  sensitivity: number;
+  /** Absolute volume difference in % of the true volume. */
+  avd: number;
+}
+
+export interface Connectivity {
+  /** 4 or 8 (2D, each slice alone), 6 or 26 (3D). Default 8 for 2D shapes, 26 for 3D. */
+  connectivity?: 4 | 8 | 6 | 26;
+}
+
+function connectivityOf(shape: Shape3, options: Connectivity): number {
+  return options.connectivity ?? (shape.length === 2 ? 8 : 26);
+}
+
+export const metrics = {
+  /**
+   * Pixel error of boundary probabilities (p > threshold is boundary) against a binary truth.
+   * With `search`, the best error over `steps` thresholds in (0, 1) (line search, as the 2D-3D ConvNet paper reports).
+   */
+  pixelError(probability: Float32Array, truth: Float32Array, options: { threshold?: number; search?: boolean; steps?: number } = {}): { error: number; threshold: number } {
+    sameLength(probability, truth, 'pixelError');
+    return options.search ? native.metricsPixelError(probability, truth, options.steps ?? 100, true)
+      : native.metricsPixelError(probability, truth, options.threshold ?? 0.5, false);
+  },
+
+  /** Rand scores, adapted Rand error and variation of information between two segmentations. */
+  rand(pred: Labels, truth: Labels, options: { ignoreTruthZero?: boolean } = {}): RandScores {
+    sameLength(pred, truth, 'rand');
+    const r = native.metricsRand(pred, truth, options.ignoreTruthZero ?? true);
+    return { ...r, randError: 1 - r.randIndex };
+  },
+
+  /** Confusion matrix (rows truth, columns prediction) of class labels 0..classes-1. */
+  confusion(pred: Labels, truth: Labels, classes: number): number[][] {
+    sameLength(pred, truth, 'confusion');
+    const flat = native.metricsConfusion(pred, truth, classes);
+    return Array.from({ length: classes }, (_, t) => Array.from(flat.subarray(t * classes, (t + 1) * classes)));
+  },
+
+  /**
+   * Per-class Dice, Jaccard, PPV, sensitivity and AVD, and the mean IU over classes present in
+   * either volume. Documented values for empty sets: Dice and Jaccard of two empty sets are 1,
+   * PPV with no positive prediction is 1 when the truth is empty too (else 0), AVD with an empty
+   * truth is 0 if the prediction is empty too, else Infinity.
+   */
+  overlap(pred: Labels, truth: Labels, classes: number): { perClass: ClassOverlap[]; meanIU: number; confusion: number[][] } {
+    const confusion = metrics.confusion(pred, truth, classes);
+    const perClass: ClassOverlap[] = [];
+    let iuSum = 0, iuCount = 0;
+    for (let c = 0; c < classes; ++c) {
+      const tp = confusion[c]![c]!;
+      const truthCount = confusion[c]!.reduce((a, b) => a + b, 0);
+      const predCount = confusion.reduce((a, row) => a + row[c]!, 0);
+      const fp = predCount - tp, fn = truthCount - tp;
+      const empty = truthCount === 0 && predCount === 0;
+      perClass.push({
+        dice: empty ? 1 : (2 * tp) / (2 * tp + fp + fn),
+        jaccard: empty ? 1 : tp / (tp + fp + fn),
+        ppv: predCount ? tp / predCount : truthCount ? 0 : 1,
+        sensitivity: truthCount ? tp / truthCount : predCount ? 0 : 1,
+        avd: truthCount ? (100 * Math.abs(predCount - truthCount)) / truthCount : predCount ? Infinity : 0,
+      });
+      if (!empty) {
+        iuSum += tp / (tp + fp + fn);
+        ++iuCount;
+      }
+    }
+    return { perClass, meanIU: iuCount ? iuSum / iuCount : 1, confusion };
+  },
+
+  /**
+   * Modified Hausdorff distance as MRBrainS reports it: the larger of the two directed 95th
+   * percentiles of surface distances, in physical units (spacing (z, y, x), e.g. mm).
+   * NaN when either mask is empty.
+   */
+  hausdorff95(pred: Labels, truth: Labels, shape: Shape3, options: { spacing?: readonly [number, number, number]; percentile?: number } = {}): number {
+    sameLength(pred, truth, 'hausdorff95');
+    const d = dims(shape, pred.length, 'hausdorff95');
+    const spacing = [...(options.spacing ?? [1, 1, 1])];
+    const predToTruth = native.metricsSurfaceDistances(pred, truth, d, spacing);
+    const truthToPred = native.metricsSurfaceDistances(truth, pred, d, spacing);
+    if (predToTruth.length === 0 || truthToPred.length === 0) return NaN;
+    const q = options.percentile ?? 95;
+    return Math.max(percentile(predToTruth, q), percentile(truthToPred, q));
+  },
+
+  /**
+   * Warping error (ISBI 2012; Jain et al. 2010): the truth is warped toward the prediction by
+   * flipping only simple pixels (foreground 8-, background 4-connected), per 2D slice; the
+   * error is the fraction of pixels that still disagree, i.e. the topological mistakes.
+   * Inputs are binary (non-zero = foreground, e.g. cell interior); pixelError is the plain disagreement.
+   */
+  warpingError(pred: Labels, truth: Labels, shape: Shape3): { warpingError: number; pixelError: number } {
+    sameLength(pred, truth, 'warpingError');
+    return native.metricsWarpingError(pred, truth, dims(shape, pred.length, 'warpingError'));
+  },
+
+  /** Connected components of the non-zero voxels. */
+  connectedComponents(foreground: Labels, shape: Shape3, options: Connectivity = {}): { labels: Int32Array; count: number } {
+    return native.metricsConnectedComponents(foreground, dims(shape, foreground.length, 'connectedComponents'), connectivityOf(shape, options));
+  },
+
+  /** Segments of a boundary map: connected components of the voxels below the threshold. */
+  segmentByThreshold(boundary: Float32Array, shape: Shape3, options: Connectivity & { threshold: number }): Int32Array {
+    return native.metricsThresholdSegmentation(boundary, dims(shape, boundary.length, 'segmentByThreshold'), options.threshold,
+      connectivityOf(shape, options));
+  },
+
+  /** Seeded watershed on a boundary map, segments smaller than minSize removed. */
+  watershed(boundary: Float32Array, shape: Shape3, options: Connectivity & { seedThreshold: number; maskThreshold?: number; minSize?: number }): Int32Array {
+    return native.metricsWatershed(boundary, dims(shape, boundary.length, 'watershed'), options.seedThreshold, options.maskThreshold ?? 1,
+      options.minSize ?? 0, connectivityOf(shape, options));
+  },
+
+  /**
+   * The best Rand F-score over segmentation thresholds (line search), as the 2D-3D ConvNet
+   * paper reports: 'threshold' = connected components below a threshold, 'watershed' = seeded
+   * watershed with that seed threshold.
+   */
+  bestRandFScore(boundary: Float32Array, truth: Labels, shape: Shape3,
+    options: Connectivity & { method?: 'threshold' | 'watershed'; thresholds?: readonly number[]; minSize?: number } = {}) {
+    const thresholds = options.thresholds ?? Array.from({ length: 19 }, (_, i) => (i + 1) / 20);
+    let best = { threshold: thresholds[0]!, scores: undefined as RandScores | undefined };
+    for (const threshold of thresholds) {
+      const segments = (options.method ?? 'threshold') === 'watershed'
+        ? metrics.watershed(boundary, shape, { ...options, seedThreshold: threshold, minSize: options.minSize ?? 0 })
+        : metrics.segmentByThreshold(boundary, shape, { ...options, threshold });
+      const scores = metrics.rand(segments, truth);
+      if (!best.scores || scores.fScore > best.scores.fScore) best = { threshold, scores };
+    }
+    return { threshold: best.threshold, scores: best.scores! };
+  },
+
+  /** BRATS regions from labels 0..4: complete (1-4), core (1, 3, 4), enhancing (4). */
+  bratsRegions(labels: Labels): { complete: Uint8Array; core: Uint8Array; enhancing: Uint8Array } {
+    const complete = new Uint8Array(labels.length), core = new Uint8Array(labels.length), enhancing = new Uint8Array(labels.length);
+    for (let i = 0; i < labels.length; ++i) {
+      const l = labels[i]!;
+      if (!(l >= 0 && l <= 4 && Number.isInteger(l))) {
+        throw new SegvolError('ERR_ARGUMENT', `bratsRegions: expected labels 0..4, received ${l} at index ${i}`);
+      }
+      complete[i] = l > 0 ? 1 : 0;
+      core[i] = l === 1 || l === 3 || l === 4 ? 1 : 0;
+      enhancing[i] = l === 4 ? 1 : 0;
+    }
+    return { complete, core, enhancing };
+  },
+};
+
+/** numpy.percentile's default (linear interpolation). */
+export function percentile(values: ArrayLike<number>, q: number): number {
+  const sorted = Float64Array.from(values).sort();
+  const position = (q / 100) * (sorted.length - 1);
+  const lo = Math.floor(position), hi = Math.ceil(position);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (position - lo);
+}

@@ -1,0 +1,184 @@
+// Reading and writing volumes by file extension: NIfTI (.nii, .nii.gz), TIFF
+// stacks (.tif, .tiff), NumPy (.npy), folders of single-page TIFF/PNG slices,
+// PNG images, and raw binary with a given shape and dtype. Values come back as
+// float32 after the format's own scaling, shape (D, H, W) or (C, D, H, W).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PNG } from 'pngjs';
+import { describe, SegvolError } from '../core/errors';
+import { parseNifti, serializeNifti } from './nifti';
+import { parseNpy, writeNpy } from './npy';
+import { encodeGrayPng } from './png';
+import { parseTiff, serializeTiff } from './tiff';
+
+export interface Volume {
+  data: Float32Array;
+  /** (D, H, W), or (C, D, H, W) for several channels / time points. */
+  shape: number[];
+  /** (z, y, x) voxel size where the format has it. */
+  spacing?: [number, number, number];
+  affine?: number[][];
+  /** The stored type, e.g. 'uint16'. */
+  dtype: string;
+}
+
+export interface RawOptions {
+  shape: readonly number[];
+  dtype: 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
+  littleEndian?: boolean;
+}
+
+function readBytes(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (error) {
+    throw new SegvolError('ERR_ARGUMENT', `cannot read ${file}: ${(error as Error).message}`);
+  }
+}
+
+function parsePng(buffer: Buffer, source: string): { data: Float32Array; shape: [number, number, number]; dtype: string } {
+  let png;
+  try {
+    png = PNG.sync.read(buffer, { skipRescale: true });
+  } catch (error) {
+    throw new SegvolError('ERR_FORMAT', `PNG ${source}: cannot decode (${(error as Error).message})`);
+  }
+  // pngjs expands every image to RGBA; a grayscale image has equal channels: take red.
+  const n = png.width * png.height;
+  const data = new Float32Array(n);
+  const sixteen = png.depth === 16;
+  for (let i = 0; i < n; ++i) data[i] = sixteen ? png.data.readUInt16BE(i * 8) : png.data[i * 4]!;
+  return { data, shape: [1, png.height, png.width], dtype: sixteen ? 'uint16' : 'uint8' };
+}
+
+function readRaw(buffer: Buffer, options: RawOptions, source: string): Volume {
+  const count = options.shape.reduce((a, b) => a * b, 1);
+  const sizes = { uint8: 1, int8: 1, uint16: 2, int16: 2, uint32: 4, int32: 4, float32: 4, float64: 8 } as const;
+  const size = sizes[options.dtype];
+  if (!size) throw new SegvolError('ERR_ARGUMENT', `raw ${source}: unsupported dtype ${describe(options.dtype)}`);
+  if (buffer.length !== count * size) {
+    throw new SegvolError('ERR_FORMAT', `raw ${source}: shape (${options.shape.join(', ')}) of ${options.dtype} needs ${count * size} bytes, the file has ${buffer.length}`);
+  }
+  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  const le = options.littleEndian ?? true;
+  const data = new Float32Array(count);
+  for (let i = 0; i < count; ++i) {
+    switch (options.dtype) {
+      case 'uint8': data[i] = view.getUint8(i); break;
+      case 'int8': data[i] = view.getInt8(i); break;
+      case 'uint16': data[i] = view.getUint16(2 * i, le); break;
+      case 'int16': data[i] = view.getInt16(2 * i, le); break;
+      case 'uint32': data[i] = view.getUint32(4 * i, le); break;
+      case 'int32': data[i] = view.getInt32(4 * i, le); break;
+      case 'float32': data[i] = view.getFloat32(4 * i, le); break;
+      default: data[i] = view.getFloat64(8 * i, le);
+    }
+  }
+  return { data, shape: [...options.shape], dtype: options.dtype };
+}
+
+/** Reads a volume; the format comes from the extension (a folder: its .tif/.png slices in name order). */
+export function readVolume(file: string, options: { raw?: RawOptions } = {}): Volume {
+  const lower = file.toLowerCase();
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch (error) {
+    throw new SegvolError('ERR_ARGUMENT', `cannot read ${file}: ${(error as Error).message}`);
+  }
+  if (stat.isDirectory()) {
+    const slices = fs.readdirSync(file).filter((f) => /\.(png|tiff?)$/i.test(f)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    if (slices.length === 0) throw new SegvolError('ERR_FORMAT', `${file}: the folder holds no .png or .tif slices`);
+    const planes = slices.map((s) => readVolume(path.join(file, s)));
+    const [, h, w] = planes[0]!.shape as [number, number, number];
+    planes.forEach((p, i) => {
+      if (p.shape.length !== 3 || p.shape[0] !== 1 || p.shape[1] !== h || p.shape[2] !== w) {
+        throw new SegvolError('ERR_FORMAT', `${file}: slice ${slices[i]} is (${p.shape.join(', ')}), the first (1, ${h}, ${w})`);
+      }
+    });
+    const data = new Float32Array(planes.length * h * w);
+    planes.forEach((p, i) => data.set(p.data, i * h * w));
+    return { data, shape: [planes.length, h, w], dtype: planes[0]!.dtype };
+  }
+  const bytes = readBytes(file);
+  if (lower.endsWith('.nii') || lower.endsWith('.nii.gz')) return parseNifti(bytes, file);
+  if (lower.endsWith('.tif') || lower.endsWith('.tiff')) return parseTiff(bytes, file);
+  if (lower.endsWith('.npy')) {
+    const a = parseNpy(bytes, file);
+    return { data: a.data, shape: a.shape, dtype: 'npy' };
+  }
+  if (lower.endsWith('.png')) return parsePng(bytes, file);
+  if (options.raw) return readRaw(bytes, options.raw, file);
+  throw new SegvolError('ERR_ARGUMENT', `${file}: unknown format; expected .nii, .nii.gz, .tif, .tiff, .npy, .png, a folder of slices, or raw data with a shape and dtype`);
+}
+
+/** Writes a volume; the format comes from the extension (.nii, .nii.gz, .tif, .npy, or a folder ending in / for PNG slices). */
+export function writeVolume(file: string, volume: Volume, options: { dtype?: 'float32' | 'uint8' | 'int16' | 'uint16' } = {}): void {
+  const lower = file.toLowerCase();
+  const atomic = (bytes: Buffer) => {
+    const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+    fs.writeFileSync(temporary, bytes);
+    fs.renameSync(temporary, file);
+  };
+  const spatial = volume.shape.slice(-3) as [number, number, number];
+  if (lower.endsWith('.nii') || lower.endsWith('.nii.gz')) {
+    const dtype = options.dtype === 'uint16' ? 'int16' : options.dtype;
+    atomic(serializeNifti(volume.data, volume.shape, {
+      ...(volume.spacing ? { spacing: volume.spacing } : {}), ...(volume.affine ? { affine: volume.affine } : {}),
+      ...(dtype ? { dtype } : {}), gzip: lower.endsWith('.gz'),
+    }));
+  } else if (lower.endsWith('.tif') || lower.endsWith('.tiff')) {
+    if (volume.shape.length !== 3) throw new SegvolError('ERR_SHAPE', `TIFF ${file}: expected a (D, H, W) volume, received (${volume.shape.join(', ')})`);
+    const dtype = options.dtype === 'int16' ? 'uint16' : options.dtype;
+    atomic(serializeTiff(volume.data, spatial, dtype ?? 'float32'));
+  } else if (lower.endsWith('.npy')) {
+    writeNpy(file, { shape: volume.shape, data: volume.data });
+  } else if (file.endsWith('/') || file.endsWith(path.sep)) {
+    // PNG slices, values scaled from the volume's range to 0..255.
+    fs.mkdirSync(file, { recursive: true });
+    const [d, h, w] = spatial;
+    let lo = Infinity, hi = -Infinity;
+    for (const v of volume.data) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+    const scale = hi > lo ? 255 / (hi - lo) : 0;
+    for (let z = 0; z < d; ++z) {
+      const pixels = Uint8Array.from(volume.data.subarray(z * h * w, (z + 1) * h * w), (v) => Math.round((v - lo) * scale));
+      fs.writeFileSync(path.join(file, `slice_${String(z).padStart(4, '0')}.png`), encodeGrayPng(pixels, w, h));
+    }
+  } else {
+    throw new SegvolError('ERR_ARGUMENT', `${file}: unknown output format; use .nii, .nii.gz, .tif, .npy, or a folder path ending in / for PNG slices`);
+  }
+}
+
+/** Shape, type, spacing and value range, as `segvol inspect` prints them. */
+export function describeVolume(volume: Volume): { shape: number[]; dtype: string; spacing: number[] | null; min: number; max: number; mean: number; nan: number } {
+  let min = Infinity, max = -Infinity, sum = 0, nan = 0;
+  for (const v of volume.data) {
+    if (Number.isNaN(v)) {
+      ++nan;
+      continue;
+    }
+    min = Math.min(min, v);
+    max = Math.max(max, v);
+    sum += v;
+  }
+  return { shape: volume.shape, dtype: volume.dtype, spacing: volume.spacing ?? null, min, max, mean: sum / Math.max(1, volume.data.length - nan), nan };
+}
+
+/** Several modalities (e.g. T1, IR, FLAIR) stacked as channels: (C, D, H, W). Their (D, H, W) shapes must agree. */
+export function stackModalities(volumes: readonly Volume[], names: readonly string[] = []): Volume {
+  if (volumes.length === 0) throw new SegvolError('ERR_ARGUMENT', 'stackModalities: expected at least one volume');
+  const shape = volumes[0]!.shape;
+  volumes.forEach((v, i) => {
+    if (v.shape.length !== 3 || v.shape.join() !== shape.join()) {
+      throw new SegvolError('ERR_SHAPE', `stackModalities: ${names[i] ?? `volume ${i}`} has shape (${v.shape.join(', ')}), ` +
+        `${names[0] ?? 'volume 0'} (${shape.join(', ')}); register and resample the modalities to one grid first`);
+    }
+  });
+  const size = volumes[0]!.data.length;
+  const data = new Float32Array(volumes.length * size);
+  volumes.forEach((v, i) => data.set(v.data, i * size));
+  return { data, shape: [volumes.length, ...shape], dtype: 'float32', ...(volumes[0]!.spacing ? { spacing: volumes[0]!.spacing } : {}) };
+}

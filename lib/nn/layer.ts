@@ -1,0 +1,63 @@
+// What a layer is: parameters (trainable, requiresGrad), buffers (saved, not
+// trained), a shape rule and a forward function. Gradients come from the ops the
+// forward function calls (lib/autograd); no layer writes a backward pass.
+import { SegvolError } from '../core/errors';
+import { Tensor } from '../core/tensor';
+import { checkInitializer, initialize, type Initializer } from './init';
+
+export interface BuildContext {
+  inChannels: number;
+  /** Draws for initialisers (seeded by the model). */
+  random: () => number;
+}
+
+/** How a forward pass runs: training (batch statistics, dropout) or inference. */
+export interface ForwardMode {
+  training: boolean;
+  /** Draws for dropout masks (the model's generator, saved in checkpoints). */
+  random: () => number;
+}
+
+export interface Layer {
+  readonly type: string;
+  readonly outChannels: number;
+  /** Trainable parameters by name relative to the layer (e.g. "dir0.wx", "weight"). */
+  readonly parameters: Map<string, Tensor>;
+  /** State saved with the weights but not trained (batch norm's running statistics). */
+  readonly buffers?: Map<string, Tensor>;
+  /** The output shape for an input shape; throws ERR_SHAPE naming the layer path and both shapes. */
+  outputShape(input: readonly number[], path: string): number[];
+  forward(x: Tensor, mode: ForwardMode): Promise<Tensor>;
+  /** One line for summary(): the options. */
+  describe(): string;
+}
+
+export interface LayerBuilder {
+  readonly type: string;
+  build(context: BuildContext): Layer;
+}
+
+/** A trainable tensor: initialised values, requiresGrad set. */
+export function parameter(shape: number[], init: Initializer, random: () => number): Tensor {
+  const t = Tensor.fromArray(initialize(init, shape, random), shape);
+  t.requiresGrad = true;
+  return t;
+}
+
+export function positiveInteger(value: unknown, layer: string, name: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new SegvolError('ERR_ARGUMENT', `${layer}: expected ${name} as a positive integer, received ${String(value)}`);
+  }
+  return value;
+}
+
+/** The initialiser a layer option names, checked when the layer is declared. */
+export function initializerOption(init: Initializer | undefined, fallback: Initializer, where: string): Initializer {
+  const chosen = init ?? fallback;
+  checkInitializer(chosen, where);
+  return chosen;
+}
+
+export function shapeError(path: string, type: string, expected: string, shape: readonly number[]): SegvolError {
+  return new SegvolError('ERR_SHAPE', `${path} (${type}): expected ${expected}, received (${shape.join(', ')})`);
+}

@@ -1,0 +1,14 @@
+// The layer builders, one object (layers.conv(...), layers.pyramidLstm(...), ...).
+import { activationLayers } from './activation';
+import { convLayers } from './conv';
+import { normalizationLayers } from './normalization';
+import { poolingLayers } from './pooling';
+import { pyramidLayers } from './pyramid';
+
+export const layers = {
+  ...pyramidLayers,
+  ...convLayers,
+  ...poolingLayers,
+  ...normalizationLayers,
+  ...activationLayers,
+};

@@ -1,0 +1,351 @@
+// What every model shares: named inputs, parameters and buffers named by layer
+// path, safetensors weights, devices, predict and segment, the field of view of
+// dense ('valid') networks, and the base class for models written as a forward
+// function. Gradients come from the ops the forward function calls.
+import { noGrad, scope } from '../autograd/tape';
+import { describe, SegvolError } from '../core/errors';
+import { Random, seededRandom } from '../core/random';
+import { Tensor, type Device } from '../core/tensor';
+import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors';
+import type { ForwardMode, Layer, LayerBuilder } from './layer';
+
+/** A model's input: one tensor (single-input models) or tensors by input name. */
+export type ModelInput = Tensor | Readonly<Record<string, Tensor>>;
+/** Input shapes: one shape (single-input models) or shapes by input name. */
+export type ModelInputShape = readonly number[] | Readonly<Record<string, readonly number[]>>;
+
+export interface RunOptions {
+  /** Training mode: batch statistics, dropout. Default false. */
+  training?: boolean;
+}
+
+/** Where a dense network's output window sits in its input window. */
+export interface OutputWindow {
+  /** Spatial size of the output. */
+  size: number[];
+  /** Offset of the output's first voxel in the input, per spatial axis (0 for 'same'-padded nets). */
+  offset: number[];
+}
+
+/**
+ * The base of every model container (Sequential, Graph, Model). A subclass names
+ * its inputs, lists its layers and defines forward().
+ */
+export abstract class ModelBase {
+  /** Input names and channel counts, e.g. { input: 1 } or { image: 1, boundary: 1 }. */
+  abstract readonly inputs: Readonly<Record<string, number>>;
+  abstract readonly outChannels: number;
+  /** Drives dropout; its state is saved in checkpoints. */
+  readonly random: Random;
+  /** Names of the outputs forwardOutputs() returns; the first is forward()'s. */
+  readonly outputNames: readonly string[] = ['output'];
+
+  protected constructor(seed: number) {
+    this.random = new Random(seed ^ 0x5eed);
+  }
+
+  /** Every layer with its path ("layers.3", "nodes.encoder1"), in execution order. */
+  protected abstract namedLayers(): Array<[string, Layer]>;
+  /** The output shape for input shapes, checking every layer (errors name the layer path). */
+  abstract outputShape(inputShape: ModelInputShape): number[];
+  /** The forward function. Ops it calls are recorded while a GradientTape records. */
+  abstract forward(x: ModelInput, options?: RunOptions): Promise<Tensor>;
+
+  /** Every output by name (one for most models). */
+  async forwardOutputs(x: ModelInput, options: RunOptions = {}): Promise<Record<string, Tensor>> {
+    return { [this.outputNames[0]!]: await this.forward(x, options) };
+  }
+
+  /** Channels of the input (the sum over inputs for a multi-input model). */
+  get inChannels(): number {
+    return Object.values(this.inputs).reduce((a, b) => a + b, 0);
+  }
+
+  /** The mode a forward pass runs in. */
+  protected mode(options: RunOptions = {}): ForwardMode {
+    return { training: options.training ?? false, random: () => this.random.next() };
+  }
+
+  /** Runs a layer with its ops named by path in error messages. */
+  protected runLayer(path: string, layer: Layer, x: Tensor, mode: ForwardMode): Promise<Tensor> {
+    return scope(path, () => layer.forward(x, mode));
+  }
+
+  /** The inputs by name, checked against the model's (a lone tensor is the single input). */
+  protected inputMap(x: ModelInput): Map<string, Tensor> {
+    const names = Object.keys(this.inputs);
+    if (x instanceof Tensor) {
+      if (names.length !== 1) {
+        throw new SegvolError('ERR_ARGUMENT', `model: expected inputs ${names.join(', ')} by name ({ ${names.join(', ')} }), received one tensor`);
+      }
+      return new Map([[names[0]!, x]]);
+    }
+    if (x === null || typeof x !== 'object') throw new SegvolError('ERR_ARGUMENT', `model: expected a Tensor or tensors by name, received ${describe(x)}`);
+    const out = new Map<string, Tensor>();
+    for (const name of names) {
+      if (!(x[name] instanceof Tensor)) {
+        throw new SegvolError('ERR_ARGUMENT', `model: missing input '${name}'; expected { ${names.join(', ')} }, received { ${Object.keys(x).join(', ')} }`);
+      }
+      out.set(name, x[name]!);
+    }
+    for (const name of Object.keys(x)) {
+      if (!(name in this.inputs)) throw new SegvolError('ERR_ARGUMENT', `model: unknown input '${name}'; the model's inputs: ${names.join(', ')}`);
+    }
+    return out;
+  }
+
+  /** Input shapes by name, with a clear error for a missing batch axis or a wrong channel count. */
+  protected inputShapes(shapes: ModelInputShape): Map<string, number[]> {
+    const names = Object.keys(this.inputs);
+    const out = new Map<string, number[]>();
+    for (const name of names) {
+      const shape = Array.isArray(shapes) ? [...(shapes as readonly number[])] : [...((shapes as Record<string, readonly number[]>)[name] ?? [])];
+      const channels = this.inputs[name]!;
+      const label = names.length === 1 ? 'model input' : `model input '${name}'`;
+      if (shape.length === 0) throw new SegvolError('ERR_SHAPE', `${label}: no shape given`);
+      if (shape[1] !== channels) {
+        const missingBatch = shape[0] === channels && (shape.length === 3 || shape.length === 4);
+        throw new SegvolError('ERR_SHAPE', `${label}: expected (N, ${channels}, ${'[D,] H, W'}) with ${channels} channel${channels === 1 ? '' : 's'}, ` +
+          `received (${shape.join(', ')})${missingBatch ? '; the batch axis is missing: reshape to (1, ...)' : ''}`);
+      }
+      out.set(name, shape);
+    }
+    return out;
+  }
+
+  /** Every trainable parameter by its stable name, in layer order. */
+  parameters(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [path, layer] of this.namedLayers()) {
+      for (const [name, t] of layer.parameters) out.set(`${path}.${name}`, t);
+    }
+    return out;
+  }
+
+  /** Parameters and buffers (running statistics): everything saveWeights writes. */
+  state(): Map<string, Tensor> {
+    const out = this.parameters();
+    for (const [path, layer] of this.namedLayers()) {
+      for (const [name, t] of layer.buffers ?? []) out.set(`${path}.${name}`, t);
+    }
+    return out;
+  }
+
+  /** A tape's gradients (by tensor) as gradients by parameter name. */
+  gradientsByName(grads: ReadonlyMap<Tensor, Tensor>): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name, t] of this.parameters()) {
+      const g = grads.get(t);
+      if (g) out.set(name, g);
+    }
+    return out;
+  }
+
+  /** Where the parameters live ('cpu' for a model without any). */
+  get device(): Device {
+    for (const t of this.state().values()) return t.device;
+    return 'cpu';
+  }
+
+  /**
+   * Moves every parameter and buffer to a device (in place) and returns the model. Inputs
+   * given to forward must then be on that device; the trainer and predictVolume move theirs.
+   */
+  to(device: Device): this {
+    this.replaceTensors((_name, old) => (old.device === device ? undefined : old.to(device)));
+    return this;
+  }
+
+  paramCount(): number {
+    let total = 0;
+    for (const t of this.parameters().values()) total += t.size;
+    return total;
+  }
+
+  /** Forward in inference mode, never taped: class probabilities for a softmax-ended model. */
+  predict(x: ModelInput): Promise<Tensor> {
+    return noGrad(() => this.forward(x, { training: false }));
+  }
+
+  /** The most probable class per voxel: (N, ...spatial) class ids. */
+  async segment(x: ModelInput): Promise<Tensor> {
+    const probs = await this.predict(x);
+    const [n, c] = probs.shape as [number, number];
+    const spatial = probs.shape.slice(2);
+    const s = spatial.reduce((a, b) => a * b, 1);
+    const p = probs.toArray();
+    probs.dispose();
+    const out = new Float32Array(n * s);
+    for (let b = 0; b < n; ++b)
+      for (let v = 0; v < s; ++v) {
+        let best = 0;
+        for (let k = 1; k < c; ++k) if (p[(b * c + k) * s + v]! > p[(b * c + best) * s + v]!) best = k;
+        out[b * s + v] = best;
+      }
+    return Tensor.fromArray(out, [n, ...spatial]);
+  }
+
+  /**
+   * The field of view of a dense network (stride 1 throughout, so each output
+   * voxel sees a fixed input window): per spatial axis, or null for networks
+   * whose output is not dense (strided pooling, resampling).
+   */
+  fieldOfView(): number[] | null {
+    for (const rank of [3, 2]) {
+      const probe = (s: number) => {
+        const spatial = new Array<number>(rank).fill(s);
+        const shapes = Object.fromEntries(Object.entries(this.inputs).map(([name, c]) => [name, [1, c, ...spatial]]));
+        return this.outputShape(Object.keys(this.inputs).length === 1 ? Object.values(shapes)[0]! : shapes).slice(2);
+      };
+      let a: number[], b: number[];
+      try {
+        a = probe(256);
+        b = probe(257);
+      } catch (error) {
+        if ((error as SegvolError).code === 'ERR_SHAPE') continue;
+        throw error;
+      }
+      if (a.length !== rank || b.some((v, i) => v !== a[i]! + 1)) return null;
+      return a.map((v) => 256 - v + 1);
+    }
+    return null;
+  }
+
+  /** Where the output of an input window of this spatial size lies in it (dense networks). */
+  outputWindow(inputSize: readonly number[]): OutputWindow {
+    const shapes = Object.fromEntries(Object.entries(this.inputs).map(([name, c]) => [name, [1, c, ...inputSize]]));
+    const size = this.outputShape(Object.keys(this.inputs).length === 1 ? Object.values(shapes)[0]! : shapes).slice(2);
+    if (size.length !== inputSize.length || size.some((s, a) => s > inputSize[a]!)) {
+      throw new SegvolError('ERR_SHAPE', `model: an input window (${inputSize.join(', ')}) gives an output (${size.join(', ')}) that is not ` +
+        'inside it; labels can be cut to outputs of the input size or smaller only');
+    }
+    return { size, offset: size.map((s, a) => Math.floor((inputSize[a]! - s) / 2)) };
+  }
+
+  /** Replaces every parameter and buffer with the one of the same name in a safetensors file (PyTorch-compatible). */
+  loadWeights(file: string): void {
+    this.loadState(readSafetensors(file).tensors, `loadWeights ${file}`);
+  }
+
+  /**
+   * Replaces every parameter and buffer with the values of the same name (PyTorch's
+   * load_state_dict, strict): names and shapes must match exactly, or nothing changes.
+   */
+  loadState(loaded: ReadonlyMap<string, NamedArray>, where = 'loadState'): void {
+    const own = this.state();
+    const missing = [...own.keys()].filter((k) => !loaded.has(k));
+    const unexpected = [...loaded.keys()].filter((k) => !own.has(k));
+    const mismatched = [...own].filter(([k, t]) => loaded.has(k) && loaded.get(k)!.shape.join() !== t.shape.join())
+      .map(([k, t]) => `${k}: model (${t.shape.join(', ')}) vs file (${loaded.get(k)!.shape.join(', ')})`);
+    if (missing.length || unexpected.length || mismatched.length) {
+      const parts = [
+        missing.length ? `missing in the file: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}` : '',
+        unexpected.length ? `not in the model: ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? ', ...' : ''}` : '',
+        mismatched.length ? `shape differs: ${mismatched.slice(0, 8).join('; ')}` : '',
+      ].filter(Boolean);
+      throw new SegvolError('ERR_SHAPE', `${where}: the weights do not fit this model (${parts.join('; ')}); ` +
+        'build the model with the configuration the weights were trained with');
+    }
+    this.replaceTensors((name, old) => {
+      const a = loaded.get(name)!;
+      if (a.data.length !== a.shape.reduce((x, y) => x * y, 1)) {
+        throw new SegvolError('ERR_SHAPE', `${where}: ${name} has ${a.data.length} values for shape (${a.shape.join(', ')})`);
+      }
+      return Tensor.fromArray(a.data, a.shape, { device: old.device });
+    });
+  }
+
+  /** Writes every parameter and buffer to a safetensors file (atomically). */
+  saveWeights(file: string, metadata: Record<string, string> = {}): void {
+    const out = new Map<string, NamedArray>();
+    for (const [name, t] of this.state()) out.set(name, { shape: [...t.shape], data: t.toArray() });
+    writeSafetensors(file, out, metadata);
+  }
+
+  /** A table of layers, output shapes and parameter counts. */
+  protected table(rows: Array<[string, Layer, readonly number[]]>): string {
+    const out: string[][] = [['layer', 'type', 'output shape', 'parameters', 'options']];
+    for (const [path, layer, shape] of rows) {
+      let count = 0;
+      for (const t of layer.parameters.values()) count += t.size;
+      out.push([path, layer.type, `(${shape.join(', ')})`, count.toLocaleString('en-US'), layer.describe()]);
+    }
+    out.push(['total', '', '', this.paramCount().toLocaleString('en-US'), '']);
+    const widths = out[0]!.map((_, c) => Math.max(...out.map((r) => r[c]!.length)));
+    return out.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+  }
+
+  dispose(): void {
+    for (const t of this.state().values()) t.dispose();
+  }
+
+  /** Swaps each parameter and buffer for replace(name, old) where that gives one; parameters keep requiresGrad. */
+  private replaceTensors(replace: (name: string, old: Tensor) => Tensor | undefined): void {
+    for (const [path, layer] of this.namedLayers()) {
+      for (const map of [layer.parameters, layer.buffers ?? new Map<string, Tensor>()]) {
+        for (const [name, old] of [...map]) {
+          const next = replace(`${path}.${name}`, old);
+          if (!next) continue;
+          next.requiresGrad = old.requiresGrad;
+          map.set(name, next);
+          old.dispose();
+        }
+      }
+    }
+  }
+}
+
+/** A layer of a Model, called like a function; its ops are named by the layer's name in errors. */
+export type LayerCall = (x: Tensor, mode: ForwardMode) => Promise<Tensor>;
+
+export interface ModelOptions {
+  /** Input names and channel counts, e.g. { image: 1, boundary: 1 }. */
+  inputs: Record<string, number>;
+  /** Fixes the initial weights and dropout. */
+  seed?: number;
+}
+
+/**
+ * A model written as a forward function. Declare layers as fields with
+ * this.layer(name, builder, inChannels) and implement forward() with them and
+ * any ops; gradients come from the ops.
+ *
+ *   class TwoStream extends Model {
+ *     readonly outChannels = 2;
+ *     private readonly a = this.layer('a', layers.conv({ out: 2, kernel: [1, 3, 3] }), 1);
+ *     constructor() { super({ inputs: { image: 1 }, seed: 1 }); }
+ *     async forward(x: ModelInput, options?: RunOptions) { return this.a(this.single(x), this.mode(options)); }
+ *     outputShape(shape: ModelInputShape) { ... }
+ *   }
+ */
+export abstract class Model extends ModelBase {
+  readonly inputs: Readonly<Record<string, number>>;
+  private readonly registered: Array<[string, Layer]> = [];
+  private readonly initRandom: () => number;
+
+  protected constructor(options: ModelOptions) {
+    super(options.seed ?? 0);
+    for (const [name, c] of Object.entries(options.inputs)) {
+      if (!Number.isInteger(c) || c < 1) throw new SegvolError('ERR_ARGUMENT', `model: input '${name}' needs a positive channel count, received ${c}`);
+    }
+    this.inputs = { ...options.inputs };
+    this.initRandom = seededRandom(options.seed ?? 0);
+  }
+
+  /** Builds a layer for inChannels input channels, names its parameters "{name}.{param}", and returns it as a function. */
+  protected layer(name: string, builder: LayerBuilder, inChannels: number): LayerCall {
+    if (this.registered.some(([n]) => n === name)) throw new SegvolError('ERR_ARGUMENT', `model: the layer name '${name}' is used twice`);
+    const layer = builder.build({ inChannels, random: this.initRandom });
+    this.registered.push([name, layer]);
+    return (x, mode) => this.runLayer(name, layer, x, mode);
+  }
+
+  /** The one input of a single-input model. */
+  protected single(x: ModelInput): Tensor {
+    return this.inputMap(x).values().next().value!;
+  }
+
+  protected namedLayers(): Array<[string, Layer]> {
+    return this.registered;
+  }
+}

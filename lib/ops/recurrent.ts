@@ -1,0 +1,240 @@
+// The C-LSTM scan and the PyraMiD-LSTM layer as typed ops (conventions in
+// docs/conventions.md). Forward passes return a SavedState that the backward
+// pass consumes; dispose it when no backward pass will come. On a recording
+// tape each is one node whose gradient is the fused native backward.
+import { declareDifferentiable, recordOp, willRecord } from '../autograd/tape';
+import { describe, SegvolError } from '../core/errors';
+import {
+  native,
+  type ImplementationName,
+  type NativeClstmGrads,
+  type NativeClstmWeights,
+  type NativePyramidBackward,
+  type NativePyramidForward,
+  type NativeSavedHandle,
+} from '../core/native';
+import { handleOf, Tensor } from '../core/tensor';
+
+declareDifferentiable('clstmScan', 'pyramidLstm');
+
+/** One C-LSTM's parameters: wx (4O, C, k, k), bx (4O), wh (4O, O, k, k), bh (4O); gate order i, f, g, o. */
+export interface PyramidLstmOptions {
+  /**
+   * Keep the planes that backward needs (default true, and always while a tape
+   * records this op). false is for inference: the layer then holds one scan
+   * group's planes at a time, and backward refuses the result.
+   */
+  keepForBackward?: boolean;
+}
+
+export interface ClstmWeights {
+  wx: Tensor;
+  bx: Tensor;
+  wh: Tensor;
+  bh: Tensor;
+}
+
+export interface ClstmGradients {
+  dwx: Tensor;
+  dbx: Tensor;
+  dwh: Tensor;
+  dbh: Tensor;
+}
+
+/** 0: +D, 1: -D, 2: +H, 3: -H, 4: +W, 5: -W. */
+export type Direction = 0 | 1 | 2 | 3 | 4 | 5;
+
+const savedHandles = new WeakMap<SavedState, NativeSavedHandle>();
+
+/** Activations a forward pass keeps for its backward pass (gates, cells, inputs). */
+export class SavedState {
+  private constructor(handle: NativeSavedHandle) {
+    savedHandles.set(this, handle);
+  }
+
+  /** @internal */
+  static fromHandle(handle: NativeSavedHandle): SavedState {
+    return new SavedState(handle);
+  }
+
+  /** Host or device bytes the saved activations hold (0 once disposed). */
+  get bytes(): number {
+    return native.savedBytes(savedHandles.get(this)!);
+  }
+
+  /** Frees the saved activations now; a later backward pass with this state throws ERR_DISPOSED. */
+  dispose(): void {
+    native.savedDispose(savedHandles.get(this)!);
+  }
+
+  /** @internal A second owner of the same activations (the tape's), freed independently. */
+  share(): SavedState {
+    return new SavedState(native.savedShare(savedHandles.get(this)!));
+  }
+}
+
+function savedHandleOf(saved: SavedState, op: string): NativeSavedHandle {
+  const handle = saved instanceof SavedState ? savedHandles.get(saved) : undefined;
+  if (!handle) {
+    throw new SegvolError('ERR_ARGUMENT', `${op}: expected the saved state of a forward pass, received ${describe(saved)}`);
+  }
+  return handle;
+}
+
+export interface ClstmScanOptions {
+  direction: Direction;
+  /** Initial state (N, O, A, B), A and B the plane's axes; both or neither. */
+  h0?: Tensor;
+  c0?: Tensor;
+}
+
+export interface ClstmScanResult {
+  /** (N, O, D, H, W): h of every plane. */
+  h: Tensor;
+  /** (N, O, A, B): the state after the scan's last plane. */
+  hLast: Tensor;
+  cLast: Tensor;
+  saved: SavedState;
+}
+
+export interface ClstmScanGradients {
+  dx: Tensor;
+  grads: ClstmGradients;
+  /** Present when the forward pass had an initial state. */
+  dh0?: Tensor;
+  dc0?: Tensor;
+}
+
+export interface PyramidLstmResult {
+  /** (N, O, D, H, W): the sum of the six directions. */
+  y: Tensor;
+  saved: SavedState;
+}
+
+export interface PyramidLstmGradients {
+  dx: Tensor;
+  /** One per direction, in direction order. */
+  grads: ClstmGradients[];
+}
+
+function weightHandles(w: ClstmWeights, op: string, label: string): NativeClstmWeights {
+  if (w === null || typeof w !== 'object') {
+    throw new SegvolError('ERR_ARGUMENT', `${op}: expected ${label} as { wx, bx, wh, bh }, received ${describe(w)}`);
+  }
+  return {
+    wx: handleOf(w.wx, op, `${label}.wx`),
+    bx: handleOf(w.bx, op, `${label}.bx`),
+    wh: handleOf(w.wh, op, `${label}.wh`),
+    bh: handleOf(w.bh, op, `${label}.bh`),
+  };
+}
+
+function sixWeights(weights: readonly ClstmWeights[], op: string): NativeClstmWeights[] {
+  if (!Array.isArray(weights) || weights.length !== 6) {
+    throw new SegvolError('ERR_ARGUMENT', `${op}: expected six direction weights (+D, -D, +H, -H, +W, -W), ` +
+      `received ${Array.isArray(weights) ? `${weights.length}` : describe(weights)}`);
+  }
+  return weights.map((w, d) => weightHandles(w, op, `weights[${d}]`));
+}
+
+function wrapGrads(g: NativeClstmGrads): ClstmGradients {
+  return { dwx: Tensor.fromHandle(g.dwx), dbx: Tensor.fromHandle(g.dbx), dwh: Tensor.fromHandle(g.dwh), dbh: Tensor.fromHandle(g.dbh) };
+}
+
+function wrapPyramidForward(r: NativePyramidForward): PyramidLstmResult {
+  return { y: Tensor.fromHandle(r.y), saved: SavedState.fromHandle(r.saved) };
+}
+
+function weightList(weights: readonly ClstmWeights[]): Tensor[] {
+  return weights.flatMap((w) => [w.wx, w.bx, w.wh, w.bh]);
+}
+
+function gradList(grads: ClstmGradients): Tensor[] {
+  return [grads.dwx, grads.dbx, grads.dwh, grads.dbh];
+}
+
+function wrapPyramidBackward(r: NativePyramidBackward): PyramidLstmGradients {
+  return { dx: Tensor.fromHandle(r.dx), grads: r.grads.map(wrapGrads) };
+}
+
+export function recurrentOps(impl: ImplementationName) {
+  const optional = (t: Tensor | undefined, op: string, name: string) => (t === undefined ? null : handleOf(t, op, name));
+
+  function scanBackward(saved: SavedState, grads: { dh?: Tensor; dhLast?: Tensor; dcLast?: Tensor }): ClstmScanGradients {
+    const op = 'clstmScanBackward';
+    const r = native.clstmScanBackward(impl, savedHandleOf(saved, op), optional(grads.dh, op, 'dh'),
+      optional(grads.dhLast, op, 'dhLast'), optional(grads.dcLast, op, 'dcLast'));
+    const out: ClstmScanGradients = { dx: Tensor.fromHandle(r.dx), grads: wrapGrads(r) };
+    if (r.dh0) out.dh0 = Tensor.fromHandle(r.dh0);
+    if (r.dc0) out.dc0 = Tensor.fromHandle(r.dc0);
+    return out;
+  }
+  function pyramidBackward(saved: SavedState, dy: Tensor): PyramidLstmGradients {
+    const op = 'pyramidLstmBackward';
+    return wrapPyramidBackward(native.pyramidLstmBackward(impl, savedHandleOf(saved, op), handleOf(dy, op, 'output gradient'), false));
+  }
+  async function pyramidBackwardAsync(saved: SavedState, dy: Tensor): Promise<PyramidLstmGradients> {
+    const op = 'pyramidLstmBackwardAsync';
+    return wrapPyramidBackward(await native.pyramidLstmBackward(impl, savedHandleOf(saved, op),
+      handleOf(dy, op, 'output gradient'), true));
+  }
+  // Records a PyraMiD-LSTM forward on the active tape: one node, the fused backward.
+  function recordPyramid(x: Tensor, weights: readonly ClstmWeights[], result: PyramidLstmResult, recording: boolean, async: boolean): void {
+    if (!recording) return;
+    const saved = result.saved.share();
+    recordOp({
+      op: 'pyramidLstm', inputs: [x, ...weightList(weights)], outputs: [result.y], keep: [saved],
+      backward: async ([dy]) => {
+        const g = async ? await pyramidBackwardAsync(saved, dy!) : pyramidBackward(saved, dy!);
+        return [g.dx, ...g.grads.flatMap(gradList)];
+      },
+    });
+  }
+
+  return {
+    /** One C-LSTM over a volume x: (N, C, D, H, W) in one direction; the convolutions are 'same', stride 1. */
+    clstmScan(x: Tensor, weights: ClstmWeights, options: ClstmScanOptions): ClstmScanResult {
+      const op = 'clstmScan';
+      const r = native.clstmScan(impl, handleOf(x, op, 'input'), weightHandles(weights, op, 'weights'), options.direction,
+        optional(options.h0, op, 'h0'), optional(options.c0, op, 'c0'));
+      const result = { h: Tensor.fromHandle(r.h), hLast: Tensor.fromHandle(r.hLast), cLast: Tensor.fromHandle(r.cLast),
+        saved: SavedState.fromHandle(r.saved) };
+      const inputs = [x, ...weightList([weights]), options.h0, options.c0];
+      if (willRecord(inputs)) {
+        const saved = result.saved.share();
+        recordOp({
+          op, inputs, outputs: [result.h, result.hLast, result.cLast], keep: [saved],
+          backward: ([dh, dhLast, dcLast]) => {
+            const g = scanBackward(saved, { ...(dh ? { dh } : {}), ...(dhLast ? { dhLast } : {}), ...(dcLast ? { dcLast } : {}) });
+            return [g.dx, ...gradList(g.grads), g.dh0, g.dc0];
+          },
+        });
+      }
+      return result;
+    },
+    /** BPTT through a scan. dh: gradient of h; dhLast, dcLast: gradients of the final state. */
+    clstmScanBackward: scanBackward,
+    /** The PyraMiD-LSTM layer: six C-LSTMs, one per direction, summed. Runs on the calling thread. */
+    pyramidLstm(x: Tensor, weights: readonly ClstmWeights[], options: PyramidLstmOptions = {}): PyramidLstmResult {
+      const op = 'pyramidLstm';
+      const handles = sixWeights(weights, op);
+      const recording = willRecord([x, ...weightList(weights)]);
+      const result = wrapPyramidForward(native.pyramidLstm(impl, handleOf(x, op, 'input'), handles, false,
+        recording || (options.keepForBackward ?? true)));
+      recordPyramid(x, weights, result, recording, false);
+      return result;
+    },
+    /** pyramidLstm on the thread pool: the event loop stays free while it runs (and while its gradient runs). */
+    async pyramidLstmAsync(x: Tensor, weights: readonly ClstmWeights[], options: PyramidLstmOptions = {}): Promise<PyramidLstmResult> {
+      const op = 'pyramidLstmAsync';
+      const handles = sixWeights(weights, op);
+      const recording = willRecord([x, ...weightList(weights)]);
+      const result = wrapPyramidForward(await native.pyramidLstm(impl, handleOf(x, op, 'input'), handles, true,
+        recording || (options.keepForBackward ?? true)));
+      recordPyramid(x, weights, result, recording, true);
+      return result;
+    },
+    pyramidLstmBackward: pyramidBackward,
+    pyramidLstmBackwardAsync: pyramidBackwardAsync,
+  };
+}

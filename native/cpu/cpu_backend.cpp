@@ -1,0 +1,10 @@
+#include "cpu_backend.h"
+
+namespace segvol {
+
+Backend& cpuBackend() {
+  static CpuBackend backend;
+  return backend;
+}
+
+}  // namespace segvol
