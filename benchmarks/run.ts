@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import {
   backends, computeLoss, GradientTape, metrics, normalizeSlices, ops, Optimizer, presets, Random, readVolume, setConvMath, synchronize, Tensor,
-  VolumeSampler, writeVolume, readSafetensors, type ClstmWeights, type Device, type SavedState, type Sequential,
+  Trainer, VolumeSampler, writeVolume, readSafetensors, type ClstmWeights, type Device, type SavedState, type Sequential,
 } from '../lib';
 import { writeNpy } from '../lib/io/npy';
 
@@ -331,35 +331,42 @@ async function tf32Accuracy(): Promise<void> {
 /**
  * The cost of the gradient tape on a whole PyraMiD training step: the paper
  * network (C-LSTMs of 16, 32, 64 units, 7x7) on one 8x64x64 sub-volume, stepped
- * through the tape and through the hand-written path it replaced, alternating in
- * one process so both see the same machine load.
+ * through the hand-written path the tape replaced, through a bare tape, and by
+ * the Trainer (drawing the window, the finite checks of every activation, loss
+ * and gradient). Alternating in one process, so all see the same machine load.
  */
 async function tapeOverhead(repeats: number): Promise<void> {
-  const size = [8, 64, 64];
+  const size = [8, 64, 64] as const;
   const model = presets.pyramidNet({ inChannels: 1, classes: 2, seed: 1 });
-  const x = randomTensor([1, 1, ...size]);
-  const labels = Tensor.fromArray(Float32Array.from({ length: 8 * 64 * 64 }, (_, i) => ((i * 7919) % 10 < 3 ? 1 : 0)), [1, ...size]);
+  const xData = Float32Array.from({ length: 8 * 64 * 64 }, () => Math.random() * 2 - 1);
+  const labelData = Float32Array.from({ length: 8 * 64 * 64 }, (_, i) => ((i * 7919) % 10 < 3 ? 1 : 0));
+  const x = Tensor.fromArray(xData, [1, 1, ...size]);
+  const labels = Tensor.fromArray(labelData, [1, ...size]);
   const tapeOptimizer = new Optimizer({ kind: 'rmspropMomentum' });
   const handOptimizer = new Optimizer({ kind: 'rmspropMomentum' });
-  const tapeTimes: number[] = [], handTimes: number[] = [];
-  const time = async (fn: () => Promise<void>) => {
+  const trainer = new Trainer(model, { optimizer: { kind: 'rmspropMomentum', lr: 1e-4 }, loss: 'squaredError' });
+  const data = new VolumeSampler({ volume: xData, shape: [1, ...size], labels: labelData, flip: {} });
+  const times = { hand: [] as number[], tape: [] as number[], trainer: [] as number[] };
+  const time = async (fn: () => Promise<unknown>) => {
     const start = process.hrtime.bigint();
     await fn();
     return Number(process.hrtime.bigint() - start) / 1e6;
   };
   for (let i = 0; i < repeats + 1; ++i) {
-    const tapeMs = await time(() => tapeStep(model, tapeOptimizer, x, labels));
-    const handMs = await time(() => handWrittenStep(model, handOptimizer, x, labels));
+    const hand = await time(() => handWrittenStep(model, handOptimizer, x, labels));
+    const tape = await time(() => tapeStep(model, tapeOptimizer, x, labels));
+    const full = await time(() => trainer.fit({ data, size, steps: 1 }));
     if (i >= 1) {
-      tapeTimes.push(tapeMs);
-      handTimes.push(handMs);
+      times.hand.push(hand);
+      times.tape.push(tape);
+      times.trainer.push(full);
     }
   }
-  const tapeMs = median(tapeTimes), handMs = median(handTimes);
+  const hand = median(times.hand), tape = median(times.tape), full = median(times.trainer);
   console.log(JSON.stringify({
-    case: 'paper network training step on 8x64x64: gradient tape vs hand-written backward', tape_ms: Number(tapeMs.toFixed(1)),
-    hand_written_ms: Number(handMs.toFixed(1)), overhead_ms: Number((tapeMs - handMs).toFixed(1)),
-    overhead_share: Number(((tapeMs - handMs) / handMs).toFixed(4)),
+    case: 'paper network training step on 8x64x64: hand-written backward vs gradient tape vs Trainer (tape + finite checks)',
+    hand_written_ms: Number(hand.toFixed(1)), tape_ms: Number(tape.toFixed(1)), trainer_ms: Number(full.toFixed(1)),
+    tape_overhead_ms: Number((tape - hand).toFixed(1)), trainer_overhead_ms: Number((full - hand).toFixed(1)),
   }));
   for (const t of [x, labels]) t.dispose();
   model.dispose();
@@ -367,6 +374,8 @@ async function tapeOverhead(repeats: number): Promise<void> {
 
 const suites: Record<string, (repeats: number) => void | Promise<void>> = {
   tf32: () => tf32Accuracy(),
+  /** The training step's overhead alone (also the last case of the pyramid suite). */
+  step: (repeats) => tapeOverhead(repeats),
   async data(repeats) {
     // Reading + per-slice normalisation of the issue's two volumes, and sampling vs a training step.
     const dir = fs.mkdtempSync(`${os.tmpdir()}/segvol-data-bench-`);

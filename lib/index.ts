@@ -6,7 +6,8 @@ export { Random } from './core/random';
 export { profile, formatProfile, type ProfileRecord } from './core/profile';
 
 export {
-  GradientTape, noGrad, isRecording, differentiableOps, type TapeOptions, type NonFiniteReport,
+  GradientTape, noGrad, isRecording, recordOp, differentiableOps,
+  type TapeOptions, type NonFiniteReport, type OpRecord, type GradientFunction,
 } from './autograd/tape';
 
 export {
@@ -57,7 +58,7 @@ export { Sequential, sequential, type SequentialOptions } from './nn/sequential'
 export { Graph, graph, type GraphNode, type GraphOptions, type JoinKind } from './nn/graph';
 export { presets, type PyramidNetOptions } from './presets';
 
-export { classCounts, classWeightsFromCounts, type ClassWeighting } from './training/losses';
+export { classWeightsFromCounts, type ClassWeighting } from './training/losses';
 export { Optimizer, type OptimizerConfig, type OptimizerKind } from './training/optimizers';
 export { learningRate, type Schedule } from './training/schedules';
 export { Batch } from './training/batch';
@@ -67,7 +68,7 @@ export {
   type WindowFilter,
 } from './training/trainer';
 
-export { VolumeSampler, MultiSampler, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
+export { VolumeSampler, MultiSampler, classCounts, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
 export { normalizeSlices, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess } from './data/preprocess';
 
 export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';

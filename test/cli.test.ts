@@ -52,6 +52,31 @@ test('segvol train --config, --resume, then predict', (t) => {
   t.true(labels.data.every((v) => v === 0 || v === 1));
 });
 
+test('segvol train runs phases with batches, a class filter and an lr per phase', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-cli-'));
+  const em = syntheticEm({ depth: 6, height: 20, width: 20, seed: 4 });
+  writeNpy(path.join(dir, 'volume.npy'), { shape: em.shape, data: em.image });
+  writeNpy(path.join(dir, 'labels.npy'), { shape: em.shape, data: em.labels });
+  const config = {
+    model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hidden: [3], fc: [], kernel: 3, seed: 1 },
+    data: { volume: 'volume.npy', labels: 'labels.npy' },
+    phases: [
+      { name: 'membranes', size: [3, 8, 8], steps: 2, batchSize: 2, filter: { containsClass: 1, minVoxels: 4 }, loss: { kind: 'crossEntropy', classWeights: 'medianFrequency' } },
+      { name: 'all', size: [4, 10, 10], steps: 2, batchSize: 3, lr: 1e-6 },
+    ],
+    optimizer: { kind: 'adam', lr: 0.01 },
+    checkpoint: { path: 'model.safetensors' },
+  };
+  fs.writeFileSync(path.join(dir, 'train.json'), JSON.stringify(config));
+  const r = segvol(['train', '--config', path.join(dir, 'train.json')]);
+  t.is(r.status, 0, r.err);
+  t.regex(r.out, /finished at step 4, last loss \d/);
+  fs.writeFileSync(path.join(dir, 'bad.json'), JSON.stringify({ ...config, phases: [{ size: [3, 8, 8], steps: 1, filter: { class: 1 } }] }));
+  const bad = segvol(['train', '--config', path.join(dir, 'bad.json')]);
+  t.is(bad.status, 1);
+  t.regex(bad.err, /unknown key 'phases\[0\]\.filter\.class'; known: containsClass, minVoxels, tries/);
+});
+
 test('segvol train rejects an unknown config key by name, and a missing file by path', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-cli-'));
   fs.writeFileSync(path.join(dir, 'bad.json'), JSON.stringify({

@@ -5,10 +5,12 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { backends, computeLoss, convMath, ops, Optimizer, predictVolume, presets, setConvMath, Tensor, Trainer, VolumeSampler } from '../lib';
+import {
+  backends, computeLoss, convMath, layers, ops, Optimizer, predictVolume, presets, sequential, setConvMath, Tensor, Trainer, VolumeSampler,
+} from '../lib';
 import { assertClose } from './helpers';
 import { opCases } from './cases';
-import { compareDevices } from './harness';
+import { compareDevices, compareDevicesOnTape } from './harness';
 
 const cuda = backends().find((b) => b.name === 'cuda')!;
 const required = process.env.SEGVOL_REQUIRE_CUDA === '1';
@@ -46,7 +48,45 @@ for (const c of opCases) {
     }
     compareDevices(t, c, ops);
   });
+  test(`cuda vs cpu through the tape: ${c.name}`, async (t) => {
+    if (!cuda.available) {
+      t.log(`skipped: cuda unavailable (${cuda.reason})`);
+      t.false(required);
+      return;
+    }
+    await compareDevicesOnTape(t, c, ops);
+  });
 }
+
+// The batch semantics on the device: a batch's gradient is the mean of its windows'.
+test('cuda: a batch of 4 trains like the mean of its 4 windows, and like the cpu', async (t) => {
+  if (!cuda.available) {
+    t.log(`skipped: cuda unavailable (${cuda.reason})`);
+    t.false(required);
+    return;
+  }
+  const windows = Array.from({ length: 4 }, (_, b) => ({
+    inputs: { input: Float32Array.from({ length: 2 * 36 }, (_, i) => Math.sin(i * 0.7 + b)) },
+    labels: Float32Array.from({ length: 2 * 36 }, (_, i) => ((i + b) % 3 === 0 ? 1 : 0)),
+  }));
+  const step = async (ws: typeof windows, device: 'cpu' | 'cuda') => {
+    const model = sequential([layers.conv({ out: 3, kernel: [1, 3, 3], padding: 'same', init: 'xavier' }), layers.tanh(),
+      layers.pixelwise({ units: 2 }), layers.softmax()], { inChannels: 1, seed: 5 }).to(device);
+    const before = [...model.parameters().values()].map((p) => p.toArray());
+    let next = 0;
+    const data = { inputs: { input: 1 }, sample: () => ws[next++ % ws.length]! };
+    await new Trainer(model, { optimizer: { kind: 'sgd', momentum: 0, lr: 1 }, loss: 'crossEntropy' })
+      .fit({ data, size: [2, 6, 6], batchSize: ws.length, steps: 1 });
+    return [...model.parameters().values()].map((p, k) => Float32Array.from(p.toArray(), (v, i) => before[k]![i]! - v));
+  };
+  const batched = await step(windows, 'cuda');
+  const onCpu = await step(windows, 'cpu');
+  const singles = await Promise.all(windows.map((w) => step([w], 'cuda')));
+  batched.forEach((g, k) => {
+    assertClose(t, g, Float32Array.from(g, (_, i) => singles.reduce((s, m) => s + m[k]![i]!, 0) / 4), { abs: 1e-6, rel: 1e-4 }, `parameter ${k} vs the mean`);
+    assertClose(t, g, onCpu[k]!, { abs: 1e-6, rel: 1e-4 }, `parameter ${k} cuda vs cpu`);
+  });
+});
 
 test('cuda vs cpu: losses and optimizer updates', (t) => {
   if (!cuda.available) {

@@ -77,3 +77,24 @@ test('training data: NaN voxels and mismatched label shapes are refused, naming 
   t.throws(() => loadTrainingData(config('short.npy'), dir), { message: /data\.labels short\.npy: expected shape \(4, 6, 6\) like the volume, received \(4, 6, 5\)/ });
   t.deepEqual(loadTrainingData(config('l.npy'), dir).inputs, { input: 1 });
 });
+
+test('several named inputs are drawn as aligned windows: the same crop, rotation and flips for each', (t) => {
+  const [D, H, W] = [3, 30, 30];
+  const image = Float32Array.from({ length: 2 * D * H * W }, (_, i) => Math.sin(i * 0.37));
+  const boundary = image.subarray(0, D * H * W).map((v) => 3 * v);  // channel 0 of the image, tripled
+  const labels = Float32Array.from({ length: D * H * W }, (_, i) => i % 2);
+  const sampler = new VolumeSampler({
+    inputs: { image: { data: image, channels: 2 }, boundary: { data: boundary, channels: 1 } }, dims: [D, H, W], labels, rotate: true,
+  });
+  t.deepEqual(sampler.inputs, { image: 2, boundary: 1 });
+  const random = new Random(5);
+  for (let k = 0; k < 10; ++k) {
+    const s = sampler.sample(random, [2, 8, 8]);
+    t.is(s.inputs.image!.length, 2 * 2 * 64);
+    const first = s.inputs.image!.subarray(0, 2 * 64);
+    t.true(s.inputs.boundary!.every((v, i) => Math.abs(v - 3 * first[i]!) < 1e-5), `window ${k}: inputs not aligned`);
+  }
+  t.throws(() => new VolumeSampler({ inputs: { image: { data: image, channels: 1 } }, dims: [D, H, W], labels }),
+    { message: /input 'image' has 5400 values, 1 channels of \(3, 30, 30\) need 2700/ });
+  t.throws(() => new VolumeSampler({ volume: image, shape: [2, D, H, W], inputs: {}, labels } as never), { message: /either volume with shape/ });
+});

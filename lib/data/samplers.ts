@@ -5,11 +5,21 @@
 // VolumeSampler serves in-memory volumes (the CLI's data, the demo, tests).
 import { SegvolError } from '../core/errors';
 import type { Random } from '../core/random';
-import { classCounts } from '../training/losses';
 
 export type Size3 = readonly [number, number, number];
 
 /** One drawn window, host values. */
+/** Voxel counts per class (masked voxels excluded). */
+export function classCounts(labels: Float32Array, classes: number, mask?: Float32Array): number[] {
+  const counts = new Array<number>(classes).fill(0);
+  for (let i = 0; i < labels.length; ++i) {
+    if (mask && mask[i] === 0) continue;
+    const c = labels[i]!;
+    if (c >= 0 && c < classes && Number.isInteger(c)) counts[c]! += 1;
+  }
+  return counts;
+}
+
 export interface SampledWindow {
   /** Each input by name: (C, d, h, w) values in C order. */
   inputs: Record<string, Float32Array>;

@@ -7,17 +7,6 @@
  */
 export type ClassWeighting = 'none' | 'inverseFrequency' | 'medianFrequency' | readonly number[];
 
-/** Voxel counts per class (masked voxels excluded). */
-export function classCounts(labels: Float32Array, classes: number, mask?: Float32Array): number[] {
-  const counts = new Array<number>(classes).fill(0);
-  for (let i = 0; i < labels.length; ++i) {
-    if (mask && mask[i] === 0) continue;
-    const c = labels[i]!;
-    if (c >= 0 && c < classes && Number.isInteger(c)) counts[c]! += 1;
-  }
-  return counts;
-}
-
 /** Class weights from counts; see ClassWeighting. */
 export function classWeightsFromCounts(counts: readonly number[], mode: 'inverseFrequency' | 'medianFrequency'): Float32Array {
   const present = counts.filter((n) => n > 0);

@@ -11,12 +11,12 @@ import { describe, SegvolError } from '../core/errors';
 import { native } from '../core/native';
 import { Random } from '../core/random';
 import { handleOf, Tensor } from '../core/tensor';
-import type { DataSource, SampledWindow, Size3 } from '../data/samplers';
+import { classCounts, type DataSource, type SampledWindow, type Size3 } from '../data/samplers';
 import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors';
 import type { ModelBase } from '../nn/model';
 import { lossKinds, ops, type LossKind, type LossNormalization } from '../ops';
 import { Batch, cropWindow } from './batch';
-import { classCounts, classWeightsFromCounts, type ClassWeighting } from './losses';
+import { classWeightsFromCounts, type ClassWeighting } from './losses';
 import { checkOptimizerConfig, Optimizer, sameUpdateRule, type OptimizerConfig } from './optimizers';
 import { learningRate, type Schedule } from './schedules';
 

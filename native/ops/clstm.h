@@ -1,6 +1,6 @@
 // The C-LSTM scan (one direction of PyraMiD-LSTM, or a ConvLSTM over slices)
 // and the PyraMiD-LSTM layer (six directions, summed), conventions in
-// shared/specs/conventions.md. Orchestration only: the convolutions and the
+// docs/conventions.md. Orchestration only: the convolutions and the
 // fused gate kernels are backend primitives, so every backend shares this file.
 //
 // A direction's scan works in "scan layout" (T, N, C, A, B): T the scan axis,
