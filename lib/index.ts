@@ -1,5 +1,5 @@
 // segvol's public API.
-export { backends, convMath, setConvMath, synchronize, type BackendInfo, type ConvMath } from './core/backends';
+export { backends, convMath, memoryStats, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
 export { SegvolError, type ErrorCode } from './core/errors';
 export { Tensor, type Device, type TensorOptions } from './core/tensor';
 export { Random } from './core/random';
@@ -47,16 +47,18 @@ export {
 } from './ops/recurrent';
 
 export { layers } from './nn/layers';
-export type { Layer, LayerBuilder, BuildContext, ForwardMode } from './nn/layer';
+export type { Layer, LayerBuilder, LayerSpec, BuildContext, ForwardMode } from './nn/layer';
 export type { PyramidLstmOptions } from './nn/pyramid';
 export type { ConvLayerOptions, ConvTransposeLayerOptions, PixelwiseOptions } from './nn/conv';
 export { initialize, fans, type Initializer, type Distribution } from './nn/init';
 export {
   ModelBase, Model, type ModelInput, type ModelInputShape, type ModelOptions, type RunOptions, type OutputWindow, type LayerCall,
+  type ModelInfo, type Architecture, type PredictOptions,
 } from './nn/model';
 export { Sequential, sequential, type SequentialOptions } from './nn/sequential';
 export { Graph, graph, type GraphNode, type GraphOptions, type JoinKind } from './nn/graph';
 export { presets, type PyramidNetOptions } from './presets';
+export { loadModel, type LoadModelOptions } from './serialize/model_file';
 
 export { classWeightsFromCounts, type ClassWeighting } from './training/losses';
 export { Optimizer, type OptimizerConfig, type OptimizerKind } from './training/optimizers';
@@ -65,16 +67,19 @@ export { Batch } from './training/batch';
 export {
   Trainer, containsClass,
   type TrainerOptions, type FitOptions, type FitResult, type Progress, type Phase, type LossConfig, type LossSpec, type LossFunction,
-  type WindowFilter,
+  type WindowFilter, type ValidationOptions,
 } from './training/trainer';
+export type { ValidationMetric } from './training/validation';
 
 export { VolumeSampler, MultiSampler, classCounts, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
-export { normalizeSlices, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess } from './data/preprocess';
+export { normalizeSlices, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, type Normalization } from './data/preprocess';
 
 export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
 
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type NamedArray, type SafetensorsFile } from './io/safetensors';
-export { readVolume, writeVolume, describeVolume, stackModalities, type Volume, type RawOptions } from './io/volume_io';
+export {
+  readVolume, writeVolume, describeVolume, stackModalities, type Volume, type RawOptions, type WriteOptions, type WriteReport, type StoredType,
+} from './io/volume_io';
 export { parseNifti, serializeNifti, type NiftiVolume } from './io/nifti';
 export { readNpy, writeNpy, parseNpy } from './io/npy';

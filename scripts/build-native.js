@@ -23,6 +23,13 @@ function failWith(what, solutions) {
   process.exit(1);
 }
 
+if (process.env.DNNL_ROOT && !fs.existsSync(path.join(process.env.DNNL_ROOT, 'include', 'dnnl.hpp'))) {
+  failWith(`DNNL_ROOT is set to '${process.env.DNNL_ROOT}', which holds no oneDNN (no include/dnnl.hpp there)`, [
+    'point DNNL_ROOT at a oneDNN 2.x install prefix (with include/dnnl.hpp and lib/libdnnl.so)',
+    "or unset DNNL_ROOT to use the system's oneDNN (Debian/Ubuntu: sudo apt-get install -y libdnnl-dev)",
+  ]);
+}
+
 const missing = [];
 if (!has('cmake')) missing.push('cmake');
 if (!has(process.env.CXX || 'c++')) missing.push('a C++17 compiler (g++)');

@@ -217,6 +217,15 @@ export const opCases: OpCase[] = [
     finiteDifference: smoothFd,
   },
   {
+    // distinct values are k/60 - 1: none within a finite-difference step of a bound
+    name: 'clamp to [-0.41, 0.505]',
+    inputs: { x: { shape: [2, 3, 4, 5], init: 'distinct' } },
+    forward: (o, v) => o.clamp(v.x!, -0.41, 0.505),
+    backward: (o, v, _y, dy) => ({ x: o.clampBackward(v.x!, -0.41, 0.505, dy) }),
+    tolerance: { abs: 0, rel: 0 },
+    finiteDifference: { step: 1e-3, tolerance: { abs: 5e-3, rel: 1e-2 } },
+  },
+  {
     name: 'softmax over channels 3D',
     inputs: { x: { shape: [2, 4, 3, 4, 5] } },
     forward: (o, v) => o.softmax(v.x!),

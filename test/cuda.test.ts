@@ -134,7 +134,7 @@ test('cuda vs cpu: training a small PyraMiD-LSTM network, then predictVolume', a
     t.is(model.device, device);
     const trainer = new Trainer(model, { seed: 5, loss: { kind: 'crossEntropy', classWeights: 'medianFrequency' }, schedule: { kind: 'constant', lr: 0.01 } });
     const losses: number[] = [];
-    await trainer.fit({ data: new VolumeSampler({ volume, shape: [1, D, H, W], labels }), epochs: 4, size: [4, 8, 8], onProgress: (p) => losses.push(p.loss) });
+    await trainer.fit({ data: new VolumeSampler({ volume, shape: [1, D, H, W], labels }), steps: 4, size: [4, 8, 8], onProgress: (p) => losses.push(p.loss) });
     const probs = await predictVolume(model, Tensor.fromArray(volume, [1, 1, D, H, W]), { window: [4, 8, 8], overlap: 0.5 });
     const weights = model.parameters().get('layers.0.dir0.wx')!.toArray();
     model.dispose();

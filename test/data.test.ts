@@ -75,7 +75,9 @@ test('training data: NaN voxels and mismatched label shapes are refused, naming 
   volume[5] = 1;
   writeNpy(path.join(dir, 'v.npy'), { shape: [4, 6, 6], data: volume });
   t.throws(() => loadTrainingData(config('short.npy'), dir), { message: /data\.labels short\.npy: expected shape \(4, 6, 6\) like the volume, received \(4, 6, 5\)/ });
-  t.deepEqual(loadTrainingData(config('l.npy'), dir).inputs, { input: 1 });
+  const loaded = loadTrainingData(config('l.npy'), dir);
+  t.deepEqual(loaded.data.inputs, { input: 1 });
+  t.deepEqual(loaded.info, { normalize: 'slice', channels: { input: ['v'] } }, 'what the model file will record');
 });
 
 test('several named inputs are drawn as aligned windows: the same crop, rotation and flips for each', (t) => {

@@ -79,7 +79,7 @@ test('a single-input graph trains with the Trainer (skip connection U-Net style)
   const volume = labels.map((v) => (v ? 1 : -1) + 0.2 * (random() - 0.5));
   const losses: number[] = [];
   await new Trainer(model, { seed: 1, optimizer: { kind: 'adam' }, schedule: { kind: 'constant', lr: 0.05 } })
-    .fit({ data: new VolumeSampler({ volume, shape: [1, 4, 16, 16], labels }), epochs: 40, size: [2, 8, 8], onProgress: (p) => losses.push(p.loss) });
+    .fit({ data: new VolumeSampler({ volume, shape: [1, 4, 16, 16], labels }), steps: 40, size: [2, 8, 8], onProgress: (p) => losses.push(p.loss) });
   const first = losses.slice(0, 5).reduce((a, b) => a + b) / 5;
   const last = losses.slice(-5).reduce((a, b) => a + b) / 5;
   t.true(last < first * 0.5, `loss ${first} -> ${last}`);

@@ -11,7 +11,7 @@ test('a missing cmake or oneDNN is named, with the command that installs it', (t
   const binDir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-path-'));
   fs.symlinkSync(process.execPath, path.join(binDir, 'node'));
   const r = spawnSync(process.execPath, [path.join(__dirname, '..', 'scripts', 'build-native.js')], {
-    env: { PATH: binDir, DNNL_ROOT: '/nonexistent' },
+    env: { PATH: binDir },
     encoding: 'utf8',
   });
   t.is(r.status, 1);
@@ -19,4 +19,15 @@ test('a missing cmake or oneDNN is named, with the command that installs it', (t
   t.regex(r.stderr, /apt-get install -y cmake g\+\+ libdnnl-dev/);
   const ranCmake = /-- Configuring|Building/.test(r.stdout);
   t.false(ranCmake, 'stopped before running the build');
+});
+
+test('DNNL_ROOT pointing where no oneDNN is fails, naming it, instead of silently using another oneDNN', (t) => {
+  const r = spawnSync(process.execPath, [path.join(__dirname, '..', 'scripts', 'build-native.js')], {
+    env: { ...process.env, DNNL_ROOT: '/nonexistent/onednn' },
+    encoding: 'utf8',
+  });
+  t.is(r.status, 1);
+  t.regex(r.stderr, /DNNL_ROOT is set to '\/nonexistent\/onednn', which holds no oneDNN/);
+  t.regex(r.stderr, /or unset DNNL_ROOT to use the system's oneDNN/);
+  t.false(/-- Configuring|Building/.test(r.stdout), 'stopped before running the build');
 });

@@ -129,7 +129,7 @@ function toyModel(seed = 1) {
   return presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [2], fc: [], kernel: 3, seed });
 }
 
-const fitOptions = { epochs: 6, size: [3, 6, 6] as const };
+const fitOptions = { steps: 6, size: [3, 6, 6] as const };
 
 test('training lowers the loss, and two runs with one seed give bit-identical weights', async (t) => {
   const runs: Float32Array[][] = [];
@@ -139,7 +139,7 @@ test('training lowers the loss, and two runs with one seed give bit-identical we
     const model = toyModel();
     const trainer = new Trainer(model, { seed: 7, optimizer: { kind: 'adam' }, schedule: { kind: 'constant', lr: 0.05 } });
     const losses: number[] = [];
-    await trainer.fit({ data: toyData(1), epochs: 30, size: [3, 6, 6], onProgress: (p) => losses.push(p.loss) });
+    await trainer.fit({ data: toyData(1), steps: 30, size: [3, 6, 6], onProgress: (p) => losses.push(p.loss) });
     first = losses.slice(0, 5).reduce((a, b) => a + b) / 5;
     last = losses.slice(-5).reduce((a, b) => a + b) / 5;
     runs.push([...model.parameters().values()].map((p) => p.toArray()));
@@ -173,7 +173,11 @@ test('resume from a checkpoint ends with the same weights as an uninterrupted ru
   const a = [...straight.parameters().values()].map((p) => p.toArray());
   const b = [...resumedModel.parameters().values()].map((p) => p.toArray());
   t.deepEqual(a, b);
-  t.deepEqual(fs.readdirSync(dir).sort(), ['run.safetensors', 'run.safetensors.optimizer'], 'no temporary files left');
+  t.deepEqual(fs.readdirSync(dir).sort(), ['run.log.jsonl', 'run.safetensors', 'run.safetensors.optimizer'], 'no temporary files left');
+  // The log beside the checkpoint: 3 steps before the stop; the resumed fit appends steps 4..6.
+  const log = fs.readFileSync(path.join(dir, 'run.log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+  t.deepEqual(log.map((e) => e.step), [1, 2, 3, 4, 5, 6]);
+  t.true(log.every((e) => Number.isFinite(e.loss)));
 });
 
 test('NaN input stops training with a clear error naming the input, and keeps the last good checkpoint', async (t) => {
@@ -183,11 +187,11 @@ test('NaN input stops training with a clear error naming the input, and keeps th
   const volume = new Float32Array(D * 14 * 14).fill(0.5);
   const labels = new Float32Array(D * 14 * 14);
   const good = new Trainer(toyModel(), { seed: 1 });
-  await good.fit({ data: new VolumeSampler({ volume, shape: [1, D, 14, 14], labels }), epochs: 2, size: [3, 6, 6], checkpoint: { path: ckpt } });
+  await good.fit({ data: new VolumeSampler({ volume, shape: [1, D, 14, 14], labels }), steps: 2, size: [3, 6, 6], checkpoint: { path: ckpt } });
   const before = fs.readFileSync(ckpt);
   volume.fill(NaN);
   const err = await t.throwsAsync(good.fit({
-    data: new VolumeSampler({ volume, shape: [1, D, 14, 14], labels }), epochs: 4, size: [3, 6, 6], checkpoint: { path: ckpt, every: 1 },
+    data: new VolumeSampler({ volume, shape: [1, D, 14, 14], labels }), steps: 4, size: [3, 6, 6], checkpoint: { path: ckpt, every: 1 },
   })) as Error & { code?: string };
   t.is(err.code, 'ERR_NON_FINITE');
   t.regex(err.message, /NaN or infinite value appeared in the input 'input' at step 3; training stopped before updating the weights; the last good checkpoint .*m\.safetensors is kept/);
@@ -199,7 +203,7 @@ test('bad configuration: unknown keys, another model\'s checkpoint, missing file
   await t.throwsAsync(new Trainer(toyModel()).fit({ data: toyData(1), epochs: 1, batch: 2 } as never), { message: /unknown option 'batch'/ });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-bad-'));
   const ckpt = path.join(dir, 'a.safetensors');
-  await new Trainer(toyModel(), {}).fit({ data: toyData(1), epochs: 1, size: [3, 6, 6], checkpoint: { path: ckpt } });
+  await new Trainer(toyModel(), {}).fit({ data: toyData(1), steps: 1, size: [3, 6, 6], checkpoint: { path: ckpt } });
   const other = presets.pyramidNet({ inChannels: 1, classes: 3, hidden: [3], fc: [], kernel: 3 });
   const err = t.throws(() => new Trainer(other).resume(ckpt)) as Error & { code?: string };
   t.is(err.code, 'ERR_SHAPE');
@@ -220,7 +224,7 @@ test('timers fire while a training step computes off the main thread', async (t)
   let during = 0;
   const trainer = new Trainer(model, { seed: 1 });
   const started = ticks;
-  await trainer.fit({ data, epochs: 1, size: [8, 40, 40] });
+  await trainer.fit({ data, steps: 1, size: [8, 40, 40] });
   during = ticks - started;
   clearInterval(timer);
   t.true(during > 0, 'no timer fired while the step ran: the main thread was blocked');

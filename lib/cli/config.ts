@@ -2,13 +2,14 @@
 // its key instead of being ignored.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { VolumeSampler } from '../data/samplers';
+import { VolumeSampler, type VolumeSamplerOptions } from '../data/samplers';
 import { describe, SegvolError } from '../core/errors';
 import { containsClass, type LossConfig, type Phase, type TrainerOptions } from '../training/trainer';
 import type { Sequential } from '../nn/sequential';
 import type { Size3 } from '../data/samplers';
-import { mrPreprocess, normalizeSlices } from '../data/preprocess';
-import { readVolume, stackModalities } from '../io/volume_io';
+import { preprocessVolume, type Normalization } from '../data/preprocess';
+import { readVolume, stackModalities, type Volume } from '../io/volume_io';
+import type { ModelInfo } from '../nn/model';
 import { presets, type PyramidNetOptions } from '../presets';
 
 export interface ModelConfig extends PyramidNetOptions {
@@ -42,13 +43,31 @@ export interface TrainConfig {
     flip?: { z?: boolean; y?: boolean; x?: boolean };
     rotate?: boolean;
     classAware?: { label: number; minVoxels?: number; tries?: number };
-    /** 'slice' (default): per-slice standardisation; 'mr': the paper's MR pipeline; 'none'. */
+    /** 'slice' (default): per-slice standardisation; 'mr': the paper's MR pipeline; 'none'. Recorded in the model file. */
     normalize?: 'slice' | 'mr' | 'none';
+    /** Class names, index = class id; recorded in the model file. */
+    classNames?: string[];
   };
+  /** Held-out data scored during training (normalised like data); the best model is kept beside the checkpoint. */
+  validation?: {
+    volume: string | string[];
+    labels: string;
+    mask?: string;
+    windows?: number;
+    size?: [number, number, number];
+    every?: number;
+    metric?: 'loss' | 'dice' | 'meanIU' | 'accuracy';
+    patience?: number;
+  };
+  clipGradients?: { maxNorm?: number; maxValue?: number };
   phases?: PhaseConfig[];
-  /** The PyraMiD-LSTM paper's bootstrap stages: phases with a size and epochs only. */
+  /**
+   * The PyraMiD-LSTM paper's bootstrap stages: a size and the paper's "epochs", which are
+   * updates (one sub-volume each): a stage is a phase of that many steps.
+   */
   stages?: Array<{ size: [number, number, number]; epochs: number }>;
   epochs?: number;
+  steps?: number;
   size?: [number, number, number];
   stepsPerEpoch?: number;
   batchSize?: number;
@@ -60,9 +79,12 @@ export interface TrainConfig {
 }
 
 const schema: Record<string, readonly string[]> = {
-  '': ['model', 'data', 'phases', 'stages', 'epochs', 'size', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule', 'seed', 'checkpoint'],
+  '': ['model', 'data', 'validation', 'phases', 'stages', 'epochs', 'steps', 'size', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer',
+    'schedule', 'clipGradients', 'seed', 'checkpoint'],
   model: ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed'],
-  data: ['volume', 'labels', 'mask', 'flip', 'rotate', 'classAware', 'normalize'],
+  data: ['volume', 'labels', 'mask', 'flip', 'rotate', 'classAware', 'normalize', 'classNames'],
+  validation: ['volume', 'labels', 'mask', 'windows', 'size', 'every', 'metric', 'patience'],
+  clipGradients: ['maxNorm', 'maxValue'],
   'data.flip': ['z', 'y', 'x'],
   'data.classAware': ['label', 'minVoxels', 'tries'],
   checkpoint: ['path', 'every'],
@@ -129,41 +151,63 @@ export function buildModel(config: ModelConfig): Sequential {
   return presets.pyramidNet(options);
 }
 
-/** Loads the config's volumes (paths relative to the config file), normalised, modalities stacked as channels. */
-export function loadTrainingData(config: TrainConfig, baseDir: string): VolumeSampler {
-  const resolve = (p: string) => path.resolve(baseDir, p);
-  const paths = Array.isArray(config.data.volume) ? config.data.volume : [config.data.volume];
+/** Reads one volume per modality (paths relative to baseDir), checks it, normalises it, and stacks the modalities as channels. */
+function readModalities(paths: readonly string[], normalize: Normalization, baseDir: string, key: string): Volume {
   const modalities = paths.map((p) => {
-    const v = readVolume(resolve(p));
+    const v = readVolume(path.resolve(baseDir, p));
     let nan = 0;
     for (const value of v.data) if (!Number.isFinite(value)) ++nan;
     if (nan) {
-      throw new SegvolError('ERR_NON_FINITE', `data.volume ${p}: ${nan} voxels are NaN or infinite; training needs finite values ` +
+      throw new SegvolError('ERR_NON_FINITE', `${key} ${p}: ${nan} voxels are NaN or infinite; training needs finite values ` +
         '(fill them, or mask them out with data.mask and set them to 0)');
     }
     if (v.shape.length !== 3) {
-      throw new SegvolError('ERR_SHAPE', `data.volume ${p}: expected one (D, H, W) volume per modality, received (${v.shape.join(', ')})`);
+      throw new SegvolError('ERR_SHAPE', `${key} ${p}: expected one (D, H, W) volume per modality, received (${v.shape.join(', ')})`);
     }
-    const mode = config.data.normalize ?? 'slice';
-    const data = mode === 'slice' ? normalizeSlices(v.data, v.shape) : mode === 'mr' ? mrPreprocess(v.data, v.shape) : v.data;
-    return { ...v, data };
+    return { ...v, data: preprocessVolume(v.data, v.shape, normalize) };
   });
-  const volume = stackModalities(modalities, paths);
-  const labels = readVolume(resolve(config.data.labels));
+  return stackModalities(modalities, [...paths]);
+}
+
+function sampler(volume: Volume, labelsPath: string, maskPath: string | undefined, baseDir: string, key: string,
+  extra: Partial<VolumeSamplerOptions> = {}): VolumeSampler {
+  const labels = readVolume(path.resolve(baseDir, labelsPath));
   if (labels.shape.join() !== volume.shape.slice(1).join()) {
-    throw new SegvolError('ERR_SHAPE', `data.labels ${config.data.labels}: expected shape (${volume.shape.slice(1).join(', ')}) like the volume, received (${labels.shape.join(', ')})`);
+    throw new SegvolError('ERR_SHAPE', `${key}.labels ${labelsPath}: expected shape (${volume.shape.slice(1).join(', ')}) like the volume, received (${labels.shape.join(', ')})`);
   }
-  const mask = config.data.mask ? readVolume(resolve(config.data.mask)).data : undefined;
+  const mask = maskPath ? readVolume(path.resolve(baseDir, maskPath)).data : undefined;
   return new VolumeSampler({
-    volume: volume.data, shape: volume.shape as [number, number, number, number], labels: labels.data,
-    ...(mask ? { mask } : {}), ...(config.data.flip ? { flip: config.data.flip } : {}),
-    ...(config.data.rotate ? { rotate: true } : {}), ...(config.data.classAware ? { classAware: config.data.classAware } : {}),
+    volume: volume.data, shape: volume.shape as [number, number, number, number], labels: labels.data, ...(mask ? { mask } : {}), ...extra,
   });
+}
+
+/**
+ * Loads the config's volumes (paths relative to the config file), normalised, modalities
+ * stacked as channels, and what the model file should record about them.
+ */
+export function loadTrainingData(config: TrainConfig, baseDir: string): { data: VolumeSampler; validation?: VolumeSampler; info: ModelInfo } {
+  const paths = Array.isArray(config.data.volume) ? config.data.volume : [config.data.volume];
+  const normalize = config.data.normalize ?? 'slice';
+  const volume = readModalities(paths, normalize, baseDir, 'data.volume');
+  const data = sampler(volume, config.data.labels, config.data.mask, baseDir, 'data', {
+    ...(config.data.flip ? { flip: config.data.flip } : {}), ...(config.data.rotate ? { rotate: true } : {}),
+    ...(config.data.classAware ? { classAware: config.data.classAware } : {}),
+  });
+  const v = config.validation;
+  const validation = v ? sampler(readModalities(Array.isArray(v.volume) ? v.volume : [v.volume], normalize, baseDir, 'validation.volume'),
+    v.labels, v.mask, baseDir, 'validation', { flip: {} }) : undefined;
+  const info: ModelInfo = {
+    normalize,
+    channels: { input: paths.map((p) => path.basename(p).replace(/\.(nii\.gz|nii|tiff?|npy|png)$/i, '')) },
+    ...(volume.spacing ? { spacing: volume.spacing } : {}),
+    ...(config.data.classNames ? { classes: [...config.data.classNames] } : {}),
+  };
+  return validation ? { data, validation, info } : { data, info };
 }
 
 /** The config's phases for Trainer.fit (stages become phases; a JSON filter becomes containsClass). */
 export function phasesOf(config: TrainConfig): Phase[] | undefined {
-  if (config.stages) return config.stages.map((s) => ({ size: s.size as Size3, epochs: s.epochs }));
+  if (config.stages) return config.stages.map((s) => ({ size: s.size as Size3, steps: s.epochs }));
   return config.phases?.map(({ filter, ...rest }) => ({
     ...rest,
     ...(filter ? { filter: containsClass(filter.containsClass, filter.minVoxels ?? 1), ...(filter.tries ? { filterTries: filter.tries } : {}) } : {}),

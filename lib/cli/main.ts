@@ -1,28 +1,26 @@
 #!/usr/bin/env node
-// The segvol command line: info, demo, train, predict, profile.
+// The segvol command line: info, demo, synth, train, predict, evaluate, convert, inspect, plot, profile.
 import { Command, InvalidArgumentError } from 'commander';
-import * as path from 'node:path';
-import { backends } from '../core/backends';
-import { GradientTape } from '../autograd/tape';
-import { buildModel, loadTrainingData, phasesOf, readTrainConfig, type ModelConfig } from './config';
-import { runDemo } from './demo';
-import { syntheticEm } from '../data/synthetic';
-import { readNpy, writeNpy } from '../io/npy';
-import { describeVolume, readVolume, writeVolume, type RawOptions } from '../io/volume_io';
-import { predictVolume } from '../inference/predict_volume';
-import { mrPreprocess, normalizeSlices } from '../data/preprocess';
-import { metrics, type RandScores, type Shape3 } from '../evaluation/metrics';
-import { formatProfile, profile } from '../core/profile';
-import { presets } from '../presets';
-import { readSafetensors } from '../io/safetensors';
-import { Tensor, type Device } from '../core/tensor';
-import { Trainer, type Progress } from '../training/trainer';
-
 import * as fs from 'node:fs';
-
-// dist/lib/cli/main.js or lib/cli/main.ts (tsx): package.json is three or two folders up.
-const pkg = JSON.parse(fs.readFileSync([path.join(__dirname, '..', '..', '..', 'package.json'), path.join(__dirname, '..', '..', 'package.json')]
-  .find((p) => fs.existsSync(p))!, 'utf8')) as { version: string };
+import * as path from 'node:path';
+import { GradientTape } from '../autograd/tape';
+import { backends } from '../core/backends';
+import { formatProfile, profile } from '../core/profile';
+import { Tensor, type Device } from '../core/tensor';
+import { segvolVersion } from '../core/version';
+import { normalizations, type Normalization } from '../data/preprocess';
+import { syntheticEm } from '../data/synthetic';
+import { metrics, type RandScores, type Shape3 } from '../evaluation/metrics';
+import { predictVolume } from '../inference/predict_volume';
+import { writeNpy } from '../io/npy';
+import { describeVolume, readVolume, writeVolume, type RawOptions, type StoredType } from '../io/volume_io';
+import { presets } from '../presets';
+import { loadModel } from '../serialize/model_file';
+import { Trainer } from '../training/trainer';
+import { buildModel, loadTrainingData, phasesOf, readTrainConfig } from './config';
+import { runDemo } from './demo';
+import { plotLog } from './plot';
+import { duration, progressReporter } from './progress';
 
 function integerList(value: string): number[] {
   const parts = value.split(',').filter((v) => v.trim() !== '').map((v) => Number(v.trim()));
@@ -46,32 +44,15 @@ function positiveNumber(value: string): number {
   return n;
 }
 
-/** One-line progress bar on a terminal, a line every few seconds otherwise. */
-function progressPrinter(label: string, fraction: (p: Progress, elapsed: number) => number) {
-  const tty = process.stderr.isTTY;
-  let lastLine = 0;
-  return (p: Progress, elapsed: number) => {
-    const f = Math.max(0, Math.min(1, fraction(p, elapsed)));
-    const text = `${label} step ${p.step}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ` +
-      `${Math.round(p.voxelsPerSecond).toLocaleString('en-US')} voxels/s`;
-    if (tty) {
-      const width = 24;
-      const bar = '#'.repeat(Math.round(f * width)).padEnd(width, '-');
-      process.stderr.write(`\r[${bar}] ${text}   `);
-    } else if (elapsed - lastLine >= 5) {
-      lastLine = elapsed;
-      process.stderr.write(`${(f * 100).toFixed(0)}% ${text}\n`);
-    }
-  };
+function normalizeOption(value: string): Normalization {
+  if (!normalizations.includes(value as Normalization)) throw new InvalidArgumentError(`expected ${normalizations.join(', ')}, received ${value}`);
+  return value as Normalization;
 }
 
-function modelConfigOf(checkpoint: string): ModelConfig {
-  const meta = readSafetensors(checkpoint).metadata;
-  const state = meta.segvol ? (JSON.parse(meta.segvol) as { modelConfig: ModelConfig | null }) : null;
-  if (!state?.modelConfig) {
-    throw new Error(`${checkpoint} does not say which model it holds (no modelConfig); it was not written by segvol train or demo`);
-  }
-  return state.modelConfig;
+/** --raw shape:dtype, e.g. 30,512,512:uint16. */
+function rawOption(value: string): RawOptions {
+  const [shape, dtype] = value.split(':');
+  return { shape: integerList(shape ?? ''), dtype: (dtype ?? 'float32') as RawOptions['dtype'] };
 }
 
 /** Segments of a truth given as a binary boundary map (boundary 1): components of the non-boundary pixels. */
@@ -108,10 +89,10 @@ function printEvaluation(result: Record<string, unknown>): void {
 
 export function createProgram(): Command {
   const program = new Command();
-  program.name('segvol').description('Volumetric segmentation with PyraMiD-LSTM and friends').version(pkg.version);
+  program.name('segvol').description('Volumetric segmentation with PyraMiD-LSTM and friends').version(segvolVersion());
 
   program.command('info').description('list the compute backends of this build').action(() => {
-    console.log(`segvol ${pkg.version} (node ${process.version})`);
+    console.log(`segvol ${segvolVersion()} (node ${process.version})`);
     console.log('backends:');
     for (const b of backends()) {
       console.log(`  ${b.name.padEnd(5)} ${b.available ? `available  ${b.detail}` : `unavailable: ${b.reason}`}`);
@@ -126,9 +107,13 @@ export function createProgram(): Command {
     .action(async (options: { seconds: number; out: string; seed: number }) => {
       console.log(`segvol demo: synthetic EM-like stack 24x96x96 (16 slices to train, 8 held out), ` +
         `PyraMiD-LSTM network (hidden 8, 12; 5x5 filters), ${options.seconds} s of training on the CPU`);
-      const print = progressPrinter('training', (_p, elapsed) => elapsed / options.seconds);
-      const result = await runDemo({ ...options, onProgress: print });
-      if (process.stderr.isTTY) process.stderr.write('\n');
+      const bar = progressReporter('training');
+      const result = await runDemo({
+        ...options,
+        onProgress: (p, elapsed) => bar.update(elapsed / options.seconds, `step ${p.step}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ` +
+          `${Math.round(p.voxelsPerSecond).toLocaleString('en-US')} voxels/s`),
+      });
+      bar.done();
       console.log(`trained ${result.steps} steps`);
       console.log(`pixel error on the held-out slices: ${(100 * result.pixelError).toFixed(2)}% ` +
         `(thresholding the raw input: ${(100 * result.baselinePixelError).toFixed(2)}%)`);
@@ -162,7 +147,7 @@ export function createProgram(): Command {
     });
 
   program.command('train')
-    .description('train a model from a JSON config')
+    .description('train a model from a JSON config; writes a model file (checkpoint), a JSON-lines log beside it, and the best model with validation')
     .requiredOption('--config <file>', 'training configuration (see README)')
     .option('--resume <checkpoint>', 'continue from a checkpoint written by an earlier run')
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
@@ -172,52 +157,76 @@ export function createProgram(): Command {
       // Paths in the config are relative to the config file.
       if (config.checkpoint) config.checkpoint = { ...config.checkpoint, path: path.resolve(baseDir, config.checkpoint.path) };
       const model = buildModel(config.model).to(options.device);
-      const data = loadTrainingData(config, baseDir);
+      const { data, validation, info } = loadTrainingData(config, baseDir);
+      const phases = phasesOf(config);
+      const lastSize = phases?.[phases.length - 1]?.size ?? config.size;
+      model.info = { ...info, ...(lastSize ? { window: [...lastSize] as [number, number, number] } : {}) };
       const trainer = new Trainer(model, {
         ...(config.loss ? { loss: config.loss } : {}), ...(config.optimizer ? { optimizer: config.optimizer } : {}),
-        ...(config.schedule ? { schedule: config.schedule } : {}), seed: config.seed ?? 0, modelConfig: config.model,
+        ...(config.schedule ? { schedule: config.schedule } : {}), ...(config.clipGradients ? { clipGradients: config.clipGradients } : {}),
+        seed: config.seed ?? 0,
       });
-      if (options.resume) trainer.resume(options.resume);
+      if (options.resume) {
+        trainer.resume(options.resume);
+        console.log(`resumed from step ${trainer.step} (${options.resume})`);
+      }
       const controller = new AbortController();
       process.once('SIGINT', () => {
-        process.stderr.write('\nstopping after the current step (Ctrl-C again to kill)\n');
+        process.stderr.write('\nstopping after the current step and writing the checkpoint (Ctrl-C again to kill)\n');
         controller.abort();
       });
-      const print = progressPrinter('training', (p) => p.step / p.totalSteps);
-      const phases = phasesOf(config);
+      const bar = progressReporter('training');
+      const v = config.validation;
       const result = await trainer.fit({
-        data, signal: controller.signal, onProgress: (p) => print(p, 0),
-        ...(phases ? { phases } : {}), ...(config.epochs ? { epochs: config.epochs } : {}),
+        data, signal: controller.signal,
+        onProgress: (p) => bar.update(p.step / p.totalSteps, `step ${p.step}/${p.totalSteps}${p.phases > 1 ? ` (${p.phaseName})` : ''}  ` +
+          `loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ${Math.round(p.voxelsPerSecond).toLocaleString('en-US')} voxels/s  ` +
+          `${p.validation !== undefined ? `validation ${p.validation.toFixed(4)}  ` : ''}eta ${duration(p.etaSeconds)}`),
+        ...(phases ? { phases } : {}), ...(config.epochs ? { epochs: config.epochs } : {}), ...(config.steps ? { steps: config.steps } : {}),
         ...(config.size ? { size: config.size } : {}), ...(config.stepsPerEpoch ? { stepsPerEpoch: config.stepsPerEpoch } : {}),
         ...(config.batchSize ? { batchSize: config.batchSize } : {}), ...(config.checkpoint ? { checkpoint: config.checkpoint } : {}),
+        ...(v && validation ? {
+          validation: {
+            data: validation, ...(v.windows ? { windows: v.windows } : {}), ...(v.size ? { size: v.size } : {}), ...(v.every ? { every: v.every } : {}),
+            ...(v.metric ? { metric: v.metric } : {}), ...(v.patience ? { patience: v.patience } : {}),
+          },
+        } : {}),
       });
-      if (process.stderr.isTTY) process.stderr.write('\n');
-      console.log(`${result.aborted ? 'stopped' : 'finished'} at step ${result.steps}, last loss ${result.lastLoss.toFixed(5)}` +
-        (config.checkpoint ? `; checkpoint ${config.checkpoint.path}` : ''));
+      bar.done();
+      const best = result.validation ? `; best validation ${result.validation.metric} ${result.validation.best.toFixed(4)} at step ${result.validation.bestStep}` : '';
+      console.log(`${result.aborted ? 'stopped' : result.stoppedEarly ? 'stopped early (validation stopped improving)' : 'finished'} at step ` +
+        `${result.steps}, last loss ${result.lastLoss.toFixed(5)}${best}` + (config.checkpoint ? `; checkpoint ${config.checkpoint.path}` : ''));
     });
 
   program.command('predict')
-    .description('segment a volume with a trained checkpoint, by overlapping windows blended with Gaussian weights')
-    .requiredOption('--model <checkpoint>', 'a checkpoint written by segvol train or demo')
+    .description('segment a volume with a model file (or checkpoint), by overlapping windows blended with Gaussian weights')
+    .requiredOption('--model <file>', 'a model file: written by segvol train or demo, model.save(), or a Trainer checkpoint')
     .requiredOption('--in <file>', 'input volume (.nii, .nii.gz, .tif, .npy, ...; (D, H, W) or (C, D, H, W))')
     .requiredOption('--out <file>', 'output (.nii, .nii.gz, .tif, .npy): class ids, or probabilities with --probabilities')
     .option('--window <d,h,w>', 'sliding window (default: the whole volume)', integerList)
     .option('--overlap <fraction>', 'window overlap', (v) => Number(v), 0.5)
-    .option('--normalize <mode>', "slice (per-slice standardisation), mr or none", 'none')
+    .option('--normalize <mode>', "override the model's recorded pre-processing: slice (per-slice standardisation), mr or none", normalizeOption)
     .option('--probabilities', 'write class probabilities (C, D, H, W) instead of labels')
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
-    .action(async (o: { model: string; in: string; out: string; window?: number[]; overlap: number; normalize: string; probabilities?: boolean; device: Device }) => {
-      const model = buildModel(modelConfigOf(o.model));
-      model.loadWeights(o.model);
-      model.to(o.device);
+    .action(async (o: { model: string; in: string; out: string; window?: number[]; overlap: number; normalize?: Normalization; probabilities?: boolean; device: Device }) => {
+      const model = loadModel(o.model).to(o.device);
+      const recorded = model.info.normalize;
+      if (o.normalize !== undefined && recorded !== undefined && o.normalize !== recorded) {
+        console.error(`normalising with ${o.normalize} (--normalize) instead of the model's recorded ${recorded}`);
+      } else if (o.normalize === undefined && recorded === undefined) {
+        console.error(`${o.model} does not record its pre-processing (an older file); using none: pass --normalize if it was trained on normalised data`);
+      }
+      if (o.normalize !== undefined) model.info = { ...model.info, normalize: o.normalize };
       const volume = readVolume(o.in);
       const shape = volume.shape.length === 3 ? [1, 1, ...volume.shape] : [1, ...volume.shape];
-      const data = o.normalize === 'slice' ? normalizeSlices(volume.data, volume.shape) : o.normalize === 'mr' ? mrPreprocess(volume.data, volume.shape) : volume.data;
-      const x = Tensor.fromArray(data, shape);
+      const x = Tensor.fromArray(volume.data, shape);
       const spatial = shape.slice(2) as [number, number, number];
-      const print = process.stderr.isTTY ? (done: number, total: number) => process.stderr.write(`\rwindow ${done}/${total}`) : undefined;
-      const probs = await predictVolume(model, x, { window: (o.window ?? spatial) as [number, number, number], overlap: o.overlap, ...(print ? { onProgress: print } : {}) });
-      if (print) process.stderr.write('\n');
+      const bar = progressReporter('predicting');
+      const probs = await predictVolume(model, x, {
+        window: (o.window ?? spatial) as [number, number, number], overlap: o.overlap,
+        onProgress: (done, total) => bar.update(done / total, `window ${done}/${total}`),
+      });
+      bar.done();
       const p = probs.toArray();
       const k = probs.shape[1]!;
       const n = spatial[0] * spatial[1] * spatial[2];
@@ -240,7 +249,7 @@ export function createProgram(): Command {
     });
 
   program.command('evaluate')
-    .description('compare a prediction with the truth (.npy): overlap, Hausdorff, Rand/VI, pixel and warping error')
+    .description('compare a prediction with the truth (any volume format): overlap, Hausdorff, Rand/VI, pixel and warping error')
     .requiredOption('--pred <file>', 'predicted labels, or boundary probabilities in [0, 1]')
     .requiredOption('--truth <file>', 'true labels (class ids, segment ids, or a binary boundary map)')
     .option('--metrics <list>', 'overlap, hausdorff, rand, pixel, warping (default: by the prediction: labels or probabilities)')
@@ -248,8 +257,8 @@ export function createProgram(): Command {
     .option('--spacing <z,y,x>', 'voxel spacing for distances', (v) => v.split(',').map(Number))
     .option('--json', 'print JSON instead of a table')
     .action((o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; json?: boolean }) => {
-      const pred = readNpy(o.pred);
-      const truth = readNpy(o.truth);
+      const pred = readVolume(o.pred);
+      const truth = readVolume(o.truth);
       if (pred.shape.join() !== truth.shape.join()) {
         throw new Error(`the prediction ${o.pred} has shape (${pred.shape.join(', ')}), the truth ${o.truth} (${truth.shape.join(', ')}); they must match`);
       }
@@ -267,9 +276,15 @@ export function createProgram(): Command {
       }
       if (chosen.includes('rand')) {
         // Boundary maps: 2D segmentation per slice, as the 2D-3D ConvNet paper evaluates.
-        result.rand = probabilities
-          ? metrics.bestRandFScore(pred.data, connectedSegments(truth.data, shape), shape, { connectivity: 4 })
-          : metrics.rand(pred.data, truth.data);
+        if (probabilities) {
+          const bar = progressReporter('threshold search');
+          result.rand = metrics.bestRandFScore(pred.data, connectedSegments(truth.data, shape), shape, {
+            connectivity: 4, onProgress: (done, total) => bar.update(done / total, `threshold ${done}/${total}`),
+          });
+          bar.done();
+        } else {
+          result.rand = metrics.rand(pred.data, truth.data);
+        }
       }
       if (chosen.includes('warping')) {
         const binary = (a: Float32Array) => Uint8Array.from(a, (v) => (v > 0.5 ? 0 : 1));  // boundary 1 -> background
@@ -296,25 +311,45 @@ export function createProgram(): Command {
     .description('convert a volume between formats by extension: .nii(.gz), .tif, .npy, a folder of slices (PNG output: a path ending in /)')
     .argument('<in>', 'input volume')
     .argument('<out>', 'output volume')
-    .option('--dtype <type>', 'stored type where the format allows: float32, uint8, int16, uint16')
-    .option('--raw <shape:dtype>', 'read raw binary input, e.g. 30,512,512:uint16')
-    .action((input: string, output: string, o: { dtype?: 'float32' | 'uint8' | 'int16' | 'uint16'; raw?: string }) => {
-      const raw = o.raw ? (() => {
-        const [shape, dtype] = o.raw!.split(':');
-        return { shape: integerList(shape ?? ''), dtype: (dtype ?? 'float32') as RawOptions['dtype'] };
-      })() : undefined;
-      const volume = readVolume(input, raw ? { raw } : {});
-      writeVolume(output, volume, o.dtype ? { dtype: o.dtype } : {});
-      console.log(`wrote ${output} (${volume.shape.join('x')}, from ${volume.dtype})`);
+    .option('--dtype <type>', 'stored type where the format allows: float32, uint8, int16, uint16 (NIfTI scales values that do not fit)')
+    .option('--allow-lossy', 'TIFF: round and clip values an integer type cannot hold, instead of refusing')
+    .option('--raw <shape:dtype>', 'read raw binary input, e.g. 30,512,512:uint16', rawOption)
+    .action((input: string, output: string, o: { dtype?: StoredType; allowLossy?: boolean; raw?: RawOptions }) => {
+      if (o.dtype !== undefined && !['float32', 'uint8', 'int16', 'uint16'].includes(o.dtype)) {
+        throw new Error(`--dtype: expected float32, uint8, int16 or uint16, received ${o.dtype}`);
+      }
+      const started = Date.now();
+      const volume = readVolume(input, o.raw ? { raw: o.raw } : {});
+      const big = volume.data.length > 64 << 20;
+      if (big) console.error(`read ${input} (${volume.shape.join('x')}, ${volume.dtype}) in ${duration((Date.now() - started) / 1000)}; writing`);
+      const report = writeVolume(output, volume, { ...(o.dtype ? { dtype: o.dtype } : {}), ...(o.allowLossy ? { allowLossy: true } : {}) });
+      const n = volume.data.length;
+      const share = (k: number) => `${k} voxels (${((100 * k) / n).toFixed(1)}%)`;
+      if (report.rounded || report.clipped) {
+        console.error(`warning: storing as ${report.dtype} ${report.scale ? `with scale ${report.scale.slope.toPrecision(6)} and offset ${report.scale.inter.toPrecision(6)} ` : ''}` +
+          `rounded ${share(report.rounded)} and clipped ${share(report.clipped)}; values changed by up to ${report.maxError.toPrecision(3)} ` +
+          '(use --dtype float32 for an exact copy)');
+      }
+      console.log(`wrote ${output} (${volume.shape.join('x')}, ${report.dtype}, from ${volume.dtype})`);
     });
 
   program.command('inspect')
     .description('print shape, stored type, spacing and value range of a volume')
-    .argument('<file>', 'volume (.nii, .nii.gz, .tif, .npy, .png, or a folder of slices)')
-    .action((file: string) => {
-      const d = describeVolume(readVolume(file));
+    .argument('<file>', 'volume (.nii, .nii.gz, .tif, .npy, .png, a folder of slices, or raw data with --raw)')
+    .option('--raw <shape:dtype>', 'read raw binary data, e.g. 30,512,512:uint16', rawOption)
+    .action((file: string, o: { raw?: RawOptions }) => {
+      const d = describeVolume(readVolume(file, o.raw ? { raw: o.raw } : {}));
       console.log(`${file}\n  shape    ${d.shape.join(' x ')}\n  dtype    ${d.dtype}\n  spacing  ${d.spacing ? d.spacing.map((v) => Number(v.toPrecision(6))).join(' x ') : 'unknown'}` +
         `\n  range    ${d.min} .. ${d.max} (mean ${d.mean.toFixed(4)})${d.nan ? `\n  NaN      ${d.nan} voxels` : ''}`);
+    });
+
+  program.command('plot')
+    .description('draw a training log (the .log.jsonl beside a checkpoint) as a PNG: loss, learning rate and validation against the step')
+    .argument('<log>', 'training log (JSON lines)')
+    .requiredOption('--out <file>', 'PNG to write')
+    .action((log: string, o: { out: string }) => {
+      const r = plotLog(log, o.out);
+      console.log(`wrote ${o.out} (${r.steps} steps${r.validations ? `, ${r.validations} validations` : ''})`);
     });
 
   program.command('profile')

@@ -20,6 +20,23 @@ export function backends(): BackendInfo[] {
   }));
 }
 
+/** What lives on one device. */
+export interface DeviceMemory {
+  /** Tensors (views included) neither disposed nor collected. */
+  tensors: number;
+  /** Distinct allocations behind them (views share one), and their bytes. */
+  storages: number;
+  bytes: number;
+}
+
+/**
+ * Live tensors and bytes per device: watch it across training steps to find a
+ * leak (tensors not disposed). Device bytes exclude the CUDA allocator's cache.
+ */
+export function memoryStats(): Record<'cpu' | 'cuda', DeviceMemory> {
+  return native.memoryStats();
+}
+
 export type ConvMath = 'fp32' | 'tf32';
 
 /**

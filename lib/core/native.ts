@@ -98,6 +98,8 @@ export interface NativeBinding {
   profileStop(): Array<{ op: string; backend: string; shapes: string; count: number; totalMs: number; flops: number }>;
 
   tensorFromArray(data: Float32Array, shape: number[], device: DeviceName): H;
+  tensorFull(shape: number[], value: number, device: DeviceName): H;
+  memoryStats(): Record<DeviceName, { tensors: number; storages: number; bytes: number }>;
   tensorShape(t: H): number[];
   tensorDevice(t: H): DeviceName;
   tensorToArray(t: H): Float32Array;
@@ -145,6 +147,9 @@ export interface NativeBinding {
   permute(impl: Impl, x: H, perm: number[]): H;
   flip(impl: Impl, x: H, axes: number[]): H;
   concat(impl: Impl, xs: H[], axis: number): H;
+  clamp(impl: Impl, x: H, lo: number, hi: number): H;
+  clampBackward(impl: Impl, x: H, lo: number, hi: number, dy: H): H;
+  sumSquares(impl: Impl, xs: H[]): number;
   narrow(impl: Impl, x: H, axis: number, start: number, length: number): H;
   narrowBackward(impl: Impl, dy: H, inputShape: number[], axis: number, start: number): H;
   /** Index of the first tensor holding a NaN or Inf, or -1 (one device read-back per device). */

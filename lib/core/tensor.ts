@@ -63,7 +63,8 @@ export class Tensor {
 
   static full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
     checkShape(shape, 'Tensor.full');
-    return Tensor.fromArray(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(value), shape, options);
+    if (typeof value !== 'number') throw new SegvolError('ERR_ARGUMENT', `Tensor.full: expected a number value, received ${describe(value)}`);
+    return new Tensor(native.tensorFull([...shape], value, checkDevice(options.device ?? 'cpu', 'Tensor.full')));
   }
 
   /** @internal Wraps a handle the binding returned. */

@@ -166,3 +166,15 @@ export function mrPreprocess(data: Float32Array, shape: readonly number[], optio
   }
   return out;
 }
+
+/** The pre-processing a model may record: per-slice z-scores, the MR pipeline, or none. */
+export type Normalization = 'slice' | 'mr' | 'none';
+export const normalizations: readonly Normalization[] = ['slice', 'mr', 'none'];
+
+/** Applies one pre-processing to volumes of any (..., H, W) shape, slice by slice. */
+export function preprocessVolume(data: Float32Array, shape: readonly number[], mode: Normalization): Float32Array {
+  if (mode === 'slice') return normalizeSlices(data, shape);
+  if (mode === 'mr') return mrPreprocess(data, shape);
+  if (mode === 'none') return data;
+  throw new SegvolError('ERR_ARGUMENT', `pre-processing: expected 'slice', 'mr' or 'none', received '${String(mode)}'`);
+}

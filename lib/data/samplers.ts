@@ -36,6 +36,8 @@ export interface DataSource {
   sample(random: Random, size: Size3): SampledWindow;
   /** Voxel counts per class over all the data (for global class weights), if known. */
   classCounts?(classes: number): number[];
+  /** Voxels (per channel) in one pass over the data, if known: an epoch is a pass. */
+  readonly voxels?: number;
 }
 
 export interface VolumeSamplerOptions {
@@ -60,6 +62,7 @@ export interface VolumeSamplerOptions {
 
 export class VolumeSampler implements DataSource {
   readonly inputs: Readonly<Record<string, number>>;
+  readonly voxels: number;
   private readonly volumes: Record<string, Float32Array>;
   private readonly dims: [number, number, number];
 
@@ -80,6 +83,7 @@ export class VolumeSampler implements DataSource {
       this.dims = [...options.dims] as [number, number, number];
     }
     const [d, h, w] = this.dims;
+    this.voxels = d * h * w;
     if (Object.keys(named).length === 0) throw new SegvolError('ERR_ARGUMENT', 'VolumeSampler: expected at least one input');
     for (const [name, v] of Object.entries(named)) {
       if (!Number.isInteger(v.channels) || v.channels < 1 || v.data.length !== v.channels * d * h * w) {
@@ -177,6 +181,7 @@ export class VolumeSampler implements DataSource {
 /** Samples from several volumes (e.g. training subjects), each drawn with probability proportional to its voxel count. */
 export class MultiSampler implements DataSource {
   readonly inputs: Readonly<Record<string, number>>;
+  readonly voxels: number | undefined;
   private readonly weights: number[];
 
   constructor(private readonly sources: readonly DataSource[], sizes: readonly number[]) {
@@ -189,6 +194,7 @@ export class MultiSampler implements DataSource {
       }
     });
     if (sizes.length !== sources.length) throw new SegvolError('ERR_ARGUMENT', `MultiSampler: expected ${sources.length} sizes, received ${sizes.length}`);
+    this.voxels = sources.every((s) => s.voxels !== undefined) ? sources.reduce((n, s) => n + s.voxels!, 0) : undefined;
     const total = sizes.reduce((a, b) => a + b, 0);
     this.weights = sizes.map((n) => n / total);
   }

@@ -163,15 +163,17 @@ export const metrics = {
    * watershed with that seed threshold.
    */
   bestRandFScore(boundary: Float32Array, truth: Labels, shape: Shape3,
-    options: Connectivity & { method?: 'threshold' | 'watershed'; thresholds?: readonly number[]; minSize?: number } = {}) {
+    options: Connectivity & { method?: 'threshold' | 'watershed'; thresholds?: readonly number[]; minSize?: number;
+      onProgress?: (done: number, total: number) => void } = {}) {
     const thresholds = options.thresholds ?? Array.from({ length: 19 }, (_, i) => (i + 1) / 20);
     let best = { threshold: thresholds[0]!, scores: undefined as RandScores | undefined };
-    for (const threshold of thresholds) {
+    for (const [k, threshold] of thresholds.entries()) {
       const segments = (options.method ?? 'threshold') === 'watershed'
         ? metrics.watershed(boundary, shape, { ...options, seedThreshold: threshold, minSize: options.minSize ?? 0 })
         : metrics.segmentByThreshold(boundary, shape, { ...options, threshold });
       const scores = metrics.rand(segments, truth);
       if (!best.scores || scores.fScore > best.scores.fScore) best = { threshold, scores };
+      options.onProgress?.(k + 1, thresholds.length);
     }
     return { threshold: best.threshold, scores: best.scores! };
   },

@@ -5,6 +5,7 @@
 import { describe, SegvolError } from '../core/errors';
 import type { ModelBase } from '../nn/model';
 import { Tensor } from '../core/tensor';
+import { preprocessVolume } from '../data/preprocess';
 
 export interface StitchOptions {
   /** Window (d, h, w); clipped to the volume. */
@@ -15,6 +16,8 @@ export interface StitchOptions {
   sigma?: number;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
+  /** Apply the model's recorded pre-processing (model.info.normalize) to the whole volume first (default true). */
+  preprocess?: boolean;
 }
 
 /** Window starts along one axis: evenly stepped, the last flush with the end. */
@@ -61,7 +64,9 @@ export async function predictVolume(model: ModelBase, x: Tensor, options: Stitch
   const weight = gaussianWeight(window, options.sigma ?? 1 / 8);
   const zs = windowStarts(D, wd, overlap), ys = windowStarts(H, wh, overlap), xs = windowStarts(W, ww, overlap);
   const total = zs.length * ys.length * xs.length;
-  const input = x.toArray();
+  // Pre-processing is per slice of the whole volume, never per window (a window's statistics differ).
+  const normalize = options.preprocess === false ? 'none' : model.info.normalize ?? 'none';
+  const input = preprocessVolume(x.toArray(), x.shape, normalize);
   const k = model.outChannels;
   const device = model.device;
   const sum = new Float32Array(k * D * H * W);
@@ -79,7 +84,7 @@ export async function predictVolume(model: ModelBase, x: Tensor, options: Stitch
               crop.set(input.subarray(src, src + ww), ((ch * wd + z) * wh + y) * ww);
             }
         const window5 = Tensor.fromArray(crop, [1, c, wd, wh, ww], { device });
-        const probs = await model.predict(window5);
+        const probs = await model.predict(window5, { preprocess: false });
         window5.dispose();
         const p = probs.toArray();
         probs.dispose();

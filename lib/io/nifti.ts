@@ -95,6 +95,8 @@ export interface NiftiWriteOptions {
   affine?: readonly (readonly number[])[];
   /** Stored type (default float32); labels fit uint8 or int16. */
   dtype?: 'float32' | 'uint8' | 'int16';
+  /** For integer types: values are stored as round((v - inter) / slope), and the header's scl_slope, scl_inter restore them. */
+  scale?: { slope: number; inter: number };
   gzip?: boolean;
 }
 
@@ -108,6 +110,8 @@ export function serializeNifti(data: Float32Array, shape: readonly number[], opt
   const code = { float32: 16, uint8: 2, int16: 4 }[dtype];
   const bytes = { float32: 4, uint8: 1, int16: 2 }[dtype];
   const spacing = options.spacing ?? [1, 1, 1];
+  // Stored integers s mean s * slope + inter.
+  const slope = options.scale?.slope ?? 1, inter = options.scale?.inter ?? 0;
   const header = Buffer.alloc(352);
   header.writeInt32LE(348, 0);
   header.writeInt16LE(nt! > 1 ? 4 : 3, 40);
@@ -117,8 +121,8 @@ export function serializeNifti(data: Float32Array, shape: readonly number[], opt
   header.writeInt16LE(bytes * 8, 72);
   [1, spacing[2], spacing[1], spacing[0], 1, 1, 1, 1].forEach((v, i) => header.writeFloatLE(v, 76 + 4 * i));
   header.writeFloatLE(352, 108);
-  header.writeFloatLE(1, 112);
-  header.writeFloatLE(0, 116);
+  header.writeFloatLE(slope, 112);
+  header.writeFloatLE(inter, 116);
   header.writeUInt8(2, 123);  // xyzt_units: mm, s
   const affine = options.affine ?? [[spacing[2], 0, 0, 0], [0, spacing[1], 0, 0], [0, 0, spacing[0], 0]];
   header.writeInt16LE(0, 252);  // qform_code
@@ -127,7 +131,7 @@ export function serializeNifti(data: Float32Array, shape: readonly number[], opt
   header.write('n+1\0', 344, 'latin1');
   const body = Buffer.alloc(data.length * bytes);
   for (let i = 0; i < data.length; ++i) {
-    const v = data[i]!;
+    const v = dtype === 'float32' ? data[i]! : (data[i]! - inter) / slope;
     if (dtype === 'float32') body.writeFloatLE(v, i * 4);
     else if (dtype === 'uint8') body.writeUInt8(Math.min(255, Math.max(0, Math.round(v))), i);
     else body.writeInt16LE(Math.min(32767, Math.max(-32768, Math.round(v))), i * 2);

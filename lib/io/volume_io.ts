@@ -112,9 +112,50 @@ export function readVolume(file: string, options: { raw?: RawOptions } = {}): Vo
   throw new SegvolError('ERR_ARGUMENT', `${file}: unknown format; expected .nii, .nii.gz, .tif, .tiff, .npy, .png, a folder of slices, or raw data with a shape and dtype`);
 }
 
-/** Writes a volume; the format comes from the extension (.nii, .nii.gz, .tif, .npy, or a folder ending in / for PNG slices). */
-export function writeVolume(file: string, volume: Volume, options: { dtype?: 'float32' | 'uint8' | 'int16' | 'uint16' } = {}): void {
+export type StoredType = 'float32' | 'uint8' | 'int16' | 'uint16';
+
+export interface WriteOptions {
+  /** Stored type where the format allows it (NIfTI: float32, uint8, int16; TIFF: float32, uint8, uint16). Default float32. */
+  dtype?: StoredType;
+  /**
+   * Integer types that cannot hold every value exactly: NIfTI scales them into the type
+   * (scl_slope, scl_inter) and reports the rounding; other formats refuse unless this is
+   * true, then round and clip. PNG slices always map the value range to 0..255.
+   */
+  allowLossy?: boolean;
+}
+
+/** What writing did to the values: voxels rounded or clipped, the largest change, the NIfTI scaling used. */
+export interface WriteReport {
+  dtype: string;
+  rounded: number;
+  clipped: number;
+  maxError: number;
+  scale?: { slope: number; inter: number };
+}
+
+const integerRanges: Record<string, [number, number]> = { uint8: [0, 255], int16: [-32768, 32767], uint16: [0, 65535] };
+
+/** How storing data in an integer range with a scaling changes it. */
+function storageLoss(data: Float32Array, range: [number, number], slope = 1, inter = 0): { rounded: number; clipped: number; maxError: number } {
+  let rounded = 0, clipped = 0, maxError = 0;
+  for (const v of data) {
+    const q = (v - inter) / slope;
+    const stored = Math.min(range[1], Math.max(range[0], Math.round(q)));
+    if (stored !== Math.round(q)) ++clipped;
+    else if (stored !== q) ++rounded;
+    maxError = Math.max(maxError, Math.abs(stored * slope + inter - v));
+  }
+  return { rounded, clipped, maxError };
+}
+
+/**
+ * Writes a volume; the format comes from the extension (.nii, .nii.gz, .tif, .npy, or a
+ * folder ending in / for PNG slices). Returns what storing did to the values.
+ */
+export function writeVolume(file: string, volume: Volume, options: WriteOptions = {}): WriteReport {
   const lower = file.toLowerCase();
+  const clean: WriteReport = { dtype: options.dtype ?? 'float32', rounded: 0, clipped: 0, maxError: 0 };
   const atomic = (bytes: Buffer) => {
     const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
     fs.writeFileSync(temporary, bytes);
@@ -123,16 +164,47 @@ export function writeVolume(file: string, volume: Volume, options: { dtype?: 'fl
   const spatial = volume.shape.slice(-3) as [number, number, number];
   if (lower.endsWith('.nii') || lower.endsWith('.nii.gz')) {
     const dtype = options.dtype === 'uint16' ? 'int16' : options.dtype;
+    let report: WriteReport = { ...clean, dtype: dtype ?? 'float32' };
+    let scale: { slope: number; inter: number } | undefined;
+    if (dtype && dtype !== 'float32') {
+      const range = integerRanges[dtype]!;
+      const plain = storageLoss(volume.data, range);
+      if (plain.rounded || plain.clipped) {
+        // Map the value range onto the type's: the rounding error is at most half a slope.
+        let lo = Infinity, hi = -Infinity;
+        for (const v of volume.data) {
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+        }
+        const slope = Math.fround(hi > lo ? (hi - lo) / (range[1] - range[0]) : 1);
+        scale = { slope, inter: Math.fround(lo - range[0] * slope) };
+        report = { dtype, ...storageLoss(volume.data, range, scale.slope, scale.inter), scale };
+      }
+    }
     atomic(serializeNifti(volume.data, volume.shape, {
       ...(volume.spacing ? { spacing: volume.spacing } : {}), ...(volume.affine ? { affine: volume.affine } : {}),
-      ...(dtype ? { dtype } : {}), gzip: lower.endsWith('.gz'),
+      ...(dtype ? { dtype } : {}), ...(scale ? { scale } : {}), gzip: lower.endsWith('.gz'),
     }));
+    return report;
   } else if (lower.endsWith('.tif') || lower.endsWith('.tiff')) {
     if (volume.shape.length !== 3) throw new SegvolError('ERR_SHAPE', `TIFF ${file}: expected a (D, H, W) volume, received (${volume.shape.join(', ')})`);
-    const dtype = options.dtype === 'int16' ? 'uint16' : options.dtype;
-    atomic(serializeTiff(volume.data, spatial, dtype ?? 'float32'));
+    const dtype = options.dtype === 'int16' ? 'uint16' : options.dtype ?? 'float32';
+    let report: WriteReport = { ...clean, dtype };
+    if (dtype !== 'float32') {
+      report = { dtype, ...storageLoss(volume.data, integerRanges[dtype]!) };
+      if ((report.rounded || report.clipped) && !options.allowLossy) {
+        const n = volume.data.length;
+        throw new SegvolError('ERR_ARGUMENT', `TIFF ${file}: ${dtype} cannot hold these values: ${report.rounded} voxels ` +
+          `(${((100 * report.rounded) / n).toFixed(1)}%) would be rounded and ${report.clipped} (${((100 * report.clipped) / n).toFixed(1)}%) clipped ` +
+          `to ${integerRanges[dtype]!.join('..')}, changing values by up to ${report.maxError.toPrecision(3)}; write float32, use NIfTI (which ` +
+          'scales into the type), or allow the loss (--allow-lossy)');
+      }
+    }
+    atomic(serializeTiff(volume.data, spatial, dtype));
+    return report;
   } else if (lower.endsWith('.npy')) {
     writeNpy(file, { shape: volume.shape, data: volume.data });
+    return { ...clean, dtype: 'float32' };
   } else if (file.endsWith('/') || file.endsWith(path.sep)) {
     // PNG slices, values scaled from the volume's range to 0..255.
     fs.mkdirSync(file, { recursive: true });
@@ -147,6 +219,7 @@ export function writeVolume(file: string, volume: Volume, options: { dtype?: 'fl
       const pixels = Uint8Array.from(volume.data.subarray(z * h * w, (z + 1) * h * w), (v) => Math.round((v - lo) * scale));
       fs.writeFileSync(path.join(file, `slice_${String(z).padStart(4, '0')}.png`), encodeGrayPng(pixels, w, h));
     }
+    return { dtype: 'uint8', ...storageLoss(volume.data, [0, 255], scale > 0 ? 1 / scale : 1, lo), scale: { slope: scale > 0 ? 1 / scale : 1, inter: lo } };
   } else {
     throw new SegvolError('ERR_ARGUMENT', `${file}: unknown output format; use .nii, .nii.gz, .tif, .npy, or a folder path ending in / for PNG slices`);
   }

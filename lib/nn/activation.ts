@@ -19,7 +19,7 @@ class ActivationLayer implements Layer {
   }
 }
 
-const builder = (type: Kind): LayerBuilder => ({ type, build: (c) => new ActivationLayer(type, c.inChannels) });
+const builder = (type: Kind): LayerBuilder => ({ type, options: {}, build: (c) => new ActivationLayer(type, c.inChannels) });
 
 export const activationLayers = {
   tanh: (): LayerBuilder => builder('tanh'),

@@ -155,18 +155,18 @@ export const convLayers = {
   conv(options: ConvLayerOptions): LayerBuilder {
     const out = positiveInteger(options.out, 'conv', 'out');
     initializerOption(options.init, 'msra', 'conv');
-    return { type: 'conv', build: (c) => new ConvLayer(c.inChannels, out, options, c.random) };
+    return { type: 'conv', options: { ...options }, build: (c) => new ConvLayer(c.inChannels, out, options, c.random) };
   },
   /** Transposed convolution (decoders). */
   convTranspose(options: ConvTransposeLayerOptions): LayerBuilder {
     const out = positiveInteger(options.out, 'convTranspose', 'out');
     initializerOption(options.init, 'uniform', 'convTranspose');
-    return { type: 'convTranspose', build: (c) => new ConvTransposeLayer(c.inChannels, out, options, c.random) };
+    return { type: 'convTranspose', options: { ...options }, build: (c) => new ConvTransposeLayer(c.inChannels, out, options, c.random) };
   },
   /** Pixel-wise fully connected layer (a 1x1x1 convolution). */
   pixelwise(options: PixelwiseOptions): LayerBuilder {
     const units = positiveInteger(options.units, 'pixelwise', 'units');
     initializerOption(options.init, 'uniform', 'pixelwise');
-    return { type: 'pixelwise', build: (c) => new PixelwiseLayer(c.inChannels, units, options, c.random) };
+    return { type: 'pixelwise', options: { ...options }, build: (c) => new PixelwiseLayer(c.inChannels, units, options, c.random) };
   },
 };

@@ -77,6 +77,11 @@ export class Graph extends ModelBase {
       throw new SegvolError('ERR_ARGUMENT', 'graph: give output or outputs, not both');
     }
     this.outputNames = options.outputs ? [...options.outputs] : [options.output ?? this.nodes[this.nodes.length - 1]?.name ?? ''];
+    this.describedAs({
+      kind: 'graph', inputs: { ...options.inputs }, seed: options.seed ?? 0, outputs: [...this.outputNames],
+      nodes: options.nodes.map((n) => ('layer' in n ? { name: n.name, layer: { type: n.layer.type, options: n.layer.options }, input: n.input }
+        : { name: n.name, join: n.join, inputs: [...n.inputs] })),
+    });
     if (this.outputNames.length === 0) throw new SegvolError('ERR_ARGUMENT', 'graph: outputs is empty');
     for (const output of this.outputNames) {
       if (!this.nodes.some((n) => n.name === output)) throw new SegvolError('ERR_ARGUMENT', `graph: output '${output}' is not a node`);

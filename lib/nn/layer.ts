@@ -33,8 +33,17 @@ export interface Layer {
 }
 
 export interface LayerBuilder {
+  /** The builder's name in `layers` (layers[type](options) makes the same builder again). */
   readonly type: string;
+  /** The options it was given, as plain data: model files store them to rebuild the layer. */
+  readonly options: object;
   build(context: BuildContext): Layer;
+}
+
+/** A layer as model files store it. */
+export interface LayerSpec {
+  type: string;
+  options: object;
 }
 
 /** A trainable tensor: initialised values, requiresGrad set. */

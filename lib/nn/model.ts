@@ -6,8 +6,10 @@ import { noGrad, scope } from '../autograd/tape';
 import { describe, SegvolError } from '../core/errors';
 import { Random, seededRandom } from '../core/random';
 import { Tensor, type Device } from '../core/tensor';
+import { segvolVersion } from '../core/version';
+import { preprocessVolume, type Normalization } from '../data/preprocess';
 import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors';
-import type { ForwardMode, Layer, LayerBuilder } from './layer';
+import type { ForwardMode, Layer, LayerBuilder, LayerSpec } from './layer';
 
 /** A model's input: one tensor (single-input models) or tensors by input name. */
 export type ModelInput = Tensor | Readonly<Record<string, Tensor>>;
@@ -15,9 +17,40 @@ export type ModelInput = Tensor | Readonly<Record<string, Tensor>>;
 export type ModelInputShape = readonly number[] | Readonly<Record<string, readonly number[]>>;
 
 export interface RunOptions {
-  /** Training mode: batch statistics, dropout. Default false. */
+  /** Training mode: batch statistics, dropout. Default: the model's mode (model.train() / model.eval()). */
   training?: boolean;
 }
+
+export interface PredictOptions {
+  /** Apply the pre-processing recorded in model.info (default true); false: the input is already pre-processed. */
+  preprocess?: boolean;
+}
+
+/** What applying a model needs besides its weights; model files record it. */
+export interface ModelInfo {
+  /** The pre-processing raw volumes need (predict, segment and predictVolume apply it): per-slice z-scores, the MR pipeline, or none. */
+  normalize?: Normalization;
+  /** The channels of each input, in order (an MR model's modalities: { input: ['flair', 't1', 't1ce', 't2'] }). */
+  channels?: Record<string, string[]>;
+  /** Class names; the index is the class id. */
+  classes?: string[];
+  /** Voxel spacing (z, y, x) of the training data. */
+  spacing?: [number, number, number];
+  /** The input window (d, h, w) it was trained on. */
+  window?: [number, number, number];
+  description?: string;
+}
+
+/** How a model file rebuilds a model. */
+export type Architecture =
+  | { kind: 'preset'; preset: string; options: object }
+  | { kind: 'sequential'; inChannels: number; seed: number; layers: LayerSpec[] }
+  | { kind: 'graph'; inputs: Record<string, number>; nodes: Array<{ name: string; layer: LayerSpec; input: string } | { name: string; join: string; inputs: string[] }>;
+    outputs: string[]; seed: number }
+  | { kind: 'custom'; name: string; options?: object };
+
+/** The format written in a model file's metadata (key segvol.model). */
+export const modelFileFormat = 'segvol-model-1';
 
 /** Where a dense network's output window sits in its input window. */
 export interface OutputWindow {
@@ -39,9 +72,52 @@ export abstract class ModelBase {
   readonly random: Random;
   /** Names of the outputs forwardOutputs() returns; the first is forward()'s. */
   readonly outputNames: readonly string[] = ['output'];
+  /** What applying the model needs besides its weights (saved in model files). */
+  info: ModelInfo = {};
+  /** Training mode by default (forward's training option overrides it); predict always runs in inference mode. */
+  training = false;
+  private declared: Architecture | undefined;
 
   protected constructor(seed: number) {
     this.random = new Random(seed ^ 0x5eed);
+  }
+
+  /** Forward passes run in training mode by default (batch statistics, dropout). Returns the model. */
+  train(): this {
+    this.training = true;
+    return this;
+  }
+
+  /** Forward passes run in inference mode by default. Returns the model. */
+  eval(): this {
+    this.training = false;
+    return this;
+  }
+
+  /** How a model file rebuilds this model: a preset and its options, a layer list, a graph, or a custom class's name. */
+  architecture(): Architecture {
+    return this.declared ?? { kind: 'custom', name: this.constructor.name };
+  }
+
+  /** @internal A preset records itself (more readable and stable in a file than its layers). */
+  describedAs(architecture: Architecture): this {
+    this.declared = architecture;
+    return this;
+  }
+
+  /** The metadata a model file carries: format, segvol version, architecture, inputs, outputs and info. */
+  fileMetadata(): Record<string, string> {
+    return {
+      'segvol.model': JSON.stringify({
+        format: modelFileFormat, segvolVersion: segvolVersion(), architecture: this.architecture(), inputs: this.inputs,
+        outputs: this.outputNames, outChannels: this.outChannels, info: this.info,
+      }),
+    };
+  }
+
+  /** Writes a self-describing model file (weights, architecture, info; safetensors, atomically): loadModel(file) rebuilds it. */
+  save(file: string): void {
+    this.saveWeights(file, this.fileMetadata());
   }
 
   /** Every layer with its path ("layers.3", "nodes.encoder1"), in execution order. */
@@ -63,7 +139,7 @@ export abstract class ModelBase {
 
   /** The mode a forward pass runs in. */
   protected mode(options: RunOptions = {}): ForwardMode {
-    return { training: options.training ?? false, random: () => this.random.next() };
+    return { training: options.training ?? this.training, random: () => this.random.next() };
   }
 
   /** Runs a layer with its ops named by path in error messages. */
@@ -162,14 +238,24 @@ export abstract class ModelBase {
     return total;
   }
 
-  /** Forward in inference mode, never taped: class probabilities for a softmax-ended model. */
-  predict(x: ModelInput): Promise<Tensor> {
-    return noGrad(() => this.forward(x, { training: false }));
+  /**
+   * Forward in inference mode, never taped: class probabilities for a softmax-ended model.
+   * Raw inputs get the pre-processing info.normalize records, unless options.preprocess is false.
+   */
+  async predict(x: ModelInput, options: PredictOptions = {}): Promise<Tensor> {
+    const mode = options.preprocess === false ? 'none' : this.info.normalize ?? 'none';
+    if (mode === 'none') return noGrad(() => this.forward(x, { training: false }));
+    const prepared = new Map([...this.inputMap(x)].map(([name, t]) => [name, preprocessTensor(t, mode)]));
+    try {
+      return await noGrad(() => this.forward(Object.fromEntries(prepared), { training: false }));
+    } finally {
+      for (const t of prepared.values()) t.dispose();
+    }
   }
 
   /** The most probable class per voxel: (N, ...spatial) class ids. */
-  async segment(x: ModelInput): Promise<Tensor> {
-    const probs = await this.predict(x);
+  async segment(x: ModelInput, options: PredictOptions = {}): Promise<Tensor> {
+    const probs = await this.predict(x, options);
     const [n, c] = probs.shape as [number, number];
     const spatial = probs.shape.slice(2);
     const s = spatial.reduce((a, b) => a * b, 1);
@@ -293,6 +379,11 @@ export abstract class ModelBase {
       }
     }
   }
+}
+
+/** A tensor's volumes pre-processed on the host (per (N, C) slice stack), on its device. */
+function preprocessTensor(t: Tensor, mode: Normalization): Tensor {
+  return Tensor.fromArray(preprocessVolume(t.toArray(), t.shape, mode), t.shape, { device: t.device });
 }
 
 /** A layer of a Model, called like a function; its ops are named by the layer's name in errors. */

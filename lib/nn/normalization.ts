@@ -58,11 +58,11 @@ class DropoutLayer implements Layer {
 export const normalizationLayers = {
   /** Batch normalization; its running statistics are saved with the weights (running_mean, running_var). */
   batchNorm(options: { momentum?: number; eps?: number } = {}): LayerBuilder {
-    return { type: 'batchNorm', build: (c) => new BatchNormLayer(c.inChannels, options) };
+    return { type: 'batchNorm', options: { ...options }, build: (c) => new BatchNormLayer(c.inChannels, options) };
   },
   /** Dropout with probability p in training; identity in inference. */
   dropout(options: { p: number }): LayerBuilder {
     if (!(options.p >= 0 && options.p < 1)) throw new SegvolError('ERR_ARGUMENT', `dropout: expected 0 <= p < 1, received ${options.p}`);
-    return { type: 'dropout', build: (c) => new DropoutLayer(c.inChannels, options.p) };
+    return { type: 'dropout', options: { ...options }, build: (c) => new DropoutLayer(c.inChannels, options.p) };
   },
 };

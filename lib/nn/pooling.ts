@@ -63,15 +63,15 @@ class UpsampleLayer implements Layer {
 export const poolingLayers = {
   /** Max-filtering: a stride-1 (dilated) max window that keeps the output dense (N4, VD2D, VD2D3D). */
   maxFilter(options: { kernel: PerAxis; dilation?: PerAxis }): LayerBuilder {
-    return { type: 'maxFilter', build: (c) => new PoolLayer('maxFilter', c.inChannels, options) };
+    return { type: 'maxFilter', options: { ...options }, build: (c) => new PoolLayer('maxFilter', c.inChannels, options) };
   },
   maxPool(options: { kernel: PerAxis; stride?: PerAxis; padding?: PerAxis }): LayerBuilder {
-    return { type: 'maxPool', build: (c) => new PoolLayer('maxPool', c.inChannels, options) };
+    return { type: 'maxPool', options: { ...options }, build: (c) => new PoolLayer('maxPool', c.inChannels, options) };
   },
   avgPool(options: { kernel: PerAxis; stride?: PerAxis; padding?: PerAxis }): LayerBuilder {
-    return { type: 'avgPool', build: (c) => new PoolLayer('avgPool', c.inChannels, options) };
+    return { type: 'avgPool', options: { ...options }, build: (c) => new PoolLayer('avgPool', c.inChannels, options) };
   },
   upsample(options: { scale: PerAxis; mode?: UpsampleMode; alignCorners?: boolean }): LayerBuilder {
-    return { type: 'upsample', build: (c) => new UpsampleLayer(c.inChannels, options) };
+    return { type: 'upsample', options: { ...options }, build: (c) => new UpsampleLayer(c.inChannels, options) };
   },
 };

@@ -63,6 +63,6 @@ export const pyramidLayers = {
       throw new SegvolError('ERR_ARGUMENT', `pyramidLstm: expected an odd kernel ('same' padding), received ${kernel}`);
     }
     const init = initializerOption(options.init, { kind: 'uniform', scale: options.initScale ?? 0.1 }, 'pyramidLstm');
-    return { type: 'pyramidLstm', build: (c) => new PyramidLstmLayer(c.inChannels, hidden, kernel, c.random, init) };
+    return { type: 'pyramidLstm', options: { ...options }, build: (c) => new PyramidLstmLayer(c.inChannels, hidden, kernel, c.random, init) };
   },
 };

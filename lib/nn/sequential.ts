@@ -29,6 +29,8 @@ export class Sequential extends ModelBase {
       this.layers.push(layer);
       channels = layer.outChannels;
     }
+    this.describedAs({ kind: 'sequential', inChannels: options.inChannels, seed: options.seed ?? 0,
+      layers: builders.map((b) => ({ type: b.type, options: b.options })) });
   }
 
   protected namedLayers(): Array<[string, Layer]> {

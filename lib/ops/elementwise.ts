@@ -4,7 +4,7 @@ import { describe, SegvolError } from '../core/errors';
 import { native, type ActivationName, type ImplementationName } from '../core/native';
 import { handleOf, Tensor, viewOf } from '../core/tensor';
 
-declareDifferentiable('tanh', 'sigmoid', 'relu', 'add', 'mul', 'scale', 'sum', 'softmax');
+declareDifferentiable('tanh', 'sigmoid', 'relu', 'add', 'mul', 'scale', 'sum', 'softmax', 'clamp');
 
 export type Activation = ActivationName;
 
@@ -22,6 +22,9 @@ export function elementwiseOps(impl: ImplementationName) {
   }
   function scaleUntaped(x: Tensor, factor: number): Tensor {
     return t(native.scale(impl, h(x, 'scale', 'input'), factor));
+  }
+  function clampBackward(x: Tensor, lo: number, hi: number, dy: Tensor): Tensor {
+    return t(native.clampBackward(impl, h(x, 'clampBackward', 'input'), lo, hi, h(dy, 'clampBackward', 'output gradient')));
   }
   function softmaxBackward(y: Tensor, dy: Tensor): Tensor {
     return t(native.softmaxBackward(impl, h(y, 'softmaxBackward', 'output'), h(dy, 'softmaxBackward', 'output gradient')));
@@ -86,5 +89,17 @@ export function elementwiseOps(impl: ImplementationName) {
     },
     /** y: softmax's output, dy: the gradient of y. */
     softmaxBackward,
+    /** min(max(x, lo), hi); the gradient passes where lo <= x <= hi (as PyTorch's clamp). */
+    clamp(x: Tensor, lo: number, hi: number): Tensor {
+      const y = t(native.clamp(impl, h(x, 'clamp', 'input'), lo, hi));
+      recordOp({ op: 'clamp', inputs: [x], outputs: [y], save: [x], backward: ([dy], [xs]) => [clampBackward(xs!, lo, hi, dy!)] });
+      return y;
+    },
+    clampBackward,
+    /** The sum of the squares of every element of the tensors, as a number (not taped): a gradient's norm squared. */
+    sumOfSquares(xs: readonly Tensor[]): number {
+      if (!Array.isArray(xs)) throw new SegvolError('ERR_ARGUMENT', `sumOfSquares: expected an array of tensors, received ${describe(xs)}`);
+      return native.sumSquares(impl, xs.map((x, i) => h(x, 'sumOfSquares', `tensor ${i}`)));
+    },
   };
 }

@@ -1,3 +1,4 @@
+import { describe, SegvolError } from '../core/errors';
 import { layers } from '../nn/layers';
 import type { LayerBuilder } from '../nn/layer';
 import { sequential, type Sequential } from '../nn/sequential';
@@ -23,6 +24,13 @@ export const pyramidPresets = {
   pyramidNet(options: PyramidNetOptions): Sequential {
     const hidden = options.hidden ?? [16, 32, 64];
     const fc = options.fc ?? [25, 45];
+    if (!Array.isArray(hidden) || hidden.length === 0) {
+      throw new SegvolError('ERR_ARGUMENT', `pyramidNet: expected hidden as a non-empty list of units per PyraMiD-LSTM layer, received ${describe(hidden)}`);
+    }
+    if (!Array.isArray(fc) || fc.length > hidden.length - 1) {
+      throw new SegvolError('ERR_ARGUMENT', `pyramidNet: expected at most ${hidden.length - 1} fc entries (one between each pair of the ` +
+        `${hidden.length} PyraMiD-LSTM layers; the last layer's FC maps to the classes), received ${describe(fc)}`);
+    }
     const kernel = options.kernel ?? 7;
     const builders: LayerBuilder[] = [];
     hidden.forEach((units, stage) => {
@@ -34,6 +42,7 @@ export const pyramidPresets = {
       }
     });
     builders.push(layers.softmax());
-    return sequential(builders, { inChannels: options.inChannels, seed: options.seed ?? 0 });
+    return sequential(builders, { inChannels: options.inChannels, seed: options.seed ?? 0 })
+      .describedAs({ kind: 'preset', preset: 'pyramidNet', options: { ...options } });
   },
 };

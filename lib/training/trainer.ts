@@ -6,7 +6,8 @@
 // Checkpoints resume bit-exactly, in the middle of any phase.
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
-import { GradientTape } from '../autograd/tape';
+import * as path from 'node:path';
+import { GradientTape, noGrad } from '../autograd/tape';
 import { describe, SegvolError } from '../core/errors';
 import { native } from '../core/native';
 import { Random } from '../core/random';
@@ -19,6 +20,7 @@ import { Batch, cropWindow } from './batch';
 import { classWeightsFromCounts, type ClassWeighting } from './losses';
 import { checkOptimizerConfig, Optimizer, sameUpdateRule, type OptimizerConfig } from './optimizers';
 import { learningRate, type Schedule } from './schedules';
+import { addConfusion, higherIsBetter, scoreConfusion, validationMetrics, type ValidationMetric } from './validation';
 
 export interface LossConfig {
   kind: LossKind;
@@ -59,9 +61,10 @@ export interface Phase {
   size?: Size3;
   /** Or the output window of a dense network (ZNN's output patch): the input is this plus the field of view minus one. */
   outputSize?: Size3;
-  /** Epochs of stepsPerEpoch steps; or give steps. */
+  /** Passes over the data; or give steps. */
   epochs?: number;
   steps?: number;
+  /** Steps in an epoch. Default: one pass, the data's voxels over the voxels a step trains on (1 if the data does not know its size). */
   stepsPerEpoch?: number;
   /** Windows per step (default 1). The loss averages over all their voxels. */
   batchSize?: number;
@@ -86,8 +89,23 @@ export interface TrainerOptions {
   schedule?: Schedule;
   /** Fixes window sampling (the model's seed fixes its initial weights). */
   seed?: number;
-  /** Stored in checkpoints so a CLI can rebuild the model. */
-  modelConfig?: unknown;
+  /** Gradient clipping before each update: scale all gradients so their global L2 norm is at most maxNorm; clamp each entry to +-maxValue. */
+  clipGradients?: { maxNorm?: number; maxValue?: number };
+}
+
+/** Held-out data scored during a fit: the best model is kept, and training may stop early. */
+export interface ValidationOptions {
+  data: DataSource;
+  /** Windows drawn once (seeded, the same every time) and scored (default 8). */
+  windows?: number;
+  /** Their size (default: the current phase's window). */
+  size?: Size3;
+  /** Steps between scores (default: each epoch's end). */
+  every?: number;
+  /** Default 'loss' (the phase's loss). */
+  metric?: ValidationMetric;
+  /** Stop after this many scores without improvement. */
+  patience?: number;
 }
 
 export interface FitOptions {
@@ -98,14 +116,24 @@ export interface FitOptions {
   outputSize?: Size3;
   epochs?: number;
   steps?: number;
-  /** Steps per epoch (default 1, the PyraMiD-LSTM paper's usage). */
+  /** Steps per epoch (default: one pass over the data, see Phase). */
   stepsPerEpoch?: number;
   batchSize?: number;
   /** Ends cleanly after the current step (writing a checkpoint when one is configured). */
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
-  /** Saves atomically every `every` steps (default: at the end only), at the end, and when stopped. */
+  /**
+   * Saves atomically every `every` steps (default: at the end only), at the end, and when stopped;
+   * with validation, the best model also goes to `<path without extension>.best.safetensors`.
+   */
   checkpoint?: { path: string; every?: number };
+  /** Scores held-out windows during the fit; see ValidationOptions. */
+  validation?: ValidationOptions;
+  /**
+   * A JSON-lines log (one line per step, one per validation), appended to: default
+   * `<checkpoint path without extension>.log.jsonl` when checkpoints are written; false for none.
+   */
+  log?: string | false;
 }
 
 export interface Progress {
@@ -122,22 +150,38 @@ export interface Progress {
   loss: number;
   lr: number;
   batchSize: number;
+  /** The global L2 norm of the step's gradients (before clipping). */
+  gradNorm: number;
   /** Input voxels trained on per second. */
   voxelsPerSecond: number;
   etaSeconds: number;
+  /** The validation score, on steps that computed one. */
+  validation?: number;
 }
 
 export interface FitResult {
   steps: number;
   lastLoss: number;
   aborted: boolean;
+  /** Stopped because validation did not improve for `patience` scores. */
+  stoppedEarly: boolean;
+  /** The best validation score and its step, with validation. */
+  validation?: { metric: ValidationMetric; best: number; bestStep: number };
 }
 
 interface Position {
   phase: number;
-  epoch: number;
-  stepInEpoch: number;
+  /** Steps done in the phase. */
+  stepInPhase: number;
+  /** Steps done in all. */
   step: number;
+}
+
+/** Validation progress, saved in checkpoints so a resumed fit stops at the same step. */
+interface ValidationState {
+  best: number;
+  bestStep: number;
+  sinceBest: number;
 }
 
 /** A phase with every field resolved. */
@@ -145,7 +189,7 @@ interface Plan {
   index: number;
   name: string;
   size: Size3;
-  epochs: number;
+  steps: number;
   stepsPerEpoch: number;
   batchSize: number;
   loss: LossSpec;
@@ -158,8 +202,10 @@ interface Plan {
   outputSize: number[];
 }
 
-const trainerKeys = new Set(['loss', 'optimizer', 'schedule', 'seed', 'modelConfig']);
-const fitKeys = new Set(['data', 'phases', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'signal', 'onProgress', 'checkpoint']);
+const trainerKeys = new Set(['loss', 'optimizer', 'schedule', 'seed', 'clipGradients']);
+const fitKeys = new Set(['data', 'phases', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'signal', 'onProgress', 'checkpoint',
+  'validation', 'log']);
+const validationKeys = new Set(['data', 'windows', 'size', 'every', 'metric', 'patience']);
 const phaseKeys = new Set(['name', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule', 'lr',
   'data', 'filter', 'filterTries']);
 
@@ -194,6 +240,14 @@ function lossConfigs(spec: LossSpec): LossConfig[] | undefined {
   return list;
 }
 
+function withoutExtension(file: string): string {
+  return file.slice(0, file.length - path.extname(file).length);
+}
+
+function appendLog(file: string, entry: object): void {
+  fs.appendFileSync(file, `${JSON.stringify(entry)}\n`);
+}
+
 export declare interface Trainer {
   on(event: 'progress', listener: (progress: Progress) => void): this;
   on(event: 'checkpoint', listener: (info: { path: string; step: number }) => void): this;
@@ -204,7 +258,11 @@ export class Trainer extends EventEmitter {
   private readonly defaultLoss: LossSpec;
   private readonly defaultOptimizer: OptimizerConfig;
   private readonly random: Random;
-  private position: Position = { phase: 0, epoch: 0, stepInEpoch: 0, step: 0 };
+  private position: Position = { phase: 0, stepInPhase: 0, step: 0 };
+  /** A checkpoint of format 1 counted epochs of its fit's stepsPerEpoch; converted when the fit is known. */
+  private legacyPosition: { epoch: number; stepInEpoch: number } | undefined;
+  private validationState: ValidationState | undefined;
+  private readonly validationWindows = new Map<string, SampledWindow[]>();
   private prefetched: { phase: number; windows: SampledWindow[]; stateBefore: number } | undefined;
   private readonly globalWeights = new Map<DataSource, Map<string, Float32Array>>();
 
@@ -216,6 +274,15 @@ export class Trainer extends EventEmitter {
     this.defaultOptimizer = options.optimizer ?? { kind: 'rmspropMomentum' };
     this.optimizer = new Optimizer(this.defaultOptimizer);
     if (options.schedule) learningRate(options.schedule, 0);
+    const clip = options.clipGradients;
+    if (clip !== undefined) {
+      for (const [name, v] of Object.entries(clip)) {
+        if (!['maxNorm', 'maxValue'].includes(name)) throw new SegvolError('ERR_ARGUMENT', `Trainer: clipGradients: unknown option '${name}' (maxNorm, maxValue)`);
+        if (!(typeof v === 'number' && v > 0 && Number.isFinite(v))) {
+          throw new SegvolError('ERR_ARGUMENT', `Trainer: clipGradients.${name}: expected a positive number, received ${describe(v)}`);
+        }
+      }
+    }
     this.random = new Random(options.seed ?? 0);
   }
 
@@ -256,12 +323,16 @@ export class Trainer extends EventEmitter {
         size = checkSize(phase.size ?? options.size ?? [8, 64, 64], `${where}: size`);
       }
       const window = this.model.outputWindow(size);
-      const stepsPerEpoch = positiveInteger(phase.stepsPerEpoch ?? (phase.steps !== undefined ? 1 : options.stepsPerEpoch ?? 1), `${where}: stepsPerEpoch`);
-      let epochs: number;
+      const batchSize = positiveInteger(phase.batchSize ?? options.batchSize ?? 1, `${where}: batchSize`);
+      // An epoch is a pass over the data: as many steps as fill its voxels with output windows.
+      const outputVoxels = window.size.reduce((a, b) => a * b, 1) * batchSize;
+      const pass = data.voxels !== undefined ? Math.max(1, Math.ceil(data.voxels / outputVoxels)) : 1;
+      const stepsPerEpoch = positiveInteger(phase.stepsPerEpoch ?? options.stepsPerEpoch ?? pass, `${where}: stepsPerEpoch`);
+      let steps: number;
       if (phase.steps !== undefined || (phase.epochs === undefined && options.steps !== undefined && options.phases === undefined)) {
-        epochs = Math.ceil(positiveInteger(phase.steps ?? options.steps, `${where}: steps`, true) / stepsPerEpoch);
+        steps = positiveInteger(phase.steps ?? options.steps, `${where}: steps`, true);
       } else {
-        epochs = positiveInteger(phase.epochs ?? (options.phases ? undefined : options.epochs) ?? 1, `${where}: epochs`, true);
+        steps = stepsPerEpoch * positiveInteger(phase.epochs ?? (options.phases ? undefined : options.epochs) ?? 1, `${where}: epochs`, true);
       }
       const optimizer = phase.optimizer ?? this.defaultOptimizer;
       checkOptimizerConfig(optimizer);
@@ -274,8 +345,7 @@ export class Trainer extends EventEmitter {
         throw new SegvolError('ERR_ARGUMENT', `${where}: expected filter as a function of the window's labels (see containsClass)`);
       }
       return {
-        index, name: phase.name ?? `phase ${index + 1}`, size, epochs, stepsPerEpoch,
-        batchSize: positiveInteger(phase.batchSize ?? options.batchSize ?? 1, `${where}: batchSize`),
+        index, name: phase.name ?? `phase ${index + 1}`, size, steps, stepsPerEpoch, batchSize,
         loss, optimizer, schedule, data, names, filter: phase.filter, filterTries: positiveInteger(phase.filterTries ?? 100, `${where}: filterTries`),
         outputSize: window.size,
       };
@@ -316,26 +386,37 @@ export class Trainer extends EventEmitter {
     if (options === null || typeof options !== 'object') throw new SegvolError('ERR_ARGUMENT', `fit: expected options, received ${describe(options)}`);
     rejectUnknown(options, fitKeys, 'fit');
     const plans = this.plans(options);
-    const stepsOf = (p: Plan) => p.epochs * p.stepsPerEpoch;
-    const totalSteps = plans.reduce((s, p) => s + stepsOf(p), 0);
-    const stepsBefore = (pos: Position) =>
-      plans.slice(0, pos.phase).reduce((s, p) => s + stepsOf(p), 0) + pos.epoch * (plans[pos.phase]?.stepsPerEpoch ?? 0) + pos.stepInEpoch;
+    const validation = this.checkValidation(options.validation);
+    const logFile = options.log === false ? undefined : options.log ?? (options.checkpoint ? `${withoutExtension(options.checkpoint.path)}.log.jsonl` : undefined);
+    const bestFile = validation && options.checkpoint ? `${withoutExtension(options.checkpoint.path)}.best.safetensors` : undefined;
+    if (this.legacyPosition) {
+      // Format 1: epochs of the fit's stepsPerEpoch (1 unless configured).
+      this.position.stepInPhase = this.legacyPosition.epoch * (options.stepsPerEpoch ?? 1) + this.legacyPosition.stepInEpoch;
+      this.legacyPosition = undefined;
+    }
     if (this.position.phase >= plans.length) {
       throw new SegvolError('ERR_ARGUMENT', `fit: the checkpoint is in phase ${this.position.phase + 1}, but this fit has ${plans.length}; ` +
         'resume with the phases it was trained with');
     }
+    const totalSteps = plans.reduce((n, p) => n + p.steps, 0);
+    const stepsBefore = (pos: Position) => plans.slice(0, pos.phase).reduce((n, p) => n + p.steps, 0) + pos.stepInPhase;
     const startedAt = Date.now();
     const startStep = stepsBefore(this.position);
     let lastLoss = NaN;
     let voxels = 0;
     let entered = -1;
+    const result = (extra: Partial<FitResult>): FitResult => ({
+      steps: this.position.step, lastLoss, aborted: false, stoppedEarly: false,
+      ...(validation && this.validationState ? { validation: { metric: validation.metric, best: this.validationState.best, bestStep: this.validationState.bestStep } } : {}),
+      ...extra,
+    });
     while (true) {
       const plan = plans[this.position.phase]!;
-      if (this.position.epoch >= plan.epochs) {
+      if (this.position.stepInPhase >= plan.steps) {
         // The end of the last phase stays the saved position, so a checkpoint of a finished
-        // run resumes into a longer plan (more epochs) where it left off.
+        // run resumes into a longer plan (more steps) where it left off.
         if (this.position.phase === plans.length - 1) break;
-        this.position = { ...this.position, phase: this.position.phase + 1, epoch: 0, stepInEpoch: 0 };
+        this.position = { ...this.position, phase: this.position.phase + 1, stepInPhase: 0 };
         continue;
       }
       if (entered !== plan.index) {
@@ -348,9 +429,10 @@ export class Trainer extends EventEmitter {
       if (options.signal?.aborted) {
         this.dropPrefetched();
         if (options.checkpoint) this.save(options.checkpoint.path);
-        return { steps: this.position.step, lastLoss, aborted: true };
+        return result({ aborted: true });
       }
-      const lr = learningRate(plan.schedule, this.position.epoch);
+      const epoch = Math.floor(this.position.stepInPhase / plan.stepsPerEpoch);
+      const lr = learningRate(plan.schedule, epoch, this.position.stepInPhase);
       let windows: SampledWindow[];
       if (this.prefetched && this.prefetched.phase === plan.index) {
         windows = this.prefetched.windows;
@@ -361,9 +443,8 @@ export class Trainer extends EventEmitter {
       }
       const step = this.trainStep(plan, windows, lr, options.checkpoint?.path);
       // While the compute thread runs this step, draw the next batch on the main thread.
-      const lastOfPhase = this.position.epoch + 1 >= plan.epochs && this.position.stepInEpoch + 1 >= plan.stepsPerEpoch;
-      const next = lastOfPhase ? plans[plan.index + 1] : plan;
-      if (next && stepsOf(next) > 0 && !options.signal?.aborted) {
+      const next = this.position.stepInPhase + 1 >= plan.steps ? plans[plan.index + 1] : plan;
+      if (next && next.steps > 0 && !options.signal?.aborted) {
         const stateBefore = this.random.getState();
         try {
           this.prefetched = { phase: next.index, windows: this.drawWindows(next), stateBefore };
@@ -371,37 +452,116 @@ export class Trainer extends EventEmitter {
           this.random.setState(stateBefore);  // the error surfaces when that step draws for itself
         }
       }
+      let stepResult: { loss: number; gradNorm: number };
       try {
-        lastLoss = await step;
+        stepResult = await step;
       } catch (error) {
         this.dropPrefetched();
         throw error;
       }
+      lastLoss = stepResult.loss;
       voxels += plan.batchSize * plan.size[0] * plan.size[1] * plan.size[2];
       this.position.step += 1;
-      this.position.stepInEpoch += 1;
-      if (this.position.stepInEpoch >= plan.stepsPerEpoch) {
-        this.position.stepInEpoch = 0;
-        this.position.epoch += 1;
-      }
+      this.position.stepInPhase += 1;
       const elapsed = (Date.now() - startedAt) / 1000;
       const done = stepsBefore(this.position);
       const progress: Progress = {
         phase: plan.index + 1, phases: plans.length, phaseName: plan.name,
-        epoch: this.position.epoch, epochs: plan.epochs, step: done, totalSteps,
-        loss: lastLoss, lr, batchSize: plan.batchSize, voxelsPerSecond: voxels / Math.max(elapsed, 1e-9),
-        etaSeconds: ((totalSteps - done) * elapsed) / Math.max(done - startStep, 1),
+        epoch: Math.floor(this.position.stepInPhase / plan.stepsPerEpoch), epochs: Math.ceil(plan.steps / plan.stepsPerEpoch),
+        step: done, totalSteps, loss: lastLoss, lr, batchSize: plan.batchSize, gradNorm: stepResult.gradNorm,
+        voxelsPerSecond: voxels / Math.max(elapsed, 1e-9), etaSeconds: ((totalSteps - done) * elapsed) / Math.max(done - startStep, 1),
       };
+      let stopEarly = false;
+      if (validation && (this.position.stepInPhase % (validation.every ?? plan.stepsPerEpoch) === 0 || this.position.stepInPhase === plan.steps)) {
+        const score = await this.validate(plan, validation);
+        progress.validation = score;
+        const state = this.validationState ??= { best: NaN, bestStep: 0, sinceBest: 0 };
+        const better = Number.isNaN(state.best) || (higherIsBetter(validation.metric) ? score > state.best : score < state.best);
+        if (better && Number.isFinite(score)) {
+          Object.assign(state, { best: score, bestStep: this.position.step, sinceBest: 0 });
+          if (bestFile) this.model.save(bestFile);
+        } else {
+          state.sinceBest += 1;
+        }
+        stopEarly = validation.patience !== undefined && state.sinceBest >= validation.patience;
+        if (logFile) appendLog(logFile, { step: this.position.step, phase: plan.index + 1, validation: score, metric: validation.metric, best: state.best, bestStep: state.bestStep });
+      }
+      if (logFile) {
+        appendLog(logFile, { step: this.position.step, phase: plan.index + 1, epoch: progress.epoch, loss: lastLoss, lr, gradNorm: stepResult.gradNorm,
+          batchSize: plan.batchSize, voxelsPerSecond: Math.round(progress.voxelsPerSecond), time: new Date().toISOString() });
+      }
       options.onProgress?.(progress);
       this.emit('progress', progress);
       const every = options.checkpoint?.every;
-      if (options.checkpoint && every && this.position.step % every === 0) this.save(options.checkpoint.path, this.prefetched?.stateBefore);
+      if (options.checkpoint && ((every && this.position.step % every === 0) || stopEarly)) this.save(options.checkpoint.path, this.prefetched?.stateBefore);
+      if (stopEarly) {
+        this.dropPrefetched();
+        return result({ stoppedEarly: true });
+      }
     }
     this.dropPrefetched();
     if (options.checkpoint) this.save(options.checkpoint.path);
+    const finished = result({});
     // A finished plan: the next fit starts a new one (the step count goes on).
-    this.position = { phase: 0, epoch: 0, stepInEpoch: 0, step: this.position.step };
-    return { steps: this.position.step, lastLoss, aborted: false };
+    this.position = { phase: 0, stepInPhase: 0, step: this.position.step };
+    this.validationState = undefined;
+    return finished;
+  }
+
+  private checkValidation(v: ValidationOptions | undefined): (ValidationOptions & { metric: ValidationMetric }) | undefined {
+    if (v === undefined) return undefined;
+    if (v === null || typeof v !== 'object') throw new SegvolError('ERR_ARGUMENT', `fit: validation: expected options, received ${describe(v)}`);
+    rejectUnknown(v, validationKeys, 'fit: validation');
+    if (!v.data || typeof v.data.sample !== 'function') throw new SegvolError('ERR_ARGUMENT', 'fit: validation: expected data, a DataSource');
+    const metric = v.metric ?? 'loss';
+    if (!validationMetrics.includes(metric)) {
+      throw new SegvolError('ERR_ARGUMENT', `fit: validation: expected metric ${validationMetrics.join(', ')}, received ${describe(metric)}`);
+    }
+    if (v.windows !== undefined) positiveInteger(v.windows, 'fit: validation: windows');
+    if (v.every !== undefined) positiveInteger(v.every, 'fit: validation: every');
+    if (v.patience !== undefined) positiveInteger(v.patience, 'fit: validation: patience');
+    if (v.size !== undefined) checkSize(v.size, 'fit: validation: size');
+    this.inputNames(v.data, 'fit: validation');
+    return { ...v, metric };
+  }
+
+  /** The model's score on the validation windows (drawn once per size with their own seed), in inference mode. */
+  private async validate(plan: Plan, v: ValidationOptions & { metric: ValidationMetric }): Promise<number> {
+    const size = v.size ?? plan.size;
+    const key = size.join('x');
+    let windows = this.validationWindows.get(key);
+    if (!windows) {
+      const random = new Random(0x7a11d);
+      windows = Array.from({ length: v.windows ?? 8 }, () => v.data.sample(random, size));
+      this.validationWindows.set(key, windows);
+    }
+    const names = this.inputNames(v.data, 'fit: validation');
+    const classes = this.model.outChannels;
+    const counts = new Float64Array(classes * classes);
+    let lossSum = 0;
+    for (let start = 0; start < windows.length; start += plan.batchSize) {
+      const batch = new Batch(windows.slice(start, start + plan.batchSize), size, v.data.inputs, names, this.model.device);
+      try {
+        await noGrad(async () => {
+          const outputs = await this.model.forwardOutputs(batch.inputs, { training: false });
+          try {
+            if (v.metric === 'loss') {
+              const loss = await this.lossOf(plan, outputs, batch);
+              lossSum += loss.toArray()[0]! * batch.count;
+              loss.dispose();
+            } else {
+              const out = outputs[this.model.outputNames[0]!]!;
+              addConfusion(counts, out.toArray(), batch.count, classes, batch.labels(out).toArray(), batch.mask(out)?.toArray());
+            }
+          } finally {
+            for (const t of Object.values(outputs)) t.dispose();
+          }
+        });
+      } finally {
+        batch.dispose();
+      }
+    }
+    return v.metric === 'loss' ? lossSum / windows.length : scoreConfusion(counts, classes, v.metric);
   }
 
   /** One batch of windows for a phase, each passing its filter. */
@@ -489,7 +649,7 @@ export class Trainer extends EventEmitter {
     return terms.length === 1 ? terms[0]! : ops.sum(terms);
   }
 
-  private async trainStep(plan: Plan, windows: SampledWindow[], lr: number, checkpointPath: string | undefined): Promise<number> {
+  private async trainStep(plan: Plan, windows: SampledWindow[], lr: number, checkpointPath: string | undefined): Promise<{ loss: number; gradNorm: number }> {
     const device = this.model.device;
     const batch = new Batch(windows, plan.size, plan.data.inputs, plan.names, device);
     const tape = new GradientTape({ checkFinite: true });
@@ -522,11 +682,13 @@ export class Trainer extends EventEmitter {
           const names = [...grads.keys()];
           const i = native.firstNonFinite(names.map((n) => handleOf(grads.get(n)!, 'fit', n)));
           if (i >= 0) throw stop(`the gradient of ${names[i]}`);
+          const gradNorm = Math.sqrt(ops.sumOfSquares([...grads.values()]));
+          this.clip(grads, gradNorm);
           this.optimizer.step(this.model.parameters(), grads, lr);
+          return { loss: value, gradNorm };
         } finally {
           for (const g of grads.values()) g.dispose();
         }
-        return value;
       } finally {
         loss.dispose();
       }
@@ -536,9 +698,26 @@ export class Trainer extends EventEmitter {
     }
   }
 
+  /** Gradient clipping in place of the map's entries (PyTorch's clip_grad_norm_, then clip_grad_value_). */
+  private clip(grads: Map<string, Tensor>, norm: number): void {
+    const { maxNorm, maxValue } = this.options.clipGradients ?? {};
+    const replace = (f: (g: Tensor) => Tensor) => {
+      for (const [name, g] of grads) {
+        grads.set(name, f(g));
+        g.dispose();
+      }
+    };
+    if (maxNorm !== undefined) {
+      const factor = maxNorm / (norm + 1e-6);
+      if (factor < 1) replace((g) => ops.scale(g, factor));
+    }
+    if (maxValue !== undefined) replace((g) => ops.clamp(g, -maxValue, maxValue));
+  }
+
   /**
-   * Writes a checkpoint atomically: `path` holds the weights (safetensors, readable by
-   * PyTorch) and the trainer state in its metadata; `path + '.optimizer'` the optimizer state.
+   * Writes a checkpoint atomically: `path` is a model file (weights readable by PyTorch,
+   * architecture and info: loadModel reads it) with the trainer state in its metadata;
+   * `path + '.optimizer'` holds the optimizer state.
    */
   save(path: string, randomState = this.prefetched?.stateBefore ?? this.random.getState()): void {
     const optimizerState = new Map<string, NamedArray>();
@@ -547,12 +726,12 @@ export class Trainer extends EventEmitter {
     const state = {
       format: 'segvol-checkpoint-2',
       position: this.position,
+      validation: this.validationState ?? null,
       random: randomState,
       modelRandom: this.model.random.getState(),
       optimizer: { config: this.optimizer.config, steps: this.optimizer.steps },
-      modelConfig: this.options.modelConfig ?? null,
     };
-    this.model.saveWeights(path, { segvol: JSON.stringify(state) });
+    this.model.saveWeights(path, { ...this.model.fileMetadata(), segvol: JSON.stringify(state) });
     this.emit('checkpoint', { path, step: this.position.step });
   }
 
@@ -562,8 +741,8 @@ export class Trainer extends EventEmitter {
     const raw = file.metadata.segvol;
     if (!raw) throw new SegvolError('ERR_FORMAT', `resume: ${path} has no segvol trainer state; it holds weights only (use model.loadWeights)`);
     const state = JSON.parse(raw) as {
-      format: string; position: Position & { stage?: number }; random: number; modelRandom?: number;
-      optimizer: { steps: number; config?: OptimizerConfig };
+      format: string; position: Partial<Position> & { stage?: number; epoch?: number; stepInEpoch?: number; step: number }; random: number;
+      modelRandom?: number; optimizer: { steps: number; config?: OptimizerConfig }; validation?: ValidationState | null;
     };
     if (state.format !== 'segvol-checkpoint-2' && state.format !== 'segvol-checkpoint-1') {
       throw new SegvolError('ERR_FORMAT', `resume: ${path} has unknown format ${state.format}; this segvol reads segvol-checkpoint-1 and -2`);
@@ -578,9 +757,17 @@ export class Trainer extends EventEmitter {
       this.optimizer = new Optimizer(state.optimizer.config);
     }
     this.optimizer.loadState(optimizer.tensors, state.optimizer.steps);
-    // Format 1 called phases stages.
-    const { stage, ...position } = state.position;
-    this.position = { ...position, phase: position.phase ?? stage ?? 0 };
+    const p = state.position;
+    if (state.format === 'segvol-checkpoint-1') {
+      // Format 1 called phases stages and counted epochs of stepsPerEpoch steps (converted in fit).
+      this.position = { phase: p.stage ?? 0, stepInPhase: 0, step: p.step };
+      this.legacyPosition = { epoch: p.epoch ?? 0, stepInEpoch: p.stepInEpoch ?? 0 };
+    } else {
+      this.position = { phase: p.phase ?? 0, stepInPhase: p.stepInPhase ?? 0, step: p.step };
+      this.legacyPosition = undefined;
+    }
+    // JSON has no NaN: a best score not yet set comes back as null.
+    this.validationState = state.validation ? { ...state.validation, best: state.validation.best ?? NaN } : undefined;
     this.random.setState(state.random);
     if (state.modelRandom !== undefined) this.model.random.setState(state.modelRandom);
   }

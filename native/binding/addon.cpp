@@ -130,6 +130,35 @@ Napi::Value TensorFromArray(const Napi::CallbackInfo& info) {
   });
 }
 
+// tensorFull(shape: number[], value, device): allocated and filled natively, so a
+// shape too large for memory fails with ERR_MEMORY or ERR_SHAPE, not a JS RangeError.
+Napi::Value TensorFull(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    Shape shape = intArrayArg(info[0], "Tensor.full", "shape");
+    const double value = numberArg(info[1], "Tensor.full", "value");
+    Backend& backend = backendFor(deviceArg(info[2], "Tensor.full"));
+    Tensor t = Tensor::empty(backend, shape);
+    backend.fill(t, static_cast<float>(value));
+    return Napi::Value(TensorHandle::wrap(info.Env(), t));
+  });
+}
+
+// memoryStats() -> { cpu: { storages, bytes }, cuda: { storages, bytes } }
+Napi::Value MemoryStatsFn(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    Napi::Object out = Napi::Object::New(info.Env());
+    for (Device device : {Device::Cpu, Device::Cuda}) {
+      MemoryStats s = memoryStats(device);
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("tensors", static_cast<double>(TensorHandle::live(device)));
+      o.Set("storages", static_cast<double>(s.storages));
+      o.Set("bytes", static_cast<double>(s.bytes));
+      out.Set(deviceName(device), o);
+    }
+    return Napi::Value(out);
+  });
+}
+
 Napi::Value TensorShape(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const Tensor& t = tensorArg(info, 0, "Tensor.shape", "the tensor");
@@ -455,6 +484,31 @@ Napi::Value Sum(const Napi::CallbackInfo& info) {
   return guard(info, [&] { return wrapOrNull(info.Env(), ops::sum(implementationArg(info, 0), tensorListArg(info[1], "sum"))); });
 }
 
+// clamp(impl, x, lo, hi)
+Napi::Value Clamp(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    return wrapOrNull(info.Env(), ops::clamp(implementationArg(info, 0), tensorArg(info, 1, "clamp", "input"),
+                                             numberArg(info[2], "clamp", "lo"), numberArg(info[3], "clamp", "hi")));
+  });
+}
+
+// clampBackward(impl, x, lo, hi, dy)
+Napi::Value ClampBackward(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* name = "clampBackward";
+    return wrapOrNull(info.Env(), ops::clampBackward(implementationArg(info, 0), tensorArg(info, 1, name, "input"),
+                                                     numberArg(info[2], name, "lo"), numberArg(info[3], name, "hi"),
+                                                     tensorArg(info, 4, name, "output gradient")));
+  });
+}
+
+// sumSquares(impl, tensors[]) -> number
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    return Napi::Value(Napi::Number::New(info.Env(), ops::sumSquares(implementationArg(info, 0), tensorListArg(info[1], "sumSquares"))));
+  });
+}
+
 // concat(impl, tensors[], axis)
 Napi::Value Concat(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
@@ -554,6 +608,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("getConvMath", GetConvMath);
   fn("profileStop", ProfileStop);
   fn("tensorFromArray", TensorFromArray);
+  fn("tensorFull", TensorFull);
+  fn("memoryStats", MemoryStatsFn);
   fn("tensorShape", TensorShape);
   fn("tensorDevice", TensorDevice);
   fn("tensorToArray", TensorToArray);
@@ -588,6 +644,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("permute", Permute);
   fn("flip", Flip);
   fn("concat", Concat);
+  fn("clamp", Clamp);
+  fn("clampBackward", ClampBackward);
+  fn("sumSquares", SumSquares);
   fn("narrow", Narrow);
   fn("narrowBackward", NarrowBackward);
   fn("firstNonFinite", FirstNonFinite);

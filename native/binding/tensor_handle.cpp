@@ -5,6 +5,14 @@
 
 namespace segvol::binding {
 
+namespace {
+// Only the main thread creates and disposes handles (and runs finalizers).
+int64_t liveHandles[2] = {0, 0};
+int deviceIndex(Device d) { return d == Device::Cpu ? 0 : 1; }
+}  // namespace
+
+int64_t TensorHandle::live(Device device) { return liveHandles[deviceIndex(device)]; }
+
 void TensorHandle::define(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "TensorHandle", {});
   instanceData(env).tensorHandleConstructor = Napi::Persistent(ctor);
@@ -38,6 +46,7 @@ TensorHandle::~TensorHandle() { dispose(); }
 
 void TensorHandle::setTensor(Tensor tensor) {
   tensor_ = std::move(tensor);
+  if (tensor_.defined()) ++liveHandles[deviceIndex(tensor_.device())];
   if (tensor_.device() == Device::Cpu) {
     reportedBytes_ = static_cast<int64_t>(tensor_.bytes());
     Napi::MemoryManagement::AdjustExternalMemory(env_, reportedBytes_);
@@ -49,6 +58,7 @@ void TensorHandle::dispose() {
     Napi::MemoryManagement::AdjustExternalMemory(env_, -reportedBytes_);
     reportedBytes_ = 0;
   }
+  if (tensor_.defined()) --liveHandles[deviceIndex(tensor_.device())];
   tensor_.release();
 }
 

@@ -20,6 +20,8 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
 
   void dispose();
   bool disposed() const { return !tensor_.defined(); }
+  // Handles (JS Tensors, views included) not yet disposed or collected, per device.
+  static int64_t live(Device device);
 
  private:
   void setTensor(Tensor tensor);

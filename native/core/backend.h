@@ -161,6 +161,13 @@ class Backend {
   virtual void binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& y) = 0;
   virtual void scale(const Tensor& x, float factor, Tensor& y) = 0;
   virtual void sum(const std::vector<const Tensor*>& xs, Tensor& y) = 0;
+  // y = min(max(x, lo), hi). x, y: same size
+  virtual void clamp(const Tensor& x, float lo, float hi, Tensor& y) = 0;
+  // dx = dy where lo <= x <= hi, else 0 (PyTorch's clamp gradient). x, dy, dx: same size
+  virtual void clampBackward(const Tensor& x, float lo, float hi, const Tensor& dy, Tensor& dx) = 0;
+  // The sum of x's squared elements in double, the same for a given thread count
+  // (gradient-norm clipping). x: any shape
+  virtual double sumSquares(const Tensor& x) = 0;
 
   // Softmax over the channel axis (axis 1). x, y, dy, dx: (N, C, ...)
   virtual void softmaxForward(const Tensor& x, Tensor& y) = 0;

@@ -243,6 +243,18 @@ class ProfilingBackend final : public Backend {
     SEGVOL_TIME("flip", 0, &x);
     inner_.flip(x, axes, y);
   }
+  void clamp(const Tensor& x, float lo, float hi, Tensor& y) override {
+    SEGVOL_TIME("clamp", 0, &x);
+    inner_.clamp(x, lo, hi, y);
+  }
+  void clampBackward(const Tensor& x, float lo, float hi, const Tensor& dy, Tensor& dx) override {
+    SEGVOL_TIME("clampBackward", 0, &x);
+    inner_.clampBackward(x, lo, hi, dy, dx);
+  }
+  double sumSquares(const Tensor& x) override {
+    SEGVOL_TIME("sumSquares", 0, &x);
+    return inner_.sumSquares(x);
+  }
   void copyAxisRange(const Tensor& src, int64_t srcStart, Tensor& dst, int64_t dstStart, int axis,
                      int64_t count) override {
     SEGVOL_TIME("copyAxisRange", 0, &src, &dst);

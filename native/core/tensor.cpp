@@ -1,5 +1,8 @@
 #include "tensor.h"
 
+#include <atomic>
+#include <limits>
+
 #include "backend.h"
 #include "error.h"
 
@@ -7,11 +10,36 @@ namespace segvol {
 
 const char* deviceName(Device device) { return device == Device::Cpu ? "cpu" : "cuda"; }
 
-Storage::Storage(Backend& backend, size_t bytes) : backend_(backend), bytes_(bytes), data_(nullptr) {
-  data_ = backend_.allocate(bytes_ == 0 ? sizeof(float) : bytes_);
+namespace {
+
+struct Counters {
+  std::atomic<int64_t> storages{0}, bytes{0};
+};
+Counters& countersOf(Device device) {
+  static Counters counters[2];
+  return counters[device == Device::Cpu ? 0 : 1];
 }
 
-Storage::~Storage() { backend_.deallocate(data_, bytes_ == 0 ? sizeof(float) : bytes_); }
+}  // namespace
+
+MemoryStats memoryStats(Device device) {
+  Counters& c = countersOf(device);
+  return {c.storages.load(), c.bytes.load()};
+}
+
+Storage::Storage(Backend& backend, size_t bytes) : backend_(backend), bytes_(bytes), data_(nullptr) {
+  data_ = backend_.allocate(bytes_ == 0 ? sizeof(float) : bytes_);
+  Counters& c = countersOf(backend_.device());
+  c.storages += 1;
+  c.bytes += static_cast<int64_t>(bytes_);
+}
+
+Storage::~Storage() {
+  backend_.deallocate(data_, bytes_ == 0 ? sizeof(float) : bytes_);
+  Counters& c = countersOf(backend_.device());
+  c.storages -= 1;
+  c.bytes -= static_cast<int64_t>(bytes_);
+}
 
 Tensor Tensor::empty(Backend& backend, const Shape& shape) {
   if (shape.empty() || shape.size() > static_cast<size_t>(kMaxRank)) {
@@ -24,9 +52,19 @@ Tensor Tensor::empty(Backend& backend, const Shape& shape) {
                                  "; every axis length must be 0 or more");
     }
   }
+  // Sizes whose byte count overflows are refused before any arithmetic wraps.
+  const int64_t limit = std::numeric_limits<int64_t>::max() / static_cast<int64_t>(sizeof(float));
+  int64_t count = 1;
+  for (int64_t s : shape) {
+    if (s != 0 && count > limit / s) {
+      fail(ErrorCode::Shape, "tensor: the shape " + shapeToString(shape) + " holds more elements than any memory; " +
+                                 "check the sizes (a swapped or unconverted axis?)");
+    }
+    count *= s;
+  }
   Tensor t;
   t.shape_ = shape;
-  t.storage_ = std::make_shared<Storage>(backend, static_cast<size_t>(elementCount(shape)) * sizeof(float));
+  t.storage_ = std::make_shared<Storage>(backend, static_cast<size_t>(count) * sizeof(float));
   return t;
 }
 

@@ -14,6 +14,13 @@ class Backend;
 enum class Device { Cpu, Cuda };
 const char* deviceName(Device device);
 
+// Memory held by live storages on a device (a storage is one allocation; views share it).
+struct MemoryStats {
+  int64_t storages = 0;
+  int64_t bytes = 0;
+};
+MemoryStats memoryStats(Device device);
+
 // Memory allocated by a backend and released by it when the last Tensor lets go.
 class Storage {
  public:

@@ -1,5 +1,7 @@
 // Elementwise activations and arithmetic: flat vectorised loops.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "cpu_backend.h"
 #include "fast_math.h"
@@ -85,6 +87,41 @@ void CpuBackend::sum(const std::vector<const Tensor*>& xs, Tensor& y) {
 #pragma omp parallel for simd if (n > kParallelThreshold)
     for (int64_t i = 0; i < n; ++i) out[i] += in[i];
   }
+}
+
+void CpuBackend::clamp(const Tensor& x, float lo, float hi, Tensor& y) {
+  const float* in = x.data();
+  float* out = y.data();
+  const int64_t n = x.size();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+  for (int64_t i = 0; i < n; ++i) out[i] = std::min(std::max(in[i], lo), hi);
+}
+
+void CpuBackend::clampBackward(const Tensor& x, float lo, float hi, const Tensor& dy, Tensor& dx) {
+  const float* in = x.data();
+  const float* g = dy.data();
+  float* out = dx.data();
+  const int64_t n = x.size();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+  for (int64_t i = 0; i < n; ++i) out[i] = in[i] >= lo && in[i] <= hi ? g[i] : 0.0f;
+}
+
+double CpuBackend::sumSquares(const Tensor& x) {
+  // Fixed chunks summed in chunk order: the same result for any thread count.
+  const float* p = x.data();
+  const int64_t n = x.size(), chunk = 1 << 16, chunks = (n + chunk - 1) / chunk;
+  std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
+#pragma omp parallel for if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double acc = 0;
+    const int64_t end = std::min(n, (c + 1) * chunk);
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = c * chunk; i < end; ++i) acc += static_cast<double>(p[i]) * p[i];
+    partial[static_cast<size_t>(c)] = acc;
+  }
+  double total = 0;
+  for (double v : partial) total += v;
+  return total;
 }
 
 }  // namespace segvol

@@ -1,6 +1,8 @@
 // Elementwise activations, arithmetic and optimizer updates: twins of
 // native/cpu/elementwise.cpp and native/cpu/training.cpp.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "cuda_backend_impl.h"
 #include "cuda_common.cuh"
@@ -19,6 +21,29 @@ __global__ void unaryBackwardKernel(int kind, const float* x, const float* y, co
   SEGVOL_GRID_STRIDE(i, n) {
     dx[i] = kind == 0 ? dy[i] * (1.0f - y[i] * y[i]) : kind == 1 ? dy[i] * y[i] * (1.0f - y[i]) : (x[i] > 0.0f ? dy[i] : 0.0f);
   }
+}
+
+__global__ void clampKernel(const float* x, float lo, float hi, float* y, int64_t n) {
+  SEGVOL_GRID_STRIDE(i, n) y[i] = fminf(fmaxf(x[i], lo), hi);
+}
+
+__global__ void clampBackwardKernel(const float* x, float lo, float hi, const float* dy, float* dx, int64_t n) {
+  SEGVOL_GRID_STRIDE(i, n) dx[i] = x[i] >= lo && x[i] <= hi ? dy[i] : 0.0f;
+}
+
+// One double per block: the block's threads reduce their strided sums in shared memory.
+constexpr int kSquareThreads = 256;
+__global__ void sumSquaresKernel(const float* x, int64_t n, double* partial) {
+  __shared__ double sums[kSquareThreads];
+  double acc = 0;
+  SEGVOL_GRID_STRIDE(i, n) acc += static_cast<double>(x[i]) * x[i];
+  sums[threadIdx.x] = acc;
+  __syncthreads();
+  for (int half = kSquareThreads / 2; half > 0; half /= 2) {
+    if (static_cast<int>(threadIdx.x) < half) sums[threadIdx.x] += sums[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.x] = sums[0];
 }
 
 __global__ void binaryKernel(int kind, const float* a, const float* b, float* y, int64_t n) {
@@ -68,6 +93,32 @@ void CudaBackend::unaryBackward(UnaryKind kind, const Tensor& x, const Tensor& y
   if (!x.size()) return;
   SEGVOL_LAUNCH(unaryBackwardKernel, cuda::blocksFor(x.size()), 256)(unaryIndex(kind), x.data(), y.data(), dy.data(), dx.data(), x.size());
   cuda::checkLaunch("activationBackward");
+}
+
+void CudaBackend::clamp(const Tensor& x, float lo, float hi, Tensor& y) {
+  if (!x.size()) return;
+  SEGVOL_LAUNCH(clampKernel, cuda::blocksFor(x.size()), 256)(x.data(), lo, hi, y.data(), x.size());
+  cuda::checkLaunch("clamp");
+}
+
+void CudaBackend::clampBackward(const Tensor& x, float lo, float hi, const Tensor& dy, Tensor& dx) {
+  if (!x.size()) return;
+  SEGVOL_LAUNCH(clampBackwardKernel, cuda::blocksFor(x.size()), 256)(x.data(), lo, hi, dy.data(), dx.data(), x.size());
+  cuda::checkLaunch("clampBackward");
+}
+
+double CudaBackend::sumSquares(const Tensor& x) {
+  if (!x.size()) return 0;
+  // A fixed grid for a given size, partials added on the host in block order: deterministic.
+  const int blocks = std::min(cuda::blocksFor(x.size(), kSquareThreads), 1024);
+  cuda::Scratch<double> partial(static_cast<size_t>(blocks));
+  SEGVOL_LAUNCH(sumSquaresKernel, blocks, kSquareThreads)(x.data(), x.size(), partial.get());
+  cuda::checkLaunch("sumSquares");
+  std::vector<double> host(static_cast<size_t>(blocks));
+  cuda::check(cudaMemcpy(host.data(), partial.get(), host.size() * sizeof(double), cudaMemcpyDeviceToHost), "sumSquares");
+  double total = 0;
+  for (double v : host) total += v;
+  return total;
 }
 
 void CudaBackend::binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& y) {

@@ -56,4 +56,37 @@ Tensor sum(Implementation impl, const std::vector<const Tensor*>& xs) {
   return y;
 }
 
+namespace {
+
+void checkBounds(double lo, double hi, const char* op) {
+  if (std::isnan(lo) || std::isnan(hi) || lo > hi) {
+    fail(ErrorCode::Argument, std::string(op) + ": expected bounds lo <= hi, received lo " + std::to_string(lo) + ", hi " + std::to_string(hi));
+  }
+}
+
+}  // namespace
+
+Tensor clamp(Implementation impl, const Tensor& x, double lo, double hi) {
+  checkBounds(lo, hi, "clamp");
+  Backend& backend = backendOf(impl, "clamp", {&x});
+  Tensor y = Tensor::empty(backend, x.shape());
+  backend.clamp(x, static_cast<float>(lo), static_cast<float>(hi), y);
+  return y;
+}
+
+Tensor clampBackward(Implementation impl, const Tensor& x, double lo, double hi, const Tensor& dy) {
+  checkBounds(lo, hi, "clampBackward");
+  checkSameShape(x, dy, "clampBackward", "input", "output gradient");
+  Backend& backend = backendOf(impl, "clampBackward", {&x, &dy});
+  Tensor dx = Tensor::empty(backend, x.shape());
+  backend.clampBackward(x, static_cast<float>(lo), static_cast<float>(hi), dy, dx);
+  return dx;
+}
+
+double sumSquares(Implementation impl, const std::vector<const Tensor*>& xs) {
+  double total = 0;
+  for (const Tensor* x : xs) total += backendOf(impl, "sumSquares", {x}).sumSquares(*x);
+  return total;
+}
+
 }  // namespace segvol::ops

@@ -71,6 +71,11 @@ Tensor unaryBackward(Implementation impl, UnaryKind kind, const Tensor& x, const
 Tensor binary(Implementation impl, BinaryKind kind, const Tensor& a, const Tensor& b);
 Tensor scale(Implementation impl, const Tensor& x, double factor);
 Tensor sum(Implementation impl, const std::vector<const Tensor*>& xs);
+// min(max(x, lo), hi), and its gradient (dy where lo <= x <= hi)
+Tensor clamp(Implementation impl, const Tensor& x, double lo, double hi);
+Tensor clampBackward(Implementation impl, const Tensor& x, double lo, double hi, const Tensor& dy);
+// The sum of squares of every element of every tensor (all on one device), in double.
+double sumSquares(Implementation impl, const std::vector<const Tensor*>& xs);
 
 // ---- softmax.cpp: over the channel axis of (N, C, ...)
 Tensor softmaxForward(Implementation impl, const Tensor& x);

@@ -414,6 +414,26 @@ void ReferenceBackend::sum(const std::vector<const Tensor*>& xs, Tensor& y) {
   }
 }
 
+void ReferenceBackend::clamp(const Tensor& x, float lo, float hi, Tensor& y) {
+  for (int64_t i = 0; i < x.size(); ++i) {
+    const float v = x.data()[i];
+    y.data()[i] = v < lo ? lo : v > hi ? hi : v;
+  }
+}
+
+void ReferenceBackend::clampBackward(const Tensor& x, float lo, float hi, const Tensor& dy, Tensor& dx) {
+  for (int64_t i = 0; i < x.size(); ++i) {
+    const float v = x.data()[i];
+    dx.data()[i] = v >= lo && v <= hi ? dy.data()[i] : 0.0f;
+  }
+}
+
+double ReferenceBackend::sumSquares(const Tensor& x) {
+  double acc = 0;
+  for (int64_t i = 0; i < x.size(); ++i) acc += static_cast<double>(x.data()[i]) * x.data()[i];
+  return acc;
+}
+
 void ReferenceBackend::softmaxForward(const Tensor& x, Tensor& y) {
   const NCS d = ncs(x);
   for (int64_t n = 0; n < d.n; ++n)

@@ -40,6 +40,9 @@ class ReferenceBackend final : public HostBackend {
   void binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& y) override;
   void scale(const Tensor& x, float factor, Tensor& y) override;
   void sum(const std::vector<const Tensor*>& xs, Tensor& y) override;
+  void clamp(const Tensor& x, float lo, float hi, Tensor& y) override;
+  void clampBackward(const Tensor& x, float lo, float hi, const Tensor& dy, Tensor& dx) override;
+  double sumSquares(const Tensor& x) override;
 
   void softmaxForward(const Tensor& x, Tensor& y) override;
   void softmaxBackward(const Tensor& y, const Tensor& dy, Tensor& dx) override;
