@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readNpy, writeNpy } from '../lib/io/npy';
+import { writeVolume } from '../lib/io/volume_io';
 import { syntheticEm } from '../lib/data/synthetic';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
@@ -137,4 +138,109 @@ test('segvol convert and inspect: NIfTI to npy keeps values; inspect prints shap
   const bad = segvol(['inspect', path.join(out, 'nothing.nii')]);
   t.is(bad.status, 1);
   t.regex(bad.err, /cannot read .*nothing\.nii/);
+});
+
+function synthFolder() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-cli-'));
+  // Raw intensities far from zero mean, as a real stack: per-slice normalisation matters.
+  const em = syntheticEm({ depth: 6, height: 20, width: 20, seed: 5 });
+  writeNpy(path.join(dir, 'volume.npy'), { shape: em.shape, data: em.image.map((v) => 120 + 30 * v) });
+  writeNpy(path.join(dir, 'labels.npy'), { shape: em.shape, data: em.labels });
+  return dir;
+}
+
+test('the CLI model file records its pre-processing: predict with no flags equals predict with the right --normalize', (t) => {
+  const dir = synthFolder();
+  fs.writeFileSync(path.join(dir, 'train.json'), JSON.stringify({
+    model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hidden: [3], fc: [], kernel: 3, seed: 1 },
+    data: { volume: 'volume.npy', labels: 'labels.npy', classNames: ['cell', 'membrane'] },
+    steps: 3, size: [4, 10, 10], optimizer: { kind: 'adam', lr: 0.01 }, checkpoint: { path: 'model.safetensors' },
+  }));
+  const trained = segvol(['train', '--config', path.join(dir, 'train.json')]);
+  t.is(trained.status, 0, trained.err);
+  const predict = (extra: string[], out: string) => segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'),
+    '--out', path.join(dir, out), '--probabilities', ...extra]);
+  const plain = predict([], 'plain.npy');
+  t.is(plain.status, 0, plain.err);
+  t.notRegex(plain.err, /normalising|does not record/, 'no warning: the model knows its pre-processing');
+  const right = predict(['--normalize', 'slice'], 'right.npy');
+  t.is(right.status, 0, right.err);
+  t.deepEqual(readNpy(path.join(dir, 'plain.npy')).data, readNpy(path.join(dir, 'right.npy')).data);
+  const wrong = predict(['--normalize', 'none'], 'wrong.npy');
+  t.regex(wrong.err, /normalising with none \(--normalize\) instead of the model's recorded slice/);
+  t.notDeepEqual(readNpy(path.join(dir, 'wrong.npy')).data, readNpy(path.join(dir, 'plain.npy')).data);
+  const log = fs.readFileSync(path.join(dir, 'model.log.jsonl'), 'utf8').trim().split('\n');
+  t.is(log.length, 3, 'a JSON line per step beside the checkpoint');
+  const plot = segvol(['plot', path.join(dir, 'model.log.jsonl'), '--out', path.join(dir, 'curve.png')]);
+  t.is(plot.status, 0, plot.err);
+  const png = fs.readFileSync(path.join(dir, 'curve.png'));
+  t.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+  t.is(png.readUInt32BE(16), 720);
+  t.is(png.readUInt32BE(20), 400, 'two panels: loss and learning rate');
+});
+
+test('a model trained with the API predicts from the CLI, and a CLI model predicts the same through the API', async (t) => {
+  const dir = synthFolder();
+  const { presets, Trainer, VolumeSampler, loadModel, normalizeSlices, Tensor, predictVolume } = await import('../lib');
+  const raw = readNpy(path.join(dir, 'volume.npy'));
+  const labels = readNpy(path.join(dir, 'labels.npy'));
+  const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [3], fc: [], kernel: 3, seed: 4 });
+  model.info = { normalize: 'slice' };
+  await new Trainer(model, { seed: 2 }).fit({
+    data: new VolumeSampler({ volume: normalizeSlices(raw.data, raw.shape), shape: [1, 6, 20, 20], labels: labels.data }), size: [4, 10, 10], steps: 2,
+    checkpoint: { path: path.join(dir, 'api.safetensors') },
+  });
+  const cli = segvol(['predict', '--model', path.join(dir, 'api.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'cli.npy'), '--probabilities']);
+  t.is(cli.status, 0, cli.err);
+  const api = await predictVolume(loadModel(path.join(dir, 'api.safetensors')), Tensor.fromArray(raw.data, [1, 1, 6, 20, 20]), { window: [6, 20, 20] });
+  t.deepEqual(readNpy(path.join(dir, 'cli.npy')).data, api.toArray(), 'the CLI and the API give the same probabilities from one file');
+});
+
+test('segvol train prints plain progress lines when not on a terminal, --resume says where it resumed', (t) => {
+  const dir = synthFolder();
+  const config = {
+    model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hidden: [2], fc: [], kernel: 3, seed: 1 },
+    data: { volume: 'volume.npy', labels: 'labels.npy' }, steps: 3, size: [3, 8, 8], checkpoint: { path: 'm.safetensors' },
+  };
+  fs.writeFileSync(path.join(dir, 'train.json'), JSON.stringify(config));
+  const r = spawnSync(process.execPath, ['--import=tsx', cli, 'train', '--config', path.join(dir, 'train.json')],
+    { cwd: root, encoding: 'utf8', timeout: 240_000, env: { ...process.env, SEGVOL_PROGRESS_SECONDS: '0' } });
+  t.is(r.status, 0, r.stderr);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('training'));
+  t.is(lines.length, 3, r.stderr);
+  t.regex(lines[2]!, /^training 100%\s+step 3\/3\s+loss \d\.\d{4}\s+lr [\d.e+-]+\s+[\d,]+ voxels\/s\s+eta 0s$/);
+  fs.writeFileSync(path.join(dir, 'more.json'), JSON.stringify({ ...config, steps: 5 }));
+  const resumed = segvol(['train', '--config', path.join(dir, 'more.json'), '--resume', path.join(dir, 'm.safetensors')]);
+  t.is(resumed.status, 0, resumed.err);
+  t.regex(resumed.out, /^resumed from step 3 \(.*m\.safetensors\)\n/);
+  t.regex(resumed.out, /finished at step 5/);
+});
+
+test('segvol convert warns with counts when it rounds or clips; evaluate reads NIfTI; inspect reads raw data', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-convert-'));
+  const source = path.join(__dirname, 'fixtures', 'io', 'scaled_int16.nii.gz');
+  const scaled = segvol(['convert', source, path.join(dir, 'v16.nii'), '--dtype', 'uint8']);
+  t.is(scaled.status, 0, scaled.err);
+  t.regex(scaled.err, /warning: storing as uint8 with scale [\d.e+-]+ and offset [-\d.e+]+ rounded \d+ voxels \([\d.]+%\) and clipped 0 voxels \(0\.0%\); values changed by up to [\d.e+-]+/);
+  const refused = segvol(['convert', source, path.join(dir, 'v.tif'), '--dtype', 'uint8']);
+  t.is(refused.status, 1);
+  t.regex(refused.err, /uint8 cannot hold these values: .*allow the loss \(--allow-lossy\)/);
+  const allowed = segvol(['convert', source, path.join(dir, 'v.tif'), '--dtype', 'uint8', '--allow-lossy']);
+  t.is(allowed.status, 0, allowed.err);
+  t.regex(allowed.err, /clipped \d+ voxels/);
+
+  writeVolume(path.join(dir, 'truth.nii.gz'), { data: Float32Array.from({ length: 2 * 36 }, (_, i) => i % 3), shape: [2, 6, 6], dtype: 'float32' }, { dtype: 'uint8' });
+  writeVolume(path.join(dir, 'pred.tif'), { data: Float32Array.from({ length: 2 * 36 }, (_, i) => i % 3), shape: [2, 6, 6], dtype: 'float32' }, { dtype: 'uint8' });
+  const evaluated = segvol(['evaluate', '--pred', path.join(dir, 'pred.tif'), '--truth', path.join(dir, 'truth.nii.gz'), '--metrics', 'overlap', '--json']);
+  t.is(evaluated.status, 0, evaluated.err);
+  t.is((JSON.parse(evaluated.out) as { overlap: { meanIU: number } }).overlap.meanIU, 1);
+
+  fs.writeFileSync(path.join(dir, 'raw.bin'), Buffer.from(Uint16Array.from({ length: 2 * 3 * 4 }, (_, i) => i * 100).buffer));
+  const unknown = segvol(['inspect', path.join(dir, 'raw.bin')]);
+  t.is(unknown.status, 1);
+  t.regex(unknown.err, /raw data with a shape and dtype/);
+  const raw = segvol(['inspect', path.join(dir, 'raw.bin'), '--raw', '2,3,4:uint16']);
+  t.is(raw.status, 0, raw.err);
+  t.regex(raw.out, /shape\s+2 x 3 x 4\n\s+dtype\s+uint16/);
+  t.regex(raw.out, /range\s+0 \.\. 2300/);
 });
