@@ -376,6 +376,28 @@ const suites: Record<string, (repeats: number) => void | Promise<void>> = {
   tf32: () => tf32Accuracy(),
   /** The training step's overhead alone (also the last case of the pyramid suite). */
   step: (repeats) => tapeOverhead(repeats),
+  /**
+   * How long the event loop waits while a fit runs (the heavy work is on the compute
+   * thread): p99 and max of the loop's delay over a fit of the paper network. Target p99 < 50 ms.
+   */
+  async eventloop(repeats) {
+    const { monitorEventLoopDelay } = await import('node:perf_hooks');
+    const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [8, 12], fc: [12], kernel: 5, seed: 1 });
+    const volume = Float32Array.from({ length: 16 * 64 * 64 }, (_, i) => Math.sin(i * 0.01));
+    const data = new VolumeSampler({ volume, shape: [1, 16, 64, 64], labels: volume.map((v) => (v > 0 ? 1 : 0)) });
+    const trainer = new Trainer(model, { seed: 1 });
+    await trainer.fit({ data, size: [8, 32, 32], steps: 2 });  // warm-up: primitives built
+    const histogram = monitorEventLoopDelay({ resolution: 1 });
+    histogram.enable();
+    const started = Date.now();
+    await trainer.fit({ data, size: [8, 32, 32], steps: Math.max(repeats, 1) * 5 });
+    histogram.disable();
+    console.log(JSON.stringify({
+      case: `event-loop delay while a fit runs (${Math.max(repeats, 1) * 5} steps of a small PyraMiD network on 8x32x32)`,
+      fit_ms: Date.now() - started, p50_ms: Number((histogram.percentile(50) / 1e6).toFixed(2)),
+      p99_ms: Number((histogram.percentile(99) / 1e6).toFixed(2)), max_ms: Number((histogram.max / 1e6).toFixed(2)), samples: histogram.count, target_p99_ms: 50,
+    }));
+  },
   async data(repeats) {
     // Reading + per-slice normalisation of the issue's two volumes, and sampling vs a training step.
     const dir = fs.mkdtempSync(`${os.tmpdir()}/segvol-data-bench-`);

@@ -1,14 +1,14 @@
 // CUDA parity: every op case of test/cases.ts on cuda tensors against the CPU
 // backend (tolerance: ten times the case's own, for cuDNN's other summation
-// order). Without a usable CUDA backend these tests log why and pass;
-// `npm run test:gpu` (SEGVOL_REQUIRE_CUDA=1) turns that into a failure.
+// order). Without a usable CUDA backend these tests are reported as skipped, the
+// reason in their titles; `npm run test:gpu` (SEGVOL_REQUIRE_CUDA=1) fails them instead.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import {
   backends, computeLoss, convMath, layers, ops, Optimizer, predictVolume, presets, sequential, setConvMath, Tensor, Trainer, VolumeSampler,
 } from '../lib';
-import { assertClose } from './helpers';
+import { assertClose, cudaTest } from './helpers';
 import { opCases } from './cases';
 import { compareDevices, compareDevicesOnTape } from './harness';
 
@@ -25,12 +25,8 @@ test('the cuda backend reports its state', (t) => {
   }
 });
 
-test('the CUDA emulator passes its self-test', (t) => {
-  if (!cuda.available || !cuda.detail.includes('emulated')) {
-    t.log('skipped: this is not the emulated build (npm run test:emulated runs this)');
-    t.pass();
-    return;
-  }
+const emulated = cuda.available && cuda.detail.includes('emulated');
+(emulated ? test : test.skip)(`the CUDA emulator passes its self-test${emulated ? '' : ' (skipped: not the emulated build; npm run test:emulated runs it)'}`, (t) => {
   // The self-test is built next to the emulated addon (build-emulated/).
   const exe = path.resolve(path.dirname(process.env.SEGVOL_ADDON ?? ''), '..', 'emulation_selftest');
   const r = spawnSync(exe, { encoding: 'utf8' });
@@ -40,31 +36,16 @@ test('the CUDA emulator passes its self-test', (t) => {
 });
 
 for (const c of opCases) {
-  test(`cuda vs cpu: ${c.name}`, (t) => {
-    if (!cuda.available) {
-      t.log(`skipped: cuda unavailable (${cuda.reason})`);
-      t.false(required);
-      return;
-    }
+  cudaTest(`cuda vs cpu: ${c.name}`, (t) => {
     compareDevices(t, c, ops);
   });
-  test(`cuda vs cpu through the tape: ${c.name}`, async (t) => {
-    if (!cuda.available) {
-      t.log(`skipped: cuda unavailable (${cuda.reason})`);
-      t.false(required);
-      return;
-    }
+  cudaTest(`cuda vs cpu through the tape: ${c.name}`, async (t) => {
     await compareDevicesOnTape(t, c, ops);
   });
 }
 
 // The batch semantics on the device: a batch's gradient is the mean of its windows'.
-test('cuda: a batch of 4 trains like the mean of its 4 windows, and like the cpu', async (t) => {
-  if (!cuda.available) {
-    t.log(`skipped: cuda unavailable (${cuda.reason})`);
-    t.false(required);
-    return;
-  }
+cudaTest('cuda: a batch of 4 trains like the mean of its 4 windows, and like the cpu', async (t) => {
   const windows = Array.from({ length: 4 }, (_, b) => ({
     inputs: { input: Float32Array.from({ length: 2 * 36 }, (_, i) => Math.sin(i * 0.7 + b)) },
     labels: Float32Array.from({ length: 2 * 36 }, (_, i) => ((i + b) % 3 === 0 ? 1 : 0)),
@@ -88,12 +69,7 @@ test('cuda: a batch of 4 trains like the mean of its 4 windows, and like the cpu
   });
 });
 
-test('cuda vs cpu: losses and optimizer updates', (t) => {
-  if (!cuda.available) {
-    t.log(`skipped: cuda unavailable (${cuda.reason})`);
-    t.false(required);
-    return;
-  }
+cudaTest('cuda vs cpu: losses and optimizer updates', (t) => {
   const probs = Float32Array.from({ length: 2 * 3 * 20 }, (_, i) => 0.05 + ((i * 7919) % 90) / 100);
   const labels = Float32Array.from({ length: 2 * 20 }, (_, i) => i % 3);
   for (const kind of ['squaredError', 'crossEntropy', 'softDice', 'softIoU'] as const) {
@@ -120,12 +96,7 @@ test('cuda vs cpu: losses and optimizer updates', (t) => {
 // The whole training path on cuda: model.to, the trainer moving samples and class
 // weights, the losses, the optimizer, dropout-free layers; a few steps must track
 // the cpu run step for step (tolerance: float32 drift over 4 updates).
-test('cuda vs cpu: training a small PyraMiD-LSTM network, then predictVolume', async (t) => {
-  if (!cuda.available) {
-    t.log(`skipped: cuda unavailable (${cuda.reason})`);
-    t.false(required);
-    return;
-  }
+cudaTest('cuda vs cpu: training a small PyraMiD-LSTM network, then predictVolume', async (t) => {
   const [D, H, W] = [6, 10, 10];
   const volume = Float32Array.from({ length: D * H * W }, (_, i) => Math.sin(i * 0.37) + ((i * 7) % 5) / 5);
   const labels = Float32Array.from(volume, (v) => (v > 0.4 ? 1 : 0));
@@ -166,17 +137,15 @@ test('segvol profile --device cuda: a per-op table on cuda, or a clear refusal w
 // TF32 rounds convolution operands to a 10-bit mantissa: relative error per
 // product up to 2^-11 each, so a K-term sum of such products differs from FP32 by
 // at most about 2 * 2^-11 * sum|x||w|. The check uses that bound, per output.
-test('setConvMath: tf32 stays within the TF32 rounding bound of fp32, fp32 is the default and bad modes are refused', (t) => {
+test('setConvMath: fp32 is the default and bad modes are refused', (t) => {
   t.is(convMath(), 'fp32');
   const err = t.throws(() => setConvMath('fp16' as 'fp32')) as Error & { code?: string };
   t.is(err.code, 'ERR_ARGUMENT');
   t.regex(err.message, /expected 'fp32' or 'tf32', received 'fp16'/);
   t.is(convMath(), 'fp32');
-  if (!cuda.available) {
-    t.log(`tf32 numerics skipped: cuda unavailable (${cuda.reason})`);
-    t.false(required);
-    return;
-  }
+});
+
+cudaTest('setConvMath: tf32 stays within the TF32 rounding bound of fp32, and fp32 after it is bit-identical', (t) => {
   const xs = Float32Array.from({ length: 2 * 8 * 12 * 12 }, (_, i) => Math.sin(i * 1.7) * 1.3);
   const ws = Float32Array.from({ length: 16 * 8 * 5 * 5 }, (_, i) => Math.cos(i * 0.9) * 0.2);
   const x = Tensor.fromArray(xs, [2, 8, 12, 12], { device: 'cuda' });
@@ -205,12 +174,7 @@ test('setConvMath: tf32 stays within the TF32 rounding bound of fp32, fp32 is th
 
 // The GPU benchmark's code path (model on cuda, synchronize, the three cases) on
 // tiny shapes, so it cannot rot between GPU sessions; timings are not asserted.
-test('npm run bench -- pyramid --gpu --smoke runs its three cases on cuda', (t) => {
-  if (!cuda.available) {
-    t.log(`skipped: cuda unavailable (${cuda.reason})`);
-    t.false(required);
-    return;
-  }
+cudaTest('npm run bench -- pyramid --gpu --smoke runs its three cases on cuda', (t) => {
   const r = spawnSync(process.execPath, ['--import=tsx', path.join(__dirname, '..', 'benchmarks', 'run.ts'), 'pyramid', '--gpu', '--smoke', '--repeats', '1'],
     { cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 240_000 });
   t.is(r.status, 0, r.stderr);
@@ -222,12 +186,7 @@ test('npm run bench -- pyramid --gpu --smoke runs its three cases on cuda', (t) 
 
 // The finite-weights check reads all 24 PyraMiD weights back in one go on a GPU;
 // it must still name the tensor that holds the NaN.
-test('cuda: a NaN in one of the 24 PyraMiD weights is named, and the volume is untouched', (t) => {
-  if (!cuda.available) {
-    t.log(`skipped: cuda unavailable (${cuda.reason})`);
-    t.false(required);
-    return;
-  }
+cudaTest('cuda: a NaN in one of the 24 PyraMiD weights is named, and the volume is untouched', (t) => {
   const o = 2;
   const on = (data: number[] | Float32Array, shape: number[]) => Tensor.fromArray(data, shape, { device: 'cuda' });
   const x = on(Float32Array.from({ length: 2 * 4 * 5 * 6 }, (_, i) => Math.sin(i)), [1, 2, 4, 5, 6]);

@@ -1,7 +1,7 @@
 // Shared test utilities: a seeded RNG, tensor factories and a closeness check
 // that reports the worst element.
-import type { ExecutionContext } from 'ava';
-import { GradientTape, Tensor, type ModelBase, type ModelInput, type RunOptions } from '../lib';
+import test, { type ExecutionContext } from 'ava';
+import { backends, GradientTape, Tensor, type ModelBase, type ModelInput, type RunOptions } from '../lib';
 
 export interface Tolerance {
   abs: number;
@@ -88,4 +88,20 @@ export async function modelGradients(model: ModelBase, x: ModelInput, dy: Float3
   tape.dispose();
   const dxs = new Map([...inputs].map(([name, t]) => [name, grads.get(t)!]));
   return { y, dx: dxs.values().next().value!, dxs, grads: model.gradientsByName(grads) };
+}
+
+const cudaBackend = backends().find((b) => b.name === 'cuda')!;
+
+/**
+ * A test that needs a usable cuda backend. Without one it is reported as skipped, with
+ * the reason in its title; under SEGVOL_REQUIRE_CUDA=1 (npm run test:gpu) it fails instead.
+ */
+export function cudaTest(title: string, fn: (t: ExecutionContext) => void | Promise<void>): void {
+  if (cudaBackend.available) {
+    test(title, fn);
+  } else if (process.env.SEGVOL_REQUIRE_CUDA === '1') {
+    test(title, (t) => t.fail(`SEGVOL_REQUIRE_CUDA=1 but cuda is unavailable: ${cudaBackend.reason}`));
+  } else {
+    test.skip(`${title} (skipped: no usable cuda backend: ${cudaBackend.reason})`, fn);
+  }
 }

@@ -7,9 +7,9 @@
 // differs from a direct convolution's by about that much at these sizes.
 import test, { type ExecutionContext } from 'ava';
 import * as path from 'node:path';
-import { backends, ops, readSafetensors, Tensor, type ClstmWeights, type Device as DeviceName, type Direction, type Ops } from '../lib';
+import { ops, readSafetensors, Tensor, type ClstmWeights, type Device as DeviceName, type Direction, type Ops } from '../lib';
 import { reference } from '../lib/testing';
-import { assertClose } from './helpers';
+import { assertClose, cudaTest } from './helpers';
 
 const cpuTolerance = { abs: 2e-4, rel: 2e-4 };
 const cudaTolerance = { abs: 1e-3, rel: 1e-3 };
@@ -25,21 +25,15 @@ function load(name: string, device: DeviceName = 'cpu') {
   return { case: JSON.parse(f.metadata.case!) as Record<string, unknown>, get, has: (k: string) => f.tensors.has(k) };
 }
 
-const cuda = backends().find((b) => b.name === 'cuda')!;
 const implementations: Array<[string, Ops, DeviceName]> = [['optimized', ops, 'cpu'], ['reference', reference, 'cpu'], ['cuda', ops, 'cuda']];
 
-// False (after logging why) when a cuda test cannot run here; SEGVOL_REQUIRE_CUDA=1 makes that a failure.
-function runnable(t: ExecutionContext, device: DeviceName): boolean {
-  if (device === 'cpu' || cuda.available) return true;
-  t.log(`skipped: cuda unavailable (${cuda.reason})`);
-  t.not(process.env.SEGVOL_REQUIRE_CUDA, '1', 'SEGVOL_REQUIRE_CUDA=1 but cuda is unavailable');
-  return false;
-}
+// cuda cases are skipped (the reason in the title) where cuda is unavailable; see cudaTest.
+type Declare = (title: string, fn: (t: ExecutionContext) => void | Promise<void>) => void;
+const declare = (device: DeviceName): Declare => (device === 'cuda' ? cudaTest : (title, fn) => test(title, fn));
 
 for (const name of ['scan_minusD_k5', 'scan_plusH_k3_initial_state', 'scan_minusW_k3']) {
   for (const [implName, o, device] of implementations) {
-    test(`C-LSTM scan ${name} matches PyTorch (${implName})`, (t) => {
-      if (!runnable(t, device)) return;
+    declare(device)(`C-LSTM scan ${name} matches PyTorch (${implName})`, (t) => {
       const tolerance = device === 'cuda' ? cudaTolerance : cpuTolerance;
       const f = load(name, device);
       const weights: ClstmWeights = { wx: f.get('wx'), bx: f.get('bx'), wh: f.get('wh'), bh: f.get('bh') };
@@ -69,8 +63,7 @@ for (const name of ['scan_minusD_k5', 'scan_plusH_k3_initial_state', 'scan_minus
 
 for (const name of ['layer_k3_N2', 'layer_k5']) {
   for (const [implName, o, device] of implementations) {
-    test(`PyraMiD-LSTM layer ${name} matches PyTorch (${implName})`, async (t) => {
-      if (!runnable(t, device)) return;
+    declare(device)(`PyraMiD-LSTM layer ${name} matches PyTorch (${implName})`, async (t) => {
       const tolerance = device === 'cuda' ? cudaTolerance : cpuTolerance;
       const f = load(name, device);
       const weights = [0, 1, 2, 3, 4, 5].map((d) => ({
