@@ -8,7 +8,8 @@ const { spawn, spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const ava = require.resolve('ava/entrypoints/cli.mjs');
+// ava's package exports list neither its CLI nor its package.json: take the CLI from node_modules.
+const ava = path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
 
 /** Runs a command, echoing its output, and returns its status and everything it printed. */
 function run(command, args, env = {}) {

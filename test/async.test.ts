@@ -35,7 +35,7 @@ test('a process that used the Promise forms exits by itself', (t) => {
     const w = { wx: Tensor.full([8, 2, 3, 3], 0.1), bx: Tensor.zeros([8]), wh: Tensor.full([8, 2, 3, 3], 0.1), bh: Tensor.zeros([8]) };
     ops.pyramidLstmAsync(x, [w, w, w, w, w, w]).then((r) => console.log('done', r.y.shape.join('x')));
   `;
-  const r = spawnSync(process.execPath, ['--import=tsx', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['--require=ts-node/register', '-e', script], { encoding: 'utf8', timeout: 60_000 });
   t.is(r.signal, null, 'the process had to be killed: it did not exit');
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /done 1x2x3x5x5/);

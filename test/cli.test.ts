@@ -1,4 +1,4 @@
-// The command line, run as a user would (node + tsx on the sources).
+// The command line, run as a user would (node + ts-node on the sources).
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -10,9 +10,9 @@ import { syntheticEm } from '../lib/data/synthetic';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const root = path.join(__dirname, '..');
-// Runs from the repository root (where --import=tsx resolves); paths given are absolute.
+// Runs from the repository root (where ts-node resolves); paths given are absolute.
 function segvol(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import=tsx', cli, ...args], { cwd: root, encoding: 'utf8', timeout: 240_000 });
+  const r = spawnSync(process.execPath, ['--require=ts-node/register', cli, ...args], { cwd: root, encoding: 'utf8', timeout: 240_000 });
   return { status: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -203,7 +203,7 @@ test('segvol train prints plain progress lines when not on a terminal, --resume 
     data: { volume: 'volume.npy', labels: 'labels.npy' }, steps: 3, size: [3, 8, 8], checkpoint: { path: 'm.safetensors' },
   };
   fs.writeFileSync(path.join(dir, 'train.json'), JSON.stringify(config));
-  const r = spawnSync(process.execPath, ['--import=tsx', cli, 'train', '--config', path.join(dir, 'train.json')],
+  const r = spawnSync(process.execPath, ['--require=ts-node/register', cli, 'train', '--config', path.join(dir, 'train.json')],
     { cwd: root, encoding: 'utf8', timeout: 240_000, env: { ...process.env, SEGVOL_PROGRESS_SECONDS: '0' } });
   t.is(r.status, 0, r.stderr);
   const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('training'));

@@ -121,7 +121,7 @@ cudaTest('cuda vs cpu: training a small PyraMiD-LSTM network, then predictVolume
 
 test('segvol profile --device cuda: a per-op table on cuda, or a clear refusal where cuda is unavailable', (t) => {
   const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
-  const r = spawnSync(process.execPath, ['--import=tsx', cli, 'profile', '--device', 'cuda', '--size', '3,8,8', '--hidden', '2,3', '--fc', '4', '--kernel', '3'],
+  const r = spawnSync(process.execPath, ['--require=ts-node/register', cli, 'profile', '--device', 'cuda', '--size', '3,8,8', '--hidden', '2,3', '--fc', '4', '--kernel', '3'],
     { cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 240_000 });
   if (!cuda.available) {
     t.not(r.status, 0);
@@ -175,7 +175,7 @@ cudaTest('setConvMath: tf32 stays within the TF32 rounding bound of fp32, and fp
 // The GPU benchmark's code path (model on cuda, synchronize, the three cases) on
 // tiny shapes, so it cannot rot between GPU sessions; timings are not asserted.
 cudaTest('npm run bench -- pyramid --gpu --smoke runs its three cases on cuda', (t) => {
-  const r = spawnSync(process.execPath, ['--import=tsx', path.join(__dirname, '..', 'benchmarks', 'run.ts'), 'pyramid', '--gpu', '--smoke', '--repeats', '1'],
+  const r = spawnSync(process.execPath, ['--require=ts-node/register', path.join(__dirname, '..', 'benchmarks', 'run.ts'), 'pyramid', '--gpu', '--smoke', '--repeats', '1'],
     { cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 240_000 });
   t.is(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { case: string; segvol_ms: number; math: string });

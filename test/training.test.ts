@@ -168,7 +168,7 @@ test('resume from a checkpoint ends with the same weights as an uninterrupted ru
   const trainer = new Trainer(resumedModel, { seed: 12345 });
   trainer.resume(ckpt);
   t.is(trainer.step, 3);
-  const done = await trainer.fit({ data: toyData(2), ...fitOptions });
+  const done = await trainer.fit({ data: toyData(2), ...fitOptions, checkpoint: { path: ckpt } });
   t.is(done.steps, 6);
   const a = [...straight.parameters().values()].map((p) => p.toArray());
   const b = [...resumedModel.parameters().values()].map((p) => p.toArray());

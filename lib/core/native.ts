@@ -190,7 +190,7 @@ function candidatePaths(): string[] {
   const override = process.env.SEGVOL_ADDON;
   if (override) return [path.resolve(override)];
   const root = path.resolve(__dirname, '..', '..', '..');  // dist/lib/core -> package root
-  const fromSource = path.resolve(__dirname, '..', '..');  // lib/core -> package root when run from sources (tsx)
+  const fromSource = path.resolve(__dirname, '..', '..');  // lib/core -> package root when run from sources (ts-node)
   const out: string[] = [];
   for (const base of [root, fromSource]) {
     out.push(path.join(base, 'build', 'Release', 'segvol.node'), path.join(base, 'build', 'Debug', 'segvol.node'));
