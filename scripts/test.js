@@ -34,6 +34,8 @@ function counts(text) {
 async function main() {
   const results = [];
   console.log('== type-check and build the TypeScript (tsc)');
+  // A clean dist/: files of moved sources would shadow the new ones (the README test runs dist/ as a user would).
+  require('node:fs').rmSync(path.join(root, 'dist'), { recursive: true, force: true });
   const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
   if (tsc.status !== 0) results.push({ suite: 'typescript', status: tsc.status ?? 1, passed: 0, failed: 1, skipped: 0, note: 'type errors' });
 
