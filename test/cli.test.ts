@@ -1,6 +1,6 @@
 // The command line, run as a user would (node + ts-node on the sources).
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -243,4 +243,29 @@ test('segvol convert warns with counts when it rounds or clips; evaluate reads N
   t.is(raw.status, 0, raw.err);
   t.regex(raw.out, /shape\s+2 x 3 x 4\n\s+dtype\s+uint16/);
   t.regex(raw.out, /range\s+0 \.\. 2300/);
+});
+
+test('Ctrl-C during segvol train stops after the current step and writes a checkpoint of that step', async (t) => {
+  const dir = synthFolder();
+  fs.writeFileSync(path.join(dir, 'train.json'), JSON.stringify({
+    model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hidden: [2], fc: [], kernel: 3, seed: 1 },
+    data: { volume: 'volume.npy', labels: 'labels.npy' }, steps: 100000, size: [3, 8, 8], checkpoint: { path: 'm.safetensors' },
+  }));
+  const child = spawn(process.execPath, ['--require=ts-node/register', cli, 'train', '--config', path.join(dir, 'train.json')],
+    { cwd: root, env: { ...process.env, SEGVOL_PROGRESS_SECONDS: '0' } });
+  let stdout = '', stderr = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d; });
+  const status = await new Promise<number | null>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+      if (/step 3\//.test(stderr) && !child.killed) child.kill('SIGINT');
+    });
+    child.on('close', (code) => resolve(code));
+  });
+  t.is(status, 0, stderr);
+  t.regex(stderr, /stopping after the current step and writing the checkpoint/);
+  const stopped = /stopped at step (\d+)/.exec(stdout);
+  t.truthy(stopped, stdout);
+  const meta = JSON.parse((await import('../lib')).readSafetensors(path.join(dir, 'm.safetensors')).metadata.segvol!) as { position: { step: number } };
+  t.is(meta.position.step, Number(stopped![1]), 'the checkpoint holds the last completed step');
 });
