@@ -22,10 +22,9 @@ function consumerProject(): string {
   fs.mkdirSync(path.join(dir, 'node_modules'));
   fs.symlinkSync(root, path.join(dir, 'node_modules', 'segvol'), 'dir');
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'readme-check', private: true }));
-  // A user's ordinary strict project (CommonJS, as `npm init` makes it).
+  // The tsconfig.json the README suggests, plus where this checkout keeps @types/node.
   fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { target: 'ES2022', module: 'commonjs', moduleResolution: 'node', strict: true, esModuleInterop: true, skipLibCheck: true,
-      types: ['node'], typeRoots: [path.join(root, 'node_modules', '@types')], noEmit: true },
+    compilerOptions: { module: 'commonjs', target: 'ES2022', strict: true, types: ['node'], typeRoots: [path.join(root, 'node_modules', '@types')], noEmit: true },
     'ts-node': { swc: true },
   }));
   return dir;
