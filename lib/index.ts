@@ -67,7 +67,7 @@ export { Batch } from './training/batch';
 export {
   Trainer, containsClass,
   type TrainerOptions, type FitOptions, type FitResult, type Progress, type Phase, type LossConfig, type LossSpec, type LossFunction,
-  type WindowFilter, type ValidationOptions,
+  type WindowFilter, type ValidationOptions, type PhaseShape,
 } from './training/trainer';
 export type { ValidationMetric } from './training/validation';
 

@@ -54,9 +54,8 @@ export function containsClass(classes: number | readonly number[], minVoxels = 1
   };
 }
 
-/** One phase of a fit. Fields left out fall back to the fit's, then to the trainer's. */
-export interface Phase {
-  name?: string;
+/** The window, length and batch of a phase (also FitOptions' one-phase shorthands). */
+export interface PhaseShape {
   /** The input window (d, h, w). */
   size?: Size3;
   /** Or the output window of a dense network (ZNN's output patch): the input is this plus the field of view minus one. */
@@ -68,6 +67,11 @@ export interface Phase {
   stepsPerEpoch?: number;
   /** Windows per step (default 1). The loss averages over all their voxels. */
   batchSize?: number;
+}
+
+/** One phase of a fit. Fields left out fall back to the fit's, then to the trainer's. */
+export interface Phase extends PhaseShape {
+  name?: string;
   loss?: LossSpec;
   /** A different update rule starts fresh optimizer state; the same one keeps it across phases. */
   optimizer?: OptimizerConfig;
@@ -108,17 +112,10 @@ export interface ValidationOptions {
   patience?: number;
 }
 
-export interface FitOptions {
+/** The phases of a fit, or one phase given by PhaseShape's fields. */
+export interface FitOptions extends PhaseShape {
   data: DataSource;
-  /** The phases; or the one-phase shorthands below. */
   phases?: readonly Phase[];
-  size?: Size3;
-  outputSize?: Size3;
-  epochs?: number;
-  steps?: number;
-  /** Steps per epoch (default: one pass over the data, see Phase). */
-  stepsPerEpoch?: number;
-  batchSize?: number;
   /** Ends cleanly after the current step (writing a checkpoint when one is configured). */
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
