@@ -372,7 +372,64 @@ async function tapeOverhead(repeats: number): Promise<void> {
   model.dispose();
 }
 
+/**
+ * One training step of the paper network in this process (called by the memory
+ * suite in a child process per case, since a process's peak RSS only grows):
+ * predicted peak, measured peak of live tensor bytes, peak RSS, time per step.
+ */
+async function memoryCase(size: [number, number, number], recompute: boolean, steps: number): Promise<void> {
+  const { estimateStepMemory } = await import('../lib/training/memory');
+  const { memoryStats, resetPeakMemory } = await import('../lib');
+  const model = presets.pyramidNet({ inChannels: 1, classes: 2, seed: 1 });
+  const [d, h, w] = size;
+  const volume = Float32Array.from({ length: d * h * w }, (_, i) => Math.sin(i * 0.001));
+  const data = new VolumeSampler({ volume, shape: [1, d, h, w], labels: volume.map((v) => (v > 0 ? 1 : 0)), flip: {} });
+  const trainer = new Trainer(model, { memorySchedule: recompute ? { recompute: true } : {} });
+  const predicted = estimateStepMemory(model, [1, 1, d, h, w], { schedule: { recompute } })!;
+  const times: number[] = [];
+  for (let i = 0; i < steps; ++i) {
+    if (i === steps - 1) resetPeakMemory('cpu');
+    const start = process.hrtime.bigint();
+    await trainer.fit({ data, size, steps: 1 });
+    times.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  const gib = (b: number) => Number((b / 2 ** 30).toFixed(3));
+  console.log(JSON.stringify({
+    case: `paper network training step on ${size.join('x')}, ${recompute ? 'recomputed gates' : 'gates kept'}`,
+    predicted_gib: gib(predicted.peakBytes), tensor_peak_gib: gib(memoryStats().cpu.peakBytes), peak_rss_gib: gib(process.resourceUsage().maxRSS * 1024),
+    step_ms: Number(times[times.length - 1]!.toFixed(0)), steps,
+  }));
+}
+
 const suites: Record<string, (repeats: number) => void | Promise<void>> = {
+  /**
+   * The paper network's training step at the paper's three bootstrap sizes: predicted
+   * and measured memory (tensor bytes and the process's peak RSS) and time, with the
+   * gates kept and with them recomputed in backward, each case in its own process.
+   * 20x256x256 runs recomputed only (kept gates need about 23 GiB: more than this machine
+   * has beside the OS). --case d,h,w:recompute runs one case here.
+   */
+  async memory(repeats) {
+    const one = process.argv.indexOf('--case');
+    if (one >= 0) {
+      const [shape, mode] = process.argv[one + 1]!.split(':');
+      const size = shape!.split(',').map(Number) as [number, number, number];
+      await memoryCase(size, mode === 'recompute', size[2] >= 256 ? 1 : Math.max(2, Math.min(repeats, 3)));
+      return;
+    }
+    const sizes = flags.has('--smoke') ? ['8,16,16'] : ['8,64,64', '15,128,128', '20,256,256'];
+    for (const size of sizes) {
+      for (const mode of size.endsWith(',256') ? ['recompute'] : ['gates', 'recompute']) {
+        const r = spawnSync(process.execPath, ['-r', 'ts-node/register', __filename, 'memory', '--case', `${size}:${mode}`, '--repeats', String(repeats)],
+          { cwd: path.join(__dirname, '..'), encoding: 'utf8', env: process.env, maxBuffer: 1 << 24 });
+        if (r.status !== 0) {
+          console.log(JSON.stringify({ case: `${size} ${mode}`, error: (r.stderr || '').trim().split('\n').slice(-3).join(' | ') }));
+          continue;
+        }
+        process.stdout.write(r.stdout);
+      }
+    }
+  },
   tf32: () => tf32Accuracy(),
   /** The training step's overhead alone (also the last case of the pyramid suite). */
   step: (repeats) => tapeOverhead(repeats),

@@ -1,5 +1,5 @@
 // segvol's public API.
-export { backends, convMath, memoryStats, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
+export { backends, convMath, memoryStats, resetPeakMemory, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
 export { SegvolError, type ErrorCode } from './core/errors';
 export { Tensor, type Device, type TensorOptions } from './core/tensor';
 export { Random } from './core/random';

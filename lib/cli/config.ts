@@ -60,6 +60,8 @@ export interface TrainConfig {
     patience?: number;
   };
   clipGradients?: { maxNorm?: number; maxValue?: number };
+  /** The most memory a step may take ("12G"): the cheapest schedule that fits is chosen, or the config is refused. */
+  memoryBudget?: number | string;
   phases?: PhaseConfig[];
   /**
    * The PyraMiD-LSTM paper's bootstrap stages: a size and the paper's "epochs", which are
@@ -80,7 +82,7 @@ export interface TrainConfig {
 
 const schema: Record<string, readonly string[]> = {
   '': ['model', 'data', 'validation', 'phases', 'stages', 'epochs', 'steps', 'size', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer',
-    'schedule', 'clipGradients', 'seed', 'checkpoint'],
+    'schedule', 'clipGradients', 'memoryBudget', 'seed', 'checkpoint'],
   model: ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed'],
   data: ['volume', 'labels', 'mask', 'flip', 'rotate', 'classAware', 'normalize', 'classNames'],
   validation: ['volume', 'labels', 'mask', 'windows', 'size', 'every', 'metric', 'patience'],

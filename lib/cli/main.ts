@@ -16,7 +16,8 @@ import { writeNpy } from '../io/npy';
 import { describeVolume, readVolume, writeVolume, type RawOptions, type StoredType } from '../io/volume_io';
 import { presets } from '../presets';
 import { loadModel } from '../serialize/model_file';
-import { Trainer } from '../training/trainer';
+import { formatBytes } from '../training/memory';
+import { Trainer, type FitOptions } from '../training/trainer';
 import { buildModel, loadTrainingData, phasesOf, readTrainConfig } from './config';
 import { runDemo } from './demo';
 import { plotLog } from './plot';
@@ -164,7 +165,7 @@ export function createProgram(): Command {
       const trainer = new Trainer(model, {
         ...(config.loss ? { loss: config.loss } : {}), ...(config.optimizer ? { optimizer: config.optimizer } : {}),
         ...(config.schedule ? { schedule: config.schedule } : {}), ...(config.clipGradients ? { clipGradients: config.clipGradients } : {}),
-        seed: config.seed ?? 0,
+        ...(config.memoryBudget !== undefined ? { memoryBudget: config.memoryBudget } : {}), seed: config.seed ?? 0,
       });
       if (options.resume) {
         trainer.resume(options.resume);
@@ -177,7 +178,7 @@ export function createProgram(): Command {
       });
       const bar = progressReporter('training');
       const v = config.validation;
-      const result = await trainer.fit({
+      const fitOptions: FitOptions = {
         data, signal: controller.signal,
         onProgress: (p) => bar.update(p.step / p.totalSteps, `step ${p.step}/${p.totalSteps}${p.phases > 1 ? ` (${p.phaseName})` : ''}  ` +
           `loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ${Math.round(p.voxelsPerSecond).toLocaleString('en-US')} voxels/s  ` +
@@ -191,7 +192,15 @@ export function createProgram(): Command {
             ...(v.metric ? { metric: v.metric } : {}), ...(v.patience ? { patience: v.patience } : {}),
           },
         } : {}),
-      });
+      };
+      for (const { phase, estimate } of trainer.memoryPlan(fitOptions)) {
+        if (!estimate) continue;
+        const s = estimate.schedule;
+        const how = [s.recompute ? 'gates recomputed in backward' : 'gates kept', s.scanGroups ? `at most ${s.scanGroups} direction${s.scanGroups > 1 ? 's' : ''} at a time` : '']
+          .filter(Boolean).join(', ');
+        console.log(`memory per step${phases && phases.length > 1 ? ` (${phase})` : ''}: about ${formatBytes(estimate.peakBytes)} (${how})`);
+      }
+      const result = await trainer.fit(fitOptions);
       bar.done();
       const best = result.validation ? `; best validation ${result.validation.metric} ${result.validation.best.toFixed(4)} at step ${result.validation.bestStep}` : '';
       console.log(`${result.aborted ? 'stopped' : result.stoppedEarly ? 'stopped early (validation stopped improving)' : 'finished'} at step ` +

@@ -27,6 +27,8 @@ export interface DeviceMemory {
   /** Distinct allocations behind them (views share one), and their bytes. */
   storages: number;
   bytes: number;
+  /** The most tensor bytes live at once since resetPeakMemory(device) (or the start). */
+  peakBytes: number;
 }
 
 /**
@@ -35,6 +37,11 @@ export interface DeviceMemory {
  */
 export function memoryStats(): Record<'cpu' | 'cuda', DeviceMemory> {
   return native.memoryStats();
+}
+
+/** Restarts memoryStats()'s peakBytes for a device from what is live now (to measure one step's peak). */
+export function resetPeakMemory(device: DeviceName): void {
+  native.resetPeakMemory(device);
 }
 
 export type ConvMath = 'fp32' | 'tf32';

@@ -99,7 +99,8 @@ export interface NativeBinding {
 
   tensorFromArray(data: Float32Array, shape: number[], device: DeviceName): H;
   tensorFull(shape: number[], value: number, device: DeviceName): H;
-  memoryStats(): Record<DeviceName, { tensors: number; storages: number; bytes: number }>;
+  memoryStats(): Record<DeviceName, { tensors: number; storages: number; bytes: number; peakBytes: number }>;
+  resetPeakMemory(device: DeviceName): void;
   tensorShape(t: H): number[];
   tensorDevice(t: H): DeviceName;
   tensorToArray(t: H): Float32Array;
@@ -156,11 +157,13 @@ export interface NativeBinding {
   firstNonFinite(xs: H[]): number;
 
   clstmScan(impl: Impl, x: H, weights: NativeClstmWeights, direction: number, h0: H | null,
-    c0: H | null): { h: H; hLast: H; cLast: H; saved: NativeSavedHandle };
+    c0: H | null, recompute: boolean): { h: H; hLast: H; cLast: H; saved: NativeSavedHandle };
   clstmScanBackward(impl: Impl, saved: NativeSavedHandle, dh: H | null, dhLast: H | null,
     dcLast: H | null): NativeClstmGrads & { dx: H; dh0: H | null; dc0: H | null };
-  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: false, keepForBackward: boolean): NativePyramidForward;
-  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: true, keepForBackward: boolean): Promise<NativePyramidForward>;
+  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: false, keepForBackward: boolean, recompute: boolean,
+    groupLimit: number): NativePyramidForward;
+  pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: true, keepForBackward: boolean, recompute: boolean,
+    groupLimit: number): Promise<NativePyramidForward>;
   pyramidLstmBackward(impl: Impl, saved: NativeSavedHandle, dy: H, async: false): NativePyramidBackward;
   pyramidLstmBackward(impl: Impl, saved: NativeSavedHandle, dy: H, async: true): Promise<NativePyramidBackward>;
   savedDispose(saved: NativeSavedHandle): void;

@@ -1,7 +1,7 @@
 // Activation and softmax layers (no parameters).
 import type { Tensor } from '../core/tensor';
 import { ops } from '../ops';
-import type { Layer, LayerBuilder } from './layer';
+import type { Layer, LayerBuilder, LayerMemory } from './layer';
 
 type Kind = 'tanh' | 'sigmoid' | 'relu' | 'softmax';
 
@@ -16,6 +16,10 @@ class ActivationLayer implements Layer {
   }
   describe() {
     return this.type === 'softmax' ? 'over channels' : '';
+  }
+  memory(): LayerMemory {
+    // The gradient needs the output only (the optimized kernels derive every slope from it).
+    return { keepsInput: false, keepsOutput: true, saved: 0, forward: 0, backward: 0 };
   }
 }
 

@@ -11,11 +11,32 @@ export interface BuildContext {
   random: () => number;
 }
 
+/** How a training forward pass trades memory for time (chosen by the memory planner, lib/training/memory.ts). */
+export interface MemorySchedule {
+  /** Recurrent layers keep h and c only and recompute their gates in backward. */
+  recompute?: boolean;
+  /** The most directions a PyraMiD-LSTM layer scans together (1..6). */
+  scanGroups?: number;
+}
+
 /** How a forward pass runs: training (batch statistics, dropout) or inference. */
 export interface ForwardMode {
   training: boolean;
   /** Draws for dropout masks (the model's generator, saved in checkpoints). */
   random: () => number;
+  schedule?: MemorySchedule;
+}
+
+/** What a layer holds during a training step, in floats, beyond its output (see lib/training/memory.ts). */
+export interface LayerMemory {
+  /** The tape keeps the layer's input, or its output, for the gradient. */
+  keepsInput: boolean;
+  keepsOutput: boolean;
+  /** Other state kept for backward (a recurrent layer's planes). */
+  saved: number;
+  /** The most extra memory its forward and its backward hold at once (besides input, output and their gradients). */
+  forward: number;
+  backward: number;
 }
 
 export interface Layer {
@@ -30,6 +51,8 @@ export interface Layer {
   forward(x: Tensor, mode: ForwardMode): Promise<Tensor>;
   /** One line for summary(): the options. */
   describe(): string;
+  /** The layer's memory in a training step for this input shape (default: keeps its input, nothing else). */
+  memory?(input: readonly number[], schedule: MemorySchedule, device: 'cpu' | 'cuda'): LayerMemory;
 }
 
 export interface LayerBuilder {

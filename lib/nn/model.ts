@@ -9,7 +9,7 @@ import { Tensor, type Device } from '../core/tensor';
 import { segvolVersion } from '../core/version';
 import { preprocessVolume, type Normalization } from '../data/preprocess';
 import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors';
-import type { ForwardMode, Layer, LayerBuilder, LayerSpec } from './layer';
+import type { ForwardMode, Layer, LayerBuilder, LayerSpec, MemorySchedule } from './layer';
 
 /** A model's input: one tensor (single-input models) or tensors by input name. */
 export type ModelInput = Tensor | Readonly<Record<string, Tensor>>;
@@ -19,6 +19,8 @@ export type ModelInputShape = readonly number[] | Readonly<Record<string, readon
 export interface RunOptions {
   /** Training mode: batch statistics, dropout. Default: the model's mode (model.train() / model.eval()). */
   training?: boolean;
+  /** Memory against time for a training pass (see MemorySchedule). */
+  schedule?: MemorySchedule;
 }
 
 export interface PredictOptions {
@@ -139,7 +141,7 @@ export abstract class ModelBase {
 
   /** The mode a forward pass runs in. */
   protected mode(options: RunOptions = {}): ForwardMode {
-    return { training: options.training ?? this.training, random: () => this.random.next() };
+    return { training: options.training ?? this.training, random: () => this.random.next(), ...(options.schedule ? { schedule: options.schedule } : {}) };
   }
 
   /** Runs a layer with its ops named by path in error messages. */

@@ -2,7 +2,7 @@
 import { SegvolError } from '../core/errors';
 import { Tensor } from '../core/tensor';
 import { ops } from '../ops';
-import { parameter, shapeError, type ForwardMode, type Layer, type LayerBuilder } from './layer';
+import { parameter, shapeError, type ForwardMode, type Layer, type LayerBuilder, type LayerMemory } from './layer';
 
 class BatchNormLayer implements Layer {
   readonly type = 'batchNorm';
@@ -52,6 +52,10 @@ class DropoutLayer implements Layer {
   }
   describe() {
     return `p ${this.p}`;
+  }
+  memory(input: readonly number[]): LayerMemory {
+    // The product with the mask keeps both factors: the input and the mask.
+    return { keepsInput: true, keepsOutput: false, saved: input.reduce((a, b) => a * b, 1), forward: 0, backward: 0 };
   }
 }
 

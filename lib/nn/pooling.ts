@@ -1,7 +1,7 @@
 // Pooling, max-filtering and resampling layers (no parameters).
 import type { Tensor } from '../core/tensor';
 import { ops, type PerAxis, type UpsampleMode } from '../ops';
-import { shapeError, type Layer, type LayerBuilder } from './layer';
+import { shapeError, type Layer, type LayerBuilder, type LayerMemory } from './layer';
 
 function perAxis(value: PerAxis | undefined, n: number, fallback: number): number[] {
   if (value === undefined) return new Array<number>(n).fill(fallback);
@@ -57,6 +57,9 @@ class UpsampleLayer implements Layer {
   }
   describe() {
     return `x${String(this.o.scale)} ${this.o.mode ?? 'nearest'}`;
+  }
+  memory(): LayerMemory {
+    return { keepsInput: false, keepsOutput: false, saved: 0, forward: 0, backward: 0 };
   }
 }
 

@@ -4,6 +4,7 @@ import { SegvolError } from '../core/errors';
 import { seededRandom } from '../core/random';
 import type { Tensor } from '../core/tensor';
 import type { Layer, LayerBuilder } from './layer';
+import { estimateLayerListMemory, formatBytes } from './memory';
 import { ModelBase, type ModelInput, type ModelInputShape, type RunOptions } from './model';
 
 export interface SequentialOptions {
@@ -49,13 +50,24 @@ export class Sequential extends ModelBase {
     return shape;
   }
 
-  /** A table of layers, output shapes and parameter counts. */
+  /**
+   * A table of layers, output shapes and parameter counts, then the predicted memory of
+   * a training step on this input (RMSprop or Adam state included), with the gates of
+   * recurrent layers kept and recomputed.
+   */
   summary(inputShape: readonly number[] = [1, this.inChannels, 8, 64, 64]): string {
     let shape = this.inputShapes(inputShape).get('input')!;
-    return this.table(this.layers.map((layer, i) => {
+    const table = this.table(this.layers.map((layer, i) => {
       shape = layer.outputShape(shape, `layers.${i}`);
       return [`layers.${i}`, layer, shape];
     }));
+    const device = this.device;
+    const kept = estimateLayerListMemory(this.layers, inputShape, { device });
+    const lean = estimateLayerListMemory(this.layers, inputShape, { device, schedule: { recompute: true, scanGroups: 1 } });
+    const lines = [`training step on (${inputShape.join(', ')}), ${device}: about ${formatBytes(kept.peakBytes)} at peak ` +
+      `(${formatBytes(kept.keptBytes)} kept for backward, largest transient ${formatBytes(kept.transientBytes)})`];
+    if (lean.peakBytes < kept.peakBytes) lines.push(`  with recomputed gates, one direction at a time: about ${formatBytes(lean.peakBytes)}`);
+    return `${table}\n${lines.join('\n')}`;
   }
 
   async forward(x: ModelInput, options: RunOptions = {}): Promise<Tensor> {

@@ -25,6 +25,14 @@ export interface PyramidLstmOptions {
    * group's planes at a time, and backward refuses the result.
    */
   keepForBackward?: boolean;
+  /**
+   * Keep h and c only (2O floats per voxel and direction instead of 6O) and
+   * recompute the gates in backward, bit for bit, at the cost of the forward's
+   * convolutions once more. Default false.
+   */
+  recompute?: boolean;
+  /** The most same-shaped directions one grouped scan may hold (1..6); default: the backend's choice. */
+  scanGroups?: number;
 }
 
 export interface ClstmWeights {
@@ -83,6 +91,8 @@ function savedHandleOf(saved: SavedState, op: string): NativeSavedHandle {
 
 export interface ClstmScanOptions {
   direction: Direction;
+  /** Keep h and c only and recompute the gates in backward (less memory, more time). */
+  recompute?: boolean;
   /** Initial state (N, O, A, B), A and B the plane's axes; both or neither. */
   h0?: Tensor;
   c0?: Tensor;
@@ -145,6 +155,13 @@ function wrapPyramidForward(r: NativePyramidForward): PyramidLstmResult {
   return { y: Tensor.fromHandle(r.y), saved: SavedState.fromHandle(r.saved) };
 }
 
+function groupLimit(options: PyramidLstmOptions, op: string): number {
+  const g = options.scanGroups;
+  if (g === undefined) return 0;
+  if (!Number.isInteger(g) || g < 1 || g > 6) throw new SegvolError('ERR_ARGUMENT', `${op}: expected scanGroups 1..6, received ${describe(g)}`);
+  return g;
+}
+
 function weightList(weights: readonly ClstmWeights[]): Tensor[] {
   return weights.flatMap((w) => [w.wx, w.bx, w.wh, w.bh]);
 }
@@ -196,7 +213,7 @@ export function recurrentOps(impl: ImplementationName) {
     clstmScan(x: Tensor, weights: ClstmWeights, options: ClstmScanOptions): ClstmScanResult {
       const op = 'clstmScan';
       const r = native.clstmScan(impl, handleOf(x, op, 'input'), weightHandles(weights, op, 'weights'), options.direction,
-        optional(options.h0, op, 'h0'), optional(options.c0, op, 'c0'));
+        optional(options.h0, op, 'h0'), optional(options.c0, op, 'c0'), options.recompute ?? false);
       const result = { h: Tensor.fromHandle(r.h), hLast: Tensor.fromHandle(r.hLast), cLast: Tensor.fromHandle(r.cLast),
         saved: SavedState.fromHandle(r.saved) };
       const inputs = [x, ...weightList([weights]), options.h0, options.c0];
@@ -220,7 +237,7 @@ export function recurrentOps(impl: ImplementationName) {
       const handles = sixWeights(weights, op);
       const recording = willRecord([x, ...weightList(weights)]);
       const result = wrapPyramidForward(native.pyramidLstm(impl, handleOf(x, op, 'input'), handles, false,
-        recording || (options.keepForBackward ?? true)));
+        recording || (options.keepForBackward ?? true), options.recompute ?? false, groupLimit(options, op)));
       recordPyramid(x, weights, result, recording, false);
       return result;
     },
@@ -230,7 +247,7 @@ export function recurrentOps(impl: ImplementationName) {
       const handles = sixWeights(weights, op);
       const recording = willRecord([x, ...weightList(weights)]);
       const result = wrapPyramidForward(await native.pyramidLstm(impl, handleOf(x, op, 'input'), handles, true,
-        recording || (options.keepForBackward ?? true)));
+        recording || (options.keepForBackward ?? true), options.recompute ?? false, groupLimit(options, op)));
       recordPyramid(x, weights, result, recording, true);
       return result;
     },

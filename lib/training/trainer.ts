@@ -14,12 +14,14 @@ import { Random } from '../core/random';
 import { handleOf, Tensor } from '../core/tensor';
 import { classCounts, type DataSource, type SampledWindow, type Size3 } from '../data/samplers';
 import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors';
+import type { MemorySchedule } from '../nn/layer';
 import type { ModelBase } from '../nn/model';
 import { lossKinds, ops, type LossKind, type LossNormalization } from '../ops';
 import { Batch, cropWindow } from './batch';
 import { classWeightsFromCounts, type ClassWeighting } from './losses';
 import { checkOptimizerConfig, Optimizer, sameUpdateRule, type OptimizerConfig } from './optimizers';
 import { learningRate, type Schedule } from './schedules';
+import { estimateStepMemory, parseBudget, planMemory, type StepMemory } from './memory';
 import { addConfusion, higherIsBetter, scoreConfusion, validationMetrics, type ValidationMetric } from './validation';
 
 export interface LossConfig {
@@ -95,6 +97,15 @@ export interface TrainerOptions {
   seed?: number;
   /** Gradient clipping before each update: scale all gradients so their global L2 norm is at most maxNorm; clamp each entry to +-maxValue. */
   clipGradients?: { maxNorm?: number; maxValue?: number };
+  /**
+   * The most memory a training step may take (bytes, or text like "12G"; default the
+   * SEGVOL_MEMORY_BUDGET environment variable): each phase runs with the fastest
+   * schedule whose predicted peak fits, and a phase whose window cannot fit is refused
+   * before any step, naming a window that does (see docs/pyramid-lstm.md).
+   */
+  memoryBudget?: number | string;
+  /** A fixed memory schedule instead (recomputed gates, directions at a time); ignored with a budget. */
+  memorySchedule?: MemorySchedule;
 }
 
 /** Held-out data scored during a fit: the best model is kept, and training may stop early. */
@@ -197,9 +208,12 @@ interface Plan {
   filter: WindowFilter | undefined;
   filterTries: number;
   outputSize: number[];
+  /** How the forward pass trades memory for time, and the predicted peak (when the model's memory can be predicted). */
+  memory: MemorySchedule;
+  memoryEstimate: StepMemory | undefined;
 }
 
-const trainerKeys = new Set(['loss', 'optimizer', 'schedule', 'seed', 'clipGradients']);
+const trainerKeys = new Set(['loss', 'optimizer', 'schedule', 'seed', 'clipGradients', 'memoryBudget', 'memorySchedule']);
 const fitKeys = new Set(['data', 'phases', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'signal', 'onProgress', 'checkpoint',
   'validation', 'log']);
 const validationKeys = new Set(['data', 'windows', 'size', 'every', 'metric', 'patience']);
@@ -260,6 +274,7 @@ export class Trainer extends EventEmitter {
   private legacyPosition: { epoch: number; stepInEpoch: number } | undefined;
   private validationState: ValidationState | undefined;
   private readonly validationWindows = new Map<string, SampledWindow[]>();
+  private readonly budget: number | undefined;
   private prefetched: { phase: number; windows: SampledWindow[]; stateBefore: number } | undefined;
   private readonly globalWeights = new Map<DataSource, Map<string, Float32Array>>();
 
@@ -280,7 +295,14 @@ export class Trainer extends EventEmitter {
         }
       }
     }
+    const budget = options.memoryBudget ?? process.env.SEGVOL_MEMORY_BUDGET;
+    this.budget = budget === undefined || budget === '' ? undefined : parseBudget(budget, options.memoryBudget !== undefined ? 'Trainer: memoryBudget' : 'SEGVOL_MEMORY_BUDGET');
     this.random = new Random(options.seed ?? 0);
+  }
+
+  /** Each phase's predicted peak memory per step and the schedule it will run with (undefined where it cannot be predicted). */
+  memoryPlan(options: FitOptions): Array<{ phase: string; estimate: StepMemory | undefined }> {
+    return this.plans(options).map((p) => ({ phase: p.name, estimate: p.memoryEstimate }));
   }
 
   /** Steps done so far (across fits and resumes). */
@@ -341,8 +363,12 @@ export class Trainer extends EventEmitter {
       if (phase.filter !== undefined && typeof phase.filter !== 'function') {
         throw new SegvolError('ERR_ARGUMENT', `${where}: expected filter as a function of the window's labels (see containsClass)`);
       }
+      const inputShape = [batchSize, this.model.inChannels, ...size];
+      const memoryEstimate = this.budget !== undefined ? planMemory(this.model, inputShape, this.budget)
+        : estimateStepMemory(this.model, inputShape, { schedule: this.options.memorySchedule ?? {} });
       return {
         index, name: phase.name ?? `phase ${index + 1}`, size, steps, stepsPerEpoch, batchSize,
+        memory: memoryEstimate?.schedule ?? this.options.memorySchedule ?? {}, memoryEstimate,
         loss, optimizer, schedule, data, names, filter: phase.filter, filterTries: positiveInteger(phase.filterTries ?? 100, `${where}: filterTries`),
         outputSize: window.size,
       };
@@ -661,8 +687,9 @@ export class Trainer extends EventEmitter {
       if (badInput !== undefined) throw stop(`the input '${badInput}'`);
       const all = typeof plan.loss === 'function' || (lossConfigs(plan.loss) ?? []).some((c) => c.output !== undefined);
       const loss = await tape.record(async () => {
-        const outputs = all ? await this.model.forwardOutputs(batch.inputs, { training: true })
-          : { [this.model.outputNames[0]!]: await this.model.forward(batch.inputs, { training: true }) };
+        const run = { training: true, schedule: plan.memory };
+        const outputs = all ? await this.model.forwardOutputs(batch.inputs, run)
+          : { [this.model.outputNames[0]!]: await this.model.forward(batch.inputs, run) };
         try {
           return await this.lossOf(plan, outputs, batch);
         } finally {

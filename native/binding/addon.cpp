@@ -153,9 +153,18 @@ Napi::Value MemoryStatsFn(const Napi::CallbackInfo& info) {
       o.Set("tensors", static_cast<double>(TensorHandle::live(device)));
       o.Set("storages", static_cast<double>(s.storages));
       o.Set("bytes", static_cast<double>(s.bytes));
+      o.Set("peakBytes", static_cast<double>(s.peakBytes));
       out.Set(deviceName(device), o);
     }
     return Napi::Value(out);
+  });
+}
+
+// resetPeakMemory(device): the peak restarts from the bytes live now
+Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    resetPeakMemory(deviceArg(info[0], "resetPeakMemory"));
+    return info.Env().Undefined();
   });
 }
 
@@ -610,6 +619,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("tensorFromArray", TensorFromArray);
   fn("tensorFull", TensorFull);
   fn("memoryStats", MemoryStatsFn);
+  fn("resetPeakMemory", ResetPeakMemory);
   fn("tensorShape", TensorShape);
   fn("tensorDevice", TensorDevice);
   fn("tensorToArray", TensorToArray);

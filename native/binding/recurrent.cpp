@@ -65,8 +65,9 @@ Napi::Value ClstmScan(const Napi::CallbackInfo& info) {
     const Tensor& x = tensorArg(info, 1, op, "input");
     ops::ClstmWeights w = weightsArg(info[2], op);
     const int direction = static_cast<int>(intArg(info[3], op, "direction"));
+    const bool recompute = info.Length() > 6 && boolArg(info[6], op, "recompute");
     auto r = ops::clstmScanForward(implementationArg(info, 0), x, w, direction, optionalTensorArg(info, 4, op, "h0"),
-                                   optionalTensorArg(info, 5, op, "c0"));
+                                   optionalTensorArg(info, 5, op, "c0"), recompute);
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     o.Set("h", TensorHandle::wrap(env, r.h));
@@ -93,7 +94,7 @@ Napi::Value ClstmScanBackward(const Napi::CallbackInfo& info) {
   });
 }
 
-// pyramidLstm(impl, x, weights[6], async, keepForBackward) -> { y, saved } or a Promise of it
+// pyramidLstm(impl, x, weights[6], async, keepForBackward, recompute, groupLimit) -> { y, saved } or a Promise of it
 Napi::Value PyramidLstm(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "pyramidLstm";
@@ -101,11 +102,14 @@ Napi::Value PyramidLstm(const Napi::CallbackInfo& info) {
     const Tensor x = tensorArg(info, 1, op, "input");
     const auto w = sixWeightsArg(info[2], op);
     const bool keep = boolArg(info[4], op, "keepForBackward");
+    ops::ScanSchedule schedule;
+    schedule.recompute = boolArg(info[5], op, "recompute");
+    schedule.groupLimit = static_cast<int>(intArg(info[6], op, "groupLimit"));
     if (boolArg(info[3], op, "async")) {
       return Napi::Value(PromiseWorker<ops::PyramidForward>::start(
-          info.Env(), [=] { return ops::pyramidLstmForward(impl, x, w, keep); }, pyramidForwardResult));
+          info.Env(), [=] { return ops::pyramidLstmForward(impl, x, w, keep, schedule); }, pyramidForwardResult));
     }
-    auto r = ops::pyramidLstmForward(impl, x, w, keep);
+    auto r = ops::pyramidLstmForward(impl, x, w, keep, schedule);
     return pyramidForwardResult(info.Env(), r);
   });
 }

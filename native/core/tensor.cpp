@@ -13,7 +13,7 @@ const char* deviceName(Device device) { return device == Device::Cpu ? "cpu" : "
 namespace {
 
 struct Counters {
-  std::atomic<int64_t> storages{0}, bytes{0};
+  std::atomic<int64_t> storages{0}, bytes{0}, peak{0};
 };
 Counters& countersOf(Device device) {
   static Counters counters[2];
@@ -24,14 +24,22 @@ Counters& countersOf(Device device) {
 
 MemoryStats memoryStats(Device device) {
   Counters& c = countersOf(device);
-  return {c.storages.load(), c.bytes.load()};
+  return {c.storages.load(), c.bytes.load(), c.peak.load()};
+}
+
+void resetPeakMemory(Device device) {
+  Counters& c = countersOf(device);
+  c.peak = c.bytes.load();
 }
 
 Storage::Storage(Backend& backend, size_t bytes) : backend_(backend), bytes_(bytes), data_(nullptr) {
   data_ = backend_.allocate(bytes_ == 0 ? sizeof(float) : bytes_);
   Counters& c = countersOf(backend_.device());
   c.storages += 1;
-  c.bytes += static_cast<int64_t>(bytes_);
+  const int64_t now = c.bytes += static_cast<int64_t>(bytes_);
+  int64_t peak = c.peak.load();
+  while (now > peak && !c.peak.compare_exchange_weak(peak, now)) {
+  }
 }
 
 Storage::~Storage() {

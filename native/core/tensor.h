@@ -18,8 +18,10 @@ const char* deviceName(Device device);
 struct MemoryStats {
   int64_t storages = 0;
   int64_t bytes = 0;
+  int64_t peakBytes = 0;  // the most bytes live at once since the last resetPeakMemory
 };
 MemoryStats memoryStats(Device device);
+void resetPeakMemory(Device device);
 
 // Memory allocated by a backend and released by it when the last Tensor lets go.
 class Storage {

@@ -4,6 +4,7 @@
 // at once (the six PyraMiD-LSTM directions share shapes).
 #include <dnnl.hpp>
 
+#include <algorithm>
 #include <list>
 #include <mutex>
 #include <string>
@@ -225,8 +226,35 @@ std::string CpuBackend::onednnVersion() {
   return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
 }
 
+namespace {
+
+// oneDNN converts plain-layout arguments into its blocked layouts in buffers of its
+// own, as large as the arguments: for a PyraMiD layer's batched plane convolutions
+// at 20x256x256 that is gigabytes beside the tensors. Batches whose input and
+// output pass this size run in slices of the batch, so the conversions stay bounded.
+constexpr int64_t kConversionBytes = int64_t{256} << 20;
+
+// How many batch entries one call may take (the whole batch when small).
+int64_t batchChunk(const Tensor& a, const Tensor& b) {
+  const int64_t n = a.dim(0);
+  const int64_t perEntry = static_cast<int64_t>((a.bytes() + b.bytes()) / static_cast<size_t>(n > 0 ? n : 1));
+  if (n <= 1 || perEntry * n <= kConversionBytes) return n;
+  return std::max<int64_t>(1, kConversionBytes / std::max<int64_t>(perEntry, 1));
+}
+
+}  // namespace
+
 void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
                              Tensor& y) {
+  const int64_t chunk = batchChunk(x, y);
+  if (chunk < x.dim(0)) {
+    for (int64_t n0 = 0; n0 < x.dim(0); n0 += chunk) {
+      const int64_t k = std::min(chunk, x.dim(0) - n0);
+      Tensor part = y.slice(n0, k);
+      convForward(g, x.slice(n0, k), w, bias, part);
+    }
+    return;
+  }
   try {
     auto cached = primitiveCache().get(cacheKey("fwd", g, x, w, y, bias), [&] {
       auto pd = forwardPd(g, x, w, y, bias != nullptr, userScratchpad());
@@ -246,6 +274,15 @@ void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tenso
 }
 
 void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  const int64_t chunk = batchChunk(dy, dx);
+  if (chunk < dy.dim(0)) {
+    for (int64_t n0 = 0; n0 < dy.dim(0); n0 += chunk) {
+      const int64_t k = std::min(chunk, dy.dim(0) - n0);
+      Tensor part = dx.slice(n0, k);
+      convBackwardData(g, dy.slice(n0, k), w, part);
+    }
+    return;
+  }
   try {
     auto cached = primitiveCache().get(cacheKey("bwd_data", g, dx, w, dy, false), [&] {
       const ConvDescs u = userDescs(g, dx, w, dy);
@@ -271,6 +308,23 @@ void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const
 
 void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw,
                                      Tensor* dbias) {
+  const int64_t chunk = batchChunk(x, dy);
+  if (chunk < x.dim(0)) {
+    // The gradient is a sum over the batch: slices' gradients added in slice order.
+    Tensor partW = Tensor::empty(*this, dw.shape());
+    Tensor partB = dbias ? Tensor::empty(*this, dbias->shape()) : Tensor();
+    for (int64_t n0 = 0; n0 < x.dim(0); n0 += chunk) {
+      const int64_t k = std::min(chunk, x.dim(0) - n0);
+      Tensor& w = n0 == 0 ? dw : partW;
+      Tensor* b = dbias ? (n0 == 0 ? dbias : &partB) : nullptr;
+      convBackwardWeights(g, x.slice(n0, k), dy.slice(n0, k), w, b);
+      if (n0 > 0) {
+        binary(BinaryKind::Add, dw, partW, dw);
+        if (dbias) binary(BinaryKind::Add, *dbias, partB, *dbias);
+      }
+    }
+    return;
+  }
   try {
     auto cached = primitiveCache().get(cacheKey("bwd_weights", g, x, dw, dy, dbias), [&] {
       const ConvDescs u = userDescs(g, x, dw, dy);

@@ -92,8 +92,9 @@ void checkVolume(const Tensor& x, const std::string& op) {
 // directions stacked along the output axis (wx (G*4O, C, k, k), wh (G*4O, O, k, k)).
 // G > 1 runs G same-shaped directions as one grouped scan (grouped convolutions,
 // the cell kernel on N*G rows), every member forward in its own time order.
+// keepGates false: the gates are a transient of the scan, freed at its end (backward recomputes them).
 ScanPlanes scanForwardPlanes(Backend& be, const Tensor& xs, const ClstmWeights& w, bool reverse, const Tensor* h0,
-                             const Tensor* c0) {
+                             const Tensor* c0, bool keepGates = true) {
   const int64_t T = xs.dim(0), N = xs.dim(1), GC = xs.dim(2), A = xs.dim(3), B = xs.dim(4);
   const int64_t GO4 = w.wx.dim(0), O = w.wh.dim(1), G = GO4 / (4 * O);
   ConvGeometry g = planeGeometry(w);
@@ -127,6 +128,7 @@ ScanPlanes scanForwardPlanes(Backend& be, const Tensor& xs, const ClstmWeights& 
       be.lstmStepForward(gates, nullptr, nullptr, nullptr, c, h);
     }
   }
+  if (!keepGates) p.gates.release();
   return p;
 }
 
@@ -148,6 +150,20 @@ PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p
   const Shape convState = {N, G * O, A, B}, convGates = {N, GO4, A, B};
   const Shape cellState = {N * G, O, A, B}, cellGates = {N * G, 4 * O, A, B};
   Tensor dgates = Tensor::empty(be, {T, N, GO4, A, B});
+  // Without saved gates, plane t's are recomputed just before its step backward:
+  // the input convolution of all planes goes into dgates (plane t's slot is read
+  // before its gradient overwrites it), then per step the recurrent term and the
+  // cell kernel, as in forward (the same calls, so the same values).
+  const bool recompute = !p.gates.defined();
+  Tensor gatesNow, cScratch, hScratch, recurrentConv;
+  if (recompute) {
+    Tensor preactivations = dgates.view({T * N, GO4, A, B});
+    be.convForward(g, xs.view({T * N, GC, A, B}), w.wx, &w.bx, preactivations);
+    gatesNow = Tensor::empty(be, cellGates);
+    cScratch = Tensor::empty(be, cellState);
+    hScratch = Tensor::empty(be, cellState);
+    recurrentConv = Tensor::empty(be, convGates);
+  }
   Tensor dc = Tensor::empty(be, cellState);
   if (dcLast) be.copy(*dcLast, dc); else be.fill(dc, 0.0f);
   Tensor dhRecurrentConv = Tensor::empty(be, convState);
@@ -163,8 +179,28 @@ PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p
       cPrev = &cPrevPlane;
     }
     Tensor dg = dgates.slice(t, 1).view(cellGates);
-    be.lstmStepBackward(p.gates.slice(t, 1).view(cellGates), cPrev, p.c.slice(t, 1).view(cellState),
-                        dys.slice(t, 1).view(cellState), haveRecurrent ? &dhRecurrent : nullptr, dc, dg);
+    Tensor gates;
+    if (recompute) {
+      be.copy(dg, gatesNow);
+      const Tensor* hPrev = h0;
+      Tensor hPrevPlane;
+      if (s > 0) {
+        hPrevPlane = p.h.slice(prev, 1).view(convState);
+        hPrev = &hPrevPlane;
+      }
+      if (hPrev) {
+        be.convForward(g, *hPrev, w.wh, nullptr, recurrentConv);
+        Tensor recurrent = recurrentConv.view(cellGates);
+        be.lstmStepForward(gatesNow, &recurrent, &w.bh, cPrev, cScratch, hScratch);
+      } else {
+        be.lstmStepForward(gatesNow, nullptr, nullptr, nullptr, cScratch, hScratch);
+      }
+      gates = gatesNow;
+    } else {
+      gates = p.gates.slice(t, 1).view(cellGates);
+    }
+    be.lstmStepBackward(gates, cPrev, p.c.slice(t, 1).view(cellState), dys.slice(t, 1).view(cellState),
+                        haveRecurrent ? &dhRecurrent : nullptr, dc, dg);
     haveRecurrent = s > 0 || h0;
     if (haveRecurrent) be.convBackwardData(g, dgates.slice(t, 1).view(convGates), w.wh, dhRecurrentConv);
   }
@@ -228,7 +264,7 @@ void checkState(const Tensor* h0, const Tensor* c0, const Shape& expected, Devic
 }  // namespace
 
 ScanForward clstmScanForward(Implementation impl, const Tensor& x, const ClstmWeights& w, int direction,
-                             const Tensor* h0, const Tensor* c0) {
+                             const Tensor* h0, const Tensor* c0, bool recompute) {
   const std::string op = "clstmScan";
   checkVolume(x, op);
   if (direction < 0 || direction > 5) {
@@ -253,7 +289,7 @@ ScanForward clstmScanForward(Implementation impl, const Tensor& x, const ClstmWe
   const int axis = direction / 2;
   const bool reverse = direction % 2 == 1;
   saved->xs = permuted(be, x, kToScan[axis]);
-  saved->planes = scanForwardPlanes(be, saved->xs, w, reverse, h0, c0);
+  saved->planes = scanForwardPlanes(be, saved->xs, w, reverse, h0, c0, !recompute);
   const int64_t T = saved->xs.dim(0), last = reverse ? 0 : T - 1;
   ScanForward out;
   out.h = permuted(be, saved->planes.h, kFromScan[axis]);
@@ -367,6 +403,10 @@ Tensor stackForGroup(Backend& be, const Tensor& v, const std::vector<int>& dirs,
   const int64_t G = static_cast<int64_t>(dirs.size());
   const int firstAxis = dirs[0] / 2;
   if (G == 1) {
+    // Groups come axis by axis: an earlier axis' copy is not needed again.
+    for (int a = 0; a < 3; ++a) {
+      if (a != firstAxis) byAxis[a].release();
+    }
     Tensor& relaid = byAxis[firstAxis];
     if (!relaid.defined()) relaid = permuted(be, v, kToScan[firstAxis]);
     return relaid;
@@ -436,7 +476,7 @@ ClstmWeights stackWeights(Backend& be, const std::array<ClstmWeights, 6>& w, con
 }  // namespace
 
 PyramidForward pyramidLstmForward(Implementation impl, const Tensor& x, const std::array<ClstmWeights, 6>& w,
-                                  bool keepForBackward) {
+                                  bool keepForBackward, ScanSchedule schedule) {
   const std::string op = "pyramidLstm";
   checkVolume(x, op);
   Backend& be = backendFor(x.device(), impl);
@@ -454,14 +494,18 @@ PyramidForward pyramidLstmForward(Implementation impl, const Tensor& x, const st
   saved->xShape = x.shape();
   saved->x = x;  // referenced, not copied: backward re-lays it
   saved->weights = w;
+  if (schedule.groupLimit < 0 || schedule.groupLimit > 6) {
+    fail(ErrorCode::Argument, op + ": expected a scan group limit 1..6 (0: the backend's default), received " + std::to_string(schedule.groupLimit));
+  }
   PyramidForward out;
   std::array<Tensor, 3> xsByAxis;
-  for (const std::vector<int>& dirs : scanGroups(x.shape(), scanGroupLimit(be, x.dim(1)))) {
+  const int limit = schedule.groupLimit > 0 ? schedule.groupLimit : scanGroupLimit(be, x.dim(1));
+  for (const std::vector<int>& dirs : scanGroups(x.shape(), limit)) {
     ScopedRange scanRange(be, dirs.size() == 1 ? kDirectionNames[dirs[0]] : "grouped scan");
     Tensor xs = stackForGroup(be, x, dirs, xsByAxis);
     ClstmWeights weights = stackWeights(be, w, dirs);
     const bool reverse = dirs.size() == 1 && dirs[0] % 2 == 1;
-    ScanPlanes planes = scanForwardPlanes(be, xs, weights, reverse, nullptr, nullptr);
+    ScanPlanes planes = scanForwardPlanes(be, xs, weights, reverse, nullptr, nullptr, keepForBackward && !schedule.recompute);
     addUnstacked(be, planes.h, dirs, out.y);
     // Inference drops each group's planes once its output is summed: the peak is one group's.
     if (keepForBackward) saved->groups.push_back({dirs, weights, planes});

@@ -36,10 +36,20 @@ struct SavedState {
 
 // Planes of one direction in scan layout, kept for backward.
 struct ScanPlanes {
-  Tensor gates;  // (T, N, 4*O, A, B) activations i, f, g, o
+  Tensor gates;  // (T, N, 4*O, A, B) activations i, f, g, o; undefined when backward recomputes them
   Tensor c;      // (T, N, O, A, B)
   Tensor h;      // (T, N, O, A, B)
-  size_t bytes() const { return gates.bytes() + c.bytes() + h.bytes(); }
+  size_t bytes() const { return (gates.defined() ? gates.bytes() : 0) + c.bytes() + h.bytes(); }
+};
+
+// What a training forward pass keeps, and how directions are grouped.
+struct ScanSchedule {
+  // Keep h and c only (2O per voxel and direction instead of 6O); backward
+  // recomputes the gates from them, bit for bit, at the cost of the forward
+  // convolutions once more.
+  bool recompute = false;
+  // The most directions one grouped scan may hold (1..6); 0: the backend's default.
+  int groupLimit = 0;
 };
 
 struct ScanSaved final : SavedState {
@@ -68,7 +78,7 @@ struct ScanBackward {
 
 // x: (N, C, D, H, W); direction 0..5 = +D, -D, +H, -H, +W, -W; h0, c0: (N, O, A, B) or null (both or neither)
 ScanForward clstmScanForward(Implementation impl, const Tensor& x, const ClstmWeights& w, int direction,
-                             const Tensor* h0, const Tensor* c0);
+                             const Tensor* h0, const Tensor* c0, bool recompute = false);
 // dh: (N, O, D, H, W) or null (no gradient from the outputs); dhLast, dcLast: (N, O, A, B) or null
 ScanBackward clstmScanBackward(Implementation impl, const ScanSaved& saved, const Tensor* dh, const Tensor* dhLast,
                                const Tensor* dcLast);
@@ -103,7 +113,7 @@ struct PyramidBackward {
 
 // keepForBackward = false (inference) keeps no planes, so the peak memory is one scan group's.
 PyramidForward pyramidLstmForward(Implementation impl, const Tensor& x, const std::array<ClstmWeights, 6>& w,
-                                  bool keepForBackward = true);
+                                  bool keepForBackward = true, ScanSchedule schedule = {});
 // dy: (N, O, D, H, W)
 PyramidBackward pyramidLstmBackward(Implementation impl, const PyramidSaved& saved, const Tensor& dy);
 
