@@ -28,7 +28,9 @@ function counts(text) {
     const all = [...text.matchAll(new RegExp(`^\\s*(\\d+) (?:tests? )?${word}$`, 'gm'))];
     return all.length ? Number(all[all.length - 1][1]) : 0;
   };
-  return { passed: grab('passed'), failed: grab('failed') + grab('uncaught exceptions?') + grab('unhandled rejections?'), skipped: grab('skipped') };
+  // When a test fails ava prints no 'N tests passed' line: count the ticks instead.
+  const ticks = (text.match(/^\s*✔ /gm) || []).length;
+  return { passed: grab('passed') || ticks, failed: grab('failed') + grab('uncaught exceptions?') + grab('unhandled rejections?'), skipped: grab('skipped') };
 }
 
 async function main() {
