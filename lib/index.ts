@@ -47,7 +47,7 @@ export {
 } from './ops/recurrent';
 
 export { layers } from './nn/layers';
-export type { Layer, LayerBuilder, LayerSpec, BuildContext, ForwardMode } from './nn/layer';
+export type { Layer, LayerBuilder, LayerSpec, BuildContext, ForwardMode, LayerMemory, MemorySchedule } from './nn/layer';
 export type { PyramidLstmOptions } from './nn/pyramid';
 export type { ConvLayerOptions, ConvTransposeLayerOptions, PixelwiseOptions } from './nn/conv';
 export { initialize, fans, type Initializer, type Distribution } from './nn/init';
@@ -70,6 +70,7 @@ export {
   type WindowFilter, type ValidationOptions, type PhaseShape,
 } from './training/trainer';
 export type { ValidationMetric } from './training/validation';
+export { estimateStepMemory, formatBytes, type StepMemory } from './training/memory';
 
 export { VolumeSampler, MultiSampler, classCounts, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
 export { normalizeSlices, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, type Normalization } from './data/preprocess';
