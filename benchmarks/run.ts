@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import {
   backends, computeLoss, GradientTape, metrics, normalizeSlices, ops, Optimizer, presets, Random, readVolume, setConvMath, synchronize, Tensor,
-  Trainer, VolumeSampler, writeVolume, readSafetensors, type ClstmWeights, type Device, type SavedState, type Sequential,
+  Trainer, VolumeSampler, writeVolume, readSafetensors, type ClstmWeights, type Device, type MemorySchedule, type SavedState, type Sequential,
 } from '../lib';
 import { writeNpy } from '../lib/io/npy';
 
@@ -125,10 +125,10 @@ async function timePyramid(c: PyramidCase, repeats: number, device: Device = 'cp
 }
 
 /** One training step as the trainer runs it: forward and loss on a GradientTape, backward, RMSprop update. */
-async function tapeStep(model: Sequential, optimizer: Optimizer, x: Tensor, labels: Tensor): Promise<void> {
+async function tapeStep(model: Sequential, optimizer: Optimizer, x: Tensor, labels: Tensor, schedule: MemorySchedule = {}): Promise<void> {
   const tape = new GradientTape();
   const loss = await tape.record(async () => {
-    const y = await model.forward(x, { training: true });
+    const y = await model.forward(x, { training: true, schedule });
     const l = ops.loss(y, labels, { kind: 'squaredError' });
     y.dispose();
     return l;
@@ -272,6 +272,23 @@ async function gpuPyramid(repeats: number, smoke: boolean, tf32: boolean): Promi
   const labels = Tensor.fromArray(Float32Array.from({ length: net.size.reduce((a, b) => a * b, 1) }, () => (Math.random() < 0.3 ? 1 : 0)), [1, ...net.size], { device });
   const trainMs = await timeOnDevice(() => tapeStep(model, optimizer, x, labels), repeats, device);
   line(trainName, trainMs, { target_ms: 500 });
+  // Device memory of the same step: all directions at a time with the gates kept (the
+  // default), and the 12 GB schedule (gates recomputed, one direction at a time).
+  const { estimateStepMemory } = await import('../lib/training/memory');
+  const { memoryStats, resetPeakMemory } = await import('../lib');
+  const gib = (b: number) => Number((b / 2 ** 30).toFixed(3));
+  for (const schedule of [{}, { recompute: true, scanGroups: 1 }] as MemorySchedule[]) {
+    await tapeStep(model, optimizer, x, labels, schedule);  // warm: algorithms chosen, workspace grown
+    synchronize(device);
+    resetPeakMemory(device);
+    const stepMs = await timeOnDevice(() => tapeStep(model, optimizer, x, labels, schedule), 1, device);
+    const predicted = estimateStepMemory(model, [1, 1, ...net.size], { schedule, device })!;
+    console.log(JSON.stringify({
+      case: `${trainName}: device memory, ${schedule.recompute ? 'recomputed gates, one direction at a time' : 'gates kept, default scan groups'}`,
+      device: cuda.detail, predicted_gib: gib(predicted.peakBytes), tensor_peak_gib: gib(memoryStats().cuda.peakBytes), step_ms: Number(stepMs.toFixed(1)),
+      predicted_bytes: predicted.peakBytes, tensor_peak_bytes: memoryStats().cuda.peakBytes,
+    }));
+  }
 
   const volume = randomTensor([1, 1, ...net.inference], device);
   const inferMs = await timeOnDevice(async () => {
@@ -555,6 +572,9 @@ const suites: Record<string, (repeats: number) => void | Promise<void>> = {
       report(c.name, segvolMs, typeof peer === 'string' ? null : peer.get(c.name) ?? null, pyramidFlops(c));
     }
     await tapeOverhead(repeats);
+    // The memory rows (issue 18): peak memory and time of a paper-network step at the
+    // paper's three sizes, gates kept vs recomputed. --no-memory skips them (about 25 min).
+    if (!flags.has('--no-memory')) await suites.memory!(repeats);
   },
   conv(repeats) {
     // The shapes of a PyraMiD-LSTM direction's batched input convolution (planes as batch)

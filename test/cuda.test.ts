@@ -174,14 +174,23 @@ cudaTest('setConvMath: tf32 stays within the TF32 rounding bound of fp32, and fp
 
 // The GPU benchmark's code path (model on cuda, synchronize, the three cases) on
 // tiny shapes, so it cannot rot between GPU sessions; timings are not asserted.
-cudaTest('npm run bench -- pyramid --gpu --smoke runs its three cases on cuda', (t) => {
+cudaTest('npm run bench -- pyramid --gpu --smoke runs its three cases and the two device-memory rows on cuda', (t) => {
   const r = spawnSync(process.execPath, ['--require=ts-node/register', path.join(__dirname, '..', 'benchmarks', 'run.ts'), 'pyramid', '--gpu', '--smoke', '--repeats', '1'],
     { cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 240_000 });
   t.is(r.status, 0, r.stderr);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { case: string; segvol_ms: number; math: string });
+  const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as {
+    case: string; segvol_ms: number; math: string; predicted_bytes: number; tensor_peak_bytes: number; step_ms: number;
+  });
+  const lines = rows.slice(0, 3), memory = rows.slice(3);
   t.deepEqual(lines.map((l) => l.case.split(':')[0]), ['smoke', 'smoke', 'smoke']);
   for (const l of lines) t.true(Number.isFinite(l.segvol_ms) && l.segvol_ms > 0, `${l.case}: ${l.segvol_ms}`);
   t.true(lines.every((l) => l.math === 'fp32'));
+  t.is(memory.length, 2);
+  for (const m of memory) {
+    t.true(m.tensor_peak_bytes > 0 && m.step_ms > 0, m.case);
+    t.true(Math.abs(m.tensor_peak_bytes - m.predicted_bytes) <= 0.1 * m.predicted_bytes, `${m.case}: predicted ${m.predicted_bytes} bytes, measured ${m.tensor_peak_bytes}`);
+  }
+  t.true(memory[1]!.tensor_peak_bytes <= memory[0]!.tensor_peak_bytes, 'the recomputing schedule needs no more than the default');
 });
 
 // The finite-weights check reads all 24 PyraMiD weights back in one go on a GPU;
