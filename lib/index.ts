@@ -32,6 +32,11 @@ export {
   type LossKind,
   type LossOptions,
   type LossNormalization,
+  type RnnCellKind,
+  type RnnWeights,
+  type RnnOptions,
+  type RnnResult,
+  type RnnGradients,
 } from './ops';
 export {
   SavedState,
@@ -51,6 +56,11 @@ export type { Layer, LayerBuilder, LayerSpec, BuildContext, ForwardMode, LayerMe
 export type { PyramidLstmOptions } from './nn/pyramid';
 export type { ConvLayerOptions, ConvTransposeLayerOptions, PixelwiseOptions } from './nn/conv';
 export { initialize, fans, type Initializer, type Distribution } from './nn/init';
+export {
+  DenseRecurrentLayer, ConvLstmLayer, type RecurrentOptions, type RnnLayerOptions, type LstmLayerOptions, type RecurrentRunOptions,
+  type RecurrentResult, type ConvLstmOptions, type ConvLstmRunOptions, type ConvLstmResult, type DirectionMerge,
+} from './nn/recurrent';
+export { createLayer, loadLayerState, type CreateLayerOptions } from './nn/standalone';
 export {
   ModelBase, Model, type ModelInput, type ModelInputShape, type ModelOptions, type RunOptions, type OutputWindow, type LayerCall,
   type ModelInfo, type Architecture, type PredictOptions,

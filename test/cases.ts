@@ -336,13 +336,15 @@ export const opCases: OpCase[] = [
 // The C-LSTM scan on tiny volumes: T = 1 (no recurrence at all), a minus
 // direction, and an initial state (whose gradients are checked too).
 function clstmCase(name: string, x: number[], o: number, k: number, direction: 0 | 1 | 2 | 3 | 4 | 5,
-  initialState: boolean): OpCase {
+  initialState: boolean, peepholes = false): OpCase {
   const c = x[1]!;
   const axis = 2 + Math.floor(direction / 2);
   const plane = x.slice(2).filter((_, a) => a + 2 !== axis);
-  const state: Record<string, InputSpec> = initialState
-    ? { h0: { shape: [x[0]!, o, ...plane] }, c0: { shape: [x[0]!, o, ...plane] } } : {};
-  const scan = (op: Ops, v: Record<string, Tensor>) => op.clstmScan(v.x!, { wx: v.wx!, bx: v.bx!, wh: v.wh!, bh: v.bh! },
+  const state: Record<string, InputSpec> = {
+    ...(initialState ? { h0: { shape: [x[0]!, o, ...plane] }, c0: { shape: [x[0]!, o, ...plane] } } : {}),
+    ...(peepholes ? { peep: { shape: [3, o, ...plane] } } : {}),
+  };
+  const scan = (op: Ops, v: Record<string, Tensor>) => op.clstmScan(v.x!, { wx: v.wx!, bx: v.bx!, wh: v.wh!, bh: v.bh!, ...(peepholes ? { peep: v.peep! } : {}) },
     { direction, ...(initialState ? { h0: v.h0!, c0: v.c0! } : {}) });
   return {
     name,
@@ -362,7 +364,7 @@ function clstmCase(name: string, x: number[], o: number, k: number, direction: 0
       for (const t of [r.h, r.hLast, r.cLast]) t.dispose();
       r.saved.dispose();
       return { x: g.dx, wx: g.grads.dwx, bx: g.grads.dbx, wh: g.grads.dwh, bh: g.grads.dbh,
-        ...(initialState ? { h0: g.dh0!, c0: g.dc0! } : {}) };
+        ...(initialState ? { h0: g.dh0!, c0: g.dc0! } : {}), ...(peepholes ? { peep: g.grads.dpeep! } : {}) };
     },
     tolerance: { abs: 2e-5, rel: 2e-5 },
     finiteDifference: { step: 1e-2, tolerance: { abs: 5e-3, rel: 1e-2 } },
@@ -374,6 +376,69 @@ opCases.push(
   clstmCase('clstmScan -H, T=4', [1, 2, 3, 4, 3], 2, 3, 3, false),
   clstmCase('clstmScan +W with initial state', [2, 1, 3, 3, 3], 2, 3, 4, true),
   clstmCase('clstmScan -D, T=1 with initial state', [1, 2, 1, 3, 4], 1, 3, 1, true),
+  clstmCase('clstmScan +D with peepholes (ConvLSTM, Shi et al.)', [2, 2, 3, 3, 4], 2, 3, 0, false, true),
+  clstmCase('clstmScan -D with peepholes and initial state', [1, 1, 4, 3, 3], 2, 3, 1, true, true),
+);
+
+// The dense recurrent op (one layer, one direction of torch.nn.RNN / LSTM / GRU).
+// The case's output stacks y with the final state(s), so their gradients are checked too.
+function rnnCase(name: string, cell: 'lstm' | 'gru' | 'rnnTanh' | 'rnnRelu', options: {
+  T: number; N: number; I: number; H: number; P?: number; batchFirst?: boolean; reverse?: boolean; lengths?: number[]; initialState?: boolean;
+}, fd = true): OpCase {
+  const { T, N, I, H } = options;
+  const P = options.P ?? H;
+  const gates = cell === 'lstm' ? 4 : cell === 'gru' ? 3 : 1;
+  const lstm = cell === 'lstm';
+  const inputs: Record<string, InputSpec> = {
+    x: { shape: options.batchFirst ? [N, T, I] : [T, N, I] }, wih: { shape: [gates * H, I] }, whh: { shape: [gates * H, P] },
+    bih: { shape: [gates * H] }, bhh: { shape: [gates * H] },
+    ...(P !== H ? { whr: { shape: [P, H] } } : {}),
+    ...(options.initialState ? { h0: { shape: [N, P] }, ...(lstm ? { c0: { shape: [N, H] } } : {}) } : {}),
+  };
+  const run = (op: Ops, v: Record<string, Tensor>) => op.rnn(v.x!, { wih: v.wih!, whh: v.whh!, bih: v.bih!, bhh: v.bhh!, ...(v.whr ? { whr: v.whr } : {}) }, {
+    cell, ...(options.batchFirst ? { batchFirst: true } : {}), ...(options.reverse ? { reverse: true } : {}),
+    ...(options.lengths ? { lengths: options.lengths } : {}), ...(v.h0 ? { h0: v.h0 } : {}), ...(v.c0 ? { c0: v.c0 } : {}),
+  });
+  // (T, N, P) or (N, T, P) y as rows of P, then hN (N, P), then cN (N, H) when P = H.
+  const stackOutputs = (op: Ops, r: { y: Tensor; hN: Tensor; cN?: Tensor }) => {
+    const parts = [r.y.reshape([T * N, P]), r.hN, ...(r.cN && P === H ? [r.cN] : [])];
+    return op.concat(parts, 0);
+  };
+  const split = (op: Ops, dy: Tensor) => ({
+    dy: op.narrow(dy, 0, 0, T * N).reshape(options.batchFirst ? [N, T, P] : [T, N, P]),
+    dhN: op.narrow(dy, 0, T * N, N),
+    ...(lstm && P === H ? { dcN: op.narrow(dy, 0, T * N + N, N) } : {}),
+  });
+  return {
+    name,
+    inputs,
+    forward: (op, v) => {
+      const r = run(op, v);
+      r.saved.dispose();
+      return stackOutputs(op, r);
+    },
+    backward: (op, v, _y, dy) => {
+      const r = run(op, v);
+      const g = op.rnnBackward(r.saved, split(op, dy));
+      r.saved.dispose();
+      return {
+        x: g.dx, wih: g.dwih, whh: g.dwhh, bih: g.dbih!, bhh: g.dbhh!, ...(g.dwhr ? { whr: g.dwhr } : {}),
+        ...(g.dh0 ? { h0: g.dh0 } : {}), ...(g.dc0 ? { c0: g.dc0 } : {}),
+      };
+    },
+    tolerance: { abs: 2e-5, rel: 2e-5 },
+    ...(fd ? { finiteDifference: { step: 1e-2, tolerance: { abs: 5e-3, rel: 1e-2 } } } : {}),
+  };
+}
+
+opCases.push(
+  rnnCase('rnn lstm T=4 with initial state', 'lstm', { T: 4, N: 2, I: 3, H: 2, initialState: true }),
+  rnnCase('rnn lstm reverse, batch first, ragged lengths [1, 4, 3]', 'lstm', { T: 4, N: 3, I: 2, H: 2, batchFirst: true, reverse: true, lengths: [1, 4, 3], initialState: true }),
+  rnnCase('rnn lstm projected (P=2 of H=3), ragged', 'lstm', { T: 3, N: 2, I: 2, H: 3, P: 2, lengths: [3, 2], initialState: true }),
+  rnnCase('rnn gru T=4 with initial state, ragged [2, 4]', 'gru', { T: 4, N: 2, I: 3, H: 2, lengths: [2, 4], initialState: true }),
+  rnnCase('rnn gru reverse, batch first', 'gru', { T: 3, N: 2, I: 2, H: 3, batchFirst: true, reverse: true }),
+  rnnCase('rnn tanh T=5, reverse, ragged [5, 3]', 'rnnTanh', { T: 5, N: 2, I: 2, H: 3, reverse: true, lengths: [5, 3], initialState: true }),
+  rnnCase('rnn relu T=4 with initial state', 'rnnRelu', { T: 4, N: 2, I: 3, H: 3, initialState: true }, false),
 );
 
 // The whole PyraMiD-LSTM layer (six directions, one fused op on a tape) on a tiny volume.

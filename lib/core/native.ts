@@ -54,6 +54,7 @@ export interface NativeClstmWeights {
   bx: NativeTensorHandle;
   wh: NativeTensorHandle;
   bh: NativeTensorHandle;
+  peep?: NativeTensorHandle;
 }
 
 export interface NativeClstmGrads {
@@ -61,7 +62,45 @@ export interface NativeClstmGrads {
   dbx: NativeTensorHandle;
   dwh: NativeTensorHandle;
   dbh: NativeTensorHandle;
+  dpeep?: NativeTensorHandle;
 }
+
+export type NativeRnnCell = 'rnnTanh' | 'rnnRelu' | 'lstm' | 'gru';
+
+export interface NativeRnnWeights {
+  wih: NativeTensorHandle;
+  whh: NativeTensorHandle;
+  bih?: NativeTensorHandle;
+  bhh?: NativeTensorHandle;
+  whr?: NativeTensorHandle;
+}
+
+export interface NativeRnnForward {
+  y: NativeTensorHandle;
+  hN: NativeTensorHandle;
+  cN: NativeTensorHandle | null;
+  saved: NativeSavedHandle;
+}
+
+export interface NativeRnnBackward {
+  dx: NativeTensorHandle;
+  dwih: NativeTensorHandle;
+  dwhh: NativeTensorHandle;
+  dbih: NativeTensorHandle | null;
+  dbhh: NativeTensorHandle | null;
+  dwhr: NativeTensorHandle | null;
+  dh0: NativeTensorHandle | null;
+  dc0: NativeTensorHandle | null;
+}
+
+export interface NativeScanForward {
+  h: NativeTensorHandle;
+  hLast: NativeTensorHandle;
+  cLast: NativeTensorHandle;
+  saved: NativeSavedHandle;
+}
+
+export type NativeScanBackward = NativeClstmGrads & { dx: NativeTensorHandle; dh0: NativeTensorHandle | null; dc0: NativeTensorHandle | null };
 
 export interface NativePyramidForward {
   y: NativeTensorHandle;
@@ -157,9 +196,18 @@ export interface NativeBinding {
   firstNonFinite(xs: H[]): number;
 
   clstmScan(impl: Impl, x: H, weights: NativeClstmWeights, direction: number, h0: H | null,
-    c0: H | null, recompute: boolean): { h: H; hLast: H; cLast: H; saved: NativeSavedHandle };
-  clstmScanBackward(impl: Impl, saved: NativeSavedHandle, dh: H | null, dhLast: H | null,
-    dcLast: H | null): NativeClstmGrads & { dx: H; dh0: H | null; dc0: H | null };
+    c0: H | null, recompute: boolean, async: false): NativeScanForward;
+  clstmScan(impl: Impl, x: H, weights: NativeClstmWeights, direction: number, h0: H | null,
+    c0: H | null, recompute: boolean, async: true): Promise<NativeScanForward>;
+  clstmScanBackward(impl: Impl, saved: NativeSavedHandle, dh: H | null, dhLast: H | null, dcLast: H | null, async: false): NativeScanBackward;
+  clstmScanBackward(impl: Impl, saved: NativeSavedHandle, dh: H | null, dhLast: H | null, dcLast: H | null,
+    async: true): Promise<NativeScanBackward>;
+  rnn(impl: Impl, cell: NativeRnnCell, x: H, weights: NativeRnnWeights, reverse: boolean, batchFirst: boolean, lengths: number[] | null,
+    h0: H | null, c0: H | null, async: false): NativeRnnForward;
+  rnn(impl: Impl, cell: NativeRnnCell, x: H, weights: NativeRnnWeights, reverse: boolean, batchFirst: boolean, lengths: number[] | null,
+    h0: H | null, c0: H | null, async: true): Promise<NativeRnnForward>;
+  rnnBackward(impl: Impl, saved: NativeSavedHandle, dy: H | null, dhN: H | null, dcN: H | null, async: false): NativeRnnBackward;
+  rnnBackward(impl: Impl, saved: NativeSavedHandle, dy: H | null, dhN: H | null, dcN: H | null, async: true): Promise<NativeRnnBackward>;
   pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: false, keepForBackward: boolean, recompute: boolean,
     groupLimit: number): NativePyramidForward;
   pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: true, keepForBackward: boolean, recompute: boolean,

@@ -55,12 +55,14 @@ export interface Layer {
   memory?(input: readonly number[], schedule: MemorySchedule, device: 'cpu' | 'cuda'): LayerMemory;
 }
 
-export interface LayerBuilder {
+export interface LayerBuilder<L extends Layer = Layer> {
   /** The builder's name in `layers` (layers[type](options) makes the same builder again). */
   readonly type: string;
   /** The options it was given, as plain data: model files store them to rebuild the layer. */
   readonly options: object;
-  build(context: BuildContext): Layer;
+  /** The input channels or features the layer needs, when its options fix them (a recurrent layer's inputSize). */
+  readonly inChannels?: number;
+  build(context: BuildContext): L;
 }
 
 /** A layer as model files store it. */

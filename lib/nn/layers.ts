@@ -4,6 +4,7 @@ import { convLayers } from './conv';
 import { normalizationLayers } from './normalization';
 import { poolingLayers } from './pooling';
 import { pyramidLayers } from './pyramid';
+import { recurrentLayers } from './recurrent';
 
 export const layers = {
   ...pyramidLayers,
@@ -11,4 +12,5 @@ export const layers = {
   ...poolingLayers,
   ...normalizationLayers,
   ...activationLayers,
+  ...recurrentLayers,
 };

@@ -433,6 +433,17 @@ export abstract class Model extends ModelBase {
     return (x, mode) => this.runLayer(name, layer, x, mode);
   }
 
+  /**
+   * Builds a layer like layer() but returns the layer object itself, for layers with
+   * more than one result: `this.lstm.run(x, { h0, lengths })` gives output, hN and cN.
+   */
+  protected sublayer<L extends Layer>(name: string, builder: LayerBuilder<L>, inChannels: number): L {
+    if (this.registered.some(([n]) => n === name)) throw new SegvolError('ERR_ARGUMENT', `model: the layer name '${name}' is used twice`);
+    const layer = builder.build({ inChannels, random: this.initRandom });
+    this.registered.push([name, layer]);
+    return layer;
+  }
+
   /** The one input of a single-input model. */
   protected single(x: ModelInput): Tensor {
     return this.inputMap(x).values().next().value!;

@@ -9,12 +9,14 @@ import { lossOps } from './loss';
 import { normalizationOps } from './normalization';
 import { poolingOps } from './pooling';
 import { recurrentOps } from './recurrent';
+import { rnnOps } from './rnn';
 
 export type { PerAxis, ConvOptions, ConvTransposeOptions, PoolOptions, AvgPoolOptions, MaxFilterOptions, UpsampleOptions } from './geometry';
 export { inversePermutation } from './geometry';
 export type { GradientRequest, ConvGradients } from './convolution';
 export type { BatchNormOptions, BatchNormResult, BatchNormGradients } from './normalization';
 export type { Activation } from './elementwise';
+export type { RnnCellKind, RnnWeights, RnnOptions, RnnResult, RnnGradients } from './rnn';
 export type { UpsampleModeName as UpsampleMode } from '../core/native';
 export { lossKinds, computeLoss, type LossKind, type LossOptions, type LossNormalization } from './loss';
 
@@ -27,6 +29,7 @@ export function createOps(impl: ImplementationName) {
     ...elementwiseOps(impl),
     ...layoutOps(impl),
     ...recurrentOps(impl),
+    ...rnnOps(impl),
     ...lossOps(impl),
   };
 }

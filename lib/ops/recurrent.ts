@@ -12,6 +12,8 @@ import {
   type NativePyramidBackward,
   type NativePyramidForward,
   type NativeSavedHandle,
+  type NativeScanBackward,
+  type NativeScanForward,
 } from '../core/native';
 import { handleOf, Tensor } from '../core/tensor';
 
@@ -40,6 +42,11 @@ export interface ClstmWeights {
   bx: Tensor;
   wh: Tensor;
   bh: Tensor;
+  /**
+   * Shi et al.'s peepholes (clstmScan only): (3, O, A, B), the Hadamard weights
+   * w_ci, w_cf (on the previous cell) and w_co (on the new cell) over the plane.
+   */
+  peep?: Tensor;
 }
 
 export interface ClstmGradients {
@@ -47,6 +54,8 @@ export interface ClstmGradients {
   dbx: Tensor;
   dwh: Tensor;
   dbh: Tensor;
+  /** With peepholes. */
+  dpeep?: Tensor;
 }
 
 /** 0: +D, 1: -D, 2: +H, 3: -H, 4: +W, 5: -W. */
@@ -81,7 +90,8 @@ export class SavedState {
   }
 }
 
-function savedHandleOf(saved: SavedState, op: string): NativeSavedHandle {
+/** @internal */
+export function savedHandleOf(saved: SavedState, op: string): NativeSavedHandle {
   const handle = saved instanceof SavedState ? savedHandles.get(saved) : undefined;
   if (!handle) {
     throw new SegvolError('ERR_ARGUMENT', `${op}: expected the saved state of a forward pass, received ${describe(saved)}`);
@@ -136,6 +146,7 @@ function weightHandles(w: ClstmWeights, op: string, label: string): NativeClstmW
     bx: handleOf(w.bx, op, `${label}.bx`),
     wh: handleOf(w.wh, op, `${label}.wh`),
     bh: handleOf(w.bh, op, `${label}.bh`),
+    ...(w.peep !== undefined ? { peep: handleOf(w.peep, op, `${label}.peep`) } : {}),
   };
 }
 
@@ -148,7 +159,10 @@ function sixWeights(weights: readonly ClstmWeights[], op: string): NativeClstmWe
 }
 
 function wrapGrads(g: NativeClstmGrads): ClstmGradients {
-  return { dwx: Tensor.fromHandle(g.dwx), dbx: Tensor.fromHandle(g.dbx), dwh: Tensor.fromHandle(g.dwh), dbh: Tensor.fromHandle(g.dbh) };
+  return {
+    dwx: Tensor.fromHandle(g.dwx), dbx: Tensor.fromHandle(g.dbx), dwh: Tensor.fromHandle(g.dwh), dbh: Tensor.fromHandle(g.dbh),
+    ...(g.dpeep ? { dpeep: Tensor.fromHandle(g.dpeep) } : {}),
+  };
 }
 
 function wrapPyramidForward(r: NativePyramidForward): PyramidLstmResult {
@@ -170,6 +184,17 @@ function gradList(grads: ClstmGradients): Tensor[] {
   return [grads.dwx, grads.dbx, grads.dwh, grads.dbh];
 }
 
+function wrapScanBackward(r: NativeScanBackward): ClstmScanGradients {
+  const out: ClstmScanGradients = { dx: Tensor.fromHandle(r.dx), grads: wrapGrads(r) };
+  if (r.dh0) out.dh0 = Tensor.fromHandle(r.dh0);
+  if (r.dc0) out.dc0 = Tensor.fromHandle(r.dc0);
+  return out;
+}
+
+function wrapScanForward(r: NativeScanForward): ClstmScanResult {
+  return { h: Tensor.fromHandle(r.h), hLast: Tensor.fromHandle(r.hLast), cLast: Tensor.fromHandle(r.cLast), saved: SavedState.fromHandle(r.saved) };
+}
+
 function wrapPyramidBackward(r: NativePyramidBackward): PyramidLstmGradients {
   return { dx: Tensor.fromHandle(r.dx), grads: r.grads.map(wrapGrads) };
 }
@@ -177,14 +202,34 @@ function wrapPyramidBackward(r: NativePyramidBackward): PyramidLstmGradients {
 export function recurrentOps(impl: ImplementationName) {
   const optional = (t: Tensor | undefined, op: string, name: string) => (t === undefined ? null : handleOf(t, op, name));
 
-  function scanBackward(saved: SavedState, grads: { dh?: Tensor; dhLast?: Tensor; dcLast?: Tensor }): ClstmScanGradients {
-    const op = 'clstmScanBackward';
-    const r = native.clstmScanBackward(impl, savedHandleOf(saved, op), optional(grads.dh, op, 'dh'),
-      optional(grads.dhLast, op, 'dhLast'), optional(grads.dcLast, op, 'dcLast'));
-    const out: ClstmScanGradients = { dx: Tensor.fromHandle(r.dx), grads: wrapGrads(r) };
-    if (r.dh0) out.dh0 = Tensor.fromHandle(r.dh0);
-    if (r.dc0) out.dc0 = Tensor.fromHandle(r.dc0);
-    return out;
+  type ScanGrads = { dh?: Tensor; dhLast?: Tensor; dcLast?: Tensor };
+  const scanBackwardArgs = (saved: SavedState, grads: ScanGrads, op: string) => [
+    impl, savedHandleOf(saved, op), optional(grads.dh, op, 'dh'), optional(grads.dhLast, op, 'dhLast'), optional(grads.dcLast, op, 'dcLast'),
+  ] as const;
+  function scanBackward(saved: SavedState, grads: ScanGrads): ClstmScanGradients {
+    return wrapScanBackward(native.clstmScanBackward(...scanBackwardArgs(saved, grads, 'clstmScanBackward'), false));
+  }
+  async function scanBackwardAsync(saved: SavedState, grads: ScanGrads): Promise<ClstmScanGradients> {
+    return wrapScanBackward(await native.clstmScanBackward(...scanBackwardArgs(saved, grads, 'clstmScanBackwardAsync'), true));
+  }
+  const scanArgs = (x: Tensor, weights: ClstmWeights, options: ClstmScanOptions, op: string) => [
+    impl, handleOf(x, op, 'input'), weightHandles(weights, op, 'weights'), options.direction,
+    optional(options.h0, op, 'h0'), optional(options.c0, op, 'c0'), options.recompute ?? false,
+  ] as const;
+  // Records a scan on the active tape: one node whose gradient is the fused BPTT.
+  function recordScan(x: Tensor, weights: ClstmWeights, options: ClstmScanOptions, result: ClstmScanResult, async: boolean): void {
+    const peep = weights.peep;
+    const inputs = [x, ...weightList([weights]), options.h0, options.c0, peep];
+    if (!willRecord(inputs)) return;
+    const saved = result.saved.share();
+    recordOp({
+      op: 'clstmScan', inputs, outputs: [result.h, result.hLast, result.cLast], keep: [saved],
+      backward: async ([dh, dhLast, dcLast]) => {
+        const grads = { ...(dh ? { dh } : {}), ...(dhLast ? { dhLast } : {}), ...(dcLast ? { dcLast } : {}) };
+        const g = async ? await scanBackwardAsync(saved, grads) : scanBackward(saved, grads);
+        return [g.dx, ...gradList(g.grads), g.dh0, g.dc0, g.grads.dpeep];
+      },
+    });
   }
   function pyramidBackward(saved: SavedState, dy: Tensor): PyramidLstmGradients {
     const op = 'pyramidLstmBackward';
@@ -211,26 +256,19 @@ export function recurrentOps(impl: ImplementationName) {
   return {
     /** One C-LSTM over a volume x: (N, C, D, H, W) in one direction; the convolutions are 'same', stride 1. */
     clstmScan(x: Tensor, weights: ClstmWeights, options: ClstmScanOptions): ClstmScanResult {
-      const op = 'clstmScan';
-      const r = native.clstmScan(impl, handleOf(x, op, 'input'), weightHandles(weights, op, 'weights'), options.direction,
-        optional(options.h0, op, 'h0'), optional(options.c0, op, 'c0'), options.recompute ?? false);
-      const result = { h: Tensor.fromHandle(r.h), hLast: Tensor.fromHandle(r.hLast), cLast: Tensor.fromHandle(r.cLast),
-        saved: SavedState.fromHandle(r.saved) };
-      const inputs = [x, ...weightList([weights]), options.h0, options.c0];
-      if (willRecord(inputs)) {
-        const saved = result.saved.share();
-        recordOp({
-          op, inputs, outputs: [result.h, result.hLast, result.cLast], keep: [saved],
-          backward: ([dh, dhLast, dcLast]) => {
-            const g = scanBackward(saved, { ...(dh ? { dh } : {}), ...(dhLast ? { dhLast } : {}), ...(dcLast ? { dcLast } : {}) });
-            return [g.dx, ...gradList(g.grads), g.dh0, g.dc0];
-          },
-        });
-      }
+      const result = wrapScanForward(native.clstmScan(...scanArgs(x, weights, options, 'clstmScan'), false));
+      recordScan(x, weights, options, result, false);
+      return result;
+    },
+    /** clstmScan on the compute thread (the event loop stays free), and its gradient too. */
+    async clstmScanAsync(x: Tensor, weights: ClstmWeights, options: ClstmScanOptions): Promise<ClstmScanResult> {
+      const result = wrapScanForward(await native.clstmScan(...scanArgs(x, weights, options, 'clstmScanAsync'), true));
+      recordScan(x, weights, options, result, true);
       return result;
     },
     /** BPTT through a scan. dh: gradient of h; dhLast, dcLast: gradients of the final state. */
     clstmScanBackward: scanBackward,
+    clstmScanBackwardAsync: scanBackwardAsync,
     /** The PyraMiD-LSTM layer: six C-LSTMs, one per direction, summed. Runs on the calling thread. */
     pyramidLstm(x: Tensor, weights: readonly ClstmWeights[], options: PyramidLstmOptions = {}): PyramidLstmResult {
       const op = 'pyramidLstm';

@@ -5,6 +5,7 @@
 #include "recurrent.h"
 
 #include "../ops/clstm.h"
+#include "../ops/rnn.h"
 #include "async.h"
 #include "convert.h"
 #include "saved_handle.h"
@@ -16,9 +17,19 @@ namespace {
 ops::ClstmWeights weightsArg(const Napi::Value& v, const char* op) {
   if (!v.IsObject()) fail(ErrorCode::Argument, std::string(op) + ": expected weights { wx, bx, wh, bh }");
   Napi::Object o = v.As<Napi::Object>();
-  return {TensorHandle::unwrap(o.Get("wx"), op, "wx"), TensorHandle::unwrap(o.Get("bx"), op, "bx"),
-          TensorHandle::unwrap(o.Get("wh"), op, "wh"), TensorHandle::unwrap(o.Get("bh"), op, "bh")};
+  ops::ClstmWeights w{TensorHandle::unwrap(o.Get("wx"), op, "wx"), TensorHandle::unwrap(o.Get("bx"), op, "bx"),
+                      TensorHandle::unwrap(o.Get("wh"), op, "wh"), TensorHandle::unwrap(o.Get("bh"), op, "bh"), Tensor()};
+  Napi::Value peep = o.Get("peep");
+  if (!peep.IsUndefined() && !peep.IsNull()) w.peep = TensorHandle::unwrap(peep, op, "peep");
+  return w;
 }
+
+// An optional tensor argument held by value (so async work keeps it alive).
+Tensor optionalTensor(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  const Tensor* t = optionalTensorArg(info, index, op, name);
+  return t ? *t : Tensor();
+}
+const Tensor* ptr(const Tensor& t) { return t.defined() ? &t : nullptr; }
 
 std::array<ops::ClstmWeights, 6> sixWeightsArg(const Napi::Value& v, const char* op) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != 6) {
@@ -39,6 +50,7 @@ Napi::Object gradsObject(Napi::Env env, const ops::ClstmGrads& g) {
   o.Set("dbx", orNull(env, g.dbx));
   o.Set("dwh", orNull(env, g.dwh));
   o.Set("dbh", orNull(env, g.dbh));
+  if (g.dpeep.defined()) o.Set("dpeep", orNull(env, g.dpeep));
   return o;
 }
 
@@ -58,39 +70,135 @@ Napi::Value pyramidBackwardResult(Napi::Env env, ops::PyramidBackward& r) {
   return o;
 }
 
-// clstmScan(impl, x, weights, direction, h0|null, c0|null) -> { h, hLast, cLast, saved }
+Napi::Value scanForwardResult(Napi::Env env, ops::ScanForward& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("h", TensorHandle::wrap(env, r.h));
+  o.Set("hLast", TensorHandle::wrap(env, r.hLast));
+  o.Set("cLast", TensorHandle::wrap(env, r.cLast));
+  o.Set("saved", SavedHandle::wrap(env, r.saved));
+  return o;
+}
+
+Napi::Value scanBackwardResult(Napi::Env env, ops::ScanBackward& r) {
+  Napi::Object o = gradsObject(env, r.grads);
+  o.Set("dx", orNull(env, r.dx));
+  o.Set("dh0", orNull(env, r.dh0));
+  o.Set("dc0", orNull(env, r.dc0));
+  return o;
+}
+
+// clstmScan(impl, x, weights {wx, bx, wh, bh, peep?}, direction, h0|null, c0|null, recompute, async)
+//   -> { h, hLast, cLast, saved } or a Promise of it
 Napi::Value ClstmScan(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "clstmScan";
-    const Tensor& x = tensorArg(info, 1, op, "input");
-    ops::ClstmWeights w = weightsArg(info[2], op);
+    const Implementation impl = implementationArg(info, 0);
+    const Tensor x = tensorArg(info, 1, op, "input");
+    const ops::ClstmWeights w = weightsArg(info[2], op);
     const int direction = static_cast<int>(intArg(info[3], op, "direction"));
+    const Tensor h0 = optionalTensor(info, 4, op, "h0"), c0 = optionalTensor(info, 5, op, "c0");
     const bool recompute = info.Length() > 6 && boolArg(info[6], op, "recompute");
-    auto r = ops::clstmScanForward(implementationArg(info, 0), x, w, direction, optionalTensorArg(info, 4, op, "h0"),
-                                   optionalTensorArg(info, 5, op, "c0"), recompute);
-    Napi::Env env = info.Env();
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("h", TensorHandle::wrap(env, r.h));
-    o.Set("hLast", TensorHandle::wrap(env, r.hLast));
-    o.Set("cLast", TensorHandle::wrap(env, r.cLast));
-    o.Set("saved", SavedHandle::wrap(env, r.saved));
-    return Napi::Value(o);
+    auto run = [=] { return ops::clstmScanForward(impl, x, w, direction, ptr(h0), ptr(c0), recompute); };
+    if (info.Length() > 7 && boolArg(info[7], op, "async")) {
+      return Napi::Value(PromiseWorker<ops::ScanForward>::start(info.Env(), run, scanForwardResult));
+    }
+    auto r = run();
+    return scanForwardResult(info.Env(), r);
   });
 }
 
-// clstmScanBackward(impl, saved, dh|null, dhLast|null, dcLast|null) -> { dx, dwx, dbx, dwh, dbh, dh0, dc0 }
+// clstmScanBackward(impl, saved, dh|null, dhLast|null, dcLast|null, async)
+//   -> { dx, dwx, dbx, dwh, dbh, dpeep?, dh0, dc0 } or a Promise of it
 Napi::Value ClstmScanBackward(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "clstmScanBackward";
+    const Implementation impl = implementationArg(info, 0);
     auto saved = SavedHandle::unwrap<ops::ScanSaved>(info[1], op);
-    auto r = ops::clstmScanBackward(implementationArg(info, 0), *saved, optionalTensorArg(info, 2, op, "dh"),
-                                    optionalTensorArg(info, 3, op, "dhLast"), optionalTensorArg(info, 4, op, "dcLast"));
-    Napi::Env env = info.Env();
-    Napi::Object o = gradsObject(env, r.grads);
-    o.Set("dx", orNull(env, r.dx));
-    o.Set("dh0", orNull(env, r.dh0));
-    o.Set("dc0", orNull(env, r.dc0));
-    return Napi::Value(o);
+    const Tensor dh = optionalTensor(info, 2, op, "dh"), dhLast = optionalTensor(info, 3, op, "dhLast");
+    const Tensor dcLast = optionalTensor(info, 4, op, "dcLast");
+    auto run = [=] { return ops::clstmScanBackward(impl, *saved, ptr(dh), ptr(dhLast), ptr(dcLast)); };
+    if (info.Length() > 5 && boolArg(info[5], op, "async")) {
+      return Napi::Value(PromiseWorker<ops::ScanBackward>::start(info.Env(), run, scanBackwardResult));
+    }
+    auto r = run();
+    return scanBackwardResult(info.Env(), r);
+  });
+}
+
+ops::RnnCell rnnCellArg(const Napi::Value& v, const char* op) {
+  const std::string name = stringArg(v, op, "cell");
+  if (name == "rnnTanh") return ops::RnnCell::RnnTanh;
+  if (name == "rnnRelu") return ops::RnnCell::RnnRelu;
+  if (name == "lstm") return ops::RnnCell::Lstm;
+  if (name == "gru") return ops::RnnCell::Gru;
+  fail(ErrorCode::Argument, std::string(op) + ": expected the cell 'rnnTanh', 'rnnRelu', 'lstm' or 'gru', received '" + name + "'");
+}
+
+ops::RnnWeights rnnWeightsArg(const Napi::Value& v, const char* op) {
+  if (!v.IsObject()) fail(ErrorCode::Argument, std::string(op) + ": expected weights { wih, whh, bih?, bhh?, whr? }");
+  Napi::Object o = v.As<Napi::Object>();
+  auto optional = [&](const char* key) {
+    Napi::Value t = o.Get(key);
+    return t.IsUndefined() || t.IsNull() ? Tensor() : TensorHandle::unwrap(t, op, key);
+  };
+  return {TensorHandle::unwrap(o.Get("wih"), op, "wih"), TensorHandle::unwrap(o.Get("whh"), op, "whh"), optional("bih"),
+          optional("bhh"), optional("whr")};
+}
+
+Napi::Value rnnForwardResult(Napi::Env env, ops::RnnForward& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("y", TensorHandle::wrap(env, r.y));
+  o.Set("hN", TensorHandle::wrap(env, r.hN));
+  o.Set("cN", orNull(env, r.cN));
+  o.Set("saved", SavedHandle::wrap(env, r.saved));
+  return o;
+}
+
+Napi::Value rnnBackwardResult(Napi::Env env, ops::RnnBackward& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("dx", TensorHandle::wrap(env, r.dx));
+  o.Set("dwih", orNull(env, r.grads.dwih));
+  o.Set("dwhh", orNull(env, r.grads.dwhh));
+  o.Set("dbih", orNull(env, r.grads.dbih));
+  o.Set("dbhh", orNull(env, r.grads.dbhh));
+  o.Set("dwhr", orNull(env, r.grads.dwhr));
+  o.Set("dh0", orNull(env, r.dh0));
+  o.Set("dc0", orNull(env, r.dc0));
+  return o;
+}
+
+// rnn(impl, cell, x, weights, reverse, batchFirst, lengths|null, h0|null, c0|null, async)
+//   -> { y, hN, cN, saved } or a Promise of it
+Napi::Value Rnn(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "rnn";
+    const Implementation impl = implementationArg(info, 0);
+    const ops::RnnCell cell = rnnCellArg(info[1], op);
+    const Tensor x = tensorArg(info, 2, op, "input");
+    const ops::RnnWeights w = rnnWeightsArg(info[3], op);
+    const bool reverse = boolArg(info[4], op, "reverse"), batchFirst = boolArg(info[5], op, "batchFirst");
+    const std::vector<int64_t> lengths = info[6].IsNull() || info[6].IsUndefined() ? std::vector<int64_t>{}
+                                                                                   : intArrayArg(info[6], op, "lengths");
+    const Tensor h0 = optionalTensor(info, 7, op, "h0"), c0 = optionalTensor(info, 8, op, "c0");
+    auto run = [=] { return ops::rnnForward(impl, cell, x, w, reverse, batchFirst, lengths, ptr(h0), ptr(c0)); };
+    if (boolArg(info[9], op, "async")) return Napi::Value(PromiseWorker<ops::RnnForward>::start(info.Env(), run, rnnForwardResult));
+    auto r = run();
+    return rnnForwardResult(info.Env(), r);
+  });
+}
+
+// rnnBackward(impl, saved, dy|null, dhN|null, dcN|null, async) -> { dx, dwih, dwhh, dbih, dbhh, dwhr, dh0, dc0 }
+Napi::Value RnnBackward(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "rnnBackward";
+    const Implementation impl = implementationArg(info, 0);
+    auto saved = SavedHandle::unwrap<ops::RnnSaved>(info[1], op);
+    const Tensor dy = optionalTensor(info, 2, op, "dy"), dhN = optionalTensor(info, 3, op, "dhN");
+    const Tensor dcN = optionalTensor(info, 4, op, "dcN");
+    auto run = [=] { return ops::rnnBackward(impl, *saved, ptr(dy), ptr(dhN), ptr(dcN)); };
+    if (boolArg(info[5], op, "async")) return Napi::Value(PromiseWorker<ops::RnnBackward>::start(info.Env(), run, rnnBackwardResult));
+    auto r = run();
+    return rnnBackwardResult(info.Env(), r);
   });
 }
 
@@ -158,6 +266,8 @@ void defineRecurrent(Napi::Env env, Napi::Object exports) {
   exports.Set("SavedHandle", SavedHandle::define(env));
   exports.Set("clstmScan", Napi::Function::New(env, ClstmScan, "clstmScan"));
   exports.Set("clstmScanBackward", Napi::Function::New(env, ClstmScanBackward, "clstmScanBackward"));
+  exports.Set("rnn", Napi::Function::New(env, Rnn, "rnn"));
+  exports.Set("rnnBackward", Napi::Function::New(env, RnnBackward, "rnnBackward"));
   exports.Set("pyramidLstm", Napi::Function::New(env, PyramidLstm, "pyramidLstm"));
   exports.Set("pyramidLstmBackward", Napi::Function::New(env, PyramidLstmBackward, "pyramidLstmBackward"));
   exports.Set("savedDispose", Napi::Function::New(env, SavedDispose, "savedDispose"));

@@ -174,26 +174,54 @@ class Backend {
   virtual void softmaxBackward(const Tensor& y, const Tensor& dy, Tensor& dx) = 0;
 
   // One step of an LSTM cell over a plane, fused: gate sums, nonlinearities,
-  // cell and output (gate order i, f, g, o; no peepholes).
+  // cell and output (gate order i, f, g, o).
   // gates: (N, 4*O, S) in: the input-to-state pre-activation, its bias included;
   //        out: the activations sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
   // recurrent: (N, 4*O, S) the state-to-state convolution, or null when this
-  //        plane has no previous one; recurrentBias: (G*4*O), with recurrent.
+  //        plane has no previous one; recurrentBias: (G*4*O) or null (zero).
   //        G > 1 when G directions run as one grouped scan: the batch is then
   //        N*G (sample-major), and batch row b takes the bias of group b % G.
   // cPrev: (N, O, S) or null (no previous cell: c = g * i)
+  // peepholes: (3, O, S) or null: Shi et al.'s Hadamard weights w_ci, w_cf, w_co
+  //        (i and f see cPrev, o sees the new c); only with G = 1
   // c, h: (N, O, S) out: c = g * i + cPrev * f, h = o * tanh(c)
   virtual void lstmStepForward(Tensor& gates, const Tensor* recurrent, const Tensor* recurrentBias,
-                               const Tensor* cPrev, Tensor& c, Tensor& h) = 0;
+                               const Tensor* cPrev, const Tensor* peepholes, Tensor& c, Tensor& h) = 0;
   // The same step backwards.
   // gates: (N, 4*O, S) activations; cPrev: (N, O, S) or null; c: (N, O, S)
   // dh: (N, O, S) gradient of h from outside the scan; dhRecurrent: (N, O, S)
   //     gradient of h through the next step's recurrent convolution, or null
+  // peepholes: (3, O, S) or null, as in forward
   // dc: (N, O, S) in: gradient of c from the next step (zeros at the last);
   //     out: gradient of cPrev
   // dgates: (N, 4*O, S) out: gradient of the pre-activations
   virtual void lstmStepBackward(const Tensor& gates, const Tensor* cPrev, const Tensor& c, const Tensor& dh,
-                                const Tensor* dhRecurrent, Tensor& dc, Tensor& dgates) = 0;
+                                const Tensor* dhRecurrent, const Tensor* peepholes, Tensor& dc, Tensor& dgates) = 0;
+
+  // One step of an Elman RNN cell: h = act(pre + recurrent + bias).
+  // pre: (N, O, S) the input projection, its bias included; recurrent: (N, O, S)
+  // or null; bias: (O) or null; h: (N, O, S) out
+  virtual void rnnStepForward(bool relu, const Tensor& pre, const Tensor* recurrent, const Tensor* bias, Tensor& h) = 0;
+  // h: (N, O, S) the step's output; dh, dhRecurrent (or null): (N, O, S);
+  // dpre: (N, O, S) out: gradient of the pre-activation
+  virtual void rnnStepBackward(bool relu, const Tensor& h, const Tensor& dh, const Tensor* dhRecurrent, Tensor& dpre) = 0;
+
+  // One step of a GRU cell (PyTorch's: gate order r, z, n; the recurrent bias of
+  // n inside the reset product): r = sigmoid(gi_r + gh_r + bh_r),
+  // z = sigmoid(gi_z + gh_z + bh_z), n = tanh(gi_n + r * (gh_n + bh_n)),
+  // h = (1 - z) * n + z * hPrev.
+  // gi: (N, 3*O, S) the input projection, its bias included; gh: (N, 3*O, S)
+  // the recurrent projection or null (zero); bias: (3*O) or null; hPrev:
+  // (N, O, S) or null (zero); act: (N, 4*O, S) out: r, z, n and gh_n + bh_n,
+  // what backward needs; h: (N, O, S) out
+  virtual void gruStepForward(const Tensor& gi, const Tensor* gh, const Tensor* bias, const Tensor* hPrev, Tensor& act,
+                              Tensor& h) = 0;
+  // act: (N, 4*O, S) from forward; hPrev: (N, O, S) or null; dh, dhRecurrent
+  // (or null): (N, O, S); dhCarry: (N, O, S) in: the direct part of h's gradient
+  // from the next step (z * dh there), out: this step's for hPrev; dgi, dgh:
+  // (N, 3*O, S) out: gradients of the input and the recurrent projections
+  virtual void gruStepBackward(const Tensor& act, const Tensor* hPrev, const Tensor& dh, const Tensor* dhRecurrent,
+                               Tensor& dhCarry, Tensor& dgi, Tensor& dgh) = 0;
 
   // Loss and its gradient with respect to the class probabilities.
   // probs: (N, C, ...) softmax outputs; labels: (N, ...) class ids stored as

@@ -216,14 +216,32 @@ class ProfilingBackend final : public Backend {
     inner_.softmaxBackward(y, dy, dx);
   }
   void lstmStepForward(Tensor& gates, const Tensor* recurrent, const Tensor* recurrentBias, const Tensor* cPrev,
-                       Tensor& c, Tensor& h) override {
+                       const Tensor* peepholes, Tensor& c, Tensor& h) override {
     SEGVOL_TIME("lstmStepForward", 0, &gates);
-    inner_.lstmStepForward(gates, recurrent, recurrentBias, cPrev, c, h);
+    inner_.lstmStepForward(gates, recurrent, recurrentBias, cPrev, peepholes, c, h);
   }
   void lstmStepBackward(const Tensor& gates, const Tensor* cPrev, const Tensor& c, const Tensor& dh,
-                        const Tensor* dhRecurrent, Tensor& dc, Tensor& dgates) override {
+                        const Tensor* dhRecurrent, const Tensor* peepholes, Tensor& dc, Tensor& dgates) override {
     SEGVOL_TIME("lstmStepBackward", 0, &gates);
-    inner_.lstmStepBackward(gates, cPrev, c, dh, dhRecurrent, dc, dgates);
+    inner_.lstmStepBackward(gates, cPrev, c, dh, dhRecurrent, peepholes, dc, dgates);
+  }
+  void rnnStepForward(bool relu, const Tensor& pre, const Tensor* recurrent, const Tensor* bias, Tensor& h) override {
+    SEGVOL_TIME("rnnStepForward", 0, &pre);
+    inner_.rnnStepForward(relu, pre, recurrent, bias, h);
+  }
+  void rnnStepBackward(bool relu, const Tensor& h, const Tensor& dh, const Tensor* dhRecurrent, Tensor& dpre) override {
+    SEGVOL_TIME("rnnStepBackward", 0, &h);
+    inner_.rnnStepBackward(relu, h, dh, dhRecurrent, dpre);
+  }
+  void gruStepForward(const Tensor& gi, const Tensor* gh, const Tensor* bias, const Tensor* hPrev, Tensor& act,
+                      Tensor& h) override {
+    SEGVOL_TIME("gruStepForward", 0, &gi);
+    inner_.gruStepForward(gi, gh, bias, hPrev, act, h);
+  }
+  void gruStepBackward(const Tensor& act, const Tensor* hPrev, const Tensor& dh, const Tensor* dhRecurrent,
+                       Tensor& dhCarry, Tensor& dgi, Tensor& dgh) override {
+    SEGVOL_TIME("gruStepBackward", 0, &act);
+    inner_.gruStepBackward(act, hPrev, dh, dhRecurrent, dhCarry, dgi, dgh);
   }
   double lossForwardBackward(LossKind kind, const Tensor& probs, const Tensor& labels, const Tensor* mask,
                              const Tensor* classWeights, Tensor& grad) override {

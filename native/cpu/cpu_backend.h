@@ -64,9 +64,17 @@ class CpuBackend final : public HostBackend {
 
   // lstm_cell.cpp
   void lstmStepForward(Tensor& gates, const Tensor* recurrent, const Tensor* recurrentBias, const Tensor* cPrev,
-                       Tensor& c, Tensor& h) override;
+                       const Tensor* peepholes, Tensor& c, Tensor& h) override;
   void lstmStepBackward(const Tensor& gates, const Tensor* cPrev, const Tensor& c, const Tensor& dh,
-                        const Tensor* dhRecurrent, Tensor& dc, Tensor& dgates) override;
+                        const Tensor* dhRecurrent, const Tensor* peepholes, Tensor& dc, Tensor& dgates) override;
+
+  // recurrent_cells.cpp
+  void rnnStepForward(bool relu, const Tensor& pre, const Tensor* recurrent, const Tensor* bias, Tensor& h) override;
+  void rnnStepBackward(bool relu, const Tensor& h, const Tensor& dh, const Tensor* dhRecurrent, Tensor& dpre) override;
+  void gruStepForward(const Tensor& gi, const Tensor* gh, const Tensor* bias, const Tensor* hPrev, Tensor& act,
+                      Tensor& h) override;
+  void gruStepBackward(const Tensor& act, const Tensor* hPrev, const Tensor& dh, const Tensor* dhRecurrent,
+                       Tensor& dhCarry, Tensor& dgi, Tensor& dgh) override;
 
   // training.cpp
   double lossForwardBackward(LossKind kind, const Tensor& probs, const Tensor& labels, const Tensor* mask,

@@ -62,6 +62,18 @@ void checkWeights(const Tensor& x, const ClstmWeights& w, int direction, const s
   }
   checkVector(w.bx, o4, op, std::string("bx of ") + dir, "4*O, gates i, f, g, o");
   checkVector(w.bh, o4, op, std::string("bh of ") + dir, "4*O, gates i, f, g, o");
+  if (w.peep.defined()) {
+    const Shape peepShape = {3, o, a, b};
+    if (w.peep.shape() != peepShape) {
+      fail(ErrorCode::Shape, op + ": expected the peepholes of " + dir + " with shape " + shapeToString(peepShape) +
+                                 " (w_ci, w_cf, w_co over the " + std::to_string(a) + "x" + std::to_string(b) +
+                                 " plane), received " + shapeToString(w.peep.shape()));
+    }
+    if (w.peep.device() != x.device()) {
+      fail(ErrorCode::Device, op + ": the peepholes of " + dir + " are on " + deviceName(w.peep.device()) +
+                                  " but the volume is on " + deviceName(x.device()));
+    }
+  }
   for (const auto& [t, name] : {std::pair<const Tensor*, const char*>{&w.wx, "wx"}, {&w.bx, "bx"}, {&w.wh, "wh"}, {&w.bh, "bh"}}) {
     if (t->device() != x.device()) {
       fail(ErrorCode::Device, op + ": " + name + " of " + dir + " is on " + deviceName(t->device()) +
@@ -79,6 +91,7 @@ void checkWeightsFinite(Backend& backend, const ClstmWeights* w, const int* dire
     named.push_back({&w[i].bx, "bx" + dir});
     named.push_back({&w[i].wh, "wh" + dir});
     named.push_back({&w[i].bh, "bh" + dir});
+    if (w[i].peep.defined()) named.push_back({&w[i].peep, "the peepholes" + dir});
   }
   checkAllFinite(backend, named, op);
 }
@@ -105,6 +118,7 @@ ScanPlanes scanForwardPlanes(Backend& be, const Tensor& xs, const ClstmWeights& 
   be.convForward(g, xs.view({T * N, GC, A, B}), w.wx, &w.bx, gatesBatch);
   Tensor recurrentConv = Tensor::empty(be, {N, GO4, A, B});
   Tensor recurrent = recurrentConv.view({N * G, 4 * O, A, B});
+  const Tensor* peep = w.peep.defined() ? &w.peep : nullptr;
   // Convolutions see (N, G*channels); the cell kernel sees the same memory as (N*G, channels).
   const Shape convState = {N, G * O, A, B}, cellState = {N * G, O, A, B}, cellGates = {N * G, 4 * O, A, B};
   for (int64_t s = 0; s < T; ++s) {
@@ -123,13 +137,42 @@ ScanPlanes scanForwardPlanes(Backend& be, const Tensor& xs, const ClstmWeights& 
     }
     if (hPrev) {
       be.convForward(g, *hPrev, w.wh, nullptr, recurrentConv);
-      be.lstmStepForward(gates, &recurrent, &w.bh, cPrev, c, h);
+      be.lstmStepForward(gates, &recurrent, &w.bh, cPrev, peep, c, h);
     } else {
-      be.lstmStepForward(gates, nullptr, nullptr, nullptr, c, h);
+      be.lstmStepForward(gates, nullptr, nullptr, nullptr, peep, c, h);
     }
   }
   if (!keepGates) p.gates.release();
   return p;
+}
+
+// The peepholes' gradients, summed over steps and samples: w_ci and w_cf meet the
+// previous cell of each plane, w_co its own. planes: one scan (G = 1); dgates:
+// (T, N, 4*O, A, B); c0: (N, O, A, B) or null (zeros before the first plane).
+Tensor peepholeGrads(Backend& be, const ScanPlanes& p, const Tensor& dgates, const Tensor* c0, bool reverse) {
+  const int64_t T = p.c.dim(0), N = p.c.dim(1), O = p.c.dim(2), S = p.c.size() / (T * N * O);
+  Tensor cPrevs = Tensor::empty(be, {T, N, O, S});
+  const int64_t first = reverse ? T - 1 : 0;
+  if (T > 1) {
+    // Plane t's previous cell is plane t - 1's (forward) or t + 1's (reverse).
+    Tensor earlier = p.c.slice(reverse ? 1 : 0, T - 1).view({T - 1, N, O, S});
+    Tensor into = cPrevs.slice(reverse ? 0 : 1, T - 1);
+    be.copy(earlier, into);
+  }
+  Tensor firstPrev = cPrevs.slice(first, 1);
+  if (c0) be.copy(*c0, firstPrev); else be.fill(firstPrev, 0.0f);
+  Tensor dpeep = Tensor::empty(be, {3, O * S});
+  Tensor dgatesRows = dgates.view({T * N, 4 * O, S});
+  Tensor block = Tensor::empty(be, {T * N, O, S});
+  Tensor product = Tensor::empty(be, {T * N, O, S});
+  const std::array<std::pair<int64_t, const Tensor*>, 3> terms = {{{0, &cPrevs}, {1, &cPrevs}, {3, &p.c}}};
+  for (int q = 0; q < 3; ++q) {
+    be.copyAxisRange(dgatesRows, terms[q].first * O, block, 0, 1, O);
+    be.binary(BinaryKind::Mul, block, terms[q].second->view({T * N, O, S}), product);
+    Tensor row = dpeep.slice(q, 1).view({O * S});
+    be.channelSum(product.view({T * N, O * S, 1}), row);
+  }
+  return dpeep.view(p.c.shape().size() == 5 ? Shape{3, O, p.c.dim(3), p.c.dim(4)} : Shape{3, O, S});
 }
 
 struct PlaneGrads {
@@ -155,6 +198,7 @@ PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p
   // before its gradient overwrites it), then per step the recurrent term and the
   // cell kernel, as in forward (the same calls, so the same values).
   const bool recompute = !p.gates.defined();
+  const Tensor* peep = w.peep.defined() ? &w.peep : nullptr;
   Tensor gatesNow, cScratch, hScratch, recurrentConv;
   if (recompute) {
     Tensor preactivations = dgates.view({T * N, GO4, A, B});
@@ -191,16 +235,16 @@ PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p
       if (hPrev) {
         be.convForward(g, *hPrev, w.wh, nullptr, recurrentConv);
         Tensor recurrent = recurrentConv.view(cellGates);
-        be.lstmStepForward(gatesNow, &recurrent, &w.bh, cPrev, cScratch, hScratch);
+        be.lstmStepForward(gatesNow, &recurrent, &w.bh, cPrev, peep, cScratch, hScratch);
       } else {
-        be.lstmStepForward(gatesNow, nullptr, nullptr, nullptr, cScratch, hScratch);
+        be.lstmStepForward(gatesNow, nullptr, nullptr, nullptr, peep, cScratch, hScratch);
       }
       gates = gatesNow;
     } else {
       gates = p.gates.slice(t, 1).view(cellGates);
     }
     be.lstmStepBackward(gates, cPrev, p.c.slice(t, 1).view(cellState), dys.slice(t, 1).view(cellState),
-                        haveRecurrent ? &dhRecurrent : nullptr, dc, dg);
+                        haveRecurrent ? &dhRecurrent : nullptr, peep, dc, dg);
     haveRecurrent = s > 0 || h0;
     if (haveRecurrent) be.convBackwardData(g, dgates.slice(t, 1).view(convGates), w.wh, dhRecurrentConv);
   }
@@ -231,6 +275,7 @@ PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p
     out.dh0 = dhRecurrent;  // the gradient that reached the state before the first plane
     out.dc0 = dc;
   }
+  if (peep) out.grads.dpeep = peepholeGrads(be, p, dgates, c0, reverse);
   if (needInput) {
     out.dxs = Tensor::empty(be, {T, N, GC, A, B});
     Tensor dxsBatch = out.dxs.view({T * N, GC, A, B});
@@ -470,7 +515,7 @@ ClstmWeights stackWeights(Backend& be, const std::array<ClstmWeights, 6>& w, con
     }
     return out;
   };
-  return {stack(&ClstmWeights::wx), stack(&ClstmWeights::bx), stack(&ClstmWeights::wh), stack(&ClstmWeights::bh)};
+  return {stack(&ClstmWeights::wx), stack(&ClstmWeights::bx), stack(&ClstmWeights::wh), stack(&ClstmWeights::bh), Tensor()};
 }
 
 }  // namespace

@@ -21,10 +21,12 @@ struct ClstmWeights {
   Tensor bx;  // (4*O)
   Tensor wh;  // (4*O, O, kA, kB)
   Tensor bh;  // (4*O)
+  Tensor peep;  // (3, O, A, B) Shi et al.'s peepholes w_ci, w_cf, w_co, or undefined (a single scan only)
 };
 
 struct ClstmGrads {
   Tensor dwx, dbx, dwh, dbh;
+  Tensor dpeep;  // with peepholes
 };
 
 // What a forward pass keeps for its backward pass. Opaque to JS.

@@ -515,10 +515,14 @@ namespace {
 double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 }  // namespace
 
+// Recurrent cells, written from their definitions (core/backend.h) in double.
 void ReferenceBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, const Tensor* recurrentBias,
-                                       const Tensor* cPrev, Tensor& c, Tensor& h) {
+                                       const Tensor* cPrev, const Tensor* peepholes, Tensor& c, Tensor& h) {
   const int64_t n = c.dim(0), o = c.dim(1), s = c.size() / (n * o);
   const int64_t groups = recurrentBias ? recurrentBias->size() / (4 * o) : 1;
+  auto peep = [&](int which, int64_t k, int64_t p) {
+    return peepholes ? static_cast<double>(peepholes->data()[(which * o + k) * s + p]) : 0.0;
+  };
   for (int64_t b = 0; b < n; ++b)
     for (int64_t k = 0; k < o; ++k)
       for (int64_t p = 0; p < s; ++p) {
@@ -526,11 +530,15 @@ void ReferenceBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, c
         for (int gate = 0; gate < 4; ++gate) {
           const int64_t gi = (b * 4 * o + gate * o + k) * s + p;
           pre[gate] = gates.data()[gi];
-          if (recurrent) pre[gate] += static_cast<double>(recurrent->data()[gi]) + recurrentBias->data()[(b % groups) * 4 * o + gate * o + k];
+          if (recurrent) pre[gate] += recurrent->data()[gi];
+          if (recurrentBias) pre[gate] += recurrentBias->data()[(b % groups) * 4 * o + gate * o + k];
         }
-        const double i = sigmoid(pre[0]), f = sigmoid(pre[1]), g = std::tanh(pre[2]), out = sigmoid(pre[3]);
         const int64_t ci = (b * o + k) * s + p;
-        const double cell = g * i + (cPrev ? cPrev->data()[ci] * f : 0.0);
+        const double prev = cPrev ? cPrev->data()[ci] : 0.0;
+        const double i = sigmoid(pre[0] + peep(0, k, p) * prev), f = sigmoid(pre[1] + peep(1, k, p) * prev);
+        const double g = std::tanh(pre[2]);
+        const double cell = g * i + prev * f;
+        const double out = sigmoid(pre[3] + peep(2, k, p) * cell);
         c.data()[ci] = static_cast<float>(cell);
         h.data()[ci] = static_cast<float>(out * std::tanh(cell));
         const double act[4] = {i, f, g, out};
@@ -539,8 +547,11 @@ void ReferenceBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, c
 }
 
 void ReferenceBackend::lstmStepBackward(const Tensor& gates, const Tensor* cPrev, const Tensor& c, const Tensor& dh,
-                                        const Tensor* dhRecurrent, Tensor& dc, Tensor& dgates) {
+                                        const Tensor* dhRecurrent, const Tensor* peepholes, Tensor& dc, Tensor& dgates) {
   const int64_t n = c.dim(0), o = c.dim(1), s = c.size() / (n * o);
+  auto peep = [&](int which, int64_t k, int64_t p) {
+    return peepholes ? static_cast<double>(peepholes->data()[(which * o + k) * s + p]) : 0.0;
+  };
   for (int64_t b = 0; b < n; ++b)
     for (int64_t k = 0; k < o; ++k)
       for (int64_t p = 0; p < s; ++p) {
@@ -550,13 +561,82 @@ void ReferenceBackend::lstmStepBackward(const Tensor& gates, const Tensor* cPrev
                      out = gates.data()[gateAt(3)];
         const double tc = std::tanh(static_cast<double>(c.data()[ci]));
         const double gradH = static_cast<double>(dh.data()[ci]) + (dhRecurrent ? dhRecurrent->data()[ci] : 0.0);
-        const double gradC = static_cast<double>(dc.data()[ci]) + gradH * out * (1 - tc * tc);
+        const double dout = gradH * tc * out * (1 - out);
+        const double gradC = static_cast<double>(dc.data()[ci]) + gradH * out * (1 - tc * tc) + dout * peep(2, k, p);
         const double prev = cPrev ? cPrev->data()[ci] : 0.0;
-        dgates.data()[gateAt(0)] = static_cast<float>(gradC * g * i * (1 - i));
-        dgates.data()[gateAt(1)] = static_cast<float>(gradC * prev * f * (1 - f));
+        const double di = gradC * g * i * (1 - i), df = gradC * prev * f * (1 - f);
+        dgates.data()[gateAt(0)] = static_cast<float>(di);
+        dgates.data()[gateAt(1)] = static_cast<float>(df);
         dgates.data()[gateAt(2)] = static_cast<float>(gradC * i * (1 - g * g));
-        dgates.data()[gateAt(3)] = static_cast<float>(gradH * tc * out * (1 - out));
-        dc.data()[ci] = static_cast<float>(gradC * f);
+        dgates.data()[gateAt(3)] = static_cast<float>(dout);
+        dc.data()[ci] = static_cast<float>(gradC * f + di * peep(0, k, p) + df * peep(1, k, p));
+      }
+}
+
+void ReferenceBackend::rnnStepForward(bool relu, const Tensor& pre, const Tensor* recurrent, const Tensor* bias, Tensor& h) {
+  const int64_t n = h.dim(0), o = h.dim(1), s = h.size() / (n * o);
+  for (int64_t i = 0; i < h.size(); ++i) {
+    const int64_t k = (i / s) % o;
+    double v = pre.data()[i];
+    if (recurrent) v += recurrent->data()[i];
+    if (bias) v += bias->data()[k];
+    h.data()[i] = static_cast<float>(relu ? std::max(v, 0.0) : std::tanh(v));
+  }
+}
+
+void ReferenceBackend::rnnStepBackward(bool relu, const Tensor& h, const Tensor& dh, const Tensor* dhRecurrent, Tensor& dpre) {
+  for (int64_t i = 0; i < h.size(); ++i) {
+    const double grad = static_cast<double>(dh.data()[i]) + (dhRecurrent ? dhRecurrent->data()[i] : 0.0);
+    const double y = h.data()[i];
+    dpre.data()[i] = static_cast<float>(relu ? (y > 0 ? grad : 0.0) : grad * (1 - y * y));
+  }
+}
+
+void ReferenceBackend::gruStepForward(const Tensor& gi, const Tensor* gh, const Tensor* bias, const Tensor* hPrev,
+                                      Tensor& act, Tensor& h) {
+  const int64_t n = h.dim(0), o = h.dim(1), s = h.size() / (n * o);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t k = 0; k < o; ++k)
+      for (int64_t p = 0; p < s; ++p) {
+        auto at = [&](int gate) { return (b * 3 * o + gate * o + k) * s + p; };
+        auto rec = [&](int gate) {
+          return (gh ? static_cast<double>(gh->data()[at(gate)]) : 0.0) + (bias ? bias->data()[gate * o + k] : 0.0);
+        };
+        const double r = sigmoid(gi.data()[at(0)] + rec(0));
+        const double z = sigmoid(gi.data()[at(1)] + rec(1));
+        const double hn = rec(2);
+        const double nn = std::tanh(gi.data()[at(2)] + r * hn);
+        const int64_t hi = (b * o + k) * s + p;
+        const double prev = hPrev ? hPrev->data()[hi] : 0.0;
+        const double a[4] = {r, z, nn, hn};
+        for (int q = 0; q < 4; ++q) act.data()[(b * 4 * o + q * o + k) * s + p] = static_cast<float>(a[q]);
+        h.data()[hi] = static_cast<float>((1 - z) * nn + z * prev);
+      }
+}
+
+void ReferenceBackend::gruStepBackward(const Tensor& act, const Tensor* hPrev, const Tensor& dh, const Tensor* dhRecurrent,
+                                       Tensor& dhCarry, Tensor& dgi, Tensor& dgh) {
+  const int64_t n = dh.dim(0), o = dh.dim(1), s = dh.size() / (n * o);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t k = 0; k < o; ++k)
+      for (int64_t p = 0; p < s; ++p) {
+        auto a = [&](int q) { return static_cast<double>(act.data()[(b * 4 * o + q * o + k) * s + p]); };
+        const double r = a(0), z = a(1), nn = a(2), hn = a(3);
+        const int64_t hi = (b * o + k) * s + p;
+        const double prev = hPrev ? hPrev->data()[hi] : 0.0;
+        const double grad = static_cast<double>(dh.data()[hi]) + (dhRecurrent ? dhRecurrent->data()[hi] : 0.0) +
+                            dhCarry.data()[hi];
+        const double dn = grad * (1 - z) * (1 - nn * nn);
+        const double dz = grad * (prev - nn) * z * (1 - z);
+        const double dr = dn * hn * r * (1 - r);
+        auto at = [&](int gate) { return (b * 3 * o + gate * o + k) * s + p; };
+        dgi.data()[at(0)] = static_cast<float>(dr);
+        dgi.data()[at(1)] = static_cast<float>(dz);
+        dgi.data()[at(2)] = static_cast<float>(dn);
+        dgh.data()[at(0)] = static_cast<float>(dr);
+        dgh.data()[at(1)] = static_cast<float>(dz);
+        dgh.data()[at(2)] = static_cast<float>(dn * r);
+        dhCarry.data()[hi] = static_cast<float>(grad * z);
       }
 }
 

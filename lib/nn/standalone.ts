@@ -1,0 +1,74 @@
+// A layer used on its own, as a torch.nn module is: built from its builder with a
+// seed and a device, and loaded from a state_dict by the module's own names
+// ("weight_ih_l0", not "lstm.weight_ih_l0").
+import { describe, SegvolError } from '../core/errors';
+import { seededRandom } from '../core/random';
+import { Tensor, type Device } from '../core/tensor';
+import { readSafetensors, type NamedArray } from '../io/safetensors';
+import type { Layer, LayerBuilder } from './layer';
+
+export interface CreateLayerOptions {
+  /** Input channels (features); default: what the builder's options fix (a recurrent layer's inputSize). */
+  inChannels?: number;
+  /** Fixes the initial weights (default 0). */
+  seed?: number;
+  /** Where the parameters live (default 'cpu'). */
+  device?: Device;
+}
+
+/** Builds one layer outside a model: `createLayer(layers.lstm({ inputSize: 8, hiddenSize: 16 }))`. */
+export function createLayer<L extends Layer>(builder: LayerBuilder<L>, options: CreateLayerOptions = {}): L {
+  if (builder === null || typeof builder !== 'object' || typeof builder.build !== 'function') {
+    throw new SegvolError('ERR_ARGUMENT', `createLayer: expected a layer builder (layers.lstm({...}), ...), received ${describe(builder)}`);
+  }
+  const inChannels = options.inChannels ?? builder.inChannels;
+  if (inChannels === undefined || !Number.isInteger(inChannels) || inChannels < 1) {
+    throw new SegvolError('ERR_ARGUMENT', `createLayer: ${builder.type} needs inChannels (its input channels) as a positive integer, ` +
+      `received ${describe(inChannels)}`);
+  }
+  const layer = builder.build({ inChannels, random: seededRandom(options.seed ?? 0) });
+  if (options.device && options.device !== 'cpu') {
+    for (const map of [layer.parameters, layer.buffers ?? new Map<string, Tensor>()]) {
+      for (const [name, t] of [...map]) {
+        const moved = t.to(options.device);
+        moved.requiresGrad = t.requiresGrad;
+        map.set(name, moved);
+        t.dispose();
+      }
+    }
+  }
+  return layer;
+}
+
+/**
+ * Replaces a layer's parameters and buffers with the values of the same names (a
+ * state_dict of the matching torch module, from a safetensors file or a map):
+ * strict, like load_state_dict; on any mismatch nothing changes.
+ */
+export function loadLayerState(layer: Layer, source: string | ReadonlyMap<string, NamedArray>): void {
+  const where = typeof source === 'string' ? `loadLayerState ${source}` : 'loadLayerState';
+  const loaded = typeof source === 'string' ? readSafetensors(source).tensors : source;
+  const own = new Map<string, Tensor>([...layer.parameters, ...(layer.buffers ?? [])]);
+  const missing = [...own.keys()].filter((k) => !loaded.has(k));
+  const unexpected = [...loaded.keys()].filter((k) => !own.has(k));
+  const mismatched = [...own].filter(([k, t]) => loaded.has(k) && loaded.get(k)!.shape.join() !== t.shape.join())
+    .map(([k, t]) => `${k}: layer (${t.shape.join(', ')}) vs given (${loaded.get(k)!.shape.join(', ')})`);
+  if (missing.length || unexpected.length || mismatched.length) {
+    const parts = [
+      missing.length ? `missing: ${missing.join(', ')}` : '',
+      unexpected.length ? `not in the layer: ${unexpected.join(', ')}` : '',
+      mismatched.length ? `shape differs: ${mismatched.join('; ')}` : '',
+    ].filter(Boolean);
+    throw new SegvolError('ERR_SHAPE', `${where}: the state does not fit this ${layer.type} layer (${parts.join('; ')}); ` +
+      'build the layer with the options the state was saved with');
+  }
+  for (const map of [layer.parameters, layer.buffers ?? new Map<string, Tensor>()]) {
+    for (const [name, old] of [...map]) {
+      const a = loaded.get(name)!;
+      const next = Tensor.fromArray(a.data, a.shape, { device: old.device });
+      next.requiresGrad = old.requiresGrad;
+      map.set(name, next);
+      old.dispose();
+    }
+  }
+}
