@@ -181,7 +181,7 @@ cudaTest('npm run bench -- pyramid --gpu --smoke runs its three cases and the tw
   const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as {
     case: string; segvol_ms: number; math: string; predicted_bytes: number; tensor_peak_bytes: number; step_ms: number;
   });
-  const lines = rows.slice(0, 3), memory = rows.slice(3);
+  const memory = rows.filter((r) => r.case.includes('device memory')), lines = rows.filter((r) => !r.case.includes('device memory'));
   t.deepEqual(lines.map((l) => l.case.split(':')[0]), ['smoke', 'smoke', 'smoke']);
   for (const l of lines) t.true(Number.isFinite(l.segvol_ms) && l.segvol_ms > 0, `${l.case}: ${l.segvol_ms}`);
   t.true(lines.every((l) => l.math === 'fp32'));
@@ -207,4 +207,33 @@ cudaTest('cuda: a NaN in one of the 24 PyraMiD weights is named, and the volume 
   t.is(err.code, 'ERR_NON_FINITE');
   t.regex(err.message, /wh of direction 4 \(\+W\)/);
   t.deepEqual(Array.from(x.toArray().slice(0, 3)), [0, Math.fround(Math.sin(1)), Math.fround(Math.sin(2))]);
+});
+
+// The recurrent layers as a user runs them on a GPU: the same seed on each device,
+// a ragged bidirectional LSTM with initial states and a ConvLSTM with peepholes.
+cudaTest('cuda: layers.lstm (ragged, bidirectional, projected) and layers.convLstm (peepholes) match the cpu, gradients too', async (t) => {
+  const { createLayer, GradientTape } = await import('../lib');
+  const cases = [
+    { builder: layers.lstm({ inputSize: 3, hiddenSize: 5, projSize: 2, numLayers: 2, bidirectional: true, batchFirst: true }), x: [3, 6, 3],
+      run: { lengths: [6, 2, 4] } },
+    { builder: layers.convLstm({ hidden: 2, kernel: 3, bidirectional: true, peepholes: true, planeSize: [5, 6] }), x: [2, 2, 4, 5, 6], run: {} },
+  ] as const;
+  for (const c of cases) {
+    const results = [];
+    for (const device of ['cpu', 'cuda'] as const) {
+      const layer = createLayer(c.builder as never, { seed: 5, device, inChannels: c.x[c.x.length === 3 ? 2 : 1]! }) as unknown as {
+        run(x: Tensor, o: object): Promise<{ output: Tensor; hN: Tensor }>; parameters: Map<string, Tensor>;
+      };
+      const x = Tensor.fromArray(Float32Array.from({ length: c.x.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 0.37)), [...c.x], { device });
+      const tape = new GradientTape();
+      tape.watch(x);
+      const r = await tape.record(() => layer.run(x, c.run));
+      const grads = await tape.backward([r.output, r.hN], [Tensor.full(r.output.shape, 0.5, { device }), Tensor.full(r.hN.shape, -0.25, { device })]);
+      results.push({ y: r.output.toArray(), dx: grads.get(x)!.toArray(), dw: [...layer.parameters.values()].map((p) => grads.get(p)!.toArray()) });
+    }
+    const [cpu, gpu] = results as [typeof results[0], typeof results[0]];
+    assertClose(t, gpu.y, cpu.y, { abs: 1e-5, rel: 1e-4 }, 'output');
+    assertClose(t, gpu.dx, cpu.dx, { abs: 1e-5, rel: 1e-4 }, 'dx');
+    gpu.dw.forEach((g, i) => assertClose(t, g, cpu.dw[i]!, { abs: 1e-5, rel: 1e-4 }, `parameter ${i}`));
+  }
 });
