@@ -1,5 +1,5 @@
 """PyTorch peer for segvol's benchmarks. Reads one JSON job from stdin:
-{"suite": "conv" | "pyramid" | "gpu", "threads": 2, "repeats": 10, "cases": [...]}
+{"suite": "conv" | "pyramid" | "rnn" | "gpu", "threads": 2, "repeats": 10, "cases": [...]}
 ("gpu" also takes "device": "cuda" and "tf32": bool, and cases of kind layer,
 train or inference; see gpu_case)
 and prints one JSON line per case: {"case": name, "torch_ms": median ms}.
@@ -115,6 +115,51 @@ def gpu_case(case, repeats, device, tf32):
     return timed(infer, repeats, device)
 
 
+def conv_lstm(x, weights, hidden, kernel):
+    """The usual PyTorch ConvLSTM: per slice one convolution of [x, h], gates i, f, g, o."""
+    n, _, depth, hh, ww = x.shape
+    h = x.new_zeros(n, hidden, hh, ww)
+    c = x.new_zeros(n, hidden, hh, ww)
+    outs = []
+    for z in range(depth):
+        pre = F.conv2d(torch.cat([x[:, :, z], h], dim=1), weights[0], weights[1], padding=kernel // 2)
+        i, f, g, o = pre.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        outs.append(h)
+    return torch.stack(outs, dim=2)
+
+
+def rnn_case(case, repeats):
+    """Forward + backward (input and every weight) of torch.nn.LSTM / GRU, or of a ConvLSTM over slices."""
+    torch.manual_seed(0)
+    if case["kind"] == "convLstm":
+        x = (torch.rand(case["x"]) * 2 - 1).requires_grad_(True)
+        c, o, k = case["x"][1], case["hidden"], case["kernel"]
+        weights = [((torch.rand(4 * o, c + o, k, k) * 2 - 1) * 0.1).requires_grad_(True), torch.zeros(4 * o, requires_grad=True)]
+        forward = lambda: conv_lstm(x, weights, o, k)  # noqa: E731
+        params = weights
+    else:
+        module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[case["kind"]](case["inputSize"], case["hiddenSize"], num_layers=case["numLayers"])
+        x = (torch.rand(case["x"]) * 2 - 1).requires_grad_(True)
+        forward = lambda: module(x)[0]  # noqa: E731
+        params = list(module.parameters())
+    with torch.no_grad():
+        dy = torch.ones_like(forward())
+    times = []
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        y = forward()
+        y.backward(dy)
+        elapsed = (time.perf_counter() - start) * 1000
+        x.grad = None
+        for p in params:
+            p.grad = None
+        if i >= 2:
+            times.append(elapsed)
+    return statistics.median(times)
+
+
 def main():
     job = json.load(sys.stdin)
     torch.set_num_threads(job["threads"])
@@ -123,7 +168,7 @@ def main():
             sys.exit("PyTorch here has no CUDA device")
         run = lambda case, repeats: gpu_case(case, repeats, job["device"], job["tf32"])  # noqa: E731
     else:
-        run = pyramid_case if job["suite"] == "pyramid" else conv_case
+        run = {"pyramid": pyramid_case, "rnn": rnn_case}.get(job["suite"], conv_case)
     for case in job["cases"]:
         ms = run(case, job["repeats"])
         print(json.dumps({"case": case["name"], "torch_ms": ms}), flush=True)

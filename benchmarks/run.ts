@@ -447,6 +447,48 @@ const suites: Record<string, (repeats: number) => void | Promise<void>> = {
       }
     }
   },
+  /**
+   * The recurrent layers against PyTorch CPU in the same run (issue 13): LSTM and GRU
+   * (sequence 100, batch 16, hidden 256, 2 layers) and a ConvLSTM over 16 slices of
+   * 64x64 (16 input channels, hidden 32, 3x3), forward + backward of the input and
+   * every weight, the output's gradient all ones.
+   */
+  async rnn(repeats) {
+    const { createLayer, layers: layerBuilders } = await import('../lib');
+    const cases = [
+      { name: 'lstm: T=100, N=16, I=256, H=256, 2 layers', kind: 'lstm', x: [100, 16, 256], inputSize: 256, hiddenSize: 256, numLayers: 2 },
+      { name: 'gru: T=100, N=16, I=256, H=256, 2 layers', kind: 'gru', x: [100, 16, 256], inputSize: 256, hiddenSize: 256, numLayers: 2 },
+      { name: 'convLstm: 16 slices of 64x64, C=16, hidden 32, 3x3, N=1', kind: 'convLstm', x: [1, 16, 16, 64, 64], hidden: 32, kernel: 3 },
+    ] as const;
+    const peer = runPeer({ suite: 'rnn', threads, repeats, cases });
+    if (typeof peer === 'string') console.error(`torch peer unavailable (${peer}); install it with: pip install torch`);
+    for (const c of cases) {
+      const layer = c.kind === 'convLstm'
+        ? createLayer(layerBuilders.convLstm({ hidden: c.hidden, kernel: c.kernel }), { inChannels: c.x[1] })
+        : createLayer((c.kind === 'lstm' ? layerBuilders.lstm : layerBuilders.gru)({ inputSize: c.inputSize, hiddenSize: c.hiddenSize, numLayers: c.numLayers }));
+      const x = randomTensor([...c.x], 'cpu');
+      const dy = Tensor.full(layer.outputShape(c.x, c.kind), 1);  // made once, as the peer's
+      const times: number[] = [];
+      for (let i = 0; i < repeats + 2; ++i) {
+        const start = process.hrtime.bigint();
+        const tape = new GradientTape();
+        tape.watch(x);
+        const y = await tape.record(() => layer.forward(x, { training: true, random: Math.random }));
+        const grads = await tape.backward(y, dy);
+        if (i >= 2) times.push(Number(process.hrtime.bigint() - start) / 1e6);
+        for (const g of grads.values()) g.dispose();
+        y.dispose();
+        tape.dispose();
+      }
+      dy.dispose();
+      const ms = median(times), torchMs = typeof peer === 'string' ? null : peer.get(c.name) ?? null;
+      console.log(JSON.stringify({
+        case: c.name, segvol_ms: Number(ms.toFixed(1)), torch_ms: torchMs === null ? null : Number(torchMs.toFixed(1)),
+        ratio: torchMs === null ? null : Number((torchMs / ms).toFixed(2)), target_ratio: 1,
+      }));
+      x.dispose();
+    }
+  },
   tf32: () => tf32Accuracy(),
   /** The training step's overhead alone (also the last case of the pyramid suite). */
   step: (repeats) => tapeOverhead(repeats),

@@ -202,7 +202,7 @@ RnnForward rnnForward(Implementation impl, RnnCell cell, const Tensor& x, const 
   if (lstm) s->c0 = c0 ? reorder(be, *c0, s->order, 0, false) : Tensor::zeros(be, {N, H});
 
   const ConvGeometry g = projection();
-  const Tensor wih = as4(W.wih), whh = as4(W.whh);
+  const Tensor wih = as4(W.wih);
   // The input projection of every step at once: (T*N, I) x (GH, I)^T + bih.
   Tensor pre = Tensor::empty(be, {T, N, GH});
   Tensor preRows = as4(pre.view({T * N, GH}));
@@ -222,6 +222,12 @@ RnnForward rnnForward(Implementation impl, RnnCell cell, const Tensor& x, const 
     if (lstm) be.fill(s->c, 0.0f);
     if (lstm && W.whr.defined()) be.fill(s->hCell, 0.0f);
   }
+  // The per-step projection h (rows, P) x weight_hh^T runs as the data gradient of a 1x1
+  // convolution with weight_hh transposed, (P, GH): a plain product of row-major
+  // matrices, which GEMMs run faster for few rows than the product with a transpose.
+  Tensor whhT = Tensor::empty(be, {P, GH});
+  be.permute(W.whh, {1, 0}, whhT);
+  const Tensor whhT4 = as4(whhT);
   Tensor recurrent = Tensor::empty(be, {N, GH});
   Tensor hScratch = Tensor::empty(be, {N, P});
   Tensor cScratch = lstm ? Tensor::empty(be, {N, H}) : Tensor();
@@ -232,7 +238,7 @@ RnnForward rnnForward(Implementation impl, RnnCell cell, const Tensor& x, const 
     Tensor hPrev = previousRows(be, s->h, s->h0, sizes, t, reverse, hScratch);
     Tensor rec = recurrent.slice(0, rows);
     Tensor rec4 = as4(rec);
-    be.convForward(g, as4(hPrev), whh, nullptr, rec4);
+    be.convBackwardData(g, as4(hPrev), whhT4, rec4);
     Tensor h = stepRows(s->h, t, rows);
     if (lstm) {
       Tensor cPrev = previousRows(be, s->c, s->c0, sizes, t, reverse, cScratch);
@@ -368,9 +374,11 @@ RnnBackward rnnBackward(Implementation impl, const RnnSaved& s, const Tensor* dy
   Tensor dbih = Tensor::empty(be, {GH});
   be.convBackwardWeights(g, as4(s.xs.view({T * N, I})), dgInRows, out.grads.dwih, &dbih);
   out.grads.dwih = out.grads.dwih.view({GH, I});
-  // Every step has a recurrent term (from the initial state at a row's first step).
+  // Every step has a recurrent term (from the initial state at a row's first step), so
+  // bias_hh's gradient sums all steps; only the GRU's differs from bias_ih's.
   Tensor dbhh = Tensor::empty(be, {GH});
-  be.channelSum(dgRecRows, dbhh);
+  if (gru) be.channelSum(dgRecRows, dbhh);
+  else be.copy(dbih, dbhh);
   // weight_hh meets, at each step, the previous step's h: h[t-1] with dg[t] (forward),
   // h[t+1] with dg[t] (reverse; rows starting at t see zeros there and take h0 below).
   out.grads.dwhh = Tensor::zeros(be, {GH, P, 1, 1});
