@@ -213,3 +213,52 @@ test('bad input: wrong sizes, lengths, states and options each give a coded erro
   // Nothing was lost: the layer still runs.
   t.deepEqual((await lstm.run(x)).output.shape, [5, 2, 4]);
 });
+
+test('a ConvLSTM in a layer list trains, predicts its memory, and survives a model file', async (t) => {
+  const { loadModel, sequential, Trainer, VolumeSampler, estimateStepMemory } = await import('../lib');
+  const os = await import('node:os');
+  const model = sequential([layers.convLstm({ hidden: 3, kernel: 3, bidirectional: true, merge: 'sum' }), layers.pixelwise({ units: 2 }), layers.softmax()],
+    { inChannels: 1, seed: 2 });
+  const volume = Float32Array.from({ length: 6 * 12 * 12 }, (_, i) => Math.sin(i * 0.3));
+  const data = new VolumeSampler({ volume, shape: [1, 6, 12, 12], labels: volume.map((v) => (v > 0 ? 1 : 0)) });
+  const losses: number[] = [];
+  await new Trainer(model, { loss: 'crossEntropy', optimizer: { kind: 'adam', lr: 0.03 }, seed: 1 })
+    .fit({ data, size: [6, 12, 12], steps: 25, onProgress: (p) => losses.push(p.loss) });
+  t.true(losses[losses.length - 1]! < losses[0]! * 0.8, `loss ${losses[0]} -> ${losses[losses.length - 1]}`);
+  const estimate = estimateStepMemory(model, [1, 1, 6, 12, 12])!;
+  t.true(estimate.keptBytes > 2 * 6 * 12 * 12 * (1 + 6 * 3) * 4, 'the ConvLSTM planes are counted');
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-rnn-')), 'convlstm.safetensors');
+  model.save(file);
+  const loaded = loadModel(file);
+  const x = randomTensor([1, 1, 6, 12, 12], rng(9));
+  assertClose(t, await loaded.predict(x), await model.predict(x), { abs: 0, rel: 0 }, 'the loaded model predicts the same');
+});
+
+test('Model.sublayer: an LSTM inside a forward-function model, named like a PyTorch attribute, with its states', async (t) => {
+  const { Model } = await import('../lib');
+  class Tagger extends Model {
+    readonly outChannels = 2;
+    private readonly lstm = this.sublayer('lstm', layers.lstm({ inputSize: 3, hiddenSize: 4, batchFirst: true }), 3);
+    constructor() {
+      super({ inputs: { tokens: 3 }, seed: 1 });
+    }
+    outputShape(shape: readonly number[] | Record<string, readonly number[]>): number[] {
+      const s = shape as readonly number[];
+      return [s[0]!, s[1]!, 4];
+    }
+    async forward(x: Tensor | Record<string, Tensor>): Promise<Tensor> {
+      const r = await this.lstm.run(x as Tensor, { lengths: [3, 2] });
+      r.hN.dispose();
+      r.cN?.dispose();
+      return r.output;
+    }
+  }
+  const model = new Tagger();
+  t.deepEqual([...model.parameters().keys()], ['lstm.weight_ih_l0', 'lstm.weight_hh_l0', 'lstm.bias_ih_l0', 'lstm.bias_hh_l0']);
+  const x = randomTensor([2, 3, 3], rng(3));
+  const tape = new GradientTape();
+  const y = await tape.record(() => model.forward(x));
+  const grads = model.gradientsByName(await tape.backward(y, Tensor.full(y.shape, 1)));
+  t.deepEqual(grads.get('lstm.weight_ih_l0')!.shape, [16, 3]);
+  t.deepEqual(y.toArray().slice(2 * 3 * 4 - 4), new Float32Array(4), 'sequence 1 (length 2) is 0 at step 2');
+});
