@@ -143,6 +143,9 @@ export const opCases: OpCase[] = [
   convCase('conv2d C=1 5x5 same', [2, 1, 8, 7], [1, 1, 5, 5], { padding: 'same' }),
   convCase('conv2d groups 2, anisotropic stride', [1, 4, 6, 7], [6, 2, 3, 3], { groups: 2, stride: [1, 2] }),
   convCase('conv2d 7x7 same, C=5 O=8 on 20x20', [1, 5, 20, 20], [8, 5, 7, 7], { padding: 'same' }, false),
+  // Few taps on planes of 64+ voxels: the CPU's im2col + GEMM path (valid, asymmetric kernel and padding).
+  convCase('conv2d 3x5 kernel, padding (0, 2), N=2 C=3 on 9x11', [2, 3, 9, 11], [4, 3, 3, 5], { padding: [0, 2] }),
+  convCase('conv2d 1x3 kernel valid, N=3 C=2 on 8x10', [3, 2, 8, 10], [5, 2, 1, 3], { padding: 0 }),
   convCase('conv3d 3x3x3 pad 1', [1, 2, 4, 5, 6], [3, 2, 3, 3, 3], { padding: 1 }),
   convCase('conv3d (2,3,3) dilation (1,2,2), stride (1,1,2)', [1, 2, 5, 8, 7], [2, 2, 2, 3, 3],
     { dilation: [1, 2, 2], stride: [1, 1, 2] }),
@@ -336,7 +339,7 @@ export const opCases: OpCase[] = [
 // The C-LSTM scan on tiny volumes: T = 1 (no recurrence at all), a minus
 // direction, and an initial state (whose gradients are checked too).
 function clstmCase(name: string, x: number[], o: number, k: number, direction: 0 | 1 | 2 | 3 | 4 | 5,
-  initialState: boolean, peepholes = false): OpCase {
+  initialState: boolean, peepholes = false, zeroState = false): OpCase {
   const c = x[1]!;
   const axis = 2 + Math.floor(direction / 2);
   const plane = x.slice(2).filter((_, a) => a + 2 !== axis);
@@ -345,7 +348,7 @@ function clstmCase(name: string, x: number[], o: number, k: number, direction: 0
     ...(peepholes ? { peep: { shape: [3, o, ...plane] } } : {}),
   };
   const scan = (op: Ops, v: Record<string, Tensor>) => op.clstmScan(v.x!, { wx: v.wx!, bx: v.bx!, wh: v.wh!, bh: v.bh!, ...(peepholes ? { peep: v.peep! } : {}) },
-    { direction, ...(initialState ? { h0: v.h0!, c0: v.c0! } : {}) });
+    { direction, ...(initialState ? { h0: v.h0!, c0: v.c0! } : {}), ...(zeroState ? { zeroState: true } : {}) });
   return {
     name,
     inputs: {
@@ -378,6 +381,7 @@ opCases.push(
   clstmCase('clstmScan -D, T=1 with initial state', [1, 2, 1, 3, 4], 1, 3, 1, true),
   clstmCase('clstmScan +D with peepholes (ConvLSTM, Shi et al.)', [2, 2, 3, 3, 4], 2, 3, 0, false, true),
   clstmCase('clstmScan -D with peepholes and initial state', [1, 1, 4, 3, 3], 2, 3, 1, true, true),
+  clstmCase('clstmScan -D from a zero state (bh in the first plane), peepholes', [2, 2, 3, 3, 4], 2, 3, 1, false, true, true),
 );
 
 // The dense recurrent op (one layer, one direction of torch.nn.RNN / LSTM / GRU).

@@ -196,9 +196,9 @@ export interface NativeBinding {
   firstNonFinite(xs: H[]): number;
 
   clstmScan(impl: Impl, x: H, weights: NativeClstmWeights, direction: number, h0: H | null,
-    c0: H | null, recompute: boolean, async: false): NativeScanForward;
+    c0: H | null, recompute: boolean, async: false, zeroState: boolean): NativeScanForward;
   clstmScan(impl: Impl, x: H, weights: NativeClstmWeights, direction: number, h0: H | null,
-    c0: H | null, recompute: boolean, async: true): Promise<NativeScanForward>;
+    c0: H | null, recompute: boolean, async: true, zeroState: boolean): Promise<NativeScanForward>;
   clstmScanBackward(impl: Impl, saved: NativeSavedHandle, dh: H | null, dhLast: H | null, dcLast: H | null, async: false): NativeScanBackward;
   clstmScanBackward(impl: Impl, saved: NativeSavedHandle, dh: H | null, dhLast: H | null, dcLast: H | null,
     async: true): Promise<NativeScanBackward>;

@@ -416,13 +416,16 @@ export class ConvLstmLayer implements Layer {
       last = [];
       for (let d = 0; d < this.directions; ++d) {
         const i = l * this.directions + d;
-        // A zero initial state, not none: the recurrent bias then enters the first slice too (as in a convolution of [x, h]).
-        const hInit = h0 ? stateOf(h0, i) : Tensor.zeros([n, o, hh, ww], { device: x.device });
-        const cInit = c0 ? stateOf(c0, i) : Tensor.zeros([n, o, hh, ww], { device: x.device });
-        const r = await ops.clstmScanAsync(input, this.weights(l, d), { direction: d === 1 ? 1 : 0, h0: hInit, c0: cInit });
+        // Without a given state the scan starts from zeros: the recurrent bias enters the first
+        // slice too (as in a convolution of [x, h]).
+        const hInit = h0 ? stateOf(h0, i) : undefined;
+        const cInit = c0 ? stateOf(c0, i) : undefined;
+        const r = await ops.clstmScanAsync(input, this.weights(l, d), {
+          direction: d === 1 ? 1 : 0, ...(hInit && cInit ? { h0: hInit, c0: cInit } : { zeroState: true }),
+        });
         r.saved.dispose();
-        hInit.dispose();
-        cInit.dispose();
+        hInit?.dispose();
+        cInit?.dispose();
         outs.push(r.h);
         hs.push(r.hLast);
         cs.push(r.cLast);

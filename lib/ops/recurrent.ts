@@ -106,6 +106,12 @@ export interface ClstmScanOptions {
   /** Initial state (N, O, A, B), A and B the plane's axes; both or neither. */
   h0?: Tensor;
   c0?: Tensor;
+  /**
+   * Without h0: start from a zero state, so bh enters the first plane too (the same as
+   * h0 = c0 = 0, without computing their convolution). Default false: PyraMiD-LSTM's
+   * convention, where the first plane has no recurrent term at all.
+   */
+  zeroState?: boolean;
 }
 
 export interface ClstmScanResult {
@@ -256,13 +262,13 @@ export function recurrentOps(impl: ImplementationName) {
   return {
     /** One C-LSTM over a volume x: (N, C, D, H, W) in one direction; the convolutions are 'same', stride 1. */
     clstmScan(x: Tensor, weights: ClstmWeights, options: ClstmScanOptions): ClstmScanResult {
-      const result = wrapScanForward(native.clstmScan(...scanArgs(x, weights, options, 'clstmScan'), false));
+      const result = wrapScanForward(native.clstmScan(...scanArgs(x, weights, options, 'clstmScan'), false, options.zeroState ?? false));
       recordScan(x, weights, options, result, false);
       return result;
     },
     /** clstmScan on the compute thread (the event loop stays free), and its gradient too. */
     async clstmScanAsync(x: Tensor, weights: ClstmWeights, options: ClstmScanOptions): Promise<ClstmScanResult> {
-      const result = wrapScanForward(await native.clstmScan(...scanArgs(x, weights, options, 'clstmScanAsync'), true));
+      const result = wrapScanForward(await native.clstmScan(...scanArgs(x, weights, options, 'clstmScanAsync'), true, options.zeroState ?? false));
       recordScan(x, weights, options, result, true);
       return result;
     },

@@ -87,7 +87,7 @@ Napi::Value scanBackwardResult(Napi::Env env, ops::ScanBackward& r) {
   return o;
 }
 
-// clstmScan(impl, x, weights {wx, bx, wh, bh, peep?}, direction, h0|null, c0|null, recompute, async)
+// clstmScan(impl, x, weights {wx, bx, wh, bh, peep?}, direction, h0|null, c0|null, recompute, async, zeroState)
 //   -> { h, hLast, cLast, saved } or a Promise of it
 Napi::Value ClstmScan(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
@@ -98,7 +98,8 @@ Napi::Value ClstmScan(const Napi::CallbackInfo& info) {
     const int direction = static_cast<int>(intArg(info[3], op, "direction"));
     const Tensor h0 = optionalTensor(info, 4, op, "h0"), c0 = optionalTensor(info, 5, op, "c0");
     const bool recompute = info.Length() > 6 && boolArg(info[6], op, "recompute");
-    auto run = [=] { return ops::clstmScanForward(impl, x, w, direction, ptr(h0), ptr(c0), recompute); };
+    const bool zeroState = info.Length() > 8 && boolArg(info[8], op, "zeroState");
+    auto run = [=] { return ops::clstmScanForward(impl, x, w, direction, ptr(h0), ptr(c0), recompute, zeroState); };
     if (info.Length() > 7 && boolArg(info[7], op, "async")) {
       return Napi::Value(PromiseWorker<ops::ScanForward>::start(info.Env(), run, scanForwardResult));
     }

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "../core/error.h"
+#include "conv_gemm.h"
 #include "cpu_backend.h"
 
 namespace segvol {
@@ -242,40 +243,18 @@ int64_t batchChunk(const Tensor& a, const Tensor& b) {
   return std::max<int64_t>(1, kConversionBytes / std::max<int64_t>(perEntry, 1));
 }
 
-// A 1x1 kernel on 1x1 planes is a matrix product of (rows, channels) matrices: the
-// projections of the dense recurrent layers (ops/rnn.cpp). oneDNN's GEMM runs these
-// faster than its convolution primitives (measured: 2-3x at 1600 x 256 x 1024).
-bool isDenseProduct(const ConvGeometry& g, const Tensor& x, const Tensor& w) {
-  if (g.groups != 1) return false;
-  for (int a = 0; a < 3; ++a) {
-    if (g.stride[a] != 1 || g.padding[a] != 0 || g.dilation[a] != 1) return false;
-  }
-  return x.size() == x.dim(0) * x.dim(1) && w.size() == w.dim(0) * w.dim(1);
-}
-
-// Row-major C (m, n) = op(A) op(B), as dnnl_sgemm computes it.
-void gemm(char transA, char transB, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-          int64_t ldb, float* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    std::fill(c, c + m * ldc, 0.0f);
-    return;
-  }
-  const dnnl_status_t status = dnnl_sgemm(transA, transB, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-  if (status != dnnl_success) {
-    fail(ErrorCode::Native, "oneDNN sgemm failed (status " + std::to_string(static_cast<int>(status)) + ") on " +
-                                std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k));
-  }
-}
-
 }  // namespace
 
 void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
                              Tensor& y) {
-  if (isDenseProduct(g, x, w)) {
+  if (cpu::isFewTapConv(g, x, w)) {
+    cpu::fewTapForward(*this, g, x, w, bias, y);
+    return;
+  }
+  if (cpu::isDenseProduct(g, x, w)) {
     // y (rows, O) = x (rows, C) w (O, C)^T + bias
     const int64_t rows = x.dim(0), c = x.dim(1), o = w.dim(0);
-    gemm('N', 'T', rows, o, c, x.data(), c, w.data(), c, y.data(), o);
+    cpu::sgemm('N', 'T', rows, o, c, x.data(), c, w.data(), c, 0.0f, y.data(), o);
     if (bias) {
       const float* b = bias->data();
       float* out = y.data();
@@ -315,10 +294,14 @@ void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tenso
 }
 
 void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
-  if (isDenseProduct(g, dx, w)) {
+  if (cpu::isFewTapConv(g, dx, w)) {
+    cpu::fewTapBackwardData(*this, g, dy, w, dx);
+    return;
+  }
+  if (cpu::isDenseProduct(g, dx, w)) {
     // dx (rows, C) = dy (rows, O) w (O, C)
     const int64_t rows = dx.dim(0), c = dx.dim(1), o = w.dim(0);
-    gemm('N', 'N', rows, c, o, dy.data(), o, w.data(), c, dx.data(), c);
+    cpu::sgemm('N', 'N', rows, c, o, dy.data(), o, w.data(), c, 0.0f, dx.data(), c);
     return;
   }
   const int64_t chunk = batchChunk(dy, dx);
@@ -355,10 +338,15 @@ void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const
 
 void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw,
                                      Tensor* dbias) {
-  if (isDenseProduct(g, x, dw)) {
+  if (cpu::isFewTapConv(g, x, dw)) {
+    cpu::fewTapBackwardWeights(*this, g, x, dy, dw);
+    if (dbias) channelSum(dy, *dbias);
+    return;
+  }
+  if (cpu::isDenseProduct(g, x, dw)) {
     // dw (O, C) = dy (rows, O)^T x (rows, C)
     const int64_t rows = x.dim(0), c = x.dim(1), o = dw.dim(0);
-    gemm('T', 'N', o, c, rows, dy.data(), o, x.data(), c, dw.data(), c);
+    cpu::sgemm('T', 'N', o, c, rows, dy.data(), o, x.data(), c, 0.0f, dw.data(), c);
     if (dbias) channelSum(dy, *dbias);
     return;
   }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <map>
 #include <mutex>
 
@@ -18,7 +19,7 @@ namespace {
 // recurrent layer, allocated again each step, spent more time faulting than
 // computing (a ConvLSTM's cell kernel over 16 slices: 1.8 ms a step on fresh
 // memory, 0.2 ms on reused). The cache holds at most 512 MiB, so a process
-// never keeps more than that beyond what its live tensors once needed.
+// never keeps more than that beyond what its live tensors need.
 class BlockCache {
  public:
   static constexpr size_t kFrom = size_t(1) << 20;        // blocks of 1 MiB and more
@@ -31,22 +32,33 @@ class BlockCache {
 
   void* take(size_t size) {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = free_.find(size);
-    if (it == free_.end()) return nullptr;
-    void* ptr = it->second;
-    free_.erase(it);
+    auto it = bySize_.find(size);
+    if (it == bySize_.end()) return nullptr;
+    void* ptr = it->second->ptr;
+    order_.erase(it->second);
+    bySize_.erase(it);
     cached_ -= size;
     return ptr;
   }
 
+  // Keeps a freed block, evicting the blocks freed longest ago when full: a
+  // training loop frees and asks for the same sizes every step, so the recent
+  // blocks are the ones it will ask for next.
   void give(void* ptr, size_t size) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (cached_ + size > kCapacity) {
+    if (size > kCapacity) {
       std::free(ptr);
       return;
     }
+    while (cached_ + size > kCapacity && !order_.empty()) evictOldest();
     try {
-      free_.emplace(size, ptr);
+      order_.push_back({size, ptr});
+      try {
+        bySize_.emplace(size, std::prev(order_.end()));
+      } catch (...) {
+        order_.pop_back();
+        throw;
+      }
       cached_ += size;
     } catch (...) {
       std::free(ptr);
@@ -55,14 +67,32 @@ class BlockCache {
 
   void releaseAll() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [size, ptr] : free_) std::free(ptr);
-    free_.clear();
-    cached_ = 0;
+    while (!order_.empty()) evictOldest();
   }
 
  private:
+  struct Block {
+    size_t size;
+    void* ptr;
+  };
+
+  void evictOldest() noexcept {
+    const Block oldest = order_.front();
+    auto range = bySize_.equal_range(oldest.size);
+    for (auto it = range.first; it != range.second; ++it) {
+      if (it->second == order_.begin()) {
+        bySize_.erase(it);
+        break;
+      }
+    }
+    order_.pop_front();
+    cached_ -= oldest.size;
+    std::free(oldest.ptr);
+  }
+
   std::mutex mutex_;
-  std::multimap<size_t, void*> free_;
+  std::list<Block> order_;  // oldest first
+  std::multimap<size_t, std::list<Block>::iterator> bySize_;
   size_t cached_ = 0;
 };
 

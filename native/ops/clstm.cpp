@@ -107,7 +107,7 @@ void checkVolume(const Tensor& x, const std::string& op) {
 // the cell kernel on N*G rows), every member forward in its own time order.
 // keepGates false: the gates are a transient of the scan, freed at its end (backward recomputes them).
 ScanPlanes scanForwardPlanes(Backend& be, const Tensor& xs, const ClstmWeights& w, bool reverse, const Tensor* h0,
-                             const Tensor* c0, bool keepGates = true) {
+                             const Tensor* c0, bool keepGates = true, bool zeroState = false) {
   const int64_t T = xs.dim(0), N = xs.dim(1), GC = xs.dim(2), A = xs.dim(3), B = xs.dim(4);
   const int64_t GO4 = w.wx.dim(0), O = w.wh.dim(1), G = GO4 / (4 * O);
   ConvGeometry g = planeGeometry(w);
@@ -139,7 +139,8 @@ ScanPlanes scanForwardPlanes(Backend& be, const Tensor& xs, const ClstmWeights& 
       be.convForward(g, *hPrev, w.wh, nullptr, recurrentConv);
       be.lstmStepForward(gates, &recurrent, &w.bh, cPrev, peep, c, h);
     } else {
-      be.lstmStepForward(gates, nullptr, nullptr, nullptr, peep, c, h);
+      // zeroState: the state before the scan is zero, so its recurrent term is bh alone.
+      be.lstmStepForward(gates, nullptr, zeroState ? &w.bh : nullptr, nullptr, peep, c, h);
     }
   }
   if (!keepGates) p.gates.release();
@@ -185,7 +186,7 @@ struct PlaneGrads {
 // gradient of every plane's h; initial states only for G = 1.
 PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p, const ClstmWeights& w, bool reverse,
                               const Tensor& dys, const Tensor* dhLast, const Tensor* dcLast, const Tensor* h0,
-                              const Tensor* c0, bool needInput) {
+                              const Tensor* c0, bool needInput, bool zeroState = false) {
   const int64_t T = xs.dim(0), N = xs.dim(1), GC = xs.dim(2), A = xs.dim(3), B = xs.dim(4);
   const int64_t GO4 = w.wx.dim(0), O = w.wh.dim(1), G = GO4 / (4 * O);
   ConvGeometry g = planeGeometry(w);
@@ -237,7 +238,7 @@ PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p
         Tensor recurrent = recurrentConv.view(cellGates);
         be.lstmStepForward(gatesNow, &recurrent, &w.bh, cPrev, peep, cScratch, hScratch);
       } else {
-        be.lstmStepForward(gatesNow, nullptr, nullptr, nullptr, peep, cScratch, hScratch);
+        be.lstmStepForward(gatesNow, nullptr, zeroState ? &w.bh : nullptr, nullptr, peep, cScratch, hScratch);
       }
       gates = gatesNow;
     } else {
@@ -264,6 +265,12 @@ PlaneGrads scanBackwardPlanes(Backend& be, const Tensor& xs, const ScanPlanes& p
   } else {
     be.fill(out.grads.dwh, 0.0f);
     be.fill(out.grads.dbh, 0.0f);
+  }
+  if (zeroState && !h0) {
+    // bh also entered the first plane.
+    Tensor dbFirst = Tensor::empty(be, {GO4});
+    be.channelSum(dgates.slice(reverse ? T - 1 : 0, 1).view(convGates), dbFirst);
+    be.binary(BinaryKind::Add, out.grads.dbh, dbFirst, out.grads.dbh);
   }
   if (h0) {
     const int64_t first = reverse ? T - 1 : 0;
@@ -309,7 +316,7 @@ void checkState(const Tensor* h0, const Tensor* c0, const Shape& expected, Devic
 }  // namespace
 
 ScanForward clstmScanForward(Implementation impl, const Tensor& x, const ClstmWeights& w, int direction,
-                             const Tensor* h0, const Tensor* c0, bool recompute) {
+                             const Tensor* h0, const Tensor* c0, bool recompute, bool zeroState) {
   const std::string op = "clstmScan";
   checkVolume(x, op);
   if (direction < 0 || direction > 5) {
@@ -334,7 +341,8 @@ ScanForward clstmScanForward(Implementation impl, const Tensor& x, const ClstmWe
   const int axis = direction / 2;
   const bool reverse = direction % 2 == 1;
   saved->xs = permuted(be, x, kToScan[axis]);
-  saved->planes = scanForwardPlanes(be, saved->xs, w, reverse, h0, c0, !recompute);
+  saved->zeroState = zeroState && !h0;
+  saved->planes = scanForwardPlanes(be, saved->xs, w, reverse, h0, c0, !recompute, saved->zeroState);
   const int64_t T = saved->xs.dim(0), last = reverse ? 0 : T - 1;
   ScanForward out;
   out.h = permuted(be, saved->planes.h, kFromScan[axis]);
@@ -375,7 +383,7 @@ ScanBackward clstmScanBackward(Implementation impl, const ScanSaved& saved, cons
   const Tensor* h0 = saved.h0.defined() ? &saved.h0 : nullptr;
   const Tensor* c0 = saved.c0.defined() ? &saved.c0 : nullptr;
   PlaneGrads g = scanBackwardPlanes(be, saved.xs, saved.planes, saved.weights, saved.direction % 2 == 1, dys, dhLast,
-                                    dcLast, h0, c0, true);
+                                    dcLast, h0, c0, true, saved.zeroState);
   ScanBackward out;
   out.dx = permuted(be, g.dxs, kFromScan[axis]);
   out.grads = g.grads;

@@ -61,6 +61,7 @@ struct ScanSaved final : SavedState {
   ScanPlanes planes;
   ClstmWeights weights;
   Tensor h0, c0;  // (N, O, A, B) or undefined
+  bool zeroState = false;  // no h0/c0, but the scan starts from a zero state: bh enters the first plane
   size_t bytes() const override { return xs.bytes() + planes.bytes(); }
   const char* kind() const override { return "clstmScan"; }
 };
@@ -78,9 +79,11 @@ struct ScanBackward {
   Tensor dh0, dc0;  // (N, O, A, B), when an initial state was given
 };
 
-// x: (N, C, D, H, W); direction 0..5 = +D, -D, +H, -H, +W, -W; h0, c0: (N, O, A, B) or null (both or neither)
+// x: (N, C, D, H, W); direction 0..5 = +D, -D, +H, -H, +W, -W; h0, c0: (N, O, A, B) or null (both or neither).
+// Without h0, the first plane has no recurrent term at all (PyraMiD-LSTM's convention), or with
+// zeroState the term of a zero state, bh (the same as h0 = c0 = 0, without their convolution).
 ScanForward clstmScanForward(Implementation impl, const Tensor& x, const ClstmWeights& w, int direction,
-                             const Tensor* h0, const Tensor* c0, bool recompute = false);
+                             const Tensor* h0, const Tensor* c0, bool recompute = false, bool zeroState = false);
 // dh: (N, O, D, H, W) or null (no gradient from the outputs); dhLast, dcLast: (N, O, A, B) or null
 ScanBackward clstmScanBackward(Implementation impl, const ScanSaved& saved, const Tensor* dh, const Tensor* dhLast,
                                const Tensor* dcLast);

@@ -1,0 +1,29 @@
+// Convolutions as matrix products (oneDNN's sgemm), for the shapes where that
+// beats oneDNN's convolution primitives on the CPU:
+//   - a 1x1 kernel on 1x1 planes: a product of (rows, channels) matrices
+//     (the projections of the dense recurrent layers);
+//   - 2D, stride 1, no dilation, one group, few input taps (C * kH * kW <= 256):
+//     im2col + GEMM per image. oneDNN's direct kernels run these (a ConvLSTM's
+//     16-channel input projection, a PyraMiD-LSTM layer's first convolution) at
+//     half the rate of its wider ones; the product keeps its full rate.
+#pragma once
+#include "../core/backend.h"
+
+namespace segvol::cpu {
+
+// Row-major C (m, n) = op(A) op(B) + beta C, as dnnl_sgemm; throws on failure.
+void sgemm(char transA, char transB, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+           int64_t ldb, float beta, float* c, int64_t ldc);
+
+bool isDenseProduct(const ConvGeometry& g, const Tensor& x, const Tensor& w);
+bool isFewTapConv(const ConvGeometry& g, const Tensor& x, const Tensor& w);
+
+// be allocates the im2col buffer of one image.
+// x: (N, C, H, W), w: (O, C, kH, kW), bias: (O) or null, y: (N, O, oH, oW)
+void fewTapForward(Backend& be, const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
+// dy: (N, O, oH, oW) -> dx: (N, C, H, W)
+void fewTapBackwardData(Backend& be, const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx);
+// x, dy -> dw: (O, C, kH, kW)
+void fewTapBackwardWeights(Backend& be, const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw);
+
+}  // namespace segvol::cpu
