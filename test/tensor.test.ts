@@ -96,8 +96,9 @@ test('backends() lists cpu (available) and cuda with a reason when unavailable',
 });
 
 test('oneDNN primitives are cached by shape: a repeated convolution builds nothing new', (t) => {
-  const x = Tensor.full([1, 3, 13, 11], 0.5);
-  const w = Tensor.full([2, 3, 3, 3], 0.1);
+  // 32 x 3 x 3 = 288 taps: a oneDNN convolution (up to 256 taps run as im2col + GEMM).
+  const x = Tensor.full([1, 32, 13, 11], 0.5);
+  const w = Tensor.full([2, 32, 3, 3], 0.1);
   ops.conv(x, w, { padding: 1 }).dispose();
   const afterFirst = primitiveCacheStats();
   for (let i = 0; i < 3; ++i) ops.conv(x, w, { padding: 1 }).dispose();
