@@ -262,3 +262,21 @@ test('Model.sublayer: an LSTM inside a forward-function model, named like a PyTo
   t.deepEqual(grads.get('lstm.weight_ih_l0')!.shape, [16, 3]);
   t.deepEqual(y.toArray().slice(2 * 3 * 4 - 4), new Float32Array(4), 'sequence 1 (length 2) is 0 at step 2');
 });
+
+test('loadLayerState reads a state_dict file; a state of other options is refused and changes nothing', async (t) => {
+  const { writeSafetensors } = await import('../lib');
+  const os = await import('node:os');
+  const source = createLayer(layers.gru({ inputSize: 3, hiddenSize: 4, numLayers: 2 }), { seed: 7 });
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-state-')), 'gru.safetensors');
+  writeSafetensors(file, new Map([...source.parameters].map(([k, v]) => [k, { shape: [...v.shape], data: v.toArray() }])));
+  const target = createLayer(layers.gru({ inputSize: 3, hiddenSize: 4, numLayers: 2 }), { seed: 8 });
+  loadLayerState(target, file);
+  const x = randomTensor([5, 2, 3], rng(4));
+  assertClose(t, (await target.run(x)).output, (await source.run(x)).output, { abs: 0, rel: 0 }, 'same weights, same output');
+  const other = createLayer(layers.gru({ inputSize: 3, hiddenSize: 5, numLayers: 2 }), { seed: 9 });
+  const before = (await other.run(x)).output.toArray();
+  const error = t.throws(() => loadLayerState(other, file)) as Error & { code?: string };
+  t.is(error.code, 'ERR_SHAPE');
+  t.regex(error.message, /weight_ih_l0: layer \(15, 3\) vs given \(12, 3\)/);
+  t.deepEqual((await other.run(x)).output.toArray(), before, 'the refused load changed nothing');
+});
