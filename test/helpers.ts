@@ -20,6 +20,13 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** The fixture scripts' integer hash: u in [0, 1), exact in Python and here. */
+export function hashed(count: number, k: number): Float64Array {
+  const out = new Float64Array(count);
+  for (let i = 0; i < count; ++i) out[i] = Number((BigInt(i + 7919 * k) * 2654435761n) % 4294967296n) / 4294967296;
+  return out;
+}
+
 export type Init = 'uniform' | 'distinct' | 'positive' | 'awayFromZero';
 
 export function randomArray(size: number, random: () => number, init: Init = 'uniform'): Float32Array {

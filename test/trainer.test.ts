@@ -13,16 +13,9 @@ import {
 } from '../lib';
 import { recordOp } from '../lib/autograd/tape';
 import { syntheticEm } from '../lib/data/synthetic';
-import { assertClose, randomArray, rng } from './helpers';
+import { assertClose, hashed, randomArray, rng } from './helpers';
 
 const fixtures = path.join(__dirname, 'fixtures', 'convnet');
-
-/** The hash of test/fixtures/make_convnet_fixtures.py: u in [0, 1), exact on both sides. */
-function hashed(count: number, k: number): Float64Array {
-  const out = new Float64Array(count);
-  for (let i = 0; i < count; ++i) out[i] = Number((BigInt(i + 7919 * k) * 2654435761n) % 4294967296n) / 4294967296;
-  return out;
-}
 
 /** The fixture script's weights: biases U(-0.1, 0.1), weights uniform with std 1/sqrt(fanIn), in parameter order. */
 function hashedWeights(params: Map<string, Tensor>): Map<string, NamedArray> {
