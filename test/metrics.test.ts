@@ -99,10 +99,10 @@ test('segmentation from boundary maps: threshold components, watershed, and the 
   const best = metrics.bestRandFScore(boundary, truth, [H, W], { connectivity: 4 });
   t.is(best.scores.fScore, 1);
   t.true(best.threshold < 0.45);
-  const ws = metrics.watershed(boundary, [H, W], { seedThreshold: 0.2, maskThreshold: 0.95, connectivity: 4 });
+  const ws = metrics.priorityFlood(boundary, [H, W], { seedThreshold: 0.2, maskThreshold: 0.95, connectivity: 4 });
   t.is(new Set(ws).size, 2, 'two basins fill the whole image, boundary included');
   t.is(metrics.rand(ws, truth).fScore, 1);
-  const small = metrics.watershed(boundary, [H, W], { seedThreshold: 0.2, maskThreshold: 0.5, minSize: 100, connectivity: 4 });
+  const small = metrics.priorityFlood(boundary, [H, W], { seedThreshold: 0.2, maskThreshold: 0.5, minSize: 100, connectivity: 4 });
   t.true(small.every((v) => v === 0), 'segments below minSize are removed');
 });
 

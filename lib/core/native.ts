@@ -220,8 +220,14 @@ export interface NativeBinding {
 
   metricsConnectedComponents(foreground: ArrayLike<number>, shape: number[], connectivity: number): { labels: Int32Array; count: number };
   metricsThresholdSegmentation(boundary: Float32Array, shape: number[], threshold: number, connectivity: number): Int32Array;
-  metricsWatershed(boundary: Float32Array, shape: number[], seedThreshold: number, maskThreshold: number, minSize: number,
+  metricsPriorityFlood(boundary: Float32Array, shape: number[], seedThreshold: number, maskThreshold: number, minSize: number,
     connectivity: number): Int32Array;
+  metricsWatershed(affinities: Float32Array, shape: number[], threeD: boolean, low: number, high: number,
+    sizeThresholds: Array<[number, number]>, minSize: number): {
+    segments: Int32Array; basins: number; count: number; treeA: Int32Array; treeB: Int32Array; treeWeight: Float32Array;
+  };
+  metricsBoundaryAffinities(boundary: Float32Array, shape: number[], threeD: boolean): Float32Array;
+  metricsCutTree(segments: Int32Array, treeA: Int32Array, treeB: Int32Array, treeWeight: Float32Array, threshold: number): Int32Array;
   metricsRand(pred: ArrayLike<number>, truth: ArrayLike<number>, ignoreTruthZero: boolean): {
     vMerge: number; vSplit: number; fScore: number; randIndex: number; adaptedRandError: number; precision: number;
     recall: number; viSplit: number; viMerge: number;

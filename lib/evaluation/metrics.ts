@@ -57,6 +57,63 @@ function connectivityOf(shape: Shape3, options: Connectivity): number {
   return options.connectivity ?? (shape.length === 2 ? 8 : 26);
 }
 
+export interface WatershedOptions {
+  /** Affinities below are neither followed nor merged (default 0.3). */
+  low?: number;
+  /** Affinities above count as equally strong: their voxels share a basin (default 0.99). */
+  high?: number;
+  /**
+   * The size-dependent merge: a number s merges, along edges of affinity >= low, two
+   * segments while either has fewer than s voxels (default 25); or steps
+   * [[affinity, size], ...] in decreasing affinity: an edge uses the first step it reaches.
+   */
+  sizeThreshold?: number | ReadonlyArray<readonly [number, number]>;
+  /** Segments smaller than this become background (0) after merging (default 0: none). */
+  minSize?: number;
+}
+
+export interface WatershedSegmentation {
+  /** Segment ids 1..count per voxel in scan order, 0 = background. */
+  segments: Int32Array;
+  /** Basins before merging, and segments after. */
+  basins: number;
+  count: number;
+  /** The maximum spanning tree of the segments' region graph, strongest edge first. */
+  tree: { a: Int32Array; b: Int32Array; affinity: Float32Array };
+  /** Segments joined along the tree's edges of affinity >= threshold (a coarser level of the hierarchy). */
+  cut(threshold: number): Int32Array;
+}
+
+export interface RandCurvePoint {
+  threshold: number;
+  /** The paper's Rand split and merge scores (its precision-recall curve) and their F-score. */
+  vSplit: number;
+  vMerge: number;
+  fScore: number;
+  /** Segments at this threshold. */
+  segments: number;
+}
+
+function runWatershed(affinities: Float32Array, d: number[], threeD: boolean, options: WatershedOptions): WatershedSegmentation {
+  const low = options.low ?? 0.3, high = options.high ?? 0.99;
+  const size = options.sizeThreshold ?? 25;
+  const steps: Array<[number, number]> = typeof size === 'number' ? [[low, size]] : size.map(([w, s]) => [w, s]);
+  for (const [w, s] of steps) {
+    if (!(w >= 0 && w <= 1) || !Number.isInteger(s) || s < 0) {
+      throw new SegvolError('ERR_ARGUMENT', `watershed: expected sizeThreshold steps [affinity in 0..1, size >= 0 voxels], received [${w}, ${s}]`);
+    }
+  }
+  steps.sort((a, b) => b[0] - a[0]);
+  const minSize = options.minSize ?? 0;
+  if (!Number.isInteger(minSize) || minSize < 0) throw new SegvolError('ERR_ARGUMENT', `watershed: expected minSize as an integer >= 0, received ${describe(minSize)}`);
+  const r = native.metricsWatershed(affinities, d, threeD, low, high, steps, minSize);
+  const tree = { a: r.treeA, b: r.treeB, affinity: r.treeWeight };
+  return {
+    segments: r.segments, basins: r.basins, count: r.count, tree,
+    cut: (threshold: number) => native.metricsCutTree(r.segments, tree.a, tree.b, tree.affinity, threshold),
+  };
+}
+
 export const metrics = {
   /**
    * Pixel error of boundary probabilities (p > threshold is boundary) against a binary truth.
@@ -151,31 +208,76 @@ export const metrics = {
       connectivityOf(shape, options));
   },
 
-  /** Seeded watershed on a boundary map, segments smaller than minSize removed. */
-  watershed(boundary: Float32Array, shape: Shape3, options: Connectivity & { seedThreshold: number; maskThreshold?: number; minSize?: number }): Int32Array {
-    return native.metricsWatershed(boundary, dims(shape, boundary.length, 'watershed'), options.seedThreshold, options.maskThreshold ?? 1,
+  /**
+   * Seeded priority flood on a boundary map: seeds are the components below seedThreshold,
+   * grown over voxels below maskThreshold in order of increasing boundary value; segments
+   * smaller than minSize removed. (Not Zlateski and Seung's watershed: see watershed.)
+   */
+  priorityFlood(boundary: Float32Array, shape: Shape3, options: Connectivity & { seedThreshold: number; maskThreshold?: number; minSize?: number }): Int32Array {
+    return native.metricsPriorityFlood(boundary, dims(shape, boundary.length, 'priorityFlood'), options.seedThreshold, options.maskThreshold ?? 1,
       options.minSize ?? 0, connectivityOf(shape, options));
   },
 
   /**
+   * Zlateski and Seung's watershed (2015) of a boundary map (high = boundary), on the
+   * affinity graph 1 - max(b_u, b_v): steepest ascent, plateau division, basins, the
+   * region graph, size-dependent single linkage, and the maximum spanning tree of the
+   * result (`cut(t)` merges along its edges of affinity >= t). 2D shapes, and by
+   * default each slice of a 3D one, are segmented in-plane; `threeD: true` joins slices.
+   */
+  watershed(boundary: Float32Array, shape: Shape3, options: WatershedOptions & { threeD?: boolean } = {}): WatershedSegmentation {
+    const d = dims(shape, boundary.length, 'watershed');
+    const threeD = options.threeD ?? false;
+    return runWatershed(native.metricsBoundaryAffinities(boundary, d, threeD), d, threeD, options);
+  },
+
+  /**
+   * The same on an affinity graph: affinities (3, D, H, W), channel a (z, y, x) the edge
+   * between each voxel and its predecessor along axis a (1 = together), as connectomics
+   * networks predict them. threeD (default true) uses the z channel.
+   */
+  affinityWatershed(affinities: Float32Array, shape: readonly [number, number, number], options: WatershedOptions & { threeD?: boolean } = {}): WatershedSegmentation {
+    if (!(affinities instanceof Float32Array)) throw new SegvolError('ERR_ARGUMENT', `affinityWatershed: expected a Float32Array, received ${describe(affinities)}`);
+    const d = dims(shape, affinities.length / 3, 'affinityWatershed');
+    return runWatershed(affinities, d, options.threeD ?? true, options);
+  },
+
+  /**
+   * Rand scores of a boundary map's segmentations over thresholds: the split/merge curve
+   * (the 2D-3D ConvNet paper's Fig. 4). 'threshold': connected components of the voxels
+   * below each threshold; 'watershed': one watershed, its tree cut at affinity 1 - threshold.
+   * Truth label 0 (boundary) is ignored. In-plane (per slice) unless threeD.
+   */
+  randCurve(boundary: Float32Array, truth: Labels, shape: Shape3, options: Connectivity & {
+    method?: 'threshold' | 'watershed'; thresholds?: readonly number[]; watershed?: WatershedOptions; threeD?: boolean;
+    onProgress?: (done: number, total: number) => void;
+  } = {}): RandCurvePoint[] {
+    sameLength(boundary, truth, 'randCurve');
+    const thresholds = options.thresholds ?? Array.from({ length: 19 }, (_, i) => (i + 1) / 20);
+    const threeD = options.threeD ?? false;
+    const connectivity = options.connectivity ?? (shape.length === 2 || !threeD ? 8 : 26);
+    const ws = options.method === 'watershed' ? metrics.watershed(boundary, shape, { ...(options.watershed ?? {}), threeD }) : undefined;
+    return thresholds.map((threshold, k) => {
+      const segments = ws ? ws.cut(1 - threshold)
+        : metrics.segmentByThreshold(boundary, shape, { threshold, connectivity: connectivity as 4 | 8 | 6 | 26 });
+      const s = metrics.rand(segments, truth);
+      options.onProgress?.(k + 1, thresholds.length);
+      return { threshold, vSplit: s.vSplit, vMerge: s.vMerge, fScore: s.fScore, segments: new Set(segments).size - (segments.includes(0) ? 1 : 0) };
+    });
+  },
+
+  /**
    * The best Rand F-score over segmentation thresholds (line search), as the 2D-3D ConvNet
-   * paper reports: 'threshold' = connected components below a threshold, 'watershed' = seeded
-   * watershed with that seed threshold.
+   * paper reports: 'threshold' = connected components below a threshold, 'watershed' =
+   * Zlateski and Seung's watershed cut at each threshold.
    */
   bestRandFScore(boundary: Float32Array, truth: Labels, shape: Shape3,
-    options: Connectivity & { method?: 'threshold' | 'watershed'; thresholds?: readonly number[]; minSize?: number;
+    options: Connectivity & { method?: 'threshold' | 'watershed'; thresholds?: readonly number[]; watershed?: WatershedOptions; threeD?: boolean;
       onProgress?: (done: number, total: number) => void } = {}) {
-    const thresholds = options.thresholds ?? Array.from({ length: 19 }, (_, i) => (i + 1) / 20);
-    let best = { threshold: thresholds[0]!, scores: undefined as RandScores | undefined };
-    for (const [k, threshold] of thresholds.entries()) {
-      const segments = (options.method ?? 'threshold') === 'watershed'
-        ? metrics.watershed(boundary, shape, { ...options, seedThreshold: threshold, minSize: options.minSize ?? 0 })
-        : metrics.segmentByThreshold(boundary, shape, { ...options, threshold });
-      const scores = metrics.rand(segments, truth);
-      if (!best.scores || scores.fScore > best.scores.fScore) best = { threshold, scores };
-      options.onProgress?.(k + 1, thresholds.length);
-    }
-    return { threshold: best.threshold, scores: best.scores! };
+    const curve = metrics.randCurve(boundary, truth, shape, options);
+    let best = curve[0]!;
+    for (const p of curve) if (p.fScore > best.fScore) best = p;
+    return { threshold: best.threshold, scores: best, curve };
   },
 
   /** BRATS regions from labels 0..4: complete (1-4), core (1, 3, 4), enhancing (4). */

@@ -102,16 +102,87 @@ Napi::Value ThresholdSegmentation(const Napi::CallbackInfo& info) {
   });
 }
 
-// watershed(boundary, shape, seedThreshold, maskThreshold, minSize, connectivity) -> Int32Array
-Napi::Value Watershed(const Napi::CallbackInfo& info) {
+// priorityFlood(boundary, shape, seedThreshold, maskThreshold, minSize, connectivity) -> Int32Array
+Napi::Value PriorityFlood(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
-    const char* op = "watershed";
+    const char* op = "priorityFlood";
     size_t n = 0;
     const float* b = floatsArg(info[0], op, "boundary", &n);
     auto dims = dimsArg(info[1], static_cast<int64_t>(n), op);
-    return Napi::Value(labelsOut(info.Env(), metrics::watershed(
+    return Napi::Value(labelsOut(info.Env(), metrics::priorityFlood(
         b, dims, static_cast<float>(numberArg(info[2], op, "seedThreshold")), static_cast<float>(numberArg(info[3], op, "maskThreshold")),
         intArg(info[4], op, "minSize"), static_cast<int>(intArg(info[5], op, "connectivity")))));
+  });
+}
+
+// affinityWatershed(aff, shape, threeD, low, high, sizeThresholds [[w, size], ...], minSize)
+//   -> { segments, basins, count, treeA, treeB, treeWeight }
+Napi::Value AffinityWatershed(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "watershed";
+    size_t n = 0;
+    const float* aff = floatsArg(info[0], op, "affinities", &n);
+    if (n % 3 != 0) fail(ErrorCode::Shape, std::string(op) + ": expected affinities of 3 channels (z, y, x) per voxel, received " + std::to_string(n) + " values");
+    auto dims = dimsArg(info[1], static_cast<int64_t>(n / 3), op);
+    metrics::WatershedOptions o;
+    o.low = static_cast<float>(numberArg(info[3], op, "low"));
+    o.high = static_cast<float>(numberArg(info[4], op, "high"));
+    if (!info[5].IsArray()) fail(ErrorCode::Argument, std::string(op) + ": expected sizeThresholds as [[weight, size], ...]");
+    Napi::Array steps = info[5].As<Napi::Array>();
+    for (uint32_t i = 0; i < steps.Length(); ++i) {
+      Napi::Value step = steps.Get(i);
+      if (!step.IsArray() || step.As<Napi::Array>().Length() != 2) fail(ErrorCode::Argument, std::string(op) + ": expected each size threshold as [weight, size]");
+      o.sizeThresholds.push_back({static_cast<float>(numberArg(step.As<Napi::Array>().Get(0u), op, "weight")),
+                                  intArg(step.As<Napi::Array>().Get(1u), op, "size")});
+    }
+    o.minSize = intArg(info[6], op, "minSize");
+    auto r = metrics::affinityWatershed(aff, dims, boolArg(info[2], op, "threeD"), o);
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("segments", labelsOut(env, r.segments));
+    out.Set("basins", r.basins);
+    out.Set("count", r.count);
+    Napi::Int32Array a = Napi::Int32Array::New(env, r.tree.size()), b = Napi::Int32Array::New(env, r.tree.size());
+    Napi::Float32Array w = Napi::Float32Array::New(env, r.tree.size());
+    for (size_t i = 0; i < r.tree.size(); ++i) {
+      a[i] = r.tree[i].a;
+      b[i] = r.tree[i].b;
+      w[i] = r.tree[i].weight;
+    }
+    out.Set("treeA", a);
+    out.Set("treeB", b);
+    out.Set("treeWeight", w);
+    return Napi::Value(out);
+  });
+}
+
+// boundaryAffinities(boundary, shape, threeD) -> Float32Array (3, D, H, W)
+Napi::Value BoundaryAffinities(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "boundaryAffinities";
+    size_t n = 0;
+    const float* b = floatsArg(info[0], op, "boundary", &n);
+    auto dims = dimsArg(info[1], static_cast<int64_t>(n), op);
+    auto aff = metrics::boundaryAffinities(b, dims, boolArg(info[2], op, "threeD"));
+    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), aff.size());
+    std::copy(aff.begin(), aff.end(), out.Data());
+    return Napi::Value(out);
+  });
+}
+
+// cutTree(segments, treeA, treeB, treeWeight, threshold) -> Int32Array
+Napi::Value CutTree(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "cutTree";
+    auto ids = idsArg(info[0], op, "segments");
+    std::vector<int32_t> segments(ids.begin(), ids.end());
+    auto a = idsArg(info[1], op, "tree ids"), b = idsArg(info[2], op, "tree ids");
+    size_t n = 0;
+    const float* w = floatsArg(info[3], op, "tree weights", &n);
+    if (a.size() != b.size() || a.size() != n) fail(ErrorCode::Shape, std::string(op) + ": the tree's arrays differ in length");
+    std::vector<metrics::RegionEdge> tree(n);
+    for (size_t i = 0; i < n; ++i) tree[i] = {static_cast<int32_t>(a[i]), static_cast<int32_t>(b[i]), w[i]};
+    return Napi::Value(labelsOut(info.Env(), metrics::cutTree(segments, tree, static_cast<float>(numberArg(info[4], op, "threshold")))));
   });
 }
 
@@ -226,7 +297,10 @@ Napi::Value WarpingErrorFn(const Napi::CallbackInfo& info) {
 void defineMetrics(Napi::Env env, Napi::Object exports) {
   exports.Set("metricsConnectedComponents", Napi::Function::New(env, ConnectedComponents));
   exports.Set("metricsThresholdSegmentation", Napi::Function::New(env, ThresholdSegmentation));
-  exports.Set("metricsWatershed", Napi::Function::New(env, Watershed));
+  exports.Set("metricsPriorityFlood", Napi::Function::New(env, PriorityFlood));
+  exports.Set("metricsWatershed", Napi::Function::New(env, AffinityWatershed));
+  exports.Set("metricsBoundaryAffinities", Napi::Function::New(env, BoundaryAffinities));
+  exports.Set("metricsCutTree", Napi::Function::New(env, CutTree));
   exports.Set("metricsRand", Napi::Function::New(env, Rand));
   exports.Set("metricsConfusion", Napi::Function::New(env, Confusion));
   exports.Set("metricsPixelError", Napi::Function::New(env, PixelErrorFn));

@@ -20,11 +20,39 @@ std::vector<int32_t> connectedComponents(const std::vector<uint8_t>& foreground,
                                          int32_t* count);
 // Segments from a boundary map (high = boundary): components of voxels below threshold.
 std::vector<int32_t> thresholdSegmentation(const float* boundary, Dims dims, float threshold, int connectivity);
-// Seeded watershed: seeds are components of voxels below seedThreshold; they grow
+// Seeded priority flood: seeds are components of voxels below seedThreshold; they grow
 // over voxels below maskThreshold in order of increasing boundary value (ties in
 // scan order); segments smaller than minSize voxels are removed (0).
-std::vector<int32_t> watershed(const float* boundary, Dims dims, float seedThreshold, float maskThreshold,
-                               int64_t minSize, int connectivity);
+std::vector<int32_t> priorityFlood(const float* boundary, Dims dims, float seedThreshold, float maskThreshold,
+                                   int64_t minSize, int connectivity);
+
+// ---- watershed.cpp: Zlateski & Seung's watershed on an affinity graph
+struct RegionEdge {
+  int32_t a, b;  // segment ids
+  float weight;  // the strongest affinity between them
+};
+struct WatershedOptions {
+  float low = 0.3f;   // edges below: not followed, not merged
+  float high = 0.99f; // edges above count as equally strong (their voxels share a basin)
+  // The size-dependent merge: (weight, size) steps in decreasing weight; two segments
+  // joined by an edge of weight w merge while either is smaller than the size of the
+  // first step with w >= its weight.
+  std::vector<std::pair<float, int64_t>> sizeThresholds;
+  int64_t minSize = 0;  // smaller segments become background after merging
+};
+struct WatershedResult {
+  std::vector<int32_t> segments;  // 1.. in scan order, 0 background
+  int32_t basins = 0;             // before merging
+  int32_t count = 0;              // after
+  std::vector<RegionEdge> tree;   // maximum spanning tree of the segments, strongest first
+};
+// aff: (3, D, H, W), channel a (z, y, x) holding each voxel's edge to its predecessor
+// along axis a; threeD false ignores the z edges (each slice on its own).
+WatershedResult affinityWatershed(const float* aff, Dims dims, bool threeD, const WatershedOptions& options);
+// The affinity graph of a boundary map (high = boundary): 1 - max(b_u, b_v) per edge.
+std::vector<float> boundaryAffinities(const float* boundary, Dims dims, bool threeD);
+// The segments joined along the tree's edges of weight >= threshold, renumbered.
+std::vector<int32_t> cutTree(const std::vector<int32_t>& segments, const std::vector<RegionEdge>& tree, float threshold);
 
 // ---- rand.cpp
 struct RandScores {

@@ -95,11 +95,11 @@ std::vector<int32_t> thresholdSegmentation(const float* boundary, Dims dims, flo
   return connectedComponents(inside, dims, connectivity, nullptr);
 }
 
-std::vector<int32_t> watershed(const float* boundary, Dims dims, float seedThreshold, float maskThreshold,
+std::vector<int32_t> priorityFlood(const float* boundary, Dims dims, float seedThreshold, float maskThreshold,
                                int64_t minSize, int connectivity) {
   checkConnectivity(connectivity);
   if (!(seedThreshold <= maskThreshold)) {
-    fail(ErrorCode::Argument, "watershed: expected seedThreshold <= maskThreshold");
+    fail(ErrorCode::Argument, "priorityFlood: expected seedThreshold <= maskThreshold");
   }
   std::vector<int32_t> labels = thresholdSegmentation(boundary, dims, seedThreshold, connectivity);
   const std::vector<Offset> all = neighbours(connectivity, false);
