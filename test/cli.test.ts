@@ -123,6 +123,35 @@ test('segvol evaluate prints JSON that agrees with the metrics API, and names an
   t.regex(bad.err, /unknown metric 'dice'; known: overlap, hausdorff, rand, pixel, warping/);
 });
 
+test('segvol evaluate --boundary: pixel error, the best 2D Rand F-score with connected components and with the watershed, and --plot', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-eval-'));
+  // Three slices of two cells split by a membrane; the prediction is a noisy boundary map.
+  const [D, H, W] = [3, 16, 20];
+  const truth = new Float32Array(D * H * W), pred = new Float32Array(D * H * W);
+  for (let i = 0; i < truth.length; ++i) {
+    const x = i % W;
+    truth[i] = x === 9 || x === 10 ? 1 : 0;
+    pred[i] = truth[i] ? 0.8 + 0.1 * Math.sin(i) : 0.1 + 0.05 * Math.cos(i);
+  }
+  writeNpy(path.join(dir, 'b.npy'), { shape: [D, H, W], data: pred });
+  writeNpy(path.join(dir, 't.npy'), { shape: [D, H, W], data: truth });
+  const plot = path.join(dir, 'curve.png');
+  const r = segvol(['evaluate', '--pred', path.join(dir, 'b.npy'), '--truth', path.join(dir, 't.npy'), '--boundary', '--plot', plot, '--json']);
+  t.is(r.status, 0, r.err);
+  const out = JSON.parse(r.out) as Record<string, { scores: { fScore: number }; curve: Array<{ vSplit: number; vMerge: number }> }>;
+  t.is(out.randThreshold!.scores.fScore, 1);
+  t.is(out.randWatershed!.scores.fScore, 1);
+  t.is(out.randWatershed!.curve.length, 19);
+  t.deepEqual([...fs.readFileSync(plot).subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
+  const text = segvol(['evaluate', '--pred', path.join(dir, 'b.npy'), '--truth', path.join(dir, 't.npy'), '--boundary']);
+  t.regex(text.out, /best 2D Rand F-score with connected components: 1\.0000 .* at threshold 0\.\d\d, 6 segments/);
+  t.regex(text.out, /best 2D Rand F-score with watershed: 1\.0000/);
+  t.regex(text.out, /pixel error: 0\.0000/);
+  const labels = segvol(['evaluate', '--pred', path.join(dir, 't.npy'), '--truth', path.join(dir, 't.npy'), '--plot', plot]);
+  t.is(labels.status, 1);
+  t.regex(labels.err, /--plot draws the Rand curves of a boundary map/);
+});
+
 test('segvol convert and inspect: NIfTI to npy keeps values; inspect prints shape, type, spacing', (t) => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-convert-'));
   const source = path.join(__dirname, 'fixtures', 'io', 'scaled_int16.nii.gz');

@@ -10,7 +10,7 @@ import { Tensor, type Device } from '../core/tensor';
 import { segvolVersion } from '../core/version';
 import { normalizations, type Normalization } from '../data/preprocess';
 import { syntheticEm } from '../data/synthetic';
-import { metrics, type RandScores, type Shape3 } from '../evaluation/metrics';
+import { metrics, type RandCurvePoint, type RandScores, type Shape3 } from '../evaluation/metrics';
 import { predictVolume } from '../inference/predict_volume';
 import { writeNpy } from '../io/npy';
 import { describeVolume, readVolume, writeVolume, type RawOptions, type StoredType } from '../io/volume_io';
@@ -20,7 +20,7 @@ import { formatBytes } from '../training/memory';
 import { Trainer, type FitOptions } from '../training/trainer';
 import { buildModel, loadTrainingData, phasesOf, readTrainConfig } from './config';
 import { runDemo } from './demo';
-import { plotLog } from './plot';
+import { drawRandCurves, plotLog } from './plot';
 import { duration, progressReporter } from './progress';
 
 function integerList(value: string): number[] {
@@ -56,9 +56,13 @@ function rawOption(value: string): RawOptions {
   return { shape: integerList(shape ?? ''), dtype: (dtype ?? 'float32') as RawOptions['dtype'] };
 }
 
-/** Segments of a truth given as a binary boundary map (boundary 1): components of the non-boundary pixels. */
-function connectedSegments(boundary: Float32Array, shape: Shape3): Int32Array {
-  return metrics.connectedComponents(Uint8Array.from(boundary, (v) => (v > 0.5 ? 0 : 1)), shape, { connectivity: 4 }).labels;
+/**
+ * Segments of the truth of a boundary prediction: a binary boundary map (boundary 1) becomes
+ * the components of its non-boundary pixels per slice; segment ids are used as they are (0 ignored).
+ */
+function connectedSegments(truth: Float32Array, shape: Shape3): Int32Array {
+  if (truth.some((v) => v !== 0 && v !== 1)) return Int32Array.from(truth);
+  return metrics.connectedComponents(Uint8Array.from(truth, (v) => (v > 0.5 ? 0 : 1)), shape, { connectivity: 4 }).labels;
 }
 
 function printEvaluation(result: Record<string, unknown>): void {
@@ -68,10 +72,15 @@ function printEvaluation(result: Record<string, unknown>): void {
     console.log(`pixel error: ${f(result.pixelError as number)} at 0.5; best ${f(best.error)} at threshold ${best.threshold.toFixed(2)}`);
   }
   if (result.rand) {
-    const r = result.rand as { scores?: RandScores; threshold?: number } & Partial<RandScores>;
-    const s = (r.scores ?? r) as RandScores;
-    console.log(`Rand F-score ${f(s.fScore)} (merge ${f(s.vMerge)}, split ${f(s.vSplit)})${r.threshold !== undefined ? ` at threshold ${r.threshold.toFixed(2)}` : ''}; ` +
-      `adapted Rand error ${f(s.adaptedRandError)}; VI split ${f(s.viSplit)}, merge ${f(s.viMerge)} bits`);
+    const r = result.rand as RandScores;
+    console.log(`Rand F-score ${f(r.fScore)} (merge ${f(r.vMerge)}, split ${f(r.vSplit)}); ` +
+      `adapted Rand error ${f(r.adaptedRandError)}; VI split ${f(r.viSplit)}, merge ${f(r.viMerge)} bits`);
+  }
+  for (const [key, name] of [['randThreshold', 'connected components'], ['randWatershed', 'watershed']] as const) {
+    const r = result[key] as { threshold: number; scores: RandCurvePoint; curve: RandCurvePoint[] } | undefined;
+    if (!r) continue;
+    console.log(`best 2D Rand F-score with ${name}: ${f(r.scores.fScore)} (merge ${f(r.scores.vMerge)}, split ${f(r.scores.vSplit)}) ` +
+      `at threshold ${r.threshold.toFixed(2)}, ${r.scores.segments} segments`);
   }
   if (result.warping) {
     const w = result.warping as { warpingError: number };
@@ -264,8 +273,11 @@ export function createProgram(): Command {
     .option('--metrics <list>', 'overlap, hausdorff, rand, pixel, warping (default: by the prediction: labels or probabilities)')
     .option('--classes <n>', 'number of classes for overlap measures (default: largest id + 1)', (v) => integerList(v)[0]!)
     .option('--spacing <z,y,x>', 'voxel spacing for distances', (v) => v.split(',').map(Number))
+    .option('--boundary', 'the prediction is a boundary map (probabilities, high = boundary): pixel error, the best 2D Rand F-score ' +
+      'with connected components and with the watershed, and their split/merge curves')
+    .option('--plot <file.png>', 'with a boundary map: draw the Rand split/merge curves')
     .option('--json', 'print JSON instead of a table')
-    .action((o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; json?: boolean }) => {
+    .action((o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string; json?: boolean }) => {
       const pred = readVolume(o.pred);
       const truth = readVolume(o.truth);
       if (pred.shape.join() !== truth.shape.join()) {
@@ -273,7 +285,8 @@ export function createProgram(): Command {
       }
       if (pred.shape.length !== 2 && pred.shape.length !== 3) throw new Error(`expected (H, W) or (D, H, W) volumes, received (${pred.shape.join(', ')})`);
       const shape = pred.shape as unknown as Shape3;
-      const probabilities = pred.data.some((v) => v !== Math.round(v));
+      const probabilities = o.boundary === true || pred.data.some((v) => v !== Math.round(v));
+      if (o.plot && !probabilities) throw new Error('--plot draws the Rand curves of a boundary map: give boundary probabilities (and --boundary)');
       const chosen = (o.metrics ?? (probabilities ? 'pixel,rand,warping' : 'overlap,rand')).split(',').map((m) => m.trim());
       const known = ['overlap', 'hausdorff', 'rand', 'pixel', 'warping'];
       const unknown = chosen.filter((m) => !known.includes(m));
@@ -286,11 +299,22 @@ export function createProgram(): Command {
       if (chosen.includes('rand')) {
         // Boundary maps: 2D segmentation per slice, as the 2D-3D ConvNet paper evaluates.
         if (probabilities) {
-          const bar = progressReporter('threshold search');
-          result.rand = metrics.bestRandFScore(pred.data, connectedSegments(truth.data, shape), shape, {
-            connectivity: 4, onProgress: (done, total) => bar.update(done / total, `threshold ${done}/${total}`),
-          });
-          bar.done();
+          const segments = connectedSegments(truth.data, shape);
+          for (const method of ['threshold', 'watershed'] as const) {
+            const bar = progressReporter(`threshold search (${method === 'threshold' ? 'connected components' : 'watershed'})`);
+            result[method === 'threshold' ? 'randThreshold' : 'randWatershed'] = metrics.bestRandFScore(pred.data, segments, shape, {
+              method, connectivity: 4, onProgress: (done, total) => bar.update(done / total, `threshold ${done}/${total}`),
+            });
+            bar.done();
+          }
+          if (o.plot) {
+            type Best = { curve: RandCurvePoint[] };
+            fs.writeFileSync(o.plot, drawRandCurves([
+              { name: 'connected components', points: (result.randThreshold as Best).curve.map((p) => [p.vSplit, p.vMerge]), color: [31, 119, 180] },
+              { name: 'watershed', points: (result.randWatershed as Best).curve.map((p) => [p.vSplit, p.vMerge]), color: [214, 39, 40] },
+            ]));
+            console.error(`wrote ${o.plot}`);
+          }
         } else {
           result.rand = metrics.rand(pred.data, truth.data);
         }

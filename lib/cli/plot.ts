@@ -139,6 +139,41 @@ export function drawPanels(series: readonly Series[], width = 720, panelHeight =
   return canvas.png();
 }
 
+/**
+ * Rand split/merge curves (the 2D-3D ConvNet paper's Fig. 4): x the split score, y the
+ * merge score, both 0..1, one line per method, with a legend.
+ */
+export function drawRandCurves(curves: ReadonlyArray<{ name: string; points: Array<[number, number]>; color: readonly number[] }>, size = 480): Buffer {
+  const canvas = new Canvas(size, size);
+  const left = 50, right = 16, top = 16, bottom = 40;
+  const grey = [170, 170, 170];
+  const px = (v: number) => left + v * (size - left - right);
+  const py = (v: number) => size - bottom - v * (size - top - bottom);
+  canvas.line(px(0), py(0), px(1), py(0), grey);
+  canvas.line(px(0), py(0), px(0), py(1), grey);
+  for (const t of [0, 0.25, 0.5, 0.75, 1]) {
+    canvas.line(px(t), py(0), px(t), py(0) + 4, grey);
+    canvas.text(px(t) - 9, py(0) + 8, t.toFixed(2));
+    canvas.line(px(0) - 4, py(t), px(0), py(t), grey);
+    canvas.text(2, py(t) - 3, t.toFixed(2));
+  }
+  canvas.text(size / 2 - 60, size - 14, 'rand split score');
+  canvas.text(left + 6, top - 10, 'rand merge score');
+  curves.forEach((c, k) => {
+    const pts = c.points.filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1]));
+    for (let i = 1; i < pts.length; ++i) canvas.line(px(pts[i - 1]![0]), py(pts[i - 1]![1]), px(pts[i]![0]), py(pts[i]![1]), c.color);
+    for (const p of pts) {
+      for (let d = -1; d <= 1; ++d) {
+        canvas.pixel(px(p[0]) + d, py(p[1]), c.color);
+        canvas.pixel(px(p[0]), py(p[1]) + d, c.color);
+      }
+    }
+    canvas.line(left + 12, top + 14 + 12 * k, left + 28, top + 14 + 12 * k, c.color);
+    canvas.text(left + 32, top + 11 + 12 * k, c.name, c.color);
+  });
+  return canvas.png();
+}
+
 /** Reads a training log and draws loss, learning rate and validation (if any) against the step. */
 export function plotLog(logFile: string, outFile: string): { steps: number; validations: number } {
   let text: string;
