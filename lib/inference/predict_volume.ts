@@ -3,7 +3,7 @@
 // are weighted most at its centre, so borders, where a window sees the least
 // context, count least. Model activations are bounded by the window.
 import { describe, SegvolError } from '../core/errors';
-import type { ModelBase } from '../nn/model';
+import { normalizationOf, type ModelBase } from '../nn/model';
 import { Tensor } from '../core/tensor';
 import { preprocessVolume } from '../data/preprocess';
 
@@ -45,47 +45,119 @@ export function gaussianWeight(window: readonly [number, number, number], sigma:
   return out;
 }
 
+/** Index i of an axis of length n, mirrored at the borders (reflection without repeating the edge). */
+function mirror(i: number, n: number): number {
+  if (n === 1) return 0;
+  const period = 2 * n - 2;
+  const m = ((i % period) + period) % period;
+  return m < n ? m : period - m;
+}
+
+/** A (C, D, H, W) volume padded by lo/hi voxels per axis with mirrored borders. */
+function mirrorPad(data: Float32Array, c: number, dims: readonly number[], lo: readonly number[], hi: readonly number[]): Float32Array {
+  const [D, H, W] = dims as [number, number, number];
+  const pd = D + lo[0]! + hi[0]!, ph = H + lo[1]! + hi[1]!, pw = W + lo[2]! + hi[2]!;
+  const out = new Float32Array(c * pd * ph * pw);
+  const xs = Int32Array.from({ length: pw }, (_, x) => mirror(x - lo[2]!, W));
+  for (let ch = 0; ch < c; ++ch)
+    for (let z = 0; z < pd; ++z)
+      for (let y = 0; y < ph; ++y) {
+        const src = ((ch * D + mirror(z - lo[0]!, D)) * H + mirror(y - lo[1]!, H)) * W;
+        const dst = ((ch * pd + z) * ph + y) * pw;
+        for (let x = 0; x < pw; ++x) out[dst + x] = data[src + xs[x]!]!;
+      }
+  return out;
+}
+
 /**
- * Class probabilities (1, K, D, H, W) for a volume x: (1, C, D, H, W) of any size, from
- * overlapping windows blended with Gaussian weights.
+ * Class probabilities (1, K, D, H, W) for a volume of any size, from overlapping windows
+ * blended with Gaussian weights. x: (1, C, D, H, W), or one such tensor per input name for
+ * a model with several inputs (an image and a boundary map). `window` is the output window;
+ * a 'valid' network (N4, VD2D, VD2D3D) reads its field of view around it, the volume's
+ * borders mirrored, so every voxel gets a prediction.
  */
-export async function predictVolume(model: ModelBase, x: Tensor, options: StitchOptions): Promise<Tensor> {
-  if (x.rank !== 5 || x.shape[0] !== 1) {
-    throw new SegvolError('ERR_SHAPE', `predictVolume: expected a volume (1, C, D, H, W), received (${x.shape.join(', ')})`);
+export async function predictVolume(model: ModelBase, x: Tensor | Record<string, Tensor>, options: StitchOptions): Promise<Tensor> {
+  const names = Object.keys(model.inputs);
+  const given: Record<string, Tensor> = x instanceof Tensor ? { [names[0]!]: x } : { ...x };
+  if (x instanceof Tensor && names.length !== 1) {
+    throw new SegvolError('ERR_ARGUMENT', `predictVolume: the model has inputs ${names.join(', ')}; give one volume per name`);
+  }
+  for (const name of names) {
+    const t = given[name];
+    if (!(t instanceof Tensor)) throw new SegvolError('ERR_ARGUMENT', `predictVolume: missing input '${name}'; the model's inputs: ${names.join(', ')}`);
+    if (t.rank !== 5 || t.shape[0] !== 1) {
+      throw new SegvolError('ERR_SHAPE', `predictVolume: expected a volume (1, C, D, H, W)${names.length > 1 ? ` for '${name}'` : ''}, received (${t.shape.join(', ')})`);
+    }
+  }
+  const first = given[names[0]!]!;
+  const dims = first.shape.slice(2) as [number, number, number];
+  for (const name of names) {
+    if (given[name]!.shape.slice(2).join() !== dims.join()) {
+      throw new SegvolError('ERR_SHAPE', `predictVolume: input '${name}' is (${given[name]!.shape.slice(2).join(', ')}) but '${names[0]}' is (${dims.join(', ')}); they must align`);
+    }
   }
   if (!Array.isArray(options.window) || options.window.length !== 3 || options.window.some((v) => !Number.isInteger(v) || v < 1)) {
     throw new SegvolError('ERR_ARGUMENT', `predictVolume: expected window as three positive integers (d, h, w), received ${describe(options.window)}`);
   }
   const overlap = options.overlap ?? 0.5;
   if (!(overlap >= 0 && overlap < 1)) throw new SegvolError('ERR_ARGUMENT', `predictVolume: expected 0 <= overlap < 1, received ${overlap}`);
-  const [, c, D, H, W] = x.shape as [number, number, number, number, number];
+  const [D, H, W] = dims;
   const window = [Math.min(options.window[0], D), Math.min(options.window[1], H), Math.min(options.window[2], W)] as const;
   const [wd, wh, ww] = window;
+  // A dense 'valid' network reads fov - 1 more voxels than it outputs (a 'same' one: fov 1).
+  let fov = model.fieldOfView();
+  if (!fov || fov.length !== 3) {
+    // Not dense (strided pooling, resampling): stitchable when a window's output is that window.
+    const shapes = Object.fromEntries(names.map((n) => [n, [1, model.inputs[n]!, ...window]]));
+    let out: number[] = [];
+    try {
+      out = model.outputShape(names.length === 1 ? shapes[names[0]!]! : shapes).slice(2);
+    } catch (error) {
+      if ((error as SegvolError).code !== 'ERR_SHAPE') throw error;
+    }
+    if (out.join() !== window.join()) {
+      throw new SegvolError('ERR_ARGUMENT', `predictVolume: a (${window.join(', ')}) window gives an output of (${out.join(', ') || 'no shape'}); stitching needs ` +
+        'outputs the size of their window, or a dense network (stride 1 throughout) whose output is the window less its field of view');
+    }
+    fov = [1, 1, 1];
+  }
+  const lo = fov.map((f) => Math.floor((f - 1) / 2)), hi = fov.map((f, a) => f - 1 - lo[a]!);
+  const inWindow = window.map((v, a) => v + fov[a]! - 1) as [number, number, number];
+  const padded = dims.map((v, a) => v + fov[a]! - 1);
   const weight = gaussianWeight(window, options.sigma ?? 1 / 8);
   const zs = windowStarts(D, wd, overlap), ys = windowStarts(H, wh, overlap), xs = windowStarts(W, ww, overlap);
   const total = zs.length * ys.length * xs.length;
   // Pre-processing is per slice of the whole volume, never per window (a window's statistics differ).
-  const normalize = options.preprocess === false ? 'none' : model.info.normalize ?? 'none';
-  const input = preprocessVolume(x.toArray(), x.shape, normalize);
+  const prepared = names.map((name) => {
+    const t = given[name]!;
+    const mode = options.preprocess === false ? 'none' : normalizationOf(model.info, name);
+    const data = preprocessVolume(t.toArray(), t.shape, mode);
+    const c = t.shape[1]!;
+    return { name, c, data: fov.every((f) => f === 1) ? data : mirrorPad(data, c, dims, lo, hi), crop: new Float32Array(c * inWindow[0] * inWindow[1] * inWindow[2]) };
+  });
+  const [pd, ph, pw] = padded as [number, number, number];
+  const [id, ih, iw] = inWindow;
   const k = model.outChannels;
   const device = model.device;
   const sum = new Float32Array(k * D * H * W);
   const norm = new Float32Array(D * H * W);
-  const crop = new Float32Array(c * wd * wh * ww);
   let done = 0;
   for (const z0 of zs)
     for (const y0 of ys)
       for (const x0 of xs) {
         if (options.signal?.aborted) throw new SegvolError('ERR_ARGUMENT', 'predictVolume: aborted');
-        for (let ch = 0; ch < c; ++ch)
-          for (let z = 0; z < wd; ++z)
-            for (let y = 0; y < wh; ++y) {
-              const src = ((ch * D + z0 + z) * H + y0 + y) * W + x0;
-              crop.set(input.subarray(src, src + ww), ((ch * wd + z) * wh + y) * ww);
-            }
-        const window5 = Tensor.fromArray(crop, [1, c, wd, wh, ww], { device });
-        const probs = await model.predict(window5, { preprocess: false });
-        window5.dispose();
+        const tensors: Record<string, Tensor> = {};
+        for (const p of prepared) {
+          for (let ch = 0; ch < p.c; ++ch)
+            for (let z = 0; z < id; ++z)
+              for (let y = 0; y < ih; ++y) {
+                const src = ((ch * pd + z0 + z) * ph + y0 + y) * pw + x0;
+                p.crop.set(p.data.subarray(src, src + iw), ((ch * id + z) * ih + y) * iw);
+              }
+          tensors[p.name] = Tensor.fromArray(p.crop, [1, p.c, id, ih, iw], { device });
+        }
+        const probs = await model.predict(names.length === 1 ? tensors[names[0]!]! : tensors, { preprocess: false });
+        for (const t of Object.values(tensors)) t.dispose();
         const p = probs.toArray();
         probs.dispose();
         for (let z = 0; z < wd; ++z)

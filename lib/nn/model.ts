@@ -30,8 +30,12 @@ export interface PredictOptions {
 
 /** What applying a model needs besides its weights; model files record it. */
 export interface ModelInfo {
-  /** The pre-processing raw volumes need (predict, segment and predictVolume apply it): per-slice z-scores, the MR pipeline, or none. */
-  normalize?: Normalization;
+  /**
+   * The pre-processing raw volumes need (predict, segment and predictVolume apply it): per-slice
+   * z-scores, the MR pipeline, or none; one for every input, or one per input name (a recursive
+   * net's boundary map is fed as it is: { image: 'slice', boundary: 'none' }).
+   */
+  normalize?: Normalization | Record<string, Normalization>;
   /** The channels of each input, in order (an MR model's modalities: { input: ['flair', 't1', 't1ce', 't2'] }). */
   channels?: Record<string, string[]>;
   /** Class names; the index is the class id. */
@@ -245,13 +249,14 @@ export abstract class ModelBase {
    * Raw inputs get the pre-processing info.normalize records, unless options.preprocess is false.
    */
   async predict(x: ModelInput, options: PredictOptions = {}): Promise<Tensor> {
-    const mode = options.preprocess === false ? 'none' : this.info.normalize ?? 'none';
-    if (mode === 'none') return noGrad(() => this.forward(x, { training: false }));
-    const prepared = new Map([...this.inputMap(x)].map(([name, t]) => [name, preprocessTensor(t, mode)]));
+    const mode = (name: string) => (options.preprocess === false ? 'none' : normalizationOf(this.info, name));
+    const inputs = this.inputMap(x);
+    if ([...inputs.keys()].every((name) => mode(name) === 'none')) return noGrad(() => this.forward(x, { training: false }));
+    const prepared = new Map([...inputs].map(([name, t]) => [name, mode(name) === 'none' ? t : preprocessTensor(t, mode(name))]));
     try {
       return await noGrad(() => this.forward(Object.fromEntries(prepared), { training: false }));
     } finally {
-      for (const t of prepared.values()) t.dispose();
+      for (const [name, t] of prepared) if (t !== inputs.get(name)) t.dispose();
     }
   }
 
@@ -381,6 +386,13 @@ export abstract class ModelBase {
       }
     }
   }
+}
+
+/** The pre-processing a model records for one of its inputs. */
+export function normalizationOf(info: ModelInfo, input: string): Normalization {
+  const n = info.normalize;
+  if (n === undefined) return 'none';
+  return typeof n === 'string' ? n : n[input] ?? 'none';
 }
 
 /** A tensor's volumes pre-processed on the host (per (N, C) slice stack), on its device. */
