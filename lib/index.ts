@@ -67,7 +67,7 @@ export {
 } from './nn/model';
 export { Sequential, sequential, type SequentialOptions } from './nn/sequential';
 export { Graph, graph, type GraphNode, type GraphOptions, type JoinKind } from './nn/graph';
-export { presets, type PyramidNetOptions } from './presets';
+export { presets, type PyramidNetOptions, type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions } from './presets';
 export { loadModel, type LoadModelOptions } from './serialize/model_file';
 
 export { classWeightsFromCounts, type ClassWeighting } from './training/losses';
@@ -81,6 +81,7 @@ export {
 } from './training/trainer';
 export type { ValidationMetric } from './training/validation';
 export { estimateStepMemory, formatBytes, type StepMemory } from './training/memory';
+export { transferWeights, recursiveBoundaryMap, vd2dSharedLayers, type TransferReport, type BoundaryMapOptions } from './training/recursive';
 
 export { VolumeSampler, MultiSampler, classCounts, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
 export { normalizeSlices, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, type Normalization } from './data/preprocess';

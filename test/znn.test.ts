@@ -81,3 +81,24 @@ test('predictVolume stitches valid networks: mirrored borders, any window gives 
   const missing = await t.throwsAsync(predictVolume(rec, { image: inputs.image } as never, { window: [3, 9, 10] }));
   t.regex(missing!.message, /missing input 'boundary'/);
 });
+
+test('transferWeights: VD2D3D starts from VD2D\'s conv1a..conv3b and says what it copied; the boundary map is in [-1, 1]', async (t) => {
+  const { transferWeights, vd2dSharedLayers, recursiveBoundaryMap } = await import('../lib');
+  const vd2d = presets.vd2d({ seed: 5 });
+  const vd2d3d = presets.vd2d3d({ recursive: true, seed: 6 });
+  const fresh4a = vd2d3d.parameters().get('nodes.conv4a.weight')!.toArray();
+  const report = transferWeights(vd2d, vd2d3d, { layers: vd2dSharedLayers });
+  t.deepEqual(report.transferred.length, 14);
+  t.true(report.transferred.includes('nodes.conv3b.bias'));
+  t.true(report.fresh.includes('nodes.conv1a_r.weight') && report.fresh.includes('nodes.conv4a.weight') && report.fresh.includes('nodes.output.weight'));
+  t.deepEqual(vd2d3d.parameters().get('nodes.conv2b.weight')!.toArray(), vd2d.parameters().get('nodes.conv2b.weight')!.toArray());
+  t.deepEqual(vd2d3d.parameters().get('nodes.conv4a.weight')!.toArray(), fresh4a, 'layers outside the list keep their weights');
+  // Without a list, conv4a/b (1x3x3 vs 2x3x3) and the output (200 vs 100 inputs) have counterparts of other shapes: reported, not copied.
+  const all = transferWeights(vd2d, presets.vd2d3d({ seed: 7 }));
+  t.deepEqual(all.mismatched.map((m) => m.name), ['nodes.conv4a.weight', 'nodes.conv4b.weight', 'nodes.output.weight']);
+  t.throws(() => transferWeights(vd2d, vd2d3d, { layers: ['conv9'] }), { message: /nothing was copied for conv9/ });
+  const volume = Float32Array.from({ length: 1 * 12 * 14 }, (_, i) => Math.sin(i * 0.3));
+  const map = await recursiveBoundaryMap(presets.vd2d({ seed: 1 }), volume, [1, 12, 14], { window: [1, 6, 7] });
+  t.is(map.length, volume.length);
+  t.true(map.every((v) => v >= -1 && v <= 1));
+});
