@@ -67,7 +67,9 @@ export {
 } from './nn/model';
 export { Sequential, sequential, type SequentialOptions } from './nn/sequential';
 export { Graph, graph, type GraphNode, type GraphOptions, type JoinKind } from './nn/graph';
-export { presets, type PyramidNetOptions, type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions } from './presets';
+export {
+  presets, znnTrainingSettings, type PyramidNetOptions, type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions, type ZnnPreset, type ZnnTrainingSettings,
+} from './presets';
 export { loadModel, type LoadModelOptions } from './serialize/model_file';
 
 export { classWeightsFromCounts, type ClassWeighting } from './training/losses';

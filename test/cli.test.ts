@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { readNpy, writeNpy } from '../lib/io/npy';
 import { writeVolume } from '../lib/io/volume_io';
 import { syntheticEm } from '../lib/data/synthetic';
+import { loadModel } from '../lib/serialize/model_file';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const root = path.join(__dirname, '..');
@@ -297,4 +298,35 @@ test('Ctrl-C during segvol train stops after the current step and writes a check
   t.truthy(stopped, stdout);
   const meta = JSON.parse((await import('../lib')).readSafetensors(path.join(dir, 'm.safetensors')).metadata.segvol!) as { position: { step: number } };
   t.is(meta.position.step, Number(stopped![1]), 'the checkpoint holds the last completed step');
+});
+
+test('segvol train runs recursive training from one config: VD2D, its boundary maps, then VD2D3D on image and map', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-recursive-'));
+  const em = syntheticEm({ depth: 6, height: 120, width: 120, seed: 3 });
+  writeNpy(path.join(dir, 'volume.npy'), { shape: em.shape, data: em.image });
+  writeNpy(path.join(dir, 'labels.npy'), { shape: em.shape, data: em.labels });
+  fs.writeFileSync(path.join(dir, 'train.json'), JSON.stringify({
+    model: { preset: 'vd2d3d', recursive: true, seed: 2 },
+    data: { volume: 'volume.npy', labels: 'labels.npy' },
+    settings: 'paper', outputSize: [1, 6, 6], steps: 2, checkpoint: { path: 'vd2d3d.safetensors' },
+    recursive: {
+      first: { model: { preset: 'vd2d', seed: 1 }, settings: 'paper', outputSize: [1, 6, 6], steps: 2, checkpoint: { path: 'vd2d.safetensors' } },
+      window: [6, 60, 60],
+    },
+  }));
+  const r = segvol(['train', '--config', path.join(dir, 'train.json')]);
+  t.is(r.status, 0, r.err);
+  t.regex(r.out, /recursive training: stage 1 of 2, vd2d\n/);
+  t.regex(r.out, /stage 2 of 2, vd2d3d on the image and stage 1's boundary map/);
+  t.regex(r.out, /started from the first network's conv1a, conv1b, conv1c, conv2a, conv2b, conv3a, conv3b \(14 tensors\); fresh: conv1a_r, conv1b_r, conv1c_r, conv4a/);
+  t.true(fs.existsSync(path.join(dir, 'vd2d.safetensors')) && fs.existsSync(path.join(dir, 'vd2d3d.safetensors')));
+  const model = loadModel(path.join(dir, 'vd2d3d.safetensors'));
+  t.deepEqual(Object.keys(model.inputs), ['image', 'boundary']);
+  t.deepEqual(model.info.normalize, { image: 'slice', boundary: 'none' });
+  const bad = JSON.parse(fs.readFileSync(path.join(dir, 'train.json'), 'utf8')) as { model: { recursive?: boolean } };
+  delete bad.model.recursive;
+  fs.writeFileSync(path.join(dir, 'bad.json'), JSON.stringify(bad));
+  const refused = segvol(['train', '--config', path.join(dir, 'bad.json')]);
+  t.is(refused.status, 1);
+  t.regex(refused.err, /recursive training feeds a boundary map to a model with a second input/);
 });

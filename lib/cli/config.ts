@@ -5,15 +5,31 @@ import * as path from 'node:path';
 import { VolumeSampler, type VolumeSamplerOptions } from '../data/samplers';
 import { describe, SegvolError } from '../core/errors';
 import { containsClass, type LossConfig, type Phase, type TrainerOptions } from '../training/trainer';
-import type { Sequential } from '../nn/sequential';
 import type { Size3 } from '../data/samplers';
 import { preprocessVolume, type Normalization } from '../data/preprocess';
 import { readVolume, stackModalities, type Volume } from '../io/volume_io';
-import type { ModelInfo } from '../nn/model';
-import { presets, type PyramidNetOptions } from '../presets';
+import type { ModelBase, ModelInfo } from '../nn/model';
+import { presets, znnTrainingSettings, type PyramidNetOptions, type Vd2d3dOptions, type ZnnPreset, type ZnnTrainingSettings } from '../presets';
 
-export interface ModelConfig extends PyramidNetOptions {
-  preset: 'pyramidNet';
+/** The network: the PyraMiD-LSTM paper's, or one of the 2D-3D ConvNet paper's (N4, VD2D, VD2D3D). */
+export type ModelConfig = (PyramidNetOptions & { preset: 'pyramidNet' }) | (Vd2d3dOptions & { preset: ZnnPreset });
+
+/**
+ * Recursive training (the 2D-3D ConvNet paper): the first network's boundary map of the
+ * training stacks becomes the second input ('boundary') of this config's model.
+ */
+export interface RecursiveConfig {
+  /** A model file of the first network (trained earlier)... */
+  model?: string;
+  /** ...or its training, in this run: model, settings and the training keys of a config (its data is this config's). */
+  first?: Omit<TrainConfig, 'data' | 'validation' | 'recursive'>;
+  /** The output window of the first network's stitched inference (default: the whole volume). */
+  window?: [number, number, number];
+  overlap?: number;
+  /** The class whose probability is the boundary (default 1). */
+  boundaryClass?: number;
+  /** Layers to start from the first network's weights (default for VD2D3D: conv1a .. conv3b). */
+  transfer?: string[];
 }
 
 /** A phase in train.json: Phase's JSON-friendly fields, and a class filter instead of a function. */
@@ -60,6 +76,11 @@ export interface TrainConfig {
     patience?: number;
   };
   clipGradients?: { maxNorm?: number; maxValue?: number };
+  /** 'paper': the 2D-3D ConvNet paper's settings for an N4/VD2D/VD2D3D model (SGD 0.01 momentum 0.9, its output patch, rebalanced cross-entropy normalised by voxels, rotations and flips, per-slice z-scores); keys given here override them. */
+  settings?: 'paper';
+  recursive?: RecursiveConfig;
+  /** The output window of a 'valid' network (N4, VD2D, VD2D3D), instead of size. */
+  outputSize?: [number, number, number];
   /** The most memory a step may take ("12G"): the cheapest schedule that fits is chosen, or the config is refused. */
   memoryBudget?: number | string;
   phases?: PhaseConfig[];
@@ -81,9 +102,14 @@ export interface TrainConfig {
 }
 
 const schema: Record<string, readonly string[]> = {
-  '': ['model', 'data', 'validation', 'phases', 'stages', 'epochs', 'steps', 'size', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer',
-    'schedule', 'clipGradients', 'memoryBudget', 'seed', 'checkpoint'],
-  model: ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed'],
+  '': ['model', 'data', 'validation', 'phases', 'stages', 'epochs', 'steps', 'size', 'outputSize', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer',
+    'schedule', 'clipGradients', 'memoryBudget', 'seed', 'checkpoint', 'settings', 'recursive'],
+  model: ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed', 'activation', 'recursive'],
+  recursive: ['model', 'first', 'window', 'overlap', 'boundaryClass', 'transfer'],
+  'recursive.first': ['model', 'phases', 'epochs', 'steps', 'size', 'outputSize', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule',
+    'clipGradients', 'memoryBudget', 'seed', 'checkpoint', 'settings'],
+  'recursive.first.model': ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed', 'activation', 'recursive'],
+  'recursive.first.checkpoint': ['path', 'every'],
   data: ['volume', 'labels', 'mask', 'flip', 'rotate', 'classAware', 'normalize', 'classNames'],
   validation: ['volume', 'labels', 'mask', 'windows', 'size', 'every', 'metric', 'patience'],
   clipGradients: ['maxNorm', 'maxValue'],
@@ -135,8 +161,24 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
       throw new SegvolError('ERR_ARGUMENT', `config: phases[${i}].filter needs containsClass (a class id or a list)`);
     }
   });
-  if (!c.model || c.model.preset !== 'pyramidNet') {
-    throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected model.preset 'pyramidNet', received ${describe(c.model?.preset)}`);
+  const presetsKnown = ['pyramidNet', 'n4', 'vd2d', 'vd2d3d'];
+  for (const [where, model] of [['model', c.model], ['recursive.first.model', c.recursive?.first?.model]] as const) {
+    if (where === 'recursive.first.model' && !c.recursive?.first) continue;
+    if (!model || !presetsKnown.includes(model.preset)) {
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected ${where}.preset ${presetsKnown.map((p) => `'${p}'`).join(', ')}, received ${describe(model?.preset)}`);
+    }
+  }
+  if (c.settings !== undefined && (c.settings !== 'paper' || c.model.preset === 'pyramidNet')) {
+    throw new SegvolError('ERR_ARGUMENT', `config ${source}: settings 'paper' sets the 2D-3D ConvNet paper's training of n4, vd2d or vd2d3d; ` +
+      `received settings ${describe(c.settings)} for ${c.model.preset}`);
+  }
+  if (c.recursive) {
+    if ((c.recursive.model === undefined) === (c.recursive.first === undefined)) {
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: recursive needs the first network: a model file (recursive.model) or its training (recursive.first), one of the two`);
+    }
+    if (c.model.preset !== 'vd2d3d' || !(c.model as Vd2d3dOptions).recursive) {
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: recursive training feeds a boundary map to a model with a second input: model { "preset": "vd2d3d", "recursive": true }`);
+    }
   }
   const volumes = c.data ? (Array.isArray(c.data.volume) ? c.data.volume : [c.data.volume]) : [];
   if (!c.data || volumes.length === 0 || volumes.some((v) => typeof v !== 'string') || typeof c.data.labels !== 'string') {
@@ -148,9 +190,18 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
   return c;
 }
 
-export function buildModel(config: ModelConfig): Sequential {
-  const { preset: _preset, ...options } = config;
-  return presets.pyramidNet(options);
+export function buildModel(config: ModelConfig): ModelBase {
+  if (config.preset === 'pyramidNet') {
+    const { preset: _preset, ...options } = config;
+    return presets.pyramidNet(options);
+  }
+  const { preset, ...options } = config;
+  return presets[preset](options);
+}
+
+/** The paper's settings a config asks for ('settings': 'paper'), or undefined. */
+export function paperSettings(config: Pick<TrainConfig, 'settings' | 'model'>): ZnnTrainingSettings | undefined {
+  return config.settings === 'paper' && config.model.preset !== 'pyramidNet' ? znnTrainingSettings(config.model.preset) : undefined;
 }
 
 /** Reads one volume per modality (paths relative to baseDir), checks it, normalises it, and stacks the modalities as channels. */
@@ -187,12 +238,14 @@ function sampler(volume: Volume, labelsPath: string, maskPath: string | undefine
  * Loads the config's volumes (paths relative to the config file), normalised, modalities
  * stacked as channels, and what the model file should record about them.
  */
-export function loadTrainingData(config: TrainConfig, baseDir: string): { data: VolumeSampler; validation?: VolumeSampler; info: ModelInfo } {
+export function loadTrainingData(config: TrainConfig, baseDir: string, settings?: ZnnTrainingSettings): { data: VolumeSampler; validation?: VolumeSampler; info: ModelInfo } {
   const paths = Array.isArray(config.data.volume) ? config.data.volume : [config.data.volume];
-  const normalize = config.data.normalize ?? 'slice';
+  const normalize = config.data.normalize ?? settings?.normalize ?? 'slice';
   const volume = readModalities(paths, normalize, baseDir, 'data.volume');
+  const flip = config.data.flip ?? settings?.augmentation.flip;
+  const rotate = config.data.rotate ?? settings?.augmentation.rotate;
   const data = sampler(volume, config.data.labels, config.data.mask, baseDir, 'data', {
-    ...(config.data.flip ? { flip: config.data.flip } : {}), ...(config.data.rotate ? { rotate: true } : {}),
+    ...(flip ? { flip } : {}), ...(rotate ? { rotate: true } : {}),
     ...(config.data.classAware ? { classAware: config.data.classAware } : {}),
   });
   const v = config.validation;

@@ -16,9 +16,8 @@ import { writeNpy } from '../io/npy';
 import { describeVolume, readVolume, writeVolume, type RawOptions, type StoredType } from '../io/volume_io';
 import { presets } from '../presets';
 import { loadModel } from '../serialize/model_file';
-import { formatBytes } from '../training/memory';
-import { Trainer, type FitOptions } from '../training/trainer';
-import { buildModel, loadTrainingData, phasesOf, readTrainConfig } from './config';
+import { readTrainConfig } from './config';
+import { trainFromConfig } from './train';
 import { runDemo } from './demo';
 import { drawRandCurves, plotLog } from './plot';
 import { duration, progressReporter } from './progress';
@@ -163,57 +162,13 @@ export function createProgram(): Command {
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
     .action(async (options: { config: string; resume?: string; device: Device }) => {
       const config = readTrainConfig(options.config);
-      const baseDir = path.dirname(path.resolve(options.config));
-      // Paths in the config are relative to the config file.
-      if (config.checkpoint) config.checkpoint = { ...config.checkpoint, path: path.resolve(baseDir, config.checkpoint.path) };
-      const model = buildModel(config.model).to(options.device);
-      const { data, validation, info } = loadTrainingData(config, baseDir);
-      const phases = phasesOf(config);
-      const lastSize = phases?.[phases.length - 1]?.size ?? config.size;
-      model.info = { ...info, ...(lastSize ? { window: [...lastSize] as [number, number, number] } : {}) };
-      const trainer = new Trainer(model, {
-        ...(config.loss ? { loss: config.loss } : {}), ...(config.optimizer ? { optimizer: config.optimizer } : {}),
-        ...(config.schedule ? { schedule: config.schedule } : {}), ...(config.clipGradients ? { clipGradients: config.clipGradients } : {}),
-        ...(config.memoryBudget !== undefined ? { memoryBudget: config.memoryBudget } : {}), seed: config.seed ?? 0,
-      });
-      if (options.resume) {
-        trainer.resume(options.resume);
-        console.log(`resumed from step ${trainer.step} (${options.resume})`);
-      }
+      const baseDir = path.dirname(path.resolve(options.config));  // paths in the config are relative to it
       const controller = new AbortController();
       process.once('SIGINT', () => {
         process.stderr.write('\nstopping after the current step and writing the checkpoint (Ctrl-C again to kill)\n');
         controller.abort();
       });
-      const bar = progressReporter('training');
-      const v = config.validation;
-      const fitOptions: FitOptions = {
-        data, signal: controller.signal,
-        onProgress: (p) => bar.update(p.step / p.totalSteps, `step ${p.step}/${p.totalSteps}${p.phases > 1 ? ` (${p.phaseName})` : ''}  ` +
-          `loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ${Math.round(p.voxelsPerSecond).toLocaleString('en-US')} voxels/s  ` +
-          `${p.validation !== undefined ? `validation ${p.validation.toFixed(4)}  ` : ''}eta ${duration(p.etaSeconds)}`),
-        ...(phases ? { phases } : {}), ...(config.epochs ? { epochs: config.epochs } : {}), ...(config.steps ? { steps: config.steps } : {}),
-        ...(config.size ? { size: config.size } : {}), ...(config.stepsPerEpoch ? { stepsPerEpoch: config.stepsPerEpoch } : {}),
-        ...(config.batchSize ? { batchSize: config.batchSize } : {}), ...(config.checkpoint ? { checkpoint: config.checkpoint } : {}),
-        ...(v && validation ? {
-          validation: {
-            data: validation, ...(v.windows ? { windows: v.windows } : {}), ...(v.size ? { size: v.size } : {}), ...(v.every ? { every: v.every } : {}),
-            ...(v.metric ? { metric: v.metric } : {}), ...(v.patience ? { patience: v.patience } : {}),
-          },
-        } : {}),
-      };
-      for (const { phase, estimate } of trainer.memoryPlan(fitOptions)) {
-        if (!estimate) continue;
-        const s = estimate.schedule;
-        const how = [s.recompute ? 'gates recomputed in backward' : 'gates kept', s.scanGroups ? `at most ${s.scanGroups} direction${s.scanGroups > 1 ? 's' : ''} at a time` : '']
-          .filter(Boolean).join(', ');
-        console.log(`memory per step${phases && phases.length > 1 ? ` (${phase})` : ''}: about ${formatBytes(estimate.peakBytes)} (${how})`);
-      }
-      const result = await trainer.fit(fitOptions);
-      bar.done();
-      const best = result.validation ? `; best validation ${result.validation.metric} ${result.validation.best.toFixed(4)} at step ${result.validation.bestStep}` : '';
-      console.log(`${result.aborted ? 'stopped' : result.stoppedEarly ? 'stopped early (validation stopped improving)' : 'finished'} at step ` +
-        `${result.steps}, last loss ${result.lastLoss.toFixed(5)}${best}` + (config.checkpoint ? `; checkpoint ${config.checkpoint.path}` : ''));
+      await trainFromConfig(config, baseDir, { device: options.device, signal: controller.signal, ...(options.resume ? { resume: options.resume } : {}) });
     });
 
   program.command('predict')

@@ -101,6 +101,28 @@ export class VolumeSampler implements DataSource {
     }
   }
 
+  /** One input's whole volume (C, D, H, W) as given (the only one when name is omitted). */
+  volumeOf(name?: string): { data: Float32Array; channels: number; dims: [number, number, number] } {
+    const key = name ?? Object.keys(this.volumes)[0]!;
+    const data = this.volumes[key];
+    if (!data) throw new SegvolError('ERR_ARGUMENT', `VolumeSampler: no input '${key}'; the inputs: ${Object.keys(this.volumes).join(', ')}`);
+    return { data, channels: this.inputs[key]!, dims: [...this.dims] };
+  }
+
+  /**
+   * The same sampler with one more aligned input (a boundary map for recursive training):
+   * the same labels, mask and augmentation. A single input named 'input' takes the name
+   * `rename` (the ZNN networks call theirs 'image').
+   */
+  withInput(name: string, data: Float32Array, channels = 1, rename = 'image'): VolumeSampler {
+    const inputs: Record<string, { data: Float32Array; channels: number }> = {};
+    for (const [k, v] of Object.entries(this.volumes)) inputs[k === 'input' && Object.keys(this.volumes).length === 1 ? rename : k] = { data: v, channels: this.inputs[k]! };
+    if (name in inputs) throw new SegvolError('ERR_ARGUMENT', `VolumeSampler.withInput: the sampler already has an input '${name}'`);
+    inputs[name] = { data, channels };
+    const { volume: _volume, shape: _shape, inputs: _inputs, dims: _dims, ...rest } = this.options;
+    return new VolumeSampler({ ...rest, inputs, dims: [...this.dims] });
+  }
+
   sample(random: Random, size: Size3): SampledWindow {
     const [D, H, W] = this.dims;
     const [d, h, w] = size;
