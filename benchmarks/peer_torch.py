@@ -5,6 +5,7 @@ train or inference; see gpu_case)
 and prints one JSON line per case: {"case": name, "torch_ms": median ms}.
 Same shapes and thread count as the segvol side; forward + both backward convolutions."""
 import json
+import math
 import statistics
 import sys
 import time
@@ -160,8 +161,79 @@ def rnn_case(case, repeats):
     return statistics.median(times)
 
 
+def convnet_case(case, repeats):
+    """A training step (forward, cross-entropy, backward, SGD 0.01 with momentum 0.9) of a dense
+    2D-3D ConvNet given as segvol's graph nodes: dilated convolutions and stride-1 max-pooling."""
+    import resource
+    torch.manual_seed(0)
+    channels = dict(case["inputs"])
+    params = []
+    weights = {}
+    for node in case["nodes"]:
+        if "layer" in node:
+            layer = node["layer"]
+            cin = channels[node["input"]]
+            if layer["type"] == "conv":
+                o = layer["options"]
+                w = (torch.randn(o["out"], cin, *o["kernel"]) * (2.0 / (cin * math.prod(o["kernel"]))) ** 0.5).requires_grad_(True)
+                b = torch.zeros(o["out"], requires_grad=True) if o.get("bias", True) else None
+                weights[node["name"]] = (w, b)
+                params += [w] + ([b] if b is not None else [])
+                channels[node["name"]] = o["out"]
+            else:
+                channels[node["name"]] = cin
+        else:
+            channels[node["name"]] = channels[node["inputs"][0]]
+    inputs = {name: torch.randn(1, c, *case["inSize"]) for name, c in case["inputs"].items()}
+    labels = torch.randint(0, 2, (1, *case["outSize"]))
+    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+
+    def forward():
+        values = dict(inputs)
+        for node in case["nodes"]:
+            if "layer" not in node:
+                values[node["name"]] = sum(values[i] for i in node["inputs"])
+                continue
+            layer, x = node["layer"], values[node["input"]]
+            o = layer.get("options", {})
+            if layer["type"] == "conv":
+                w, b = weights[node["name"]]
+                y = F.conv3d(x, w, b, dilation=tuple(o.get("dilation", (1, 1, 1))))
+            elif layer["type"] == "maxFilter":
+                y = F.max_pool3d(x, tuple(o["kernel"]), stride=1, dilation=tuple(o.get("dilation", (1, 1, 1))))
+            elif layer["type"] == "relu":
+                y = F.relu(x)
+            elif layer["type"] == "tanh":
+                y = torch.tanh(x)
+            elif layer["type"] == "dropout":
+                y = F.dropout(x, o["p"], training=True)
+            elif layer["type"] == "softmax":
+                y = F.log_softmax(x, dim=1)  # the loss takes log-probabilities
+            else:
+                raise ValueError(layer["type"])
+            values[node["name"]] = y
+        return values[case["output"]]
+
+    times = []
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        loss = F.nll_loss(forward(), labels)
+        loss.backward()
+        optimizer.step()
+        if i >= 2:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     job = json.load(sys.stdin)
+    if job["suite"] == "convnet":
+        torch.set_num_threads(job["threads"])
+        for case in job["cases"]:
+            ms, rss = convnet_case(case, job["repeats"])
+            print(json.dumps({"case": case["name"], "torch_ms": ms, "peak_rss_mib": rss}), flush=True)
+        return
     torch.set_num_threads(job["threads"])
     if job["suite"] == "gpu":
         if not torch.cuda.is_available():

@@ -418,7 +418,95 @@ async function memoryCase(size: [number, number, number], recompute: boolean, st
   }));
 }
 
+/**
+ * One 2D-3D ConvNet training step case in this process (the convnet suite runs each in
+ * its own process, with its PyTorch peer in another, so each peak RSS is its own): the
+ * paper's output patch, SGD 0.01 with momentum 0.9, cross-entropy normalised by voxels.
+ */
+async function convnetCase(name: 'n4' | 'vd2d3d', repeats: number, smoke: boolean): Promise<void> {
+  const { resetPeakMemory, memoryStats, znnTrainingSettings } = await import('../lib');
+  const { znnGraph } = await import('../lib/presets/znn');
+  const model = name === 'n4' ? presets.n4({ seed: 1 }) : presets.vd2d3d({ recursive: true, seed: 1 });
+  const outSize = smoke ? [1, 4, 4] : znnTrainingSettings(name).outputSize;
+  const fov = model.fieldOfView()!;
+  const inSize = outSize.map((o, a) => o + fov[a]! - 1);
+  const inputs = Object.fromEntries(Object.keys(model.inputs).map((k) => [k, randomTensor([1, 1, ...inSize])]));
+  const labels = Tensor.fromArray(Float32Array.from({ length: outSize.reduce((a, b) => a * b, 1) }, (_, i) => (i * 7919) % 3 === 0 ? 1 : 0), [1, ...outSize]);
+  const optimizer = new Optimizer({ kind: 'sgd', lr: 0.01, momentum: 0.9 });
+  const step = async () => {
+    const tape = new GradientTape();
+    const loss = await tape.record(async () => {
+      const y = await model.forward(Object.keys(inputs).length === 1 ? Object.values(inputs)[0]! : inputs, { training: true });
+      const l = ops.loss(y, labels, { kind: 'crossEntropy', normalize: 'voxels' });
+      y.dispose();
+      return l;
+    });
+    const grads = model.gradientsByName(await tape.backward(loss));
+    tape.dispose();
+    loss.dispose();
+    optimizer.step(model.parameters(), grads, 0.01);
+    for (const g of grads.values()) g.dispose();
+  };
+  await step();
+  await step();
+  resetPeakMemory('cpu');
+  const times: number[] = [];
+  for (let i = 0; i < repeats; ++i) {
+    const start = process.hrtime.bigint();
+    await step();
+    times.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  const graphNodes = znnGraph(name, name === 'vd2d3d' ? { recursive: true } : {});
+  console.log(JSON.stringify({
+    case: name, segvol_ms: median(times), tensor_peak_mib: memoryStats().cpu.peakBytes / 2 ** 20,
+    peak_rss_mib: process.resourceUsage().maxRSS / 1024, outSize, inSize, graph: graphNodes,
+  }));
+}
+
 const suites: Record<string, (repeats: number) => void | Promise<void>> = {
+  /**
+   * Training throughput of the 2D-3D ConvNets (issue 14): output voxels per second of a
+   * training step of N4 (output 200x200x1) and of VD2D3D with its recursive stream
+   * (100x100x1), against the same dense nets in PyTorch (dilated convolutions, stride-1
+   * max-pooling, autograd, SGD), with peak memory. --smoke: tiny outputs, no peer.
+   */
+  async convnet(repeats) {
+    const one = process.argv.indexOf('--case');
+    if (one >= 0) {
+      await convnetCase(process.argv[one + 1] as 'n4' | 'vd2d3d', repeats, flags.has('--smoke'));
+      return;
+    }
+    for (const name of ['n4', 'vd2d3d']) {
+      const r = spawnSync(process.execPath, ['-r', 'ts-node/register', __filename, 'convnet', '--case', name, '--repeats', String(repeats),
+        ...(flags.has('--smoke') ? ['--smoke'] : [])], { cwd: path.join(__dirname, '..'), encoding: 'utf8', env: process.env, maxBuffer: 1 << 26 });
+      if (r.status !== 0) {
+        console.log(JSON.stringify({ case: name, error: (r.stderr || '').trim().split('\n').slice(-3).join(' | ') }));
+        continue;
+      }
+      const seg = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+        segvol_ms: number; tensor_peak_mib: number; peak_rss_mib: number; outSize: number[]; inSize: number[];
+        graph: { inputs: Record<string, number>; nodes: unknown[]; output: string };
+      };
+      let peer: { torch_ms: number; peak_rss_mib: number } | null = null;
+      if (!flags.has('--smoke')) {
+        const p = spawnSync(process.env.PYTHON ?? 'python3', [path.join(__dirname, 'peer_torch.py')], {
+          input: JSON.stringify({ suite: 'convnet', threads, repeats, cases: [{ name, ...seg.graph, inSize: seg.inSize, outSize: seg.outSize }] }),
+          encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+        });
+        if (p.status === 0) peer = JSON.parse(p.stdout.trim()) as { torch_ms: number; peak_rss_mib: number };
+        else console.error(`torch peer unavailable: ${(p.stderr || '').trim().split('\n').slice(-1)[0]}`);
+      }
+      const voxels = seg.outSize.reduce((a, b) => a * b, 1);
+      console.log(JSON.stringify({
+        case: `${name} training step, output ${seg.outSize.join('x')} (input ${seg.inSize.join('x')})`,
+        segvol_ms: Number(seg.segvol_ms.toFixed(1)), torch_ms: peer ? Number(peer.torch_ms.toFixed(1)) : null,
+        ratio: peer ? Number((peer.torch_ms / seg.segvol_ms).toFixed(2)) : null,
+        segvol_voxels_per_s: Math.round((voxels * 1000) / seg.segvol_ms), torch_voxels_per_s: peer ? Math.round((voxels * 1000) / peer.torch_ms) : null,
+        segvol_tensor_peak_mib: Math.round(seg.tensor_peak_mib), segvol_peak_rss_mib: Math.round(seg.peak_rss_mib),
+        torch_peak_rss_mib: peer ? Math.round(peer.peak_rss_mib) : null, target_ratio: 1,
+      }));
+    }
+  },
   /**
    * The paper network's training step at the paper's three bootstrap sizes: predicted
    * and measured memory (tensor bytes and the process's peak RSS) and time, with the

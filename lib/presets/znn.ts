@@ -10,6 +10,7 @@ import type { Initializer } from '../nn/init';
 import { layers } from '../nn/layers';
 
 type Axis3 = [number, number, number];
+export type ZnnPreset = 'n4' | 'vd2d' | 'vd2d3d';
 type Activation = 'relu' | 'tanh';
 
 /** One stage of a ZNN network, in order. */
@@ -41,9 +42,14 @@ export interface Vd2d3dOptions extends Vd2dOptions {
   recursive?: boolean;
 }
 
-/** Builds the graph of stages with dilations that keep the output dense. */
+/** The graph of stages with dilations that keep the output dense. */
 function build(name: string, stages: Stage[], options: ZnnOptions, extra: { recursive?: boolean; activation?: Activation } = {},
   preset: object): Graph {
+  const { inputs, nodes, output } = graphOf(stages, options, extra);
+  return graph({ inputs, nodes, output, seed: options.seed ?? 0 }).describedAs({ kind: 'preset', preset: name, options: { ...preset } });
+}
+
+function graphOf(stages: Stage[], options: ZnnOptions, extra: { recursive?: boolean }): { inputs: Record<string, number>; nodes: GraphNode[]; output: string } {
   const nodes: GraphNode[] = [];
   const dilation: Axis3 = [1, 1, 1];
   let last = 'image';
@@ -82,7 +88,7 @@ function build(name: string, stages: Stage[], options: ZnnOptions, extra: { recu
     }
   }
   const inputs: Record<string, number> = extra.recursive ? { image: 1, boundary: 1 } : { image: 1 };
-  return graph({ inputs, nodes, output: last, seed: options.seed ?? 0 }).describedAs({ kind: 'preset', preset: name, options: { ...preset } });
+  return { inputs, nodes, output: last };
 }
 
 function classesOf(options: ZnnOptions, preset: string): number {
@@ -114,37 +120,63 @@ function vd2dFront(end: Activation): Stage[] {
   ];
 }
 
+function n4Stages(classes: number): Stage[] {
+  return [
+    { conv: 'conv1', out: 48, kernel: [1, 4, 4], activation: 'tanh' },
+    { filter: 'pool1', window: [1, 2, 2] },
+    { conv: 'conv2', out: 48, kernel: [1, 5, 5], activation: 'tanh' },
+    { filter: 'pool2', window: [1, 2, 2] },
+    { conv: 'conv3', out: 48, kernel: [1, 4, 4], activation: 'tanh' },
+    { filter: 'pool3', window: [1, 2, 2] },
+    { conv: 'conv4', out: 48, kernel: [1, 4, 4], activation: 'tanh' },
+    { filter: 'pool4', window: [1, 2, 2] },
+    { conv: 'fc', out: 200, kernel: [1, 3, 3], activation: 'tanh' },
+    { conv: 'output', out: classes, kernel: [1, 1, 1], activation: 'softmax' },
+  ];
+}
+
+function vd2dStages(classes: number, end: Activation): Stage[] {
+  return [
+    ...vd2dFront(end),
+    { filter: 'pool3', window: [1, 2, 2] },
+    { conv: 'conv4a', out: 60, kernel: [1, 3, 3], activation: 'relu' },
+    { conv: 'conv4b', out: 60, kernel: [1, 3, 3], activation: end },
+    { filter: 'pool4', window: [1, 2, 2] },
+    { conv: 'conv5', out: 200, kernel: [1, 3, 3], activation: 'relu' },
+    { dropout: 'dropout', p: 0.5 },
+    { conv: 'output', out: classes, kernel: [1, 1, 1], activation: 'softmax' },
+  ];
+}
+
+function vd2d3dStages(classes: number, end: Activation): Stage[] {
+  return [
+    ...vd2dFront(end),
+    // z is filtered but not subsampled by the equivalent pooling net: later z dilations stay 1.
+    { filter: 'pool3', window: [2, 2, 2], zMultiplier: 1 },
+    { conv: 'conv4a', out: 60, kernel: [2, 3, 3], activation: 'relu' },
+    { conv: 'conv4b', out: 60, kernel: [2, 3, 3], activation: 'relu' },
+    { conv: 'conv4c', out: 100, kernel: [2, 3, 3], activation: 'relu' },
+    { dropout: 'dropout', p: 0.5 },
+    { conv: 'output', out: classes, kernel: [1, 1, 1], activation: 'softmax' },
+  ];
+}
+
+/** @internal The node list of a preset's graph (the convnet benchmark hands it to its PyTorch peer). */
+export function znnGraph(preset: ZnnPreset, options: Vd2d3dOptions = {}): { inputs: Record<string, number>; nodes: GraphNode[]; output: string } {
+  const classes = classesOf(options, preset);
+  const end = activationOf(options, preset);
+  const stages = preset === 'n4' ? n4Stages(classes) : preset === 'vd2d' ? vd2dStages(classes, end) : vd2d3dStages(classes, end);
+  return graphOf(stages, options, { recursive: preset === 'vd2d3d' && (options.recursive ?? false) });
+}
+
 export const znnPresets = {
   /** N4, the IDSIA net (Ciresan et al.): 219,290 parameters, field of view 95x95x1, tanh. */
   n4(options: ZnnOptions = {}): Graph {
-    const classes = classesOf(options, 'n4');
-    return build('n4', [
-      { conv: 'conv1', out: 48, kernel: [1, 4, 4], activation: 'tanh' },
-      { filter: 'pool1', window: [1, 2, 2] },
-      { conv: 'conv2', out: 48, kernel: [1, 5, 5], activation: 'tanh' },
-      { filter: 'pool2', window: [1, 2, 2] },
-      { conv: 'conv3', out: 48, kernel: [1, 4, 4], activation: 'tanh' },
-      { filter: 'pool3', window: [1, 2, 2] },
-      { conv: 'conv4', out: 48, kernel: [1, 4, 4], activation: 'tanh' },
-      { filter: 'pool4', window: [1, 2, 2] },
-      { conv: 'fc', out: 200, kernel: [1, 3, 3], activation: 'tanh' },
-      { conv: 'output', out: classes, kernel: [1, 1, 1], activation: 'softmax' },
-    ], options, {}, options);
+    return build('n4', n4Stages(classesOf(options, 'n4')), options, {}, options);
   },
   /** VD2D (Lee et al. 2015): 230,714 parameters, field of view 109x109x1. */
   vd2d(options: Vd2dOptions = {}): Graph {
-    const classes = classesOf(options, 'vd2d');
-    const end = activationOf(options, 'vd2d');
-    return build('vd2d', [
-      ...vd2dFront(end),
-      { filter: 'pool3', window: [1, 2, 2] },
-      { conv: 'conv4a', out: 60, kernel: [1, 3, 3], activation: 'relu' },
-      { conv: 'conv4b', out: 60, kernel: [1, 3, 3], activation: end },
-      { filter: 'pool4', window: [1, 2, 2] },
-      { conv: 'conv5', out: 200, kernel: [1, 3, 3], activation: 'relu' },
-      { dropout: 'dropout', p: 0.5 },
-      { conv: 'output', out: classes, kernel: [1, 1, 1], activation: 'softmax' },
-    ], options, {}, options);
+    return build('vd2d', vd2dStages(classesOf(options, 'vd2d'), activationOf(options, 'vd2d')), options, {}, options);
   },
   /**
    * VD2D3D (Lee et al. 2015): VD2D's conv1a..conv3b, then a 2x2x2 max-filter and three
@@ -152,22 +184,11 @@ export const znnPresets = {
    * stream (288,734 without).
    */
   vd2d3d(options: Vd2d3dOptions = {}): Graph {
-    const classes = classesOf(options, 'vd2d3d');
-    const end = activationOf(options, 'vd2d3d');
-    return build('vd2d3d', [
-      ...vd2dFront(end),
-      // z is filtered but not subsampled by the equivalent pooling net: later z dilations stay 1.
-      { filter: 'pool3', window: [2, 2, 2], zMultiplier: 1 },
-      { conv: 'conv4a', out: 60, kernel: [2, 3, 3], activation: 'relu' },
-      { conv: 'conv4b', out: 60, kernel: [2, 3, 3], activation: 'relu' },
-      { conv: 'conv4c', out: 100, kernel: [2, 3, 3], activation: 'relu' },
-      { dropout: 'dropout', p: 0.5 },
-      { conv: 'output', out: classes, kernel: [1, 1, 1], activation: 'softmax' },
-    ], options, { recursive: options.recursive ?? false }, options);
+    return build('vd2d3d', vd2d3dStages(classesOf(options, 'vd2d3d'), activationOf(options, 'vd2d3d')), options,
+      { recursive: options.recursive ?? false }, options);
   },
 };
 
-export type ZnnPreset = 'n4' | 'vd2d' | 'vd2d3d';
 
 /** The 2D-3D ConvNet paper's training settings for one of its networks. */
 export interface ZnnTrainingSettings {
