@@ -577,6 +577,23 @@ const suites: Record<string, (repeats: number) => void | Promise<void>> = {
       x.dispose();
     }
   },
+  /**
+   * The 2D-3D ConvNet paper's pipeline on a synthetic EM stack (benchmarks/znn_pipeline.ts):
+   * N4, VD2D, then VD2D3D trained recursively; held-out pixel error and best Rand F-scores.
+   * --steps N, --patch P, --size d,h,w override the defaults (300 steps, 32x32 patches, 24x160x160).
+   */
+  async pipeline() {
+    const { runPipeline } = await import('./znn_pipeline');
+    const arg = (name: string) => {
+      const i = process.argv.indexOf(name);
+      return i >= 0 ? process.argv[i + 1] : undefined;
+    };
+    const size = (arg('--size') ?? '24,160,160').split(',').map(Number) as [number, number, number];
+    const scores = await runPipeline({
+      size, heldOut: 6, patch: Number(arg('--patch') ?? 32), steps: Number(arg('--steps') ?? 300), log: (line) => console.error(line),
+    });
+    for (const s of scores) console.log(JSON.stringify({ case: `${s.network} on a synthetic ${size.join('x')} stack (6 held-out slices)`, ...s }));
+  },
   tf32: () => tf32Accuracy(),
   /** The training step's overhead alone (also the last case of the pyramid suite). */
   step: (repeats) => tapeOverhead(repeats),

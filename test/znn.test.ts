@@ -102,3 +102,16 @@ test('transferWeights: VD2D3D starts from VD2D\'s conv1a..conv3b and says what i
   t.is(map.length, volume.length);
   t.true(map.every((v) => v >= -1 && v <= 1));
 });
+
+test('the paper\'s pipeline end to end at a small size: N4, VD2D, VD2D3D recursive, scored on held-out slices', async (t) => {
+  const { runPipeline } = await import('../benchmarks/znn_pipeline');
+  const lines: string[] = [];
+  const scores = await runPipeline({ size: [8, 124, 124], heldOut: 3, patch: 8, steps: 4, log: (l) => lines.push(l) });
+  t.deepEqual(scores.map((s) => s.network), ['N4', 'VD2D', 'VD2D3D (recursive)']);
+  for (const s of scores) {
+    for (const v of [s.pixelError, s.randThreshold, s.randWatershed]) t.true(v >= 0 && v <= 1, `${s.network}: ${v}`);
+    t.true(Number.isFinite(s.firstLoss) && Number.isFinite(s.lastLoss));
+  }
+  t.true(lines.some((l) => /VD2D3D starts from VD2D's 14 tensors of conv1a\.\.conv3b/.test(l)));
+  t.log(lines.filter((l) => /held-out/.test(l)).join(' | '));
+});

@@ -1,8 +1,10 @@
 // Max pooling (and the stride-1 dilated max-filter), average pooling. Parallel
 // over (N, C) planes, which never write to each other; window bounds are clipped
 // once per output row instead of testing every tap.
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "cpu_backend.h"
 
@@ -81,12 +83,120 @@ int64_t avgDivisor(const PoolGeometry& g, const Plane& in, const TapRange& rz, c
          span(rx.origin, g.kernel[2], g.dilation[2], g.padding[2], in.w);
 }
 
+// The max-filter of the dense ConvNets: stride 1, no padding, so every window lies inside
+// the input and the taps of a window row are a fixed offset apart.
+bool isMaxFilter(const PoolGeometry& g) {
+  for (int a = 0; a < 3; ++a) {
+    if (g.stride[a] != 1 || g.padding[a] != 0) return false;
+  }
+  return true;
+}
+
+bool hasNaN(const float* p, int64_t n) {
+  bool nan = false;
+#pragma omp simd reduction(| : nan)
+  for (int64_t i = 0; i < n; ++i) nan |= p[i] != p[i];
+  return nan;
+}
+
+// Forward of a NaN-free plane: the box maximum is separable, so three passes of a
+// 1D maximum (x, then y, then z), each vectorised along the row.
+void maxFilterPlane(const PoolGeometry& g, const float* src, const Plane& in, const Plane& out, float* dst) {
+  static thread_local std::vector<float> rowsX, rowsY;
+  rowsX.resize(static_cast<size_t>(in.d * in.h * out.w));
+  rowsY.resize(static_cast<size_t>(in.d * out.h * out.w));
+  for (int64_t r = 0; r < in.d * in.h; ++r) {
+    const float* __restrict a = src + r * in.w;
+    float* __restrict m = rowsX.data() + r * out.w;
+    for (int64_t x = 0; x < out.w; ++x) m[x] = a[x];
+    for (int64_t k = 1; k < g.kernel[2]; ++k) {
+      const float* __restrict b = a + k * g.dilation[2];
+#pragma omp simd
+      for (int64_t x = 0; x < out.w; ++x) m[x] = b[x] > m[x] ? b[x] : m[x];
+    }
+  }
+  for (int64_t z = 0; z < in.d; ++z)
+    for (int64_t y = 0; y < out.h; ++y) {
+      float* __restrict m = rowsY.data() + (z * out.h + y) * out.w;
+      const float* first = rowsX.data() + (z * in.h + y) * out.w;
+      for (int64_t x = 0; x < out.w; ++x) m[x] = first[x];
+      for (int64_t k = 1; k < g.kernel[1]; ++k) {
+        const float* __restrict b = first + k * g.dilation[1] * out.w;
+#pragma omp simd
+        for (int64_t x = 0; x < out.w; ++x) m[x] = b[x] > m[x] ? b[x] : m[x];
+      }
+    }
+  const int64_t slab = out.h * out.w;
+  for (int64_t z = 0; z < out.d; ++z) {
+    float* __restrict m = dst + z * slab;
+    const float* first = rowsY.data() + z * slab;
+    for (int64_t i = 0; i < slab; ++i) m[i] = first[i];
+    for (int64_t k = 1; k < g.kernel[0]; ++k) {
+      const float* __restrict b = first + k * g.dilation[0] * slab;
+#pragma omp simd
+      for (int64_t i = 0; i < slab; ++i) m[i] = b[i] > m[i] ? b[i] : m[i];
+    }
+  }
+}
+
+// Backward of a NaN-free plane: each output row's winners (the first maximum in scan
+// order, as the generic path) found tap by tap across the row, then scattered.
+void maxFilterBackwardPlane(const PoolGeometry& g, const float* src, const float* grad, const Plane& in, const Plane& out, float* dst) {
+  static thread_local std::vector<float> best;
+  static thread_local std::vector<int32_t> arg;
+  best.resize(static_cast<size_t>(out.w));
+  arg.resize(static_cast<size_t>(out.w));
+  std::fill(dst, dst + in.size(), 0.0f);
+  for (int64_t oz = 0; oz < out.d; ++oz)
+    for (int64_t oy = 0; oy < out.h; ++oy) {
+      const int64_t base = (oz * in.h + oy) * in.w;
+      float* __restrict b = best.data();
+      int32_t* __restrict a = arg.data();
+      for (int64_t x = 0; x < out.w; ++x) {
+        b[x] = src[base + x];
+        a[x] = static_cast<int32_t>(base);
+      }
+      for (int64_t kz = 0; kz < g.kernel[0]; ++kz)
+        for (int64_t ky = 0; ky < g.kernel[1]; ++ky)
+          for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
+            if (kz == 0 && ky == 0 && kx == 0) continue;
+            const int64_t offset = base + (kz * g.dilation[0] * in.h + ky * g.dilation[1]) * in.w + kx * g.dilation[2];
+            const float* __restrict v = src + offset;
+            const int32_t tap = static_cast<int32_t>(offset);
+#pragma omp simd
+            for (int64_t x = 0; x < out.w; ++x) {
+              const bool win = v[x] > b[x];
+              b[x] = win ? v[x] : b[x];
+              a[x] = win ? tap : a[x];
+            }
+          }
+      const float* gr = grad + (oz * out.h + oy) * out.w;
+      for (int64_t x = 0; x < out.w; ++x) dst[a[x] + x] += gr[x];
+    }
+}
+
 }  // namespace
 
 void CpuBackend::maxPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
   const Dims5 xd = dims5(x), yd = dims5(y);
   const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
   const int64_t planes = xd[0] * xd[1];
+  if (isMaxFilter(g) && in.size() < (int64_t(1) << 31)) {
+#pragma omp parallel for if (y.size() > 4096)
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* src = x.data() + p * in.size();
+      float* dst = y.data() + p * out.size();
+      if (!hasNaN(src, in.size())) {
+        maxFilterPlane(g, src, in, out, dst);
+        continue;
+      }
+      forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
+        const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
+        dst[o] = arg < 0 ? -std::numeric_limits<float>::infinity() : src[arg];
+      });
+    }
+    return;
+  }
 #pragma omp parallel for if (y.size() > 4096)
   for (int64_t p = 0; p < planes; ++p) {
     const float* src = x.data() + p * in.size();
@@ -102,6 +212,24 @@ void CpuBackend::maxPoolBackward(const PoolGeometry& g, const Tensor& x, const T
   const Dims5 xd = dims5(x), yd = dims5(dy);
   const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
   const int64_t planes = xd[0] * xd[1];
+  if (isMaxFilter(g) && in.size() < (int64_t(1) << 31)) {
+#pragma omp parallel for if (dy.size() > 4096)
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* src = x.data() + p * in.size();
+      const float* grad = dy.data() + p * out.size();
+      float* dst = dx.data() + p * in.size();
+      if (!hasNaN(src, in.size())) {
+        maxFilterBackwardPlane(g, src, grad, in, out, dst);
+        continue;
+      }
+      for (int64_t i = 0; i < in.size(); ++i) dst[i] = 0.0f;
+      forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
+        const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
+        if (arg >= 0) dst[arg] += grad[o];
+      });
+    }
+    return;
+  }
 #pragma omp parallel for if (dy.size() > 4096)
   for (int64_t p = 0; p < planes; ++p) {
     const float* src = x.data() + p * in.size();
