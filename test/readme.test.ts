@@ -66,7 +66,7 @@ test.serial('README command-line blocks run in order as written (synth, train, r
       }
     }
     t.true(ran >= 10, `${ran} commands`);
-    t.true(fs.existsSync(path.join(out, 'model.safetensors')) && fs.existsSync(path.join(out, 'curve.png')) &&
+    t.true(fs.existsSync(path.join(out, 'model.safetensors')) && fs.existsSync(path.join(out, 'curve.png')) && fs.existsSync(path.join(out, 'rand.png')) &&
       fs.existsSync(path.join(out, 'labels.tif')) && fs.existsSync(path.join(out, 'volume16.nii.gz')));
     // The json block is what synth writes.
     const written = JSON.parse(fs.readFileSync(path.join(out, 'train.json'), 'utf8')) as unknown;

@@ -180,8 +180,10 @@ export function createProgram(): Command {
     .option('--overlap <fraction>', 'window overlap', (v) => Number(v), 0.5)
     .option('--normalize <mode>', "override the model's recorded pre-processing: slice (per-slice standardisation), mr or none", normalizeOption)
     .option('--probabilities', 'write class probabilities (C, D, H, W) instead of labels')
+    .option('--class <k>', "write class k's probability (D, H, W): a boundary map for evaluate --boundary", (v) => integerList(v)[0]!)
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
-    .action(async (o: { model: string; in: string; out: string; window?: number[]; overlap: number; normalize?: Normalization; probabilities?: boolean; device: Device }) => {
+    .action(async (o: { model: string; in: string; out: string; window?: number[]; overlap: number; normalize?: Normalization; probabilities?: boolean;
+      class?: number; device: Device }) => {
       const model = loadModel(o.model).to(o.device);
       const recorded = model.info.normalize;
       if (o.normalize !== undefined && recorded !== undefined && o.normalize !== recorded) {
@@ -204,7 +206,11 @@ export function createProgram(): Command {
       const k = probs.shape[1]!;
       const n = spatial[0] * spatial[1] * spatial[2];
       let out: Float32Array, outShape: number[];
-      if (o.probabilities) {
+      if (o.class !== undefined) {
+        if (!(o.class >= 0 && o.class < k)) throw new Error(`--class: the model has classes 0..${k - 1}, received ${o.class}`);
+        out = p.slice(o.class * n, (o.class + 1) * n);
+        outShape = spatial;
+      } else if (o.probabilities) {
         out = p;
         outShape = [k, ...spatial];
       } else {
@@ -217,7 +223,7 @@ export function createProgram(): Command {
         outShape = spatial;
       }
       writeVolume(o.out, { data: out, shape: outShape, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
-        ...(volume.affine ? { affine: volume.affine } : {}) }, o.probabilities ? {} : { dtype: 'uint8' });
+        ...(volume.affine ? { affine: volume.affine } : {}) }, o.probabilities || o.class !== undefined ? {} : { dtype: 'uint8' });
       console.log(`wrote ${o.out} (${outShape.join('x')})`);
     });
 
