@@ -1,6 +1,7 @@
 // The layer builders, one object (layers.conv(...), layers.pyramidLstm(...), ...).
 import { activationLayers } from './activation';
 import { convLayers } from './conv';
+import { fusionLayers } from './fusion';
 import { normalizationLayers } from './normalization';
 import { poolingLayers } from './pooling';
 import { pyramidLayers } from './pyramid';
@@ -13,4 +14,5 @@ export const layers = {
   ...normalizationLayers,
   ...activationLayers,
   ...recurrentLayers,
+  ...fusionLayers,
 };

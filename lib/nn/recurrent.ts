@@ -298,6 +298,8 @@ export interface ConvLstmOptions {
   returnSequences?: boolean;
   /** Weights and biases start as U(-1/sqrt(O k k), 1/sqrt(O k k)) (peepholes at 0), or any initialiser. */
   init?: Initializer;
+  /** The biases' initialiser, when it differs from init (an orthogonal init wants zero biases). */
+  biasInit?: Initializer;
 }
 
 export interface ConvLstmRunOptions {
@@ -316,7 +318,7 @@ export interface ConvLstmResult {
   cN: Tensor;
 }
 
-const convLstmKeys = ['hidden', 'kernel', 'numLayers', 'bidirectional', 'merge', 'peepholes', 'planeSize', 'stateful', 'returnSequences', 'init'];
+const convLstmKeys = ['hidden', 'kernel', 'numLayers', 'bidirectional', 'merge', 'peepholes', 'planeSize', 'stateful', 'returnSequences', 'init', 'biasInit'];
 
 /**
  * A ConvLSTM over the slices of a volume (the D axis of (N, C, D, H, W)): per
@@ -340,14 +342,15 @@ export class ConvLstmLayer implements Layer {
     const merged = this.directions === 2 && (options.merge ?? 'concat') === 'concat' ? 2 * o : o;
     this.outChannels = merged;
     const init = initializerOption(options.init, { kind: 'uniform', scale: 1 / Math.sqrt(o * k * k) }, 'convLstm');
+    const biasInit = options.biasInit === undefined ? init : initializerOption(options.biasInit, init, 'convLstm');
     for (let l = 0; l < this.layerCount; ++l) {
       const c = l === 0 ? inChannels : merged;
       for (let d = 0; d < this.directions; ++d) {
         const suffix = `_l${l}${d === 1 ? '_reverse' : ''}`;
         this.parameters.set(`weight_ih${suffix}`, parameter([4 * o, c, k, k], init, random));
         this.parameters.set(`weight_hh${suffix}`, parameter([4 * o, o, k, k], init, random));
-        this.parameters.set(`bias_ih${suffix}`, parameter([4 * o], init, random));
-        this.parameters.set(`bias_hh${suffix}`, parameter([4 * o], init, random));
+        this.parameters.set(`bias_ih${suffix}`, parameter([4 * o], biasInit, random));
+        this.parameters.set(`bias_hh${suffix}`, parameter([4 * o], biasInit, random));
         if (options.peepholes) {
           this.parameters.set(`weight_peep${suffix}`, parameter([3, o, ...options.planeSize!], { kind: 'constant', value: 0 }, random));
         }

@@ -1,12 +1,16 @@
 // Networks of the source papers, ready to train.
 import { pyramidPresets } from './pyramid';
 import { znnPresets } from './znn';
+import { mriPresets } from './mri';
 
 export type { PyramidNetOptions } from './pyramid';
 export type { ZnnOptions, Vd2dOptions, Vd2d3dOptions, ZnnPreset, ZnnTrainingSettings } from './znn';
 export { znnTrainingSettings } from './znn';
+export type { CrossModalityConvLstmOptions } from './mri';
+export { CrossModalityConvLstm } from './mri';
 
 export const presets = {
   ...pyramidPresets,
   ...znnPresets,
+  ...mriPresets,
 };
