@@ -73,7 +73,7 @@ export {
 } from './presets';
 export { loadModel, type LoadModelOptions } from './serialize/model_file';
 
-export { classWeightsFromCounts, type ClassWeighting } from './training/losses';
+export { classWeightsFromCounts, classWeightsFromStatistics, type ClassWeighting, type ClassStatistics } from './training/losses';
 export { Optimizer, type OptimizerConfig, type OptimizerKind } from './training/optimizers';
 export { learningRate, type Schedule } from './training/schedules';
 export { Batch } from './training/batch';
@@ -86,7 +86,7 @@ export type { ValidationMetric } from './training/validation';
 export { estimateStepMemory, formatBytes, type StepMemory } from './training/memory';
 export { transferWeights, recursiveBoundaryMap, vd2dSharedLayers, type TransferReport, type BoundaryMapOptions } from './training/recursive';
 
-export { VolumeSampler, MultiSampler, classCounts, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
+export { VolumeSampler, MultiSampler, classCounts, classStatistics, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
 export { normalizeSlices, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, type Normalization } from './data/preprocess';
 
 export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';

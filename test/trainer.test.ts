@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  classWeightsFromCounts, computeLoss, containsClass, graph, initialize, layers, Model, ops, readSafetensors, sequential, Tensor, Trainer,
+  classWeightsFromStatistics, computeLoss, containsClass, graph, initialize, layers, Model, ops, readSafetensors, sequential, Tensor, Trainer,
   VolumeSampler, type DataSource, type LayerBuilder, type ModelInput, type ModelInputShape, type Progress, type RunOptions, type SampledWindow,
   type Size3, type Random, type NamedArray,
 } from '../lib';
@@ -238,6 +238,7 @@ test('two-phase training as the ConvLSTM paper: tumour windows with median-frequ
   const recording: DataSource = {
     inputs: sampler.inputs,
     classCounts: (c) => sampler.classCounts(c),
+    classStatistics: (c) => sampler.classStatistics(c),
     sample(random, size) {
       const w = sampler.sample(random, size);
       trained.push({ phase: size[1] === H ? 1 : 2, tumour: tumour({ labels: w.labels, size }) });
@@ -262,7 +263,7 @@ test('two-phase training as the ConvLSTM paper: tumour windows with median-frequ
   t.true(trained.filter((d) => d.phase === 2).some((d) => !d.tumour), 'phase 2 trains on windows without tumour too');
   // The first step's loss is the median-frequency weighted cross-entropy of the untrained
   // model (the whole volume is the window, three times).
-  const weights = classWeightsFromCounts(sampler.classCounts(5), 'medianFrequency');
+  const weights = classWeightsFromStatistics(sampler.classStatistics(5), 'medianFrequency');
   const stacked = Tensor.fromArray(new Float32Array(3 * firstProbs.size).map((_, i) => firstProbs.toArray()[i % firstProbs.size]!), [3, 5, D, H, W]);
   const labels3 = Tensor.fromArray(new Float32Array(3 * labels.length).map((_, i) => labels[i % labels.length]!), [3, D, H, W]);
   const expected = computeLoss('optimized', stacked, labels3, { kind: 'crossEntropy', classWeights: Tensor.fromArray(weights, [5]) }).loss;

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  classWeightsFromCounts, computeLoss, learningRate, Optimizer, presets, Tensor, Trainer, VolumeSampler, type LossKind,
+  classStatistics, classWeightsFromCounts, classWeightsFromStatistics, computeLoss, learningRate, Optimizer, presets, Tensor, Trainer, VolumeSampler, type LossKind,
 } from '../lib';
 import { assertClose, rng } from './helpers';
 
@@ -77,9 +77,33 @@ test('class weights: inverse frequency (ZNN) and median frequency balancing', (t
   const total = 1 / 100 + 1 / 300 + 1 / 600;
   t.true(Math.abs(inv[0]! - 1 / 100 / total) < 1e-7 && Math.abs(inv[1]! - 1 / 300 / total) < 1e-7);
   t.is(inv[2], 0);
-  const med = classWeightsFromCounts([100, 300, 0, 600], 'medianFrequency');
-  // frequencies 0.1, 0.3, 0.6 -> median 0.3
+  const med = classWeightsFromCounts([100, 300, 0, 600], 'medianCount');
+  // frequencies over all voxels 0.1, 0.3, 0.6 -> median 0.3
   t.true(Math.abs(med[0]! - 3) < 1e-6 && Math.abs(med[1]! - 1) < 1e-6 && Math.abs(med[3]! - 0.5) < 1e-6);
+  t.is(med[2], 0);
+});
+
+test('median frequency balancing as Eigen & Fergus define it (Tseng et al.): frequencies over the images holding the class', (t) => {
+  // Three 2x2 images:      class 0   class 1   class 2
+  //   0 0 | 0 0 | 0 0      3+2+4=9   1+1=2     1
+  //   0 1 | 1 2 | 0 0
+  // Voxels of the images holding the class: 12 (all three), 8 (images 1, 2), 4 (image 2).
+  // freq = 9/12, 2/8, 1/4 = 0.75, 0.25, 0.25; median 0.25; weights 1/3, 1, 1.
+  const labels = Float32Array.from([0, 0, 0, 1, 0, 0, 1, 2, 0, 0, 0, 0]);
+  const stats = classStatistics(labels, 4, 4);
+  t.deepEqual(stats, { counts: [9, 2, 1, 0], imageTotals: [12, 8, 4, 0] });
+  const w = classWeightsFromStatistics(stats, 'medianFrequency');
+  t.true(Math.abs(w[0]! - 1 / 3) < 1e-6 && Math.abs(w[1]! - 1) < 1e-6 && Math.abs(w[2]! - 1) < 1e-6, `weights ${[...w]}`);
+  t.is(w[3], 0, 'an absent class weighs 0');
+  // Over all voxels (medianCount) class 2 would weigh twice class 1: the difference the paper's definition makes.
+  const byCount = classWeightsFromCounts(stats.counts, 'medianCount');
+  t.true(Math.abs(byCount[2]! - 2) < 1e-6 && Math.abs(byCount[0]! - 2 / 9) < 1e-6);
+  // Masked voxels count in neither.
+  const masked = classStatistics(labels, 4, 3, Float32Array.from([1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1]));
+  t.deepEqual(masked, { counts: [7, 2, 1], imageTotals: [8, 6, 2] });  // image 2 keeps its 1 and 2 only
+  t.throws(() => classWeightsFromCounts([1, 2], 'medianFrequency'), { message: /expected the voxels of the images holding each class/ });
+  t.throws(() => classStatistics(labels, 5, 3), { message: /12 labels are not whole images of 5 voxels/ });
+  t.throws(() => classWeightsFromCounts([1, 2], 'median' as never), { message: /expected inverseFrequency, medianFrequency, medianCount/ });
 });
 
 test('schedules: the paper\'s rate halves every 100 epochs towards 1e-6', (t) => {

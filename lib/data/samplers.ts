@@ -20,6 +20,36 @@ export function classCounts(labels: Float32Array, classes: number, mask?: Float3
   return counts;
 }
 
+/**
+ * Voxels per class, and per class the voxels of the 2D images (z-slices of the
+ * (..., H, W) labels) in which it occurs: what median frequency balancing needs.
+ * Masked voxels are left out of both.
+ */
+export function classStatistics(labels: Float32Array, plane: number, classes: number, mask?: Float32Array): { counts: number[]; imageTotals: number[] } {
+  if (!Number.isInteger(plane) || plane < 1 || labels.length % plane !== 0) {
+    throw new SegvolError('ERR_SHAPE', `classStatistics: ${labels.length} labels are not whole images of ${plane} voxels`);
+  }
+  const counts = new Array<number>(classes).fill(0);
+  const imageTotals = new Array<number>(classes).fill(0);
+  const inImage = new Array<number>(classes).fill(0);
+  for (let s = 0; s < labels.length; s += plane) {
+    inImage.fill(0);
+    let used = 0;
+    for (let i = s; i < s + plane; ++i) {
+      if (mask && mask[i] === 0) continue;
+      ++used;
+      const c = labels[i]!;
+      if (c >= 0 && c < classes && Number.isInteger(c)) inImage[c]! += 1;
+    }
+    inImage.forEach((n, c) => {
+      if (n === 0) return;
+      counts[c]! += n;
+      imageTotals[c]! += used;
+    });
+  }
+  return { counts, imageTotals };
+}
+
 export interface SampledWindow {
   /** Each input by name: (C, d, h, w) values in C order. */
   inputs: Record<string, Float32Array>;
@@ -36,6 +66,8 @@ export interface DataSource {
   sample(random: Random, size: Size3): SampledWindow;
   /** Voxel counts per class over all the data (for global class weights), if known. */
   classCounts?(classes: number): number[];
+  /** Counts and per-class image totals over all the data (for global median frequency balancing), if known. */
+  classStatistics?(classes: number): { counts: number[]; imageTotals: number[] };
   /** Voxels (per channel) in one pass over the data, if known: an epoch is a pass. */
   readonly voxels?: number;
 }
@@ -198,6 +230,10 @@ export class VolumeSampler implements DataSource {
   classCounts(classes: number): number[] {
     return classCounts(this.options.labels, classes, this.options.mask);
   }
+
+  classStatistics(classes: number): { counts: number[]; imageTotals: number[] } {
+    return classStatistics(this.options.labels, this.dims[1] * this.dims[2], classes, this.options.mask);
+  }
 }
 
 /** Samples from several volumes (e.g. training subjects), each drawn with probability proportional to its voxel count. */
@@ -235,5 +271,16 @@ export class MultiSampler implements DataSource {
       s.classCounts(classes).forEach((n, c) => (out[c]! += n));
     }
     return out;
+  }
+
+  classStatistics(classes: number): { counts: number[]; imageTotals: number[] } {
+    const counts = new Array<number>(classes).fill(0), imageTotals = new Array<number>(classes).fill(0);
+    for (const s of this.sources) {
+      if (!s.classStatistics) throw new SegvolError('ERR_ARGUMENT', 'MultiSampler: a source cannot count its classes per image (no classStatistics)');
+      const r = s.classStatistics(classes);
+      r.counts.forEach((n, c) => (counts[c]! += n));
+      r.imageTotals.forEach((n, c) => (imageTotals[c]! += n));
+    }
+    return { counts, imageTotals };
   }
 }

@@ -12,13 +12,13 @@ import { describe, SegvolError } from '../core/errors';
 import { native } from '../core/native';
 import { Random } from '../core/random';
 import { handleOf, Tensor } from '../core/tensor';
-import { classCounts, type DataSource, type SampledWindow, type Size3 } from '../data/samplers';
+import { classStatistics, type DataSource, type SampledWindow, type Size3 } from '../data/samplers';
 import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors';
 import type { MemorySchedule } from '../nn/layer';
 import type { ModelBase } from '../nn/model';
 import { lossKinds, ops, type LossKind, type LossNormalization } from '../ops';
 import { Batch, cropWindow } from './batch';
-import { classWeightsFromCounts, type ClassWeighting } from './losses';
+import { classWeightsFromCounts, classWeightsFromStatistics, computedWeightings, type ClassWeighting, type ComputedWeighting } from './losses';
 import { checkOptimizerConfig, Optimizer, sameUpdateRule, type OptimizerConfig } from './optimizers';
 import { learningRate, type Schedule } from './schedules';
 import { estimateStepMemory, parseBudget, planMemory, type StepMemory } from './memory';
@@ -620,25 +620,34 @@ export class Trainer extends EventEmitter {
     this.prefetched = undefined;
   }
 
-  private classWeightsFor(plan: Plan, config: LossConfig, labels: Float32Array, mask: Float32Array | undefined, classes: number): Float32Array | undefined {
+  private classWeightsFor(plan: Plan, config: LossConfig, labels: Float32Array, mask: Float32Array | undefined, classes: number, plane: number): Float32Array | undefined {
     const w = config.classWeights;
     if (w === undefined || w === 'none') return undefined;
     if (Array.isArray(w)) {
       if (w.length !== classes) throw new SegvolError('ERR_ARGUMENT', `loss: expected ${classes} class weights (one per class), received ${w.length}`);
       return Float32Array.from(w as number[]);
     }
-    const mode = w as 'inverseFrequency' | 'medianFrequency';
-    if (mode !== 'inverseFrequency' && mode !== 'medianFrequency') {
-      throw new SegvolError('ERR_ARGUMENT', `loss: expected classWeights 'none', 'inverseFrequency', 'medianFrequency' or numbers, received ${describe(w)}`);
+    const mode = w as ComputedWeighting;
+    if (!computedWeightings.includes(mode)) {
+      throw new SegvolError('ERR_ARGUMENT', `loss: expected classWeights 'none', ${computedWeightings.map((k) => `'${k}'`).join(', ')} or numbers, received ${describe(w)}`);
     }
-    if ((config.weightsFrom ?? 'global') === 'global' && plan.data.classCounts) {
-      let cache = this.globalWeights.get(plan.data);
-      if (!cache) this.globalWeights.set(plan.data, (cache = new Map()));
-      const key = `${mode}:${classes}`;
-      if (!cache.has(key)) cache.set(key, classWeightsFromCounts(plan.data.classCounts(classes), mode));
-      return cache.get(key)!;
+    const global = (config.weightsFrom ?? 'global') === 'global';
+    if (global && mode === 'medianFrequency' && plan.data.classStatistics) {
+      return this.cachedWeights(plan, mode, classes, () => classWeightsFromStatistics(plan.data.classStatistics!(classes), mode));
     }
-    return classWeightsFromCounts(classCounts(labels, classes, mask), mode);
+    if (global && mode !== 'medianFrequency' && plan.data.classCounts) {
+      return this.cachedWeights(plan, mode, classes, () => classWeightsFromCounts(plan.data.classCounts!(classes), mode));
+    }
+    // From the window's own labels: images are its slices of plane h*w.
+    return classWeightsFromStatistics(classStatistics(labels, plane, classes, mask), mode);
+  }
+
+  private cachedWeights(plan: Plan, mode: string, classes: number, compute: () => Float32Array): Float32Array {
+    let cache = this.globalWeights.get(plan.data);
+    if (!cache) this.globalWeights.set(plan.data, (cache = new Map()));
+    const key = `${mode}:${classes}`;
+    if (!cache.has(key)) cache.set(key, compute());
+    return cache.get(key)!;
   }
 
   /** The phase's loss on the tape: one configured loss, a weighted sum, or the user's function. */
@@ -657,7 +666,8 @@ export class Trainer extends EventEmitter {
       if (!out) throw new SegvolError('ERR_ARGUMENT', `loss: the model has no output '${name}'; its outputs: ${this.model.outputNames.join(', ')}`);
       const labels = batch.labels(out);
       const mask = batch.mask(out);
-      const weights = this.classWeightsFor(plan, config, batch.labelValues(out.shape.slice(2)), mask?.toArray(), out.shape[1]!);
+      const weights = this.classWeightsFor(plan, config, batch.labelValues(out.shape.slice(2)), mask?.toArray(), out.shape[1]!,
+        out.shape[out.shape.length - 1]! * out.shape[out.shape.length - 2]!);
       const classWeights = weights ? Tensor.fromArray(weights, [weights.length], { device: out.device }) : undefined;
       try {
         const term = ops.loss(out, labels, {
