@@ -87,9 +87,14 @@ export { estimateStepMemory, formatBytes, type StepMemory } from './training/mem
 export { transferWeights, recursiveBoundaryMap, vd2dSharedLayers, type TransferReport, type BoundaryMapOptions } from './training/recursive';
 
 export { VolumeSampler, MultiSampler, classCounts, classStatistics, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
-export { normalizeSlices, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, type Normalization } from './data/preprocess';
+export { syntheticBrainMri, type Phantom, type PhantomOptions } from './data/phantom';
+export {
+  findBratsCases, loadBratsCase, bratsSampler, bratsRole, bratsModalities, bratsClasses,
+  type BratsCase, type BratsCaseFiles, type BratsModality, type BratsSamplerOptions,
+} from './data/brats';
+export { normalizeSlices, normalizeNonzero, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, type Normalization } from './data/preprocess';
 
-export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
+export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3, type BratsScores, type RegionScores } from './evaluation/metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
 
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type NamedArray, type SafetensorsFile } from './io/safetensors';

@@ -1,11 +1,15 @@
 // Tseng et al.'s cross-modality ConvLSTM encoder-decoder (seed 001): the preset's
 // shapes and parameter count, the CMC layer and the whole network against the PyTorch
 // reference (test/fixtures/make_mri_fixtures.py), and its options' errors.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import test from 'ava';
 import {
-  createLayer, GradientTape, layers, loadLayerState, ops, presets, readSafetensors, Tensor, type NamedArray,
+  bratsSampler, createLayer, findBratsCases, GradientTape, layers, loadBratsCase, loadLayerState, metrics, normalizeNonzero, ops, preprocessVolume,
+  presets, readSafetensors, readVolume, syntheticBrainMri, Tensor, writeVolume, type NamedArray,
 } from '../lib';
+import { Random } from '../lib/core/random';
 import { assertClose } from './helpers';
 
 const dir = path.join(__dirname, 'fixtures', 'mri');
@@ -156,4 +160,136 @@ test('the preset refuses planes the poolings cannot halve, and unknown options',
   t.throws(() => presets.crossModalityConvLstm({ sequence: 3 } as never), { message: /unknown option 'sequence'/ });
   x.dispose();
   model.dispose();
+});
+
+test('MetaImage (.mha, the BRATS 2015 format): compressed int16 and big-endian float files written by another program', (t) => {
+  const expected = Float32Array.from({ length: 60 }, (_, i) => 100 * Math.floor(i / 20) + 10 * Math.floor((i % 20) / 5) + (i % 5) - 50);
+  const short = readVolume(path.join(dir, 'short_compressed.mha'));
+  t.deepEqual(short.shape, [3, 4, 5]);
+  t.is(short.dtype, 'int16');
+  t.deepEqual(short.spacing, [2, 0.75, 0.5]);
+  t.deepEqual([...short.data], [...expected]);
+  const big = readVolume(path.join(dir, 'float_bigendian.mha'));
+  t.deepEqual([...big.data], [...expected].map((v) => v / 4));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-mha-'));
+  const file = path.join(tmp, 'roundtrip.mha');
+  writeVolume(file, { data: expected, shape: [3, 4, 5], dtype: 'float32', spacing: [2, 1, 1] });
+  const back = readVolume(file);
+  t.deepEqual([...back.data], [...expected]);
+  t.deepEqual(back.spacing, [2, 1, 1]);
+  fs.writeFileSync(path.join(tmp, 'detached.mha'), 'ObjectType = Image\nNDims = 3\nDimSize = 5 4 3\nElementType = MET_SHORT\nElementDataFile = brain.raw\n');
+  t.throws(() => readVolume(path.join(tmp, 'detached.mha')), { message: /voxels are in a separate file \(brain\.raw\)/ });
+  fs.writeFileSync(path.join(tmp, 'short.mha'), Buffer.concat([Buffer.from('NDims = 3\nDimSize = 5 4 3\nElementType = MET_SHORT\nElementDataFile = LOCAL\n'), Buffer.alloc(10)]));
+  t.throws(() => readVolume(path.join(tmp, 'short.mha')), { message: /needs 120 bytes, the file has 10/ });
+  fs.rmSync(tmp, { recursive: true });
+});
+
+test('normalizeNonzero: each volume of each channel to z-scores over its non-zero voxels; zeros stay 0', (t) => {
+  // Two channels of a (1, 2, 2) volume: [0, 1, 2, 3] and [0, 0, 5, 5].
+  const out = normalizeNonzero(Float32Array.from([0, 1, 2, 3, 0, 0, 5, 5]), [2, 1, 2, 2]);
+  const s = Math.sqrt(2 / 3);
+  t.deepEqual([...out].map((v) => Number(v.toFixed(6))), [0, Number((-1 / s).toFixed(6)), 0, Number((1 / s).toFixed(6)), 0, 0, 0, 0]);
+  t.is(preprocessVolume(Float32Array.from([0, 2, 4]), [1, 1, 3], 'nonzero')[2], 1);
+});
+
+test('the phantom: four modalities, BRATS labels 0-4, a zero background, and contrasts that need every modality', (t) => {
+  const p = syntheticBrainMri({ depth: 16, height: 48, width: 48, seed: 2 });
+  const [D, H, W] = p.dims;
+  const n = D * H * W;
+  const counts = [0, 0, 0, 0, 0];
+  for (const l of p.labels) counts[l]! += 1;
+  t.true(counts.every((c) => c > 0), `every label occurs: ${counts}`);
+  t.true(counts[2]! > counts[4]! && counts[0]! > counts[2]!, 'edema is the largest tumour class, background larger still');
+  const mean = (m: number, label: number) => {
+    let s = 0, k = 0;
+    for (let i = 0; i < n; ++i) if (p.labels[i] === label && p.image[m * n + i]! > 0) { s += p.image[m * n + i]!; ++k; }
+    return s / k;
+  };
+  const [flair, t1, t1ce, t2] = [0, 1, 2, 3];
+  t.true(mean(flair, 2) > 1.5 * mean(flair, 0), 'edema is bright in FLAIR');
+  t.true(mean(t1ce, 4) > 1.3 * mean(t1ce, 2) && mean(t1ce, 4) > 1.3 * mean(t1, 4), 'the rim enhances in T1ce only');
+  t.true(mean(t2, 1) > 1.5 * mean(t1, 1) * 2 || mean(t1, 1) < 0.5 * mean(t1, 0), 'necrosis is dark in T1');
+  let background = 0;
+  for (let i = 0; i < n; ++i) if (p.image[i] === 0) { ++background; t.is(p.labels[i], 0); }
+  t.true(background > 0.15 * n, 'a skull-stripped background of zeros');
+  t.deepEqual(syntheticBrainMri({ depth: 16, height: 48, width: 48, seed: 2 }).image, p.image, 'the seed fixes the phantom');
+  t.throws(() => syntheticBrainMri({ depth: 4 }), { message: /depth as an integer >= 8/ });
+});
+
+/** Writes phantom cases to disk in BRATS 2018-2021 naming (NIfTI) or BRATS 2015 naming (.mha in sub-folders). */
+function writeBratsCase(root: string, id: string, style: '2018' | '2015', seed: number): void {
+  const p = syntheticBrainMri({ depth: 8, height: 32, width: 32, seed });
+  const n = p.dims.reduce((a, b) => a * b, 1);
+  const folder = path.join(root, id);
+  fs.mkdirSync(folder, { recursive: true });
+  const names2015: Record<string, string> = { flair: 'MR_Flair', t1: 'MR_T1', t1ce: 'MR_T1c', t2: 'MR_T2', seg: 'OT' };
+  const write = (role: string, data: Float32Array) => {
+    if (style === '2018') {
+      writeVolume(path.join(folder, `${id}_${role}.nii.gz`), { data, shape: p.dims, dtype: 'float32' });
+    } else {
+      const name = `VSD.Brain${role === 'seg' ? '_3more' : ''}.XX.O.${names2015[role]}.${seed}${role.length}`;
+      fs.mkdirSync(path.join(folder, name));
+      writeVolume(path.join(folder, name, `${name}.mha`), { data, shape: p.dims, dtype: 'float32' });
+    }
+  };
+  ['flair', 't1', 't1ce', 't2'].forEach((m, c) => write(m, p.image.subarray(c * n, (c + 1) * n)));
+  write('seg', p.labels);
+}
+
+test('BRATS folders in 2015 and 2018-2021 naming load to the same normalised cases; a sampler draws slice sequences', (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-brats-'));
+  writeBratsCase(path.join(tmp, 'new', 'HGG'), 'BraTS20_Training_001', '2018', 11);
+  writeBratsCase(path.join(tmp, 'new', 'LGG'), 'BraTS20_Training_002', '2018', 12);
+  writeBratsCase(path.join(tmp, 'old'), 'brats_2013_pat0001_1', '2015', 11);
+  const found = findBratsCases(path.join(tmp, 'new'));
+  t.deepEqual(found.map((c) => c.id), ['BraTS20_Training_001', 'BraTS20_Training_002']);
+  t.regex(found[0]!.modalities.t1ce, /_t1ce\.nii\.gz$/);
+  const old = findBratsCases(path.join(tmp, 'old'));
+  t.is(old.length, 1);
+  t.regex(old[0]!.modalities.t1ce, /MR_T1c\.\d+\.mha$/);
+  t.regex(old[0]!.seg!, /OT\.\d+\.mha$/);
+  const a = loadBratsCase(found[0]!), b = loadBratsCase(old[0]!);
+  t.deepEqual(a.dims, [8, 32, 32]);
+  t.deepEqual(a.image, b.image, 'the same case in both layouts');
+  t.deepEqual(a.labels, b.labels);
+  // Each modality normalised over the brain: mean 0, variance 1 over its non-zero voxels.
+  const n = 8 * 32 * 32;
+  for (let m = 0; m < 4; ++m) {
+    const inside = [...a.image.subarray(m * n, (m + 1) * n)].filter((v) => v !== 0);
+    const mean = inside.reduce((s, v) => s + v, 0) / inside.length;
+    const variance = inside.reduce((s, v) => s + (v - mean) ** 2, 0) / inside.length;
+    t.true(Math.abs(mean) < 1e-4 && Math.abs(variance - 1) < 1e-3, `modality ${m}: mean ${mean}, variance ${variance}`);
+  }
+  const sampler = bratsSampler(found.map((f) => loadBratsCase(f)));
+  t.deepEqual(sampler.inputs, { input: 4 });
+  const window = sampler.sample(new Random(3), [3, 32, 32]);
+  t.is(window.inputs.input!.length, 4 * 3 * 32 * 32);
+  t.is(window.labels.length, 3 * 32 * 32);
+  // Incomplete and inconsistent cases are refused with what is missing.
+  fs.rmSync(path.join(tmp, 'new', 'LGG', 'BraTS20_Training_002', 'BraTS20_Training_002_t2.nii.gz'));
+  t.throws(() => findBratsCases(path.join(tmp, 'new')), { message: /BraTS20_Training_002: no t2 file/ });
+  const seg = path.join(tmp, 'new', 'HGG', 'BraTS20_Training_001', 'BraTS20_Training_001_seg.nii.gz');
+  writeVolume(seg, { data: new Float32Array(n).fill(7), shape: [8, 32, 32], dtype: 'float32' });
+  t.throws(() => loadBratsCase(found[0]!), { message: /holds 7 at voxel 0; expected labels 0-4/ });
+  t.throws(() => findBratsCases(path.join(tmp, 'missing')), { message: /cannot read/ });
+  t.throws(() => bratsSampler([{ ...a, labels: undefined }] as never), { message: /has no labels/ });
+  fs.rmSync(tmp, { recursive: true });
+});
+
+test('BRATS scores: Dice, PPV and sensitivity of the complete, core and enhancing regions, and per-class IU, on a hand-worked case', (t) => {
+  // truth: 0 0 1 2 2 3 4 4     complete = {2..7}, core = {2, 5, 6, 7}, enhancing = {6, 7}
+  // pred:  0 2 1 2 0 4 4 0     complete = {1, 2, 3, 5, 6}, core = {2, 5, 6}, enhancing = {5, 6}
+  const truth = Uint8Array.from([0, 0, 1, 2, 2, 3, 4, 4]);
+  const pred = Uint8Array.from([0, 2, 1, 2, 0, 4, 4, 0]);
+  const s = metrics.brats(pred, truth);
+  // complete: tp {2, 3, 5, 6} = 4, |P| 5, |T| 6 -> Dice 8/11, PPV 4/5, sensitivity 4/6
+  t.true(Math.abs(s.complete.dice - 8 / 11) < 1e-12 && Math.abs(s.complete.ppv - 0.8) < 1e-12 && Math.abs(s.complete.sensitivity - 4 / 6) < 1e-12);
+  // core: tp {2, 5, 6} = 3, |P| 3, |T| 4 -> Dice 6/7, PPV 1, sensitivity 3/4
+  t.true(Math.abs(s.core.dice - 6 / 7) < 1e-12 && s.core.ppv === 1 && s.core.sensitivity === 0.75);
+  // enhancing: tp {6} = 1, |P| 2, |T| 2 -> 1/2 each
+  t.deepEqual([s.enhancing.dice, s.enhancing.ppv, s.enhancing.sensitivity], [0.5, 0.5, 0.5]);
+  // IU: class 0 truth {0, 1} vs pred {0, 4, 7}: 1/4; 1: 1; 2: {3,4} vs {1,3}: 1/3; 3: {5} vs {}: 0; 4: {6,7} vs {5,6}: 1/3
+  t.deepEqual(s.classIU.map((v) => Number(v.toFixed(6))), [0.25, 1, 0.333333, 0, 0.333333]);
+  t.true(Math.abs(s.meanIU - (1 / 4 + 1 + 1 / 3 + 0 + 1 / 3) / 5) < 1e-12);
+  t.throws(() => metrics.brats(Uint8Array.from([5]), Uint8Array.from([0])), { message: /expected labels 0\.\.4, received 5/ });
 });

@@ -60,7 +60,7 @@ export interface TrainConfig {
     rotate?: boolean;
     classAware?: { label: number; minVoxels?: number; tries?: number };
     /** 'slice' (default): per-slice standardisation; 'mr': the paper's MR pipeline; 'none'. Recorded in the model file. */
-    normalize?: 'slice' | 'mr' | 'none';
+    normalize?: 'slice' | 'mr' | 'nonzero' | 'none';
     /** Class names, index = class id; recorded in the model file. */
     classNames?: string[];
   };
@@ -184,8 +184,8 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
   if (!c.data || volumes.length === 0 || volumes.some((v) => typeof v !== 'string') || typeof c.data.labels !== 'string') {
     throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected data.volume (a path, or one per modality) and data.labels (a path)`);
   }
-  if (c.data.normalize !== undefined && !['slice', 'mr', 'none'].includes(c.data.normalize)) {
-    throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected data.normalize 'slice', 'mr' or 'none', received ${describe(c.data.normalize)}`);
+  if (c.data.normalize !== undefined && !['slice', 'mr', 'nonzero', 'none'].includes(c.data.normalize)) {
+    throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected data.normalize 'slice', 'mr', 'nonzero' or 'none', received ${describe(c.data.normalize)}`);
   }
   return c;
 }

@@ -167,14 +167,44 @@ export function mrPreprocess(data: Float32Array, shape: readonly number[], optio
   return out;
 }
 
-/** The pre-processing a model may record: per-slice z-scores, the MR pipeline, or none. */
-export type Normalization = 'slice' | 'mr' | 'none';
-export const normalizations: readonly Normalization[] = ['slice', 'mr', 'none'];
+/**
+ * Each (D, H, W) volume of a (..., D, H, W) array (each modality of each case) to zero
+ * mean and unit variance over its non-zero voxels; zero voxels (the background outside
+ * a skull-stripped brain) stay 0. The usual MR normalisation for BRATS: statistics of the
+ * brain only, per modality, per case. A 2D (H, W) array is one image.
+ */
+export function normalizeNonzero(data: Float32Array, shape: readonly number[]): Float32Array {
+  const total = shape.reduce((a, b) => a * b, 1);
+  if (shape.length < 2 || total !== data.length) {
+    throw new SegvolError('ERR_SHAPE', `normalizeNonzero: expected a shape (..., D, H, W) holding ${data.length} values, received (${shape.join(', ')})`);
+  }
+  const n = shape.slice(-Math.min(3, shape.length)).reduce((a, b) => a * b, 1);
+  const out = new Float32Array(data.length);
+  for (let s = 0; s < data.length; s += n) {
+    let count = 0, sum = 0;
+    for (let i = s; i < s + n; ++i) if (data[i] !== 0) { ++count; sum += data[i]!; }
+    if (count === 0) continue;
+    const mean = sum / count;
+    let sq = 0;
+    for (let i = s; i < s + n; ++i) if (data[i] !== 0) sq += (data[i]! - mean) ** 2;
+    const std = Math.sqrt(sq / count);
+    for (let i = s; i < s + n; ++i) out[i] = data[i] !== 0 && std > 0 ? (data[i]! - mean) / std : 0;
+  }
+  return out;
+}
 
-/** Applies one pre-processing to volumes of any (..., H, W) shape, slice by slice. */
+/**
+ * The pre-processing a model may record: per-slice z-scores, the MR pipeline (PyraMiD-LSTM),
+ * per-volume z-scores over non-zero voxels (each modality on its own: BRATS), or none.
+ */
+export type Normalization = 'slice' | 'mr' | 'nonzero' | 'none';
+export const normalizations: readonly Normalization[] = ['slice', 'mr', 'nonzero', 'none'];
+
+/** Applies one pre-processing to volumes of any (..., H, W) shape: slice by slice, or per (D, H, W) volume for 'nonzero'. */
 export function preprocessVolume(data: Float32Array, shape: readonly number[], mode: Normalization): Float32Array {
   if (mode === 'slice') return normalizeSlices(data, shape);
   if (mode === 'mr') return mrPreprocess(data, shape);
+  if (mode === 'nonzero') return normalizeNonzero(data, shape);
   if (mode === 'none') return data;
-  throw new SegvolError('ERR_ARGUMENT', `pre-processing: expected 'slice', 'mr' or 'none', received '${String(mode)}'`);
+  throw new SegvolError('ERR_ARGUMENT', `pre-processing: expected 'slice', 'mr', 'nonzero' or 'none', received '${String(mode)}'`);
 }

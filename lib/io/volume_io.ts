@@ -1,4 +1,4 @@
-// Reading and writing volumes by file extension: NIfTI (.nii, .nii.gz), TIFF
+// Reading and writing volumes by file extension: NIfTI (.nii, .nii.gz), MetaImage (.mha), TIFF
 // stacks (.tif, .tiff), NumPy (.npy), folders of single-page TIFF/PNG slices,
 // PNG images, and raw binary with a given shape and dtype. Values come back as
 // float32 after the format's own scaling, shape (D, H, W) or (C, D, H, W).
@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, SegvolError } from '../core/errors';
+import { parseMetaImage, serializeMetaImage } from './metaimage';
 import { parseNifti, serializeNifti } from './nifti';
 import { parseNpy, writeNpy } from './npy';
 import { encodeGrayPng } from './png';
@@ -108,8 +109,9 @@ export function readVolume(file: string, options: { raw?: RawOptions } = {}): Vo
     return { data: a.data, shape: a.shape, dtype: 'npy' };
   }
   if (lower.endsWith('.png')) return parsePng(bytes, file);
+  if (lower.endsWith('.mha')) return parseMetaImage(bytes, file);
   if (options.raw) return readRaw(bytes, options.raw, file);
-  throw new SegvolError('ERR_ARGUMENT', `${file}: unknown format; expected .nii, .nii.gz, .tif, .tiff, .npy, .png, a folder of slices, or raw data with a shape and dtype`);
+  throw new SegvolError('ERR_ARGUMENT', `${file}: unknown format; expected .nii, .nii.gz, .mha, .tif, .tiff, .npy, .png, a folder of slices, or raw data with a shape and dtype`);
 }
 
 export type StoredType = 'float32' | 'uint8' | 'int16' | 'uint16';
@@ -202,6 +204,14 @@ export function writeVolume(file: string, volume: Volume, options: WriteOptions 
     }
     atomic(serializeTiff(volume.data, spatial, dtype));
     return report;
+  } else if (lower.endsWith('.mha')) {
+    const dtype = options.dtype === 'int16' ? 'int16' : 'float32';
+    const report: WriteReport = dtype === 'int16' ? { dtype, ...storageLoss(volume.data, integerRanges.int16!) } : { ...clean, dtype };
+    if ((report.rounded || report.clipped) && !options.allowLossy) {
+      throw new SegvolError('ERR_ARGUMENT', `MetaImage ${file}: int16 cannot hold these values (${report.rounded} rounded, ${report.clipped} clipped); write float32 or allow the loss`);
+    }
+    atomic(serializeMetaImage(volume.data, spatial, { dtype, ...(volume.spacing ? { spacing: volume.spacing } : {}) }));
+    return report;
   } else if (lower.endsWith('.npy')) {
     writeNpy(file, { shape: volume.shape, data: volume.data });
     return { ...clean, dtype: 'float32' };
@@ -221,7 +231,7 @@ export function writeVolume(file: string, volume: Volume, options: WriteOptions 
     }
     return { dtype: 'uint8', ...storageLoss(volume.data, [0, 255], scale > 0 ? 1 / scale : 1, lo), scale: { slope: scale > 0 ? 1 / scale : 1, inter: lo } };
   } else {
-    throw new SegvolError('ERR_ARGUMENT', `${file}: unknown output format; use .nii, .nii.gz, .tif, .npy, or a folder path ending in / for PNG slices`);
+    throw new SegvolError('ERR_ARGUMENT', `${file}: unknown output format; use .nii, .nii.gz, .mha, .tif, .npy, or a folder path ending in / for PNG slices`);
   }
 }
 
