@@ -84,6 +84,7 @@ export {
 } from './training/trainer';
 export type { ValidationMetric } from './training/validation';
 export { estimateStepMemory, formatBytes, type StepMemory } from './training/memory';
+export { crossModalityPhases, type CrossModalityRegimeOptions } from './training/regimes';
 export { transferWeights, recursiveBoundaryMap, vd2dSharedLayers, type TransferReport, type BoundaryMapOptions } from './training/recursive';
 
 export { VolumeSampler, MultiSampler, classCounts, classStatistics, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';

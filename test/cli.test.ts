@@ -124,6 +124,27 @@ test('segvol evaluate prints JSON that agrees with the metrics API, and names an
   t.regex(bad.err, /unknown metric 'dice'; known: overlap, hausdorff, rand, pixel, warping/);
 });
 
+test('segvol evaluate --brats: the regions\' Dice, PPV and sensitivity and the mean IU, as metrics.brats; a probability map is refused', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-brats-eval-'));
+  const truth = Float32Array.from([0, 0, 1, 2, 2, 3, 4, 4]);
+  const pred = Float32Array.from([0, 2, 1, 2, 0, 4, 4, 0]);
+  writeVolume(path.join(dir, 't.nii.gz'), { data: truth, shape: [1, 2, 4], dtype: 'float32' }, { dtype: 'uint8' });
+  writeVolume(path.join(dir, 'p.nii.gz'), { data: pred, shape: [1, 2, 4], dtype: 'float32' }, { dtype: 'uint8' });
+  const json = segvol(['evaluate', '--pred', path.join(dir, 'p.nii.gz'), '--truth', path.join(dir, 't.nii.gz'), '--brats', '--json']);
+  t.is(json.status, 0, json.err);
+  const scores = (JSON.parse(json.out) as { brats: { complete: { dice: number }; enhancing: { ppv: number }; meanIU: number } }).brats;
+  t.true(Math.abs(scores.complete.dice - 8 / 11) < 1e-12);
+  t.is(scores.enhancing.ppv, 0.5);
+  const table = segvol(['evaluate', '--pred', path.join(dir, 'p.nii.gz'), '--truth', path.join(dir, 't.nii.gz'), '--brats']);
+  t.is(table.status, 0, table.err);
+  t.regex(table.out, /complete\s+0\.7273\s+0\.8000\s+0\.6667/);
+  t.regex(table.out, /mean IU 0\.3833/);
+  writeNpy(path.join(dir, 'probs.npy'), { shape: [1, 2, 4], data: Float32Array.from(pred, (v) => v / 5 + 0.01) });
+  const bad = segvol(['evaluate', '--pred', path.join(dir, 'probs.npy'), '--truth', path.join(dir, 't.nii.gz'), '--brats']);
+  t.is(bad.status, 1);
+  t.regex(bad.err, /--brats compares label volumes/);
+});
+
 test('segvol evaluate --boundary: pixel error, the best 2D Rand F-score with connected components and with the watershed, and --plot', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-eval-'));
   // Three slices of two cells split by a membrane; the prediction is a noisy boundary map.

@@ -6,10 +6,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import test from 'ava';
 import {
-  bratsSampler, createLayer, findBratsCases, GradientTape, layers, loadBratsCase, loadLayerState, metrics, normalizeNonzero, ops, preprocessVolume,
+  bratsSampler, createLayer, crossModalityPhases, findBratsCases, GradientTape, layers, loadBratsCase, loadLayerState, metrics, normalizeNonzero, ops, preprocessVolume,
   presets, readSafetensors, readVolume, syntheticBrainMri, Tensor, writeVolume, type NamedArray,
 } from '../lib';
 import { Random } from '../lib/core/random';
+import { runBratsDemo } from '../lib/cli/demo_brats';
+import { loadModel } from '../lib/serialize/model_file';
 import { assertClose } from './helpers';
 
 const dir = path.join(__dirname, 'fixtures', 'mri');
@@ -292,4 +294,44 @@ test('BRATS scores: Dice, PPV and sensitivity of the complete, core and enhancin
   t.deepEqual(s.classIU.map((v) => Number(v.toFixed(6))), [0.25, 1, 0.333333, 0, 0.333333]);
   t.true(Math.abs(s.meanIU - (1 / 4 + 1 + 1 / 3 + 0 + 1 / 3) / 5) < 1e-12);
   t.throws(() => metrics.brats(Uint8Array.from([5]), Uint8Array.from([0])), { message: /expected labels 0\.\.4, received 5/ });
+});
+
+test('two-phase training on phantoms (the demo, small): the phases switch name and rate, the loss falls, and mean IU beats the untrained net', async (t) => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-brats-demo-'));
+  const progress: Array<{ phase: string; lr: number; loss: number }> = [];
+  const result = await runBratsDemo({
+    steps: [150, 100], size: [12, 48, 48], trainCases: 3, testCases: 1, channels: 8, seed: 3, out,
+    onProgress: (p) => progress.push({ phase: p.phaseName ?? '', lr: p.lr, loss: p.loss }),
+  });
+  t.deepEqual(result.steps, [150, 100]);
+  // Phase switching seen in the progress events: the name and Adam's rate.
+  t.deepEqual([...new Set(progress.map((p) => `${p.phase} ${p.lr}`))], ['tumour 0.001', 'all 0.0001']);
+  const tumour = progress.filter((p) => p.phase === 'tumour').map((p) => p.loss);
+  const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+  t.true(mean(tumour.slice(-10)) < 0.7 * mean(tumour.slice(0, 10)), `phase 1 loss ${mean(tumour.slice(0, 10))} -> ${mean(tumour.slice(-10))}`);
+  t.true(result.scores.meanIU > result.untrained.meanIU + 0.04, `mean IU ${result.untrained.meanIU} untrained -> ${result.scores.meanIU}`);
+  t.true(result.scores.complete.dice > result.untrained.complete.dice, `complete Dice ${result.untrained.complete.dice} -> ${result.scores.complete.dice}`);
+  // The model file records its pre-processing and channel names.
+  const saved = loadModel(result.files.find((f) => f.endsWith('.safetensors'))!);
+  t.is(saved.info.normalize, 'nonzero');
+  t.deepEqual(saved.info.channels, { input: ['flair', 't1', 't1ce', 't2'] });
+  t.deepEqual(saved.architecture(), result.model.architecture());
+  saved.dispose();
+  result.model.dispose();
+  fs.rmSync(out, { recursive: true });
+});
+
+test('crossModalityPhases: the paper\'s regime, and its errors', (t) => {
+  const [p1, p2] = crossModalityPhases({ steps: [10, 5] });
+  t.deepEqual(p1!.size, [3, 240, 240]);
+  t.is(p1!.batchSize, 3);
+  t.deepEqual(p1!.loss, { kind: 'crossEntropy', classWeights: 'medianFrequency' });
+  t.deepEqual(p1!.optimizer, { kind: 'adam', lr: 1e-4 });
+  t.true(p1!.filter!({ labels: Float32Array.from([0, 0, 3]), size: [1, 1, 3] }) && !p1!.filter!({ labels: new Float32Array(3), size: [1, 1, 3] }));
+  t.is(p2!.lr, 1e-6);
+  t.is(p2!.filter, undefined);
+  t.deepEqual(p2!.loss, { kind: 'crossEntropy' });
+  t.throws(() => crossModalityPhases({ steps: [1, 2], epochs: [1, 1] }), { message: /steps or epochs, not both/ });
+  t.throws(() => crossModalityPhases({ steps: [1] as never }), { message: /steps as two counts/ });
+  t.throws(() => crossModalityPhases({ batch: 3 } as never), { message: /unknown option 'batch'/ });
 });

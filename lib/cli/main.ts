@@ -10,7 +10,7 @@ import { Tensor, type Device } from '../core/tensor';
 import { segvolVersion } from '../core/version';
 import { normalizations, type Normalization } from '../data/preprocess';
 import { syntheticEm } from '../data/synthetic';
-import { metrics, type RandCurvePoint, type RandScores, type Shape3 } from '../evaluation/metrics';
+import { metrics, type BratsScores, type RandCurvePoint, type RandScores, type Shape3 } from '../evaluation/metrics';
 import { predictVolume } from '../inference/predict_volume';
 import { writeNpy } from '../io/npy';
 import { describeVolume, readVolume, writeVolume, type RawOptions, type StoredType } from '../io/volume_io';
@@ -19,6 +19,7 @@ import { loadModel } from '../serialize/model_file';
 import { readTrainConfig } from './config';
 import { trainFromConfig } from './train';
 import { runDemo } from './demo';
+import { runBratsDemo } from './demo_brats';
 import { drawRandCurves, plotLog } from './plot';
 import { duration, progressReporter } from './progress';
 
@@ -64,6 +65,16 @@ function connectedSegments(truth: Float32Array, shape: Shape3): Int32Array {
   return metrics.connectedComponents(Uint8Array.from(truth, (v) => (v > 0.5 ? 0 : 1)), shape, { connectivity: 4 }).labels;
 }
 
+/** The BRATS table: Dice, PPV and sensitivity per region, then IU per label and the mean IU (beside a second column set when given). */
+function printBratsScores(a: BratsScores, b?: BratsScores): void {
+  const f = (v: number) => v.toFixed(4);
+  const row = (s: BratsScores, r: 'complete' | 'core' | 'enhancing') => `${f(s[r].dice)}  ${f(s[r].ppv)}  ${f(s[r].sensitivity)}`;
+  console.log(`region     dice    ppv     sensitivity${b ? '      dice    ppv     sensitivity' : ''}`);
+  for (const r of ['complete', 'core', 'enhancing'] as const) console.log(`${r.padEnd(9)}  ${row(a, r)}${b ? `       ${row(b, r)}` : ''}`);
+  console.log(`IU per label 0-4: ${a.classIU.map(f).join(' ')}${b ? `   (${b.classIU.map(f).join(' ')})` : ''}`);
+  console.log(`mean IU ${f(a.meanIU)}${b ? `   (${f(b.meanIU)})` : ''}`);
+}
+
 function printEvaluation(result: Record<string, unknown>): void {
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : String(v));
   if (result.pixelError !== undefined) {
@@ -85,6 +96,7 @@ function printEvaluation(result: Record<string, unknown>): void {
     const w = result.warping as { warpingError: number };
     console.log(`warping error: ${f(w.warpingError)}`);
   }
+  if (result.brats) printBratsScores(result.brats as BratsScores);
   if (result.overlap) {
     const o = result.overlap as { perClass: Array<Record<string, number>>; meanIU: number };
     console.log('class  dice    jaccard  ppv     sensitivity  avd%');
@@ -109,17 +121,39 @@ export function createProgram(): Command {
   });
 
   program.command('demo')
-    .description('train a small PyraMiD-LSTM network on a synthetic EM-like stack (CPU) and evaluate it')
-    .option('--seconds <n>', 'training time budget', positiveNumber, 60)
-    .option('--out <dir>', 'output folder', 'segvol-demo')
+    .description('train a network on synthetic data (CPU) and evaluate it: a small PyraMiD-LSTM on an EM-like stack (default), ' +
+      'or the cross-modality ConvLSTM on multi-modal brain MR phantoms (--model brats)')
+    .option('--model <name>', 'pyramid (default) or brats', 'pyramid')
+    .option('--seconds <n>', 'training time budget (default 60; 120 for brats)', positiveNumber)
+    .option('--out <dir>', 'output folder (default segvol-demo, or segvol-demo-brats)')
     .option('--seed <n>', 'random seed', (v) => Number(v), 1)
-    .action(async (options: { seconds: number; out: string; seed: number }) => {
+    .action(async (options: { model: string; seconds?: number; out?: string; seed: number }) => {
+      if (options.model === 'brats') {
+        const seconds = options.seconds ?? 120;
+        console.log('segvol demo --model brats: 8 synthetic multi-modal brain MR phantoms 24x64x64 (flair, t1, t1ce, t2; 6 to train, 2 held out), ' +
+          `cross-modality ConvLSTM encoder-decoder (16 channels), two-phase training for ${seconds} s on the CPU`);
+        const bar = progressReporter('training');
+        const result = await runBratsDemo({
+          seconds, seed: options.seed, ...(options.out ? { out: options.out } : {}),
+          onProgress: (p, elapsed) => bar.update(Math.min(1, elapsed / seconds), `${p.phaseName} step ${p.step}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}`),
+        });
+        bar.done();
+        console.log(`trained ${result.steps[0]} steps on tumour sequences (median frequency weights), then ${result.steps[1]} on all sequences (unweighted)`);
+        console.log('held-out phantoms       trained                     untrained');
+        printBratsScores(result.scores, result.untrained);
+        console.log('wrote:');
+        for (const f of result.files) console.log(`  ${f}`);
+        result.model.dispose();
+        return;
+      }
+      if (options.model !== 'pyramid') throw new InvalidArgumentError(`--model: expected pyramid or brats, received ${options.model}`);
+      const seconds = options.seconds ?? 60;
       console.log(`segvol demo: synthetic EM-like stack 24x96x96 (16 slices to train, 8 held out), ` +
-        `PyraMiD-LSTM network (hidden 8, 12; 5x5 filters), ${options.seconds} s of training on the CPU`);
+        `PyraMiD-LSTM network (hidden 8, 12; 5x5 filters), ${seconds} s of training on the CPU`);
       const bar = progressReporter('training');
       const result = await runDemo({
-        ...options,
-        onProgress: (p, elapsed) => bar.update(elapsed / options.seconds, `step ${p.step}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ` +
+        seconds, out: options.out ?? 'segvol-demo', seed: options.seed,
+        onProgress: (p, elapsed) => bar.update(elapsed / seconds, `step ${p.step}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ` +
           `${Math.round(p.voxelsPerSecond).toLocaleString('en-US')} voxels/s`),
       });
       bar.done();
@@ -228,17 +262,18 @@ export function createProgram(): Command {
     });
 
   program.command('evaluate')
-    .description('compare a prediction with the truth (any volume format): overlap, Hausdorff, Rand/VI, pixel and warping error')
+    .description('compare a prediction with the truth (any volume format): overlap, Hausdorff, Rand/VI, pixel and warping error, BRATS regions')
     .requiredOption('--pred <file>', 'predicted labels, or boundary probabilities in [0, 1]')
     .requiredOption('--truth <file>', 'true labels (class ids, segment ids, or a binary boundary map)')
-    .option('--metrics <list>', 'overlap, hausdorff, rand, pixel, warping (default: by the prediction: labels or probabilities)')
+    .option('--metrics <list>', 'overlap, hausdorff, rand, pixel, warping, brats (default: by the prediction: labels or probabilities)')
     .option('--classes <n>', 'number of classes for overlap measures (default: largest id + 1)', (v) => integerList(v)[0]!)
     .option('--spacing <z,y,x>', 'voxel spacing for distances', (v) => v.split(',').map(Number))
     .option('--boundary', 'the prediction is a boundary map (probabilities, high = boundary): pixel error, the best 2D Rand F-score ' +
       'with connected components and with the watershed, and their split/merge curves')
     .option('--plot <file.png>', 'with a boundary map: draw the Rand split/merge curves')
+    .option('--brats', 'BRATS labels 0-4: Dice, PPV and sensitivity of the complete, core and enhancing tumour, IU per label and mean IU')
     .option('--json', 'print JSON instead of a table')
-    .action((o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string; json?: boolean }) => {
+    .action((o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string; brats?: boolean; json?: boolean }) => {
       const pred = readVolume(o.pred);
       const truth = readVolume(o.truth);
       if (pred.shape.join() !== truth.shape.join()) {
@@ -248,8 +283,9 @@ export function createProgram(): Command {
       const shape = pred.shape as unknown as Shape3;
       const probabilities = o.boundary === true || pred.data.some((v) => v !== Math.round(v));
       if (o.plot && !probabilities) throw new Error('--plot draws the Rand curves of a boundary map: give boundary probabilities (and --boundary)');
-      const chosen = (o.metrics ?? (probabilities ? 'pixel,rand,warping' : 'overlap,rand')).split(',').map((m) => m.trim());
-      const known = ['overlap', 'hausdorff', 'rand', 'pixel', 'warping'];
+      if (o.brats && probabilities) throw new Error('--brats compares label volumes (0-4); the prediction holds non-integer values: give its argmax labels');
+      const chosen = (o.metrics ?? (o.brats ? 'brats' : probabilities ? 'pixel,rand,warping' : 'overlap,rand')).split(',').map((m) => m.trim());
+      const known = ['overlap', 'hausdorff', 'rand', 'pixel', 'warping', 'brats'];
       const unknown = chosen.filter((m) => !known.includes(m));
       if (unknown.length) throw new Error(`unknown metric '${unknown[0]}'; known: ${known.join(', ')}`);
       const result: Record<string, unknown> = {};
@@ -289,6 +325,7 @@ export function createProgram(): Command {
       if (!probabilities) for (const v of pred.data) largest = Math.max(largest, v);
       const classes = o.classes ?? largest + 1;
       if (chosen.includes('overlap')) result.overlap = metrics.overlap(pred.data, truth.data, classes);
+      if (chosen.includes('brats')) result.brats = metrics.brats(pred.data, truth.data);
       if (chosen.includes('hausdorff')) {
         const spacing = (o.spacing ?? [1, 1, 1]) as [number, number, number];
         result.hausdorff95 = Array.from({ length: classes - 1 }, (_, k) => metrics.hausdorff95(
