@@ -226,8 +226,40 @@ def convnet_case(case, repeats):
     return statistics.median(times), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def brats_case(case, repeats):
+    """A training step of Tseng et al.'s network (the same reference the goldens check):
+    forward, weighted cross-entropy on log-probabilities, backward, Adam."""
+    import os
+    import resource
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test", "fixtures"))
+    from cross_modality_reference import CrossModalityConvLstmNet
+    torch.manual_seed(0)
+    plane = case["plane"]
+    net = CrossModalityConvLstmNet(channels=case["channels"])
+    net.train()
+    x = torch.randn(3, 4, 3, plane, plane)
+    labels = torch.randint(0, 5, (3, 3, plane, plane))
+    weights = torch.tensor([0.1, 2, 1, 3, 1.5])
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    times = []
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        loss = F.nll_loss(F.log_softmax(net(x), dim=1), labels, weight=weights)
+        loss.backward()
+        optimizer.step()
+        if i >= 2:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     job = json.load(sys.stdin)
+    if job["suite"] == "brats":
+        torch.set_num_threads(job["threads"])
+        ms, rss = brats_case(job["cases"][0], job["repeats"])
+        print(json.dumps({"case": "brats", "torch_ms": ms, "peak_rss_mib": rss}), flush=True)
+        return
     if job["suite"] == "convnet":
         torch.set_num_threads(job["threads"])
         for case in job["cases"]:

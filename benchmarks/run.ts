@@ -463,6 +463,44 @@ async function convnetCase(name: 'n4' | 'vd2d3d', repeats: number, smoke: boolea
   }));
 }
 
+/**
+ * One training step of Tseng et al.'s network in this process: forward in training mode,
+ * weighted cross-entropy, backward, Adam (the paper's step); its peak memory is its own.
+ */
+async function bratsCase(repeats: number, smoke: boolean, channels: number): Promise<void> {
+  const { resetPeakMemory, memoryStats } = await import('../lib');
+  const plane = smoke ? 48 : 240;
+  const model = presets.crossModalityConvLstm({ channels, seed: 1 });
+  const x = randomTensor([3, 4, 3, plane, plane]);
+  const labels = Tensor.fromArray(Float32Array.from({ length: 3 * 3 * plane * plane }, (_, i) => Math.floor((i * 7919) / 8) % 5), [3, 3, plane, plane]);
+  const classWeights = Tensor.fromArray([0.1, 2, 1, 3, 1.5], [5]);
+  const optimizer = new Optimizer({ kind: 'adam', lr: 1e-4 });
+  const step = async () => {
+    const tape = new GradientTape();
+    const loss = await tape.record(async () => {
+      const y = await model.forward(x, { training: true });
+      const l = ops.loss(y, labels, { kind: 'crossEntropy', classWeights });
+      y.dispose();
+      return l;
+    });
+    const grads = model.gradientsByName(await tape.backward(loss));
+    tape.dispose();
+    loss.dispose();
+    optimizer.step(model.parameters(), grads, 1e-4);
+    for (const g of grads.values()) g.dispose();
+  };
+  await step();
+  await step();
+  resetPeakMemory('cpu');
+  const times: number[] = [];
+  for (let i = 0; i < repeats; ++i) {
+    const start = process.hrtime.bigint();
+    await step();
+    times.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  console.log(JSON.stringify({ segvol_ms: median(times), tensor_peak_mib: memoryStats().cpu.peakBytes / 2 ** 20, peak_rss_mib: process.resourceUsage().maxRSS / 1024, plane }));
+}
+
 const suites: Record<string, (repeats: number) => void | Promise<void>> = {
   /**
    * Training throughput of the 2D-3D ConvNets (issue 14): output voxels per second of a
@@ -470,6 +508,43 @@ const suites: Record<string, (repeats: number) => void | Promise<void>> = {
    * (100x100x1), against the same dense nets in PyTorch (dilated convolutions, stride-1
    * max-pooling, autograd, SGD), with peak memory. --smoke: tiny outputs, no peer.
    */
+  /**
+   * Tseng et al.'s cross-modality ConvLSTM (issue 15): one training step at the paper's
+   * settings (batch 3, sequences of 3 slices, 240x240, 4 modalities, 64 channels, Adam)
+   * against the same network in PyTorch (test/fixtures/cross_modality_reference.py),
+   * each in its own process, with peak memory. --channels N narrows it; --smoke: 48x48, no peer.
+   */
+  async brats(repeats) {
+    const at = process.argv.indexOf('--channels');
+    const channels = at >= 0 ? Number(process.argv[at + 1]) : 64;
+    if (flags.has('--case')) {
+      await bratsCase(repeats, flags.has('--smoke'), channels);
+      return;
+    }
+    const r = spawnSync(process.execPath, ['-r', 'ts-node/register', __filename, 'brats', '--case', '--repeats', String(repeats), '--channels', String(channels),
+      ...(flags.has('--smoke') ? ['--smoke'] : [])], { cwd: path.join(__dirname, '..'), encoding: 'utf8', env: process.env, maxBuffer: 1 << 24 });
+    if (r.status !== 0) {
+      console.log(JSON.stringify({ case: 'brats', error: (r.stderr || '').trim().split('\n').slice(-3).join(' | ') }));
+      return;
+    }
+    const seg = JSON.parse(r.stdout.trim().split('\n').pop()!) as { segvol_ms: number; tensor_peak_mib: number; peak_rss_mib: number; plane: number };
+    let peer: { torch_ms: number; peak_rss_mib: number } | null = null;
+    if (!flags.has('--smoke')) {
+      const p = spawnSync(process.env.PYTHON ?? 'python3', [path.join(__dirname, 'peer_torch.py')], {
+        input: JSON.stringify({ suite: 'brats', threads, repeats, cases: [{ name: 'brats', plane: seg.plane, channels }] }),
+        encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+      });
+      if (p.status === 0) peer = JSON.parse(p.stdout.trim()) as { torch_ms: number; peak_rss_mib: number };
+      else console.error(`torch peer unavailable: ${(p.stderr || '').trim().split('\n').slice(-1)[0]}`);
+    }
+    console.log(JSON.stringify({
+      case: `cross-modality ConvLSTM training step, batch 3 x 3 slices x ${seg.plane}x${seg.plane}, 4 modalities, ${channels} channels, Adam`,
+      segvol_ms: Number(seg.segvol_ms.toFixed(1)), torch_ms: peer ? Number(peer.torch_ms.toFixed(1)) : null,
+      ratio: peer ? Number((peer.torch_ms / seg.segvol_ms).toFixed(2)) : null,
+      segvol_tensor_peak_mib: Math.round(seg.tensor_peak_mib), segvol_peak_rss_mib: Math.round(seg.peak_rss_mib),
+      torch_peak_rss_mib: peer ? Math.round(peer.peak_rss_mib) : null, target_ratio: 1,
+    }));
+  },
   async convnet(repeats) {
     const one = process.argv.indexOf('--case');
     if (one >= 0) {
