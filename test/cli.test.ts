@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { readNpy, writeNpy } from '../lib/io/npy';
 import { writeVolume } from '../lib/io/volume_io';
 import { syntheticEm } from '../lib/data/synthetic';
+import { syntheticBrainMri } from '../lib/data/phantom';
 import { loadModel } from '../lib/serialize/model_file';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
@@ -143,6 +144,44 @@ test('segvol evaluate --brats: the regions\' Dice, PPV and sensitivity and the m
   const bad = segvol(['evaluate', '--pred', path.join(dir, 'probs.npy'), '--truth', path.join(dir, 't.nii.gz'), '--brats']);
   t.is(bad.status, 1);
   t.regex(bad.err, /--brats compares label volumes/);
+});
+
+test('segvol train on BRATS folders (settings paper: the two phases), predict on a case folder, evaluate --brats', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-brats-train-'));
+  const writeCase = (group: string, id: string, seed: number) => {
+    const p = syntheticBrainMri({ depth: 8, height: 48, width: 48, seed });
+    const n = 8 * 48 * 48;
+    const folder = path.join(dir, group, id);
+    fs.mkdirSync(folder, { recursive: true });
+    ['flair', 't1', 't1ce', 't2'].forEach((m, c) => writeVolume(path.join(folder, `${id}_${m}.nii.gz`), { data: p.image.subarray(c * n, (c + 1) * n), shape: p.dims, dtype: 'float32' }));
+    writeVolume(path.join(folder, `${id}_seg.nii.gz`), { data: p.labels, shape: p.dims, dtype: 'float32' }, { dtype: 'uint8' });
+  };
+  writeCase('train', 'BraTS_001', 1);
+  writeCase('train', 'BraTS_002', 2);
+  writeCase('val', 'BraTS_003', 3);
+  fs.writeFileSync(path.join(dir, 'train.json'), JSON.stringify({
+    model: { preset: 'crossModalityConvLstm', channels: 4, seed: 1 }, settings: 'paper', size: [3, 48, 48], steps: 2, batchSize: 2,
+    data: { brats: 'train' }, validation: { brats: 'val', windows: 2, every: 2 }, checkpoint: { path: 'model.safetensors' },
+  }));
+  const r = segvol(['train', '--config', path.join(dir, 'train.json')]);
+  t.is(r.status, 0, r.err);
+  t.regex(r.err + r.out, /loading 2 BRATS cases \(training\)/);
+  t.regex(r.out, /finished at step 4/, 'two phases of 2 steps');
+  const model = loadModel(path.join(dir, 'model.safetensors'));
+  t.is(model.info.normalize, 'nonzero');
+  t.deepEqual(model.info.channels, { input: ['flair', 't1', 't1ce', 't2'] });
+  t.deepEqual(model.info.window, [3, 48, 48]);
+  model.dispose();
+  const out = path.join(dir, 'pred.nii.gz');
+  const p = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'val', 'BraTS_003'), '--out', out, '--window', '3,48,48']);
+  t.is(p.status, 0, p.err);
+  const e = segvol(['evaluate', '--pred', out, '--truth', path.join(dir, 'val', 'BraTS_003', 'BraTS_003_seg.nii.gz'), '--brats']);
+  t.is(e.status, 0, e.err);
+  t.regex(e.out, /complete\s+\d\.\d{4}\s+\d\.\d{4}/);
+  fs.writeFileSync(path.join(dir, 'bad.json'), JSON.stringify({ model: { preset: 'crossModalityConvLstm' }, data: { brats: 'train', labels: 'x.nii' }, steps: 1 }));
+  const bad = segvol(['train', '--config', path.join(dir, 'bad.json')]);
+  t.is(bad.status, 1);
+  t.regex(bad.err, /data\.brats is a folder of BRATS cases \(a path\), given instead of data\.volume, labels and mask/);
 });
 
 test('segvol evaluate --boundary: pixel error, the best 2D Rand F-score with connected components and with the watershed, and --plot', (t) => {

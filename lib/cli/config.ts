@@ -2,17 +2,20 @@
 // its key instead of being ignored.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { VolumeSampler, type VolumeSamplerOptions } from '../data/samplers';
+import { VolumeSampler, type DataSource, type VolumeSamplerOptions } from '../data/samplers';
+import { bratsClasses, bratsModalities, bratsSampler, findBratsCases, loadBratsCase } from '../data/brats';
+import { crossModalityPhases } from '../training/regimes';
 import { describe, SegvolError } from '../core/errors';
 import { containsClass, type LossConfig, type Phase, type TrainerOptions } from '../training/trainer';
 import type { Size3 } from '../data/samplers';
 import { preprocessVolume, type Normalization } from '../data/preprocess';
 import { readVolume, stackModalities, type Volume } from '../io/volume_io';
 import type { ModelBase, ModelInfo } from '../nn/model';
-import { presets, znnTrainingSettings, type PyramidNetOptions, type Vd2d3dOptions, type ZnnPreset, type ZnnTrainingSettings } from '../presets';
+import { presets, znnTrainingSettings, type CrossModalityConvLstmOptions, type PyramidNetOptions, type Vd2d3dOptions, type ZnnPreset, type ZnnTrainingSettings } from '../presets';
 
-/** The network: the PyraMiD-LSTM paper's, or one of the 2D-3D ConvNet paper's (N4, VD2D, VD2D3D). */
-export type ModelConfig = (PyramidNetOptions & { preset: 'pyramidNet' }) | (Vd2d3dOptions & { preset: ZnnPreset });
+/** The network: the PyraMiD-LSTM paper's, one of the 2D-3D ConvNet paper's (N4, VD2D, VD2D3D), or the cross-modality ConvLSTM. */
+export type ModelConfig = (PyramidNetOptions & { preset: 'pyramidNet' }) | (Vd2d3dOptions & { preset: ZnnPreset }) |
+  (CrossModalityConvLstmOptions & { preset: 'crossModalityConvLstm' });
 
 /**
  * Recursive training (the 2D-3D ConvNet paper): the first network's boundary map of the
@@ -53,8 +56,10 @@ export interface TrainConfig {
   model: ModelConfig;
   data: {
     /** One volume, or one per modality (stacked as channels). Any format readVolume reads. */
-    volume: string | string[];
-    labels: string;
+    volume?: string | string[];
+    labels?: string;
+    /** Or a folder of BRATS case folders (2015 or 2018-2021 naming): four modalities as channels, 'nonzero' normalisation by default. */
+    brats?: string;
     mask?: string;
     flip?: { z?: boolean; y?: boolean; x?: boolean };
     rotate?: boolean;
@@ -66,8 +71,9 @@ export interface TrainConfig {
   };
   /** Held-out data scored during training (normalised like data); the best model is kept beside the checkpoint. */
   validation?: {
-    volume: string | string[];
-    labels: string;
+    volume?: string | string[];
+    labels?: string;
+    brats?: string;
     mask?: string;
     windows?: number;
     size?: [number, number, number];
@@ -76,7 +82,11 @@ export interface TrainConfig {
     patience?: number;
   };
   clipGradients?: { maxNorm?: number; maxValue?: number };
-  /** 'paper': the 2D-3D ConvNet paper's settings for an N4/VD2D/VD2D3D model (SGD 0.01 momentum 0.9, its output patch, rebalanced cross-entropy normalised by voxels, rotations and flips, per-slice z-scores); keys given here override them. */
+  /**
+   * 'paper': the 2D-3D ConvNet paper's settings for an N4/VD2D/VD2D3D model (SGD 0.01 momentum 0.9, its output patch,
+   * rebalanced cross-entropy normalised by voxels, rotations and flips, per-slice z-scores); for crossModalityConvLstm
+   * Tseng et al.'s two phases (size, and steps or epochs per phase, from the config); keys given here override them.
+   */
   settings?: 'paper';
   recursive?: RecursiveConfig;
   /** The output window of a 'valid' network (N4, VD2D, VD2D3D), instead of size. */
@@ -104,14 +114,15 @@ export interface TrainConfig {
 const schema: Record<string, readonly string[]> = {
   '': ['model', 'data', 'validation', 'phases', 'stages', 'epochs', 'steps', 'size', 'outputSize', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer',
     'schedule', 'clipGradients', 'memoryBudget', 'seed', 'checkpoint', 'settings', 'recursive'],
-  model: ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed', 'activation', 'recursive'],
+  model: ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed', 'activation', 'recursive', 'modalities', 'channels', 'levels', 'lstmKernel',
+    'multiModal', 'fusion', 'convLstm', 'decoderActivation'],
   recursive: ['model', 'first', 'window', 'overlap', 'boundaryClass', 'transfer'],
   'recursive.first': ['model', 'phases', 'epochs', 'steps', 'size', 'outputSize', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule',
     'clipGradients', 'memoryBudget', 'seed', 'checkpoint', 'settings'],
   'recursive.first.model': ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed', 'activation', 'recursive'],
   'recursive.first.checkpoint': ['path', 'every'],
-  data: ['volume', 'labels', 'mask', 'flip', 'rotate', 'classAware', 'normalize', 'classNames'],
-  validation: ['volume', 'labels', 'mask', 'windows', 'size', 'every', 'metric', 'patience'],
+  data: ['volume', 'labels', 'brats', 'mask', 'flip', 'rotate', 'classAware', 'normalize', 'classNames'],
+  validation: ['volume', 'labels', 'brats', 'mask', 'windows', 'size', 'every', 'metric', 'patience'],
   clipGradients: ['maxNorm', 'maxValue'],
   'data.flip': ['z', 'y', 'x'],
   'data.classAware': ['label', 'minVoxels', 'tries'],
@@ -161,7 +172,7 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
       throw new SegvolError('ERR_ARGUMENT', `config: phases[${i}].filter needs containsClass (a class id or a list)`);
     }
   });
-  const presetsKnown = ['pyramidNet', 'n4', 'vd2d', 'vd2d3d'];
+  const presetsKnown = ['pyramidNet', 'n4', 'vd2d', 'vd2d3d', 'crossModalityConvLstm'];
   for (const [where, model] of [['model', c.model], ['recursive.first.model', c.recursive?.first?.model]] as const) {
     if (where === 'recursive.first.model' && !c.recursive?.first) continue;
     if (!model || !presetsKnown.includes(model.preset)) {
@@ -169,7 +180,7 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
     }
   }
   if (c.settings !== undefined && (c.settings !== 'paper' || c.model.preset === 'pyramidNet')) {
-    throw new SegvolError('ERR_ARGUMENT', `config ${source}: settings 'paper' sets the 2D-3D ConvNet paper's training of n4, vd2d or vd2d3d; ` +
+    throw new SegvolError('ERR_ARGUMENT', `config ${source}: settings 'paper' sets the paper's training of n4, vd2d, vd2d3d or crossModalityConvLstm; ` +
       `received settings ${describe(c.settings)} for ${c.model.preset}`);
   }
   if (c.recursive) {
@@ -180,9 +191,18 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
       throw new SegvolError('ERR_ARGUMENT', `config ${source}: recursive training feeds a boundary map to a model with a second input: model { "preset": "vd2d3d", "recursive": true }`);
     }
   }
-  const volumes = c.data ? (Array.isArray(c.data.volume) ? c.data.volume : [c.data.volume]) : [];
-  if (!c.data || volumes.length === 0 || volumes.some((v) => typeof v !== 'string') || typeof c.data.labels !== 'string') {
-    throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected data.volume (a path, or one per modality) and data.labels (a path)`);
+  for (const [key, d] of [['data', c.data], ['validation', c.validation]] as const) {
+    if (key === 'validation' && d === undefined) continue;
+    if (d?.brats !== undefined) {
+      if (typeof d.brats !== 'string' || d.volume !== undefined || d.labels !== undefined || d.mask !== undefined) {
+        throw new SegvolError('ERR_ARGUMENT', `config ${source}: ${key}.brats is a folder of BRATS cases (a path), given instead of ${key}.volume, labels and mask`);
+      }
+      continue;
+    }
+    const volumes = d ? (Array.isArray(d.volume) ? d.volume : [d.volume]) : [];
+    if (!d || volumes.length === 0 || volumes.some((v) => typeof v !== 'string') || typeof d.labels !== 'string') {
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected ${key}.volume (a path, or one per modality) and ${key}.labels (a path), or ${key}.brats (a folder of BRATS cases)`);
+    }
   }
   if (c.data.normalize !== undefined && !['slice', 'mr', 'nonzero', 'none'].includes(c.data.normalize)) {
     throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected data.normalize 'slice', 'mr', 'nonzero' or 'none', received ${describe(c.data.normalize)}`);
@@ -201,7 +221,8 @@ export function buildModel(config: ModelConfig): ModelBase {
 
 /** The paper's settings a config asks for ('settings': 'paper'), or undefined. */
 export function paperSettings(config: Pick<TrainConfig, 'settings' | 'model'>): ZnnTrainingSettings | undefined {
-  return config.settings === 'paper' && config.model.preset !== 'pyramidNet' ? znnTrainingSettings(config.model.preset) : undefined;
+  const preset = config.model.preset;
+  return config.settings === 'paper' && preset !== 'pyramidNet' && preset !== 'crossModalityConvLstm' ? znnTrainingSettings(preset) : undefined;
 }
 
 /** Reads one volume per modality (paths relative to baseDir), checks it, normalises it, and stacks the modalities as channels. */
@@ -238,19 +259,21 @@ function sampler(volume: Volume, labelsPath: string, maskPath: string | undefine
  * Loads the config's volumes (paths relative to the config file), normalised, modalities
  * stacked as channels, and what the model file should record about them.
  */
-export function loadTrainingData(config: TrainConfig, baseDir: string, settings?: ZnnTrainingSettings): { data: VolumeSampler; validation?: VolumeSampler; info: ModelInfo } {
-  const paths = Array.isArray(config.data.volume) ? config.data.volume : [config.data.volume];
+export function loadTrainingData(config: TrainConfig, baseDir: string, settings?: ZnnTrainingSettings): { data: DataSource; validation?: DataSource; info: ModelInfo } {
+  if (config.data.brats !== undefined) return loadBrats(config, baseDir);
+  const paths = (Array.isArray(config.data.volume) ? config.data.volume : [config.data.volume!]);
   const normalize = config.data.normalize ?? settings?.normalize ?? 'slice';
   const volume = readModalities(paths, normalize, baseDir, 'data.volume');
   const flip = config.data.flip ?? settings?.augmentation.flip;
   const rotate = config.data.rotate ?? settings?.augmentation.rotate;
-  const data = sampler(volume, config.data.labels, config.data.mask, baseDir, 'data', {
+  const data = sampler(volume, config.data.labels!, config.data.mask, baseDir, 'data', {
     ...(flip ? { flip } : {}), ...(rotate ? { rotate: true } : {}),
     ...(config.data.classAware ? { classAware: config.data.classAware } : {}),
   });
   const v = config.validation;
-  const validation = v ? sampler(readModalities(Array.isArray(v.volume) ? v.volume : [v.volume], normalize, baseDir, 'validation.volume'),
-    v.labels, v.mask, baseDir, 'validation', { flip: {} }) : undefined;
+  if (v?.brats !== undefined) throw new SegvolError('ERR_ARGUMENT', 'config: validation.brats goes with data.brats; give validation.volume and labels for volume data');
+  const validation = v ? sampler(readModalities(Array.isArray(v.volume) ? v.volume : [v.volume!], normalize, baseDir, 'validation.volume'),
+    v.labels!, v.mask, baseDir, 'validation', { flip: {} }) : undefined;
   const info: ModelInfo = {
     normalize,
     channels: { input: paths.map((p) => path.basename(p).replace(/\.(nii\.gz|nii|tiff?|npy|png)$/i, '')) },
@@ -260,8 +283,45 @@ export function loadTrainingData(config: TrainConfig, baseDir: string, settings?
   return validation ? { data, validation, info } : { data, info };
 }
 
-/** The config's phases for Trainer.fit (stages become phases; a JSON filter becomes containsClass). */
+/** BRATS cases as training (and validation) data: slice sequences of the four modalities, normalised per case and modality. */
+function loadBrats(config: TrainConfig, baseDir: string): { data: DataSource; validation?: DataSource; info: ModelInfo } {
+  const normalize = config.data.normalize ?? 'nonzero';
+  const load = (folder: string, what: string) => {
+    const files = findBratsCases(path.resolve(baseDir, folder));
+    const bar = progressLine(`loading ${files.length} BRATS case${files.length > 1 ? 's' : ''} (${what})`);
+    const cases = files.map((f) => loadBratsCase(f, { normalize }));
+    bar();
+    return cases;
+  };
+  const cases = load(config.data.brats!, 'training');
+  const data = bratsSampler(cases, { flip: config.data.flip?.x ?? true });
+  const v = config.validation;
+  if (v && v.brats === undefined) throw new SegvolError('ERR_ARGUMENT', 'config: with data.brats, give validation.brats (a folder of held-out cases)');
+  const validation = v?.brats !== undefined ? bratsSampler(load(v.brats, 'validation'), { flip: false }) : undefined;
+  const info: ModelInfo = {
+    normalize, channels: { input: [...bratsModalities] }, classes: config.data.classNames ? [...config.data.classNames] : [...bratsClasses],
+    ...(cases[0]!.spacing ? { spacing: cases[0]!.spacing } : {}),
+  };
+  return validation ? { data, validation, info } : { data, info };
+}
+
+function progressLine(text: string): () => void {
+  const started = Date.now();
+  process.stderr.write(`${text}...`);
+  return () => process.stderr.write(` ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+}
+
+/** The config's phases for Trainer.fit (stages become phases; a JSON filter becomes containsClass; the ConvLSTM paper's two phases). */
 export function phasesOf(config: TrainConfig): Phase[] | undefined {
+  if (!config.phases && !config.stages && config.settings === 'paper' && config.model.preset === 'crossModalityConvLstm') {
+    const size = config.size ?? [3, 240, 240];
+    const each = (n: number | undefined) => [n ?? 1000, n ?? 1000] as [number, number];
+    return crossModalityPhases({
+      sequence: size[0], plane: [size[1], size[2]], ...(config.batchSize ? { batchSize: config.batchSize } : {}),
+      ...(config.epochs ? { epochs: each(config.epochs) } : { steps: each(config.steps) }),
+      ...(config.optimizer?.lr !== undefined ? { lr: config.optimizer.lr } : {}),
+    });
+  }
   if (config.stages) return config.stages.map((s) => ({ size: s.size as Size3, steps: s.epochs }));
   return config.phases?.map(({ filter, ...rest }) => ({
     ...rest,

@@ -9,11 +9,12 @@ import { formatProfile, profile } from '../core/profile';
 import { Tensor, type Device } from '../core/tensor';
 import { segvolVersion } from '../core/version';
 import { normalizations, type Normalization } from '../data/preprocess';
+import { bratsRole, findBratsCases, loadBratsCase } from '../data/brats';
 import { syntheticEm } from '../data/synthetic';
 import { metrics, type BratsScores, type RandCurvePoint, type RandScores, type Shape3 } from '../evaluation/metrics';
 import { predictVolume } from '../inference/predict_volume';
 import { writeNpy } from '../io/npy';
-import { describeVolume, readVolume, writeVolume, type RawOptions, type StoredType } from '../io/volume_io';
+import { describeVolume, readVolume, writeVolume, type RawOptions, type StoredType, type Volume } from '../io/volume_io';
 import { presets } from '../presets';
 import { loadModel } from '../serialize/model_file';
 import { readTrainConfig } from './config';
@@ -63,6 +64,21 @@ function rawOption(value: string): RawOptions {
 function connectedSegments(truth: Float32Array, shape: Shape3): Int32Array {
   if (truth.some((v) => v !== 0 && v !== 1)) return Int32Array.from(truth);
   return metrics.connectedComponents(Uint8Array.from(truth, (v) => (v > 0.5 ? 0 : 1)), shape, { connectivity: 4 }).labels;
+}
+
+/** Whether a path is one BRATS case folder (its modality files, or the 2015 layout's folders of them). */
+function isBratsCase(file: string): boolean {
+  return fs.existsSync(file) && fs.statSync(file).isDirectory() && fs.readdirSync(file).some((f) => bratsRole(f) !== undefined || bratsRole(`${f}.mha`) !== undefined);
+}
+
+/** A BRATS case's modalities as raw (4, D, H, W) channels in the order flair, t1, t1ce, t2 (the model applies its recorded normalisation). */
+function bratsVolume(folder: string): Volume {
+  const cases = findBratsCases(folder);
+  if (cases.length !== 1) throw new Error(`${folder}: expected one BRATS case, found ${cases.length}; predict one case at a time`);
+  const c = loadBratsCase(cases[0]!, { normalize: 'none', labels: false });
+  // The prediction keeps the FLAIR's grid (its affine), as BRATS labels do.
+  const { affine } = readVolume(cases[0]!.modalities.flair);
+  return { data: c.image, shape: [4, ...c.dims], dtype: 'float32', ...(c.spacing ? { spacing: c.spacing } : {}), ...(affine ? { affine } : {}) };
 }
 
 /** The BRATS table: Dice, PPV and sensitivity per region, then IU per label and the mean IU (beside a second column set when given). */
@@ -208,11 +224,11 @@ export function createProgram(): Command {
   program.command('predict')
     .description('segment a volume with a model file (or checkpoint), by overlapping windows blended with Gaussian weights')
     .requiredOption('--model <file>', 'a model file: written by segvol train or demo, model.save(), or a Trainer checkpoint')
-    .requiredOption('--in <file>', 'input volume (.nii, .nii.gz, .tif, .npy, ...; (D, H, W) or (C, D, H, W))')
+    .requiredOption('--in <file>', 'input volume (.nii, .nii.gz, .mha, .tif, .npy, ...; (D, H, W) or (C, D, H, W)), or a BRATS case folder (its four modalities)')
     .requiredOption('--out <file>', 'output (.nii, .nii.gz, .tif, .npy): class ids, or probabilities with --probabilities')
     .option('--window <d,h,w>', 'sliding window (default: the whole volume)', integerList)
     .option('--overlap <fraction>', 'window overlap', (v) => Number(v), 0.5)
-    .option('--normalize <mode>', "override the model's recorded pre-processing: slice (per-slice standardisation), mr or none", normalizeOption)
+    .option('--normalize <mode>', "override the model's recorded pre-processing: slice (per-slice standardisation), mr, nonzero (per-volume z-scores over non-zero voxels) or none", normalizeOption)
     .option('--probabilities', 'write class probabilities (C, D, H, W) instead of labels')
     .option('--class <k>', "write class k's probability (D, H, W): a boundary map for evaluate --boundary", (v) => integerList(v)[0]!)
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
@@ -226,7 +242,7 @@ export function createProgram(): Command {
         console.error(`${o.model} does not record its pre-processing (an older file); using none: pass --normalize if it was trained on normalised data`);
       }
       if (o.normalize !== undefined) model.info = { ...model.info, normalize: o.normalize };
-      const volume = readVolume(o.in);
+      const volume = isBratsCase(o.in) ? bratsVolume(o.in) : readVolume(o.in);
       const shape = volume.shape.length === 3 ? [1, 1, ...volume.shape] : [1, ...volume.shape];
       const x = Tensor.fromArray(volume.data, shape);
       const spatial = shape.slice(2) as [number, number, number];

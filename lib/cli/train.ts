@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Device } from '../core/tensor';
 import { SegvolError } from '../core/errors';
-import { VolumeSampler } from '../data/samplers';
+import { VolumeSampler, type DataSource } from '../data/samplers';
 import type { ModelBase } from '../nn/model';
 import { loadModel } from '../serialize/model_file';
 import { formatBytes } from '../training/memory';
@@ -41,7 +41,9 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
     } else {
       first = loadModel(path.resolve(baseDir, r.model!)).to(options.device);
     }
-    const boundaryOf = async (sampler: VolumeSampler, what: string) => {
+    const boundaryOf = async (source: DataSource, what: string) => {
+      if (!(source instanceof VolumeSampler)) throw new SegvolError('ERR_ARGUMENT', 'recursive training needs volume data (data.volume and data.labels)');
+      const sampler = source;
       const image = sampler.volumeOf();
       const bar = progressReporter(`boundary map of the ${what}`);
       const map = await recursiveBoundaryMap(first, image.data, image.dims, {
