@@ -146,6 +146,9 @@ export const opCases: OpCase[] = [
   // Few taps on planes of 64+ voxels: the CPU's im2col + GEMM path (valid, asymmetric kernel and padding).
   convCase('conv2d 3x5 kernel, padding (0, 2), N=2 C=3 on 9x11', [2, 3, 9, 11], [4, 3, 3, 5], { padding: [0, 2] }),
   convCase('conv2d 1x3 kernel valid, N=3 C=2 on 8x10', [3, 2, 8, 10], [5, 2, 1, 3], { padding: 0 }),
+  // 1x1(x1) kernels on planes of 64+ voxels: the CPU's per-image (O, C) x (C, S) product.
+  convCase('conv3d 1x1x1, N=3 C=6 O=5 on 2x6x7 (a classifier)', [3, 6, 2, 6, 7], [5, 6, 1, 1, 1], {}),
+  convCase('conv2d 1x1, N=2 C=4 O=3 on 9x8', [2, 4, 9, 8], [3, 4, 1, 1], {}),
   convCase('conv3d 3x3x3 pad 1', [1, 2, 4, 5, 6], [3, 2, 3, 3, 3], { padding: 1 }),
   convCase('conv3d (2,3,3) dilation (1,2,2), stride (1,1,2)', [1, 2, 5, 8, 7], [2, 2, 2, 3, 3],
     { dilation: [1, 2, 2], stride: [1, 1, 2] }),
@@ -169,6 +172,8 @@ export const opCases: OpCase[] = [
   poolCase('maxPool2d 2x2 stride 2, odd size', [1, 2, 7, 9], 'max', { kernel: [2, 2] }),
   poolCase('maxPool2d 3x3 stride 2 pad 1', [2, 2, 9, 8], 'max', { kernel: [3, 3], stride: [2, 2], padding: [1, 1] }),
   poolCase('maxPool3d 2x2x2', [1, 2, 4, 6, 5], 'max', { kernel: [2, 2, 2] }),
+  // The CPU's tiled 2x2 path (SegNet's pooling, per slice): odd planes leave a row and a column out.
+  poolCase('maxPool3d (1,2,2) stride (1,2,2), N=2, 3 slices of 7x10', [2, 3, 3, 7, 10], 'max', { kernel: [1, 2, 2], stride: [1, 2, 2] }),
   poolCase('maxFilter2d 2x2 dilation 2', [1, 2, 9, 10], 'filter', { kernel: [2, 2], dilation: [2, 2] }),
   poolCase('maxFilter3d (2,2,2) dilation (1,4,4)', [1, 1, 3, 11, 10], 'filter', { kernel: [2, 2, 2], dilation: [1, 4, 4] }),
   poolCase('maxFilter2d C=1 3x3 dilation 1', [3, 1, 6, 5], 'filter', { kernel: [3, 3] }),

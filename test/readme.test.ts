@@ -30,6 +30,22 @@ function consumerProject(): string {
   return dir;
 }
 
+// The TypeScript blocks of the docs pages that promise runnable examples run the same way.
+const docBlocks = ['mri.md'].flatMap((page) => [...fs.readFileSync(path.join(root, 'docs', page), 'utf8').matchAll(/```(\w+)\n([\s\S]*?)```/g)]
+  .filter((m) => m[1] === 'ts').map((m, k) => ({ name: `docs/${page} TypeScript block ${k + 1}`, code: m[2]! })));
+docBlocks.forEach((block, k) => {
+  test(`${block.name} type-checks and runs`, (t) => {
+    const dir = consumerProject();
+    const file = path.join(dir, `doc${k + 1}.ts`);
+    fs.writeFileSync(file, block.code);
+    const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
+    t.is(tsc.status, 0, `tsc: ${tsc.stdout}${tsc.stderr}`);
+    const run = spawnSync(process.execPath, ['--require', path.join(root, 'node_modules', 'ts-node', 'register'), file],
+      { cwd: dir, encoding: 'utf8', timeout: 300_000, env: { ...process.env, TS_NODE_PROJECT: path.join(dir, 'tsconfig.json') } });
+    t.is(run.status, 0, `${run.stdout}\n${run.stderr}`);
+  });
+});
+
 const tsBlocks = blocks.filter((b) => b.lang === 'ts');
 tsBlocks.forEach((block, k) => {
   test(`README TypeScript block ${k + 1} type-checks and runs`, (t) => {
@@ -68,6 +84,8 @@ test.serial('README command-line blocks run in order as written (synth, train, r
     t.true(ran >= 10, `${ran} commands`);
     t.true(fs.existsSync(path.join(out, 'model.safetensors')) && fs.existsSync(path.join(out, 'curve.png')) && fs.existsSync(path.join(out, 'rand.png')) &&
       fs.existsSync(path.join(out, 'labels.tif')) && fs.existsSync(path.join(out, 'volume16.nii.gz')));
+    t.true(fs.existsSync(path.join(out, 'mri', 'pred.nii.gz')) && fs.existsSync(path.join(out, 'mri', 'model.safetensors')) &&
+      fs.existsSync(path.join(out, 'mri-demo', 'slice.png')), 'the MRI commands wrote their model, prediction and demo panel');
     // The json block is what synth writes.
     const written = JSON.parse(fs.readFileSync(path.join(out, 'train.json'), 'utf8')) as unknown;
     t.deepEqual(written, JSON.parse(blocks.find((b) => b.lang === 'json')!.code));

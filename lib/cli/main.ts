@@ -11,6 +11,7 @@ import { segvolVersion } from '../core/version';
 import { normalizations, type Normalization } from '../data/preprocess';
 import { bratsRole, findBratsCases, loadBratsCase } from '../data/brats';
 import { syntheticEm } from '../data/synthetic';
+import { syntheticBrainMri } from '../data/phantom';
 import { metrics, type BratsScores, type RandCurvePoint, type RandScores, type Shape3 } from '../evaluation/metrics';
 import { predictVolume } from '../inference/predict_volume';
 import { writeNpy } from '../io/npy';
@@ -181,12 +182,39 @@ export function createProgram(): Command {
     });
 
   program.command('synth')
-    .description('write a synthetic EM-like training volume, its labels and a training config (train.json)')
+    .description('write a synthetic EM-like training volume, its labels and a training config (train.json); ' +
+      'or, with --brats, multi-modal brain MR phantoms as BRATS case folders and a config for the cross-modality ConvLSTM')
     .option('--out <dir>', 'output folder', 'segvol-data')
-    .option('--size <d,h,w>', 'volume size', integerList, [24, 128, 128])
+    .option('--size <d,h,w>', 'volume size (default 24,128,128; 24,64,64 with --brats)', integerList)
+    .option('--brats', 'BRATS-layout phantoms: train/ (4 cases) and test/ (1 case), each <case>_flair/_t1/_t1ce/_t2/_seg.nii.gz')
+    .option('--cases <n>', 'training cases with --brats', (v) => integerList(v)[0]!, 4)
     .option('--seed <n>', 'random seed', (v) => Number(v), 1)
-    .action((o: { out: string; size: number[]; seed: number }) => {
-      const [depth, height, width] = o.size as [number, number, number];
+    .action((o: { out: string; size?: number[]; brats?: boolean; cases: number; seed: number }) => {
+      if (o.brats) {
+        const [depth, height, width] = (o.size ?? [24, 64, 64]) as [number, number, number];
+        const write = (group: string, id: string, seed: number) => {
+          const p = syntheticBrainMri({ depth, height, width, seed });
+          const folder = path.join(o.out, group, id);
+          fs.mkdirSync(folder, { recursive: true });
+          const n = depth * height * width;
+          p.modalities.forEach((m, c) => writeVolume(path.join(folder, `${id}_${m}.nii.gz`), { data: p.image.subarray(c * n, (c + 1) * n), shape: p.dims, dtype: 'float32' },
+            { dtype: 'int16' }));
+          writeVolume(path.join(folder, `${id}_seg.nii.gz`), { data: p.labels, shape: p.dims, dtype: 'float32' }, { dtype: 'uint8' });
+        };
+        for (let i = 1; i <= o.cases; ++i) write('train', `phantom_${String(i).padStart(3, '0')}`, o.seed * 1000 + i);
+        write('test', 'phantom_test', o.seed * 1000 + 999);
+        const config = {
+          model: { preset: 'crossModalityConvLstm', channels: 16, seed: o.seed },
+          settings: 'paper', size: [3, height, width], steps: 50,
+          optimizer: { kind: 'adam', lr: 0.001 },
+          data: { brats: 'train' }, validation: { brats: 'test', windows: 4 },
+          seed: o.seed, checkpoint: { path: 'model.safetensors', every: 25 },
+        };
+        fs.writeFileSync(path.join(o.out, 'train.json'), `${JSON.stringify(config, null, 2)}\n`);
+        console.log(`wrote ${o.cases} training cases to ${path.join(o.out, 'train')}, one to ${path.join(o.out, 'test')} (${depth}x${height}x${width}), and train.json`);
+        return;
+      }
+      const [depth, height, width] = (o.size ?? [24, 128, 128]) as [number, number, number];
       const em = syntheticEm({ depth, height, width, seed: o.seed });
       fs.mkdirSync(o.out, { recursive: true });
       writeNpy(path.join(o.out, 'volume.npy'), { shape: em.shape, data: em.image });

@@ -35,6 +35,50 @@ bool isDenseProduct(const ConvGeometry& g, const Tensor& x, const Tensor& w) {
   return x.size() == x.dim(0) * x.dim(1) && w.size() == w.dim(0) * w.dim(1);
 }
 
+bool isPointwiseConv(const ConvGeometry& g, const Tensor& x, const Tensor& w) {
+  if (g.groups != 1 || x.rank() < 3 || w.rank() != x.rank() || isDenseProduct(g, x, w)) return false;
+  for (int a = 0; a < g.spatialRank; ++a) {
+    if (g.stride[a] != 1 || g.padding[a] != 0) return false;
+  }
+  for (int d = 2; d < w.rank(); ++d) {
+    if (w.dim(d) != 1) return false;
+  }
+  return x.size() / (x.dim(0) * x.dim(1)) >= 64;
+}
+
+void pointwiseForward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  const int64_t n = x.dim(0), c = x.dim(1), o = w.dim(0), plane = x.size() / (n * c);
+  for (int64_t i = 0; i < n; ++i) {
+    float* out = y.data() + i * o * plane;
+    sgemm('N', 'N', o, plane, c, w.data(), c, x.data() + i * c * plane, plane, 0.0f, out, plane);
+    if (bias) {
+      const float* b = bias->data();
+#pragma omp parallel for if (o * plane > (1 << 16))
+      for (int64_t k = 0; k < o; ++k) {
+        float* row = out + k * plane;
+        const float v = b[k];
+#pragma omp simd
+        for (int64_t s = 0; s < plane; ++s) row[s] += v;
+      }
+    }
+  }
+}
+
+void pointwiseBackwardData(const Tensor& dy, const Tensor& w, Tensor& dx) {
+  const int64_t n = dx.dim(0), c = dx.dim(1), o = w.dim(0), plane = dx.size() / (n * c);
+  for (int64_t i = 0; i < n; ++i) {
+    sgemm('T', 'N', c, plane, o, w.data(), c, dy.data() + i * o * plane, plane, 0.0f, dx.data() + i * c * plane, plane);
+  }
+}
+
+void pointwiseBackwardWeights(const Tensor& x, const Tensor& dy, Tensor& dw) {
+  const int64_t n = x.dim(0), c = x.dim(1), o = dw.dim(0), plane = x.size() / (n * c);
+  for (int64_t i = 0; i < n; ++i) {
+    // The batch's gradients summed in batch order (beta 1 after the first image).
+    sgemm('N', 'T', o, c, plane, dy.data() + i * o * plane, plane, x.data() + i * c * plane, plane, i == 0 ? 0.0f : 1.0f, dw.data(), c);
+  }
+}
+
 bool isFewTapConv(const ConvGeometry& g, const Tensor& x, const Tensor& w) {
   if (g.groups != 1 || g.stride[1] != 1 || g.stride[2] != 1) return false;
   const bool planar = g.spatialRank == 2 && x.rank() == 4 && w.rank() == 4;

@@ -247,6 +247,10 @@ int64_t batchChunk(const Tensor& a, const Tensor& b) {
 
 void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
                              Tensor& y) {
+  if (cpu::isPointwiseConv(g, x, w)) {
+    cpu::pointwiseForward(x, w, bias, y);
+    return;
+  }
   if (cpu::isFewTapConv(g, x, w)) {
     cpu::fewTapForward(*this, g, x, w, bias, y);
     return;
@@ -294,6 +298,10 @@ void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tenso
 }
 
 void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  if (cpu::isPointwiseConv(g, dx, w)) {
+    cpu::pointwiseBackwardData(dy, w, dx);
+    return;
+  }
   if (cpu::isFewTapConv(g, dx, w)) {
     cpu::fewTapBackwardData(*this, g, dy, w, dx);
     return;
@@ -338,6 +346,11 @@ void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const
 
 void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw,
                                      Tensor* dbias) {
+  if (cpu::isPointwiseConv(g, x, dw)) {
+    cpu::pointwiseBackwardWeights(x, dy, dw);
+    if (dbias) channelSum(dy, *dbias);
+    return;
+  }
   if (cpu::isFewTapConv(g, x, dw)) {
     cpu::fewTapBackwardWeights(*this, g, x, dy, dw);
     if (dbias) channelSum(dy, *dbias);

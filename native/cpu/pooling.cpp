@@ -92,6 +92,56 @@ bool isMaxFilter(const PoolGeometry& g) {
   return true;
 }
 
+// SegNet's and U-Net's pooling: (1,) 2x2 windows at stride 2 that tile the plane. Each window
+// is read once as two pairs of neighbours; without NaNs the winner is the first maximum in scan
+// order, as in argmaxInWindow.
+bool isTiledPool2x2(const PoolGeometry& g) {
+  return g.kernel[0] == 1 && g.kernel[1] == 2 && g.kernel[2] == 2 && g.stride[0] == 1 && g.stride[1] == 2 && g.stride[2] == 2 &&
+         g.padding[0] == 0 && g.padding[1] == 0 && g.padding[2] == 0 && g.dilation[1] == 1 && g.dilation[2] == 1;
+}
+
+// Offset (0..3: top-left, top-right, bottom-left, bottom-right) of the first maximum of a window.
+inline int winner2x2(float a, float b, float c, float d) {
+  int k = 0;
+  float best = a;
+  if (b > best) { best = b; k = 1; }
+  if (c > best) { best = c; k = 2; }
+  if (d > best) k = 3;
+  return k;
+}
+
+bool hasNaN(const float* p, int64_t n);
+
+void tiledPool2x2Forward(const float* src, const Plane& in, const Plane& out, float* dst) {
+  for (int64_t z = 0; z < out.d; ++z)
+    for (int64_t oy = 0; oy < out.h; ++oy) {
+      const float* r0 = src + (z * in.h + 2 * oy) * in.w;
+      const float* r1 = r0 + in.w;
+      float* o = dst + (z * out.h + oy) * out.w;
+#pragma omp simd
+      for (int64_t ox = 0; ox < out.w; ++ox) {
+        const float top = std::max(r0[2 * ox], r0[2 * ox + 1]), bottom = std::max(r1[2 * ox], r1[2 * ox + 1]);
+        o[ox] = std::max(top, bottom);
+      }
+    }
+}
+
+void tiledPool2x2Backward(const float* src, const float* grad, const Plane& in, const Plane& out, float* dst) {
+  std::fill(dst, dst + in.size(), 0.0f);
+  for (int64_t z = 0; z < out.d; ++z)
+    for (int64_t oy = 0; oy < out.h; ++oy) {
+      const float* r0 = src + (z * in.h + 2 * oy) * in.w;
+      const float* r1 = r0 + in.w;
+      float* d0 = dst + (z * in.h + 2 * oy) * in.w;
+      float* d1 = d0 + in.w;
+      const float* g = grad + (z * out.h + oy) * out.w;
+      for (int64_t ox = 0; ox < out.w; ++ox) {
+        const int k = winner2x2(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+        (k < 2 ? d0 : d1)[2 * ox + (k & 1)] = g[ox];
+      }
+    }
+}
+
 bool hasNaN(const float* p, int64_t n) {
   bool nan = false;
 #pragma omp simd reduction(| : nan)
@@ -181,6 +231,22 @@ void CpuBackend::maxPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& 
   const Dims5 xd = dims5(x), yd = dims5(y);
   const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
   const int64_t planes = xd[0] * xd[1];
+  if (isTiledPool2x2(g)) {
+#pragma omp parallel for if (y.size() > 4096)
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* src = x.data() + p * in.size();
+      float* dst = y.data() + p * out.size();
+      if (!hasNaN(src, in.size())) {
+        tiledPool2x2Forward(src, in, out, dst);
+        continue;
+      }
+      forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
+        const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
+        dst[o] = arg < 0 ? -std::numeric_limits<float>::infinity() : src[arg];
+      });
+    }
+    return;
+  }
   if (isMaxFilter(g) && in.size() < (int64_t(1) << 31)) {
 #pragma omp parallel for if (y.size() > 4096)
     for (int64_t p = 0; p < planes; ++p) {
@@ -212,6 +278,24 @@ void CpuBackend::maxPoolBackward(const PoolGeometry& g, const Tensor& x, const T
   const Dims5 xd = dims5(x), yd = dims5(dy);
   const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
   const int64_t planes = xd[0] * xd[1];
+  if (isTiledPool2x2(g)) {
+#pragma omp parallel for if (dy.size() > 4096)
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* src = x.data() + p * in.size();
+      const float* grad = dy.data() + p * out.size();
+      float* dst = dx.data() + p * in.size();
+      if (!hasNaN(src, in.size())) {
+        tiledPool2x2Backward(src, grad, in, out, dst);
+        continue;
+      }
+      for (int64_t i = 0; i < in.size(); ++i) dst[i] = 0.0f;
+      forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
+        const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
+        if (arg >= 0) dst[arg] += grad[o];
+      });
+    }
+    return;
+  }
   if (isMaxFilter(g) && in.size() < (int64_t(1) << 31)) {
 #pragma omp parallel for if (dy.size() > 4096)
     for (int64_t p = 0; p < planes; ++p) {
