@@ -95,6 +95,7 @@ export {
 } from './data/brats';
 export { normalizeSlices, normalizeNonzero, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, type Normalization } from './data/preprocess';
 
+export { linearSumAssignment, type Assignment } from './core/assignment';
 export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3, type BratsScores, type RegionScores } from './evaluation/metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
 
