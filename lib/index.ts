@@ -96,6 +96,7 @@ export {
 export { normalizeSlices, normalizeNonzero, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, type Normalization } from './data/preprocess';
 
 export { linearSumAssignment, type Assignment } from './core/assignment';
+export { matchedSoftIoU, type MatchedSoftIoU } from './ops/matching';
 export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3, type BratsScores, type RegionScores } from './evaluation/metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
 

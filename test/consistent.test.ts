@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test from 'ava';
-import { linearSumAssignment } from '../lib';
+import { GradientTape, linearSumAssignment, matchedSoftIoU, Tensor } from '../lib';
 
 const dir = path.join(__dirname, 'fixtures', 'consistent');
 
@@ -33,4 +33,32 @@ test('linearSumAssignment matches SciPy\'s linear_sum_assignment: square, wide, 
   t.throws(() => linearSumAssignment([1, NaN], 1, 2), { message: /cost \(0, 1\) is NaN/ });
   t.throws(() => linearSumAssignment([1, 2, 3], 2, 2), { message: /expected a 2 x 2 cost matrix \(4 values\), received 3/ });
   t.deepEqual(linearSumAssignment([], 0, 3), { rows: [], cols: [], cost: 0 });
+});
+
+test('matchedSoftIoU: the paper\'s soft IoU, objects matched by the Hungarian method, and its gradient against finite differences', async (t) => {
+  // Two predictions of 4 voxels, listed in the other order than the truth.
+  const masks = Tensor.fromArray([0.1, 0.2, 0.9, 0.8, /* */ 0.9, 0.7, 0.1, 0.0], [2, 4]);
+  const truth = { data: Float32Array.from([1, 1, 0, 0, /* */ 0, 0, 1, 1]), count: 2 };
+  const r = matchedSoftIoU(masks, truth);
+  t.deepEqual(r.assignment.cols, [1, 0], 'prediction 0 goes with object 1, prediction 1 with object 0');
+  // sIoU(p0, g1) = 1 - 1.7 / (2.0 + 2 - 1.7) = 1 - 1.7/2.3; sIoU(p1, g0) = 1 - 1.6 / (1.7 + 2 - 1.6) = 1 - 1.6/2.1
+  const expected = ((1 - 1.7 / 2.3) + (1 - 1.6 / 2.1)) / 2;
+  t.true(Math.abs(r.loss.toArray()[0]! - expected) < 1e-6, `loss ${r.loss.toArray()[0]}, by hand ${expected}`);
+  // Gradient: three predictions, two objects (one prediction unmatched), against central differences.
+  const values = Float32Array.from({ length: 3 * 6 }, (_, i) => 0.15 + 0.7 * ((i * 37) % 11) / 11);
+  const truth2 = { data: Float32Array.from([1, 1, 1, 0, 0, 0, /* */ 0, 0, 0, 1, 1, 0]), count: 2 };
+  const x = Tensor.fromArray(values, [3, 6]);
+  x.requiresGrad = true;
+  const tape = new GradientTape();
+  const out = await tape.record(async () => matchedSoftIoU(x, truth2).loss);
+  const grad = (await tape.backward(out)).get(x)!.toArray();
+  const f = (v: Float32Array) => matchedSoftIoU(Tensor.fromArray(v, [3, 6]), truth2).loss.toArray()[0]!;
+  for (let k = 0; k < values.length; ++k) {
+    const up = Float32Array.from(values), down = Float32Array.from(values);
+    up[k] += 1e-3;
+    down[k] -= 1e-3;
+    const fd = (f(up) - f(down)) / 2e-3;
+    t.true(Math.abs(fd - grad[k]!) < 2e-3, `d loss / d m[${k}]: tape ${grad[k]}, finite differences ${fd}`);
+  }
+  t.throws(() => matchedSoftIoU(x, { data: new Float32Array(5), count: 2 }), { message: /2 true masks of 6 voxels need 12 values/ });
 });
