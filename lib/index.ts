@@ -69,7 +69,7 @@ export { Sequential, sequential, type SequentialOptions } from './nn/sequential'
 export { Graph, graph, type GraphNode, type GraphOptions, type JoinKind } from './nn/graph';
 export {
   presets, znnTrainingSettings, type PyramidNetOptions, type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions, type ZnnPreset, type ZnnTrainingSettings,
-  CrossModalityConvLstm, type CrossModalityConvLstmOptions,
+  CrossModalityConvLstm, type CrossModalityConvLstmOptions, Resnet50Encoder, torchvisionResnet50State, type Resnet50EncoderOptions,
 } from './presets';
 export { loadModel, type LoadModelOptions } from './serialize/model_file';
 

@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test from 'ava';
-import { GradientTape, linearSumAssignment, matchedSoftIoU, Tensor } from '../lib';
+import { GradientTape, linearSumAssignment, matchedSoftIoU, readSafetensors, Resnet50Encoder, Tensor, torchvisionResnet50State, type NamedArray } from '../lib';
+import { assertClose, hashed } from './helpers';
 
 const dir = path.join(__dirname, 'fixtures', 'consistent');
 
@@ -61,4 +62,46 @@ test('matchedSoftIoU: the paper\'s soft IoU, objects matched by the Hungarian me
     t.true(Math.abs(fd - grad[k]!) < 2e-3, `d loss / d m[${k}]: tape ${grad[k]}, finite differences ${fd}`);
   }
   t.throws(() => matchedSoftIoU(x, { data: new Float32Array(5), count: 2 }), { message: /2 true masks of 6 voxels need 12 values/ });
+});
+
+/** The fixture script's weights: by state_dict order k and the entry's role. */
+function hashedResnetState(names: string[], shapes: Map<string, number[]>): Map<string, NamedArray> {
+  const out = new Map<string, NamedArray>();
+  names.forEach((name, k) => {
+    const shape = shapes.get(name);
+    if (!shape) throw new Error(`the encoder has no ${name}`);
+    const n = shape.reduce((a, b) => a * b, 1);
+    const u = hashed(n, k);
+    const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+    const data = Float32Array.from(u, (v) => name.endsWith('running_var') ? 0.5 + v : name.endsWith('running_mean') ? (v - 0.5) * 0.2
+      : shape.length === 1 && name.endsWith('weight') ? 0.2 + 0.3 * v : shape.length === 1 ? (v - 0.5) * 0.2 : (v - 0.5) * 2 * Math.sqrt(6 / fanIn));
+    out.set(name, { shape, data });
+  });
+  return out;
+}
+
+test('the ResNet-50 encoder equals torchvision\'s resnet50 (its five block outputs), eval and training mode, with torchvision\'s names', async (t) => {
+  const file = readSafetensors(path.join(dir, 'resnet50.safetensors'));
+  const names = JSON.parse(file.metadata.names!) as string[];
+  const encoder = new Resnet50Encoder();
+  const shapes = new Map([...encoder.state()].map(([k, v]) => [k, [...v.shape]]));
+  t.is(names.length, shapes.size, 'the same state entries as torchvision\'s (fc and num_batches_tracked aside)');
+  t.is(encoder.paramCount(), 23_508_032, 'torchvision\'s parameter count without fc');
+  encoder.loadState(torchvisionResnet50State(hashedResnetState(names, shapes)));
+  const input = file.tensors.get('input')!;
+  const x = Tensor.fromArray(input.data, input.shape);
+  const first = Tensor.fromArray(input.data.subarray(0, 3 * 32 * 32), [1, 3, 32, 32]);
+  const evalFeatures = await encoder.features(first, { training: false });
+  t.deepEqual(evalFeatures.map((f) => f.shape), [[1, 64, 16, 16], [1, 256, 8, 8], [1, 512, 4, 4], [1, 1024, 2, 2], [1, 2048, 1, 1]]);
+  evalFeatures.forEach((f, i) => assertClose(t, f, file.tensors.get(`eval.${i}`)!.data, { abs: 1e-4, rel: 1e-3 }, `eval feature ${i}`));
+  const trainFeatures = await encoder.features(x, { training: true });
+  // Batch statistics of few samples amplify rounding (see the fixture script): features 1 and 2.
+  assertClose(t, trainFeatures[1]!, file.tensors.get('train.1')!.data, { abs: 1e-4, rel: 1e-4 }, 'training feature 1');
+  assertClose(t, trainFeatures[2]!, file.tensors.get('train.2')!.data, { abs: 1e-3, rel: 1e-3 }, 'training feature 2');
+  // A grey encoder takes the RGB weights with conv1's filters summed.
+  const grey = torchvisionResnet50State(hashedResnetState(names, shapes), 'encoder.', 1);
+  t.deepEqual(grey.get('encoder.conv1.weight')!.shape, [64, 1, 7, 7]);
+  t.throws(() => torchvisionResnet50State(hashedResnetState(names, shapes), '', 2), { message: /only RGB -> grey \(1\) is converted/ });
+  for (const f of [...evalFeatures, ...trainFeatures]) f.dispose();
+  encoder.dispose();
 });

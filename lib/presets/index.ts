@@ -8,6 +8,7 @@ export type { ZnnOptions, Vd2dOptions, Vd2d3dOptions, ZnnPreset, ZnnTrainingSett
 export { znnTrainingSettings } from './znn';
 export type { CrossModalityConvLstmOptions } from './mri';
 export { CrossModalityConvLstm } from './mri';
+export { Resnet50Encoder, resnet50FeatureChannels, torchvisionResnet50State, type Resnet50EncoderOptions } from './resnet';
 
 export const presets = {
   ...pyramidPresets,
