@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test from 'ava';
-import { GradientTape, linearSumAssignment, matchedSoftIoU, readSafetensors, Resnet50Encoder, Tensor, torchvisionResnet50State, type NamedArray } from '../lib';
+import { createLayer, GradientTape, layers, linearSumAssignment, loadLayerState, matchedSoftIoU, readSafetensors, Resnet50Encoder, Tensor, torchvisionResnet50State, type NamedArray } from '../lib';
 import { assertClose, hashed } from './helpers';
 
 const dir = path.join(__dirname, 'fixtures', 'consistent');
@@ -105,3 +105,42 @@ test('the ResNet-50 encoder equals torchvision\'s resnet50 (its five block outpu
   for (const f of [...evalFeatures, ...trainFeatures]) f.dispose();
   encoder.dispose();
 });
+
+for (const name of ['cconvlstm_stc_spatial', 'cconvlstm_stl_first_object', 'cconvlstm_stn', 'cconvlstm_st']) {
+  test(`the CConvLSTM module matches an independent PyTorch version, forward and backward: ${name}`, async (t) => {
+    const file = readSafetensors(path.join(dir, `${name}.safetensors`));
+    const meta = JSON.parse(file.metadata.case!) as { variant: 'ST' | 'STL' | 'STN' | 'STC'; hidden: number; kernel: number; reference: number; spatial: boolean };
+    const get = (k: string) => {
+      const a = file.tensors.get(k)!;
+      return Tensor.fromArray(a.data, a.shape);
+    };
+    const x = get('x');
+    const layer = createLayer(layers.consistentConvLstm({ hidden: meta.hidden, kernel: meta.kernel, variant: meta.variant }), { inChannels: x.shape[1] });
+    loadLayerState(layer, new Map([...file.tensors].filter(([k]) => k.startsWith('param.')).map(([k, v]) => [k.slice('param.'.length), v])));
+    const local = meta.variant === 'STL' || meta.variant === 'STC';
+    const states = meta.spatial ? {
+      forward: { h: get('spatial.forward.h'), c: get('spatial.forward.c') },
+      ...(local ? { backward: { h: get('spatial.backward.h'), c: get('spatial.backward.c') } } : {}),
+    } : undefined;
+    const inputs = [x, ...(states ? [states.forward.h, states.forward.c, ...(states.backward ? [states.backward.h, states.backward.c] : [])] : [])];
+    for (const i of inputs) i.requiresGrad = true;
+    const tape = new GradientTape();
+    const r = await tape.record(() => layer.run(x, { ...(states ? { spatial: states } : {}), reference: meta.reference }));
+    const tol = { abs: 1e-5, rel: 1e-4 };
+    assertClose(t, r.output, file.tensors.get('out.output')!.data, tol, 'output');
+    assertClose(t, r.forward.h, file.tensors.get('out.forward.h')!.data, tol, 'forward h');
+    assertClose(t, r.forward.c, file.tensors.get('out.forward.c')!.data, tol, 'forward c');
+    if (local) assertClose(t, r.backward!.h, file.tensors.get('out.backward.h')!.data, tol, 'backward h');
+    const grads = await tape.backward([r.output, r.forward.h], [get('dy'), get('dforward.h')]);
+    const gtol = { abs: 1e-4, rel: 1e-3 };
+    assertClose(t, grads.get(x)!, file.tensors.get('grad.x')!.data, gtol, 'd x');
+    for (const [k, p] of layer.parameters) assertClose(t, grads.get(p)!, file.tensors.get(`grad.${k}`)!.data, gtol, `d ${k}`);
+    if (states) {
+      assertClose(t, grads.get(states.forward.h)!, file.tensors.get('grad.spatial.forward.h')!.data, gtol, 'd spatial forward h');
+      assertClose(t, grads.get(states.forward.c)!, file.tensors.get('grad.spatial.forward.c')!.data, gtol, 'd spatial forward c');
+      if (states.backward) assertClose(t, grads.get(states.backward.c)!, file.tensors.get('grad.spatial.backward.c')!.data, gtol, 'd spatial backward c');
+    }
+    t.is(layer.parameters.has('bwd.weight'), local);
+    t.is(layer.parameters.has('out.weight'), meta.variant !== 'ST');
+  });
+}

@@ -2,6 +2,7 @@
 import { activationLayers } from './activation';
 import { convLayers } from './conv';
 import { fusionLayers } from './fusion';
+import { consistentLayers } from './consistent';
 import { normalizationLayers } from './normalization';
 import { poolingLayers } from './pooling';
 import { pyramidLayers } from './pyramid';
@@ -15,4 +16,5 @@ export const layers = {
   ...activationLayers,
   ...recurrentLayers,
   ...fusionLayers,
+  ...consistentLayers,
 };
