@@ -60,6 +60,11 @@ export {
   DenseRecurrentLayer, ConvLstmLayer, type RecurrentOptions, type RnnLayerOptions, type LstmLayerOptions, type RecurrentRunOptions,
   type RecurrentResult, type ConvLstmOptions, type ConvLstmRunOptions, type ConvLstmResult, type DirectionMerge,
 } from './nn/recurrent';
+export {
+  ConsistentConvLstmLayer, consistencyVariants, type ConsistencyVariant, type ConsistentConvLstmOptions, type ConsistentRunOptions,
+  type ConsistentRunResult, type DirectionStates,
+} from './nn/consistent';
+export type { CrossModalityOptions } from './nn/fusion';
 export { createLayer, loadLayerState, type CreateLayerOptions } from './nn/standalone';
 export {
   ModelBase, Model, type ModelInput, type ModelInputShape, type ModelOptions, type RunOptions, type OutputWindow, type LayerCall,
@@ -70,6 +75,7 @@ export { Graph, graph, type GraphNode, type GraphOptions, type JoinKind } from '
 export {
   presets, znnTrainingSettings, type PyramidNetOptions, type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions, type ZnnPreset, type ZnnTrainingSettings,
   CrossModalityConvLstm, type CrossModalityConvLstmOptions, Resnet50Encoder, torchvisionResnet50State, type Resnet50EncoderOptions,
+  ConsistentConvLstmNet, type ConsistentConvLstmNetOptions,
 } from './presets';
 export { loadModel, type LoadModelOptions } from './serialize/model_file';
 
@@ -84,6 +90,11 @@ export {
 } from './training/trainer';
 export type { ValidationMetric } from './training/validation';
 export { estimateStepMemory, formatBytes, type StepMemory } from './training/memory';
+export { trainConsistent, type ConsistentTrainingOptions, type ConsistentTrainingResult } from './training/consistent';
+export {
+  segmentConsistent, estimateConsistentMemory, checkConsistentMemory, previousFrameMasks, masksOf, objectsOf, watershedFrame, predictObjectMasks,
+  type ConsistentSegmentOptions, type ConsistentMemory, type ConsistentModel,
+} from './inference/consistent';
 export { crossModalityPhases, type CrossModalityRegimeOptions } from './training/regimes';
 export { transferWeights, recursiveBoundaryMap, vd2dSharedLayers, type TransferReport, type BoundaryMapOptions } from './training/recursive';
 

@@ -4,7 +4,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test from 'ava';
-import { createLayer, GradientTape, layers, linearSumAssignment, loadLayerState, matchedSoftIoU, readSafetensors, Resnet50Encoder, Tensor, torchvisionResnet50State, type NamedArray } from '../lib';
+import {
+  checkConsistentMemory, createLayer, estimateConsistentMemory, GradientTape, layers, linearSumAssignment, loadLayerState, matchedSoftIoU, memoryStats, metrics,
+  Optimizer, presets, readSafetensors, resetPeakMemory, Resnet50Encoder, segmentConsistent, Tensor, torchvisionResnet50State, trainConsistent, type NamedArray,
+} from '../lib';
+import { syntheticEm } from '../lib/data/synthetic';
 import { assertClose, hashed } from './helpers';
 
 const dir = path.join(__dirname, 'fixtures', 'consistent');
@@ -144,3 +148,92 @@ for (const name of ['cconvlstm_stc_spatial', 'cconvlstm_stl_first_object', 'ccon
     t.is(layer.parameters.has('out.weight'), meta.variant !== 'ST');
   });
 }
+
+test('the network: ResNet-50 encoder, five CConvLSTM levels, one mask per object and frame; the variants and bad shapes', async (t) => {
+  const model = presets.consistentConvLstm({ hidden: [8, 8, 4, 4, 4], seed: 1 });
+  const names = [...model.parameters().keys()];
+  t.true(names.includes('encoder.layer4.2.conv3.weight') && names.includes('encoder.conv1.weight'), 'torchvision\'s names under encoder.');
+  t.deepEqual(model.parameters().get('encoder.conv1.weight')!.shape, [64, 1, 7, 7], 'grey frames by default');
+  t.deepEqual(model.parameters().get('proj.0.weight')!.shape, [8, 2048, 1, 1], 'level 0 projects layer4\'s features');
+  t.deepEqual(model.parameters().get('cconv.1.fwd.weight')!.shape, [32, 8 + 8 + 1 + 2 * 8, 3, 3], '[B2(h) | f\' | S] and two states');
+  t.true(names.includes('cconv.4.bwd.weight') && names.includes('cconv.4.out.weight'));
+  const frames = Tensor.fromArray(Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.sin(i)), [1, 1, 3, 64, 64]);
+  const masks = Tensor.fromArray(Float32Array.from({ length: 2 * 3 * 64 * 64 }, (_, i) => (i % 5 === 0 ? 1 : 0)), [2, 1, 3, 64, 64]);
+  const y = await model.predict({ frames, masks });
+  t.deepEqual(y.shape, [2, 1, 3, 64, 64]);
+  t.true(y.toArray().every((v) => v > 0 && v < 1), 'probabilities');
+  await t.throwsAsync(() => model.forward({ frames: Tensor.zeros([1, 1, 3, 60, 64]), masks }), { message: /60x64; ResNet-50 halves them five times: use multiples of 32/ });
+  await t.throwsAsync(() => model.forward({ frames, masks: Tensor.zeros([2, 1, 4, 64, 64]) }), { message: /expected masks \(M, 1, 3, 64, 64\)/ });
+  t.throws(() => presets.consistentConvLstm({ hidden: [8, 8] }), { message: /5 positive channel counts/ });
+  t.throws(() => presets.consistentConvLstm({ variant: 'STX' as 'ST' }), { message: /variant ST, STL, STN, STC/ });
+  const count = (variant: 'ST' | 'STL' | 'STN' | 'STC') => {
+    const m = presets.consistentConvLstm({ hidden: [8, 8, 4, 4, 4], variant });
+    const keys = [...m.parameters().keys()].filter((k) => k.startsWith('cconv.'));
+    m.dispose();
+    return keys;
+  };
+  t.false(count('ST').some((k) => k.includes('.bwd.') || k.includes('.out.')), 'ST: forward recurrence only');
+  t.true(count('STL').some((k) => k.includes('.bwd.')) && count('STN').every((k) => !k.includes('.bwd.')), 'STL adds the backward direction, STN does not');
+  y.dispose();
+  model.dispose();
+});
+
+// Serial: AVA runs serial tests first, alone, so the process's tensor peak is this test's.
+test.serial('memory: the predicted peak of a training step follows the measured one (CPU), and a step that cannot fit is refused before it starts', async (t) => {
+  const model = presets.consistentConvLstm({ seed: 1 });
+  const optimizer = new Optimizer({ kind: 'adam', lr: 1e-6 });
+  const step = async (window: [number, number, number], objects: number) => {
+    const [T, H, W] = window;
+    const frames = Tensor.fromArray(Float32Array.from({ length: T * H * W }, (_, i) => Math.sin(i)), [1, 1, T, H, W]);
+    const masks = Tensor.fromArray(Float32Array.from({ length: objects * T * H * W }, (_, i) => (i % 7 === 0 ? 1 : 0)), [objects, 1, T, H, W]);
+    const tape = new GradientTape();
+    const loss = await tape.record(async () => matchedSoftIoU(await model.forward({ frames, masks }, { training: true }), { data: masks.toArray(), count: objects }).loss);
+    const grads = model.gradientsByName(await tape.backward(loss));
+    tape.dispose();
+    optimizer.step(model.parameters(), grads, 1e-6);
+    for (const g of grads.values()) g.dispose();
+    for (const x of [frames, masks, loss]) x.dispose();
+  };
+  await step([3, 64, 64], 1);  // Adam's state exists from here on
+  for (const [window, objects] of [[[3, 64, 64], 4], [[3, 128, 128], 2]] as const) {
+    resetPeakMemory('cpu');
+    await step([...window], objects);
+    const measured = memoryStats().cpu.peakBytes;
+    const predicted = estimateConsistentMemory(model, window, objects).trainingBytes;
+    t.true(predicted / measured > 0.95 && predicted / measured < 1.35, `${window.join('x')}, ${objects} objects: predicted ${(predicted / 2 ** 20).toFixed(0)} MiB, measured ${(measured / 2 ** 20).toFixed(0)} MiB`);
+  }
+  const err = t.throws(() => checkConsistentMemory(model, [3, 1024, 1024], 8, true, 12e9)) as Error & { code?: string };
+  t.is(err.code, 'ERR_MEMORY');
+  t.regex(err.message, /3x1024x1024 frames with 8 objects needs about \d+\.\d GiB, over the budget of 11\.2 GiB; up to 1 objects fit at this window/);
+  const before = memoryStats().cpu.bytes;
+  await t.throwsAsync(() => trainConsistent(model, {
+    volume: new Float32Array(4 * 1024 * 1024), segments: new Int32Array(4 * 1024 * 1024), dims: [4, 1024, 1024], window: [3, 1024, 1024], epochs: 1, memoryBudget: 4e9,
+  }), { message: /over the budget of 3\.7 GiB/ });
+  t.is(memoryStats().cpu.bytes, before, 'nothing allocated');
+  model.dispose();
+});
+
+test('training on synthetic EM objects (cells drifting through z) lowers the adapted Rand error of propagated segmentations, with a fixed seed', async (t) => {
+  const train = syntheticEm({ depth: 12, height: 64, width: 64, cells: 10, seed: 1 });
+  const held = syntheticEm({ depth: 8, height: 64, width: 64, cells: 10, seed: 2 });
+  const model = presets.consistentConvLstm({ hidden: [8, 8, 8, 8, 8], seed: 1 });
+  const score = async () => {
+    const labels = await segmentConsistent(model, held.image, held.shape, { frames: 4, firstFrame: held.segments.subarray(0, 64 * 64) });
+    t.deepEqual([...labels.subarray(0, 64 * 64)], [...held.segments.subarray(0, 64 * 64)], 'the reference frame keeps its labels');
+    return metrics.rand(labels, held.segments).adaptedRandError;
+  };
+  const before = await score();
+  const phases: boolean[] = [];
+  const r = await trainConsistent(model, {
+    volume: train.image, segments: train.segments, dims: train.shape, window: [3, 64, 64], epochs: 40, switchEpoch: 20, lr: 1e-2, maxObjects: 4, seed: 1,
+    onProgress: (p) => phases.push(p.inferredMasks),
+  });
+  t.is(r.steps, 40);
+  t.deepEqual([phases.indexOf(true), phases.lastIndexOf(false)], [20, 19], 'true masks for 20 epochs, then the model\'s own');
+  const after = await score();
+  t.true(after < before - 0.03, `adapted Rand error ${before.toFixed(3)} untrained -> ${after.toFixed(3)}`);
+  // Without labels the first frame comes from a watershed of the image.
+  const unlabelled = await segmentConsistent(model, held.image, held.shape, { frames: 4 });
+  t.true(new Set(unlabelled.subarray(0, 64 * 64)).size > 3, 'the watershed found objects in the first frame');
+  model.dispose();
+});

@@ -23,6 +23,8 @@ export interface SyntheticEm {
   image: Float32Array;
   /** (D, H, W): 1 membrane, 0 cell interior. */
   labels: Float32Array;
+  /** (D, H, W): the cell (1..cells) of each interior voxel, 0 on membranes: neurons cut by sections, drifting through z. */
+  segments: Int32Array;
   shape: [number, number, number];
 }
 
@@ -36,6 +38,7 @@ export function syntheticEm(options: SyntheticEmOptions = {}): SyntheticEm {
   const brightness = Array.from({ length: cells }, () => 0.55 + 0.3 * random.next());
   const raw = new Float32Array(D * H * W);
   const labels = new Float32Array(D * H * W);
+  const segments = new Int32Array(D * H * W);
   for (let z = 0; z < D; ++z)
     for (let y = 0; y < H; ++y)
       for (let x = 0; x < W; ++x) {
@@ -55,6 +58,7 @@ export function syntheticEm(options: SyntheticEmOptions = {}): SyntheticEm {
         // Distance to the bisector between the two nearest seeds is about (d2 - d1) / 2.
         const isMembrane = (d2 - d1) / 2 < membrane;
         labels[i] = isMembrane ? 1 : 0;
+        segments[i] = isMembrane ? 0 : nearest + 1;
         raw[i] = isMembrane ? 0.15 : brightness[nearest]! + 0.05 * Math.sin(0.7 * x + 1.3 * y + nearest);
       }
   // In-plane 3x3 blur (the microscope's point spread), then noise, then per-slice z-scoring.
@@ -84,5 +88,5 @@ export function syntheticEm(options: SyntheticEmOptions = {}): SyntheticEm {
     const std = Math.sqrt(Math.max(sumSq / (H * W) - mean * mean, 1e-12));
     for (let i = z * H * W; i < (z + 1) * H * W; ++i) image[i] = (image[i]! - mean) / std;
   }
-  return { image, labels, shape: [D, H, W] };
+  return { image, labels, segments, shape: [D, H, W] };
 }
