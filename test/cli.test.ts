@@ -9,6 +9,7 @@ import { writeVolume } from '../lib/io/volume_io';
 import { syntheticEm } from '../lib/data/synthetic';
 import { syntheticBrainMri } from '../lib/data/phantom';
 import { loadModel } from '../lib/serialize/model_file';
+import { presets } from '../lib/presets';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const root = path.join(__dirname, '..');
@@ -182,6 +183,33 @@ test('segvol train on BRATS folders (settings paper: the two phases), predict on
   const bad = segvol(['train', '--config', path.join(dir, 'bad.json')]);
   t.is(bad.status, 1);
   t.regex(bad.err, /data\.brats is a folder of BRATS cases \(a path\), given instead of data\.volume, labels and mask/);
+});
+
+test('segvol predict with a consistent ConvLSTM model: objects of a reference frame (or a watershed) propagated through z; evaluate scores them', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-consistent-'));
+  const em = syntheticEm({ depth: 6, height: 40, width: 48, cells: 8, seed: 3 });
+  writeNpy(path.join(dir, 'volume.npy'), { shape: em.shape, data: em.image });
+  writeNpy(path.join(dir, 'truth.npy'), { shape: em.shape, data: Float32Array.from(em.segments) });
+  presets.consistentConvLstm({ hidden: [4, 4, 4, 4, 4], seed: 1 }).save(path.join(dir, 'model.safetensors'));
+  const r = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'labels.npy'),
+    '--reference', path.join(dir, 'truth.npy'), '--window', '3,40,48']);
+  t.is(r.status, 0, r.err);
+  t.regex(r.out, /the \d+ objects of the first frame through 6 frames \(from the reference labels\)/);
+  const labels = readNpy(path.join(dir, 'labels.npy'));
+  t.deepEqual(labels.shape, [6, 40, 48], 'frames padded to multiples of 32 inside, cropped back');
+  t.deepEqual([...labels.data.subarray(0, 40 * 48)], [...em.segments.subarray(0, 40 * 48)]);
+  const e = segvol(['evaluate', '--pred', path.join(dir, 'labels.npy'), '--truth', path.join(dir, 'truth.npy'), '--metrics', 'rand', '--json']);
+  t.is(e.status, 0, e.err);
+  t.true((JSON.parse(e.out) as { rand: { adaptedRandError: number } }).rand.adaptedRandError >= 0);
+  const w = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'ws.npy'), '--window', '3']);
+  t.is(w.status, 0, w.err);
+  t.regex(w.out, /from a watershed of the first frame/);
+  writeNpy(path.join(dir, 'small.npy'), { shape: [1, 10, 10], data: new Float32Array(100) });
+  const bad = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'x.npy'),
+    '--reference', path.join(dir, 'small.npy'), '--window', '3']);
+  t.is(bad.status, 1);
+  t.regex(bad.err, /the reference .*small\.npy is \(1, 10, 10\); its frames must be 40x48 like the volume's/);
+  t.false(fs.existsSync(path.join(dir, 'x.npy')), 'nothing written');
 });
 
 test('segvol evaluate --boundary: pixel error, the best 2D Rand F-score with connected components and with the watershed, and --plot', (t) => {

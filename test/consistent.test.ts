@@ -106,6 +106,15 @@ test('the ResNet-50 encoder equals torchvision\'s resnet50 (its five block outpu
   const grey = torchvisionResnet50State(hashedResnetState(names, shapes), 'encoder.', 1);
   t.deepEqual(grey.get('encoder.conv1.weight')!.shape, [64, 1, 7, 7]);
   t.throws(() => torchvisionResnet50State(hashedResnetState(names, shapes), '', 2), { message: /only RGB -> grey \(1\) is converted/ });
+  // The consistent network starts its (grey) encoder from the same weights.
+  const net = presets.consistentConvLstm({ hidden: [4, 4, 4, 4, 4] });
+  const before = net.parameters().get('proj.0.weight')!.toArray();
+  t.is(net.loadEncoderWeights(hashedResnetState(names, shapes)), 265);
+  t.deepEqual([...net.parameters().get('encoder.conv1.weight')!.toArray()], [...grey.get('encoder.conv1.weight')!.data]);
+  t.deepEqual([...net.state().get('encoder.layer3.5.bn2.running_var')!.toArray()], [...hashedResnetState(names, shapes).get('layer3.5.bn2.running_var')!.data]);
+  t.deepEqual(net.parameters().get('proj.0.weight')!.toArray(), before, 'the decoder keeps its values');
+  t.throws(() => net.loadEncoderWeights(new Map([['conv1.weight', grey.get('encoder.conv1.weight')!]])), { message: /the ResNet-50 weights lack encoder\.bn1/ });
+  net.dispose();
   for (const f of [...evalFeatures, ...trainFeatures]) f.dispose();
   encoder.dispose();
 });

@@ -10,6 +10,8 @@ import { Tensor, type Device } from '../core/tensor';
 import { segvolVersion } from '../core/version';
 import { normalizations, type Normalization } from '../data/preprocess';
 import { bratsRole, findBratsCases, loadBratsCase } from '../data/brats';
+import { segmentConsistent } from '../inference/consistent';
+import { ConsistentConvLstmNet } from '../presets/consistent';
 import { syntheticEm } from '../data/synthetic';
 import { syntheticBrainMri } from '../data/phantom';
 import { metrics, type BratsScores, type RandCurvePoint, type RandScores, type Shape3 } from '../evaluation/metrics';
@@ -65,6 +67,33 @@ function rawOption(value: string): RawOptions {
 function connectedSegments(truth: Float32Array, shape: Shape3): Int32Array {
   if (truth.some((v) => v !== 0 && v !== 1)) return Int32Array.from(truth);
   return metrics.connectedComponents(Uint8Array.from(truth, (v) => (v > 0.5 ? 0 : 1)), shape, { connectivity: 4 }).labels;
+}
+
+/** segvol predict with a consistent ConvLSTM: objects of the first frame propagated through z. */
+async function predictConsistent(model: ConsistentConvLstmNet, o: { in: string; out: string; window?: number[]; reference?: string }): Promise<void> {
+  const volume = readVolume(o.in);
+  const dims = volume.shape.slice(-3) as [number, number, number];
+  if (volume.shape.length === 4 && volume.shape[0] !== model.options.inChannels) {
+    throw new Error(`${o.in} has ${volume.shape[0]} channels, the model takes ${model.options.inChannels}`);
+  }
+  let firstFrame: Float32Array | undefined;
+  if (o.reference) {
+    const ref = readVolume(o.reference);
+    const plane = dims[1] * dims[2];
+    if (ref.shape.slice(-2).join() !== dims.slice(1).join()) {
+      throw new Error(`the reference ${o.reference} is (${ref.shape.join(', ')}); its frames must be ${dims[1]}x${dims[2]} like the volume's`);
+    }
+    firstFrame = ref.data.subarray(0, plane);
+  }
+  const bar = progressReporter('propagating objects');
+  const labels = await segmentConsistent(model, volume.data, dims, {
+    frames: o.window?.[0] ?? 8, ...(firstFrame ? { firstFrame } : {}), onProgress: (done, total) => bar.update(done / total, `sub-volume ${done}/${total}`),
+  });
+  bar.done();
+  writeVolume(o.out, { data: Float32Array.from(labels), shape: dims, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
+    ...(volume.affine ? { affine: volume.affine } : {}) });
+  console.log(`wrote ${o.out}: the ${new Set(labels.subarray(0, dims[1] * dims[2])).size - 1} objects of the first frame through ${dims[0]} frames (${o.reference ? 'from the reference labels' : 'from a watershed of the first frame'})`);
+  model.dispose();
 }
 
 /** Whether a path is one BRATS case folder (its modality files, or the 2015 layout's folders of them). */
@@ -259,10 +288,16 @@ export function createProgram(): Command {
     .option('--normalize <mode>', "override the model's recorded pre-processing: slice (per-slice standardisation), mr, nonzero (per-volume z-scores over non-zero voxels) or none", normalizeOption)
     .option('--probabilities', 'write class probabilities (C, D, H, W) instead of labels')
     .option('--class <k>', "write class k's probability (D, H, W): a boundary map for evaluate --boundary", (v) => integerList(v)[0]!)
+    .option('--reference <file>', 'consistent ConvLSTM models: labels whose first frame starts the propagation (default: a watershed of the first frame)')
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
     .action(async (o: { model: string; in: string; out: string; window?: number[]; overlap: number; normalize?: Normalization; probabilities?: boolean;
-      class?: number; device: Device }) => {
+      class?: number; reference?: string; device: Device }) => {
       const model = loadModel(o.model).to(o.device);
+      if (model instanceof ConsistentConvLstmNet) {
+        await predictConsistent(model, o);
+        return;
+      }
+      if (o.reference) throw new Error('--reference starts a consistent ConvLSTM model\'s propagation; this model is not one');
       const recorded = model.info.normalize;
       if (o.normalize !== undefined && recorded !== undefined && o.normalize !== recorded) {
         console.error(`normalising with ${o.normalize} (--normalize) instead of the model's recorded ${recorded}`);

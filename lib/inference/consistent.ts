@@ -202,17 +202,30 @@ export function watershedFrame(image: Float32Array, h: number, w: number): Int32
 }
 
 /**
- * Segments a volume (C, D, H, W) or (D, H, W) (H and W multiples of 32) into objects
- * propagated through z. Returns (D, H, W) object ids: those of the first frame's objects.
+ * Segments a volume (C, D, H, W) or (D, H, W) into objects propagated through z. Frames
+ * whose sides are not multiples of 32 are padded with zeros and the labels cropped back.
+ * Returns (D, H, W) object ids: those of the first frame's objects.
  */
 export async function segmentConsistent(model: ConsistentModel, volume: Float32Array, dims: readonly [number, number, number],
   options: ConsistentSegmentOptions = {}): Promise<Int32Array> {
-  const [D, H, W] = dims;
+  const [D, H0, W0] = dims;
   const c = model.options.inChannels;
-  if (volume.length !== c * D * H * W) {
-    throw new SegvolError('ERR_SHAPE', `segmentConsistent: expected ${c} channel(s) of (${D}, ${H}, ${W}) = ${c * D * H * W} values, received ${volume.length}`);
+  if (volume.length !== c * D * H0 * W0) {
+    throw new SegvolError('ERR_SHAPE', `segmentConsistent: expected ${c} channel(s) of (${D}, ${H0}, ${W0}) = ${c * D * H0 * W0} values, received ${volume.length}`);
   }
-  if (H % 32 !== 0 || W % 32 !== 0) throw new SegvolError('ERR_SHAPE', `segmentConsistent: frames of ${H}x${W}; use multiples of 32 (pad the volume)`);
+  const H = Math.ceil(H0 / 32) * 32, W = Math.ceil(W0 / 32) * 32;
+  if (H !== H0 || W !== W0) {
+    const pad = (src: ArrayLike<number>, slices: number) => {
+      const out = new Float32Array(slices * H * W);
+      for (let s = 0; s < slices; ++s) for (let y = 0; y < H0; ++y) for (let x = 0; x < W0; ++x) out[(s * H + y) * W + x] = src[(s * H0 + y) * W0 + x]!;
+      return out;
+    };
+    const first = options.firstFrame;
+    const padded = await segmentConsistent(model, pad(volume, c * D), [D, H, W], { ...options, ...(first && first !== 'watershed' ? { firstFrame: pad(first, 1) } : {}) });
+    const out = new Int32Array(D * H0 * W0);
+    for (let s = 0; s < D; ++s) for (let y = 0; y < H0; ++y) for (let x = 0; x < W0; ++x) out[(s * H0 + y) * W0 + x] = padded[(s * H + y) * W + x]!;
+    return out;
+  }
   const T = Math.min(options.frames ?? 8, D);
   const overlap = options.overlap ?? 1;
   if (!Number.isInteger(overlap) || overlap < 1 || overlap >= Math.max(2, T)) {

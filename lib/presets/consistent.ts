@@ -11,7 +11,8 @@ import type { ForwardMode } from '../nn/layer';
 import { layers } from '../nn/layers';
 import { Model, type ModelInput, type ModelInputShape, type RunOptions } from '../nn/model';
 import { ops } from '../ops';
-import { resnet50FeatureChannels, resnet50Layers } from './resnet';
+import type { NamedArray } from '../io/safetensors';
+import { resnet50FeatureChannels, resnet50Layers, torchvisionResnet50State } from './resnet';
 
 export interface ConsistentConvLstmNetOptions {
   /** Image channels of the frames (default 1: EM; 3 for RGB as torchvision's weights expect). */
@@ -65,6 +66,25 @@ export class ConsistentConvLstmNet extends Model {
     }
     this.head = this.layer('head', layers.conv({ out: 1, kernel: [1, 1], init: 'xavier' }), hidden[4]!);
     this.describedAs({ kind: 'preset', preset: 'consistentConvLstm', options: { ...options } });
+  }
+
+  /**
+   * Starts the encoder from a torchvision ResNet-50 state_dict (a safetensors file or a map
+   * with torchvision's names; fc is ignored, RGB conv1 summed for grey frames). Everything
+   * else keeps its values. Returns how many tensors were loaded.
+   */
+  loadEncoderWeights(source: string | ReadonlyMap<string, NamedArray>): number {
+    const encoder = torchvisionResnet50State(source, 'encoder.', this.options.inChannels);
+    const state = new Map<string, NamedArray>();
+    for (const [name, t] of this.state()) state.set(name, encoder.get(name) ?? { shape: [...t.shape], data: t.toArray() });
+    const missing = [...this.state().keys()].filter((k) => k.startsWith('encoder.') && !encoder.has(k));
+    if (missing.length) {
+      throw new SegvolError('ERR_SHAPE', `loadEncoderWeights: the ResNet-50 weights lack ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', ...' : ''}; expected torchvision's resnet50 state_dict`);
+    }
+    const extra = [...encoder.keys()].filter((k) => !state.has(k));
+    if (extra.length) throw new SegvolError('ERR_SHAPE', `loadEncoderWeights: not ResNet-50 weights (${extra.slice(0, 3).join(', ')} has no place in the encoder)`);
+    this.loadState(state, 'loadEncoderWeights');
+    return encoder.size;
   }
 
   private check(frames: readonly number[], masks: readonly number[]): void {
