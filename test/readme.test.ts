@@ -31,7 +31,7 @@ function consumerProject(): string {
 }
 
 // The TypeScript blocks of the docs pages that promise runnable examples run the same way.
-const docBlocks = ['mri.md'].flatMap((page) => [...fs.readFileSync(path.join(root, 'docs', page), 'utf8').matchAll(/```(\w+)\n([\s\S]*?)```/g)]
+const docBlocks = ['mri.md', 'consistent.md'].flatMap((page) => [...fs.readFileSync(path.join(root, 'docs', page), 'utf8').matchAll(/```(\w+)\n([\s\S]*?)```/g)]
   .filter((m) => m[1] === 'ts').map((m, k) => ({ name: `docs/${page} TypeScript block ${k + 1}`, code: m[2]! })));
 docBlocks.forEach((block, k) => {
   test(`${block.name} type-checks and runs`, (t) => {
