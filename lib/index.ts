@@ -111,6 +111,7 @@ export { matchedSoftIoU, type MatchedSoftIoU } from './ops/matching';
 export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3, type BratsScores, type RegionScores } from './evaluation/metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
 
+export { openZarr, readZarr, writeZarr, ZarrWriter, isZarrPath, zarrCompressors, type ZarrArray, type ZarrCompressor, type ZarrCreateOptions, type ZarrDtype } from './io/zarr';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type NamedArray, type SafetensorsFile } from './io/safetensors';
 export {
   readVolume, writeVolume, describeVolume, stackModalities, type Volume, type RawOptions, type WriteOptions, type WriteReport, type StoredType,

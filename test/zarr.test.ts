@@ -1,0 +1,107 @@
+// Chunked volumes: Zarr v2/v3 arrays and OME-Zarr images written by tensorstore
+// (test/fixtures/make_zarr_fixtures.py), segvol's writer read back by zarrita (and by
+// tensorstore when Python has it), and errors that name the chunk.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { openZarr, readZarr, writeZarr, ZarrWriter } from '../lib';
+
+const dir = path.join(__dirname, 'fixtures', 'zarr');
+
+function expected(shape: readonly number[], unsigned: boolean): Float32Array {
+  const [D, H, W] = shape as [number, number, number];
+  const out = new Float32Array(D * H * W);
+  for (let z = 0; z < D; ++z) for (let y = 0; y < H; ++y) for (let x = 0; x < W; ++x) {
+    out[(z * H + y) * W + x] = ((z * 131 + y * 17 + x * 3) % 251) - 100 + (unsigned ? 100 : 0);
+  }
+  return out;
+}
+
+const fixtures: Array<[string, number[], number[], string]> = [
+  ['v2_uint8_zlib.zarr', [5, 7, 9], [2, 4, 4], 'uint8'],
+  ['v2_float32_blosc.zarr', [4, 6, 5], [3, 3, 3], 'float32'],
+  ['v2_int16_raw.zarr', [3, 5, 6], [2, 5, 4], 'int16'],
+  ['v3_float32_gzip.zarr', [5, 6, 7], [2, 3, 4], 'float32'],
+  ['v3_uint16_blosc.zarr', [4, 4, 9], [4, 2, 5], 'uint16'],
+  ['v3_int16_raw.zarr', [2, 3, 5], [1, 2, 2], 'int16'],
+];
+
+for (const [name, shape, chunks, dtype] of fixtures) {
+  test(`reads ${name} written by tensorstore (partial last chunks), whole and by region`, async (t) => {
+    const a = await openZarr(path.join(dir, name));
+    t.deepEqual(a.shape, shape);
+    t.deepEqual(a.chunks, chunks);
+    t.regex(a.dtype, new RegExp(dtype));
+    const want = expected(shape, dtype.startsWith('uint'));
+    const whole = await readZarr(path.join(dir, name));
+    t.deepEqual([...whole.data], [...want]);
+    // A region across chunk borders.
+    const [D, H, W] = shape as [number, number, number];
+    const region = await a.read([1, 1, 2], [D - 1, H - 2, W - 3]);
+    const check: number[] = [];
+    for (let z = 1; z < D; ++z) for (let y = 1; y < H - 1; ++y) for (let x = 2; x < W - 1; ++x) check.push(want[(z * H + y) * W + x]!);
+    t.deepEqual([...region], check);
+  });
+}
+
+test('OME-Zarr: a multiscale image opens at its finest level with its scale as spacing; a level by path', async (t) => {
+  const image = await readZarr(path.join(dir, 'image.ome.zarr'));
+  t.deepEqual(image.shape, [3, 8, 8]);
+  t.deepEqual(image.spacing, [2, 0.5, 0.5]);
+  t.deepEqual([...image.data], [...expected([3, 8, 8], true)]);
+  const coarse = await readZarr(path.join(dir, 'image.ome.zarr', '1'));
+  t.deepEqual(coarse.shape, [3, 4, 4]);
+});
+
+test('segvol writes Zarr v2 and v3 (gzip, zlib, blosc, none; int and float) that zarrita reads back, and tensorstore too when Python has it', async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-zarr-'));
+  const shape = [5, 9, 7];
+  const data = expected(shape, false);
+  const cases: Array<[string, 2 | 3, 'gzip' | 'zlib' | 'blosc' | 'none', 'float32' | 'int16' | 'uint8']> = [
+    ['w2_gzip_f32.zarr', 2, 'gzip', 'float32'], ['w2_zlib_i16.zarr', 2, 'zlib', 'int16'], ['w2_blosc_f32.zarr', 2, 'blosc', 'float32'],
+    ['w3_gzip_i16.zarr', 3, 'gzip', 'int16'], ['w3_blosc_f32.zarr', 3, 'blosc', 'float32'], ['w3_none_f32.zarr', 3, 'none', 'float32'],
+  ];
+  for (const [name, version, compressor, dtype] of cases) {
+    await writeZarr(path.join(tmp, name), data, shape, { chunks: [2, 4, 3], zarrVersion: version, compressor, dtype });
+    const back = await readZarr(path.join(tmp, name));
+    t.deepEqual(back.shape, shape, name);
+    t.deepEqual([...back.data], [...data], `${name}: the values back`);
+  }
+  // The same chunk written twice gives the same bytes (idempotent block writes).
+  const w = ZarrWriter.create(path.join(tmp, 'again.zarr'), { shape: [4, 4], chunks: [2, 2], compressor: 'gzip' });
+  await w.writeChunk([1, 1], [1, 2, 3, 4]);
+  const first = fs.readFileSync(w.chunkPath([1, 1]));
+  await w.writeChunk([1, 1], [1, 2, 3, 4]);
+  t.deepEqual(fs.readFileSync(w.chunkPath([1, 1])), first);
+  t.deepEqual(fs.readdirSync(path.join(tmp, 'again.zarr')).filter((f) => f.endsWith('.tmp')), [], 'no temporary files left');
+  await t.throwsAsync(() => w.writeChunk([2, 0], [1, 2, 3, 4]), { message: /chunk \(2, 0\) is outside the grid \(2, 2\)/ });
+  t.throws(() => ZarrWriter.create(path.join(tmp, 'bad.zarr'), { shape: [4], chunks: [2], compressor: 'zlib', zarrVersion: 3 }), { message: /Zarr v3 has no zlib codec/ });
+  const python = spawnSync(process.env.PYTHON ?? 'python3', [path.join(dir, '..', 'make_zarr_fixtures.py'), 'check', tmp], { encoding: 'utf8' });
+  if (python.status !== 0) {
+    t.log(`tensorstore check skipped: ${(python.stderr || '').trim().split('\n').pop()}`);
+  } else {
+    const report = JSON.parse(python.stdout) as Record<string, { shape: number[]; sum: number }>;
+    const sum = data.reduce((s, v) => s + v, 0);
+    for (const [name] of cases) t.true(Math.abs(report[name]!.sum - sum) < 1e-3 && report[name]!.shape.join() === shape.join(), `tensorstore reads ${name}`);
+  }
+  fs.rmSync(tmp, { recursive: true });
+});
+
+test('a corrupt chunk or missing metadata gives a coded error naming what failed', async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-zarr-bad-'));
+  const store = path.join(tmp, 'a.zarr');
+  await writeZarr(store, expected([4, 4, 4], false), [4, 4, 4], { chunks: [2, 2, 2], compressor: 'zlib' });
+  fs.writeFileSync(path.join(store, '1.0.1'), 'not zlib');
+  const a = await openZarr(store);
+  const err = await t.throwsAsync(() => a.read([2, 0, 2], [2, 2, 2])) as Error & { code?: string };
+  t.is(err.code, 'ERR_FORMAT');
+  t.regex(err.message, /reading region \[2, 0, 2\] \+ \(2, 2, 2\) failed: .*chunk/);
+  fs.rmSync(path.join(store, '.zarray'));
+  const missing = await t.throwsAsync(() => openZarr(store)) as Error & { code?: string };
+  t.is(missing.code, 'ERR_FORMAT');
+  t.regex(missing.message, /cannot open the Zarr array .*expected \.zarray \(v2\) or zarr\.json \(v3\) metadata/);
+  await t.throwsAsync(() => openZarr(path.join(tmp, 'none.zarr')), { message: /no such Zarr store/ });
+  fs.rmSync(tmp, { recursive: true });
+});
