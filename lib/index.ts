@@ -110,7 +110,12 @@ export { linearSumAssignment, type Assignment } from './core/assignment';
 export { matchedSoftIoU, type MatchedSoftIoU } from './ops/matching';
 export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3, type BratsScores, type RegionScores } from './evaluation/metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
+export {
+  predictChunked, planChunkedPrediction, predictBlock, readChunkedPlan, blockDone,
+  type ChunkedPlan, type ChunkedPlanOptions, type ChunkedPredictOptions, type ChunkedOutput,
+} from './inference/chunked';
 
+export { readVolumeAsync, writeVolumeAsync, describeZarr, type ZarrWriteOptions } from './io/volume_io';
 export { openZarr, readZarr, writeZarr, ZarrWriter, isZarrPath, zarrCompressors, type ZarrArray, type ZarrCompressor, type ZarrCreateOptions, type ZarrDtype } from './io/zarr';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, type NamedArray, type SafetensorsFile } from './io/safetensors';
 export {

@@ -63,7 +63,7 @@ test('lib/ folders depend one way: core <- autograd <- ops <- nn <- presets, tra
     data: ['core', 'io'],
     training: ['core', 'autograd', 'ops', 'nn', 'io', 'data', 'inference'],  // recursive training runs stitched inference
     evaluation: ['core'],
-    inference: ['core', 'autograd', 'nn', 'data', 'evaluation'],
+    inference: ['core', 'autograd', 'nn', 'io', 'data', 'evaluation'],
     serialize: ['core', 'io', 'nn', 'presets'],
     cli: ['core', 'autograd', 'ops', 'nn', 'presets', 'training', 'data', 'io', 'evaluation', 'inference', 'serialize'],
   };

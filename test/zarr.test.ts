@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { openZarr, readZarr, writeZarr, ZarrWriter } from '../lib';
+import { layers, openZarr, predictChunked, predictVolume, readZarr, sequential, Tensor, writeZarr, ZarrWriter } from '../lib';
 
 const dir = path.join(__dirname, 'fixtures', 'zarr');
 
@@ -103,5 +103,58 @@ test('a corrupt chunk or missing metadata gives a coded error naming what failed
   t.is(missing.code, 'ERR_FORMAT');
   t.regex(missing.message, /cannot open the Zarr array .*expected \.zarray \(v2\) or zarr\.json \(v3\) metadata/);
   await t.throwsAsync(() => openZarr(path.join(tmp, 'none.zarr')), { message: /no such Zarr store/ });
+  fs.rmSync(tmp, { recursive: true });
+});
+
+/** A small 'same' net and a 'valid' one (field of view 3x3x3: mirrored borders). */
+function nets() {
+  const same = sequential([layers.conv({ out: 3, kernel: [3, 3, 3], padding: 'same', init: 'xavier' }), layers.softmax()], { inChannels: 1, seed: 2 });
+  same.info = { normalize: 'slice' };
+  const valid = sequential([layers.conv({ out: 2, kernel: [3, 3, 3], init: 'xavier' }), layers.softmax()], { inChannels: 2, seed: 3 });
+  valid.info = { normalize: 'nonzero' };
+  return { same, valid };
+}
+
+test('out-of-core prediction equals predictVolume in memory, byte for byte, for any chunking and any split into parts; resume skips finished blocks', async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-chunked-'));
+  const { same, valid } = nets();
+  const dims = [9, 20, 17];
+  const volume = Float32Array.from({ length: 9 * 20 * 17 }, (_, i) => Math.sin(i * 0.37) * 3 + (i % 7));
+  const two = new Float32Array(2 * volume.length);
+  two.set(volume);
+  two.set(volume.map((v, i) => (i % 5 === 0 ? 0 : v * 0.5 + 1)), volume.length);
+  await writeZarr(path.join(tmp, 'in1.zarr'), volume, dims, { chunks: [4, 8, 8] });
+  await writeZarr(path.join(tmp, 'in2.zarr'), two, [2, ...dims], { chunks: [1, 5, 7, 6] });
+  for (const [model, input, channels] of [[same, 'in1.zarr', 1], [valid, 'in2.zarr', 2]] as const) {
+    const x = Tensor.fromArray(channels === 1 ? volume : two, [1, channels, ...dims]);
+    const memory = (await predictVolume(model, x, { window: [4, 8, 8] })).toArray();
+    const n = volume.length;
+    // Probabilities, one process.
+    const out = path.join(tmp, `${input}.probs.zarr`);
+    const r = await predictChunked(model, path.join(tmp, input), out, { window: [4, 8, 8], output: 'probabilities', chunks: [5, 10, 9] });
+    t.is(r.blocks, 2 * 2 * 2);
+    t.is(r.computed, r.blocks);
+    const probs = await readZarr(out);
+    t.deepEqual(probs.shape, [model.outChannels, ...dims]);
+    t.deepEqual(Buffer.from(probs.data.buffer), Buffer.from(memory.buffer), `${input}: the same floats as in memory`);
+    // Labels, in three parts run one after another (array jobs), other chunks.
+    const labelsOut = path.join(tmp, `${input}.labels.zarr`);
+    for (let i = 0; i < 3; ++i) await predictChunked(model, path.join(tmp, input), labelsOut, { window: [4, 8, 8], chunks: [9, 7, 17], part: { index: i, count: 3 } });
+    const labels = await readZarr(labelsOut);
+    const argmax = new Float32Array(n);
+    for (let v = 0; v < n; ++v) {
+      let best = 0;
+      for (let c = 1; c < model.outChannels; ++c) if (memory[c * n + v]! > memory[best * n + v]!) best = c;
+      argmax[v] = best;
+    }
+    t.deepEqual([...labels.data], [...argmax], `${input}: labels from three parts`);
+    const again = await predictChunked(model, path.join(tmp, input), labelsOut, { window: [4, 8, 8], chunks: [9, 7, 17] });
+    t.deepEqual([again.computed, again.skipped], [0, again.blocks], 'resume: every block is done');
+    x.dispose();
+  }
+  await t.throwsAsync(() => predictChunked(same, path.join(tmp, 'in1.zarr'), path.join(tmp, 'in1.zarr.labels.zarr'), { window: [4, 8, 8] }),
+    { message: /holds a different job/ });
+  await t.throwsAsync(() => predictChunked(valid, path.join(tmp, 'in1.zarr'), path.join(tmp, 'x.zarr'), { window: [4, 8, 8] }),
+    { message: /has 1 channel\(s\), the model takes 2/ });
   fs.rmSync(tmp, { recursive: true });
 });

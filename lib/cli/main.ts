@@ -17,7 +17,8 @@ import { syntheticBrainMri } from '../data/phantom';
 import { metrics, type BratsScores, type RandCurvePoint, type RandScores, type Shape3 } from '../evaluation/metrics';
 import { predictVolume } from '../inference/predict_volume';
 import { writeNpy } from '../io/npy';
-import { describeVolume, readVolume, writeVolume, type RawOptions, type StoredType, type Volume } from '../io/volume_io';
+import { describeVolume, describeZarr, readVolume, readVolumeAsync, writeVolume, writeVolumeAsync, type RawOptions, type StoredType, type Volume } from '../io/volume_io';
+import { isZarrPath, zarrCompressors, type ZarrCompressor } from '../io/zarr';
 import { presets } from '../presets';
 import { loadModel } from '../serialize/model_file';
 import { readTrainConfig } from './config';
@@ -71,7 +72,7 @@ function connectedSegments(truth: Float32Array, shape: Shape3): Int32Array {
 
 /** segvol predict with a consistent ConvLSTM: objects of the first frame propagated through z. */
 async function predictConsistent(model: ConsistentConvLstmNet, o: { in: string; out: string; window?: number[]; reference?: string }): Promise<void> {
-  const volume = readVolume(o.in);
+  const volume = await readVolumeAsync(o.in);
   const dims = volume.shape.slice(-3) as [number, number, number];
   if (volume.shape.length === 4 && volume.shape[0] !== model.options.inChannels) {
     throw new Error(`${o.in} has ${volume.shape[0]} channels, the model takes ${model.options.inChannels}`);
@@ -90,7 +91,7 @@ async function predictConsistent(model: ConsistentConvLstmNet, o: { in: string; 
     frames: o.window?.[0] ?? 8, ...(firstFrame ? { firstFrame } : {}), onProgress: (done, total) => bar.update(done / total, `sub-volume ${done}/${total}`),
   });
   bar.done();
-  writeVolume(o.out, { data: Float32Array.from(labels), shape: dims, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
+  await writeVolumeAsync(o.out, { data: Float32Array.from(labels), shape: dims, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
     ...(volume.affine ? { affine: volume.affine } : {}) });
   console.log(`wrote ${o.out}: the ${new Set(labels.subarray(0, dims[1] * dims[2])).size - 1} objects of the first frame through ${dims[0]} frames (${o.reference ? 'from the reference labels' : 'from a watershed of the first frame'})`);
   model.dispose();
@@ -305,7 +306,7 @@ export function createProgram(): Command {
         console.error(`${o.model} does not record its pre-processing (an older file); using none: pass --normalize if it was trained on normalised data`);
       }
       if (o.normalize !== undefined) model.info = { ...model.info, normalize: o.normalize };
-      const volume = isBratsCase(o.in) ? bratsVolume(o.in) : readVolume(o.in);
+      const volume = isBratsCase(o.in) ? bratsVolume(o.in) : await readVolumeAsync(o.in);
       const shape = volume.shape.length === 3 ? [1, 1, ...volume.shape] : [1, ...volume.shape];
       const x = Tensor.fromArray(volume.data, shape);
       const spatial = shape.slice(2) as [number, number, number];
@@ -335,7 +336,7 @@ export function createProgram(): Command {
         }
         outShape = spatial;
       }
-      writeVolume(o.out, { data: out, shape: outShape, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
+      await writeVolumeAsync(o.out, { data: out, shape: outShape, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
         ...(volume.affine ? { affine: volume.affine } : {}) }, o.probabilities || o.class !== undefined ? {} : { dtype: 'uint8' });
       console.log(`wrote ${o.out} (${outShape.join('x')})`);
     });
@@ -352,9 +353,9 @@ export function createProgram(): Command {
     .option('--plot <file.png>', 'with a boundary map: draw the Rand split/merge curves')
     .option('--brats', 'BRATS labels 0-4: Dice, PPV and sensitivity of the complete, core and enhancing tumour, IU per label and mean IU')
     .option('--json', 'print JSON instead of a table')
-    .action((o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string; brats?: boolean; json?: boolean }) => {
-      const pred = readVolume(o.pred);
-      const truth = readVolume(o.truth);
+    .action(async (o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string; brats?: boolean; json?: boolean }) => {
+      const pred = await readVolumeAsync(o.pred);
+      const truth = await readVolumeAsync(o.truth);
       if (pred.shape.join() !== truth.shape.join()) {
         throw new Error(`the prediction ${o.pred} has shape (${pred.shape.join(', ')}), the truth ${o.truth} (${truth.shape.join(', ')}); they must match`);
       }
@@ -418,21 +419,36 @@ export function createProgram(): Command {
     });
 
   program.command('convert')
-    .description('convert a volume between formats by extension: .nii(.gz), .tif, .npy, a folder of slices (PNG output: a path ending in /)')
-    .argument('<in>', 'input volume')
+    .description('convert a volume between formats by extension: .nii(.gz), .mha, .tif, .npy, Zarr (a path ending in .zarr), a folder of slices (PNG output: a path ending in /)')
+    .argument('<in>', 'input volume (a Zarr store: local folder or http(s) URL)')
     .argument('<out>', 'output volume')
     .option('--dtype <type>', 'stored type where the format allows: float32, uint8, int16, uint16 (NIfTI scales values that do not fit)')
-    .option('--allow-lossy', 'TIFF: round and clip values an integer type cannot hold, instead of refusing')
+    .option('--allow-lossy', 'TIFF, Zarr: round and clip values an integer type cannot hold, instead of refusing')
     .option('--raw <shape:dtype>', 'read raw binary input, e.g. 30,512,512:uint16', rawOption)
-    .action((input: string, output: string, o: { dtype?: StoredType; allowLossy?: boolean; raw?: RawOptions }) => {
+    .option('--chunks <d,h,w>', 'Zarr output: chunk shape (default 64 per axis)', integerList)
+    .option('--compressor <name>', 'Zarr output: zlib (v2 default), gzip (v3 default), blosc (lz4, via numcodecs) or none')
+    .option('--zarr-version <n>', 'Zarr output: 2 (default) or 3', (v) => Number(v))
+    .action(async (input: string, output: string, o: { dtype?: StoredType; allowLossy?: boolean; raw?: RawOptions; chunks?: number[]; compressor?: string; zarrVersion?: number }) => {
       if (o.dtype !== undefined && !['float32', 'uint8', 'int16', 'uint16'].includes(o.dtype)) {
         throw new Error(`--dtype: expected float32, uint8, int16 or uint16, received ${o.dtype}`);
       }
+      if (o.zarrVersion !== undefined && o.zarrVersion !== 2 && o.zarrVersion !== 3) throw new Error(`--zarr-version: expected 2 or 3, received ${o.zarrVersion}`);
+      if (o.compressor !== undefined && !zarrCompressors.includes(o.compressor as ZarrCompressor)) {
+        throw new Error(`--compressor: expected ${zarrCompressors.join(', ')}, received ${o.compressor}`);
+      }
+      if ((o.chunks || o.compressor || o.zarrVersion) && !isZarrPath(output)) throw new Error('--chunks, --compressor and --zarr-version are for Zarr output (a path ending in .zarr)');
       const started = Date.now();
-      const volume = readVolume(input, o.raw ? { raw: o.raw } : {});
+      const volume = await readVolumeAsync(input, o.raw ? { raw: o.raw } : {});
       const big = volume.data.length > 64 << 20;
       if (big) console.error(`read ${input} (${volume.shape.join('x')}, ${volume.dtype}) in ${duration((Date.now() - started) / 1000)}; writing`);
-      const report = writeVolume(output, volume, { ...(o.dtype ? { dtype: o.dtype } : {}), ...(o.allowLossy ? { allowLossy: true } : {}) });
+      if (o.chunks && o.chunks.length !== volume.shape.length) {
+        if (o.chunks.length === 3 && volume.shape.length === 4) o.chunks = [1, ...o.chunks];
+        else throw new Error(`--chunks: expected ${volume.shape.length} sizes for a (${volume.shape.join(', ')}) volume, received ${o.chunks.length}`);
+      }
+      const report = await writeVolumeAsync(output, volume, {
+        ...(o.dtype ? { dtype: o.dtype } : {}), ...(o.allowLossy ? { allowLossy: true } : {}), ...(o.chunks ? { chunks: o.chunks } : {}),
+        ...(o.compressor ? { compressor: o.compressor as ZarrCompressor } : {}), ...(o.zarrVersion ? { zarrVersion: o.zarrVersion as 2 | 3 } : {}),
+      });
       const n = volume.data.length;
       const share = (k: number) => `${k} voxels (${((100 * k) / n).toFixed(1)}%)`;
       if (report.rounded || report.clipped) {
@@ -444,12 +460,12 @@ export function createProgram(): Command {
     });
 
   program.command('inspect')
-    .description('print shape, stored type, spacing and value range of a volume')
-    .argument('<file>', 'volume (.nii, .nii.gz, .tif, .npy, .png, a folder of slices, or raw data with --raw)')
+    .description('print shape, stored type, spacing and value range of a volume (Zarr: also its chunks, read chunk slab by chunk slab)')
+    .argument('<file>', 'volume (.nii, .nii.gz, .mha, .tif, .npy, .png, Zarr, a folder of slices, or raw data with --raw)')
     .option('--raw <shape:dtype>', 'read raw binary data, e.g. 30,512,512:uint16', rawOption)
-    .action((file: string, o: { raw?: RawOptions }) => {
-      const d = describeVolume(readVolume(file, o.raw ? { raw: o.raw } : {}));
-      console.log(`${file}\n  shape    ${d.shape.join(' x ')}\n  dtype    ${d.dtype}\n  spacing  ${d.spacing ? d.spacing.map((v) => Number(v.toPrecision(6))).join(' x ') : 'unknown'}` +
+    .action(async (file: string, o: { raw?: RawOptions }) => {
+      const d = isZarrPath(file) ? await describeZarr(file) : { ...describeVolume(readVolume(file, o.raw ? { raw: o.raw } : {})), chunks: undefined };
+      console.log(`${file}\n  shape    ${d.shape.join(' x ')}${d.chunks ? `\n  chunks   ${d.chunks.join(' x ')}` : ''}\n  dtype    ${d.dtype}\n  spacing  ${d.spacing ? d.spacing.map((v) => Number(v.toPrecision(6))).join(' x ') : 'unknown'}` +
         `\n  range    ${d.min} .. ${d.max} (mean ${d.mean.toFixed(4)})${d.nan ? `\n  NaN      ${d.nan} voxels` : ''}`);
     });
 

@@ -46,7 +46,7 @@ export function gaussianWeight(window: readonly [number, number, number], sigma:
 }
 
 /** Index i of an axis of length n, mirrored at the borders (reflection without repeating the edge). */
-function mirror(i: number, n: number): number {
+export function mirror(i: number, n: number): number {
   if (n === 1) return 0;
   const period = 2 * n - 2;
   const m = ((i % period) + period) % period;

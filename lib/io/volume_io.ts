@@ -11,6 +11,7 @@ import { parseNifti, serializeNifti } from './nifti';
 import { parseNpy, writeNpy } from './npy';
 import { encodeGrayPng } from './png';
 import { parseTiff, serializeTiff } from './tiff';
+import { isZarrPath, openZarr, readZarr, writeZarr, type ZarrCompressor } from './zarr';
 
 export interface Volume {
   data: Float32Array;
@@ -80,6 +81,9 @@ function readRaw(buffer: Buffer, options: RawOptions, source: string): Volume {
 
 /** Reads a volume; the format comes from the extension (a folder: its .tif/.png slices in name order). */
 export function readVolume(file: string, options: { raw?: RawOptions } = {}): Volume {
+  if (isZarrPath(file)) {
+    throw new SegvolError('ERR_ARGUMENT', `${file}: Zarr stores are read asynchronously; use readVolumeAsync (the segvol commands do), or openZarr for regions`);
+  }
   const lower = file.toLowerCase();
   let stat: fs.Stats;
   try {
@@ -264,4 +268,64 @@ export function stackModalities(volumes: readonly Volume[], names: readonly stri
   const data = new Float32Array(volumes.length * size);
   volumes.forEach((v, i) => data.set(v.data, i * size));
   return { data, shape: [volumes.length, ...shape], dtype: 'float32', ...(volumes[0]!.spacing ? { spacing: volumes[0]!.spacing } : {}) };
+}
+
+/** readVolume for every format, Zarr stores (v2, v3, OME-Zarr; local or http(s)) included. */
+export async function readVolumeAsync(file: string, options: { raw?: RawOptions } = {}): Promise<Volume> {
+  if (!isZarrPath(file)) return readVolume(file, options);
+  const z = await readZarr(file);
+  return { data: z.data, shape: z.shape, dtype: z.dtype, ...(z.spacing ? { spacing: z.spacing } : {}) };
+}
+
+export interface ZarrWriteOptions extends WriteOptions {
+  /** Chunk shape (default 64 per spatial axis, 1 on leading axes). */
+  chunks?: readonly number[];
+  /** Default zlib (v2) or gzip (v3). */
+  compressor?: ZarrCompressor;
+  zarrVersion?: 2 | 3;
+}
+
+/** writeVolume for every format, Zarr stores included (a path ending in .zarr). */
+export async function writeVolumeAsync(file: string, volume: Volume, options: ZarrWriteOptions = {}): Promise<WriteReport> {
+  if (!isZarrPath(file)) return writeVolume(file, volume, options);
+  const dtype = options.dtype ?? 'float32';
+  let report: WriteReport = { dtype, rounded: 0, clipped: 0, maxError: 0 };
+  if (dtype !== 'float32') {
+    report = { dtype, ...storageLoss(volume.data, integerRanges[dtype]!) };
+    if ((report.rounded || report.clipped) && !options.allowLossy) {
+      throw new SegvolError('ERR_ARGUMENT', `Zarr ${file}: ${dtype} cannot hold these values: ${report.rounded} voxels would be rounded and ${report.clipped} clipped, ` +
+        `changing values by up to ${report.maxError.toPrecision(3)}; write float32 or allow the loss (--allow-lossy)`);
+    }
+  }
+  const version = options.zarrVersion ?? 2;
+  await writeZarr(file, volume.data, volume.shape, {
+    dtype, zarrVersion: version, compressor: options.compressor ?? (version === 3 ? 'gzip' : 'zlib'), ...(options.chunks ? { chunks: options.chunks } : {}),
+    ...(volume.spacing ? { attributes: { segvol: { spacing: volume.spacing } } } : {}),
+  });
+  return report;
+}
+
+/** describeVolume for a Zarr store, read slab by slab (memory bounded by one slab of chunks), with its chunking. */
+export async function describeZarr(file: string): Promise<ReturnType<typeof describeVolume> & { chunks: number[] }> {
+  const a = await openZarr(file);
+  let min = Infinity, max = -Infinity, sum = 0, nan = 0, count = 0;
+  const axis = a.shape.length - 3 >= 0 ? a.shape.length - 3 : 0;
+  const step = a.chunks[axis]!;
+  for (let z = 0; z < a.shape[axis]!; z += step) {
+    const start = a.shape.map(() => 0), size = [...a.shape];
+    start[axis] = z;
+    size[axis] = Math.min(step, a.shape[axis]! - z);
+    // Leading (channel) axes are read whole.
+    for (const v of await a.read(start, size)) {
+      if (Number.isNaN(v)) {
+        ++nan;
+        continue;
+      }
+      if (v < min) min = v;
+      if (v > max) max = v;
+      sum += v;
+      ++count;
+    }
+  }
+  return { shape: a.shape, dtype: a.dtype, spacing: a.spacing ?? null, min, max, mean: sum / Math.max(1, count), nan, chunks: a.chunks };
 }
