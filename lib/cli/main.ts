@@ -19,6 +19,8 @@ import { predictVolume } from '../inference/predict_volume';
 import { writeNpy } from '../io/npy';
 import { describeVolume, describeZarr, readVolume, readVolumeAsync, writeVolume, writeVolumeAsync, type RawOptions, type StoredType, type Volume } from '../io/volume_io';
 import { isZarrPath, zarrCompressors, type ZarrCompressor } from '../io/zarr';
+import { planChunkedPrediction, predictChunked, type ChunkedOutput } from '../inference/chunked';
+import { enqueueBlocks, startBlockWorker, waitForBlocks } from '../cluster/blocks';
 import { presets } from '../presets';
 import { loadModel } from '../serialize/model_file';
 import { readTrainConfig } from './config';
@@ -68,6 +70,42 @@ function rawOption(value: string): RawOptions {
 function connectedSegments(truth: Float32Array, shape: Shape3): Int32Array {
   if (truth.some((v) => v !== 0 && v !== 1)) return Int32Array.from(truth);
   return metrics.connectedComponents(Uint8Array.from(truth, (v) => (v > 0.5 ? 0 : 1)), shape, { connectivity: 4 }).labels;
+}
+
+/** segvol predict into a Zarr store: block by block here, a share of the blocks (--block i/n), or through a queue. */
+async function predictToZarr(o: { model: string; in: string; out: string; window?: number[]; overlap: number; probabilities?: boolean; class?: number;
+  normalize?: Normalization; block?: string; resume?: boolean; chunks?: number[]; queue?: string; queueName?: string; device: Device }): Promise<void> {
+  if (!isZarrPath(o.in)) throw new Error(`out-of-core prediction reads a Zarr input; convert ${o.in} first: segvol convert ${o.in} ${o.in.replace(/\.[^./]+(\.gz)?$/, '')}.zarr`);
+  if (!o.window || o.window.length !== 3) throw new Error('out-of-core prediction needs --window d,h,w (the volume is never read whole)');
+  if (o.chunks && o.chunks.length !== 3) throw new Error(`--chunks: expected d,h,w, received ${o.chunks.join(',')}`);
+  const model = loadModel(o.model).to(o.device);
+  if (o.normalize !== undefined) model.info = { ...model.info, normalize: o.normalize };
+  const output: ChunkedOutput = o.probabilities ? 'probabilities' : o.class !== undefined ? { class: o.class } : 'labels';
+  const planOptions = { window: o.window as [number, number, number], overlap: o.overlap, output, ...(o.chunks ? { chunks: o.chunks as [number, number, number] } : {}) };
+  if (o.queue) {
+    if (o.block) throw new Error('--block splits work without a queue; with --queue the workers share the blocks');
+    const connection = { url: o.queue, ...(o.queueName ? { name: o.queueName } : {}) };
+    const plan = await planChunkedPrediction(model, o.in, o.out, planOptions);
+    const r = await enqueueBlocks(connection, o.model, o.out, plan);
+    console.log(`${o.out}: ${plan.blocks} blocks of ${plan.chunks.join('x')}; ${r.done} already written, ${r.queued} queued on ${o.queue} (${connection.name ?? 'segvol-blocks'})`);
+    const bar = progressReporter('blocks');
+    await waitForBlocks(connection, o.out, plan, { onProgress: (done, total, eta, active) => bar.update(done / total, `${done}/${total} blocks, ${active} in work, eta ${duration(eta)}`) });
+    bar.done();
+    console.log(`wrote ${o.out}`);
+    model.dispose();
+    return;
+  }
+  let part = { index: 0, count: 1 };
+  if (o.block) {
+    const m = /^(\d+)\/(\d+)$/.exec(o.block);
+    if (!m) throw new Error(`--block: expected i/n (the i-th of n block sets, from 0), received ${o.block}`);
+    part = { index: Number(m[1]), count: Number(m[2]) };
+  }
+  const bar = progressReporter('blocks');
+  const r = await predictChunked(model, o.in, o.out, { ...planOptions, part, resume: o.resume === true, onProgress: (done, total) => bar.update(done / total, `block ${done}/${total}`) });
+  bar.done();
+  console.log(`wrote ${o.out}: ${r.computed} blocks computed, ${r.skipped} already written${part.count > 1 ? ` (part ${part.index}/${part.count} of ${r.blocks} blocks)` : ''}`);
+  model.dispose();
 }
 
 /** segvol predict with a consistent ConvLSTM: objects of the first frame propagated through z. */
@@ -290,9 +328,19 @@ export function createProgram(): Command {
     .option('--probabilities', 'write class probabilities (C, D, H, W) instead of labels')
     .option('--class <k>', "write class k's probability (D, H, W): a boundary map for evaluate --boundary", (v) => integerList(v)[0]!)
     .option('--reference <file>', 'consistent ConvLSTM models: labels whose first frame starts the propagation (default: a watershed of the first frame)')
+    .option('--block <i/n>', 'Zarr output: compute the i-th of n block sets (array jobs: Slurm, Kubernetes)')
+    .option('--resume', 'Zarr output: skip the blocks already written')
+    .option('--chunks <d,h,w>', 'Zarr output: chunk (and block) shape (default: the input\'s chunks)', integerList)
+    .option('--queue <redis-url>', 'Zarr output: put the blocks on a BullMQ queue in Redis for segvol worker processes, and wait for them')
+    .option('--queue-name <name>', 'the queue\'s name (default segvol-blocks)')
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
     .action(async (o: { model: string; in: string; out: string; window?: number[]; overlap: number; normalize?: Normalization; probabilities?: boolean;
-      class?: number; reference?: string; device: Device }) => {
+      class?: number; reference?: string; block?: string; resume?: boolean; chunks?: number[]; queue?: string; queueName?: string; device: Device }) => {
+      if (isZarrPath(o.out)) {
+        await predictToZarr(o);
+        return;
+      }
+      if (o.block || o.resume || o.queue || o.chunks) throw new Error('--block, --resume, --chunks and --queue are for Zarr output (--out ending in .zarr)');
       const model = loadModel(o.model).to(o.device);
       if (model instanceof ConsistentConvLstmNet) {
         await predictConsistent(model, o);
@@ -339,6 +387,26 @@ export function createProgram(): Command {
       await writeVolumeAsync(o.out, { data: out, shape: outShape, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
         ...(volume.affine ? { affine: volume.affine } : {}) }, o.probabilities || o.class !== undefined ? {} : { dtype: 'uint8' });
       console.log(`wrote ${o.out} (${outShape.join('x')})`);
+    });
+
+  program.command('worker')
+    .description('take block jobs from a BullMQ queue (segvol predict --queue) and write their chunks, until stopped (SIGTERM/SIGINT finish the current block)')
+    .requiredOption('--queue <redis-url>', 'the Redis the coordinator uses, e.g. redis://host:6379')
+    .option('--queue-name <name>', 'the queue\'s name (default segvol-blocks)')
+    .option('--concurrency <n>', 'blocks at once (default 1)', (v) => integerList(v)[0]!, 1)
+    .option('--lock-seconds <n>', 'a block held this long by a silent worker goes to another one (default 60)', positiveNumber, 60)
+    .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
+    .action(async (o: { queue: string; queueName?: string; concurrency: number; lockSeconds: number; device: Device }) => {
+      const w = startBlockWorker({ url: o.queue, ...(o.queueName ? { name: o.queueName } : {}) }, {
+        concurrency: o.concurrency, lockSeconds: o.lockSeconds, device: o.device,
+        onBlock: (block, out, seconds) => console.log(`block ${block} of ${out} in ${seconds.toFixed(1)} s`),
+      });
+      console.log(`worker ${process.pid} on ${o.queue} (${o.queueName ?? 'segvol-blocks'})`);
+      await new Promise<void>((resolve) => {
+        const stop = () => void w.close().then(resolve);
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
     });
 
   program.command('evaluate')
