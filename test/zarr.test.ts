@@ -4,8 +4,11 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { readNpy, writeNpy } from '../lib/io/npy';
 import { layers, openZarr, predictChunked, predictVolume, readZarr, sequential, Tensor, writeZarr, ZarrWriter } from '../lib';
 
 const dir = path.join(__dirname, 'fixtures', 'zarr');
@@ -156,5 +159,52 @@ test('out-of-core prediction equals predictVolume in memory, byte for byte, for 
     { message: /holds a different job/ });
   await t.throwsAsync(() => predictChunked(valid, path.join(tmp, 'in1.zarr'), path.join(tmp, 'x.zarr'), { window: [4, 8, 8] }),
     { message: /has 1 channel\(s\), the model takes 2/ });
+  fs.rmSync(tmp, { recursive: true });
+});
+
+test('read-only HTTP stores: a Zarr array and an OME-Zarr image served over http read like local ones', async (t) => {
+  const server = http.createServer((req, res) => {
+    const file = path.join(dir, decodeURIComponent((req.url ?? '/').split('?')[0]!));
+    if (!file.startsWith(dir) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    res.end(fs.readFileSync(file));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const remote = await readZarr(`${base}/v3_float32_gzip.zarr`);
+    t.deepEqual([...remote.data], [...expected([5, 6, 7], false)]);
+    const v2 = await openZarr(`${base}/v2_uint8_zlib.zarr`);
+    t.deepEqual([...(await v2.read([4, 6, 8], [1, 1, 1]))], [expected([5, 7, 9], true)[5 * 7 * 9 - 1]!]);
+    const image = await readZarr(`${base}/image.ome.zarr`);
+    t.deepEqual(image.spacing, [2, 0.5, 0.5]);
+    await t.throwsAsync(() => openZarr(`${base}/missing.zarr`), { message: /cannot open the Zarr array/ });
+  } finally {
+    server.close();
+  }
+});
+
+test('segvol convert writes Zarr (chunks, compressor, version) from any format and back; inspect reads it chunk slab by slab', (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-zarr-cli-'));
+  const data = expected([5, 9, 7], false);
+  writeNpy(path.join(tmp, 'v.npy'), { shape: [5, 9, 7], data });
+  const run = (...args: string[]) => spawnSync(process.execPath, ['--require=ts-node/register', path.join(__dirname, '..', 'lib', 'cli', 'main.ts'), ...args],
+    { cwd: path.join(__dirname, '..'), encoding: 'utf8' });
+  const c = run('convert', path.join(tmp, 'v.npy'), path.join(tmp, 'v.zarr'), '--chunks', '2,4,4', '--compressor', 'blosc', '--zarr-version', '3', '--dtype', 'int16');
+  t.is(c.status, 0, c.stderr);
+  t.true(fs.existsSync(path.join(tmp, 'v.zarr', 'zarr.json')));
+  const i = run('inspect', path.join(tmp, 'v.zarr'));
+  t.is(i.status, 0, i.stderr);
+  t.regex(i.stdout, /shape {4}5 x 9 x 7\n {2}chunks {3}2 x 4 x 4\n {2}dtype {4}int16/);
+  t.regex(i.stdout, /range {4}-100 \.\. 150/);
+  const back = run('convert', path.join(tmp, 'v.zarr'), path.join(tmp, 'back.npy'));
+  t.is(back.status, 0, back.stderr);
+  t.deepEqual([...readNpy(path.join(tmp, 'back.npy')).data], [...data]);
+  const bad = run('convert', path.join(tmp, 'v.npy'), path.join(tmp, 'v.nii.gz'), '--chunks', '2,2,2');
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /--chunks, --compressor and --zarr-version are for Zarr output/);
   fs.rmSync(tmp, { recursive: true });
 });
