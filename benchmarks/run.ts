@@ -7,7 +7,7 @@
 //   {"case", "segvol_ms", "torch_ms", "ratio", "gflops"}   ratio = torch_ms / segvol_ms
 // Timings are medians after two warm-up runs. Without PyTorch, torch_ms and ratio
 // are null and the reason is printed once.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -501,6 +501,18 @@ async function bratsCase(repeats: number, smoke: boolean, channels: number): Pro
   console.log(JSON.stringify({ segvol_ms: median(times), tensor_peak_mib: memoryStats().cpu.peakBytes / 2 ** 20, peak_rss_mib: process.resourceUsage().maxRSS / 1024, plane }));
 }
 
+/** One out-of-core prediction of a Zarr volume in this process: time and peak RSS (the blocks suite runs each size in its own process). */
+async function blocksCase(dir: string, size: number[]): Promise<void> {
+  const { predictChunked } = await import('../lib');
+  const { loadModel } = await import('../lib/serialize/model_file');
+  const model = loadModel(path.join(dir, 'model.safetensors'));
+  const input = path.join(dir, `in_${size.join('x')}.zarr`);
+  const started = process.hrtime.bigint();
+  const r = await predictChunked(model, input, path.join(dir, `out_${size.join('x')}_${process.pid}.zarr`), { window: [16, 64, 64], chunks: [16, 128, 128] });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  console.log(JSON.stringify({ seconds, blocks: r.blocks, peak_rss_mib: process.resourceUsage().maxRSS / 1024 }));
+}
+
 const suites: Record<string, (repeats: number) => void | Promise<void>> = {
   /**
    * Training throughput of the 2D-3D ConvNets (issue 14): output voxels per second of a
@@ -544,6 +556,79 @@ const suites: Record<string, (repeats: number) => void | Promise<void>> = {
       segvol_tensor_peak_mib: Math.round(seg.tensor_peak_mib), segvol_peak_rss_mib: Math.round(seg.peak_rss_mib),
       torch_peak_rss_mib: peer ? Math.round(peer.peak_rss_mib) : null, target_ratio: 1,
     }));
+  },
+  /**
+   * Out-of-core inference (issue 17): peak RSS while the Zarr volume grows 1x, 4x and 16x
+   * (each size in its own process), then blocks per second with 1 and 2 workers on a local
+   * Redis (when redis-server is installed), and each worker's peak RSS.
+   */
+  async blocks() {
+    const one = process.argv.indexOf('--case');
+    if (one >= 0) {
+      await blocksCase(process.argv[one + 1]!, process.argv[one + 2]!.split(',').map(Number));
+      return;
+    }
+    const { layers, sequential, writeZarr, readChunkedPlan } = await import('../lib');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-bench-blocks-'));
+    const model = sequential([layers.conv({ out: 8, kernel: [3, 3, 3], padding: 'same', init: 'xavier' }), layers.relu(),
+      layers.conv({ out: 2, kernel: [1, 3, 3], padding: 'same', init: 'xavier' }), layers.softmax()], { inChannels: 1, seed: 1 });
+    model.info = { normalize: 'slice' };
+    model.save(path.join(dir, 'model.safetensors'));
+    const sizes = flags.has('--smoke') ? [[16, 128, 128], [16, 256, 256]] : [[32, 256, 256], [32, 512, 512], [128, 512, 512]];
+    for (const size of sizes) {
+      const n = size.reduce((a, b) => a * b, 1);
+      // Written slab by slab would be kinder; at these sizes one array is fine for the setup.
+      await writeZarr(path.join(dir, `in_${size.join('x')}.zarr`), Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.001) + ((i * 7919) % 13) / 13), size, { chunks: [16, 128, 128] });
+      const r = spawnSync(process.execPath, ['-r', 'ts-node/register', __filename, 'blocks', '--case', dir, size.join(',')],
+        { cwd: path.join(__dirname, '..'), encoding: 'utf8', env: process.env, maxBuffer: 1 << 24 });
+      if (r.status !== 0) {
+        console.log(JSON.stringify({ case: `out-of-core ${size.join('x')}`, error: (r.stderr || '').trim().split('\n').slice(-3).join(' | ') }));
+        continue;
+      }
+      const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as { seconds: number; blocks: number; peak_rss_mib: number };
+      console.log(JSON.stringify({
+        case: `out-of-core prediction, ${size.join('x')} (${(n * 4 / 2 ** 20).toFixed(0)} MiB float32), blocks of 16x128x128`,
+        seconds: Number(m.seconds.toFixed(1)), blocks: m.blocks, voxels_per_s: Math.round(n / m.seconds), peak_rss_mib: Math.round(m.peak_rss_mib),
+      }));
+    }
+    if (spawnSync('redis-server', ['--version']).status !== 0) {
+      console.log(JSON.stringify({ case: 'workers', skipped: 'redis-server is not installed (apt-get install redis-server)' }));
+      return;
+    }
+    const port = 6300 + (process.pid % 600);
+    const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 500));
+    const url = `redis://127.0.0.1:${port}`;
+    const size = sizes[1]!;
+    const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
+    try {
+      for (const count of [1, 2]) {
+        const name = `bench${count}`;
+        const out = path.join(dir, `queue_${count}.zarr`);
+        const workers = Array.from({ length: count }, () => spawn(process.execPath, ['-r', 'ts-node/register', cli, 'worker', '--queue', url, '--queue-name', name],
+          { cwd: path.join(__dirname, '..'), env: { ...process.env, OMP_NUM_THREADS: String(Math.max(1, Math.floor(threads / count))) }, stdio: ['ignore', 'pipe', 'pipe'] }));
+        const logs = workers.map((w) => new Promise<string>((resolve) => {
+          let text = '';
+          w.stdout!.on('data', (d) => (text += String(d)));
+          w.on('exit', () => resolve(text));
+        }));
+        await new Promise((r) => setTimeout(r, 4000));  // the workers load
+        const started = Date.now();
+        const c = spawnSync(process.execPath, ['-r', 'ts-node/register', cli, 'predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, `in_${size.join('x')}.zarr`),
+          '--out', out, '--window', '16,64,64', '--chunks', '16,128,128', '--queue', url, '--queue-name', name], { cwd: path.join(__dirname, '..'), encoding: 'utf8' });
+        const seconds = (Date.now() - started) / 1000;
+        for (const w of workers) w.kill('SIGTERM');
+        const rss = (await Promise.all(logs)).map((text) => Number(/peak RSS (\d+) MiB/.exec(text)?.[1] ?? NaN));
+        const blocks = c.status === 0 ? readChunkedPlan(out).blocks : NaN;
+        console.log(JSON.stringify({
+          case: `${count} worker${count > 1 ? 's' : ''} (${Math.max(1, Math.floor(threads / count))} thread${threads / count > 1 ? 's' : ''} each), ${size.join('x')}`,
+          ok: c.status === 0, seconds: Number(seconds.toFixed(1)), blocks_per_s: Number((blocks / seconds).toFixed(2)), peak_rss_mib_per_worker: rss,
+        }));
+      }
+    } finally {
+      redis.kill('SIGTERM');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   },
   async convnet(repeats) {
     const one = process.argv.indexOf('--case');

@@ -20,7 +20,7 @@ import { writeNpy } from '../io/npy';
 import { describeVolume, describeZarr, readVolume, readVolumeAsync, writeVolume, writeVolumeAsync, type RawOptions, type StoredType, type Volume } from '../io/volume_io';
 import { isZarrPath, zarrCompressors, type ZarrCompressor } from '../io/zarr';
 import { planChunkedPrediction, predictChunked, type ChunkedOutput } from '../inference/chunked';
-import { enqueueBlocks, startBlockWorker, waitForBlocks } from '../cluster/blocks';
+import { enqueueBlocks, peakRssMiB, startBlockWorker, waitForBlocks } from '../cluster/blocks';
 import { presets } from '../presets';
 import { loadModel } from '../serialize/model_file';
 import { readTrainConfig } from './config';
@@ -403,7 +403,10 @@ export function createProgram(): Command {
       });
       console.log(`worker ${process.pid} on ${o.queue} (${o.queueName ?? 'segvol-blocks'})`);
       await new Promise<void>((resolve) => {
-        const stop = () => void w.close().then(resolve);
+        const stop = () => void w.close().then(() => {
+          console.log(`worker ${process.pid} stopped; peak RSS ${peakRssMiB().toFixed(0)} MiB`);
+          resolve();
+        });
         process.once('SIGTERM', stop);
         process.once('SIGINT', stop);
       });

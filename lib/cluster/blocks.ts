@@ -160,3 +160,10 @@ export function startBlockWorker(connection: QueueConnection, options: WorkerOpt
     },
   };
 }
+
+/** This process's peak resident memory in MiB (what a worker reports when it stops). */
+export function peakRssMiB(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+
