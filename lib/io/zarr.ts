@@ -119,7 +119,8 @@ export async function openZarr(location: string): Promise<ZarrArray> {
       } catch (error) {
         throw new SegvolError('ERR_FORMAT', `${location}: reading region [${start.join(', ')}] + (${size.join(', ')}) failed: ${(error as Error).message}; a chunk may be corrupt`);
       }
-      return Float32Array.from(result.data as ArrayLike<number>);
+      // float32 arrays come back as they are; other types are converted (one copy).
+      return result.data instanceof Float32Array ? result.data : Float32Array.from(result.data as ArrayLike<number>);
     },
   };
 }
