@@ -210,6 +210,7 @@ test('segvol predict with a consistent ConvLSTM model: objects of a reference fr
   t.is(bad.status, 1);
   t.regex(bad.err, /the reference .*small\.npy is \(1, 10, 10\); its frames must be 40x48 like the volume's/);
   t.false(fs.existsSync(path.join(dir, 'x.npy')), 'nothing written');
+  fs.rmSync(dir, { recursive: true });
 });
 
 test('segvol evaluate --boundary: pixel error, the best 2D Rand F-score with connected components and with the watershed, and --plot', (t) => {

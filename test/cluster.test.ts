@@ -141,3 +141,15 @@ test('array jobs: --block i/n from the command line, then --resume skips what is
   t.regex(bad.err, /expected a part i\/n with 0 <= i < n, received 2\/2/);
   fs.rmSync(dir, { recursive: true });
 });
+
+test('a worker whose Redis is gone says so once (then once a minute), instead of flooding its log', async (t) => {
+  const port = await freePort();  // nothing listens there
+  const worker = segvol(['worker', '--queue', `redis://127.0.0.1:${port}`, '--queue-name', 'gone']);
+  const log = finished(worker);
+  await new Promise((r) => setTimeout(r, 6000));
+  worker.kill('SIGKILL');
+  const { err } = await log;
+  const lines = err.trim().split('\n').filter(Boolean);
+  t.true(lines.length >= 1 && lines.length <= 2, `stderr lines: ${lines.length}`);
+  t.regex(err, /ECONNREFUSED/);
+});

@@ -152,6 +152,17 @@ export function startBlockWorker(connection: QueueConnection, options: WorkerOpt
     connection: redisConnection(connection.url), concurrency: options.concurrency ?? 1, lockDuration: lock,
     stalledInterval: Math.max(500, Math.floor(lock / 2)), maxStalledCount: 3,
   });
+  // Connection trouble (Redis restarting or gone) repeats on every retry: say it once, then
+  // once a minute while it lasts, so a worker left running never floods its log.
+  let lastMessage = '', lastTime = 0;
+  worker.on('error', (error: Error) => {
+    const now = Date.now();
+    if (error.message !== lastMessage || now - lastTime > 60_000) {
+      console.error(`worker ${process.pid}: ${error.message}${error.message === lastMessage ? ' (still)' : ''}`);
+      lastMessage = error.message;
+      lastTime = now;
+    }
+  });
   return {
     worker,
     async close() {
