@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import {
   backends, computeLoss, GradientTape, metrics, normalizeSlices, ops, Optimizer, presets, Random, readVolume, setConvMath, synchronize, Tensor,
-  Trainer, VolumeSampler, writeVolume, readSafetensors, type ClstmWeights, type Device, type MemorySchedule, type SavedState, type Sequential,
+  Trainer, VolumeSampler, writeVolume, readSafetensors, type LossOptions, type ModelBase, type ModelInput, type ClstmWeights, type Device, type MemorySchedule, type SavedState, type Sequential,
 } from '../lib';
 import { writeNpy } from '../lib/io/npy';
 
@@ -418,6 +418,22 @@ async function memoryCase(size: [number, number, number], recompute: boolean, st
   }));
 }
 
+/** One training step of a model: forward in training mode, a loss, backward, an optimizer update. */
+async function trainingStep(model: ModelBase, input: ModelInput, labels: Tensor, loss: LossOptions, optimizer: Optimizer, lr: number): Promise<void> {
+  const tape = new GradientTape();
+  const value = await tape.record(async () => {
+    const y = await model.forward(input, { training: true });
+    const l = ops.loss(y, labels, loss);
+    y.dispose();
+    return l;
+  });
+  const grads = model.gradientsByName(await tape.backward(value));
+  tape.dispose();
+  value.dispose();
+  optimizer.step(model.parameters(), grads, lr);
+  for (const g of grads.values()) g.dispose();
+}
+
 /**
  * One 2D-3D ConvNet training step case in this process (the convnet suite runs each in
  * its own process, with its PyTorch peer in another, so each peak RSS is its own): the
@@ -433,20 +449,8 @@ async function convnetCase(name: 'n4' | 'vd2d3d', repeats: number, smoke: boolea
   const inputs = Object.fromEntries(Object.keys(model.inputs).map((k) => [k, randomTensor([1, 1, ...inSize])]));
   const labels = Tensor.fromArray(Float32Array.from({ length: outSize.reduce((a, b) => a * b, 1) }, (_, i) => (i * 7919) % 3 === 0 ? 1 : 0), [1, ...outSize]);
   const optimizer = new Optimizer({ kind: 'sgd', lr: 0.01, momentum: 0.9 });
-  const step = async () => {
-    const tape = new GradientTape();
-    const loss = await tape.record(async () => {
-      const y = await model.forward(Object.keys(inputs).length === 1 ? Object.values(inputs)[0]! : inputs, { training: true });
-      const l = ops.loss(y, labels, { kind: 'crossEntropy', normalize: 'voxels' });
-      y.dispose();
-      return l;
-    });
-    const grads = model.gradientsByName(await tape.backward(loss));
-    tape.dispose();
-    loss.dispose();
-    optimizer.step(model.parameters(), grads, 0.01);
-    for (const g of grads.values()) g.dispose();
-  };
+  const input = Object.keys(inputs).length === 1 ? Object.values(inputs)[0]! : inputs;
+  const step = () => trainingStep(model, input, labels, { kind: 'crossEntropy', normalize: 'voxels' }, optimizer, 0.01);
   await step();
   await step();
   resetPeakMemory('cpu');
@@ -475,20 +479,7 @@ async function bratsCase(repeats: number, smoke: boolean, channels: number): Pro
   const labels = Tensor.fromArray(Float32Array.from({ length: 3 * 3 * plane * plane }, (_, i) => Math.floor((i * 7919) / 8) % 5), [3, 3, plane, plane]);
   const classWeights = Tensor.fromArray([0.1, 2, 1, 3, 1.5], [5]);
   const optimizer = new Optimizer({ kind: 'adam', lr: 1e-4 });
-  const step = async () => {
-    const tape = new GradientTape();
-    const loss = await tape.record(async () => {
-      const y = await model.forward(x, { training: true });
-      const l = ops.loss(y, labels, { kind: 'crossEntropy', classWeights });
-      y.dispose();
-      return l;
-    });
-    const grads = model.gradientsByName(await tape.backward(loss));
-    tape.dispose();
-    loss.dispose();
-    optimizer.step(model.parameters(), grads, 1e-4);
-    for (const g of grads.values()) g.dispose();
-  };
+  const step = () => trainingStep(model, x, labels, { kind: 'crossEntropy', classWeights }, optimizer, 1e-4);
   await step();
   await step();
   resetPeakMemory('cpu');

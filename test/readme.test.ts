@@ -30,27 +30,15 @@ function consumerProject(): string {
   return dir;
 }
 
+const tsBlocks = blocks.filter((b) => b.lang === 'ts').map((b, k) => ({ name: `README TypeScript block ${k + 1}`, file: `example${k + 1}.ts`, code: b.code }));
 // The TypeScript blocks of the docs pages that promise runnable examples run the same way.
 const docBlocks = ['mri.md', 'consistent.md'].flatMap((page) => [...fs.readFileSync(path.join(root, 'docs', page), 'utf8').matchAll(/```(\w+)\n([\s\S]*?)```/g)]
-  .filter((m) => m[1] === 'ts').map((m, k) => ({ name: `docs/${page} TypeScript block ${k + 1}`, code: m[2]! })));
-docBlocks.forEach((block, k) => {
+  .filter((m) => m[1] === 'ts').map((m, k) => ({ name: `docs/${page} TypeScript block ${k + 1}`, file: `${page.replace('.md', '')}${k + 1}.ts`, code: m[2]! })));
+
+for (const block of [...tsBlocks, ...docBlocks]) {
   test(`${block.name} type-checks and runs`, (t) => {
     const dir = consumerProject();
-    const file = path.join(dir, `doc${k + 1}.ts`);
-    fs.writeFileSync(file, block.code);
-    const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
-    t.is(tsc.status, 0, `tsc: ${tsc.stdout}${tsc.stderr}`);
-    const run = spawnSync(process.execPath, ['--require', path.join(root, 'node_modules', 'ts-node', 'register'), file],
-      { cwd: dir, encoding: 'utf8', timeout: 300_000, env: { ...process.env, TS_NODE_PROJECT: path.join(dir, 'tsconfig.json') } });
-    t.is(run.status, 0, `${run.stdout}\n${run.stderr}`);
-  });
-});
-
-const tsBlocks = blocks.filter((b) => b.lang === 'ts');
-tsBlocks.forEach((block, k) => {
-  test(`README TypeScript block ${k + 1} type-checks and runs`, (t) => {
-    const dir = consumerProject();
-    const file = path.join(dir, `example${k + 1}.ts`);
+    const file = path.join(dir, block.file);
     fs.writeFileSync(file, block.code);
     const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
     t.is(tsc.status, 0, `tsc: ${tsc.stdout}${tsc.stderr}`);
@@ -59,7 +47,7 @@ tsBlocks.forEach((block, k) => {
     t.is(run.status, 0, `${run.stdout}\n${run.stderr}`);
     t.log(run.stdout.trim().split('\n').slice(-2).join(' | '));
   });
-});
+}
 
 // The quick start's two commands are CI's own steps (.ci/run runs them on a fresh machine).
 const isQuickStart = (code: string) => /apt-get|^npm test$/m.test(code);

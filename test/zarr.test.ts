@@ -134,7 +134,8 @@ test('out-of-core prediction equals predictVolume in memory, byte for byte, for 
     const n = volume.length;
     // Probabilities, one process.
     const out = path.join(tmp, `${input}.probs.zarr`);
-    const r = await predictChunked(model, path.join(tmp, input), out, { window: [4, 8, 8], output: 'probabilities', chunks: [5, 10, 9] });
+    const r = await predictChunked(model, path.join(tmp, input), out, { window: [4, 8, 8], output: 'probabilities', chunks: [5, 10, 9], zarrVersion: 3, compressor: 'gzip' });
+    t.true(fs.existsSync(path.join(out, 'zarr.json')) && !fs.existsSync(path.join(out, '.zarray')), 'every block keeps the chosen Zarr v3 storage');
     t.is(r.blocks, 2 * 2 * 2);
     t.is(r.computed, r.blocks);
     const probs = await readZarr(out);

@@ -47,6 +47,9 @@ export interface ChunkedPlan {
   /** Per channel and slice (slice) or per channel (nonzero): mean and standard deviation. */
   stats: Array<[number, number]>;
   classes: number;
+  /** The output's storage, so every block's chunks match the metadata. */
+  compressor: ZarrCompressor;
+  zarrVersion: 2 | 3;
 }
 
 const planFile = (out: string) => path.join(out, '.segvol', 'plan.json');
@@ -125,22 +128,23 @@ export async function planChunkedPrediction(model: ModelBase, input: string, out
   const classes = model.outChannels;
   const plan: ChunkedPlan = {
     input, dims, channels, window, overlap, sigma, output, chunks, grid, blocks: grid[0] * grid[1] * grid[2], normalize: mode, stats, classes,
+    zarrVersion: options.zarrVersion ?? 2, compressor: options.compressor ?? (options.zarrVersion === 3 ? 'gzip' : 'zlib'),
   };
-  outputWriter(out, plan, options);
+  outputWriter(out, plan, true);
   fs.mkdirSync(path.join(out, '.segvol', 'done'), { recursive: true });
   writeAtomic(planFile(out), JSON.stringify(plan));
   return plan;
 }
 
 /** The output array: class ids (uint8, or uint16 past 255 classes), K probabilities, or one class's. */
-function outputWriter(out: string, plan: ChunkedPlan, options: { compressor?: ZarrCompressor; zarrVersion?: 2 | 3 } = {}): ZarrWriter {
+function outputWriter(out: string, plan: ChunkedPlan, create = false): ZarrWriter {
   const labels = plan.output === 'labels';
   const probabilities = plan.output === 'probabilities';
-  return ZarrWriter.create(out, {
+  return (create ? ZarrWriter.create : ZarrWriter.attach)(out, {
     shape: probabilities ? [plan.classes, ...plan.dims] : [...plan.dims],
     chunks: probabilities ? [1, ...plan.chunks] : [...plan.chunks],
     dtype: labels ? (plan.classes > 255 ? 'uint16' : 'uint8') : 'float32',
-    ...(options.compressor ? { compressor: options.compressor } : {}), ...(options.zarrVersion ? { zarrVersion: options.zarrVersion } : {}),
+    compressor: plan.compressor, zarrVersion: plan.zarrVersion,
   });
 }
 

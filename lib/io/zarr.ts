@@ -161,6 +161,15 @@ export class ZarrWriter {
 
   /** Creates the array's metadata (overwriting metadata, keeping chunks already there: a resumed write). */
   static create(dir: string, options: ZarrCreateOptions): ZarrWriter {
+    return ZarrWriter.define(dir, options, true);
+  }
+
+  /** A writer for chunks of an array whose metadata create() wrote already (another block of the same output). */
+  static attach(dir: string, options: ZarrCreateOptions): ZarrWriter {
+    return ZarrWriter.define(dir, options, false);
+  }
+
+  private static define(dir: string, options: ZarrCreateOptions, writeMetadata: boolean): ZarrWriter {
     const { shape, chunks } = options;
     if (!Array.isArray(shape) || shape.length < 1 || !shape.every((n) => Number.isInteger(n) && n >= 1) ||
       !Array.isArray(chunks) || chunks.length !== shape.length || !chunks.every((n) => Number.isInteger(n) && n >= 1)) {
@@ -176,6 +185,7 @@ export class ZarrWriter {
     if (w.version === 3 && w.compressor === 'zlib') {
       throw new SegvolError('ERR_ARGUMENT', `Zarr ${dir}: Zarr v3 has no zlib codec; use gzip, blosc or none (or write v2)`);
     }
+    if (!writeMetadata) return w;
     fs.mkdirSync(dir, { recursive: true });
     const blosc = { cname: 'lz4', clevel: 5, shuffle: 1, blocksize: 0 };
     if (w.version === 2) {

@@ -225,48 +225,32 @@ void maxFilterBackwardPlane(const PoolGeometry& g, const float* src, const float
     }
 }
 
+// Which fast path a max-pool geometry has; planes holding NaN always take the generic
+// path (a NaN must win its window, which the fast paths' comparisons do not do).
+enum class MaxPoolPath { Generic, Tiled2x2, Filter };
+
+MaxPoolPath maxPoolPath(const PoolGeometry& g, const Plane& in) {
+  if (isTiledPool2x2(g)) return MaxPoolPath::Tiled2x2;
+  if (isMaxFilter(g) && in.size() < (int64_t(1) << 31)) return MaxPoolPath::Filter;
+  return MaxPoolPath::Generic;
+}
+
 }  // namespace
 
 void CpuBackend::maxPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
   const Dims5 xd = dims5(x), yd = dims5(y);
   const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
   const int64_t planes = xd[0] * xd[1];
-  if (isTiledPool2x2(g)) {
-#pragma omp parallel for if (y.size() > 4096)
-    for (int64_t p = 0; p < planes; ++p) {
-      const float* src = x.data() + p * in.size();
-      float* dst = y.data() + p * out.size();
-      if (!hasNaN(src, in.size())) {
-        tiledPool2x2Forward(src, in, out, dst);
-        continue;
-      }
-      forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
-        const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
-        dst[o] = arg < 0 ? -std::numeric_limits<float>::infinity() : src[arg];
-      });
-    }
-    return;
-  }
-  if (isMaxFilter(g) && in.size() < (int64_t(1) << 31)) {
-#pragma omp parallel for if (y.size() > 4096)
-    for (int64_t p = 0; p < planes; ++p) {
-      const float* src = x.data() + p * in.size();
-      float* dst = y.data() + p * out.size();
-      if (!hasNaN(src, in.size())) {
-        maxFilterPlane(g, src, in, out, dst);
-        continue;
-      }
-      forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
-        const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
-        dst[o] = arg < 0 ? -std::numeric_limits<float>::infinity() : src[arg];
-      });
-    }
-    return;
-  }
+  const MaxPoolPath path = maxPoolPath(g, in);
 #pragma omp parallel for if (y.size() > 4096)
   for (int64_t p = 0; p < planes; ++p) {
     const float* src = x.data() + p * in.size();
     float* dst = y.data() + p * out.size();
+    if (path != MaxPoolPath::Generic && !hasNaN(src, in.size())) {
+      if (path == MaxPoolPath::Tiled2x2) tiledPool2x2Forward(src, in, out, dst);
+      else maxFilterPlane(g, src, in, out, dst);
+      continue;
+    }
     forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
       const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
       dst[o] = arg < 0 ? -std::numeric_limits<float>::infinity() : src[arg];
@@ -278,47 +262,17 @@ void CpuBackend::maxPoolBackward(const PoolGeometry& g, const Tensor& x, const T
   const Dims5 xd = dims5(x), yd = dims5(dy);
   const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
   const int64_t planes = xd[0] * xd[1];
-  if (isTiledPool2x2(g)) {
-#pragma omp parallel for if (dy.size() > 4096)
-    for (int64_t p = 0; p < planes; ++p) {
-      const float* src = x.data() + p * in.size();
-      const float* grad = dy.data() + p * out.size();
-      float* dst = dx.data() + p * in.size();
-      if (!hasNaN(src, in.size())) {
-        tiledPool2x2Backward(src, grad, in, out, dst);
-        continue;
-      }
-      for (int64_t i = 0; i < in.size(); ++i) dst[i] = 0.0f;
-      forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
-        const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
-        if (arg >= 0) dst[arg] += grad[o];
-      });
-    }
-    return;
-  }
-  if (isMaxFilter(g) && in.size() < (int64_t(1) << 31)) {
-#pragma omp parallel for if (dy.size() > 4096)
-    for (int64_t p = 0; p < planes; ++p) {
-      const float* src = x.data() + p * in.size();
-      const float* grad = dy.data() + p * out.size();
-      float* dst = dx.data() + p * in.size();
-      if (!hasNaN(src, in.size())) {
-        maxFilterBackwardPlane(g, src, grad, in, out, dst);
-        continue;
-      }
-      for (int64_t i = 0; i < in.size(); ++i) dst[i] = 0.0f;
-      forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
-        const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
-        if (arg >= 0) dst[arg] += grad[o];
-      });
-    }
-    return;
-  }
+  const MaxPoolPath path = maxPoolPath(g, in);
 #pragma omp parallel for if (dy.size() > 4096)
   for (int64_t p = 0; p < planes; ++p) {
     const float* src = x.data() + p * in.size();
     const float* grad = dy.data() + p * out.size();
     float* dst = dx.data() + p * in.size();
+    if (path != MaxPoolPath::Generic && !hasNaN(src, in.size())) {
+      if (path == MaxPoolPath::Tiled2x2) tiledPool2x2Backward(src, grad, in, out, dst);
+      else maxFilterBackwardPlane(g, src, grad, in, out, dst);
+      continue;
+    }
     for (int64_t i = 0; i < in.size(); ++i) dst[i] = 0.0f;
     forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
       const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
