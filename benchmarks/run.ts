@@ -15,6 +15,7 @@ import {
   backends, computeLoss, GradientTape, metrics, normalizeSlices, ops, Optimizer, presets, Random, readVolume, setConvMath, synchronize, Tensor,
   Trainer, VolumeSampler, writeVolume, readSafetensors, type LossOptions, type ModelBase, type ModelInput, type ClstmWeights, type Device, type MemorySchedule, type SavedState, type Sequential,
 } from '../lib';
+import { optimized } from '../lib/testing';
 import { writeNpy } from '../lib/io/npy';
 
 interface ConvCase {
@@ -55,7 +56,7 @@ function timeConv(c: ConvCase, repeats: number): number {
   for (let i = 0; i < repeats + 2; ++i) {
     const start = process.hrtime.bigint();
     const y = ops.conv(x, w, { padding: c.padding });
-    const g = ops.convBackward(x, w, dy, { padding: c.padding }, { bias: false });
+    const g = optimized.convBackward(x, w, dy, { padding: c.padding }, { bias: false });
     const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
     for (const t of [y, g.dx!, g.dw!]) t.dispose();
     if (i >= 2) times.push(elapsed);
@@ -112,7 +113,7 @@ async function timePyramid(c: PyramidCase, repeats: number, device: Device = 'cp
   for (let i = 0; i < repeats + 2; ++i) {
     const start = process.hrtime.bigint();
     const r = await ops.pyramidLstmAsync(x, weights);
-    const g = await ops.pyramidLstmBackwardAsync(r.saved, dy);
+    const g = await optimized.pyramidLstmBackwardAsync(r.saved, dy);
     synchronize(device);  // GPU work is queued asynchronously: wait before reading the clock
     const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
     r.y.dispose();
@@ -177,20 +178,20 @@ async function handWrittenStep(model: Sequential, optimizer: Optimizer, x: Tenso
     const k = kept[i]!;
     let dx: Tensor;
     if (type === 'pyramidLstm') {
-      const g = await ops.pyramidLstmBackwardAsync(k.saved!, dy);
+      const g = await optimized.pyramidLstmBackwardAsync(k.saved!, dy);
       g.grads.forEach((d, j) => {
         grads.set(`layers.${i}.dir${j}.wx`, d.dwx).set(`layers.${i}.dir${j}.bx`, d.dbx).set(`layers.${i}.dir${j}.wh`, d.dwh).set(`layers.${i}.dir${j}.bh`, d.dbh);
       });
       k.saved!.dispose();
       dx = g.dx;
     } else if (type === 'pixelwise') {
-      const g = ops.pixelwiseBackward(k.x, p(i, 'weight'), dy);
+      const g = optimized.pixelwiseBackward(k.x, p(i, 'weight'), dy);
       grads.set(`layers.${i}.weight`, g.dw!).set(`layers.${i}.bias`, g.db!);
       dx = g.dx!;
     } else if (type === 'tanh') {
-      dx = ops.activationBackward('tanh', k.y, k.y, dy);
+      dx = optimized.activationBackward('tanh', k.y, k.y, dy);
     } else {
-      dx = ops.softmaxBackward(k.y, dy);
+      dx = optimized.softmaxBackward(k.y, dy);
     }
     dy.dispose();
     dy = dx;
@@ -324,7 +325,7 @@ async function tf32Accuracy(): Promise<void> {
       try {
         const weights = [0, 1, 2, 3, 4, 5].map((d) => ({ wx: get(`dir${d}.wx`), bx: get(`dir${d}.bx`), wh: get(`dir${d}.wh`), bh: get(`dir${d}.bh`) }));
         const r = ops.pyramidLstm(get('x'), weights);
-        const g = ops.pyramidLstmBackward(r.saved, get('dy'));
+        const g = optimized.pyramidLstmBackward(r.saved, get('dy'));
         const worst = (a: Float32Array, b: Float32Array) => {
           let err = 0, scale = 0;
           for (let i = 0; i < a.length; ++i) { err = Math.max(err, Math.abs(a[i]! - b[i]!)); scale = Math.max(scale, Math.abs(b[i]!)); }

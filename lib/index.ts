@@ -6,8 +6,8 @@ export { Random } from './core/random';
 export { profile, formatProfile, type ProfileRecord } from './core/profile';
 
 export {
-  GradientTape, noGrad, isRecording, recordOp, differentiableOps,
-  type TapeOptions, type NonFiniteReport, type OpRecord, type GradientFunction,
+  GradientTape, noGrad, isRecording, defineOp, recordOp, differentiableOps,
+  type TapeOptions, type NonFiniteReport, type OpRecord, type OpDefinition, type GradientFunction,
 } from './autograd/tape';
 
 export {
@@ -49,7 +49,8 @@ export {
   type PyramidLstmOptions as PyramidLstmOpOptions,
   type PyramidLstmResult,
   type PyramidLstmGradients,
-} from './ops/recurrent';
+} from './ops/clstm';
+export { argmaxClasses, type UpdateRule, type UpdateHyperparameters } from './ops';
 
 export { layers } from './nn/layers';
 export type { Layer, LayerBuilder, LayerSpec, BuildContext, ForwardMode, LayerMemory, MemorySchedule } from './nn/layer';
@@ -89,6 +90,7 @@ export {
   type WindowFilter, type ValidationOptions, type PhaseShape,
 } from './training/trainer';
 export type { ValidationMetric } from './training/validation';
+export { trainStep, type TrainStepOptions, type StepResult, type GradientClipping } from './training/step';
 export { estimateStepMemory, formatBytes, type StepMemory } from './training/memory';
 export { trainConsistent, type ConsistentTrainingOptions, type ConsistentTrainingResult } from './training/consistent';
 export {

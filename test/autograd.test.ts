@@ -8,7 +8,7 @@ import {
   differentiableOps, GradientTape, isRecording, layers, Model, noGrad, ops, sequential, Tensor,
   type ModelInput, type ModelInputShape, type RunOptions,
 } from '../lib';
-import { reference } from '../lib/testing';
+import { optimized, reference } from '../lib/testing';
 import { opCases } from './cases';
 import { checkTape } from './harness';
 import { assertClose, modelGradients, randomArray, rng } from './helpers';
@@ -17,7 +17,7 @@ const covered = new Set<string>();
 
 for (const c of opCases) {
   test.serial(`tape: ${c.name}`, async (t) => {
-    for (const op of await checkTape(t, c, ops, reference)) covered.add(op);
+    for (const op of await checkTape(t, c, optimized, reference)) covered.add(op);
   });
 }
 

@@ -6,8 +6,8 @@
 //   everything else: one or two float32 roundings, 1e-5 + 1e-5.
 //   finite differences: float32 forward passes, step 1e-2 (smooth ops) or
 //     1e-3 (max, where the step must stay inside the gap between values).
-import { computeLoss, Tensor, type ConvOptions, type ConvTransposeOptions, type Device, type Ops } from '../lib';
-import { reference } from '../lib/testing';
+import { computeLoss, Tensor, type ConvOptions, type ConvTransposeOptions, type Device } from '../lib';
+import { reference, type OpsWithBackward as Ops } from '../lib/testing';
 import type { InputSpec, OpCase } from './harness';
 
 /** Labels, a mask and class weights for the loss case: (2, 2, 3, 2) over 3 classes. */

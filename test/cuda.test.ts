@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import {
   backends, computeLoss, convMath, layers, ops, Optimizer, predictVolume, presets, sequential, setConvMath, Tensor, Trainer, VolumeSampler,
 } from '../lib';
+import { optimized } from '../lib/testing';
 import { assertClose, cudaTest } from './helpers';
 import { opCases } from './cases';
 import { compareDevices, compareDevicesOnTape } from './harness';
@@ -37,10 +38,10 @@ const emulated = cuda.available && cuda.detail.includes('emulated');
 
 for (const c of opCases) {
   cudaTest(`cuda vs cpu: ${c.name}`, (t) => {
-    compareDevices(t, c, ops);
+    compareDevices(t, c, optimized);
   });
   cudaTest(`cuda vs cpu through the tape: ${c.name}`, async (t) => {
-    await compareDevicesOnTape(t, c, ops);
+    await compareDevicesOnTape(t, c, optimized);
   });
 }
 

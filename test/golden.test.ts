@@ -6,8 +6,8 @@
 import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ops, readSafetensors, Tensor, type Ops } from '../lib';
-import { reference } from '../lib/testing';
+import { readSafetensors, Tensor } from '../lib';
+import { optimized, reference, type OpsWithBackward as Ops } from '../lib/testing';
 import { assertClose } from './helpers';
 
 const tolerance = { abs: 1e-4, rel: 1e-4 };
@@ -84,7 +84,7 @@ test('the golden fixtures are present (conv2d, conv3d and max-filter at least)',
 });
 
 for (const file of files) {
-  for (const [implName, o] of [['optimized', ops], ['reference', reference]] as const) {
+  for (const [implName, o] of [['optimized', optimized], ['reference', reference]] as const) {
     test(`${file.replace('.safetensors', '')} matches PyTorch (${implName})`, (t) => {
       const fixture = readSafetensors(path.join(dir, file));
       const c = JSON.parse(fixture.metadata.case!) as GoldenCase;

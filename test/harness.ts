@@ -3,7 +3,8 @@
 // and checks the analytic gradients against central finite differences. A later
 // backend (CUDA) runs the same cases against the CPU.
 import type { ExecutionContext } from 'ava';
-import { GradientTape, Tensor, type Device, type Ops } from '../lib';
+import { GradientTape, Tensor, type Device } from '../lib';
+import type { OpsWithBackward as Ops } from '../lib/testing';
 import { assertClose, randomArray, rng, type Init, type Tolerance } from './helpers';
 
 export interface InputSpec {

@@ -7,8 +7,8 @@
 // differs from a direct convolution's by about that much at these sizes.
 import test, { type ExecutionContext } from 'ava';
 import * as path from 'node:path';
-import { ops, readSafetensors, Tensor, type ClstmWeights, type Device as DeviceName, type Direction, type Ops } from '../lib';
-import { reference } from '../lib/testing';
+import { ops, readSafetensors, Tensor, type ClstmWeights, type Device as DeviceName, type Direction } from '../lib';
+import { optimized, reference, type OpsWithBackward as Ops } from '../lib/testing';
 import { assertClose, cudaTest } from './helpers';
 
 const cpuTolerance = { abs: 2e-4, rel: 2e-4 };
@@ -25,7 +25,7 @@ function load(name: string, device: DeviceName = 'cpu') {
   return { case: JSON.parse(f.metadata.case!) as Record<string, unknown>, get, has: (k: string) => f.tensors.has(k) };
 }
 
-const implementations: Array<[string, Ops, DeviceName]> = [['optimized', ops, 'cpu'], ['reference', reference, 'cpu'], ['cuda', ops, 'cuda']];
+const implementations: Array<[string, Ops, DeviceName]> = [['optimized', optimized, 'cpu'], ['reference', reference, 'cpu'], ['cuda', optimized, 'cuda']];
 
 // cuda cases are skipped (the reason in the title) where cuda is unavailable; see cudaTest.
 type Declare = (title: string, fn: (t: ExecutionContext) => void | Promise<void>) => void;
@@ -101,7 +101,7 @@ test('a PyraMiD-LSTM forward pass keeps 6 directions x (gates 4O + c O + h O) pe
   const inference = ops.pyramidLstm(x, weights, { keepForBackward: false });
   t.is(inference.saved.bytes, 0);
   t.deepEqual(inference.y.toArray(), r.y.toArray());
-  const err = t.throws(() => ops.pyramidLstmBackward(inference.saved, r.y)) as Error & { code?: string };
+  const err = t.throws(() => optimized.pyramidLstmBackward(inference.saved, r.y)) as Error & { code?: string };
   t.is(err.code, 'ERR_ARGUMENT');
   t.regex(err.message, /kept nothing for backward \(it ran for inference\)/);
   r.saved.dispose();
@@ -126,7 +126,7 @@ for (const shape of [[1, 2, 5, 5, 5], [2, 2, 4, 6, 6], [1, 3, 4, 6, 7]]) {
       process.env.SEGVOL_SCAN_GROUPS = groups;
       try {
         const r = ops.pyramidLstm(x, weights);
-        const g = ops.pyramidLstmBackward(r.saved, dy);
+        const g = optimized.pyramidLstmBackward(r.saved, dy);
         return { y: r.y, dx: g.dx, grads: g.grads };
       } finally {
         if (before === undefined) delete process.env.SEGVOL_SCAN_GROUPS; else process.env.SEGVOL_SCAN_GROUPS = before;

@@ -13,8 +13,8 @@
 // inside a forward function keep recording, and concurrent work outside it does not.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { SegvolError } from '../core/errors';
-import { native } from '../core/native';
-import { handleOf, setTensorOpRecorder, Tensor, viewOf } from '../core/tensor';
+import type { ImplementationName } from '../core/native';
+import { setTensorOpRecorder, Tensor, viewOf } from '../core/tensor';
 
 /**
  * The gradients of a node's inputs, given those of its outputs (null where an
@@ -62,7 +62,28 @@ interface Context {
 const context = new AsyncLocalStorage<Context>();
 const declared = new Set<string>();
 
-/** Declares op names as differentiable (each op family does, beside its gradients); tests check that each has a gradient check. */
+/**
+ * The ops the tape itself needs: summing the gradients of a tensor used twice, and
+ * finding a non-finite op output. lib/ops installs them (autograd sits below ops, and
+ * only ops call the addon for computation).
+ */
+export interface TapeKernels {
+  add(impl: ImplementationName, a: Tensor, b: Tensor): Tensor;
+  firstNonFinite(tensors: readonly Tensor[]): number;
+}
+let kernels: TapeKernels | undefined;
+
+/** @internal Called once by lib/ops when it loads. */
+export function setTapeKernels(k: TapeKernels): void {
+  kernels = k;
+}
+
+function tapeKernels(): TapeKernels {
+  if (!kernels) throw new SegvolError('ERR_NATIVE', 'GradientTape: the ops are not loaded (import segvol, not its autograd module alone)');
+  return kernels;
+}
+
+/** Declares op names as differentiable (defineOp does); tests check that each has a gradient check. */
 export function declareDifferentiable(...ops: string[]): void {
   for (const op of ops) declared.add(op);
 }
@@ -73,6 +94,11 @@ export function differentiableOps(): string[] {
 }
 
 export interface TapeOptions {
+  /**
+   * The implementation whose ops sum gradients on this tape (default 'optimized';
+   * 'reference' for a tape over the reference ops of segvol/testing).
+   */
+  implementation?: ImplementationName;
   /**
    * Keep a view of every op output until findNonFinite() has looked at them all
    * in one pass (the trainer's numerical safety). Off by default: the views hold memory.
@@ -154,7 +180,7 @@ export class GradientTape {
     const checks = this.checks;
     this.checks = [];
     try {
-      const i = native.firstNonFinite(checks.map((c) => handleOf(c.view, 'findNonFinite', 'an op output')));
+      const i = tapeKernels().firstNonFinite(checks.map((c) => c.view));
       if (i < 0) return null;
       const node = this.nodes[checks[i]!.node]!;
       return { op: node.op, scope: node.scope, node: checks[i]!.node, output: checks[i]!.output };
@@ -189,7 +215,7 @@ export class GradientTape {
         grads.set(t, g);
         return;
       }
-      grads.set(t, Tensor.fromHandle(native.add('optimized', handleOf(prior, 'backward', 'a gradient'), handleOf(g, 'backward', 'a gradient'))));
+      grads.set(t, tapeKernels().add(this.options.implementation ?? 'optimized', prior, g));
       prior.dispose();
       g.dispose();
     };
@@ -289,6 +315,32 @@ export function recordOp(r: OpRecord): boolean {
   return false;
 }
 
+/** What defineOp hands an op's body: its name, and the recorder that tapes a call under that name. */
+export interface OpDefinition {
+  readonly name: string;
+  /** Appends the call to the active tape (see recordOp); returns whether it did. */
+  record(r: Omit<OpRecord, 'op'>): boolean;
+  /** Whether a call on these inputs would be taped now (fused ops decide from it whether to keep their planes). */
+  willRecord(inputs: ReadonlyArray<Tensor | null | undefined>): boolean;
+}
+
+/**
+ * Defines a differentiable op: names it once, declares it differentiable (the gradient
+ * checks of test/autograd.test.ts look for it) and hands the body a recorder bound to
+ * that name. The body computes the outputs and records their gradient function.
+ *
+ *   const double = defineOp('double', (op, x: Tensor) => {
+ *     const y = ops.scale(x, 2);  // any computation
+ *     op.record({ inputs: [x], outputs: [y], backward: ([dy]) => [ops.scale(dy!, 2)] });
+ *     return y;
+ *   });
+ */
+export function defineOp<A extends unknown[], R>(name: string, body: (op: OpDefinition, ...args: A) => R): (...args: A) => R {
+  declared.add(name);
+  const definition: OpDefinition = { name, record: (r) => recordOp({ ...r, op: name }), willRecord };
+  return (...args: A) => body(definition, ...args);
+}
+
 /** Runs fn with ops named as happening inside `name` (nested scopes join with '.'), for error messages. */
 export function scope<T>(name: string, fn: () => Promise<T>): Promise<T> {
   const store = context.getStore();
@@ -306,9 +358,11 @@ export function isRecording(): boolean {
   return context.getStore()?.tape !== undefined;
 }
 
-declareDifferentiable('reshape', 'to');
+// Tensor's own differentiable methods: reshape and to.
+const tensorOps = new Map(['reshape', 'to'].map((name) => [name, defineOp(name, (op, input: Tensor, output: Tensor, backward: (dy: Tensor) => Tensor) =>
+  op.record({ inputs: [input], outputs: [output], backward: ([dy]) => [backward(dy!)] }))]));
 setTensorOpRecorder({
-  record(op, input, output, backward) {
-    recordOp({ op, inputs: [input], outputs: [output], backward: ([dy]) => [backward(dy!)] });
+  record(name, input, output, backward) {
+    tensorOps.get(name)!(input, output, backward);
   },
 });

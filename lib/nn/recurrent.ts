@@ -7,7 +7,7 @@ import { describe, SegvolError } from '../core/errors';
 import { Tensor, viewOf } from '../core/tensor';
 import { ops } from '../ops';
 import type { RnnCellKind, RnnWeights } from '../ops/rnn';
-import type { ClstmWeights } from '../ops/recurrent';
+import type { ClstmWeights } from '../ops/clstm';
 import type { Initializer } from './init';
 import {
   initializerOption, parameter, positiveInteger, shapeError, type BuildContext, type ForwardMode, type Layer, type LayerBuilder, type LayerMemory,

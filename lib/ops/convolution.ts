@@ -1,11 +1,9 @@
 // Convolutions, transposed convolutions and the pixel-wise fully connected layer,
 // each with its gradient registered beside it.
-import { declareDifferentiable, recordOp } from '../autograd/tape';
+import { defineOp } from '../autograd/tape';
 import { native, type ImplementationName, type NativeConvGrads } from '../core/native';
 import { handleOf, Tensor } from '../core/tensor';
 import { convGeometry, perAxis, type ConvOptions, type ConvTransposeOptions } from './geometry';
-
-declareDifferentiable('conv', 'convTranspose', 'pixelwise');
 
 /** Which gradients to compute; all by default. */
 export interface GradientRequest {
@@ -76,68 +74,64 @@ export function convolutionOps(impl: ImplementationName) {
       h(dy, op, 'output gradient'), needInput, needWeight, needBias));
   }
 
+  const gradientOf = (r: ConvGradients) => [r.dx, r.dw, r.db];
+
+  const conv = defineOp('conv', (op, x: Tensor, w: Tensor, options: ConvOptions = {}): Tensor => {
+    const g = convGeometry(x, w, options, 'conv');
+    const y = t(native.conv(impl, h(x, 'conv', 'input'), h(w, 'conv', 'weight'), optionalHandle(options.bias, 'conv', 'bias'), g));
+    op.record({
+      inputs: [x, w, options.bias], outputs: [y], save: [x, w],
+      backward: ([dy], [xs, ws], n) => gradientOf(convBackward(xs!, ws!, dy!, options, asRequest(n))),
+    });
+    return y;
+  });
+  const convAsync = defineOp('conv', async (op, x: Tensor, w: Tensor, options: ConvOptions = {}): Promise<Tensor> => {
+    const g = convGeometry(x, w, options, 'conv');
+    const y = t(await native.convAsync(impl, h(x, 'conv', 'input'), h(w, 'conv', 'weight'), optionalHandle(options.bias, 'conv', 'bias'), g));
+    op.record({
+      inputs: [x, w, options.bias], outputs: [y], save: [x, w],
+      backward: async ([dy], [xs, ws], n) => gradientOf(await convBackwardAsync(xs!, ws!, dy!, options, asRequest(n))),
+    });
+    return y;
+  });
+  const convTranspose = defineOp('convTranspose', (op, x: Tensor, w: Tensor, options: ConvTransposeOptions = {}): Tensor => {
+    const g = convGeometry(x, w, options, op.name);
+    const outputPadding = perAxis(options.outputPadding, g.stride.length, 0, op.name, 'outputPadding', 0);
+    const y = t(native.convTranspose(impl, h(x, op.name, 'input'), h(w, op.name, 'weight'), optionalHandle(options.bias, op.name, 'bias'),
+      g, outputPadding));
+    op.record({
+      inputs: [x, w, options.bias], outputs: [y], save: [x, w],
+      backward: ([dy], [xs, ws], n) => gradientOf(convTransposeBackward(xs!, ws!, dy!, options, asRequest(n))),
+    });
+    return y;
+  });
+  const pixelwise = defineOp('pixelwise', (op, x: Tensor, w: Tensor, bias?: Tensor | null): Tensor => {
+    const y = t(native.pixelwise(impl, h(x, 'pixelwise', 'input'), h(w, 'pixelwise', 'weight'), optionalHandle(bias, 'pixelwise', 'bias')));
+    op.record({
+      inputs: [x, w, bias], outputs: [y], save: [x, w],
+      backward: ([dy], [xs, ws], n) => gradientOf(pixelwiseBackward(xs!, ws!, dy!, asRequest(n))),
+    });
+    return y;
+  });
+
   return {
-    /** Convolution (cross-correlation) of x: (N, C, [D,] H, W) with w: (O, C/groups, [kD,] kH, kW). */
-    conv(x: Tensor, w: Tensor, options: ConvOptions = {}): Tensor {
-      const g = convGeometry(x, w, options, 'conv');
-      const y = t(native.conv(impl, h(x, 'conv', 'input'), h(w, 'conv', 'weight'), optionalHandle(options.bias, 'conv', 'bias'), g));
-      recordOp({
-        op: 'conv', inputs: [x, w, options.bias], outputs: [y], save: [x, w],
-        backward: ([dy], [xs, ws], n) => {
-          const r = convBackward(xs!, ws!, dy!, options, asRequest(n));
-          return [r.dx, r.dw, r.db];
-        },
-      });
-      return y;
+    ops: {
+      /** Convolution (cross-correlation) of x: (N, C, [D,] H, W) with w: (O, C/groups, [kD,] kH, kW). */
+      conv,
+      /** conv on the compute thread: the event loop stays free (its gradient runs there too). */
+      convAsync,
+      /** Transposed convolution; w: (C, O/groups, [kD,] kH, kW), as PyTorch's conv_transpose. */
+      convTranspose,
+      /** Pixel-wise fully connected layer: w: (F, C), bias: (F); the same matrix at every voxel. */
+      pixelwise,
     },
-    /** Gradients of conv given dy, the gradient of its output. Pass the same options as to conv. */
-    convBackward,
-    /** conv on the compute thread: the event loop stays free (its gradient runs there too). */
-    async convAsync(x: Tensor, w: Tensor, options: ConvOptions = {}): Promise<Tensor> {
-      const g = convGeometry(x, w, options, 'conv');
-      const y = t(await native.convAsync(impl, h(x, 'conv', 'input'), h(w, 'conv', 'weight'),
-        optionalHandle(options.bias, 'conv', 'bias'), g));
-      recordOp({
-        op: 'conv', inputs: [x, w, options.bias], outputs: [y], save: [x, w],
-        backward: async ([dy], [xs, ws], n) => {
-          const r = await convBackwardAsync(xs!, ws!, dy!, options, asRequest(n));
-          return [r.dx, r.dw, r.db];
-        },
-      });
-      return y;
+    backward: {
+      /** Gradients of conv given dy, the gradient of its output. Pass the same options as to conv. */
+      convBackward,
+      /** convBackward on the compute thread. */
+      convBackwardAsync,
+      convTransposeBackward,
+      pixelwiseBackward,
     },
-    /** convBackward on the compute thread. */
-    convBackwardAsync,
-    /** Transposed convolution; w: (C, O/groups, [kD,] kH, kW), as PyTorch's conv_transpose. */
-    convTranspose(x: Tensor, w: Tensor, options: ConvTransposeOptions = {}): Tensor {
-      const op = 'convTranspose';
-      const g = convGeometry(x, w, options, op);
-      const outputPadding = perAxis(options.outputPadding, g.stride.length, 0, op, 'outputPadding', 0);
-      const y = t(native.convTranspose(impl, h(x, op, 'input'), h(w, op, 'weight'), optionalHandle(options.bias, op, 'bias'),
-        g, outputPadding));
-      recordOp({
-        op, inputs: [x, w, options.bias], outputs: [y], save: [x, w],
-        backward: ([dy], [xs, ws], n) => {
-          const r = convTransposeBackward(xs!, ws!, dy!, options, asRequest(n));
-          return [r.dx, r.dw, r.db];
-        },
-      });
-      return y;
-    },
-    convTransposeBackward,
-    /** Pixel-wise fully connected layer: w: (F, C), bias: (F); the same matrix at every voxel. */
-    pixelwise(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
-      const y = t(native.pixelwise(impl, h(x, 'pixelwise', 'input'), h(w, 'pixelwise', 'weight'),
-        optionalHandle(bias, 'pixelwise', 'bias')));
-      recordOp({
-        op: 'pixelwise', inputs: [x, w, bias], outputs: [y], save: [x, w],
-        backward: ([dy], [xs, ws], n) => {
-          const r = pixelwiseBackward(xs!, ws!, dy!, asRequest(n));
-          return [r.dx, r.dw, r.db];
-        },
-      });
-      return y;
-    },
-    pixelwiseBackward,
   };
 }

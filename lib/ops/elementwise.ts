@@ -1,10 +1,8 @@
-// Activations, sums, products, scaling and softmax, each with its gradient beside it.
-import { declareDifferentiable, recordOp } from '../autograd/tape';
+// Activations, sums, products, scaling, softmax, clamping and dropout, each with its gradient beside it.
+import { defineOp } from '../autograd/tape';
 import { describe, SegvolError } from '../core/errors';
 import { native, type ActivationName, type ImplementationName } from '../core/native';
 import { handleOf, Tensor, viewOf } from '../core/tensor';
-
-declareDifferentiable('tanh', 'sigmoid', 'relu', 'add', 'mul', 'scale', 'sum', 'softmax', 'clamp');
 
 export type Activation = ActivationName;
 
@@ -17,7 +15,7 @@ export function elementwiseOps(impl: ImplementationName) {
     const op = 'activationBackward';
     return t(native.activationBackward(impl, kind, h(x, op, 'input'), h(y, op, 'output'), h(dy, op, 'output gradient')));
   }
-  function mul(a: Tensor, b: Tensor): Tensor {
+  function mulUntaped(a: Tensor, b: Tensor): Tensor {
     return t(native.mul(impl, h(a, 'mul', 'a'), h(b, 'mul', 'b')));
   }
   function scaleUntaped(x: Tensor, factor: number): Tensor {
@@ -29,77 +27,91 @@ export function elementwiseOps(impl: ImplementationName) {
   function softmaxBackward(y: Tensor, dy: Tensor): Tensor {
     return t(native.softmaxBackward(impl, h(y, 'softmaxBackward', 'output'), h(dy, 'softmaxBackward', 'output gradient')));
   }
-  function activation(kind: Activation, x: Tensor): Tensor {
+  const activation = (kind: Activation) => defineOp(kind, (op, x: Tensor): Tensor => {
     const y = t(native.activation(impl, kind, h(x, kind, 'input')));
     // The optimized kernels take tanh' and sigmoid' from y, and relu' from the sign of
     // x, which y > 0 gives too: keeping y alone frees the pre-activation. The
     // reference derives every slope from x, so it keeps both.
     const save = impl === 'reference' ? [x, y] : [y];
-    recordOp({
-      op: kind, inputs: [x], outputs: [y], save,
-      backward: ([dy], saved) => [activationBackward(kind, saved[0]!, saved[saved.length - 1]!, dy!)],
+    op.record({ inputs: [x], outputs: [y], save, backward: ([dy], saved) => [activationBackward(kind, saved[0]!, saved[saved.length - 1]!, dy!)] });
+    return y;
+  });
+  const mul = defineOp('mul', (op, a: Tensor, b: Tensor): Tensor => {
+    const y = mulUntaped(a, b);
+    op.record({
+      inputs: [a, b], outputs: [y], save: [a, b],
+      backward: ([dy], [as, bs], n) => [n[0] ? mulUntaped(dy!, bs!) : null, n[1] ? mulUntaped(dy!, as!) : null],
     });
     return y;
-  }
+  });
 
   return {
-    tanh: (x: Tensor): Tensor => activation('tanh', x),
-    sigmoid: (x: Tensor): Tensor => activation('sigmoid', x),
-    relu: (x: Tensor): Tensor => activation('relu', x),
-    activationBackward,
-    add(a: Tensor, b: Tensor): Tensor {
-      const y = t(native.add(impl, h(a, 'add', 'a'), h(b, 'add', 'b')));
-      recordOp({ op: 'add', inputs: [a, b], outputs: [y], backward: ([dy], _s, n) => [n[0] ? viewOf(dy!) : null, n[1] ? viewOf(dy!) : null] });
-      return y;
+    ops: {
+      tanh: activation('tanh'),
+      sigmoid: activation('sigmoid'),
+      relu: activation('relu'),
+      add: defineOp('add', (op, a: Tensor, b: Tensor): Tensor => {
+        const y = t(native.add(impl, h(a, 'add', 'a'), h(b, 'add', 'b')));
+        op.record({ inputs: [a, b], outputs: [y], backward: ([dy], _s, n) => [n[0] ? viewOf(dy!) : null, n[1] ? viewOf(dy!) : null] });
+        return y;
+      }),
+      mul,
+      scale: defineOp('scale', (op, x: Tensor, factor: number): Tensor => {
+        if (typeof factor !== 'number') {
+          throw new SegvolError('ERR_ARGUMENT', `scale: expected a number factor, received ${describe(factor)}`);
+        }
+        const y = scaleUntaped(x, factor);
+        op.record({ inputs: [x], outputs: [y], backward: ([dy]) => [scaleUntaped(dy!, factor)] });
+        return y;
+      }),
+      /** Sum of same-shaped tensors (the six directions of a PyraMiD-LSTM layer, for example). */
+      sum: defineOp('sum', (op, xs: readonly Tensor[]): Tensor => {
+        if (!Array.isArray(xs) || xs.length === 0) {
+          throw new SegvolError('ERR_ARGUMENT', `sum: expected a non-empty array of tensors, received ${describe(xs)}`);
+        }
+        const y = t(native.sum(impl, xs.map((x, i) => h(x, 'sum', `tensor ${i}`))));
+        op.record({ inputs: xs, outputs: [y], backward: ([dy], _s, n) => n.map((need) => (need ? viewOf(dy!) : null)) });
+        return y;
+      }),
+      /** Softmax over the channel axis of (N, C, ...). */
+      softmax: defineOp('softmax', (op, x: Tensor): Tensor => {
+        const y = t(native.softmax(impl, h(x, 'softmax', 'input')));
+        op.record({ inputs: [x], outputs: [y], save: [y], backward: ([dy], [ys]) => [softmaxBackward(ys!, dy!)] });
+        return y;
+      }),
+      /** min(max(x, lo), hi); the gradient passes where lo <= x <= hi (as PyTorch's clamp). */
+      clamp: defineOp('clamp', (op, x: Tensor, lo: number, hi: number): Tensor => {
+        const y = t(native.clamp(impl, h(x, 'clamp', 'input'), lo, hi));
+        op.record({ inputs: [x], outputs: [y], save: [x], backward: ([dy], [xs]) => [clampBackward(xs!, lo, hi, dy!)] });
+        return y;
+      }),
+      /**
+       * Inverted dropout: each element is zeroed with probability p (drawn from `random`, the
+       * model's generator in a forward pass) and the others scaled by 1 / (1 - p), so inference
+       * needs no change. Taped as a product with the mask.
+       */
+      dropout(x: Tensor, p: number, random: () => number): Tensor {
+        if (typeof p !== 'number' || !(p >= 0 && p < 1)) throw new SegvolError('ERR_ARGUMENT', `dropout: expected p in [0, 1), received ${describe(p)}`);
+        const scale = 1 / (1 - p);
+        const maskData = new Float32Array(x.size);
+        for (let i = 0; i < maskData.length; ++i) maskData[i] = random() < p ? 0 : scale;
+        const mask = Tensor.fromArray(maskData, x.shape, { device: x.device });
+        try {
+          return mul(x, mask);
+        } finally {
+          mask.dispose();
+        }
+      },
     },
-    mul(a: Tensor, b: Tensor): Tensor {
-      const y = mul(a, b);
-      recordOp({
-        op: 'mul', inputs: [a, b], outputs: [y], save: [a, b],
-        backward: ([dy], [as, bs], n) => [n[0] ? mul(dy!, bs!) : null, n[1] ? mul(dy!, as!) : null],
-      });
-      return y;
-    },
-    /** Gradients of mul: da = dy * b, db = dy * a. */
-    mulBackward(a: Tensor, b: Tensor, dy: Tensor): { da: Tensor; db: Tensor } {
-      return { da: mul(dy, b), db: mul(dy, a) };
-    },
-    scale(x: Tensor, factor: number): Tensor {
-      if (typeof factor !== 'number') {
-        throw new SegvolError('ERR_ARGUMENT', `scale: expected a number factor, received ${describe(factor)}`);
-      }
-      const y = scaleUntaped(x, factor);
-      recordOp({ op: 'scale', inputs: [x], outputs: [y], backward: ([dy]) => [scaleUntaped(dy!, factor)] });
-      return y;
-    },
-    /** Sum of same-shaped tensors (the six directions of a PyraMiD-LSTM layer, for example). */
-    sum(xs: readonly Tensor[]): Tensor {
-      if (!Array.isArray(xs) || xs.length === 0) {
-        throw new SegvolError('ERR_ARGUMENT', `sum: expected a non-empty array of tensors, received ${describe(xs)}`);
-      }
-      const y = t(native.sum(impl, xs.map((x, i) => h(x, 'sum', `tensor ${i}`))));
-      recordOp({ op: 'sum', inputs: xs, outputs: [y], backward: ([dy], _s, n) => n.map((need) => (need ? viewOf(dy!) : null)) });
-      return y;
-    },
-    /** Softmax over the channel axis of (N, C, ...). */
-    softmax(x: Tensor): Tensor {
-      const y = t(native.softmax(impl, h(x, 'softmax', 'input')));
-      recordOp({ op: 'softmax', inputs: [x], outputs: [y], save: [y], backward: ([dy], [ys]) => [softmaxBackward(ys!, dy!)] });
-      return y;
-    },
-    /** y: softmax's output, dy: the gradient of y. */
-    softmaxBackward,
-    /** min(max(x, lo), hi); the gradient passes where lo <= x <= hi (as PyTorch's clamp). */
-    clamp(x: Tensor, lo: number, hi: number): Tensor {
-      const y = t(native.clamp(impl, h(x, 'clamp', 'input'), lo, hi));
-      recordOp({ op: 'clamp', inputs: [x], outputs: [y], save: [x], backward: ([dy], [xs]) => [clampBackward(xs!, lo, hi, dy!)] });
-      return y;
-    },
-    clampBackward,
-    /** The sum of the squares of every element of the tensors, as a number (not taped): a gradient's norm squared. */
-    sumOfSquares(xs: readonly Tensor[]): number {
-      if (!Array.isArray(xs)) throw new SegvolError('ERR_ARGUMENT', `sumOfSquares: expected an array of tensors, received ${describe(xs)}`);
-      return native.sumSquares(impl, xs.map((x, i) => h(x, 'sumOfSquares', `tensor ${i}`)));
+    backward: {
+      activationBackward,
+      /** Gradients of mul: da = dy * b, db = dy * a. */
+      mulBackward(a: Tensor, b: Tensor, dy: Tensor): { da: Tensor; db: Tensor } {
+        return { da: mulUntaped(dy, b), db: mulUntaped(dy, a) };
+      },
+      /** y: softmax's output, dy: the gradient of y. */
+      softmaxBackward,
+      clampBackward,
     },
   };
 }

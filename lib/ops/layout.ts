@@ -1,11 +1,9 @@
 // Axis permutations, flips, concatenation and narrowing, each with its gradient beside it.
-import { declareDifferentiable, recordOp } from '../autograd/tape';
+import { defineOp } from '../autograd/tape';
 import { describe, SegvolError } from '../core/errors';
 import { native, type ImplementationName } from '../core/native';
 import { handleOf, Tensor } from '../core/tensor';
 import { checkAxes, inversePermutation } from './geometry';
-
-declareDifferentiable('permute', 'flip', 'concat', 'narrow');
 
 function axisOf(axis: unknown, op: string): number {
   if (typeof axis !== 'number' || !Number.isInteger(axis)) {
@@ -37,50 +35,54 @@ export function layoutOps(impl: ImplementationName) {
   }
 
   return {
-    /** Output axis i is input axis perm[i]. */
-    permute(x: Tensor, perm: readonly number[]): Tensor {
-      const y = t(native.permute(impl, h(x, 'permute', 'input'), checkAxes(perm, 'permute', 'perm')));
-      const p = [...perm];
-      recordOp({ op: 'permute', inputs: [x], outputs: [y], backward: ([dy]) => [permuteBackward(dy!, p)] });
-      return y;
+    ops: {
+      /** Output axis i is input axis perm[i]. */
+      permute: defineOp('permute', (op, x: Tensor, perm: readonly number[]): Tensor => {
+        const y = t(native.permute(impl, h(x, 'permute', 'input'), checkAxes(perm, 'permute', 'perm')));
+        const p = [...perm];
+        op.record({ inputs: [x], outputs: [y], backward: ([dy]) => [permuteBackward(dy!, p)] });
+        return y;
+      }),
+      /** Reverses the listed axes; its own gradient. */
+      flip: defineOp('flip', (op, x: Tensor, axes: readonly number[]): Tensor => {
+        const y = flip(x, axes);
+        const a = [...axes];
+        op.record({ inputs: [x], outputs: [y], backward: ([dy]) => [flip(dy!, a)] });
+        return y;
+      }),
+      /** Joins tensors along an axis (1: channels); every other axis must agree. */
+      concat: defineOp('concat', (op, xs: readonly Tensor[], axis: number): Tensor => {
+        if (!Array.isArray(xs) || xs.length === 0) {
+          throw new SegvolError('ERR_ARGUMENT', `concat: expected a non-empty array of tensors, received ${describe(xs)}`);
+        }
+        const a = axisOf(axis, 'concat');
+        const y = t(native.concat(impl, xs.map((x, i) => h(x, 'concat', `tensor ${i}`)), a));
+        const lengths = xs.map((x) => x.shape[a]!);
+        op.record({
+          inputs: xs, outputs: [y],
+          backward: ([dy], _s, n) => {
+            let start = 0;
+            return lengths.map((length, i) => {
+              const g = n[i] ? narrow(dy!, a, start, length) : null;
+              start += length;
+              return g;
+            });
+          },
+        });
+        return y;
+      }),
+      /** Entries [start, start + length) of an axis (a crop, or one slice of a sequence). */
+      narrow: defineOp('narrow', (op, x: Tensor, axis: number, start: number, length: number): Tensor => {
+        const y = narrow(x, axis, start, length);
+        const shape = x.shape;
+        op.record({ inputs: [x], outputs: [y], backward: ([dy]) => [narrowBackward(dy!, shape, axis, start)] });
+        return y;
+      }),
     },
-    /** Gradient of permute(x, perm): dy permuted back. */
-    permuteBackward,
-    /** Reverses the listed axes; its own gradient. */
-    flip(x: Tensor, axes: readonly number[]): Tensor {
-      const y = flip(x, axes);
-      const a = [...axes];
-      recordOp({ op: 'flip', inputs: [x], outputs: [y], backward: ([dy]) => [flip(dy!, a)] });
-      return y;
+    backward: {
+      /** Gradient of permute(x, perm): dy permuted back. */
+      permuteBackward,
+      narrowBackward,
     },
-    /** Joins tensors along an axis (1: channels); every other axis must agree. */
-    concat(xs: readonly Tensor[], axis: number): Tensor {
-      if (!Array.isArray(xs) || xs.length === 0) {
-        throw new SegvolError('ERR_ARGUMENT', `concat: expected a non-empty array of tensors, received ${describe(xs)}`);
-      }
-      const a = axisOf(axis, 'concat');
-      const y = t(native.concat(impl, xs.map((x, i) => h(x, 'concat', `tensor ${i}`)), a));
-      const lengths = xs.map((x) => x.shape[a]!);
-      recordOp({
-        op: 'concat', inputs: xs, outputs: [y],
-        backward: ([dy], _s, n) => {
-          let start = 0;
-          return lengths.map((length, i) => {
-            const g = n[i] ? narrow(dy!, a, start, length) : null;
-            start += length;
-            return g;
-          });
-        },
-      });
-      return y;
-    },
-    /** Entries [start, start + length) of an axis (a crop, or one slice of a sequence). */
-    narrow(x: Tensor, axis: number, start: number, length: number): Tensor {
-      const y = narrow(x, axis, start, length);
-      const shape = x.shape;
-      recordOp({ op: 'narrow', inputs: [x], outputs: [y], backward: ([dy]) => [narrowBackward(dy!, shape, axis, start)] });
-      return y;
-    },
-    narrowBackward,
   };
 }

@@ -1,11 +1,9 @@
 // Losses on class probabilities as a differentiable op: one value (a (1) tensor)
 // whose gradient the native loss computes in the same pass.
-import { declareDifferentiable, recordOp } from '../autograd/tape';
+import { defineOp } from '../autograd/tape';
 import { describe, SegvolError } from '../core/errors';
 import { native, type ImplementationName } from '../core/native';
 import { handleOf, Tensor, viewOf } from '../core/tensor';
-
-declareDifferentiable('loss');
 
 /**
  * squaredError: the PyraMiD-LSTM paper's E = (y* - y)^2 on the softmax output;
@@ -67,21 +65,24 @@ export function computeLoss(impl: ImplementationName, probs: Tensor, labels: Ten
 
 export function lossOps(impl: ImplementationName) {
   return {
-    /**
-     * The loss of probabilities (N, C, ...) against labels (N, ...) holding class ids,
-     * as a (1) tensor; differentiable in the probabilities.
-     */
-    loss(probs: Tensor, labels: Tensor, options: LossOptions): Tensor {
-      const { loss, grad } = computeLoss(impl, probs, labels, options);
-      const value = Tensor.fromArray([loss], [1], { device: probs.device });
-      recordOp({
-        op: 'loss', inputs: [probs], outputs: [value], keep: [grad],
-        backward: ([dy]) => {
-          const seed = dy!.toArray()[0]!;
-          return [seed === 1 ? viewOf(grad) : Tensor.fromHandle(native.scale(impl, handleOf(grad, 'loss', 'gradient'), seed))];
-        },
-      });
-      return value;
+    ops: {
+      /**
+       * The loss of probabilities (N, C, ...) against labels (N, ...) holding class ids,
+       * as a (1) tensor; differentiable in the probabilities.
+       */
+      loss: defineOp('loss', (op, probs: Tensor, labels: Tensor, options: LossOptions): Tensor => {
+        const { loss, grad } = computeLoss(impl, probs, labels, options);
+        const value = Tensor.fromArray([loss], [1], { device: probs.device });
+        op.record({
+          inputs: [probs], outputs: [value], keep: [grad],
+          backward: ([dy]) => {
+            const seed = dy!.toArray()[0]!;
+            return [seed === 1 ? viewOf(grad) : Tensor.fromHandle(native.scale(impl, handleOf(grad, 'loss', 'gradient'), seed))];
+          },
+        });
+        return value;
+      }),
     },
+    backward: {},
   };
 }

@@ -1,9 +1,7 @@
 // Batch normalization with its gradient beside it.
-import { declareDifferentiable, recordOp } from '../autograd/tape';
+import { defineOp } from '../autograd/tape';
 import { native, type ImplementationName } from '../core/native';
 import { handleOf, Tensor } from '../core/tensor';
-
-declareDifferentiable('batchNorm');
 
 export interface BatchNormOptions {
   gamma: Tensor;
@@ -43,24 +41,25 @@ export function normalizationOps(impl: ImplementationName) {
   }
 
   return {
-    /** Batch normalization per channel of x: (N, C, ...). Differentiable in x, gamma and beta (y only). */
-    batchNorm(x: Tensor, options: BatchNormOptions): BatchNormResult {
-      const op = 'batchNorm';
-      const momentum = options.momentum ?? 0.1;
-      const eps = options.eps ?? 1e-5;
-      const training = Boolean(options.training);
-      const r = native.batchNorm(impl, h(x, op, 'input'), h(options.gamma, op, 'gamma'), h(options.beta, op, 'beta'),
-        h(options.runningMean, op, 'runningMean'), h(options.runningVar, op, 'runningVar'), training, momentum, eps);
-      const result = { y: t(r.y), mean: t(r.mean), invStd: t(r.invStd) };
-      recordOp({
-        op, inputs: [x, options.gamma, options.beta], outputs: [result.y], save: [x, options.gamma, result.mean, result.invStd],
-        backward: ([dy], [xs, gamma, mean, invStd]) => {
-          const g = batchNormBackward(xs!, dy!, { gamma: gamma!, mean: mean!, invStd: invStd!, training });
-          return [g.dx, g.dgamma, g.dbeta];
-        },
-      });
-      return result;
+    ops: {
+      /** Batch normalization per channel of x: (N, C, ...). Differentiable in x, gamma and beta (y only). */
+      batchNorm: defineOp('batchNorm', (op, x: Tensor, options: BatchNormOptions): BatchNormResult => {
+        const momentum = options.momentum ?? 0.1;
+        const eps = options.eps ?? 1e-5;
+        const training = Boolean(options.training);
+        const r = native.batchNorm(impl, h(x, op.name, 'input'), h(options.gamma, op.name, 'gamma'), h(options.beta, op.name, 'beta'),
+          h(options.runningMean, op.name, 'runningMean'), h(options.runningVar, op.name, 'runningVar'), training, momentum, eps);
+        const result = { y: t(r.y), mean: t(r.mean), invStd: t(r.invStd) };
+        op.record({
+          inputs: [x, options.gamma, options.beta], outputs: [result.y], save: [x, options.gamma, result.mean, result.invStd],
+          backward: ([dy], [xs, gamma, mean, invStd]) => {
+            const g = batchNormBackward(xs!, dy!, { gamma: gamma!, mean: mean!, invStd: invStd!, training });
+            return [g.dx, g.dgamma, g.dbeta];
+          },
+        });
+        return result;
+      }),
     },
-    batchNormBackward,
+    backward: { batchNormBackward },
   };
 }

@@ -1,13 +1,11 @@
 // Pooling, max-filtering and resampling, each with its gradient beside it.
-import { declareDifferentiable, recordOp } from '../autograd/tape';
+import { defineOp } from '../autograd/tape';
 import { native, type ImplementationName } from '../core/native';
 import { handleOf, Tensor } from '../core/tensor';
 import {
   perAxis, poolGeometry, spatialRank, upsampleMode, upsampleSize,
   type AvgPoolOptions, type MaxFilterOptions, type PoolOptions, type UpsampleOptions,
 } from './geometry';
-
-declareDifferentiable('maxPool', 'maxFilter', 'avgPool', 'upsample');
 
 export function poolingOps(impl: ImplementationName) {
   const h = handleOf;
@@ -35,43 +33,40 @@ export function poolingOps(impl: ImplementationName) {
       options.alignCorners ?? false));
   }
 
+  // Pooling ops whose gradient needs their input alone.
+  const pooling = <O>(name: string, forward: (x: Tensor, options: O) => Tensor, backward: (x: Tensor, dy: Tensor, options: O) => Tensor) =>
+    defineOp(name, (op, x: Tensor, options: O): Tensor => {
+      const y = forward(x, options);
+      op.record({ inputs: [x], outputs: [y], save: [x], backward: ([dy], [xs]) => [backward(xs!, dy!, options)] });
+      return y;
+    });
+
   return {
-    /** Max pooling; NaN propagates, padding never wins. */
-    maxPool(x: Tensor, options: PoolOptions): Tensor {
-      const y = t(native.maxPool(impl, h(x, 'maxPool', 'input'), poolGeometry(x, options, 'maxPool')));
-      recordOp({ op: 'maxPool', inputs: [x], outputs: [y], save: [x], backward: ([dy], [xs]) => [maxPoolBackward(xs!, dy!, options)] });
-      return y;
+    ops: {
+      /** Max pooling; NaN propagates, padding never wins. */
+      maxPool: pooling<PoolOptions>('maxPool', (x, options) => t(native.maxPool(impl, h(x, 'maxPool', 'input'), poolGeometry(x, options, 'maxPool'))),
+        maxPoolBackward),
+      /**
+       * Max-filtering: a max-pooling window at stride 1 with an optionally dilated window, so
+       * the output stays dense (sliding-window ConvNets in one pass). Output size: in - (k-1)*dilation.
+       */
+      maxFilter: pooling<MaxFilterOptions>('maxFilter',
+        (x, options) => t(native.maxPool(impl, h(x, 'maxFilter', 'input'), poolGeometry(x, filterGeometry(options), 'maxFilter'))), maxFilterBackward),
+      avgPool: pooling<AvgPoolOptions>('avgPool', (x, options) => t(native.avgPool(impl, h(x, 'avgPool', 'input'), poolGeometry(x, options, 'avgPool'))),
+        avgPoolBackward),
+      /** Nearest or bi/trilinear resize of the spatial axes (PyTorch's interpolate). */
+      upsample: defineOp('upsample', (op, x: Tensor, options: UpsampleOptions): Tensor => {
+        const size = upsampleSize(x, options, op.name);
+        const mode = upsampleMode(options, op.name);
+        const y = t(native.upsample(impl, h(x, op.name, 'input'), size, mode, options.alignCorners ?? false));
+        const inputShape = x.shape;
+        op.record({
+          inputs: [x], outputs: [y],
+          backward: ([dy]) => [upsampleBackward(dy!, inputShape, { mode, ...(options.alignCorners ? { alignCorners: true } : {}) })],
+        });
+        return y;
+      }),
     },
-    maxPoolBackward,
-    /**
-     * Max-filtering: a max-pooling window at stride 1 with an optionally dilated window, so
-     * the output stays dense (sliding-window ConvNets in one pass). Output size: in - (k-1)*dilation.
-     */
-    maxFilter(x: Tensor, options: MaxFilterOptions): Tensor {
-      const y = t(native.maxPool(impl, h(x, 'maxFilter', 'input'), poolGeometry(x, filterGeometry(options), 'maxFilter')));
-      recordOp({ op: 'maxFilter', inputs: [x], outputs: [y], save: [x], backward: ([dy], [xs]) => [maxFilterBackward(xs!, dy!, options)] });
-      return y;
-    },
-    maxFilterBackward,
-    avgPool(x: Tensor, options: AvgPoolOptions): Tensor {
-      const y = t(native.avgPool(impl, h(x, 'avgPool', 'input'), poolGeometry(x, options, 'avgPool')));
-      recordOp({ op: 'avgPool', inputs: [x], outputs: [y], save: [x], backward: ([dy], [xs]) => [avgPoolBackward(xs!, dy!, options)] });
-      return y;
-    },
-    avgPoolBackward,
-    /** Nearest or bi/trilinear resize of the spatial axes (PyTorch's interpolate). */
-    upsample(x: Tensor, options: UpsampleOptions): Tensor {
-      const op = 'upsample';
-      const size = upsampleSize(x, options, op);
-      const mode = upsampleMode(options, op);
-      const y = t(native.upsample(impl, h(x, op, 'input'), size, mode, options.alignCorners ?? false));
-      const inputShape = x.shape;
-      recordOp({
-        op, inputs: [x], outputs: [y],
-        backward: ([dy]) => [upsampleBackward(dy!, inputShape, { mode, ...(options.alignCorners ? { alignCorners: true } : {}) })],
-      });
-      return y;
-    },
-    upsampleBackward,
+    backward: { maxPoolBackward, maxFilterBackward, avgPoolBackward, upsampleBackward },
   };
 }

@@ -1,13 +1,11 @@
 // The dense recurrent op: one layer, one direction of torch.nn.RNN / LSTM / GRU
 // over a batch of sequences (native/ops/rnn.cpp). On a recording tape it is one
 // node whose gradient is the fused native BPTT; layers.rnn/lstm/gru stack it.
-import { declareDifferentiable, recordOp, willRecord } from '../autograd/tape';
+import { defineOp, type OpDefinition } from '../autograd/tape';
 import { describe, SegvolError } from '../core/errors';
 import { native, type ImplementationName, type NativeRnnBackward, type NativeRnnForward, type NativeRnnWeights } from '../core/native';
 import { handleOf, Tensor } from '../core/tensor';
-import { savedHandleOf, SavedState } from './recurrent';
-
-declareDifferentiable('rnn');
+import { savedHandleOf, SavedState } from './saved';
 
 /** 'rnnTanh' and 'rnnRelu': Elman RNN; 'lstm': gates i, f, g, o; 'gru': gates r, z, n (PyTorch's). */
 export type RnnCellKind = 'rnnTanh' | 'rnnRelu' | 'lstm' | 'gru';
@@ -116,12 +114,12 @@ export function rnnOps(impl: ImplementationName) {
   async function backwardAsync(saved: SavedState, grads: Grads): Promise<RnnGradients> {
     return wrapBackward(await native.rnnBackward(...backwardArgs(saved, grads, 'rnnBackwardAsync'), true));
   }
-  function record(x: Tensor, w: RnnWeights, options: RnnOptions, r: RnnResult, async: boolean): void {
+  function record(op: OpDefinition, x: Tensor, w: RnnWeights, options: RnnOptions, r: RnnResult, async: boolean): void {
     const inputs = [x, w.wih, w.whh, w.bih, w.bhh, w.whr, options.h0, options.c0];
-    if (!willRecord(inputs)) return;
+    if (!op.willRecord(inputs)) return;
     const saved = r.saved.share();
-    recordOp({
-      op: 'rnn', inputs, outputs: r.cN ? [r.y, r.hN, r.cN] : [r.y, r.hN], keep: [saved],
+    op.record({
+      inputs, outputs: r.cN ? [r.y, r.hN, r.cN] : [r.y, r.hN], keep: [saved],
       backward: async ([dy, dhN, dcN]) => {
         const grads = { ...(dy ? { dy } : {}), ...(dhN ? { dhN } : {}), ...(dcN ? { dcN } : {}) };
         const g = async ? await backwardAsync(saved, grads) : backward(saved, grads);
@@ -130,23 +128,27 @@ export function rnnOps(impl: ImplementationName) {
     });
   }
   return {
-    /**
-     * One layer, one direction of an RNN, LSTM or GRU over x: (T, N, I) (or (N, T, I) with
-     * batchFirst), computed as torch.nn.RNN / LSTM / GRU compute it.
-     */
-    rnn(x: Tensor, weights: RnnWeights, options: RnnOptions): RnnResult {
-      const r = wrapForward(native.rnn(...forwardArgs(x, weights, options, 'rnn'), false));
-      record(x, weights, options, r, false);
-      return r;
+    ops: {
+      /**
+       * One layer, one direction of an RNN, LSTM or GRU over x: (T, N, I) (or (N, T, I) with
+       * batchFirst), computed as torch.nn.RNN / LSTM / GRU compute it.
+       */
+      rnn: defineOp('rnn', (op, x: Tensor, weights: RnnWeights, options: RnnOptions): RnnResult => {
+        const r = wrapForward(native.rnn(...forwardArgs(x, weights, options, 'rnn'), false));
+        record(op, x, weights, options, r, false);
+        return r;
+      }),
+      /** rnn on the compute thread (the event loop stays free), and its gradient too. */
+      rnnAsync: defineOp('rnn', async (op, x: Tensor, weights: RnnWeights, options: RnnOptions): Promise<RnnResult> => {
+        const r = wrapForward(await native.rnn(...forwardArgs(x, weights, options, 'rnnAsync'), true));
+        record(op, x, weights, options, r, true);
+        return r;
+      }),
     },
-    /** rnn on the compute thread (the event loop stays free), and its gradient too. */
-    async rnnAsync(x: Tensor, weights: RnnWeights, options: RnnOptions): Promise<RnnResult> {
-      const r = wrapForward(await native.rnn(...forwardArgs(x, weights, options, 'rnnAsync'), true));
-      record(x, weights, options, r, true);
-      return r;
+    backward: {
+      /** BPTT through rnn: dy the gradient of y, dhN and dcN of the final state (each optional). */
+      rnnBackward: backward,
+      rnnBackwardAsync: backwardAsync,
     },
-    /** BPTT through rnn: dy the gradient of y, dhN and dcN of the final state (each optional). */
-    rnnBackward: backward,
-    rnnBackwardAsync: backwardAsync,
   };
 }

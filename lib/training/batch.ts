@@ -3,8 +3,8 @@
 // produces ('valid' networks' outputs are smaller than their inputs).
 import type { SampledWindow, Size3 } from '../data/samplers';
 import { SegvolError } from '../core/errors';
-import { native } from '../core/native';
-import { handleOf, Tensor, type Device } from '../core/tensor';
+import { Tensor, type Device } from '../core/tensor';
+import { ops } from '../ops';
 
 /** Stacks (C, d, h, w) windows into (N, C, d, h, w). */
 function stack(parts: readonly Float32Array[]): Float32Array {
@@ -65,7 +65,7 @@ export class Batch {
   /** Which input first holds a NaN or Inf, or undefined. */
   nonFiniteInput(): string | undefined {
     const names = Object.keys(this.inputs);
-    const i = native.firstNonFinite(names.map((n) => handleOf(this.inputs[n]!, 'batch', n)));
+    const i = ops.firstNonFinite(names.map((n) => this.inputs[n]!));
     return i >= 0 ? names[i] : undefined;
   }
 

@@ -2,13 +2,13 @@
 // reference frame's objects, soft IoU with Hungarian matching, Adam at 1e-6, batch 1;
 // for the first epochs the previous frame's true masks are the extra input, then the
 // model's own (inferred) masks, so it learns to fix the errors it makes at inference.
-import { GradientTape } from '../autograd/tape';
 import { describe, SegvolError } from '../core/errors';
 import { Random } from '../core/random';
 import { Tensor } from '../core/tensor';
 import { checkConsistentMemory, masksOf, objectsOf, predictObjectMasks, previousFrameMasks, type ConsistentModel } from '../inference/consistent';
 import { matchedSoftIoU } from '../ops/matching';
 import { Optimizer } from './optimizers';
+import { trainStep } from './step';
 
 export interface ConsistentTrainingOptions {
   /** The image (C, D, H, W) or (D, H, W) and its object ids (D, H, W), 0 = background or membrane. */
@@ -85,24 +85,19 @@ export async function trainConsistent(model: ConsistentModel, options: Consisten
       const estimates = inferred ? await predictObjectMasks(model, frames, reference, ids.length, [T, h, w], 1) : truth;
       const x = Tensor.fromArray(frames, [1, c, T, h, w], { device: model.device });
       const masks = Tensor.fromArray(previousFrameMasks(reference, ids.length, [T, h, w], estimates), [ids.length, 1, T, h, w], { device: model.device });
-      const tape = new GradientTape({ checkFinite: true });
       try {
-        const loss = await tape.record(async () => {
+        const { loss } = await trainStep(model, optimizer, async () => {
           const y = await model.forward({ frames: x, masks }, { training: true });
-          const l = matchedSoftIoU(y, { data: truth, count: ids.length }).loss;
-          y.dispose();
-          return l;
-        });
-        const value = loss.toArray()[0]!;
-        const grads = model.gradientsByName(await tape.backward(loss));
-        optimizer.step(model.parameters(), grads, lr);
-        for (const g of grads.values()) g.dispose();
-        loss.dispose();
-        losses.push(value);
+          try {
+            return matchedSoftIoU(y, { data: truth, count: ids.length }).loss;
+          } finally {
+            y.dispose();
+          }
+        }, { lr });
+        losses.push(loss);
         ++step;
-        options.onProgress?.({ step, epoch, loss: value, objects: ids.length, inferredMasks: inferred });
+        options.onProgress?.({ step, epoch, loss, objects: ids.length, inferredMasks: inferred });
       } finally {
-        tape.dispose();
         x.dispose();
         masks.dispose();
       }

@@ -1,7 +1,9 @@
 // Optimizers whose updates run natively, in place, on the parameters' device.
 import { describe, SegvolError } from '../core/errors';
-import { native, type ImplementationName, type NativeOptimizerHyper } from '../core/native';
-import { handleOf, Tensor } from '../core/tensor';
+import type { ImplementationName } from '../core/native';
+import { Tensor } from '../core/tensor';
+import { rejectUnknown } from '../core/validate';
+import { createOps, ops, type Ops, type UpdateHyperparameters } from '../ops';
 
 export type OptimizerKind = 'rmspropMomentum' | 'sgd' | 'adam';
 
@@ -31,9 +33,7 @@ export function checkOptimizerConfig(config: OptimizerConfig): CheckedOptimizerC
   if (config === null || typeof config !== 'object') {
     throw new SegvolError('ERR_ARGUMENT', `optimizer: expected a config object, received ${describe(config)}`);
   }
-  for (const key of Object.keys(config)) {
-    if (!known.has(key)) throw new SegvolError('ERR_ARGUMENT', `optimizer: unknown option '${key}'; known: ${[...known].join(', ')}`);
-  }
+  rejectUnknown(config, known, 'optimizer');
   if (!['rmspropMomentum', 'sgd', 'adam'].includes(config.kind)) {
     throw new SegvolError('ERR_ARGUMENT', `optimizer: expected kind 'rmspropMomentum', 'sgd' or 'adam', received ${describe(config.kind)}`);
   }
@@ -67,9 +67,11 @@ export class Optimizer {
   /** Updates done so far (Adam's bias correction uses it). */
   steps = 0;
   private readonly states = new Map<string, [Tensor, Tensor]>();
+  private readonly ops: Ops;
 
-  constructor(config: OptimizerConfig, private readonly impl: ImplementationName = 'optimized') {
+  constructor(config: OptimizerConfig, impl: ImplementationName = 'optimized') {
     this.config = checkOptimizerConfig(config);
+    this.ops = impl === 'optimized' ? ops : createOps(impl);
   }
 
   /**
@@ -83,7 +85,7 @@ export class Optimizer {
     }
     this.steps += 1;
     const { lr: _lr, ...rule } = this.config;
-    const hyper: NativeOptimizerHyper = { ...rule, lr, step: this.steps };
+    const hyper: UpdateHyperparameters = { ...rule, lr, step: this.steps };
     for (const [name, param] of params) {
       const grad = grads.get(name);
       if (!grad) continue;
@@ -100,8 +102,7 @@ export class Optimizer {
         state = [Tensor.zeros(param.shape, { device: param.device }), Tensor.zeros(param.shape, { device: param.device })];
         this.states.set(name, state);
       }
-      native.optimizerUpdate(this.impl, this.config.kind, hyper, handleOf(param, 'optimizer', name), handleOf(grad, 'optimizer', `gradient of ${name}`),
-        handleOf(state[0], 'optimizer', 'state'), handleOf(state[1], 'optimizer', 'state'));
+      this.ops.optimizerUpdate(this.config.kind, hyper, param, grad, state[0], state[1], name);
     }
   }
 

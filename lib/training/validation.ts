@@ -1,6 +1,17 @@
-// Scores of a model on held-out windows: its loss, or the segmentation measures
-// of its most probable class per voxel against the labels (masked voxels excluded).
-import { SegvolError } from '../core/errors';
+// Validation during a fit: held-out windows (drawn once, seeded) scored by the
+// phase's loss or by segmentation measures of the most probable class per voxel
+// against the labels (masked voxels excluded); the best score is tracked, and the
+// fit may stop early when it stops improving.
+import { noGrad } from '../autograd/tape';
+import { describe, SegvolError } from '../core/errors';
+import { Random } from '../core/random';
+import { positiveInteger, rejectUnknown, size3 } from '../core/validate';
+import type { SampledWindow } from '../data/samplers';
+import type { ModelBase } from '../nn/model';
+import { argmaxClasses } from '../ops';
+import { Batch } from './batch';
+import { validationKeys, type ValidationOptions } from './options';
+import { inputNames, type Plan } from './plan';
 
 /**
  * 'loss': the phase's loss (lower is better). 'dice': the mean Dice over the classes
@@ -23,15 +34,12 @@ export function addConfusion(counts: Float64Array, probs: Float32Array, n: numbe
   if (!Number.isInteger(s) || probs.length !== n * classes * s || counts.length !== classes * classes) {
     throw new SegvolError('ERR_SHAPE', `validation: ${probs.length} probabilities do not match ${labels.length} labels of ${classes} classes in ${n} windows`);
   }
-  for (let b = 0; b < n; ++b)
-    for (let v = 0; v < s; ++v) {
-      const i = b * s + v;
-      if (mask && mask[i] === 0) continue;
-      let best = 0;
-      for (let k = 1; k < classes; ++k) if (probs[(b * classes + k) * s + v]! > probs[(b * classes + best) * s + v]!) best = k;
-      const truth = labels[i]!;
-      if (truth >= 0 && truth < classes) counts[truth * classes + best]! += 1;
-    }
+  const predicted = argmaxClasses(probs, n, classes);
+  for (let i = 0; i < n * s; ++i) {
+    if (mask && mask[i] === 0) continue;
+    const truth = labels[i]!;
+    if (truth >= 0 && truth < classes) counts[truth * classes + predicted[i]!]! += 1;
+  }
 }
 
 /** A segmentation score from confusion counts [truth * K + predicted]. */
@@ -54,4 +62,88 @@ export function scoreConfusion(counts: Float64Array, classes: number, metric: Ex
     scores.push(metric === 'dice' ? (2 * tp(c)) / (truth + predicted) : tp(c) / (truth + predicted - tp(c)));
   }
   return scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : NaN;
+}
+
+/** Validation progress, saved in checkpoints so a resumed fit stops at the same step. */
+export interface ValidationState {
+  best: number;
+  bestStep: number;
+  sinceBest: number;
+}
+
+/** Scores a model on held-out windows during a fit and keeps the best score. */
+export class Validator {
+  readonly metric: ValidationMetric;
+  /** Undefined until the first score (or restored from a checkpoint). */
+  state: ValidationState | undefined;
+  private readonly windows = new Map<string, SampledWindow[]>();
+  private readonly names: Map<string, string>;
+
+  constructor(private readonly model: ModelBase, readonly options: ValidationOptions) {
+    if (options === null || typeof options !== 'object') throw new SegvolError('ERR_ARGUMENT', `fit: validation: expected options, received ${describe(options)}`);
+    rejectUnknown(options, validationKeys, 'fit: validation');
+    if (!options.data || typeof options.data.sample !== 'function') throw new SegvolError('ERR_ARGUMENT', 'fit: validation: expected data, a DataSource');
+    this.metric = options.metric ?? 'loss';
+    if (!validationMetrics.includes(this.metric)) {
+      throw new SegvolError('ERR_ARGUMENT', `fit: validation: expected metric ${validationMetrics.join(', ')}, received ${describe(this.metric)}`);
+    }
+    if (options.windows !== undefined) positiveInteger(options.windows, 'fit: validation: windows');
+    if (options.every !== undefined) positiveInteger(options.every, 'fit: validation: every');
+    if (options.patience !== undefined) positiveInteger(options.patience, 'fit: validation: patience');
+    if (options.size !== undefined) size3(options.size, 'fit: validation: size');
+    this.names = inputNames(model, options.data, 'fit: validation');
+  }
+
+  /** Whether a score is due after this many steps of the phase. */
+  due(plan: Plan, stepInPhase: number): boolean {
+    return stepInPhase % (this.options.every ?? plan.stepsPerEpoch) === 0 || stepInPhase === plan.steps;
+  }
+
+  /** The model's score on the validation windows (drawn once per size with their own seed), in inference mode. */
+  async score(plan: Plan): Promise<number> {
+    const size = this.options.size ?? plan.size;
+    const key = size.join('x');
+    let windows = this.windows.get(key);
+    if (!windows) {
+      const random = new Random(0x7a11d);
+      windows = Array.from({ length: this.options.windows ?? 8 }, () => this.options.data.sample(random, size));
+      this.windows.set(key, windows);
+    }
+    const classes = this.model.outChannels;
+    const counts = new Float64Array(classes * classes);
+    let lossSum = 0;
+    for (let start = 0; start < windows.length; start += plan.batchSize) {
+      const batch = new Batch(windows.slice(start, start + plan.batchSize), size, this.options.data.inputs, this.names, this.model.device);
+      try {
+        await noGrad(async () => {
+          const outputs = await this.model.forwardOutputs(batch.inputs, { training: false });
+          try {
+            if (this.metric === 'loss') {
+              const loss = await plan.loss.of(outputs, batch);
+              lossSum += loss.toArray()[0]! * batch.count;
+              loss.dispose();
+            } else {
+              const out = outputs[this.model.outputNames[0]!]!;
+              addConfusion(counts, out.toArray(), batch.count, classes, batch.labels(out).toArray(), batch.mask(out)?.toArray());
+            }
+          } finally {
+            for (const t of Object.values(outputs)) t.dispose();
+          }
+        });
+      } finally {
+        batch.dispose();
+      }
+    }
+    return this.metric === 'loss' ? lossSum / windows.length : scoreConfusion(counts, classes, this.metric);
+  }
+
+  /** Records a score made after `step` steps: whether it is the best so far, and whether patience ran out. */
+  record(score: number, step: number): { improved: boolean; stop: boolean } {
+    const state = this.state ??= { best: NaN, bestStep: 0, sinceBest: 0 };
+    const better = Number.isNaN(state.best) || (higherIsBetter(this.metric) ? score > state.best : score < state.best);
+    const improved = better && Number.isFinite(score);
+    if (improved) Object.assign(state, { best: score, bestStep: step, sinceBest: 0 });
+    else state.sinceBest += 1;
+    return { improved, stop: this.options.patience !== undefined && state.sinceBest >= this.options.patience };
+  }
 }

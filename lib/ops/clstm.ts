@@ -2,7 +2,7 @@
 // docs/conventions.md). Forward passes return a SavedState that the backward
 // pass consumes; dispose it when no backward pass will come. On a recording
 // tape each is one node whose gradient is the fused native backward.
-import { declareDifferentiable, recordOp, willRecord } from '../autograd/tape';
+import { defineOp, type OpDefinition } from '../autograd/tape';
 import { describe, SegvolError } from '../core/errors';
 import {
   native,
@@ -11,13 +11,13 @@ import {
   type NativeClstmWeights,
   type NativePyramidBackward,
   type NativePyramidForward,
-  type NativeSavedHandle,
   type NativeScanBackward,
   type NativeScanForward,
 } from '../core/native';
 import { handleOf, Tensor } from '../core/tensor';
+import { savedHandleOf, SavedState } from './saved';
 
-declareDifferentiable('clstmScan', 'pyramidLstm');
+export { SavedState } from './saved';
 
 /** One C-LSTM's parameters: wx (4O, C, k, k), bx (4O), wh (4O, O, k, k), bh (4O); gate order i, f, g, o. */
 export interface PyramidLstmOptions {
@@ -60,44 +60,6 @@ export interface ClstmGradients {
 
 /** 0: +D, 1: -D, 2: +H, 3: -H, 4: +W, 5: -W. */
 export type Direction = 0 | 1 | 2 | 3 | 4 | 5;
-
-const savedHandles = new WeakMap<SavedState, NativeSavedHandle>();
-
-/** Activations a forward pass keeps for its backward pass (gates, cells, inputs). */
-export class SavedState {
-  private constructor(handle: NativeSavedHandle) {
-    savedHandles.set(this, handle);
-  }
-
-  /** @internal */
-  static fromHandle(handle: NativeSavedHandle): SavedState {
-    return new SavedState(handle);
-  }
-
-  /** Host or device bytes the saved activations hold (0 once disposed). */
-  get bytes(): number {
-    return native.savedBytes(savedHandles.get(this)!);
-  }
-
-  /** Frees the saved activations now; a later backward pass with this state throws ERR_DISPOSED. */
-  dispose(): void {
-    native.savedDispose(savedHandles.get(this)!);
-  }
-
-  /** @internal A second owner of the same activations (the tape's), freed independently. */
-  share(): SavedState {
-    return new SavedState(native.savedShare(savedHandles.get(this)!));
-  }
-}
-
-/** @internal */
-export function savedHandleOf(saved: SavedState, op: string): NativeSavedHandle {
-  const handle = saved instanceof SavedState ? savedHandles.get(saved) : undefined;
-  if (!handle) {
-    throw new SegvolError('ERR_ARGUMENT', `${op}: expected the saved state of a forward pass, received ${describe(saved)}`);
-  }
-  return handle;
-}
 
 export interface ClstmScanOptions {
   direction: Direction;
@@ -205,7 +167,7 @@ function wrapPyramidBackward(r: NativePyramidBackward): PyramidLstmGradients {
   return { dx: Tensor.fromHandle(r.dx), grads: r.grads.map(wrapGrads) };
 }
 
-export function recurrentOps(impl: ImplementationName) {
+export function clstmOps(impl: ImplementationName) {
   const optional = (t: Tensor | undefined, op: string, name: string) => (t === undefined ? null : handleOf(t, op, name));
 
   type ScanGrads = { dh?: Tensor; dhLast?: Tensor; dcLast?: Tensor };
@@ -223,13 +185,12 @@ export function recurrentOps(impl: ImplementationName) {
     optional(options.h0, op, 'h0'), optional(options.c0, op, 'c0'), options.recompute ?? false,
   ] as const;
   // Records a scan on the active tape: one node whose gradient is the fused BPTT.
-  function recordScan(x: Tensor, weights: ClstmWeights, options: ClstmScanOptions, result: ClstmScanResult, async: boolean): void {
-    const peep = weights.peep;
-    const inputs = [x, ...weightList([weights]), options.h0, options.c0, peep];
-    if (!willRecord(inputs)) return;
+  function recordScan(op: OpDefinition, x: Tensor, weights: ClstmWeights, options: ClstmScanOptions, result: ClstmScanResult, async: boolean): void {
+    const inputs = [x, ...weightList([weights]), options.h0, options.c0, weights.peep];
+    if (!op.willRecord(inputs)) return;
     const saved = result.saved.share();
-    recordOp({
-      op: 'clstmScan', inputs, outputs: [result.h, result.hLast, result.cLast], keep: [saved],
+    op.record({
+      inputs, outputs: [result.h, result.hLast, result.cLast], keep: [saved],
       backward: async ([dh, dhLast, dcLast]) => {
         const grads = { ...(dh ? { dh } : {}), ...(dhLast ? { dhLast } : {}), ...(dcLast ? { dcLast } : {}) };
         const g = async ? await scanBackwardAsync(saved, grads) : scanBackward(saved, grads);
@@ -247,11 +208,10 @@ export function recurrentOps(impl: ImplementationName) {
       handleOf(dy, op, 'output gradient'), true));
   }
   // Records a PyraMiD-LSTM forward on the active tape: one node, the fused backward.
-  function recordPyramid(x: Tensor, weights: readonly ClstmWeights[], result: PyramidLstmResult, recording: boolean, async: boolean): void {
-    if (!recording) return;
+  function recordPyramid(op: OpDefinition, x: Tensor, weights: readonly ClstmWeights[], result: PyramidLstmResult, async: boolean): void {
     const saved = result.saved.share();
-    recordOp({
-      op: 'pyramidLstm', inputs: [x, ...weightList(weights)], outputs: [result.y], keep: [saved],
+    op.record({
+      inputs: [x, ...weightList(weights)], outputs: [result.y], keep: [saved],
       backward: async ([dy]) => {
         const g = async ? await pyramidBackwardAsync(saved, dy!) : pyramidBackward(saved, dy!);
         return [g.dx, ...g.grads.flatMap(gradList)];
@@ -260,42 +220,45 @@ export function recurrentOps(impl: ImplementationName) {
   }
 
   return {
-    /** One C-LSTM over a volume x: (N, C, D, H, W) in one direction; the convolutions are 'same', stride 1. */
-    clstmScan(x: Tensor, weights: ClstmWeights, options: ClstmScanOptions): ClstmScanResult {
-      const result = wrapScanForward(native.clstmScan(...scanArgs(x, weights, options, 'clstmScan'), false, options.zeroState ?? false));
-      recordScan(x, weights, options, result, false);
-      return result;
+    ops: {
+      /** One C-LSTM over a volume x: (N, C, D, H, W) in one direction; the convolutions are 'same', stride 1. */
+      clstmScan: defineOp('clstmScan', (op, x: Tensor, weights: ClstmWeights, options: ClstmScanOptions): ClstmScanResult => {
+        const result = wrapScanForward(native.clstmScan(...scanArgs(x, weights, options, 'clstmScan'), false, options.zeroState ?? false));
+        recordScan(op, x, weights, options, result, false);
+        return result;
+      }),
+      /** clstmScan on the compute thread (the event loop stays free), and its gradient too. */
+      clstmScanAsync: defineOp('clstmScan', async (op, x: Tensor, weights: ClstmWeights, options: ClstmScanOptions): Promise<ClstmScanResult> => {
+        const result = wrapScanForward(await native.clstmScan(...scanArgs(x, weights, options, 'clstmScanAsync'), true, options.zeroState ?? false));
+        recordScan(op, x, weights, options, result, true);
+        return result;
+      }),
+      /** The PyraMiD-LSTM layer: six C-LSTMs, one per direction, summed. Runs on the calling thread. */
+      pyramidLstm: defineOp('pyramidLstm', (op, x: Tensor, weights: readonly ClstmWeights[], options: PyramidLstmOptions = {}): PyramidLstmResult => {
+        const handles = sixWeights(weights, op.name);
+        const recording = op.willRecord([x, ...weightList(weights)]);
+        const result = wrapPyramidForward(native.pyramidLstm(impl, handleOf(x, op.name, 'input'), handles, false,
+          recording || (options.keepForBackward ?? true), options.recompute ?? false, groupLimit(options, op.name)));
+        if (recording) recordPyramid(op, x, weights, result, false);
+        return result;
+      }),
+      /** pyramidLstm on the thread pool: the event loop stays free while it runs (and while its gradient runs). */
+      pyramidLstmAsync: defineOp('pyramidLstm', async (op, x: Tensor, weights: readonly ClstmWeights[], options: PyramidLstmOptions = {}): Promise<PyramidLstmResult> => {
+        const name = 'pyramidLstmAsync';
+        const handles = sixWeights(weights, name);
+        const recording = op.willRecord([x, ...weightList(weights)]);
+        const result = wrapPyramidForward(await native.pyramidLstm(impl, handleOf(x, name, 'input'), handles, true,
+          recording || (options.keepForBackward ?? true), options.recompute ?? false, groupLimit(options, name)));
+        if (recording) recordPyramid(op, x, weights, result, true);
+        return result;
+      }),
     },
-    /** clstmScan on the compute thread (the event loop stays free), and its gradient too. */
-    async clstmScanAsync(x: Tensor, weights: ClstmWeights, options: ClstmScanOptions): Promise<ClstmScanResult> {
-      const result = wrapScanForward(await native.clstmScan(...scanArgs(x, weights, options, 'clstmScanAsync'), true, options.zeroState ?? false));
-      recordScan(x, weights, options, result, true);
-      return result;
+    backward: {
+      /** BPTT through a scan. dh: gradient of h; dhLast, dcLast: gradients of the final state. */
+      clstmScanBackward: scanBackward,
+      clstmScanBackwardAsync: scanBackwardAsync,
+      pyramidLstmBackward: pyramidBackward,
+      pyramidLstmBackwardAsync: pyramidBackwardAsync,
     },
-    /** BPTT through a scan. dh: gradient of h; dhLast, dcLast: gradients of the final state. */
-    clstmScanBackward: scanBackward,
-    clstmScanBackwardAsync: scanBackwardAsync,
-    /** The PyraMiD-LSTM layer: six C-LSTMs, one per direction, summed. Runs on the calling thread. */
-    pyramidLstm(x: Tensor, weights: readonly ClstmWeights[], options: PyramidLstmOptions = {}): PyramidLstmResult {
-      const op = 'pyramidLstm';
-      const handles = sixWeights(weights, op);
-      const recording = willRecord([x, ...weightList(weights)]);
-      const result = wrapPyramidForward(native.pyramidLstm(impl, handleOf(x, op, 'input'), handles, false,
-        recording || (options.keepForBackward ?? true), options.recompute ?? false, groupLimit(options, op)));
-      recordPyramid(x, weights, result, recording, false);
-      return result;
-    },
-    /** pyramidLstm on the thread pool: the event loop stays free while it runs (and while its gradient runs). */
-    async pyramidLstmAsync(x: Tensor, weights: readonly ClstmWeights[], options: PyramidLstmOptions = {}): Promise<PyramidLstmResult> {
-      const op = 'pyramidLstmAsync';
-      const handles = sixWeights(weights, op);
-      const recording = willRecord([x, ...weightList(weights)]);
-      const result = wrapPyramidForward(await native.pyramidLstm(impl, handleOf(x, op, 'input'), handles, true,
-        recording || (options.keepForBackward ?? true), options.recompute ?? false, groupLimit(options, op)));
-      recordPyramid(x, weights, result, recording, true);
-      return result;
-    },
-    pyramidLstmBackward: pyramidBackward,
-    pyramidLstmBackwardAsync: pyramidBackwardAsync,
   };
 }

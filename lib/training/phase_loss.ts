@@ -1,0 +1,99 @@
+// A phase's loss on the tape: one configured loss (with class weights computed from
+// the batch or, once, from all the data), a weighted sum of losses on named outputs,
+// or the user's function.
+import { describe, SegvolError } from '../core/errors';
+import { Tensor } from '../core/tensor';
+import { classStatistics, type DataSource } from '../data/samplers';
+import { lossKinds, ops } from '../ops';
+import type { Batch } from './batch';
+import { classWeightsFromCounts, classWeightsFromStatistics, computedWeightings, type ComputedWeighting } from './losses';
+import type { LossConfig, LossSpec } from './options';
+
+/** The configured losses of a spec (undefined for a function), each kind checked. */
+export function lossConfigs(spec: LossSpec, where = 'Trainer'): LossConfig[] | undefined {
+  if (typeof spec === 'function') return undefined;
+  const list = typeof spec === 'string' ? [{ kind: spec }] : Array.isArray(spec) ? [...spec as readonly LossConfig[]] : [spec as LossConfig];
+  for (const c of list) {
+    if (!lossKinds.includes(c.kind)) {
+      throw new SegvolError('ERR_ARGUMENT', `${where}: expected loss ${lossKinds.join(', ')}, received ${describe(c.kind)}`);
+    }
+  }
+  return list;
+}
+
+/** Whether a spec needs every output of the model (a function, or a loss on a named output). */
+export function needsAllOutputs(spec: LossSpec): boolean {
+  return typeof spec === 'function' || (lossConfigs(spec) ?? []).some((c) => c.output !== undefined);
+}
+
+// Class weights computed from all of a data source's labels, once per source (sources do not change).
+const globalWeights = new WeakMap<DataSource, Map<string, Float32Array>>();
+
+/** Computes a loss spec for batches of one data source. */
+export class PhaseLoss {
+  constructor(readonly spec: LossSpec, private readonly data: DataSource, private readonly outputNames: readonly string[]) {
+    lossConfigs(spec);
+  }
+
+  /** The loss of the model's outputs on a batch, as a one-value tensor (taped when a tape records). */
+  async of(outputs: Readonly<Record<string, Tensor>>, batch: Batch): Promise<Tensor> {
+    if (typeof this.spec === 'function') {
+      const value = await this.spec(outputs, batch);
+      if (!(value instanceof Tensor) || value.size !== 1) {
+        throw new SegvolError('ERR_ARGUMENT', `loss function: expected a one-value Tensor, received ${value instanceof Tensor ? `(${value.shape.join(', ')})` : describe(value)}`);
+      }
+      return value;
+    }
+    const terms: Tensor[] = [];
+    for (const config of lossConfigs(this.spec)!) {
+      const name = config.output ?? this.outputNames[0]!;
+      const out = outputs[name];
+      if (!out) throw new SegvolError('ERR_ARGUMENT', `loss: the model has no output '${name}'; its outputs: ${this.outputNames.join(', ')}`);
+      const labels = batch.labels(out);
+      const mask = batch.mask(out);
+      const weights = this.classWeights(config, batch.labelValues(out.shape.slice(2)), mask?.toArray(), out.shape[1]!,
+        out.shape[out.shape.length - 1]! * out.shape[out.shape.length - 2]!);
+      const classWeights = weights ? Tensor.fromArray(weights, [weights.length], { device: out.device }) : undefined;
+      try {
+        const term = ops.loss(out, labels, {
+          kind: config.kind, ...(mask ? { mask } : {}), ...(classWeights ? { classWeights } : {}),
+          ...(config.normalize ? { normalize: config.normalize } : {}),
+        });
+        terms.push(config.weight === undefined || config.weight === 1 ? term : ops.scale(term, config.weight));
+      } finally {
+        classWeights?.dispose();
+      }
+    }
+    return terms.length === 1 ? terms[0]! : ops.sum(terms);
+  }
+
+  private classWeights(config: LossConfig, labels: Float32Array, mask: Float32Array | undefined, classes: number, plane: number): Float32Array | undefined {
+    const w = config.classWeights;
+    if (w === undefined || w === 'none') return undefined;
+    if (Array.isArray(w)) {
+      if (w.length !== classes) throw new SegvolError('ERR_ARGUMENT', `loss: expected ${classes} class weights (one per class), received ${w.length}`);
+      return Float32Array.from(w as number[]);
+    }
+    const mode = w as ComputedWeighting;
+    if (!computedWeightings.includes(mode)) {
+      throw new SegvolError('ERR_ARGUMENT', `loss: expected classWeights 'none', ${computedWeightings.map((k) => `'${k}'`).join(', ')} or numbers, received ${describe(w)}`);
+    }
+    const global = (config.weightsFrom ?? 'global') === 'global';
+    if (global && mode === 'medianFrequency' && this.data.classStatistics) {
+      return this.cached(mode, classes, () => classWeightsFromStatistics(this.data.classStatistics!(classes), mode));
+    }
+    if (global && mode !== 'medianFrequency' && this.data.classCounts) {
+      return this.cached(mode, classes, () => classWeightsFromCounts(this.data.classCounts!(classes), mode));
+    }
+    // From the window's own labels: images are its slices of plane h*w.
+    return classWeightsFromStatistics(classStatistics(labels, plane, classes, mask), mode);
+  }
+
+  private cached(mode: string, classes: number, compute: () => Float32Array): Float32Array {
+    let cache = globalWeights.get(this.data);
+    if (!cache) globalWeights.set(this.data, (cache = new Map()));
+    const key = `${mode}:${classes}`;
+    if (!cache.has(key)) cache.set(key, compute());
+    return cache.get(key)!;
+  }
+}

@@ -1,0 +1,103 @@
+// One training step, the only one in segvol: the loss function runs on a gradient
+// tape (forward and loss), every op output, the loss and the gradients are checked
+// for NaN and Inf, backward gives each parameter's gradient, gradients are clipped,
+// and the optimizer updates in place. A non-finite value anywhere stops the step
+// before any weight changes. The Trainer, the consistent ConvLSTM's regime and the
+// benchmarks all call it.
+import { GradientTape } from '../autograd/tape';
+import { SegvolError } from '../core/errors';
+import type { Tensor } from '../core/tensor';
+import { positiveNumber, rejectUnknown } from '../core/validate';
+import type { ModelBase } from '../nn/model';
+import { ops } from '../ops';
+import type { Optimizer } from './optimizers';
+
+/** PyTorch's clip_grad_norm_ (maxNorm: the global L2 norm), then clip_grad_value_ (maxValue: each entry). */
+export interface GradientClipping {
+  maxNorm?: number;
+  maxValue?: number;
+}
+
+export interface TrainStepOptions {
+  /** The learning rate of this update. */
+  lr: number;
+  clipGradients?: GradientClipping;
+  /** Check op outputs and gradients for NaN and Inf before updating (default true; the loss is always checked). */
+  checkFinite?: boolean;
+  /** The error for a non-finite value found in `where` ("the loss", "the gradient of layers.0.weight"). */
+  nonFinite?: (where: string) => Error;
+}
+
+export interface StepResult {
+  /** The loss before the update. */
+  loss: number;
+  /** The global L2 norm of the gradients, before clipping. */
+  gradNorm: number;
+}
+
+/** Checks clipping options (positive numbers, known names). */
+export function checkClipping(clip: GradientClipping | undefined, where: string): void {
+  if (clip === undefined) return;
+  rejectUnknown(clip, ['maxNorm', 'maxValue'], `${where}: clipGradients`);
+  for (const [name, v] of Object.entries(clip)) positiveNumber(v, `${where}: clipGradients.${name}`);
+}
+
+function defaultNonFinite(where: string): Error {
+  return new SegvolError('ERR_NON_FINITE', `training step: a NaN or infinite value appeared in ${where}; the weights were not updated. ` +
+    'Check the data for NaN, or lower the learning rate');
+}
+
+/**
+ * One step: `computeLoss` runs on a tape (it calls the model's forward and a loss, and
+ * returns a one-value tensor), then backward, checks, clipping and the update of every
+ * parameter of `model` that got a gradient.
+ */
+export async function trainStep(model: ModelBase, optimizer: Optimizer, computeLoss: () => Tensor | Promise<Tensor>,
+  options: TrainStepOptions): Promise<StepResult> {
+  const checkFinite = options.checkFinite ?? true;
+  const stop = options.nonFinite ?? defaultNonFinite;
+  const tape = new GradientTape({ checkFinite });
+  try {
+    const loss = await tape.record(computeLoss);
+    try {
+      const bad = tape.findNonFinite();
+      if (bad) throw stop(`the output of ${bad.op}${bad.scope ? ` in ${bad.scope}` : ''}`);
+      const value = loss.toArray()[0]!;
+      if (!Number.isFinite(value)) throw stop('the loss');
+      const grads = model.gradientsByName(await tape.backward(loss));
+      try {
+        if (checkFinite) {
+          const names = [...grads.keys()];
+          const i = ops.firstNonFinite(names.map((n) => grads.get(n)!));
+          if (i >= 0) throw stop(`the gradient of ${names[i]}`);
+        }
+        const gradNorm = Math.sqrt(ops.sumOfSquares([...grads.values()]));
+        clipGradients(grads, gradNorm, options.clipGradients);
+        optimizer.step(model.parameters(), grads, options.lr);
+        return { loss: value, gradNorm };
+      } finally {
+        for (const g of grads.values()) g.dispose();
+      }
+    } finally {
+      loss.dispose();
+    }
+  } finally {
+    tape.dispose();
+  }
+}
+
+/** Clips the map's gradients in place (replacing its entries): by the global norm, then by value. */
+export function clipGradients(grads: Map<string, Tensor>, norm: number, clip: GradientClipping | undefined): void {
+  const { maxNorm, maxValue } = clip ?? {};
+  const replace = (f: (g: Tensor) => Tensor) => {
+    for (const [name, g] of grads) {
+      grads.set(name, f(g));
+      g.dispose();
+    }
+  };
+  if (maxNorm !== undefined) {
+    const factor = maxNorm / (norm + 1e-6);
+    if (factor < 1) replace((g) => ops.scale(g, factor));
+  }
+  if (maxValue !== undefined) replace((g) => ops.clamp(g, -maxValue, maxValue));
+}
