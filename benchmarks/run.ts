@@ -442,7 +442,7 @@ async function trainingStep(model: ModelBase, input: ModelInput, labels: Tensor,
  */
 async function convnetCase(name: 'n4' | 'vd2d3d', repeats: number, smoke: boolean): Promise<void> {
   const { resetPeakMemory, memoryStats, znnTrainingSettings } = await import('../lib');
-  const { znnGraph } = await import('../lib/presets/znn');
+  const { znnGraph } = await import('../lib/models/convnets/networks');
   const model = name === 'n4' ? presets.n4({ seed: 1 }) : presets.vd2d3d({ recursive: true, seed: 1 });
   const outSize = smoke ? [1, 4, 4] : znnTrainingSettings(name).outputSize;
   const fov = model.fieldOfView()!;
@@ -496,7 +496,7 @@ async function bratsCase(repeats: number, smoke: boolean, channels: number): Pro
 /** One out-of-core prediction of a Zarr volume in this process: time and peak RSS (the blocks suite runs each size in its own process). */
 async function blocksCase(dir: string, size: number[]): Promise<void> {
   const { predictChunked } = await import('../lib');
-  const { loadModel } = await import('../lib/serialize/model_file');
+  const { loadModel } = await import('../lib/models/load');
   const model = loadModel(path.join(dir, 'model.safetensors'));
   const input = path.join(dir, `in_${size.join('x')}.zarr`);
   const started = process.hrtime.bigint();

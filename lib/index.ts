@@ -1,4 +1,7 @@
 // segvol's public API.
+import { metrics as genericMetrics } from './evaluation/metrics';
+import { bratsMetrics } from './models/mri';
+
 export { backends, convMath, memoryStats, resetPeakMemory, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
 export { SegvolError, type ErrorCode } from './core/errors';
 export { Tensor, type Device, type TensorOptions } from './core/tensor';
@@ -52,33 +55,46 @@ export {
 } from './ops/clstm';
 export { argmaxClasses, type UpdateRule, type UpdateHyperparameters } from './ops';
 
-export { layers } from './nn/layers';
 export type { Layer, LayerBuilder, LayerSpec, BuildContext, ForwardMode, LayerMemory, MemorySchedule } from './nn/layer';
-export type { PyramidLstmOptions } from './nn/pyramid';
 export type { ConvLayerOptions, ConvTransposeLayerOptions, PixelwiseOptions } from './nn/conv';
 export { initialize, fans, type Initializer, type Distribution } from './nn/init';
 export {
   DenseRecurrentLayer, ConvLstmLayer, type RecurrentOptions, type RnnLayerOptions, type LstmLayerOptions, type RecurrentRunOptions,
   type RecurrentResult, type ConvLstmOptions, type ConvLstmRunOptions, type ConvLstmResult, type DirectionMerge,
 } from './nn/recurrent';
-export {
-  ConsistentConvLstmLayer, consistencyVariants, type ConsistencyVariant, type ConsistentConvLstmOptions, type ConsistentRunOptions,
-  type ConsistentRunResult, type DirectionStates,
-} from './nn/consistent';
-export type { CrossModalityOptions } from './nn/fusion';
 export { createLayer, loadLayerState, type CreateLayerOptions } from './nn/standalone';
 export {
   ModelBase, Model, type ModelInput, type ModelInputShape, type ModelOptions, type RunOptions, type OutputWindow, type LayerCall,
-  type ModelInfo, type Architecture, type PredictOptions,
+  type ModelInfo, type Architecture, type PredictOptions, type StateArray,
 } from './nn/model';
 export { Sequential, sequential, type SequentialOptions } from './nn/sequential';
 export { Graph, graph, type GraphNode, type GraphOptions, type JoinKind } from './nn/graph';
+
+// The network families (lib/models/<family>) and their registry: presets, every layer builder.
+export { presets, layers, families, familyOf, type ModelFamily } from './models';
+export { loadModel, type LoadModelOptions } from './models/load';
+// PyraMiD-LSTM
+export type { PyramidNetOptions, PyramidLstmOptions } from './models/pyramid';
+// 2D-3D ConvNets
 export {
-  presets, znnTrainingSettings, type PyramidNetOptions, type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions, type ZnnPreset, type ZnnTrainingSettings,
-  CrossModalityConvLstm, type CrossModalityConvLstmOptions, Resnet50Encoder, torchvisionResnet50State, type Resnet50EncoderOptions,
-  ConsistentConvLstmNet, type ConsistentConvLstmNetOptions,
-} from './presets';
-export { loadModel, type LoadModelOptions } from './serialize/model_file';
+  znnTrainingSettings, transferWeights, recursiveBoundaryMap, vd2dSharedLayers,
+  type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions, type ZnnPreset, type ZnnTrainingSettings, type TransferReport, type BoundaryMapOptions,
+} from './models/convnets';
+// The cross-modality ConvLSTM for multi-modal MRI
+export {
+  CrossModalityConvLstm, crossModalityPhases, syntheticBrainMri, findBratsCases, loadBratsCase, bratsSampler, bratsRole, bratsModalities, bratsClasses,
+  type CrossModalityConvLstmOptions, type CrossModalityOptions, type CrossModalityRegimeOptions, type Phantom, type PhantomOptions,
+  type BratsCase, type BratsCaseFiles, type BratsModality, type BratsSamplerOptions, type BratsScores, type RegionScores,
+} from './models/mri';
+// The consistent ConvLSTM
+export {
+  ConsistentConvLstmNet, ConsistentConvLstmLayer, consistencyVariants, Resnet50Encoder, torchvisionResnet50State, linearSumAssignment, matchedSoftIoU,
+  trainConsistent, segmentConsistent, estimateConsistentMemory, checkConsistentMemory, previousFrameMasks, masksOf, objectsOf, watershedFrame,
+  predictObjectMasks,
+  type ConsistentConvLstmNetOptions, type ConsistencyVariant, type ConsistentConvLstmOptions, type ConsistentRunOptions, type ConsistentRunResult,
+  type DirectionStates, type Resnet50EncoderOptions, type Assignment, type MatchedSoftIoU, type ConsistentTrainingOptions,
+  type ConsistentTrainingResult, type ConsistentSegmentOptions, type ConsistentMemory, type ConsistentModel,
+} from './models/consistent';
 
 export { classWeightsFromCounts, classWeightsFromStatistics, type ClassWeighting, type ClassStatistics } from './training/losses';
 export { Optimizer, type OptimizerConfig, type OptimizerKind } from './training/optimizers';
@@ -92,25 +108,14 @@ export {
 export type { ValidationMetric } from './training/validation';
 export { trainStep, type TrainStepOptions, type StepResult, type GradientClipping } from './training/step';
 export { estimateStepMemory, formatBytes, type StepMemory } from './training/memory';
-export { trainConsistent, type ConsistentTrainingOptions, type ConsistentTrainingResult } from './training/consistent';
-export {
-  segmentConsistent, estimateConsistentMemory, checkConsistentMemory, previousFrameMasks, masksOf, objectsOf, watershedFrame, predictObjectMasks,
-  type ConsistentSegmentOptions, type ConsistentMemory, type ConsistentModel,
-} from './inference/consistent';
-export { crossModalityPhases, type CrossModalityRegimeOptions } from './training/regimes';
-export { transferWeights, recursiveBoundaryMap, vd2dSharedLayers, type TransferReport, type BoundaryMapOptions } from './training/recursive';
 
 export { VolumeSampler, MultiSampler, classCounts, classStatistics, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
-export { syntheticBrainMri, type Phantom, type PhantomOptions } from './data/phantom';
-export {
-  findBratsCases, loadBratsCase, bratsSampler, bratsRole, bratsModalities, bratsClasses,
-  type BratsCase, type BratsCaseFiles, type BratsModality, type BratsSamplerOptions,
-} from './data/brats';
+export { syntheticEm, type SyntheticEm, type SyntheticEmOptions } from './data/synthetic';
 export { normalizeSlices, normalizeNonzero, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, type Normalization } from './data/preprocess';
 
-export { linearSumAssignment, type Assignment } from './core/assignment';
-export { matchedSoftIoU, type MatchedSoftIoU } from './ops/matching';
-export { metrics, percentile, type RandScores, type ClassOverlap, type Labels, type Shape3, type BratsScores, type RegionScores } from './evaluation/metrics';
+/** The evaluation measures of the source papers (the BRATS regions' among them). */
+export const metrics = { ...genericMetrics, ...bratsMetrics };
+export { percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
 export {
   predictChunked, planChunkedPrediction, predictBlock, readChunkedPlan, blockDone,

@@ -7,9 +7,9 @@ import * as path from 'node:path';
 import { readNpy, writeNpy } from '../lib/io/npy';
 import { writeVolume } from '../lib/io/volume_io';
 import { syntheticEm } from '../lib/data/synthetic';
-import { syntheticBrainMri } from '../lib/data/phantom';
-import { loadModel } from '../lib/serialize/model_file';
-import { presets } from '../lib/presets';
+import { syntheticBrainMri } from '../lib/models/mri/phantom';
+import { loadModel } from '../lib/models/load';
+import { presets } from '../lib/models';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const root = path.join(__dirname, '..');

@@ -10,8 +10,8 @@ import {
   presets, readSafetensors, readVolume, syntheticBrainMri, Tensor, writeVolume, type NamedArray,
 } from '../lib';
 import { Random } from '../lib/core/random';
-import { runBratsDemo } from '../lib/cli/demo_brats';
-import { loadModel } from '../lib/serialize/model_file';
+import { runBratsDemo } from '../lib/models/mri/demo';
+import { loadModel } from '../lib/models/load';
 import { assertClose } from './helpers';
 
 const dir = path.join(__dirname, 'fixtures', 'mri');

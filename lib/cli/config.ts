@@ -1,45 +1,23 @@
-// The JSON configuration of `segvol train`: checked strictly, so a typo names
-// its key instead of being ignored.
+// The JSON configuration of `segvol train`: checked strictly (a typo names its key
+// instead of being ignored) against the generic schema merged with the keys of the
+// model's family, which also supplies its paper settings and any data form of its own.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { VolumeSampler, type DataSource, type VolumeSamplerOptions } from '../data/samplers';
-import { bratsClasses, bratsModalities, bratsSampler, findBratsCases, loadBratsCase } from '../data/brats';
-import { crossModalityPhases } from '../training/regimes';
 import { describe, SegvolError } from '../core/errors';
-import { containsClass, type LossConfig, type Phase, type TrainerOptions } from '../training/trainer';
-import type { Size3 } from '../data/samplers';
+import { checkSchema, listOf, rejectUnknown } from '../core/validate';
 import { preprocessVolume, type Normalization } from '../data/preprocess';
+import { VolumeSampler, type Size3, type VolumeSamplerOptions } from '../data/samplers';
 import { readVolume, stackModalities, type Volume } from '../io/volume_io';
+import { families, familyOfPreset } from '../models';
+import type { CliContext, LoadedTrainingData, ModelFamily, PaperSettings, TrainConfigObject } from '../models/family';
 import type { ModelBase, ModelInfo } from '../nn/model';
-import { presets, znnTrainingSettings, type CrossModalityConvLstmOptions, type PyramidNetOptions, type Vd2d3dOptions, type ZnnPreset, type ZnnTrainingSettings } from '../presets';
-
-/** The network: the PyraMiD-LSTM paper's, one of the 2D-3D ConvNet paper's (N4, VD2D, VD2D3D), or the cross-modality ConvLSTM. */
-export type ModelConfig = (PyramidNetOptions & { preset: 'pyramidNet' }) | (Vd2d3dOptions & { preset: ZnnPreset }) |
-  (CrossModalityConvLstmOptions & { preset: 'crossModalityConvLstm' });
-
-/**
- * Recursive training (the 2D-3D ConvNet paper): the first network's boundary map of the
- * training stacks becomes the second input ('boundary') of this config's model.
- */
-export interface RecursiveConfig {
-  /** A model file of the first network (trained earlier)... */
-  model?: string;
-  /** ...or its training, in this run: model, settings and the training keys of a config (its data is this config's). */
-  first?: Omit<TrainConfig, 'data' | 'validation' | 'recursive'>;
-  /** The output window of the first network's stitched inference (default: the whole volume). */
-  window?: [number, number, number];
-  overlap?: number;
-  /** The class whose probability is the boundary (default 1). */
-  boundaryClass?: number;
-  /** Layers to start from the first network's weights (default for VD2D3D: conv1a .. conv3b). */
-  transfer?: string[];
-}
+import { containsClass, type Phase, type TrainerOptions } from '../training/options';
 
 /** A phase in train.json: Phase's JSON-friendly fields, and a class filter instead of a function. */
 export interface PhaseConfig {
   name?: string;
-  size?: [number, number, number];
-  outputSize?: [number, number, number];
+  size?: Size3;
+  outputSize?: Size3;
   epochs?: number;
   steps?: number;
   stepsPerEpoch?: number;
@@ -52,45 +30,38 @@ export interface PhaseConfig {
   filter?: { containsClass: number | number[]; minVoxels?: number; tries?: number };
 }
 
-export interface TrainConfig {
-  model: ModelConfig;
+/** The generic part of a train.json; the model's family adds its own keys (see ModelFamily.training). */
+export interface TrainConfig extends TrainConfigObject {
+  model: { preset: string; seed?: number } & Record<string, unknown>;
   data: {
     /** One volume, or one per modality (stacked as channels). Any format readVolume reads. */
     volume?: string | string[];
     labels?: string;
-    /** Or a folder of BRATS case folders (2015 or 2018-2021 naming): four modalities as channels, 'nonzero' normalisation by default. */
-    brats?: string;
     mask?: string;
     flip?: { z?: boolean; y?: boolean; x?: boolean };
     rotate?: boolean;
     classAware?: { label: number; minVoxels?: number; tries?: number };
-    /** 'slice' (default): per-slice standardisation; 'mr': the paper's MR pipeline; 'none'. Recorded in the model file. */
-    normalize?: 'slice' | 'mr' | 'nonzero' | 'none';
+    /** 'slice' (default): per-slice standardisation; 'mr': the paper's MR pipeline; 'nonzero'; 'none'. Recorded in the model file. */
+    normalize?: Normalization;
     /** Class names, index = class id; recorded in the model file. */
     classNames?: string[];
-  };
+  } & Record<string, unknown>;
   /** Held-out data scored during training (normalised like data); the best model is kept beside the checkpoint. */
   validation?: {
     volume?: string | string[];
     labels?: string;
-    brats?: string;
     mask?: string;
     windows?: number;
-    size?: [number, number, number];
+    size?: Size3;
     every?: number;
     metric?: 'loss' | 'dice' | 'meanIU' | 'accuracy';
     patience?: number;
-  };
+  } & Record<string, unknown>;
   clipGradients?: { maxNorm?: number; maxValue?: number };
-  /**
-   * 'paper': the 2D-3D ConvNet paper's settings for an N4/VD2D/VD2D3D model (SGD 0.01 momentum 0.9, its output patch,
-   * rebalanced cross-entropy normalised by voxels, rotations and flips, per-slice z-scores); for crossModalityConvLstm
-   * Tseng et al.'s two phases (size, and steps or epochs per phase, from the config); keys given here override them.
-   */
+  /** The paper's settings for the model (see the family's docs); keys given here override them. */
   settings?: 'paper';
-  recursive?: RecursiveConfig;
   /** The output window of a 'valid' network (N4, VD2D, VD2D3D), instead of size. */
-  outputSize?: [number, number, number];
+  outputSize?: Size3;
   /** The most memory a step may take ("12G"): the cheapest schedule that fits is chosen, or the config is refused. */
   memoryBudget?: number | string;
   phases?: PhaseConfig[];
@@ -98,10 +69,10 @@ export interface TrainConfig {
    * The PyraMiD-LSTM paper's bootstrap stages: a size and the paper's "epochs", which are
    * updates (one sub-volume each): a stage is a phase of that many steps.
    */
-  stages?: Array<{ size: [number, number, number]; epochs: number }>;
+  stages?: Array<{ size: Size3; epochs: number }>;
   epochs?: number;
   steps?: number;
-  size?: [number, number, number];
+  size?: Size3;
   stepsPerEpoch?: number;
   batchSize?: number;
   loss?: TrainerOptions['loss'];
@@ -111,37 +82,58 @@ export interface TrainConfig {
   checkpoint?: { path: string; every?: number };
 }
 
-const schema: Record<string, readonly string[]> = {
+const genericSchema: Readonly<Record<string, readonly string[]>> = {
   '': ['model', 'data', 'validation', 'phases', 'stages', 'epochs', 'steps', 'size', 'outputSize', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer',
-    'schedule', 'clipGradients', 'memoryBudget', 'seed', 'checkpoint', 'settings', 'recursive'],
-  model: ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed', 'activation', 'recursive', 'modalities', 'channels', 'levels', 'lstmKernel',
-    'multiModal', 'fusion', 'convLstm', 'decoderActivation'],
-  recursive: ['model', 'first', 'window', 'overlap', 'boundaryClass', 'transfer'],
-  'recursive.first': ['model', 'phases', 'epochs', 'steps', 'size', 'outputSize', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule',
-    'clipGradients', 'memoryBudget', 'seed', 'checkpoint', 'settings'],
-  'recursive.first.model': ['preset', 'inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed', 'activation', 'recursive'],
-  'recursive.first.checkpoint': ['path', 'every'],
-  data: ['volume', 'labels', 'brats', 'mask', 'flip', 'rotate', 'classAware', 'normalize', 'classNames'],
-  validation: ['volume', 'labels', 'brats', 'mask', 'windows', 'size', 'every', 'metric', 'patience'],
+    'schedule', 'clipGradients', 'memoryBudget', 'seed', 'checkpoint', 'settings'],
+  data: ['volume', 'labels', 'mask', 'flip', 'rotate', 'classAware', 'normalize', 'classNames'],
+  validation: ['volume', 'labels', 'mask', 'windows', 'size', 'every', 'metric', 'patience'],
   clipGradients: ['maxNorm', 'maxValue'],
   'data.flip': ['z', 'y', 'x'],
   'data.classAware': ['label', 'minVoxels', 'tries'],
   checkpoint: ['path', 'every'],
   loss: ['kind', 'classWeights', 'weightsFrom', 'normalize'],
+  'phases[]': ['name', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule', 'lr', 'filter'],
+  'phases[].filter': ['containsClass', 'minVoxels', 'tries'],
+  'stages[]': ['size', 'epochs'],
 };
-const phaseSchema = ['name', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule', 'lr', 'filter'];
-const filterSchema = ['containsClass', 'minVoxels', 'tries'];
 
-function checkKeys(value: unknown, where: string): void {
-  const known = schema[where];
-  if (!known || value === null || typeof value !== 'object' || Array.isArray(value)) return;
-  for (const [key, child] of Object.entries(value)) {
-    const full = where ? `${where}.${key}` : key;
-    if (!known.includes(key)) {
-      throw new SegvolError('ERR_ARGUMENT', `config: unknown key '${full}'; known keys${where ? ` of ${where}` : ''}: ${known.join(', ')}`);
-    }
-    checkKeys(child, full);
+/** The generic schema with every family's keys added. */
+function schema(): Record<string, readonly string[]> {
+  const merged: Record<string, string[]> = Object.fromEntries(Object.entries(genericSchema).map(([k, v]) => [k, [...v]]));
+  for (const family of families) {
+    for (const [where, keys] of Object.entries(family.training?.schema ?? {})) merged[where] = [...new Set([...(merged[where] ?? []), ...keys])];
   }
+  return merged;
+}
+
+const trainable = () => families.filter((f) => f.training);
+const trainablePresets = () => trainable().flatMap((f) => Object.keys(f.presets));
+
+/** The family that trains a config's preset, checking the model's keys against it. */
+function checkModel(model: unknown, where: string, source: string): ModelFamily {
+  const preset = (model as { preset?: unknown } | undefined)?.preset;
+  const family = typeof preset === 'string' ? familyOfPreset(preset) : undefined;
+  if (!family?.training) {
+    throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected ${where}.preset ${listOf(trainablePresets())}, received ${describe(preset)}` +
+      (family ? ` (${preset} models train through the API: see the docs of ${family.title})` : ''));
+  }
+  rejectUnknown(model as object, ['preset', ...family.training.modelKeys], `config ${source}`, 'key', `${where}.`);
+  return family;
+}
+
+/** Every object under a 'model' key below the top (a first stage's model), with its path. */
+function nestedModels(value: unknown, at: string): Array<[string, unknown]> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [];
+  return Object.entries(value).flatMap(([key, child]) => {
+    const where = at ? `${at}.${key}` : key;
+    if (key === 'model' && at !== '' && child && typeof child === 'object' && 'preset' in child) return [[where, child] as [string, unknown]];
+    return key === 'model' && at === '' ? [] : nestedModels(child, where);
+  });
+}
+
+/** The family of a checked config's model. */
+export function familyOfConfig(config: TrainConfig): ModelFamily {
+  return familyOfPreset(config.model.preset)!;
 }
 
 export function parseTrainConfig(text: string, source: string): TrainConfig {
@@ -151,57 +143,38 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
   } catch (error) {
     throw new SegvolError('ERR_FORMAT', `config ${source}: not valid JSON (${(error as Error).message})`);
   }
-  checkKeys(config, '');
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new SegvolError('ERR_FORMAT', `config ${source}: expected a JSON object`);
   const c = config as TrainConfig;
+  checkSchema(c, schema(), 'config');
   if (c.phases !== undefined && c.stages !== undefined) {
     throw new SegvolError('ERR_ARGUMENT', `config ${source}: give phases or stages, not both (stages are phases with a size and epochs)`);
   }
-  if (c.phases !== undefined && !Array.isArray(c.phases)) throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected phases as a list`);
+  for (const key of ['phases', 'stages'] as const) {
+    if (c[key] !== undefined && !Array.isArray(c[key])) throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected ${key} as a list`);
+  }
   (c.phases ?? []).forEach((phase, i) => {
-    for (const key of Object.keys(phase)) {
-      if (!phaseSchema.includes(key)) {
-        throw new SegvolError('ERR_ARGUMENT', `config: unknown key 'phases[${i}].${key}'; known keys of a phase: ${phaseSchema.join(', ')}`);
-      }
-    }
-    for (const key of Object.keys(phase.filter ?? {})) {
-      if (!filterSchema.includes(key)) {
-        throw new SegvolError('ERR_ARGUMENT', `config: unknown key 'phases[${i}].filter.${key}'; known: ${filterSchema.join(', ')}`);
-      }
-    }
     if (phase.filter && phase.filter.containsClass === undefined) {
       throw new SegvolError('ERR_ARGUMENT', `config: phases[${i}].filter needs containsClass (a class id or a list)`);
     }
   });
-  const presetsKnown = ['pyramidNet', 'n4', 'vd2d', 'vd2d3d', 'crossModalityConvLstm'];
-  for (const [where, model] of [['model', c.model], ['recursive.first.model', c.recursive?.first?.model]] as const) {
-    if (where === 'recursive.first.model' && !c.recursive?.first) continue;
-    if (!model || !presetsKnown.includes(model.preset)) {
-      throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected ${where}.preset ${presetsKnown.map((p) => `'${p}'`).join(', ')}, received ${describe(model?.preset)}`);
-    }
-  }
-  if (c.settings !== undefined && (c.settings !== 'paper' || c.model.preset === 'pyramidNet')) {
-    throw new SegvolError('ERR_ARGUMENT', `config ${source}: settings 'paper' sets the paper's training of n4, vd2d, vd2d3d or crossModalityConvLstm; ` +
+  const family = checkModel(c.model, 'model', source);
+  for (const [where, model] of nestedModels(c, '')) checkModel(model, where, source);
+  if (c.settings !== undefined && (c.settings !== 'paper' || !family.training!.paperSettings?.(c))) {
+    const paper = trainable().flatMap((f) => f.training!.paperPresets ?? []);
+    throw new SegvolError('ERR_ARGUMENT', `config ${source}: settings 'paper' sets the paper's training of ${listOf(paper)}; ` +
       `received settings ${describe(c.settings)} for ${c.model.preset}`);
   }
-  if (c.recursive) {
-    if ((c.recursive.model === undefined) === (c.recursive.first === undefined)) {
-      throw new SegvolError('ERR_ARGUMENT', `config ${source}: recursive needs the first network: a model file (recursive.model) or its training (recursive.first), one of the two`);
-    }
-    if (c.model.preset !== 'vd2d3d' || !(c.model as Vd2d3dOptions).recursive) {
-      throw new SegvolError('ERR_ARGUMENT', `config ${source}: recursive training feeds a boundary map to a model with a second input: model { "preset": "vd2d3d", "recursive": true }`);
-    }
-  }
+  for (const f of trainable()) f.training!.check?.(c, source);
+  // A family's own data form (its keys under data or validation) is the family's to check.
+  const ownedKeys = (key: 'data' | 'validation') => families.flatMap((f) => f.training?.schema?.[key] ?? []);
   for (const [key, d] of [['data', c.data], ['validation', c.validation]] as const) {
     if (key === 'validation' && d === undefined) continue;
-    if (d?.brats !== undefined) {
-      if (typeof d.brats !== 'string' || d.volume !== undefined || d.labels !== undefined || d.mask !== undefined) {
-        throw new SegvolError('ERR_ARGUMENT', `config ${source}: ${key}.brats is a folder of BRATS cases (a path), given instead of ${key}.volume, labels and mask`);
-      }
-      continue;
-    }
+    if (d && ownedKeys(key).some((k) => d[k] !== undefined)) continue;
     const volumes = d ? (Array.isArray(d.volume) ? d.volume : [d.volume]) : [];
     if (!d || volumes.length === 0 || volumes.some((v) => typeof v !== 'string') || typeof d.labels !== 'string') {
-      throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected ${key}.volume (a path, or one per modality) and ${key}.labels (a path), or ${key}.brats (a folder of BRATS cases)`);
+      const other = ownedKeys(key).map((k) => `${key}.${k}`);
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected ${key}.volume (a path, or one per modality) and ${key}.labels (a path)` +
+        (other.length ? `, or ${other.join(', or ')}` : ''));
     }
   }
   if (c.data.normalize !== undefined && !['slice', 'mr', 'nonzero', 'none'].includes(c.data.normalize)) {
@@ -210,19 +183,25 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
   return c;
 }
 
-export function buildModel(config: ModelConfig): ModelBase {
-  if (config.preset === 'pyramidNet') {
-    const { preset: _preset, ...options } = config;
-    return presets.pyramidNet(options);
+export function readTrainConfig(file: string): TrainConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new SegvolError('ERR_ARGUMENT', `cannot read config ${file}: ${(error as Error).message}`);
   }
-  const { preset, ...options } = config;
-  return presets[preset](options);
+  return parseTrainConfig(text, file);
 }
 
-/** The paper's settings a config asks for ('settings': 'paper'), or undefined. */
-export function paperSettings(config: Pick<TrainConfig, 'settings' | 'model'>): ZnnTrainingSettings | undefined {
-  const preset = config.model.preset;
-  return config.settings === 'paper' && preset !== 'pyramidNet' && preset !== 'crossModalityConvLstm' ? znnTrainingSettings(preset) : undefined;
+/** The config's model, built from its preset. */
+export function buildModel(config: TrainConfig): ModelBase {
+  const { preset, ...options } = config.model;
+  return familyOfConfig(config).presets[preset]!(options as never);
+}
+
+/** The paper's settings the config asks for (settings: 'paper'), or undefined. */
+export function paperSettings(config: TrainConfig): PaperSettings | undefined {
+  return config.settings === 'paper' ? familyOfConfig(config).training?.paperSettings?.(config) : undefined;
 }
 
 /** Reads one volume per modality (paths relative to baseDir), checks it, normalises it, and stacks the modalities as channels. */
@@ -257,21 +236,23 @@ function sampler(volume: Volume, labelsPath: string, maskPath: string | undefine
 
 /**
  * Loads the config's volumes (paths relative to the config file), normalised, modalities
- * stacked as channels, and what the model file should record about them.
+ * stacked as channels, and what the model file should record about them; or, for a
+ * data form a family owns, the family's loader.
  */
-export function loadTrainingData(config: TrainConfig, baseDir: string, settings?: ZnnTrainingSettings): { data: DataSource; validation?: DataSource; info: ModelInfo } {
-  if (config.data.brats !== undefined) return loadBrats(config, baseDir);
+export function loadTrainingData(config: TrainConfig, baseDir: string, cli?: CliContext, settings?: PaperSettings): LoadedTrainingData {
+  const family = familyOfConfig(config);
+  const own = cli ? family.training?.loadData?.(config, baseDir, cli) : undefined;
+  if (own) return own;
   const paths = (Array.isArray(config.data.volume) ? config.data.volume : [config.data.volume!]);
   const normalize = config.data.normalize ?? settings?.normalize ?? 'slice';
   const volume = readModalities(paths, normalize, baseDir, 'data.volume');
-  const flip = config.data.flip ?? settings?.augmentation.flip;
-  const rotate = config.data.rotate ?? settings?.augmentation.rotate;
+  const flip = config.data.flip ?? settings?.flip;
+  const rotate = config.data.rotate ?? settings?.rotate;
   const data = sampler(volume, config.data.labels!, config.data.mask, baseDir, 'data', {
     ...(flip ? { flip } : {}), ...(rotate ? { rotate: true } : {}),
     ...(config.data.classAware ? { classAware: config.data.classAware } : {}),
   });
   const v = config.validation;
-  if (v?.brats !== undefined) throw new SegvolError('ERR_ARGUMENT', 'config: validation.brats goes with data.brats; give validation.volume and labels for volume data');
   const validation = v ? sampler(readModalities(Array.isArray(v.volume) ? v.volume : [v.volume!], normalize, baseDir, 'validation.volume'),
     v.labels!, v.mask, baseDir, 'validation', { flip: {} }) : undefined;
   const info: ModelInfo = {
@@ -283,60 +264,12 @@ export function loadTrainingData(config: TrainConfig, baseDir: string, settings?
   return validation ? { data, validation, info } : { data, info };
 }
 
-/** BRATS cases as training (and validation) data: slice sequences of the four modalities, normalised per case and modality. */
-function loadBrats(config: TrainConfig, baseDir: string): { data: DataSource; validation?: DataSource; info: ModelInfo } {
-  const normalize = config.data.normalize ?? 'nonzero';
-  const load = (folder: string, what: string) => {
-    const files = findBratsCases(path.resolve(baseDir, folder));
-    const bar = progressLine(`loading ${files.length} BRATS case${files.length > 1 ? 's' : ''} (${what})`);
-    const cases = files.map((f) => loadBratsCase(f, { normalize }));
-    bar();
-    return cases;
-  };
-  const cases = load(config.data.brats!, 'training');
-  const data = bratsSampler(cases, { flip: config.data.flip?.x ?? true });
-  const v = config.validation;
-  if (v && v.brats === undefined) throw new SegvolError('ERR_ARGUMENT', 'config: with data.brats, give validation.brats (a folder of held-out cases)');
-  const validation = v?.brats !== undefined ? bratsSampler(load(v.brats, 'validation'), { flip: false }) : undefined;
-  const info: ModelInfo = {
-    normalize, channels: { input: [...bratsModalities] }, classes: config.data.classNames ? [...config.data.classNames] : [...bratsClasses],
-    ...(cases[0]!.spacing ? { spacing: cases[0]!.spacing } : {}),
-  };
-  return validation ? { data, validation, info } : { data, info };
-}
-
-function progressLine(text: string): () => void {
-  const started = Date.now();
-  process.stderr.write(`${text}...`);
-  return () => process.stderr.write(` ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-}
-
-/** The config's phases for Trainer.fit (stages become phases; a JSON filter becomes containsClass; the ConvLSTM paper's two phases). */
-export function phasesOf(config: TrainConfig): Phase[] | undefined {
-  if (!config.phases && !config.stages && config.settings === 'paper' && config.model.preset === 'crossModalityConvLstm') {
-    const size = config.size ?? [3, 240, 240];
-    const each = (n: number | undefined) => [n ?? 1000, n ?? 1000] as [number, number];
-    return crossModalityPhases({
-      sequence: size[0], plane: [size[1], size[2]], ...(config.batchSize ? { batchSize: config.batchSize } : {}),
-      ...(config.epochs ? { epochs: each(config.epochs) } : { steps: each(config.steps) }),
-      ...(config.optimizer?.lr !== undefined ? { lr: config.optimizer.lr } : {}),
-    });
-  }
-  if (config.stages) return config.stages.map((s) => ({ size: s.size as Size3, steps: s.epochs }));
+/** The config's phases for Trainer.fit: the paper's (when its settings give them), stages as phases, or phases with JSON filters made functions. */
+export function phasesOf(config: TrainConfig, settings?: PaperSettings): Phase[] | undefined {
+  if (!config.phases && !config.stages && settings?.phases) return settings.phases;
+  if (config.stages) return config.stages.map((s) => ({ size: s.size, steps: s.epochs }));
   return config.phases?.map(({ filter, ...rest }) => ({
     ...rest,
     ...(filter ? { filter: containsClass(filter.containsClass, filter.minVoxels ?? 1), ...(filter.tries ? { filterTries: filter.tries } : {}) } : {}),
   }) as Phase);
 }
-
-export function readTrainConfig(file: string): TrainConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new SegvolError('ERR_ARGUMENT', `cannot read config ${file}: ${(error as Error).message}`);
-  }
-  return parseTrainConfig(text, file);
-}
-
-export type { LossConfig };

@@ -12,7 +12,7 @@ import { describe, SegvolError } from '../core/errors';
 import type { Device } from '../core/tensor';
 import { blockDone, predictBlock, readChunkedPlan, type ChunkedPlan } from '../inference/chunked';
 import type { ModelBase } from '../nn/model';
-import { loadModel } from '../serialize/model_file';
+import { loadModel } from '../models/load';
 
 export interface QueueConnection {
   /** redis://[:password@]host:port[/db] */

@@ -106,3 +106,10 @@ function checkEntry(value: unknown, schema: Readonly<Record<string, readonly str
     if (schema[nested]) checkEntry(child, schema, where, nested, `${shown}.${key}`);
   }
 }
+
+/** "8,32,32" as [8, 32, 32], positive integers only: "<message>, got '...'". */
+export function parseIntegerList(text: string, message: string): number[] {
+  const parts = text.split(',').filter((v) => v.trim() !== '').map((v) => Number(v.trim()));
+  if (parts.length === 0 || parts.some((v) => !Number.isInteger(v) || v < 1)) throw new SegvolError('ERR_ARGUMENT', `${message}, got '${text}'`);
+  return parts;
+}

@@ -5,6 +5,7 @@
 // BORDER_REFLECT_101; createCLAHE(clipLimit, tileGridSize)), and are checked
 // against it.
 import { SegvolError } from '../core/errors';
+import type { Normalization } from '../core/normalization';
 
 function sliceShape(shape: readonly number[], length: number, op: string): [number, number, number] {
   const dims = shape.length === 2 ? [1, ...shape] : [...shape];
@@ -197,8 +198,7 @@ export function normalizeNonzero(data: Float32Array, shape: readonly number[]): 
  * The pre-processing a model may record: per-slice z-scores, the MR pipeline (PyraMiD-LSTM),
  * per-volume z-scores over non-zero voxels (each modality on its own: BRATS), or none.
  */
-export type Normalization = 'slice' | 'mr' | 'nonzero' | 'none';
-export const normalizations: readonly Normalization[] = ['slice', 'mr', 'nonzero', 'none'];
+export { normalizations, type Normalization } from '../core/normalization';
 
 /** Applies one pre-processing to volumes of any (..., H, W) shape: slice by slice, or per (D, H, W) volume for 'nonzero'. */
 export function preprocessVolume(data: Float32Array, shape: readonly number[], mode: Normalization): Float32Array {

@@ -12,6 +12,7 @@ import { Tensor } from '../core/tensor';
 import { openZarr, writeAtomic, ZarrWriter, type ZarrArray, type ZarrCompressor } from '../io/zarr';
 import { normalizationOf, type ModelBase } from '../nn/model';
 import { gaussianWeight, mirror, windowStarts } from './predict_volume';
+import { argmaxClasses } from '../ops';
 
 export type ChunkedOutput = 'labels' | 'probabilities' | { class: number };
 
@@ -227,13 +228,7 @@ export async function predictBlock(model: ModelBase, out: string, plan: ChunkedP
   if (plan.output === 'probabilities') {
     for (let cls = 0; cls < k; ++cls) await writer.writeChunk([cls, ...coords], sum.subarray(cls * n, (cls + 1) * n));
   } else if (plan.output === 'labels') {
-    const labels = new Float32Array(n);
-    for (let i = 0; i < n; ++i) {
-      let best = 0;
-      for (let cls = 1; cls < k; ++cls) if (sum[cls * n + i]! > sum[best * n + i]!) best = cls;
-      labels[i] = best;
-    }
-    await writer.writeChunk(coords, labels);
+    await writer.writeChunk(coords, argmaxClasses(sum, 1, k));
   } else {
     await writer.writeChunk(coords, sum.subarray(plan.output.class * n, (plan.output.class + 1) * n));
   }

@@ -114,7 +114,7 @@ export function readSafetensors(file: string): SafetensorsFile {
 }
 
 /** Serialises float32 arrays (names sorted, as the reference implementation does). */
-export function serializeSafetensors(tensors: Map<string, NamedArray>, metadata: Record<string, string> = {}): Buffer {
+export function serializeSafetensors(tensors: ReadonlyMap<string, NamedArray>, metadata: Record<string, string> = {}): Buffer {
   const names = [...tensors.keys()].sort();
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -145,7 +145,7 @@ export function serializeSafetensors(tensors: Map<string, NamedArray>, metadata:
 }
 
 /** Writes atomically: a temporary file in the same folder, then a rename. */
-export function writeSafetensors(file: string, tensors: Map<string, NamedArray>, metadata: Record<string, string> = {}): void {
+export function writeSafetensors(file: string, tensors: ReadonlyMap<string, NamedArray>, metadata: Record<string, string> = {}): void {
   const bytes = serializeSafetensors(tensors, metadata);
   const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   fs.writeFileSync(temporary, bytes);

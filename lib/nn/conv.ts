@@ -5,7 +5,8 @@ import { SegvolError } from '../core/errors';
 import type { Tensor } from '../core/tensor';
 import { ops, type PerAxis } from '../ops';
 import type { Initializer } from './init';
-import { initializerOption, parameter, positiveInteger, shapeError, type Layer, type LayerBuilder } from './layer';
+import { initializerOption, parameter, shapeError, type Layer, type LayerBuilder } from './layer';
+import { positiveIntegerField } from '../core/validate';
 
 function perAxis(value: PerAxis | undefined, n: number, fallback: number): number[] {
   if (value === undefined) return new Array<number>(n).fill(fallback);
@@ -153,19 +154,19 @@ class PixelwiseLayer implements Layer {
 export const convLayers = {
   /** 2D or 3D convolution (by the kernel's length); stride 1 and no padding ('valid', as ZNN) by default. */
   conv(options: ConvLayerOptions): LayerBuilder {
-    const out = positiveInteger(options.out, 'conv', 'out');
+    const out = positiveIntegerField(options.out, 'conv', 'out');
     initializerOption(options.init, 'msra', 'conv');
     return { type: 'conv', options: { ...options }, build: (c) => new ConvLayer(c.inChannels, out, options, c.random) };
   },
   /** Transposed convolution (decoders). */
   convTranspose(options: ConvTransposeLayerOptions): LayerBuilder {
-    const out = positiveInteger(options.out, 'convTranspose', 'out');
+    const out = positiveIntegerField(options.out, 'convTranspose', 'out');
     initializerOption(options.init, 'uniform', 'convTranspose');
     return { type: 'convTranspose', options: { ...options }, build: (c) => new ConvTransposeLayer(c.inChannels, out, options, c.random) };
   },
   /** Pixel-wise fully connected layer (a 1x1x1 convolution). */
   pixelwise(options: PixelwiseOptions): LayerBuilder {
-    const units = positiveInteger(options.units, 'pixelwise', 'units');
+    const units = positiveIntegerField(options.units, 'pixelwise', 'units');
     initializerOption(options.init, 'uniform', 'pixelwise');
     return { type: 'pixelwise', options: { ...options }, build: (c) => new PixelwiseLayer(c.inChannels, units, options, c.random) };
   },

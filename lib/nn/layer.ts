@@ -78,13 +78,6 @@ export function parameter(shape: number[], init: Initializer, random: () => numb
   return t;
 }
 
-export function positiveInteger(value: unknown, layer: string, name: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new SegvolError('ERR_ARGUMENT', `${layer}: expected ${name} as a positive integer, received ${String(value)}`);
-  }
-  return value;
-}
-
 /** The initialiser a layer option names, checked when the layer is declared. */
 export function initializerOption(init: Initializer | undefined, fallback: Initializer, where: string): Initializer {
   const chosen = init ?? fallback;

@@ -1,20 +1,16 @@
-// The layer builders, one object (layers.conv(...), layers.pyramidLstm(...), ...).
+// The generic layer builders, one object (layers.conv(...), layers.lstm(...), ...). The
+// network families add their own (lib/models/<family>); the registry merges all of them
+// into the public `layers`.
 import { activationLayers } from './activation';
 import { convLayers } from './conv';
-import { fusionLayers } from './fusion';
-import { consistentLayers } from './consistent';
 import { normalizationLayers } from './normalization';
 import { poolingLayers } from './pooling';
-import { pyramidLayers } from './pyramid';
 import { recurrentLayers } from './recurrent';
 
 export const layers = {
-  ...pyramidLayers,
   ...convLayers,
   ...poolingLayers,
   ...normalizationLayers,
   ...activationLayers,
   ...recurrentLayers,
-  ...fusionLayers,
-  ...consistentLayers,
 };

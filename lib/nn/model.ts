@@ -7,9 +7,38 @@ import { describe, SegvolError } from '../core/errors';
 import { Random, seededRandom } from '../core/random';
 import { Tensor, type Device } from '../core/tensor';
 import { segvolVersion } from '../core/version';
-import { preprocessVolume, type Normalization } from '../data/preprocess';
-import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors';
+import type { Normalization } from '../core/normalization';
 import type { ForwardMode, Layer, LayerBuilder, LayerSpec, MemorySchedule } from './layer';
+import { ops } from '../ops';
+
+/** A named tensor's values as a file stores them (safetensors, a state_dict). */
+export interface StateArray {
+  shape: number[];
+  data: Float32Array;
+}
+
+/**
+ * @internal What models need from the layers above lib/nn: tensor files (safetensors)
+ * and the pre-processing their info records. lib/models installs them when it loads
+ * (every public entry point loads it).
+ */
+export interface ModelServices {
+  readTensors(file: string): ReadonlyMap<string, StateArray>;
+  writeTensors(file: string, tensors: ReadonlyMap<string, StateArray>, metadata: Record<string, string>): void;
+  preprocess(data: Float32Array, shape: readonly number[], mode: Normalization): Float32Array;
+}
+let services: ModelServices | undefined;
+
+/** @internal */
+export function setModelServices(s: ModelServices): void {
+  services = s;
+}
+
+/** @internal */
+export function modelServices(): ModelServices {
+  if (!services) throw new SegvolError('ERR_NATIVE', 'model files and pre-processing are not loaded: import segvol (its index), not lib/nn alone');
+  return services;
+}
 
 /** A model's input: one tensor (single-input models) or tensors by input name. */
 export type ModelInput = Tensor | Readonly<Record<string, Tensor>>;
@@ -263,19 +292,11 @@ export abstract class ModelBase {
   /** The most probable class per voxel: (N, ...spatial) class ids. */
   async segment(x: ModelInput, options: PredictOptions = {}): Promise<Tensor> {
     const probs = await this.predict(x, options);
-    const [n, c] = probs.shape as [number, number];
-    const spatial = probs.shape.slice(2);
-    const s = spatial.reduce((a, b) => a * b, 1);
-    const p = probs.toArray();
-    probs.dispose();
-    const out = new Float32Array(n * s);
-    for (let b = 0; b < n; ++b)
-      for (let v = 0; v < s; ++v) {
-        let best = 0;
-        for (let k = 1; k < c; ++k) if (p[(b * c + k) * s + v]! > p[(b * c + best) * s + v]!) best = k;
-        out[b * s + v] = best;
-      }
-    return Tensor.fromArray(out, [n, ...spatial]);
+    try {
+      return ops.argmax(probs);
+    } finally {
+      probs.dispose();
+    }
   }
 
   /**
@@ -317,14 +338,14 @@ export abstract class ModelBase {
 
   /** Replaces every parameter and buffer with the one of the same name in a safetensors file (PyTorch-compatible). */
   loadWeights(file: string): void {
-    this.loadState(readSafetensors(file).tensors, `loadWeights ${file}`);
+    this.loadState(modelServices().readTensors(file), `loadWeights ${file}`);
   }
 
   /**
    * Replaces every parameter and buffer with the values of the same name (PyTorch's
    * load_state_dict, strict): names and shapes must match exactly, or nothing changes.
    */
-  loadState(loaded: ReadonlyMap<string, NamedArray>, where = 'loadState'): void {
+  loadState(loaded: ReadonlyMap<string, StateArray>, where = 'loadState'): void {
     const own = this.state();
     const missing = [...own.keys()].filter((k) => !loaded.has(k));
     const unexpected = [...loaded.keys()].filter((k) => !own.has(k));
@@ -350,9 +371,9 @@ export abstract class ModelBase {
 
   /** Writes every parameter and buffer to a safetensors file (atomically). */
   saveWeights(file: string, metadata: Record<string, string> = {}): void {
-    const out = new Map<string, NamedArray>();
+    const out = new Map<string, StateArray>();
     for (const [name, t] of this.state()) out.set(name, { shape: [...t.shape], data: t.toArray() });
-    writeSafetensors(file, out, metadata);
+    modelServices().writeTensors(file, out, metadata);
   }
 
   /** A table of layers, output shapes and parameter counts. */
@@ -397,7 +418,7 @@ export function normalizationOf(info: ModelInfo, input: string): Normalization {
 
 /** A tensor's volumes pre-processed on the host (per (N, C) slice stack), on its device. */
 function preprocessTensor(t: Tensor, mode: Normalization): Tensor {
-  return Tensor.fromArray(preprocessVolume(t.toArray(), t.shape, mode), t.shape, { device: t.device });
+  return Tensor.fromArray(modelServices().preprocess(t.toArray(), t.shape, mode), t.shape, { device: t.device });
 }
 
 /** A layer of a Model, called like a function; its ops are named by the layer's name in errors. */

@@ -41,14 +41,7 @@ class DropoutLayer implements Layer {
   }
   async forward(x: Tensor, mode: ForwardMode): Promise<Tensor> {
     if (!mode.training || this.p === 0) return x.reshape(x.shape);
-    // Inverted dropout: kept voxels scaled by 1 / (1 - p), so inference needs no change.
-    const scale = 1 / (1 - this.p);
-    const maskData = new Float32Array(x.size);
-    for (let i = 0; i < maskData.length; ++i) maskData[i] = mode.random() < this.p ? 0 : scale;
-    const mask = Tensor.fromArray(maskData, x.shape, { device: x.device });
-    const y = ops.mul(x, mask);
-    mask.dispose();
-    return y;
+    return ops.dropout(x, this.p, mode.random);
   }
   describe() {
     return `p ${this.p}`;

@@ -4,13 +4,14 @@
 // direction is one fused op on the tape (ops.rnn, ops.clstmScan); the stacking,
 // the directions, dropout and the states are composed here from ops.
 import { describe, SegvolError } from '../core/errors';
+import { checkObject, positiveIntegerField, rejectUnknown } from '../core/validate';
 import { Tensor, viewOf } from '../core/tensor';
 import { ops } from '../ops';
 import type { RnnCellKind, RnnWeights } from '../ops/rnn';
 import type { ClstmWeights } from '../ops/clstm';
 import type { Initializer } from './init';
 import {
-  initializerOption, parameter, positiveInteger, shapeError, type BuildContext, type ForwardMode, type Layer, type LayerBuilder, type LayerMemory,
+  initializerOption, parameter, shapeError, type BuildContext, type ForwardMode, type Layer, type LayerBuilder, type LayerMemory,
   type MemorySchedule,
 } from './layer';
 
@@ -83,23 +84,8 @@ function dropoutOption(p: unknown, layer: string): number {
 const recurrentKeys = ['inputSize', 'hiddenSize', 'numLayers', 'bias', 'batchFirst', 'dropout', 'bidirectional', 'init'];
 
 function rejectUnknownOptions(options: object, allowed: readonly string[], layer: string): void {
-  if (options === null || typeof options !== 'object') throw new SegvolError('ERR_ARGUMENT', `${layer}: expected an options object, received ${describe(options)}`);
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) {
-      throw new SegvolError('ERR_ARGUMENT', `${layer}: unknown option '${key}'; the options are ${allowed.join(', ')}`);
-    }
-  }
-}
-
-/** Inverted dropout with the mode's generator (as layers.dropout). */
-function dropout(x: Tensor, p: number, mode: ForwardMode): Tensor {
-  const scale = 1 / (1 - p);
-  const maskData = new Float32Array(x.size);
-  for (let i = 0; i < maskData.length; ++i) maskData[i] = mode.random() < p ? 0 : scale;
-  const mask = Tensor.fromArray(maskData, x.shape, { device: x.device });
-  const y = ops.mul(x, mask);
-  mask.dispose();
-  return y;
+  checkObject(options, layer, 'an options object');
+  rejectUnknown(options, allowed, layer);
 }
 
 /** Entry i of a (L, ...) stack of states as (...). */
@@ -233,7 +219,7 @@ export class DenseRecurrentLayer implements Layer {
       if (input !== x) input.dispose();
       input = joined;
       if (l + 1 < this.numLayers && mode.training && this.dropoutP > 0) {
-        const dropped = dropout(input, this.dropoutP, mode);
+        const dropped = ops.dropout(input, this.dropoutP, mode.random);
         input.dispose();
         input = dropped;
       }
@@ -483,9 +469,9 @@ export class ConvLstmLayer implements Layer {
 
 function recurrentBuilder(type: DenseKind, options: RnnLayerOptions & LstmLayerOptions, allowed: readonly string[]): LayerBuilder<DenseRecurrentLayer> {
   rejectUnknownOptions(options, allowed, type);
-  const inputSize = positiveInteger(options.inputSize, type, 'inputSize');
-  positiveInteger(options.hiddenSize, type, 'hiddenSize');
-  positiveInteger(options.numLayers ?? 1, type, 'numLayers');
+  const inputSize = positiveIntegerField(options.inputSize, type, 'inputSize');
+  positiveIntegerField(options.hiddenSize, type, 'hiddenSize');
+  positiveIntegerField(options.numLayers ?? 1, type, 'numLayers');
   dropoutOption(options.dropout ?? 0, type);
   const proj = checkNonNegativeInteger(options.projSize ?? 0, type, 'projSize');
   if (proj >= options.hiddenSize) throw new SegvolError('ERR_ARGUMENT', `${type}: expected projSize < hiddenSize ${options.hiddenSize}, received ${proj}`);
@@ -520,10 +506,10 @@ export const recurrentLayers = {
   /** A ConvLSTM over the slices (D) of a volume (Shi et al. 2015), on PyraMiD-LSTM's C-LSTM scan. */
   convLstm(options: ConvLstmOptions): LayerBuilder<ConvLstmLayer> {
     rejectUnknownOptions(options, convLstmKeys, 'convLstm');
-    const hidden = positiveInteger(options.hidden, 'convLstm', 'hidden');
-    const kernel = positiveInteger(options.kernel ?? 3, 'convLstm', 'kernel');
+    const hidden = positiveIntegerField(options.hidden, 'convLstm', 'hidden');
+    const kernel = positiveIntegerField(options.kernel ?? 3, 'convLstm', 'kernel');
     if (kernel % 2 === 0) throw new SegvolError('ERR_ARGUMENT', `convLstm: expected an odd kernel ('same' padding), received ${kernel}`);
-    positiveInteger(options.numLayers ?? 1, 'convLstm', 'numLayers');
+    positiveIntegerField(options.numLayers ?? 1, 'convLstm', 'numLayers');
     if (options.merge !== undefined && options.merge !== 'concat' && options.merge !== 'sum') {
       throw new SegvolError('ERR_ARGUMENT', `convLstm: expected merge 'concat' or 'sum', received ${describe(options.merge)}`);
     }

@@ -4,7 +4,7 @@
 import { describe, SegvolError } from '../core/errors';
 import { seededRandom } from '../core/random';
 import { Tensor, type Device } from '../core/tensor';
-import { readSafetensors, type NamedArray } from '../io/safetensors';
+import { modelServices, type StateArray } from './model';
 import type { Layer, LayerBuilder } from './layer';
 
 export interface CreateLayerOptions {
@@ -45,9 +45,9 @@ export function createLayer<L extends Layer>(builder: LayerBuilder<L>, options: 
  * state_dict of the matching torch module, from a safetensors file or a map):
  * strict, like load_state_dict; on any mismatch nothing changes.
  */
-export function loadLayerState(layer: Layer, source: string | ReadonlyMap<string, NamedArray>): void {
+export function loadLayerState(layer: Layer, source: string | ReadonlyMap<string, StateArray>): void {
   const where = typeof source === 'string' ? `loadLayerState ${source}` : 'loadLayerState';
-  const loaded = typeof source === 'string' ? readSafetensors(source).tensors : source;
+  const loaded = typeof source === 'string' ? modelServices().readTensors(source) : source;
   const own = new Map<string, Tensor>([...layer.parameters, ...(layer.buffers ?? [])]);
   const missing = [...own.keys()].filter((k) => !loaded.has(k));
   const unexpected = [...loaded.keys()].filter((k) => !own.has(k));

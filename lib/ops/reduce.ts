@@ -9,7 +9,8 @@ import { handleOf, Tensor } from '../core/tensor';
  * host array (S voxels per window, class-major like NCDHW), out (N, S). Ties go to the
  * lower class, NaN never wins.
  */
-export function argmaxClasses(scores: ArrayLike<number>, n: number, classes: number, out: Float32Array | Int32Array = new Float32Array(scores.length / classes)): typeof out {
+export function argmaxClasses<T extends Float32Array | Int32Array = Float32Array>(scores: ArrayLike<number>, n: number, classes: number,
+  out: T = new Float32Array(scores.length / classes) as T): T {
   const s = scores.length / (n * classes);
   if (!Number.isInteger(s) || out.length !== n * s) {
     throw new SegvolError('ERR_SHAPE', `argmax: ${scores.length} scores are not ${n} window(s) of ${classes} classes, or the output holds ${out.length} voxels`);

@@ -2,23 +2,28 @@
 // file (PyTorch reads its weights) whose metadata says how to rebuild the model
 // (its architecture: a preset and options, a layer list, or a graph) and how to
 // apply it (ModelInfo: pre-processing, channels, class names, spacing, window).
-// Trainer checkpoints are model files with the trainer's state beside.
+// Trainer checkpoints are model files with the trainer's state beside. The
+// builders of presets and layers come from the registry (lib/models/load.ts).
 import { describe, SegvolError } from '../core/errors';
-import { readSafetensors, type SafetensorsFile } from '../io/safetensors';
+import type { SafetensorsFile } from '../io/safetensors';
 import { graph, type GraphNode } from '../nn/graph';
 import type { LayerBuilder, LayerSpec } from '../nn/layer';
-import { layers } from '../nn/layers';
 import { modelFileFormat, type Architecture, type ModelBase, type ModelInfo } from '../nn/model';
 import { sequential } from '../nn/sequential';
-import { presets } from '../presets';
+
+/** The builders a model file names: presets and layer types. */
+export interface Builders {
+  presets: ReadonlyMap<string, (options: never) => ModelBase>;
+  layers: ReadonlyMap<string, (options: never) => LayerBuilder>;
+}
 
 export interface LoadModelOptions {
   /** Factories for models written as classes (architecture kind 'custom'), by class name. */
   custom?: Record<string, (options: object | undefined) => ModelBase>;
 }
 
-function layerFrom(spec: LayerSpec, where: string): LayerBuilder {
-  const make = (layers as Record<string, (options: never) => LayerBuilder>)[spec.type];
+function layerFrom(builders: Builders, spec: LayerSpec, where: string): LayerBuilder {
+  const make = builders.layers.get(spec.type);
   if (!make) {
     throw new SegvolError('ERR_FORMAT', `${where}: the layer type '${spec.type}' is unknown to this segvol; the file may come from a newer version`);
   }
@@ -26,20 +31,20 @@ function layerFrom(spec: LayerSpec, where: string): LayerBuilder {
 }
 
 /** Builds the model an architecture describes (fresh weights). */
-export function buildArchitecture(architecture: Architecture, options: LoadModelOptions = {}, where = 'model'): ModelBase {
+export function buildArchitecture(architecture: Architecture, builders: Builders, options: LoadModelOptions = {}, where = 'model'): ModelBase {
   switch (architecture.kind) {
     case 'preset': {
-      const make = (presets as Record<string, (options: never) => ModelBase>)[architecture.preset];
-      if (!make) throw new SegvolError('ERR_FORMAT', `${where}: unknown preset '${architecture.preset}'; known: ${Object.keys(presets).join(', ')}`);
+      const make = builders.presets.get(architecture.preset);
+      if (!make) throw new SegvolError('ERR_FORMAT', `${where}: unknown preset '${architecture.preset}'; known: ${[...builders.presets.keys()].join(', ')}`);
       return make(architecture.options as never);
     }
     case 'sequential':
-      return sequential(architecture.layers.map((l, i) => layerFrom(l, `${where}: layers.${i}`)),
+      return sequential(architecture.layers.map((l, i) => layerFrom(builders, l, `${where}: layers.${i}`)),
         { inChannels: architecture.inChannels, seed: architecture.seed });
     case 'graph':
       return graph({
         inputs: architecture.inputs, seed: architecture.seed, outputs: architecture.outputs,
-        nodes: architecture.nodes.map((n) => ('layer' in n ? { name: n.name, layer: layerFrom(n.layer, `${where}: nodes.${n.name}`), input: n.input }
+        nodes: architecture.nodes.map((n) => ('layer' in n ? { name: n.name, layer: layerFrom(builders, n.layer, `${where}: nodes.${n.name}`), input: n.input }
           : { name: n.name, join: n.join, inputs: n.inputs }) as GraphNode),
       });
     case 'custom': {
@@ -75,21 +80,4 @@ export function modelDescription(file: SafetensorsFile, where: string): { archit
     }
   }
   return undefined;
-}
-
-/**
- * Rebuilds the model a file describes and loads its weights and info: files written by
- * model.save(), Trainer checkpoints (API or CLI), and checkpoints of earlier segvol versions.
- */
-export function loadModel(path: string, options: LoadModelOptions = {}): ModelBase {
-  const file = readSafetensors(path);
-  const description = modelDescription(file, `loadModel ${path}`);
-  if (!description) {
-    throw new SegvolError('ERR_FORMAT', `loadModel ${path}: the file holds weights only, without the model's architecture ` +
-      '(weights saved with saveWeights, or by another program); build the model as it was built and call model.loadWeights(file)');
-  }
-  const model = buildArchitecture(description.architecture, options, `loadModel ${path}`);
-  model.loadState(file.tensors, `loadModel ${path}`);
-  model.info = description.info;
-  return model;
 }

@@ -1,0 +1,138 @@
+// segvol evaluate: a prediction against the truth (any volume format): overlap,
+// Hausdorff, Rand/VI, pixel and warping error, boundary-map Rand F-scores, and the
+// measures families add (--<name>).
+import type { Command } from 'commander';
+import * as fs from 'node:fs';
+import { SegvolError } from '../../core/errors';
+import { metrics, type RandCurvePoint, type RandScores, type Shape3 } from '../../evaluation/metrics';
+import { readVolumeAsync } from '../../io/volume_io';
+import { families } from '../../models';
+import type { FamilyMeasure } from '../../models/family';
+import { integerList, terminal } from '../context';
+import { drawRandCurves } from '../plot';
+
+type Result = Record<string, unknown>;
+
+/**
+ * Segments of the truth of a boundary prediction: a binary boundary map (boundary 1) becomes
+ * the components of its non-boundary pixels per slice; segment ids are used as they are (0 ignored).
+ */
+function connectedSegments(truth: Float32Array, shape: Shape3): Int32Array {
+  if (truth.some((v) => v !== 0 && v !== 1)) return Int32Array.from(truth);
+  return metrics.connectedComponents(Uint8Array.from(truth, (v) => (v > 0.5 ? 0 : 1)), shape, { connectivity: 4 }).labels;
+}
+
+function printEvaluation(result: Result, measures: readonly FamilyMeasure[]): void {
+  const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : String(v));
+  if (result.pixelError !== undefined) {
+    const best = result.bestPixelError as { error: number; threshold: number };
+    console.log(`pixel error: ${f(result.pixelError as number)} at 0.5; best ${f(best.error)} at threshold ${best.threshold.toFixed(2)}`);
+  }
+  if (result.rand) {
+    const r = result.rand as RandScores;
+    console.log(`Rand F-score ${f(r.fScore)} (merge ${f(r.vMerge)}, split ${f(r.vSplit)}); ` +
+      `adapted Rand error ${f(r.adaptedRandError)}; VI split ${f(r.viSplit)}, merge ${f(r.viMerge)} bits`);
+  }
+  for (const [key, name] of [['randThreshold', 'connected components'], ['randWatershed', 'watershed']] as const) {
+    const r = result[key] as { threshold: number; scores: RandCurvePoint; curve: RandCurvePoint[] } | undefined;
+    if (!r) continue;
+    console.log(`best 2D Rand F-score with ${name}: ${f(r.scores.fScore)} (merge ${f(r.scores.vMerge)}, split ${f(r.scores.vSplit)}) ` +
+      `at threshold ${r.threshold.toFixed(2)}, ${r.scores.segments} segments`);
+  }
+  if (result.warping) console.log(`warping error: ${f((result.warping as { warpingError: number }).warpingError)}`);
+  for (const m of measures) if (result[m.name] !== undefined) m.print(result[m.name], terminal);
+  if (result.overlap) {
+    const o = result.overlap as { perClass: Array<Record<string, number>>; meanIU: number };
+    console.log('class  dice    jaccard  ppv     sensitivity  avd%');
+    o.perClass.forEach((c, k) => console.log(`${String(k).padEnd(5)}  ${f(c.dice!)}  ${f(c.jaccard!)}   ${f(c.ppv!)}  ${f(c.sensitivity!).padEnd(11)}  ${f(c.avd!)}`));
+    console.log(`mean IU ${f(o.meanIU)}`);
+  }
+  if (result.hausdorff95) (result.hausdorff95 as number[]).forEach((d, k) => console.log(`class ${k + 1}: 95% Hausdorff ${f(d)}`));
+}
+
+/** Boundary maps: 2D segmentation per slice, as the 2D-3D ConvNet paper evaluates, and the Rand curves' plot. */
+function evaluateBoundary(result: Result, pred: Float32Array, truth: Float32Array, shape: Shape3, plot: string | undefined): void {
+  const segments = connectedSegments(truth, shape);
+  for (const method of ['threshold', 'watershed'] as const) {
+    const bar = terminal.progress(`threshold search (${method === 'threshold' ? 'connected components' : 'watershed'})`);
+    result[method === 'threshold' ? 'randThreshold' : 'randWatershed'] = metrics.bestRandFScore(pred, segments, shape, {
+      method, connectivity: 4, onProgress: (done, total) => bar.update(done / total, `threshold ${done}/${total}`),
+    });
+    bar.done();
+  }
+  if (plot) {
+    type Best = { curve: RandCurvePoint[] };
+    fs.writeFileSync(plot, drawRandCurves([
+      { name: 'connected components', points: (result.randThreshold as Best).curve.map((p) => [p.vSplit, p.vMerge]), color: [31, 119, 180] },
+      { name: 'watershed', points: (result.randWatershed as Best).curve.map((p) => [p.vSplit, p.vMerge]), color: [214, 39, 40] },
+    ]));
+    terminal.note(`wrote ${plot}`);
+  }
+}
+
+export function registerEvaluate(program: Command): void {
+  const measures = families.flatMap((f) => f.measures ?? []);
+  const known = ['overlap', 'hausdorff', 'rand', 'pixel', 'warping', ...measures.map((m) => m.name)];
+  const command = program.command('evaluate')
+    .description(`compare a prediction with the truth (any volume format): overlap, Hausdorff, Rand/VI, pixel and warping error${measures.map((m) => `, ${m.name}`).join('')}`)
+    .requiredOption('--pred <file>', 'predicted labels, or boundary probabilities in [0, 1]')
+    .requiredOption('--truth <file>', 'true labels (class ids, segment ids, or a binary boundary map)')
+    .option('--metrics <list>', `${known.join(', ')} (default: by the prediction: labels or probabilities)`)
+    .option('--classes <n>', 'number of classes for overlap measures (default: largest id + 1)', (v) => integerList(v)[0]!)
+    .option('--spacing <z,y,x>', 'voxel spacing for distances', (v) => v.split(',').map(Number))
+    .option('--boundary', 'the prediction is a boundary map (probabilities, high = boundary): pixel error, the best 2D Rand F-score ' +
+      'with connected components and with the watershed, and their split/merge curves')
+    .option('--plot <file.png>', 'with a boundary map: draw the Rand split/merge curves');
+  for (const m of measures) command.option(`--${m.name}`, m.description);
+  command.option('--json', 'print JSON instead of a table')
+    .action(async (o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string; json?: boolean } & Record<string, unknown>) => {
+      const pred = await readVolumeAsync(o.pred);
+      const truth = await readVolumeAsync(o.truth);
+      if (pred.shape.join() !== truth.shape.join()) {
+        throw new SegvolError('ERR_SHAPE', `the prediction ${o.pred} has shape (${pred.shape.join(', ')}), the truth ${o.truth} (${truth.shape.join(', ')}); they must match`);
+      }
+      if (pred.shape.length !== 2 && pred.shape.length !== 3) throw new SegvolError('ERR_SHAPE', `expected (H, W) or (D, H, W) volumes, received (${pred.shape.join(', ')})`);
+      const shape = pred.shape as unknown as Shape3;
+      const probabilities = o.boundary === true || pred.data.some((v) => v !== Math.round(v));
+      if (o.plot && !probabilities) throw new SegvolError('ERR_ARGUMENT', '--plot draws the Rand curves of a boundary map: give boundary probabilities (and --boundary)');
+      const flagged = measures.filter((m) => o[m.name]);
+      for (const m of flagged) {
+        if (m.labelsOnly && probabilities) {
+          throw new SegvolError('ERR_ARGUMENT', `--${m.name} compares label volumes; the prediction holds non-integer values: give its argmax labels`);
+        }
+      }
+      const chosen = (o.metrics ?? (flagged.length ? flagged.map((m) => m.name).join(',') : probabilities ? 'pixel,rand,warping' : 'overlap,rand'))
+        .split(',').map((m) => m.trim());
+      const unknown = chosen.filter((m) => !known.includes(m));
+      if (unknown.length) throw new SegvolError('ERR_ARGUMENT', `unknown metric '${unknown[0]}'; known: ${known.join(', ')}`);
+      const result: Result = {};
+      if (chosen.includes('pixel')) {
+        result.pixelError = metrics.pixelError(pred.data, truth.data).error;
+        result.bestPixelError = metrics.pixelError(pred.data, truth.data, { search: true });
+      }
+      if (chosen.includes('rand')) {
+        if (probabilities) evaluateBoundary(result, pred.data, truth.data, shape, o.plot);
+        else result.rand = metrics.rand(pred.data, truth.data);
+      }
+      if (chosen.includes('warping')) {
+        const binary = (a: Float32Array) => Uint8Array.from(a, (v) => (v > 0.5 ? 0 : 1));  // boundary 1 -> background
+        result.warping = metrics.warpingError(binary(pred.data), binary(truth.data), shape);
+      }
+      let largest = 0;
+      for (const v of truth.data) largest = Math.max(largest, v);
+      if (!probabilities) for (const v of pred.data) largest = Math.max(largest, v);
+      const classes = o.classes ?? largest + 1;
+      if (chosen.includes('overlap')) result.overlap = metrics.overlap(pred.data, truth.data, classes);
+      for (const m of measures) if (chosen.includes(m.name)) result[m.name] = m.compute(pred.data, truth.data);
+      if (chosen.includes('hausdorff')) {
+        const spacing = (o.spacing ?? [1, 1, 1]) as [number, number, number];
+        result.hausdorff95 = Array.from({ length: classes - 1 }, (_, k) => metrics.hausdorff95(
+          Uint8Array.from(pred.data, (v) => (v === k + 1 ? 1 : 0)), Uint8Array.from(truth.data, (v) => (v === k + 1 ? 1 : 0)), shape, { spacing }));
+      }
+      if (o.json) {
+        console.log(JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2));
+        return;
+      }
+      printEvaluation(result, measures);
+    });
+}

@@ -1,0 +1,14 @@
+// segvol info: the compute backends of this build.
+import type { Command } from 'commander';
+import { backends } from '../../core/backends';
+import { segvolVersion } from '../../core/version';
+
+export function registerInfo(program: Command): void {
+  program.command('info').description('list the compute backends of this build').action(() => {
+    console.log(`segvol ${segvolVersion()} (node ${process.version})`);
+    console.log('backends:');
+    for (const b of backends()) {
+      console.log(`  ${b.name.padEnd(5)} ${b.available ? `available  ${b.detail}` : `unavailable: ${b.reason}`}`);
+    }
+  });
+}

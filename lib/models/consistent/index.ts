@@ -1,0 +1,30 @@
+// The consistent ConvLSTM for 3D neuron segmentation (Gonda, Wei and Pfister):
+// a ResNet-50 encoder, CConvLSTMs with local and non-local consistency, soft IoU
+// with Hungarian matching, and objects propagated through z.
+import type { ModelFamily } from '../family';
+import { consistentPredict } from './cli';
+import { consistentLayers } from './layer';
+import { consistentPresets } from './network';
+import { Resnet50Encoder, type Resnet50EncoderOptions } from './resnet';
+
+export { ConsistentConvLstmNet, consistentPresets, type ConsistentConvLstmNetOptions } from './network';
+export {
+  ConsistentConvLstmLayer, consistentLayers, consistencyVariants, type ConsistencyVariant, type ConsistentConvLstmOptions, type ConsistentRunOptions,
+  type ConsistentRunResult, type DirectionStates,
+} from './layer';
+export { Resnet50Encoder, resnet50FeatureChannels, torchvisionResnet50State, type Resnet50EncoderOptions } from './resnet';
+export { linearSumAssignment, type Assignment } from './assignment';
+export { matchedSoftIoU, type MatchedSoftIoU } from './matching';
+export { trainConsistent, type ConsistentTrainingOptions, type ConsistentTrainingResult } from './training';
+export {
+  segmentConsistent, estimateConsistentMemory, checkConsistentMemory, previousFrameMasks, masksOf, objectsOf, watershedFrame, predictObjectMasks,
+  type ConsistentSegmentOptions, type ConsistentMemory, type ConsistentModel,
+} from './inference';
+
+export const consistentFamily: ModelFamily = {
+  name: 'consistent',
+  title: 'consistent ConvLSTM for 3D neuron segmentation (Gonda, Wei and Pfister)',
+  presets: { ...consistentPresets, resnet50Encoder: (options: Resnet50EncoderOptions = {}) => new Resnet50Encoder(options) },
+  layers: consistentLayers,
+  predict: consistentPredict,
+};

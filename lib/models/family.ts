@@ -1,0 +1,168 @@
+// What a network family (lib/models/<family>/) declares: its presets and layers,
+// and the pieces of the command line that are its own (its demo, its synthetic
+// data, its config keys and paper settings for `segvol train`, inference and
+// measures of its own). The registry (index.ts) merges them; the CLI, the
+// model-file loader and `segvol train` ask it, so no generic code names a family.
+import type { Device } from '../core/tensor';
+import type { DataSource, Size3 } from '../data/samplers';
+import type { Volume } from '../io/volume_io';
+import type { LayerBuilder } from '../nn/layer';
+import type { ModelBase, ModelInfo } from '../nn/model';
+import type { Phase, TrainerOptions } from '../training/options';
+import type { Normalization } from '../core/normalization';
+
+/** Reports progress of long work (the CLI draws a bar on a terminal, lines elsewhere). */
+export interface ProgressSink {
+  update(fraction: number, text: string): void;
+  done(): void;
+}
+
+/** What the CLI hands a family's command pieces: where to print and how to show progress. */
+export interface CliContext {
+  /** A progress reporter labelled `label`. */
+  progress(label: string): ProgressSink;
+  /** A result line (stdout). */
+  print(line: string): void;
+  /** A note or warning (stderr). */
+  note(line: string): void;
+  /** Seconds as text ("1 min 5 s"). */
+  duration(seconds: number): string;
+}
+
+/** A command-line option a family adds to a command. */
+export interface CliOption {
+  /** Commander flags: '--reference <file>', '--brats'. */
+  flags: string;
+  description: string;
+  /** Parses the text (integers, lists); the raw string by default. */
+  parse?: (value: string) => unknown;
+  default?: unknown;
+}
+
+/** `segvol demo --model <name>`: trains on synthetic data and reports held-out scores. */
+export interface FamilyDemo {
+  /** The value of --model that picks it. */
+  name: string;
+  /** One line for the help text. */
+  description: string;
+  defaultSeconds: number;
+  run(options: { seconds: number; out?: string; seed: number }, cli: CliContext): Promise<void>;
+}
+
+/** `segvol synth [flag]`: writes synthetic training data and a train.json for the family's network. */
+export interface FamilySynth {
+  /** The flag that picks it ('--brats'); the family without one is the default. */
+  flag?: CliOption;
+  /** Extra options ('--cases <n>'). */
+  options?: readonly CliOption[];
+  /** The volume size when --size is not given (d, h, w). */
+  defaultSize: Size3;
+  run(options: { out: string; size: Size3; seed: number } & Record<string, unknown>, cli: CliContext): void;
+}
+
+/** A train.json as the generic reader checked it (unknown keys refused by the merged schema). */
+export type TrainConfigObject = Record<string, unknown> & {
+  model: { preset: string } & Record<string, unknown>;
+  data: Record<string, unknown>;
+  validation?: Record<string, unknown>;
+  settings?: string;
+};
+
+/** Training data loaded for `segvol train`, with what the model file should record about it. */
+export interface LoadedTrainingData {
+  data: DataSource;
+  validation?: DataSource;
+  info: ModelInfo;
+}
+
+/** The paper's settings a config asks for (settings: 'paper'), as defaults the config's own keys override. */
+export interface PaperSettings {
+  trainer?: Pick<TrainerOptions, 'loss' | 'optimizer'>;
+  /** Phases, when the paper trains in several (they replace the config's single phase). */
+  phases?: Phase[];
+  outputSize?: Size3;
+  /** Data defaults: normalisation and augmentation. */
+  normalize?: Normalization;
+  flip?: { z?: boolean; y?: boolean; x?: boolean };
+  rotate?: boolean;
+}
+
+/** A stage run before the main training of a config (recursive training's first network and boundary maps). */
+export interface TrainingPreparation {
+  data: DataSource;
+  validation?: DataSource;
+  info: ModelInfo;
+}
+
+/** The family's part of `segvol train`. */
+export interface FamilyTraining {
+  /** Keys of config.model for the family's presets (besides 'preset'). */
+  modelKeys: readonly string[];
+  /** Config keys the family adds, by schema path ('' for the top level, 'data', 'recursive.first'). */
+  schema?: Readonly<Record<string, readonly string[]>>;
+  /** Checks what the schema cannot (which keys go together), given the file's name. */
+  check?(config: TrainConfigObject, source: string): void;
+  /** The presets that have settings: 'paper'. */
+  paperPresets?: readonly string[];
+  /** settings: 'paper' for this preset; undefined if the family has no paper settings for it. */
+  paperSettings?(config: TrainConfigObject): PaperSettings | undefined;
+  /** Loads the config's data when the family owns its form (data.brats); undefined otherwise. */
+  loadData?(config: TrainConfigObject, baseDir: string, cli: CliContext): LoadedTrainingData | undefined;
+  /**
+   * Runs before the main fit (recursive training: trains or loads the first network, adds its
+   * boundary maps to the data, starts the model from its shared layers).
+   */
+  prepare?(context: {
+    config: TrainConfigObject; baseDir: string; model: ModelBase; loaded: LoadedTrainingData; device: Device; signal: AbortSignal;
+    /** Trains another config as `segvol train` would (the first stage). */
+    train(config: TrainConfigObject, label: string): Promise<ModelBase>;
+    /** Loads a model file (any family's). */
+    load(file: string): ModelBase;
+  }, cli: CliContext): Promise<TrainingPreparation | undefined>;
+}
+
+/** The family's part of `segvol predict`. */
+export interface FamilyPredict {
+  /** Options it adds ('--reference <file>'). */
+  options?: readonly CliOption[];
+  /** Reads an input only it understands (a BRATS case folder), or undefined; `input` says what it reads, for the help. */
+  readInput?(path: string): Volume | undefined;
+  input?: string;
+  /** Predicts with its own models when they need their own inference (propagation); resolves true when it did. */
+  run?(model: ModelBase, options: Record<string, unknown> & { in: string; out: string; window?: number[] }, cli: CliContext): Promise<boolean>;
+}
+
+/** A measure of `segvol evaluate` that belongs to a family (BRATS regions). */
+export interface FamilyMeasure {
+  /** Its name in --metrics, and its flag (--<name>). */
+  name: string;
+  description: string;
+  /** Compares label volumes (class ids), not probabilities. */
+  labelsOnly: boolean;
+  compute(pred: Float32Array, truth: Float32Array): unknown;
+  print(result: unknown, cli: CliContext): void;
+}
+
+/** `segvol profile`: the network it times by default, and options to size it. */
+export interface FamilyProfile {
+  description: string;
+  options: readonly CliOption[];
+  build(options: Record<string, unknown>): { model: ModelBase; size: number[] };
+}
+
+export interface ModelFamily {
+  /** The folder name (lib/models/<name>). */
+  readonly name: string;
+  /** The source paper, one line. */
+  readonly title: string;
+  /** Preset builders by name: model files record these names. */
+  readonly presets: Readonly<Record<string, (options: never) => ModelBase>>;
+  /** Layer builders of this family, by layer type (model files of layer lists and graphs name them). */
+  readonly layers?: Readonly<Record<string, (options: never) => LayerBuilder>>;
+  readonly demo?: FamilyDemo;
+  readonly synth?: FamilySynth;
+  readonly training?: FamilyTraining;
+  readonly predict?: FamilyPredict;
+  readonly measures?: readonly FamilyMeasure[];
+  readonly profile?: FamilyProfile;
+}
