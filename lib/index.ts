@@ -59,9 +59,9 @@ export type { Layer, LayerBuilder, LayerSpec, BuildContext, ForwardMode, LayerMe
 export type { ConvLayerOptions, ConvTransposeLayerOptions, PixelwiseOptions } from './nn/conv';
 export { initialize, fans, type Initializer, type Distribution } from './nn/init';
 export {
-  DenseRecurrentLayer, ConvLstmLayer, type RecurrentOptions, type RnnLayerOptions, type LstmLayerOptions, type RecurrentRunOptions,
-  type RecurrentResult, type ConvLstmOptions, type ConvLstmRunOptions, type ConvLstmResult, type DirectionMerge,
+  DenseRecurrentLayer, type RecurrentOptions, type RnnLayerOptions, type LstmLayerOptions, type RecurrentRunOptions, type RecurrentResult,
 } from './nn/recurrent';
+export { ConvLstmLayer, type ConvLstmOptions, type ConvLstmRunOptions, type ConvLstmResult, type DirectionMerge } from './nn/conv_lstm';
 export { createLayer, loadLayerState, type CreateLayerOptions } from './nn/standalone';
 export {
   ModelBase, Model, type ModelInput, type ModelInputShape, type ModelOptions, type RunOptions, type OutputWindow, type LayerCall,

@@ -18,7 +18,7 @@ export function loadModel(path: string, options: LoadModelOptions = {}): ModelBa
       '(weights saved with saveWeights, or by another program); build the model as it was built and call model.loadWeights(file)');
   }
   const model = buildArchitecture(description.architecture, { presets: presetBuilders(), layers: layerBuilders() }, options, `loadModel ${path}`);
-  model.loadState(file.tensors, `loadModel ${path}`);
+  model.loadStateDict(file.tensors, `loadModel ${path}`);
   model.info = description.info;
   return model;
 }

@@ -3,6 +3,7 @@
 // into the public `layers`.
 import { activationLayers } from './activation';
 import { convLayers } from './conv';
+import { convLstmLayers } from './conv_lstm';
 import { normalizationLayers } from './normalization';
 import { poolingLayers } from './pooling';
 import { recurrentLayers } from './recurrent';
@@ -13,4 +14,5 @@ export const layers = {
   ...normalizationLayers,
   ...activationLayers,
   ...recurrentLayers,
+  ...convLstmLayers,
 };

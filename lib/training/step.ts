@@ -73,7 +73,7 @@ export async function trainStep(model: ModelBase, optimizer: Optimizer, computeL
         }
         const gradNorm = Math.sqrt(ops.sumOfSquares([...grads.values()]));
         clipGradients(grads, gradNorm, options.clipGradients);
-        optimizer.step(model.parameters(), grads, options.lr);
+        optimizer.step(model.namedParameters(), grads, options.lr);
         return { loss: value, gradNorm };
       } finally {
         for (const g of grads.values()) g.dispose();

@@ -77,14 +77,14 @@ export class ConsistentConvLstmNet extends Model {
   loadEncoderWeights(source: string | ReadonlyMap<string, NamedArray>): number {
     const encoder = torchvisionResnet50State(source, 'encoder.', this.options.inChannels);
     const state = new Map<string, NamedArray>();
-    for (const [name, t] of this.state()) state.set(name, encoder.get(name) ?? { shape: [...t.shape], data: t.toArray() });
-    const missing = [...this.state().keys()].filter((k) => k.startsWith('encoder.') && !encoder.has(k));
+    for (const [name, t] of this.stateDict()) state.set(name, encoder.get(name) ?? { shape: [...t.shape], data: t.toArray() });
+    const missing = [...this.stateDict().keys()].filter((k) => k.startsWith('encoder.') && !encoder.has(k));
     if (missing.length) {
       throw new SegvolError('ERR_SHAPE', `loadEncoderWeights: the ResNet-50 weights lack ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', ...' : ''}; expected torchvision's resnet50 state_dict`);
     }
     const extra = [...encoder.keys()].filter((k) => !state.has(k));
     if (extra.length) throw new SegvolError('ERR_SHAPE', `loadEncoderWeights: not ResNet-50 weights (${extra.slice(0, 3).join(', ')} has no place in the encoder)`);
-    this.loadState(state, 'loadEncoderWeights');
+    this.loadStateDict(state, 'loadEncoderWeights');
     return encoder.size;
   }
 

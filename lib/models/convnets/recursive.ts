@@ -25,11 +25,11 @@ export function transferWeights(from: ModelBase, to: ModelBase, options: { layer
   if (options.layers !== undefined && (!Array.isArray(options.layers) || options.layers.some((l) => typeof l !== 'string'))) {
     throw new SegvolError('ERR_ARGUMENT', `transferWeights: expected layers as a list of layer names, received ${describe(options.layers)}`);
   }
-  const source = from.parameters();
+  const source = from.namedParameters();
   const report: TransferReport = { transferred: [], fresh: [], mismatched: [] };
   const chosen = (name: string) => !options.layers || options.layers.some((l) => name.split('.').includes(l));
   const values = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, t] of to.parameters()) {
+  for (const [name, t] of to.namedParameters()) {
     const src = source.get(options.rename ? options.rename(name) : name);
     if (!chosen(name) || !src) {
       report.fresh.push(name);
@@ -52,8 +52,8 @@ export function transferWeights(from: ModelBase, to: ModelBase, options: { layer
   }
   // Fill in the rest from the target itself: loadState replaces every parameter and buffer at once.
   const state = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, t] of to.state()) state.set(name, values.get(name) ?? { shape: [...t.shape], data: t.toArray() });
-  to.loadState(state, 'transferWeights');
+  for (const [name, t] of to.stateDict()) state.set(name, values.get(name) ?? { shape: [...t.shape], data: t.toArray() });
+  to.loadStateDict(state, 'transferWeights');
   return report;
 }
 

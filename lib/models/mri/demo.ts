@@ -12,7 +12,7 @@ import { bratsMetrics, type BratsScores } from './scores';
 import { predictVolume } from '../../inference/predict_volume';
 import { writeVolume } from '../../io/volume_io';
 import { writePanelsPng } from '../../io/png';
-import { presets } from '..';
+import { mriPresets as presets } from './network';
 import type { CrossModalityConvLstm } from './network';
 import { crossModalityPhases } from './regime';
 import { Trainer, type Progress } from '../../training/trainer';

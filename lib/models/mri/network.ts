@@ -11,7 +11,7 @@ import type { ForwardMode, LayerBuilder } from '../../nn/layer';
 import { layers } from '../../nn/layers';
 import { crossModalityLayers } from './cross_modality';
 import { Model, type ModelInput, type ModelInputShape, type RunOptions } from '../../nn/model';
-import type { ConvLstmLayer } from '../../nn/recurrent';
+import type { ConvLstmLayer } from '../../nn/conv_lstm';
 import { ops } from '../../ops';
 
 export interface CrossModalityConvLstmOptions {
