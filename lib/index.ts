@@ -62,7 +62,7 @@ export {
   DenseRecurrentLayer, type RecurrentOptions, type RnnLayerOptions, type LstmLayerOptions, type RecurrentRunOptions, type RecurrentResult,
 } from './nn/recurrent';
 export { ConvLstmLayer, type ConvLstmOptions, type ConvLstmRunOptions, type ConvLstmResult, type DirectionMerge } from './nn/conv_lstm';
-export { createLayer, loadLayerState, type CreateLayerOptions } from './nn/standalone';
+export { createLayer, loadLayerState, type CreateLayerOptions, type LoadLayerStateOptions } from './nn/standalone';
 export {
   ModelBase, Model, type ModelInput, type ModelInputShape, type ModelOptions, type RunOptions, type OutputWindow, type LayerCall,
   type ModelInfo, type Architecture, type PredictOptions, type StateArray,

@@ -6,7 +6,7 @@
 //   everything else: one or two float32 roundings, 1e-5 + 1e-5.
 //   finite differences: float32 forward passes, step 1e-2 (smooth ops) or
 //     1e-3 (max, where the step must stay inside the gap between values).
-import { computeLoss, Tensor, type ConvOptions, type ConvTransposeOptions, type Device } from '../lib';
+import { computeLoss, matchedSoftIoU, Tensor, type ConvOptions, type ConvTransposeOptions, type Device } from '../lib';
 import { reference, type OpsWithBackward as Ops } from '../lib/testing';
 import type { InputSpec, OpCase } from './harness';
 
@@ -484,3 +484,58 @@ function pyramidCase(name: string, x: number[], o: number, k: number): OpCase {
 }
 
 opCases.push(pyramidCase('pyramidLstm C=2 O=1 k=3 on 3x3x4', [1, 2, 3, 3, 4], 1, 3));
+
+// The consistent ConvLSTM's loss: soft IoU of sigmoid masks against two true masks,
+// matched by the Hungarian method. A host-side op; its explicit gradient is derived
+// here again from the paper's formula, for the matching the loss chose.
+const softIoUTruth = (() => {
+  const t = new Float32Array(2 * 2 * 3 * 3);
+  for (let k = 0; k < 18; ++k) t[k] = (k * 7) % 5 < 2 ? 1 : 0;
+  for (let k = 0; k < 18; ++k) t[18 + k] = (k * 3) % 4 === 0 ? 1 : 0;
+  return { data: t, count: 2 };
+})();
+opCases.push({
+  name: 'matchedSoftIoU: three sigmoid masks against two objects (Hungarian matching)',
+  inputs: { x: { shape: [3, 1, 2, 3, 3] } },
+  forward: (o, v) => {
+    const masks = o.sigmoid(v.x!);
+    const loss = matchedSoftIoU(masks, softIoUTruth).loss;
+    masks.dispose();
+    return loss;
+  },
+  backward: (o, v, _y, dy) => {
+    const masks = o.sigmoid(v.x!);
+    const p = masks.toArray();
+    const n = 18, m = 3, g = 2;
+    const { assignment } = matchedSoftIoU(masks, softIoUTruth);
+    const matched = new Int32Array(m).fill(-1);
+    assignment.rows.forEach((r, k) => (matched[r] = assignment.cols[k]!));
+    const scale = dy.toArray()[0]! / Math.max(m, g);
+    const dm = new Float32Array(m * n);
+    for (let i = 0; i < m; ++i) {
+      const j = matched[i]!;
+      if (j < 0) {
+        dm.fill(scale / n, i * n, (i + 1) * n);
+        continue;
+      }
+      let inter = 0, sumP = 0, sumT = 0;
+      for (let k = 0; k < n; ++k) {
+        inter += p[i * n + k]! * softIoUTruth.data[j * n + k]!;
+        sumP += p[i * n + k]!;
+        sumT += softIoUTruth.data[j * n + k]!;
+      }
+      const union = sumP + sumT - inter;
+      // loss term 1 - I/U: d/dp_k = -(t_k U - I (1 - t_k)) / U^2
+      for (let k = 0; k < n; ++k) {
+        const tk = softIoUTruth.data[j * n + k]!;
+        dm[i * n + k] = (scale * -(tk * union - inter * (1 - tk))) / (union * union);
+      }
+    }
+    const dmasks = Tensor.fromArray(dm, masks.shape, { device: masks.device });
+    const dx = o.activationBackward('sigmoid', v.x!, masks, dmasks);
+    for (const t of [masks, dmasks]) t.dispose();
+    return { x: dx };
+  },
+  tolerance: { abs: 1e-6, rel: 1e-5 },
+  finiteDifference: { step: 1e-3, tolerance: { abs: 1e-4, rel: 1e-3 } },
+});

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SegvolError } from '../core/errors';
+import { readBytes } from './binary';
 
 export interface NpyArray {
   shape: number[];
@@ -52,13 +53,7 @@ export function parseNpy(buffer: Buffer, source = '(buffer)'): NpyArray {
 }
 
 export function readNpy(file: string): NpyArray {
-  let buffer: Buffer;
-  try {
-    buffer = fs.readFileSync(file);
-  } catch (error) {
-    throw new SegvolError('ERR_ARGUMENT', `cannot read ${file}: ${(error as Error).message}`);
-  }
-  return parseNpy(buffer, file);
+  return parseNpy(readBytes(file), file);
 }
 
 export function writeNpy(file: string, array: NpyArray): void {

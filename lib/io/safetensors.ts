@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SegvolError } from '../core/errors';
+import { readBytes } from './binary';
 
 export interface NamedArray {
   shape: number[];
@@ -104,13 +105,7 @@ export function parseSafetensors(buffer: Buffer, source = '(buffer)'): Safetenso
 }
 
 export function readSafetensors(file: string): SafetensorsFile {
-  let buffer: Buffer;
-  try {
-    buffer = fs.readFileSync(file);
-  } catch (error) {
-    throw new SegvolError('ERR_ARGUMENT', `cannot read ${file}: ${(error as Error).message}`);
-  }
-  return parseSafetensors(buffer, file);
+  return parseSafetensors(readBytes(file), file);
 }
 
 /** Serialises float32 arrays (names sorted, as the reference implementation does). */

@@ -2,6 +2,7 @@
 // floats, grayscale), pages are D; written uncompressed, one strip per page.
 import * as UTIF from 'utif';
 import { SegvolError } from '../core/errors';
+import { decodeSamples, sampleBytes, type SampleType } from './binary';
 
 const TYPE_BYTES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8 };
 
@@ -80,7 +81,6 @@ export function parseTiff(buffer: Buffer, source = '(buffer)'): { data: Float32A
     const n = width * height;
     const data = ifd.data;
     if (!data || data.length < (n * bits) / 8) throw new SegvolError('ERR_FORMAT', `TIFF ${source}: page ${index} has too little pixel data`);
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const le = (buffer[0] === 0x49);  // 'II' little-endian, 'MM' big-endian
     const plane = new Float32Array(n);
     const kind = format === 3 ? 'float' : format === 2 ? 'int' : 'uint';
@@ -95,19 +95,8 @@ export function parseTiff(buffer: Buffer, source = '(buffer)'): { data: Float32A
       planes.push(plane);
       continue;
     }
-    for (let i = 0; i < n; ++i) {
-      switch (dtype) {
-        case 'uint8': plane[i] = view.getUint8(i); break;
-        case 'int8': plane[i] = view.getInt8(i); break;
-        case 'uint16': plane[i] = view.getUint16(2 * i, le); break;
-        case 'int16': plane[i] = view.getInt16(2 * i, le); break;
-        case 'uint32': plane[i] = view.getUint32(4 * i, le); break;
-        case 'int32': plane[i] = view.getInt32(4 * i, le); break;
-        case 'float32': plane[i] = view.getFloat32(4 * i, le); break;
-        default: throw new SegvolError('ERR_FORMAT', `TIFF ${source}: unsupported pixel type ${dtype}`);
-      }
-    }
-    planes.push(plane);
+    if (!(dtype in sampleBytes) || dtype === 'float64') throw new SegvolError('ERR_FORMAT', `TIFF ${source}: unsupported pixel type ${dtype}`);
+    planes.push(decodeSamples(data, dtype as SampleType, n, le, plane));
   }
   const out = new Float32Array(planes.length * width * height);
   planes.forEach((p, i) => out.set(p, i * width * height));

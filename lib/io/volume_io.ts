@@ -12,6 +12,7 @@ import { parseNpy, writeNpy } from './npy';
 import { encodeGrayPng } from './png';
 import { parseTiff, serializeTiff } from './tiff';
 import { isZarrPath, openZarr, readZarr, writeZarr, type ZarrCompressor } from './zarr';
+import { decodeSamples, readBytes, sampleBytes } from './binary';
 
 export interface Volume {
   data: Float32Array;
@@ -30,13 +31,6 @@ export interface RawOptions {
   littleEndian?: boolean;
 }
 
-function readBytes(file: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (error) {
-    throw new SegvolError('ERR_ARGUMENT', `cannot read ${file}: ${(error as Error).message}`);
-  }
-}
 
 function parsePng(buffer: Buffer, source: string): { data: Float32Array; shape: [number, number, number]; dtype: string } {
   let png;
@@ -55,27 +49,12 @@ function parsePng(buffer: Buffer, source: string): { data: Float32Array; shape: 
 
 function readRaw(buffer: Buffer, options: RawOptions, source: string): Volume {
   const count = options.shape.reduce((a, b) => a * b, 1);
-  const sizes = { uint8: 1, int8: 1, uint16: 2, int16: 2, uint32: 4, int32: 4, float32: 4, float64: 8 } as const;
-  const size = sizes[options.dtype];
+  const size = sampleBytes[options.dtype];
   if (!size) throw new SegvolError('ERR_ARGUMENT', `raw ${source}: unsupported dtype ${describe(options.dtype)}`);
   if (buffer.length !== count * size) {
     throw new SegvolError('ERR_FORMAT', `raw ${source}: shape (${options.shape.join(', ')}) of ${options.dtype} needs ${count * size} bytes, the file has ${buffer.length}`);
   }
-  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  const le = options.littleEndian ?? true;
-  const data = new Float32Array(count);
-  for (let i = 0; i < count; ++i) {
-    switch (options.dtype) {
-      case 'uint8': data[i] = view.getUint8(i); break;
-      case 'int8': data[i] = view.getInt8(i); break;
-      case 'uint16': data[i] = view.getUint16(2 * i, le); break;
-      case 'int16': data[i] = view.getInt16(2 * i, le); break;
-      case 'uint32': data[i] = view.getUint32(4 * i, le); break;
-      case 'int32': data[i] = view.getInt32(4 * i, le); break;
-      case 'float32': data[i] = view.getFloat32(4 * i, le); break;
-      default: data[i] = view.getFloat64(8 * i, le);
-    }
-  }
+  const data = decodeSamples(buffer, options.dtype, count, options.littleEndian ?? true);
   return { data, shape: [...options.shape], dtype: options.dtype };
 }
 

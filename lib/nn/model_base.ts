@@ -10,6 +10,7 @@ import { Tensor, type Device } from '../core/tensor';
 import { segvolVersion } from '../core/version';
 import { ops } from '../ops';
 import type { ForwardMode, Layer } from './layer';
+import { checkStateFits, replaceLayerTensors, tensorFromState } from './state';
 import {
   modelFileFormat, modelServices, normalizationOf, type Architecture, type ModelInfo, type ModelInput, type ModelInputShape, type OutputWindow,
   type PredictOptions, type RunOptions, type StateArray,
@@ -193,7 +194,7 @@ export abstract class ModelBase {
    * given to forward must then be on that device; the trainer and predictVolume move theirs.
    */
   to(device: Device): this {
-    this.replaceTensors((_name, old) => (old.device === device ? undefined : old.to(device)));
+    replaceLayerTensors(this.namedLayers(), (_name, old) => (old.device === device ? undefined : old.to(device)));
     return this;
   }
 
@@ -276,27 +277,8 @@ export abstract class ModelBase {
    * load_state_dict, strict): names and shapes must match exactly, or nothing changes.
    */
   loadStateDict(loaded: ReadonlyMap<string, StateArray>, where = 'loadStateDict'): void {
-    const own = this.stateDict();
-    const missing = [...own.keys()].filter((k) => !loaded.has(k));
-    const unexpected = [...loaded.keys()].filter((k) => !own.has(k));
-    const mismatched = [...own].filter(([k, t]) => loaded.has(k) && loaded.get(k)!.shape.join() !== t.shape.join())
-      .map(([k, t]) => `${k}: model (${t.shape.join(', ')}) vs file (${loaded.get(k)!.shape.join(', ')})`);
-    if (missing.length || unexpected.length || mismatched.length) {
-      const parts = [
-        missing.length ? `missing in the file: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}` : '',
-        unexpected.length ? `not in the model: ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? ', ...' : ''}` : '',
-        mismatched.length ? `shape differs: ${mismatched.slice(0, 8).join('; ')}` : '',
-      ].filter(Boolean);
-      throw new SegvolError('ERR_SHAPE', `${where}: the weights do not fit this model (${parts.join('; ')}); ` +
-        'build the model with the configuration the weights were trained with');
-    }
-    this.replaceTensors((name, old) => {
-      const a = loaded.get(name)!;
-      if (a.data.length !== a.shape.reduce((x, y) => x * y, 1)) {
-        throw new SegvolError('ERR_SHAPE', `${where}: ${name} has ${a.data.length} values for shape (${a.shape.join(', ')})`);
-      }
-      return Tensor.fromArray(a.data, a.shape, { device: old.device });
-    });
+    checkStateFits(this.stateDict(), loaded, where, 'model', 'file', 'build the model with the configuration the weights were trained with');
+    replaceLayerTensors(this.namedLayers(), (name, old) => tensorFromState(loaded.get(name)!, old));
   }
 
   /** @deprecated since 0.2: loadStateDict(), PyTorch's name. */
@@ -328,20 +310,6 @@ export abstract class ModelBase {
     for (const t of this.stateDict().values()) t.dispose();
   }
 
-  /** Swaps each parameter and buffer for replace(name, old) where that gives one; parameters keep requiresGrad. */
-  private replaceTensors(replace: (name: string, old: Tensor) => Tensor | undefined): void {
-    for (const [path, layer] of this.namedLayers()) {
-      for (const map of [layer.parameters, layer.buffers ?? new Map<string, Tensor>()]) {
-        for (const [name, old] of [...map]) {
-          const next = replace(`${path}.${name}`, old);
-          if (!next) continue;
-          next.requiresGrad = old.requiresGrad;
-          map.set(name, next);
-          old.dispose();
-        }
-      }
-    }
-  }
 }
 
 /** A tensor's volumes pre-processed on the host (per (N, C) slice stack), on its device. */

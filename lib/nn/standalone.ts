@@ -5,6 +5,7 @@ import { describe, SegvolError } from '../core/errors';
 import { seededRandom } from '../core/random';
 import { Tensor, type Device } from '../core/tensor';
 import { modelServices, type StateArray } from './model';
+import { checkStateFits, replaceLayerTensors, tensorFromState } from './state';
 import type { Layer, LayerBuilder } from './layer';
 
 export interface CreateLayerOptions {
@@ -45,30 +46,20 @@ export function createLayer<L extends Layer>(builder: LayerBuilder<L>, options: 
  * state_dict of the matching torch module, from a safetensors file or a map):
  * strict, like load_state_dict; on any mismatch nothing changes.
  */
-export function loadLayerState(layer: Layer, source: string | ReadonlyMap<string, StateArray>): void {
+export function loadLayerState(layer: Layer, source: string | ReadonlyMap<string, StateArray>, options: LoadLayerStateOptions = {}): void {
   const where = typeof source === 'string' ? `loadLayerState ${source}` : 'loadLayerState';
-  const loaded = typeof source === 'string' ? modelServices().readTensors(source) : source;
+  const all = typeof source === 'string' ? modelServices().readTensors(source) : source;
+  const prefix = options.prefix ?? '';
+  if (typeof prefix !== 'string') throw new SegvolError('ERR_ARGUMENT', `${where}: expected prefix as a string ('lstm.'), received ${describe(prefix)}`);
+  // A sub-module's entries of a larger state_dict: 'encoder.lstm.weight_ih_l0' with prefix 'encoder.lstm.'.
+  const loaded = prefix ? new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v] as const)) : all;
   const own = new Map<string, Tensor>([...layer.parameters, ...(layer.buffers ?? [])]);
-  const missing = [...own.keys()].filter((k) => !loaded.has(k));
-  const unexpected = [...loaded.keys()].filter((k) => !own.has(k));
-  const mismatched = [...own].filter(([k, t]) => loaded.has(k) && loaded.get(k)!.shape.join() !== t.shape.join())
-    .map(([k, t]) => `${k}: layer (${t.shape.join(', ')}) vs given (${loaded.get(k)!.shape.join(', ')})`);
-  if (missing.length || unexpected.length || mismatched.length) {
-    const parts = [
-      missing.length ? `missing: ${missing.join(', ')}` : '',
-      unexpected.length ? `not in the layer: ${unexpected.join(', ')}` : '',
-      mismatched.length ? `shape differs: ${mismatched.join('; ')}` : '',
-    ].filter(Boolean);
-    throw new SegvolError('ERR_SHAPE', `${where}: the state does not fit this ${layer.type} layer (${parts.join('; ')}); ` +
-      'build the layer with the options the state was saved with');
-  }
-  for (const map of [layer.parameters, layer.buffers ?? new Map<string, Tensor>()]) {
-    for (const [name, old] of [...map]) {
-      const a = loaded.get(name)!;
-      const next = Tensor.fromArray(a.data, a.shape, { device: old.device });
-      next.requiresGrad = old.requiresGrad;
-      map.set(name, next);
-      old.dispose();
-    }
-  }
+  checkStateFits(own, loaded, where, `${layer.type} layer`, 'given state', 'build the layer with the options the state was saved with' +
+    (prefix ? ` (entries read: those under '${prefix}')` : ''));
+  replaceLayerTensors([['', layer]], (name, old) => tensorFromState(loaded.get(name)!, old));
+}
+
+export interface LoadLayerStateOptions {
+  /** Read the entries under this prefix of a larger state_dict ('encoder.lstm.'), without it. */
+  prefix?: string;
 }
