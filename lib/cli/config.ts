@@ -11,27 +11,16 @@ import { readVolume, stackModalities, type Volume } from '../io/volume_io';
 import { families, familyOfPreset } from '../models';
 import type { CliContext, LoadedTrainingData, ModelFamily, PaperSettings, TrainConfigObject } from '../models/family';
 import type { ModelBase, ModelInfo } from '../nn/model';
-import { containsClass, type Phase, type TrainerOptions } from '../training/options';
+import { containsClass, type Phase } from '../training/options';
 
 /** A phase in train.json: Phase's JSON-friendly fields, and a class filter instead of a function. */
-export interface PhaseConfig {
-  name?: string;
-  size?: Size3;
-  outputSize?: Size3;
-  epochs?: number;
-  steps?: number;
-  stepsPerEpoch?: number;
-  batchSize?: number;
-  loss?: TrainerOptions['loss'];
-  optimizer?: TrainerOptions['optimizer'];
-  schedule?: TrainerOptions['schedule'];
-  lr?: number;
+export type PhaseConfig = Omit<Phase, 'data' | 'filter' | 'filterTries'> & {
   /** Only windows holding at least minVoxels voxels of one of these classes (in the output window). */
   filter?: { containsClass: number | number[]; minVoxels?: number; tries?: number };
-}
+};
 
 /** The generic part of a train.json; the model's family adds its own keys (see ModelFamily.training). */
-export interface TrainConfig extends TrainConfigObject {
+export interface TrainConfig extends TrainConfigObject, Omit<Phase, 'name' | 'data' | 'filter' | 'filterTries' | 'lr'> {
   model: { preset: string; seed?: number } & Record<string, unknown>;
   data: {
     /** One volume, or one per modality (stacked as channels). Any format readVolume reads. */
@@ -60,24 +49,15 @@ export interface TrainConfig extends TrainConfigObject {
   clipGradients?: { maxNorm?: number; maxValue?: number };
   /** The paper's settings for the model (see the family's docs); keys given here override them. */
   settings?: 'paper';
-  /** The output window of a 'valid' network (N4, VD2D, VD2D3D), instead of size. */
-  outputSize?: Size3;
   /** The most memory a step may take ("12G"): the cheapest schedule that fits is chosen, or the config is refused. */
   memoryBudget?: number | string;
   phases?: PhaseConfig[];
   /**
    * The PyraMiD-LSTM paper's bootstrap stages: a size and the paper's "epochs", which are
-   * updates (one sub-volume each): a stage is a phase of that many steps.
+   * updates (one sub-volume each): a stage is a phase of that many steps. `epochs` is
+   * the deprecated name of `updates` here (an epoch elsewhere is a pass over the data).
    */
-  stages?: Array<{ size: Size3; epochs: number }>;
-  epochs?: number;
-  steps?: number;
-  size?: Size3;
-  stepsPerEpoch?: number;
-  batchSize?: number;
-  loss?: TrainerOptions['loss'];
-  optimizer?: TrainerOptions['optimizer'];
-  schedule?: TrainerOptions['schedule'];
+  stages?: Array<{ size: Size3; updates?: number; epochs?: number }>;
   seed?: number;
   checkpoint?: { path: string; every?: number };
 }
@@ -94,7 +74,7 @@ const genericSchema: Readonly<Record<string, readonly string[]>> = {
   loss: ['kind', 'classWeights', 'weightsFrom', 'normalize'],
   'phases[]': ['name', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule', 'lr', 'filter'],
   'phases[].filter': ['containsClass', 'minVoxels', 'tries'],
-  'stages[]': ['size', 'epochs'],
+  'stages[]': ['size', 'updates', 'epochs'],
 };
 
 /** The generic schema with every family's keys added. */
@@ -152,6 +132,12 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
   for (const key of ['phases', 'stages'] as const) {
     if (c[key] !== undefined && !Array.isArray(c[key])) throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected ${key} as a list`);
   }
+  (c.stages ?? []).forEach((stage, i) => {
+    if ((stage.updates === undefined) === (stage.epochs === undefined)) {
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: stages[${i}] needs updates (the paper's "epochs": one sub-volume, one update each), ` +
+        'and not also epochs (its old name)');
+    }
+  });
   (c.phases ?? []).forEach((phase, i) => {
     if (phase.filter && phase.filter.containsClass === undefined) {
       throw new SegvolError('ERR_ARGUMENT', `config: phases[${i}].filter needs containsClass (a class id or a list)`);
@@ -267,7 +253,7 @@ export function loadTrainingData(config: TrainConfig, baseDir: string, cli?: Cli
 /** The config's phases for Trainer.fit: the paper's (when its settings give them), stages as phases, or phases with JSON filters made functions. */
 export function phasesOf(config: TrainConfig, settings?: PaperSettings): Phase[] | undefined {
   if (!config.phases && !config.stages && settings?.phases) return settings.phases;
-  if (config.stages) return config.stages.map((s) => ({ size: s.size, steps: s.epochs }));
+  if (config.stages) return config.stages.map((s) => ({ size: s.size, steps: (s.updates ?? s.epochs)! }));
   return config.phases?.map(({ filter, ...rest }) => ({
     ...rest,
     ...(filter ? { filter: containsClass(filter.containsClass, filter.minVoxels ?? 1), ...(filter.tries ? { filterTries: filter.tries } : {}) } : {}),

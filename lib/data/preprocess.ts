@@ -117,21 +117,18 @@ export function clahe(image: Uint8Array, h: number, w: number, options: { tiles?
       }
     }
   const out = new Uint8Array(h * w);
+  // The two tiles around a position and their bilinear weights, in float32 as OpenCV computes them.
+  const neighbours = (position: number, inverseTile: number, tiles: number) => {
+    const t = Math.fround(Math.fround(position * inverseTile) - 0.5);
+    const first = Math.floor(t);
+    const weight = Math.fround(t - first);
+    return { lo: Math.max(first, 0), hi: Math.min(first + 1, tiles - 1), weight, rest: Math.fround(1 - weight) };
+  };
   const invTh = Math.fround(1 / tileH), invTw = Math.fround(1 / tileW);
   for (let y = 0; y < h; ++y) {
-    const tyf = Math.fround(Math.fround(y * invTh) - 0.5);
-    let ty1 = Math.floor(tyf);
-    let ty2 = ty1 + 1;
-    const ya = Math.fround(tyf - ty1), ya1 = Math.fround(1 - ya);
-    ty1 = Math.max(ty1, 0);
-    ty2 = Math.min(ty2, tilesY - 1);
+    const { lo: ty1, hi: ty2, weight: ya, rest: ya1 } = neighbours(y, invTh, tilesY);
     for (let x = 0; x < w; ++x) {
-      const txf = Math.fround(Math.fround(x * invTw) - 0.5);
-      let tx1 = Math.floor(txf);
-      let tx2 = tx1 + 1;
-      const xa = Math.fround(txf - tx1), xa1 = Math.fround(1 - xa);
-      tx1 = Math.max(tx1, 0);
-      tx2 = Math.min(tx2, tilesX - 1);
+      const { lo: tx1, hi: tx2, weight: xa, rest: xa1 } = neighbours(x, invTw, tilesX);
       const v = image[y * w + x]!;
       const lut = (ty: number, tx: number) => luts[(ty * tilesX + tx) * 256 + v]!;
       // float32 arithmetic, as OpenCV computes it.

@@ -18,17 +18,11 @@ function withScale(init: Initializer, initScale: number | undefined): Initialize
   return init === 'uniform' && initScale !== undefined ? { kind: 'uniform', scale: initScale } : init;
 }
 
-export interface ConvLayerOptions {
-  /** Output channels. */
-  out: number;
-  /** Kernel per spatial axis: 2 entries for 2D, 3 for 3D (a number means 3D cubes). */
-  kernel: PerAxis;
-  stride?: PerAxis;
-  padding?: PerAxis | 'same';
-  dilation?: PerAxis;
-  groups?: number;
+/** How a layer's weight and bias start (each layer documents its defaults). */
+export interface WeightOptions {
+  /** Learn a bias (default true). */
   bias?: boolean;
-  /** The weight's initialiser; default 'msra' (He normal, ZNN's VD2D). */
+  /** The weight's initialiser. */
   init?: Initializer;
   /** With init 'uniform': U(-initScale, initScale). */
   initScale?: number;
@@ -36,87 +30,99 @@ export interface ConvLayerOptions {
   biasInit?: Initializer;
 }
 
-class ConvLayer implements Layer {
-  readonly type = 'conv';
+export interface ConvLayerOptions extends WeightOptions {
+  /** Output channels. */
+  out: number;
+  /** Kernel per spatial axis: 2 entries for 2D, 3 for 3D (a number means 3D cubes). The weight's default init is 'msra' (He normal, ZNN's VD2D). */
+  kernel: PerAxis;
+  stride?: PerAxis;
+  padding?: PerAxis | 'same';
+  dilation?: PerAxis;
+  groups?: number;
+}
+
+export interface ConvTransposeLayerOptions extends WeightOptions {
+  out: number;
+  /** Kernel per spatial axis. The weight's default init is 'uniform' with initScale 0.1. */
+  kernel: PerAxis;
+  stride?: PerAxis;
+  padding?: PerAxis;
+  outputPadding?: PerAxis;
+}
+
+/** A convolution-like layer: a weight (..., ...kernel) over 2 or 3 spatial axes, and a bias. */
+abstract class KernelLayer implements Layer {
+  abstract readonly type: string;
   readonly parameters = new Map<string, Tensor>();
-  private readonly rank: number;
-  constructor(readonly inChannels: number, readonly outChannels: number, private readonly o: ConvLayerOptions, random: () => number) {
-    const kernel = typeof o.kernel === 'number' ? [o.kernel, o.kernel, o.kernel] : [...o.kernel];
+  protected readonly rank: number;
+  constructor(readonly inChannels: number, readonly outChannels: number, options: WeightOptions & { kernel: PerAxis },
+    weightShape: (kernel: number[]) => number[], defaultInit: Initializer, random: () => number) {
+    const kernel = typeof options.kernel === 'number' ? [options.kernel, options.kernel, options.kernel] : [...options.kernel];
     this.rank = kernel.length;
+    this.parameters.set('weight', parameter(weightShape(kernel), withScale(options.init ?? defaultInit, options.initScale), random));
+    if (options.bias ?? true) this.parameters.set('bias', parameter([outChannels], options.biasInit ?? 'zeros', random));
+  }
+  protected get kernel(): number[] {
+    return this.parameters.get('weight')!.shape.slice(2);
+  }
+  protected withBias<T extends object>(options: T): T & { bias?: Tensor } {
+    const bias = this.parameters.get('bias');
+    return { ...options, ...(bias ? { bias } : {}) };
+  }
+  /** Refuses an input of another rank or channel count, naming the layer path. */
+  protected checkInput(shape: readonly number[], path: string): void {
+    if (shape.length !== this.rank + 2 || shape[1] !== this.inChannels) {
+      throw shapeError(path, this.type, `(N, ${this.inChannels}, ${this.rank === 3 ? 'D, H, W' : 'H, W'})`, shape);
+    }
+  }
+  abstract outputShape(input: readonly number[], path: string): number[];
+  abstract forward(x: Tensor): Promise<Tensor>;
+  describe(): string {
+    return `${this.inChannels} -> ${this.outChannels}, kernel ${this.kernel.join('x')}`;
+  }
+}
+
+class ConvLayer extends KernelLayer {
+  readonly type = 'conv';
+  constructor(inChannels: number, outChannels: number, private readonly o: ConvLayerOptions, random: () => number) {
     const groups = o.groups ?? 1;
     if (inChannels % groups !== 0 || outChannels % groups !== 0) {
       throw new SegvolError('ERR_ARGUMENT', `conv: ${inChannels} input and ${outChannels} output channels must be divisible by groups ${groups}`);
     }
-    this.parameters.set('weight', parameter([outChannels, inChannels / groups, ...kernel], withScale(o.init ?? 'msra', o.initScale), random));
-    if (o.bias ?? true) this.parameters.set('bias', parameter([outChannels], o.biasInit ?? 'zeros', random));
-  }
-  private options() {
-    const bias = this.parameters.get('bias');
-    return { stride: this.o.stride, padding: this.o.padding, dilation: this.o.dilation, groups: this.o.groups, ...(bias ? { bias } : {}) } as const;
+    super(inChannels, outChannels, o, (kernel) => [outChannels, inChannels / groups, ...kernel], 'msra', random);
   }
   outputShape(shape: readonly number[], path: string): number[] {
-    if (shape.length !== this.rank + 2 || shape[1] !== this.inChannels) {
-      throw shapeError(path, 'conv', `(N, ${this.inChannels}, ${this.rank === 3 ? 'D, H, W' : 'H, W'})`, shape);
-    }
-    const kernel = this.parameters.get('weight')!.shape.slice(2);
+    this.checkInput(shape, path);
+    const kernel = this.kernel;
     const stride = perAxis(this.o.stride, this.rank, 1), dilation = perAxis(this.o.dilation, this.rank, 1);
     const padding = this.o.padding === 'same' ? kernel.map((k, a) => ((k - 1) * dilation[a]!) / 2) : perAxis(this.o.padding, this.rank, 0);
     const out = kernel.map((k, a) => Math.floor((shape[2 + a]! + 2 * padding[a]! - dilation[a]! * (k - 1) - 1) / stride[a]!) + 1);
-    if (out.some((s) => s < 1)) {
+    if (out.some((v) => v < 1)) {
       throw shapeError(path, 'conv', `a volume larger than the dilated kernel (${kernel.map((k, a) => (k - 1) * dilation[a]! + 1).join(', ')})`, shape);
     }
     return [shape[0]!, this.outChannels, ...out];
   }
   forward(x: Tensor): Promise<Tensor> {
-    return ops.convAsync(x, this.parameters.get('weight')!, this.options());
+    return ops.convAsync(x, this.parameters.get('weight')!, this.withBias({ stride: this.o.stride, padding: this.o.padding, dilation: this.o.dilation, groups: this.o.groups }));
   }
-  describe() {
-    const k = this.parameters.get('weight')!.shape.slice(2).join('x');
-    return `${this.inChannels} -> ${this.outChannels}, kernel ${k}${this.o.dilation ? `, dilation ${String(this.o.dilation)}` : ''}`;
+  override describe(): string {
+    return `${super.describe()}${this.o.dilation ? `, dilation ${String(this.o.dilation)}` : ''}`;
   }
 }
 
-export interface ConvTransposeLayerOptions {
-  out: number;
-  kernel: PerAxis;
-  stride?: PerAxis;
-  padding?: PerAxis;
-  outputPadding?: PerAxis;
-  bias?: boolean;
-  /** Default 'uniform' with initScale 0.1. */
-  init?: Initializer;
-  initScale?: number;
-  biasInit?: Initializer;
-}
-
-class ConvTransposeLayer implements Layer {
+class ConvTransposeLayer extends KernelLayer {
   readonly type = 'convTranspose';
-  readonly parameters = new Map<string, Tensor>();
-  private readonly rank: number;
-  constructor(readonly inChannels: number, readonly outChannels: number, private readonly o: ConvTransposeLayerOptions, random: () => number) {
-    const kernel = typeof o.kernel === 'number' ? [o.kernel, o.kernel, o.kernel] : [...o.kernel];
-    this.rank = kernel.length;
-    this.parameters.set('weight', parameter([inChannels, outChannels, ...kernel], withScale(o.init ?? 'uniform', o.initScale ?? 0.1), random));
-    if (o.bias ?? true) this.parameters.set('bias', parameter([outChannels], o.biasInit ?? 'zeros', random));
-  }
-  private options() {
-    const bias = this.parameters.get('bias');
-    return { stride: this.o.stride, padding: this.o.padding, outputPadding: this.o.outputPadding, ...(bias ? { bias } : {}) };
+  constructor(inChannels: number, outChannels: number, private readonly o: ConvTransposeLayerOptions, random: () => number) {
+    super(inChannels, outChannels, { ...o, initScale: o.initScale ?? 0.1 }, (kernel) => [inChannels, outChannels, ...kernel], 'uniform', random);
   }
   outputShape(shape: readonly number[], path: string): number[] {
-    if (shape.length !== this.rank + 2 || shape[1] !== this.inChannels) {
-      throw shapeError(path, 'convTranspose', `(N, ${this.inChannels}, ${this.rank === 3 ? 'D, H, W' : 'H, W'})`, shape);
-    }
-    const kernel = this.parameters.get('weight')!.shape.slice(2);
+    this.checkInput(shape, path);
     const stride = perAxis(this.o.stride, this.rank, 1), padding = perAxis(this.o.padding, this.rank, 0);
     const extra = perAxis(this.o.outputPadding, this.rank, 0);
-    return [shape[0]!, this.outChannels, ...kernel.map((k, a) => (shape[2 + a]! - 1) * stride[a]! - 2 * padding[a]! + k + extra[a]!)];
+    return [shape[0]!, this.outChannels, ...this.kernel.map((k, a) => (shape[2 + a]! - 1) * stride[a]! - 2 * padding[a]! + k + extra[a]!)];
   }
   async forward(x: Tensor): Promise<Tensor> {
-    return ops.convTranspose(x, this.parameters.get('weight')!, this.options());
-  }
-  describe() {
-    return `${this.inChannels} -> ${this.outChannels}, kernel ${this.parameters.get('weight')!.shape.slice(2).join('x')}`;
+    return ops.convTranspose(x, this.parameters.get('weight')!, this.withBias({ stride: this.o.stride, padding: this.o.padding, outputPadding: this.o.outputPadding }));
   }
 }
 

@@ -277,7 +277,10 @@ export abstract class ModelBase {
    * load_state_dict, strict): names and shapes must match exactly, or nothing changes.
    */
   loadStateDict(loaded: ReadonlyMap<string, StateArray>, where = 'loadStateDict'): void {
-    checkStateFits(this.stateDict(), loaded, where, 'model', 'file', 'build the model with the configuration the weights were trained with');
+    checkStateFits(this.stateDict(), loaded, where, {
+      headline: 'the weights do not fit this model', own: 'model', given: 'file', missing: 'missing in the file', unexpected: 'not in the model',
+      hint: 'build the model with the configuration the weights were trained with',
+    });
     replaceLayerTensors(this.namedLayers(), (name, old) => tensorFromState(loaded.get(name)!, old));
   }
 

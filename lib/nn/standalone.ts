@@ -54,8 +54,10 @@ export function loadLayerState(layer: Layer, source: string | ReadonlyMap<string
   // A sub-module's entries of a larger state_dict: 'encoder.lstm.weight_ih_l0' with prefix 'encoder.lstm.'.
   const loaded = prefix ? new Map([...all].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v] as const)) : all;
   const own = new Map<string, Tensor>([...layer.parameters, ...(layer.buffers ?? [])]);
-  checkStateFits(own, loaded, where, `${layer.type} layer`, 'given state', 'build the layer with the options the state was saved with' +
-    (prefix ? ` (entries read: those under '${prefix}')` : ''));
+  checkStateFits(own, loaded, where, {
+    headline: `the state does not fit this ${layer.type} layer`, own: 'layer', given: 'given', missing: 'missing', unexpected: 'not in the layer',
+    hint: `build the layer with the options the state was saved with${prefix ? ` (the entries read: those under '${prefix}')` : ''}`,
+  });
   replaceLayerTensors([['', layer]], (name, old) => tensorFromState(loaded.get(name)!, old));
 }
 

@@ -5,28 +5,40 @@ import { Tensor } from '../core/tensor';
 import type { Layer } from './layer';
 import type { StateArray } from './model_types';
 
+/** How a refusal names the two sides: a model and its file, or a layer and the given state. */
+export interface StateLabels {
+  /** The headline: "the weights do not fit this model". */
+  headline: string;
+  /** The side being loaded, then the source, in shape lines ("model (8, 3) vs file (4, 3)"). */
+  own: string;
+  given: string;
+  /** Names absent from the source, and names it has in excess. */
+  missing: string;
+  unexpected: string;
+  hint: string;
+}
+
 /**
  * Refuses a state that does not fit: the names missing from it, those it has in
- * excess, and the shapes that differ (at most 8 of each named). `subject` is what
- * is loaded ('model', 'layer'), `source` where the state comes from ('file', 'given').
+ * excess, and the shapes that differ (at most 8 of each named), and values whose
+ * count does not match their shape.
  */
-export function checkStateFits(own: ReadonlyMap<string, Tensor>, loaded: ReadonlyMap<string, StateArray>, where: string,
-  subject: string, source: string, hint: string): void {
+export function checkStateFits(own: ReadonlyMap<string, Tensor>, loaded: ReadonlyMap<string, StateArray>, where: string, labels: StateLabels): void {
   const list = (names: string[], sep = ', ') => `${names.slice(0, 8).join(sep)}${names.length > 8 ? `${sep}...` : ''}`;
   const missing = [...own.keys()].filter((k) => !loaded.has(k));
   const unexpected = [...loaded.keys()].filter((k) => !own.has(k));
   const mismatched = [...own].filter(([k, t]) => loaded.has(k) && loaded.get(k)!.shape.join() !== t.shape.join())
-    .map(([k, t]) => `${k}: ${subject} (${t.shape.join(', ')}) vs ${source} (${loaded.get(k)!.shape.join(', ')})`);
+    .map(([k, t]) => `${k}: ${labels.own} (${t.shape.join(', ')}) vs ${labels.given} (${loaded.get(k)!.shape.join(', ')})`);
   if (missing.length || unexpected.length || mismatched.length) {
     const parts = [
-      missing.length ? `missing in the ${source}: ${list(missing)}` : '',
-      unexpected.length ? `not in the ${subject}: ${list(unexpected)}` : '',
+      missing.length ? `${labels.missing}: ${list(missing)}` : '',
+      unexpected.length ? `${labels.unexpected}: ${list(unexpected)}` : '',
       mismatched.length ? `shape differs: ${list(mismatched, '; ')}` : '',
     ].filter(Boolean);
-    throw new SegvolError('ERR_SHAPE', `${where}: the ${source === 'file' ? 'weights do' : 'state does'} not fit this ${subject} (${parts.join('; ')}); ${hint}`);
+    throw new SegvolError('ERR_SHAPE', `${where}: ${labels.headline} (${parts.join('; ')}); ${labels.hint}`);
   }
   for (const [name, a] of loaded) {
-    if (a.data.length !== a.shape.reduce((x, y) => x * y, 1)) {
+    if (own.has(name) && a.data.length !== a.shape.reduce((x, y) => x * y, 1)) {
       throw new SegvolError('ERR_SHAPE', `${where}: ${name} has ${a.data.length} values for shape (${a.shape.join(', ')})`);
     }
   }

@@ -45,7 +45,7 @@ export const pyramidSynth: FamilySynth = {
     const config = {
       model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hidden: [8, 12], fc: [12], kernel: 5, seed: o.seed },
       data: { volume: 'volume.npy', labels: 'labels.npy', flip: { z: true, y: true, x: true }, classNames: ['cell', 'membrane'] },
-      stages: [{ size: [8, 32, 32], epochs: 100 }, { size: [8, 48, 48], epochs: 30 }],
+      stages: [{ size: [8, 32, 32], updates: 100 }, { size: [8, 48, 48], updates: 30 }],
       loss: 'squaredError',
       optimizer: { kind: 'rmspropMomentum' },
       schedule: { kind: 'paper' },
