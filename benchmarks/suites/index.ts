@@ -1,0 +1,17 @@
+// Every suite npm run bench knows, in the order an unknown name lists them.
+import type { Suite } from '../common';
+import { blocks } from './blocks';
+import { brats } from './brats';
+import { conv } from './conv';
+import { convnet } from './convnet';
+import { data } from './data';
+import { eventloop } from './eventloop';
+import { memory } from './memory';
+import { metrics } from './metrics';
+import { pipeline } from './pipeline';
+import { pyramid } from './pyramid';
+import { rnn } from './rnn';
+import { step } from './step';
+import { tf32 } from './tf32';
+
+export const suites: readonly Suite[] = [brats, blocks, convnet, memory, rnn, pipeline, tf32, step, eventloop, data, metrics, pyramid, conv];
