@@ -100,6 +100,7 @@ export function requireCuda(why: string): BackendInfo | null {
 /**
  * One training step of `model` on `input` through segvol's trainStep (the step the Trainer
  * runs): forward in training mode, `loss` against `labels`, backward, finite checks, update.
+ * Cases timed against a PyTorch peer pass checkFinite: false, since the peer checks nothing.
  */
 export function supervisedStep(model: ModelBase, optimizer: Optimizer, input: ModelInput, labels: Tensor,
   options: { loss: LossOptions; lr: number; schedule?: MemorySchedule; checkFinite?: boolean }): Promise<StepResult> {
