@@ -4,7 +4,9 @@ import {
   computeLoss, ops, Optimizer, presets, Tensor, Trainer, VolumeSampler, type LossOptions, type SavedState, type Sequential,
 } from '../../lib';
 import { optimized } from '../../lib/testing';
+import * as path from 'node:path';
 import { elapsedMs, median, round, supervisedStep, type Suite } from '../common';
+import { lastJsonLine, repoRoot, runCaseInChild } from '../processes';
 
 /** The paper's loss and learning rate for the PyraMiD network's steps. */
 export const paperStep = { loss: { kind: 'squaredError' } as LossOptions, lr: 1e-4 };
@@ -112,8 +114,57 @@ export async function tapeOverhead(repeats: number): Promise<void> {
   model.dispose();
 }
 
-/** The training step's overhead alone (also the last case of the pyramid suite). */
+/**
+ * Trainer.fit steps of the paper network on 8x64x64 with the segvol of a checkout (this
+ * one, or another with its own built addon): `steps` timed after one warm-up, in this
+ * process. Only the public API is used, so an older checkout runs it as it is.
+ */
+async function fitSteps(root: string, steps: number): Promise<void> {
+  type Lib = typeof import('../../lib');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const lib = require(path.join(path.resolve(root), 'lib')) as Lib;
+  const size = [8, 64, 64] as const;
+  const xData = Float32Array.from({ length: 8 * 64 * 64 }, (_, i) => Math.sin(i * 0.37));
+  const labelData = Float32Array.from({ length: 8 * 64 * 64 }, (_, i) => ((i * 7919) % 10 < 3 ? 1 : 0));
+  const model = lib.presets.pyramidNet({ inChannels: 1, classes: 2, seed: 1 });
+  const trainer = new lib.Trainer(model, { optimizer: { kind: 'rmspropMomentum', lr: paperStep.lr }, loss: 'squaredError', seed: 1 });
+  const data = new lib.VolumeSampler({ volume: xData, shape: [1, ...size], labels: labelData, flip: {} });
+  await trainer.fit({ data, size, steps: 1 });
+  const times: number[] = [];
+  for (let i = 0; i < steps; ++i) times.push(await elapsedMs(() => trainer.fit({ data, size, steps: 1 })));
+  console.log(JSON.stringify({ root, trainer_ms: median(times) }));
+  model.dispose();
+}
+
+/**
+ * A Trainer.fit step here against the same step in a baseline checkout (--baseline DIR, a
+ * worktree of an earlier commit with its addon built): rounds alternate the two, each in
+ * a fresh process, so both see the same machine; the medians of the rounds' medians.
+ */
+function againstBaseline(baseline: string, rounds: number): void {
+  const medians = { here: [] as number[], baseline: [] as number[] };
+  for (let r = 0; r < rounds; ++r) {
+    for (const [key, root] of [['here', repoRoot], ['baseline', baseline]] as const) {
+      const out = runCaseInChild(`Trainer.fit step (${key})`, 'step', ['fit', root, '3']);
+      if (out === null) return;
+      medians[key].push(lastJsonLine<{ trainer_ms: number }>(out).trainer_ms);
+    }
+  }
+  const here = median(medians.here), base = median(medians.baseline);
+  console.log(JSON.stringify({
+    case: `paper network Trainer.fit step on 8x64x64: this checkout vs ${baseline} (${rounds} alternating rounds of 3 steps)`,
+    trainer_ms: round(here, 1), baseline_ms: round(base, 1), change_percent: round((100 * (here - base)) / base, 2),
+    rounds: medians,
+  }));
+}
+
+/** The training step's overhead alone (also the last case of the pyramid suite); --baseline DIR compares Trainer.fit with a checkout. */
 export const step: Suite = {
   name: 'step',
-  run: ({ repeats }) => tapeOverhead(repeats),
+  run: async ({ repeats, value }) => {
+    if (value('--case') === 'fit') return fitSteps(value('--case', 2)!, Number(value('--case', 3)));
+    const baseline = value('--baseline');
+    if (baseline) return againstBaseline(baseline, Math.max(repeats, 1));
+    return tapeOverhead(repeats);
+  },
 };
