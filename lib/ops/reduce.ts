@@ -7,7 +7,7 @@ import { handleOf, Tensor } from '../core/tensor';
 /**
  * The index of the largest of `classes` values per voxel: scores (N, K, S) as a flat
  * host array (S voxels per window, class-major like NCDHW), out (N, S). Ties go to the
- * lower class, NaN never wins.
+ * lower class.
  */
 export function argmaxClasses<T extends Float32Array | Int32Array = Float32Array>(scores: ArrayLike<number>, n: number, classes: number,
   out: T = new Float32Array(scores.length / classes) as T): T {
