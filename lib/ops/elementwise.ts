@@ -99,7 +99,7 @@ export function elementwiseOps(impl: ImplementationName) {
     /** The sum of the squares of every element of the tensors, as a number (not taped): a gradient's norm squared. */
     sumOfSquares(xs: readonly Tensor[]): number {
       if (!Array.isArray(xs)) throw new SegvolError('ERR_ARGUMENT', `sumOfSquares: expected an array of tensors, received ${describe(xs)}`);
-      return native.sumSquares(impl, xs.map((x, i) => h(x, 'sumOfSquares', `tensor ${i}`)));
+      return native.sumOfSquares(impl, xs.map((x, i) => h(x, 'sumOfSquares', `tensor ${i}`)));
     },
   };
 }

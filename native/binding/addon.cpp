@@ -437,19 +437,19 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   });
 }
 
-UnaryKind unaryKindArg(const Napi::Value& v, const char* op) {
+ActivationKind activationKindArg(const Napi::Value& v, const char* op) {
   std::string kind = stringArg(v, op, "activation");
-  if (kind == "tanh") return UnaryKind::Tanh;
-  if (kind == "sigmoid") return UnaryKind::Sigmoid;
-  if (kind == "relu") return UnaryKind::Relu;
+  if (kind == "tanh") return ActivationKind::Tanh;
+  if (kind == "sigmoid") return ActivationKind::Sigmoid;
+  if (kind == "relu") return ActivationKind::Relu;
   fail(ErrorCode::Argument, std::string(op) + ": expected activation 'tanh', 'sigmoid' or 'relu', received '" + kind + "'");
 }
 
 // activation(impl, kind, x)
 Napi::Value Activation(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
-    UnaryKind kind = unaryKindArg(info[1], "activation");
-    return wrapOrNull(info.Env(), ops::unary(implementationArg(info, 0), kind, tensorArg(info, 2, "activation", "input")));
+    ActivationKind kind = activationKindArg(info[1], "activation");
+    return wrapOrNull(info.Env(), ops::activation(implementationArg(info, 0), kind, tensorArg(info, 2, "activation", "input")));
   });
 }
 
@@ -457,8 +457,8 @@ Napi::Value Activation(const Napi::CallbackInfo& info) {
 Napi::Value ActivationBackward(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* name = "activationBackward";
-    UnaryKind kind = unaryKindArg(info[1], name);
-    return wrapOrNull(info.Env(), ops::unaryBackward(implementationArg(info, 0), kind, tensorArg(info, 2, name, "input"),
+    ActivationKind kind = activationKindArg(info[1], name);
+    return wrapOrNull(info.Env(), ops::activationBackward(implementationArg(info, 0), kind, tensorArg(info, 2, name, "input"),
                                                      tensorArg(info, 3, name, "output"),
                                                      tensorArg(info, 4, name, "output gradient")));
   });
@@ -511,10 +511,10 @@ Napi::Value ClampBackward(const Napi::CallbackInfo& info) {
   });
 }
 
-// sumSquares(impl, tensors[]) -> number
-Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+// sumOfSquares(impl, tensors[]) -> number
+Napi::Value SumOfSquares(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
-    return Napi::Value(Napi::Number::New(info.Env(), ops::sumSquares(implementationArg(info, 0), tensorListArg(info[1], "sumSquares"))));
+    return Napi::Value(Napi::Number::New(info.Env(), ops::sumOfSquares(implementationArg(info, 0), tensorListArg(info[1], "sumOfSquares"))));
   });
 }
 
@@ -656,7 +656,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("concat", Concat);
   fn("clamp", Clamp);
   fn("clampBackward", ClampBackward);
-  fn("sumSquares", SumSquares);
+  fn("sumOfSquares", SumOfSquares);
   fn("narrow", Narrow);
   fn("narrowBackward", NarrowBackward);
   fn("firstNonFinite", FirstNonFinite);

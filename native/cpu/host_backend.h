@@ -11,13 +11,7 @@ namespace segvol {
 class HostBackend : public Backend {
  public:
   Device device() const override { return Device::Cpu; }
-  void* allocate(size_t bytes) override;
-  void deallocate(void* ptr, size_t bytes) noexcept override;
-  void copyFromHost(const float* src, Tensor& dst) override;
-  void copyToHost(const Tensor& src, float* dst) override;
-  void copy(const Tensor& src, Tensor& dst) override;
-  void fill(Tensor& t, float value) override;
-  bool allFinite(const Tensor& t) override;
+#include "../core/backend_memory_overrides.inc"
 };
 
 // (N, C, D, H, W) of a rank-4 (D = 1) or rank-5 tensor.

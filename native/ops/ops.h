@@ -65,9 +65,9 @@ BatchNormGrads batchNormBackward(Implementation impl, const Tensor& x, const Ten
                                  const Tensor& invStd, bool training, const Tensor& dy);
 
 // ---- elementwise.cpp (same-shaped tensors of any rank)
-Tensor unary(Implementation impl, UnaryKind kind, const Tensor& x);
+Tensor activation(Implementation impl, ActivationKind kind, const Tensor& x);
 // y: the forward output (tanh and sigmoid derive their slope from it)
-Tensor unaryBackward(Implementation impl, UnaryKind kind, const Tensor& x, const Tensor& y, const Tensor& dy);
+Tensor activationBackward(Implementation impl, ActivationKind kind, const Tensor& x, const Tensor& y, const Tensor& dy);
 Tensor binary(Implementation impl, BinaryKind kind, const Tensor& a, const Tensor& b);
 Tensor scale(Implementation impl, const Tensor& x, double factor);
 Tensor sum(Implementation impl, const std::vector<const Tensor*>& xs);
@@ -75,7 +75,7 @@ Tensor sum(Implementation impl, const std::vector<const Tensor*>& xs);
 Tensor clamp(Implementation impl, const Tensor& x, double lo, double hi);
 Tensor clampBackward(Implementation impl, const Tensor& x, double lo, double hi, const Tensor& dy);
 // The sum of squares of every element of every tensor (all on one device), in double.
-double sumSquares(Implementation impl, const std::vector<const Tensor*>& xs);
+double sumOfSquares(Implementation impl, const std::vector<const Tensor*>& xs);
 
 // ---- softmax.cpp: over the channel axis of (N, C, ...)
 Tensor softmaxForward(Implementation impl, const Tensor& x);

@@ -366,30 +366,30 @@ void ReferenceBackend::batchNormBackward(const Tensor& x, const Tensor& gamma, c
   }
 }
 
-void ReferenceBackend::unary(UnaryKind kind, const Tensor& x, Tensor& y) {
+void ReferenceBackend::activation(ActivationKind kind, const Tensor& x, Tensor& y) {
   for (int64_t i = 0; i < x.size(); ++i) {
     double v = x.data()[i];
     switch (kind) {
-      case UnaryKind::Tanh: v = std::tanh(v); break;
-      case UnaryKind::Sigmoid: v = 1.0 / (1.0 + std::exp(-v)); break;
-      case UnaryKind::Relu: v = v > 0 ? v : 0.0; break;
+      case ActivationKind::Tanh: v = std::tanh(v); break;
+      case ActivationKind::Sigmoid: v = 1.0 / (1.0 + std::exp(-v)); break;
+      case ActivationKind::Relu: v = v > 0 ? v : 0.0; break;
     }
     y.data()[i] = static_cast<float>(v);
   }
 }
 
-void ReferenceBackend::unaryBackward(UnaryKind kind, const Tensor& x, const Tensor&, const Tensor& dy, Tensor& dx) {
+void ReferenceBackend::activationBackward(ActivationKind kind, const Tensor& x, const Tensor&, const Tensor& dy, Tensor& dx) {
   // The oracle derives f'(x) from x itself, independently of the optimized path's use of y.
   for (int64_t i = 0; i < x.size(); ++i) {
     double v = x.data()[i], grad = dy.data()[i];
     switch (kind) {
-      case UnaryKind::Tanh: grad *= 1.0 - std::tanh(v) * std::tanh(v); break;
-      case UnaryKind::Sigmoid: {
+      case ActivationKind::Tanh: grad *= 1.0 - std::tanh(v) * std::tanh(v); break;
+      case ActivationKind::Sigmoid: {
         double s = 1.0 / (1.0 + std::exp(-v));
         grad *= s * (1.0 - s);
         break;
       }
-      case UnaryKind::Relu: grad = v > 0 ? grad : 0.0; break;
+      case ActivationKind::Relu: grad = v > 0 ? grad : 0.0; break;
     }
     dx.data()[i] = static_cast<float>(grad);
   }
@@ -428,7 +428,7 @@ void ReferenceBackend::clampBackward(const Tensor& x, float lo, float hi, const 
   }
 }
 
-double ReferenceBackend::sumSquares(const Tensor& x) {
+double ReferenceBackend::sumOfSquares(const Tensor& x) {
   double acc = 0;
   for (int64_t i = 0; i < x.size(); ++i) acc += static_cast<double>(x.data()[i]) * x.data()[i];
   return acc;
