@@ -2,8 +2,6 @@
 // optimized CPU backend and the reference backend): 64-byte aligned blocks, so
 // vector loads and oneDNN never see misaligned data.
 #pragma once
-#include <array>
-
 #include "../core/backend.h"
 
 namespace segvol {
@@ -13,9 +11,5 @@ class HostBackend : public Backend {
   Device device() const override { return Device::Cpu; }
 #include "../core/backend_memory_overrides.inc"
 };
-
-// (N, C, D, H, W) of a rank-4 (D = 1) or rank-5 tensor.
-using Dims5 = std::array<int64_t, 5>;
-Dims5 dims5(const Tensor& t);
 
 }  // namespace segvol

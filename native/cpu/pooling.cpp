@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "../core/window.h"
 #include "cpu_backend.h"
 
 namespace segvol {
@@ -16,7 +17,7 @@ struct TapRange {
   int64_t first, last, origin;  // input index of tap k is origin + k * dilation
 };
 inline TapRange tapRange(int64_t out, int64_t stride, int64_t pad, int64_t dilation, int64_t kernel, int64_t in) {
-  const int64_t origin = out * stride - pad;
+  const int64_t origin = windowOrigin(out, stride, pad);
   int64_t first = origin < 0 ? (-origin + dilation - 1) / dilation : 0;
   int64_t last = (in - origin + dilation - 1) / dilation;  // first k with origin + k*d >= in
   if (last > kernel) last = kernel;
@@ -69,18 +70,9 @@ inline int64_t argmaxInWindow(const PoolGeometry& g, const float* x, const Plane
 int64_t avgDivisor(const PoolGeometry& g, const Plane& in, const TapRange& rz, const TapRange& ry,
                    const TapRange& rx) {
   if (!g.countIncludePad) return (rz.last - rz.first) * (ry.last - ry.first) * (rx.last - rx.first);
-  // Padding counts, the part of a window beyond the padded border does not (PyTorch).
-  auto span = [](int64_t origin, int64_t kernel, int64_t dilation, int64_t pad, int64_t size) {
-    int64_t n = 0;
-    for (int64_t k = 0; k < kernel; ++k) {
-      const int64_t i = origin + k * dilation;
-      if (i >= -pad && i < size + pad) ++n;
-    }
-    return n;
-  };
-  return span(rz.origin, g.kernel[0], g.dilation[0], g.padding[0], in.d) *
-         span(ry.origin, g.kernel[1], g.dilation[1], g.padding[1], in.h) *
-         span(rx.origin, g.kernel[2], g.dilation[2], g.padding[2], in.w);
+  return avgPoolAxisTaps(rz.origin, g.kernel[0], g.dilation[0], g.padding[0], in.d, true) *
+         avgPoolAxisTaps(ry.origin, g.kernel[1], g.dilation[1], g.padding[1], in.h, true) *
+         avgPoolAxisTaps(rx.origin, g.kernel[2], g.dilation[2], g.padding[2], in.w, true);
 }
 
 // The max-filter of the dense ConvNets: stride 1, no padding, so every window lies inside
