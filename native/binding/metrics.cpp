@@ -6,8 +6,10 @@
 
 #include "../metrics/metrics.h"
 #include "convert.h"
+#include "modules.h"
 
 namespace segvol::binding {
+
 namespace {
 
 metrics::Dims dimsArg(const Napi::Value& v, int64_t expected, const char* op) {
@@ -69,11 +71,24 @@ const float* floatsArg(const Napi::Value& v, const char* op, const char* name, s
   return a.Data();
 }
 
+// A Float32Array of one value per voxel (info[0]) and the (D, H, W) shape that holds it (info[1]).
+struct FloatVolume {
+  const float* data;
+  metrics::Dims dims;
+};
+FloatVolume floatVolumeArg(const Napi::CallbackInfo& info, const char* op, const char* name) {
+  size_t n = 0;
+  const float* data = floatsArg(info[0], op, name, &n);
+  return {data, dimsArg(info[1], static_cast<int64_t>(n), op)};
+}
+
 Napi::Int32Array labelsOut(Napi::Env env, const std::vector<int32_t>& labels) {
   Napi::Int32Array out = Napi::Int32Array::New(env, labels.size());
   std::copy(labels.begin(), labels.end(), out.Data());
   return out;
 }
+
+}  // namespace
 
 // connectedComponents(foreground, shape, connectivity) -> { labels, count }
 Napi::Value ConnectedComponents(const Napi::CallbackInfo& info) {
@@ -94,11 +109,9 @@ Napi::Value ConnectedComponents(const Napi::CallbackInfo& info) {
 Napi::Value ThresholdSegmentation(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "segmentByThreshold";
-    size_t n = 0;
-    const float* b = floatsArg(info[0], op, "boundary", &n);
-    auto dims = dimsArg(info[1], static_cast<int64_t>(n), op);
+    const FloatVolume b = floatVolumeArg(info, op, "boundary");
     return Napi::Value(labelsOut(info.Env(), metrics::thresholdSegmentation(
-        b, dims, static_cast<float>(numberArg(info[2], op, "threshold")), static_cast<int>(intArg(info[3], op, "connectivity")))));
+        b.data, b.dims, static_cast<float>(numberArg(info[2], op, "threshold")), static_cast<int>(intArg(info[3], op, "connectivity")))));
   });
 }
 
@@ -106,11 +119,9 @@ Napi::Value ThresholdSegmentation(const Napi::CallbackInfo& info) {
 Napi::Value PriorityFlood(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "priorityFlood";
-    size_t n = 0;
-    const float* b = floatsArg(info[0], op, "boundary", &n);
-    auto dims = dimsArg(info[1], static_cast<int64_t>(n), op);
+    const FloatVolume b = floatVolumeArg(info, op, "boundary");
     return Napi::Value(labelsOut(info.Env(), metrics::priorityFlood(
-        b, dims, static_cast<float>(numberArg(info[2], op, "seedThreshold")), static_cast<float>(numberArg(info[3], op, "maskThreshold")),
+        b.data, b.dims, static_cast<float>(numberArg(info[2], op, "seedThreshold")), static_cast<float>(numberArg(info[3], op, "maskThreshold")),
         intArg(info[4], op, "minSize"), static_cast<int>(intArg(info[5], op, "connectivity")))));
   });
 }
@@ -160,10 +171,8 @@ Napi::Value AffinityWatershed(const Napi::CallbackInfo& info) {
 Napi::Value BoundaryAffinities(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "boundaryAffinities";
-    size_t n = 0;
-    const float* b = floatsArg(info[0], op, "boundary", &n);
-    auto dims = dimsArg(info[1], static_cast<int64_t>(n), op);
-    auto aff = metrics::boundaryAffinities(b, dims, boolArg(info[2], op, "threeD"));
+    const FloatVolume b = floatVolumeArg(info, op, "boundary");
+    auto aff = metrics::boundaryAffinities(b.data, b.dims, boolArg(info[2], op, "threeD"));
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), aff.size());
     std::copy(aff.begin(), aff.end(), out.Data());
     return Napi::Value(out);
@@ -290,22 +299,6 @@ Napi::Value WarpingErrorFn(const Napi::CallbackInfo& info) {
     o.Set("pixelError", static_cast<double>(r.pixelErrors) / static_cast<double>(r.voxels));
     return Napi::Value(o);
   });
-}
-
-}  // namespace
-
-void defineMetrics(Napi::Env env, Napi::Object exports) {
-  exports.Set("metricsConnectedComponents", Napi::Function::New(env, ConnectedComponents));
-  exports.Set("metricsThresholdSegmentation", Napi::Function::New(env, ThresholdSegmentation));
-  exports.Set("metricsPriorityFlood", Napi::Function::New(env, PriorityFlood));
-  exports.Set("metricsWatershed", Napi::Function::New(env, AffinityWatershed));
-  exports.Set("metricsBoundaryAffinities", Napi::Function::New(env, BoundaryAffinities));
-  exports.Set("metricsCutTree", Napi::Function::New(env, CutTree));
-  exports.Set("metricsRand", Napi::Function::New(env, Rand));
-  exports.Set("metricsConfusion", Napi::Function::New(env, Confusion));
-  exports.Set("metricsPixelError", Napi::Function::New(env, PixelErrorFn));
-  exports.Set("metricsSurfaceDistances", Napi::Function::New(env, SurfaceDistances));
-  exports.Set("metricsWarpingError", Napi::Function::New(env, WarpingErrorFn));
 }
 
 }  // namespace segvol::binding
