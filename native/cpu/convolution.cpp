@@ -182,28 +182,25 @@ void execute(const CachedPrimitive& cached, const std::unordered_map<int, std::p
   dnnl::stream stream(engine);
   std::unordered_map<int, memory> args;
   std::vector<std::pair<memory, memory>> writeBack;  // (primitive's layout, user's layout)
-  for (const auto& [arg, user] : inputs) {
+  // The user's buffer itself where the primitive takes its layout, else a buffer in the
+  // primitive's layout: an input is reordered into it now, an output out of it afterwards.
+  auto bind = [&](int arg, const std::pair<memory::desc, float*>& user, bool input) {
     memory userMem(user.first, engine, user.second);
     const memory::desc& wanted = cached.argDescs.at(arg);
     if (wanted == user.first) {
       args.emplace(arg, userMem);
-    } else {
-      memory converted(wanted, engine);
-      dnnl::reorder(userMem, converted).execute(stream, userMem, converted);
-      args.emplace(arg, converted);
+      return;
     }
-  }
-  for (const auto& [arg, user] : outputs) {
-    memory userMem(user.first, engine, user.second);
-    const memory::desc& wanted = cached.argDescs.at(arg);
-    if (wanted == user.first) {
-      args.emplace(arg, userMem);
+    memory internal(wanted, engine);
+    if (input) {
+      dnnl::reorder(userMem, internal).execute(stream, userMem, internal);
     } else {
-      memory internal(wanted, engine);
-      args.emplace(arg, internal);
       writeBack.emplace_back(internal, userMem);
     }
-  }
+    args.emplace(arg, internal);
+  };
+  for (const auto& [arg, user] : inputs) bind(arg, user, true);
+  for (const auto& [arg, user] : outputs) bind(arg, user, false);
   memory scratchpad(cached.scratchpad, engine);
   args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad);
   cached.primitive.execute(stream, args);

@@ -30,6 +30,17 @@ struct Plane {
   int64_t size() const { return d * h * w; }
 };
 
+// Calls visit(p, in, out) for every (N, C) plane p of a pooling op, in parallel when
+// the work is large: in is the plane of the op's input, out of its output.
+template <typename Visit>
+void forEachPlane(const Tensor& input, const Tensor& output, Visit&& visit) {
+  const Dims5 xd = dims5(input), yd = dims5(output);
+  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
+  const int64_t planes = xd[0] * xd[1];
+#pragma omp parallel for if (output.size() > 4096)
+  for (int64_t p = 0; p < planes; ++p) visit(p, in, out);
+}
+
 // Calls f(outIndex, inIndex-of-each-valid-tap...) via visit(outIndex, begin-callback).
 template <typename Visit>
 void forEachWindow(const PoolGeometry& g, const Plane& in, const Plane& out, Visit&& visit) {
@@ -65,6 +76,17 @@ inline int64_t argmaxInWindow(const PoolGeometry& g, const float* x, const Plane
     }
   }
   return arg;
+}
+
+// Calls f(index in the plane) for every tap of a window that lands inside the input, in scan order.
+template <typename F>
+void forEachInsideTap(const PoolGeometry& g, const Plane& in, const TapRange& rz, const TapRange& ry, const TapRange& rx,
+                      F&& f) {
+  for (int64_t kz = rz.first; kz < rz.last; ++kz)
+    for (int64_t ky = ry.first; ky < ry.last; ++ky) {
+      const int64_t row = ((rz.origin + kz * g.dilation[0]) * in.h + ry.origin + ky * g.dilation[1]) * in.w + rx.origin;
+      for (int64_t kx = rx.first; kx < rx.last; ++kx) f(row + kx * g.dilation[2]);
+    }
 }
 
 int64_t avgDivisor(const PoolGeometry& g, const Plane& in, const TapRange& rz, const TapRange& ry,
@@ -221,101 +243,76 @@ void maxFilterBackwardPlane(const PoolGeometry& g, const float* src, const float
 // path (a NaN must win its window, which the fast paths' comparisons do not do).
 enum class MaxPoolPath { Generic, Tiled2x2, Filter };
 
-MaxPoolPath maxPoolPath(const PoolGeometry& g, const Plane& in) {
+MaxPoolPath maxPoolPath(const PoolGeometry& g, const Tensor& x) {
+  const Dims5 xd = dims5(x);
   if (isTiledPool2x2(g)) return MaxPoolPath::Tiled2x2;
-  if (isMaxFilter(g) && in.size() < (int64_t(1) << 31)) return MaxPoolPath::Filter;
+  if (isMaxFilter(g) && xd[2] * xd[3] * xd[4] < (int64_t(1) << 31)) return MaxPoolPath::Filter;
   return MaxPoolPath::Generic;
 }
 
 }  // namespace
 
 void CpuBackend::maxPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
-  const Dims5 xd = dims5(x), yd = dims5(y);
-  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
-  const int64_t planes = xd[0] * xd[1];
-  const MaxPoolPath path = maxPoolPath(g, in);
-#pragma omp parallel for if (y.size() > 4096)
-  for (int64_t p = 0; p < planes; ++p) {
+  const MaxPoolPath path = maxPoolPath(g, x);
+  forEachPlane(x, y, [&](int64_t p, const Plane& in, const Plane& out) {
     const float* src = x.data() + p * in.size();
     float* dst = y.data() + p * out.size();
     if (path != MaxPoolPath::Generic && !hasNaN(src, in.size())) {
       if (path == MaxPoolPath::Tiled2x2) tiledPool2x2Forward(src, in, out, dst);
       else maxFilterPlane(g, src, in, out, dst);
-      continue;
+      return;
     }
     forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
       const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
       dst[o] = arg < 0 ? -std::numeric_limits<float>::infinity() : src[arg];
     });
-  }
+  });
 }
 
 void CpuBackend::maxPoolBackward(const PoolGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dx) {
-  const Dims5 xd = dims5(x), yd = dims5(dy);
-  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
-  const int64_t planes = xd[0] * xd[1];
-  const MaxPoolPath path = maxPoolPath(g, in);
-#pragma omp parallel for if (dy.size() > 4096)
-  for (int64_t p = 0; p < planes; ++p) {
+  const MaxPoolPath path = maxPoolPath(g, x);
+  forEachPlane(x, dy, [&](int64_t p, const Plane& in, const Plane& out) {
     const float* src = x.data() + p * in.size();
     const float* grad = dy.data() + p * out.size();
     float* dst = dx.data() + p * in.size();
     if (path != MaxPoolPath::Generic && !hasNaN(src, in.size())) {
       if (path == MaxPoolPath::Tiled2x2) tiledPool2x2Backward(src, grad, in, out, dst);
       else maxFilterBackwardPlane(g, src, grad, in, out, dst);
-      continue;
+      return;
     }
-    for (int64_t i = 0; i < in.size(); ++i) dst[i] = 0.0f;
+    std::fill(dst, dst + in.size(), 0.0f);
     forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
       const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
       if (arg >= 0) dst[arg] += grad[o];
     });
-  }
+  });
 }
 
 void CpuBackend::avgPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
-  const Dims5 xd = dims5(x), yd = dims5(y);
-  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
-  const int64_t planes = xd[0] * xd[1];
-#pragma omp parallel for if (y.size() > 4096)
-  for (int64_t p = 0; p < planes; ++p) {
+  forEachPlane(x, y, [&](int64_t p, const Plane& in, const Plane& out) {
     const float* src = x.data() + p * in.size();
     float* dst = y.data() + p * out.size();
     forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
       float acc = 0;
-      for (int64_t kz = rz.first; kz < rz.last; ++kz)
-        for (int64_t ky = ry.first; ky < ry.last; ++ky) {
-          const float* row =
-              src + ((rz.origin + kz * g.dilation[0]) * in.h + ry.origin + ky * g.dilation[1]) * in.w + rx.origin;
-          for (int64_t kx = rx.first; kx < rx.last; ++kx) acc += row[kx * g.dilation[2]];
-        }
+      forEachInsideTap(g, in, rz, ry, rx, [&](int64_t i) { acc += src[i]; });
       const int64_t divisor = avgDivisor(g, in, rz, ry, rx);
       dst[o] = divisor ? acc / static_cast<float>(divisor) : 0.0f;
     });
-  }
+  });
 }
 
 void CpuBackend::avgPoolBackward(const PoolGeometry& g, const Tensor& dy, Tensor& dx) {
-  const Dims5 xd = dims5(dx), yd = dims5(dy);
-  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
-  const int64_t planes = xd[0] * xd[1];
-#pragma omp parallel for if (dy.size() > 4096)
-  for (int64_t p = 0; p < planes; ++p) {
+  forEachPlane(dx, dy, [&](int64_t p, const Plane& in, const Plane& out) {
     const float* grad = dy.data() + p * out.size();
     float* dst = dx.data() + p * in.size();
-    for (int64_t i = 0; i < in.size(); ++i) dst[i] = 0.0f;
+    std::fill(dst, dst + in.size(), 0.0f);
     forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
       const int64_t divisor = avgDivisor(g, in, rz, ry, rx);
       if (!divisor) return;
       const float share = grad[o] / static_cast<float>(divisor);
-      for (int64_t kz = rz.first; kz < rz.last; ++kz)
-        for (int64_t ky = ry.first; ky < ry.last; ++ky) {
-          float* row =
-              dst + ((rz.origin + kz * g.dilation[0]) * in.h + ry.origin + ky * g.dilation[1]) * in.w + rx.origin;
-          for (int64_t kx = rx.first; kx < rx.last; ++kx) row[kx * g.dilation[2]] += share;
-        }
+      forEachInsideTap(g, in, rz, ry, rx, [&](int64_t i) { dst[i] += share; });
     });
-  }
+  });
 }
 
 }  // namespace segvol
