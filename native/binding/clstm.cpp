@@ -99,14 +99,14 @@ Napi::Value ClstmScan(const Napi::CallbackInfo& info) {
 Napi::Value ClstmScanBackward(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "clstmScanBackward";
-    const Implementation impl = implementationArg(info, 0);
-    auto saved = SavedHandle::unwrap<ops::ScanSaved>(info[1], op);
-    const Tensor dh = heldTensorArg(info, 2, op, "dh"), dhLast = heldTensorArg(info, 3, op, "dhLast");
-    const Tensor dcLast = heldTensorArg(info, 4, op, "dcLast");
+    const auto a = backwardArgs<ops::ScanSaved, 3>(info, op, {"dh", "dhLast", "dcLast"});
     const bool async = info.Length() > 5 && boolArg(info[5], op, "async");
     return runMaybeAsync(
         info.Env(), async,
-        [=] { return ops::clstmScanBackward(impl, *saved, definedOrNull(dh), definedOrNull(dhLast), definedOrNull(dcLast)); },
+        [=] {
+          return ops::clstmScanBackward(a.impl, *a.saved, definedOrNull(a.grads[0]), definedOrNull(a.grads[1]),
+                                        definedOrNull(a.grads[2]));
+        },
         scanBackwardResult);
   });
 }
@@ -132,11 +132,10 @@ Napi::Value PyramidLstm(const Napi::CallbackInfo& info) {
 Napi::Value PyramidLstmBackward(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "pyramidLstmBackward";
-    const Implementation impl = implementationArg(info, 0);
-    auto saved = SavedHandle::unwrap<ops::PyramidSaved>(info[1], op);
+    const auto a = backwardArgs<ops::PyramidSaved, 0>(info, op, {});
     const Tensor dy = tensorArg(info, 2, op, "output gradient");
     return runMaybeAsync(
-        info.Env(), boolArg(info[3], op, "async"), [=] { return ops::pyramidLstmBackward(impl, *saved, dy); },
+        info.Env(), boolArg(info[3], op, "async"), [=] { return ops::pyramidLstmBackward(a.impl, *a.saved, dy); },
         pyramidBackwardResult);
   });
 }

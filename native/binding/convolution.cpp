@@ -40,6 +40,17 @@ Napi::Value tensorResult(Napi::Env env, Tensor& y) { return wrapOrNull(env, y); 
 
 int spatialRankFromInput(const Tensor& x) { return x.rank() - 2; }
 
+// A transposed convolution's geometry (info[4]) and outputPadding (info[5]).
+struct TransposeGeometry {
+  ConvGeometry g;
+  Triple outputPadding;
+};
+TransposeGeometry transposeGeometryArg(const Napi::CallbackInfo& info, const Tensor& x, const char* op) {
+  const int sr = spatialRankFromInput(x);
+  ConvGeometry g = convGeometryArg(info[4], sr, op);
+  return {g, tripleFrom(intArrayArg(info[5], op, "outputPadding"), sr, 0, op, "outputPadding")};
+}
+
 // conv(impl, x, w, bias|null, geometry), or convAsync: the same as a Promise. The
 // work holds its own references to the tensors, so the caller may dispose them meanwhile.
 Napi::Value conv(const Napi::CallbackInfo& info, bool async) {
@@ -79,10 +90,9 @@ Napi::Value ConvTranspose(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* name = "convTranspose";
     const Operands a = forwardOperands(info, name);
-    const int sr = spatialRankFromInput(a.x);
-    ConvGeometry g = convGeometryArg(info[4], sr, name);
-    Triple op = tripleFrom(intArrayArg(info[5], name, "outputPadding"), sr, 0, name, "outputPadding");
-    return wrapOrNull(info.Env(), ops::convTransposeForward(implementationArg(info, 0), a.x, a.w, definedOrNull(a.third), g, op));
+    const TransposeGeometry t = transposeGeometryArg(info, a.x, name);
+    return wrapOrNull(info.Env(), ops::convTransposeForward(implementationArg(info, 0), a.x, a.w, definedOrNull(a.third),
+                                                            t.g, t.outputPadding));
   });
 }
 
@@ -91,12 +101,10 @@ Napi::Value ConvTransposeBackward(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* name = "convTransposeBackward";
     const Operands a = backwardOperands(info, name);
-    const int sr = spatialRankFromInput(a.x);
-    ConvGeometry g = convGeometryArg(info[4], sr, name);
-    Triple op = tripleFrom(intArrayArg(info[5], name, "outputPadding"), sr, 0, name, "outputPadding");
+    const TransposeGeometry t = transposeGeometryArg(info, a.x, name);
     const Needs need = needsArg(info, 6, name);
-    auto grads = ops::convTransposeBackward(implementationArg(info, 0), a.x, a.w, a.third, g, op, need.input, need.weight,
-                                            need.bias);
+    auto grads = ops::convTransposeBackward(implementationArg(info, 0), a.x, a.w, a.third, t.g, t.outputPadding,
+                                            need.input, need.weight, need.bias);
     return convGrads(info.Env(), grads);
   });
 }

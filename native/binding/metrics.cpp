@@ -71,6 +71,19 @@ const float* floatsArg(const Napi::Value& v, const char* op, const char* name, s
   return a.Data();
 }
 
+// Two masks of one size (info[0], info[1]) and their (D, H, W) shape (info[2]).
+struct MaskPair {
+  std::vector<uint8_t> a, b;
+  metrics::Dims dims;
+};
+MaskPair maskPairArg(const Napi::CallbackInfo& info, const char* op, const char* nameA, const char* nameB,
+                     const std::string& differ) {
+  MaskPair m{maskArg(info[0], op, nameA), maskArg(info[1], op, nameB), {}};
+  if (m.a.size() != m.b.size()) fail(ErrorCode::Shape, std::string(op) + ": " + differ + " differ in size");
+  m.dims = dimsArg(info[2], static_cast<int64_t>(m.a.size()), op);
+  return m;
+}
+
 // A Float32Array of one value per voxel (info[0]) and the (D, H, W) shape that holds it (info[1]).
 struct FloatVolume {
   const float* data;
@@ -268,17 +281,14 @@ Napi::Value PixelErrorFn(const Napi::CallbackInfo& info) {
 Napi::Value SurfaceDistances(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "surfaceDistances";
-    auto a = maskArg(info[0], op, "a");
-    auto b = maskArg(info[1], op, "b");
-    if (a.size() != b.size()) fail(ErrorCode::Shape, std::string(op) + ": the masks differ in size");
-    auto dims = dimsArg(info[2], static_cast<int64_t>(a.size()), op);
+    const MaskPair m = maskPairArg(info, op, "a", "b", "the masks");
     if (!info[3].IsArray() || info[3].As<Napi::Array>().Length() != 3) fail(ErrorCode::Argument, std::string(op) + ": expected spacing [z, y, x]");
     std::array<double, 3> spacing{};
     for (uint32_t i = 0; i < 3; ++i) {
       spacing[i] = numberArg(info[3].As<Napi::Array>().Get(i), op, "spacing");
       if (!(spacing[i] > 0)) fail(ErrorCode::Argument, std::string(op) + ": expected spacing > 0");
     }
-    auto d = metrics::surfaceDistances(a, b, dims, spacing);
+    auto d = metrics::surfaceDistances(m.a, m.b, m.dims, spacing);
     Napi::Float64Array out = Napi::Float64Array::New(info.Env(), d.size());
     std::copy(d.begin(), d.end(), out.Data());
     return Napi::Value(out);
@@ -289,11 +299,8 @@ Napi::Value SurfaceDistances(const Napi::CallbackInfo& info) {
 Napi::Value WarpingErrorFn(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "warpingError";
-    auto pred = maskArg(info[0], op, "prediction");
-    auto truth = maskArg(info[1], op, "truth");
-    if (pred.size() != truth.size()) fail(ErrorCode::Shape, std::string(op) + ": prediction and truth differ in size");
-    auto dims = dimsArg(info[2], static_cast<int64_t>(pred.size()), op);
-    auto r = metrics::warpingError(pred.data(), truth.data(), dims);
+    const MaskPair m = maskPairArg(info, op, "prediction", "truth", "prediction and truth");
+    auto r = metrics::warpingError(m.a.data(), m.b.data(), m.dims);
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("warpingError", static_cast<double>(r.warpingErrors) / static_cast<double>(r.voxels));
     o.Set("pixelError", static_cast<double>(r.pixelErrors) / static_cast<double>(r.voxels));

@@ -74,13 +74,13 @@ Napi::Value Rnn(const Napi::CallbackInfo& info) {
 Napi::Value RnnBackward(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "rnnBackward";
-    const Implementation impl = implementationArg(info, 0);
-    auto saved = SavedHandle::unwrap<ops::RnnSaved>(info[1], op);
-    const Tensor dy = heldTensorArg(info, 2, op, "dy"), dhN = heldTensorArg(info, 3, op, "dhN");
-    const Tensor dcN = heldTensorArg(info, 4, op, "dcN");
+    const auto a = backwardArgs<ops::RnnSaved, 3>(info, op, {"dy", "dhN", "dcN"});
     return runMaybeAsync(
         info.Env(), boolArg(info[5], op, "async"),
-        [=] { return ops::rnnBackward(impl, *saved, definedOrNull(dy), definedOrNull(dhN), definedOrNull(dcN)); },
+        [=] {
+          return ops::rnnBackward(a.impl, *a.saved, definedOrNull(a.grads[0]), definedOrNull(a.grads[1]),
+                                  definedOrNull(a.grads[2]));
+        },
         rnnBackwardResult);
   });
 }

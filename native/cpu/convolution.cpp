@@ -240,6 +240,16 @@ int64_t batchChunk(const Tensor& a, const Tensor& b) {
   return std::max<int64_t>(1, kConversionBytes / std::max<int64_t>(perEntry, 1));
 }
 
+// When a and b (the batched operands of a call) are too large for one call, calls
+// run(n0, k) for the slices [n0, n0 + k) of the batch, in order, and returns true.
+template <typename Run>
+bool inBatchSlices(const Tensor& a, const Tensor& b, Run&& run) {
+  const int64_t n = a.dim(0), chunk = batchChunk(a, b);
+  if (chunk >= n) return false;
+  for (int64_t n0 = 0; n0 < n; n0 += chunk) run(n0, std::min(chunk, n - n0));
+  return true;
+}
+
 }  // namespace
 
 void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
@@ -267,15 +277,11 @@ void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tenso
     }
     return;
   }
-  const int64_t chunk = batchChunk(x, y);
-  if (chunk < x.dim(0)) {
-    for (int64_t n0 = 0; n0 < x.dim(0); n0 += chunk) {
-      const int64_t k = std::min(chunk, x.dim(0) - n0);
-      Tensor part = y.slice(n0, k);
-      convForward(g, x.slice(n0, k), w, bias, part);
-    }
-    return;
-  }
+  const bool sliced = inBatchSlices(x, y, [&](int64_t n0, int64_t k) {
+    Tensor part = y.slice(n0, k);
+    convForward(g, x.slice(n0, k), w, bias, part);
+  });
+  if (sliced) return;
   try {
     auto cached = primitiveCache().get(cacheKey("fwd", g, x, w, y, bias), [&] {
       auto pd = forwardPd(g, x, w, y, bias != nullptr, userScratchpad());
@@ -309,15 +315,11 @@ void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const
     cpu::sgemm('N', 'N', rows, c, o, dy.data(), o, w.data(), c, 0.0f, dx.data(), c);
     return;
   }
-  const int64_t chunk = batchChunk(dy, dx);
-  if (chunk < dy.dim(0)) {
-    for (int64_t n0 = 0; n0 < dy.dim(0); n0 += chunk) {
-      const int64_t k = std::min(chunk, dy.dim(0) - n0);
-      Tensor part = dx.slice(n0, k);
-      convBackwardData(g, dy.slice(n0, k), w, part);
-    }
-    return;
-  }
+  const bool sliced = inBatchSlices(dy, dx, [&](int64_t n0, int64_t k) {
+    Tensor part = dx.slice(n0, k);
+    convBackwardData(g, dy.slice(n0, k), w, part);
+  });
+  if (sliced) return;
   try {
     auto cached = primitiveCache().get(cacheKey("bwd_data", g, dx, w, dy, false), [&] {
       const ConvDescs u = userDescs(g, dx, w, dy);
@@ -360,23 +362,22 @@ void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, con
     if (dbias) channelSum(dy, *dbias);
     return;
   }
-  const int64_t chunk = batchChunk(x, dy);
-  if (chunk < x.dim(0)) {
-    // The gradient is a sum over the batch: slices' gradients added in slice order.
-    Tensor partW = Tensor::empty(*this, dw.shape());
-    Tensor partB = dbias ? Tensor::empty(*this, dbias->shape()) : Tensor();
-    for (int64_t n0 = 0; n0 < x.dim(0); n0 += chunk) {
-      const int64_t k = std::min(chunk, x.dim(0) - n0);
-      Tensor& w = n0 == 0 ? dw : partW;
-      Tensor* b = dbias ? (n0 == 0 ? dbias : &partB) : nullptr;
-      convBackwardWeights(g, x.slice(n0, k), dy.slice(n0, k), w, b);
-      if (n0 > 0) {
-        binary(BinaryKind::Add, dw, partW, dw);
-        if (dbias) binary(BinaryKind::Add, *dbias, partB, *dbias);
-      }
+  // The gradient is a sum over the batch: slices' gradients added in slice order.
+  Tensor partW, partB;
+  const bool sliced = inBatchSlices(x, dy, [&](int64_t n0, int64_t k) {
+    if (n0 == 0) {
+      convBackwardWeights(g, x.slice(n0, k), dy.slice(n0, k), dw, dbias);
+      return;
     }
-    return;
-  }
+    if (!partW.defined()) {
+      partW = Tensor::empty(*this, dw.shape());
+      if (dbias) partB = Tensor::empty(*this, dbias->shape());
+    }
+    convBackwardWeights(g, x.slice(n0, k), dy.slice(n0, k), partW, dbias ? &partB : nullptr);
+    binary(BinaryKind::Add, dw, partW, dw);
+    if (dbias) binary(BinaryKind::Add, *dbias, partB, *dbias);
+  });
+  if (sliced) return;
   try {
     auto cached = primitiveCache().get(cacheKey("bwd_weights", g, x, dw, dy, dbias), [&] {
       const ConvDescs u = userDescs(g, x, dw, dy);
