@@ -189,7 +189,7 @@ export interface NativeBinding {
   concat(impl: Impl, xs: H[], axis: number): H;
   clamp(impl: Impl, x: H, lo: number, hi: number): H;
   clampBackward(impl: Impl, x: H, lo: number, hi: number, dy: H): H;
-  sumSquares(impl: Impl, xs: H[]): number;
+  sumOfSquares(impl: Impl, xs: H[]): number;
   narrow(impl: Impl, x: H, axis: number, start: number, length: number): H;
   narrowBackward(impl: Impl, dy: H, inputShape: number[], axis: number, start: number): H;
   /** Index of the first tensor holding a NaN or Inf, or -1 (one device read-back per device). */

@@ -32,7 +32,7 @@ export function reduceOps(impl: ImplementationName) {
       /** The sum of the squares of every element of the tensors, as a number (not taped): a gradient's norm squared. */
       sumOfSquares(xs: readonly Tensor[]): number {
         if (!Array.isArray(xs)) throw new SegvolError('ERR_ARGUMENT', `sumOfSquares: expected an array of tensors, received ${describe(xs)}`);
-        return native.sumSquares(impl, xs.map((x, i) => handleOf(x, 'sumOfSquares', `tensor ${i}`)));
+        return native.sumOfSquares(impl, xs.map((x, i) => handleOf(x, 'sumOfSquares', `tensor ${i}`)));
       },
       /** The index of the first tensor holding a NaN or an infinity, or -1; one read-back per device. */
       firstNonFinite(xs: readonly Tensor[]): number {

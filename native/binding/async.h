@@ -72,4 +72,15 @@ class PromiseWorker : public Napi::AsyncWorker {
   std::string message_;
 };
 
+// Runs work and converts its result with finish(env, result): here and now, or,
+// when async, on the compute thread, returning a Promise of the converted result.
+// work must hold its own references to every tensor it reads (capture by value).
+template <typename Work, typename Finish>
+Napi::Value runMaybeAsync(Napi::Env env, bool async, Work work, Finish finish) {
+  using Result = decltype(work());
+  if (async) return PromiseWorker<Result>::start(env, std::move(work), std::move(finish));
+  Result result = work();
+  return finish(env, result);
+}
+
 }  // namespace segvol::binding

@@ -24,11 +24,17 @@ namespace {
 }
 }  // namespace
 
+void badChoice(const char* op, const char* what, const std::vector<const char*>& names, const std::string& received) {
+  std::string list;
+  for (size_t i = 0; i < names.size(); ++i) {
+    list += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + std::string("'") + names[i] + "'";
+  }
+  fail(ErrorCode::Argument, std::string(op) + ": expected " + what + list + ", received '" + received + "'");
+}
+
 Implementation implementationArg(const Napi::CallbackInfo& info, size_t index) {
-  std::string s = stringArg(info[index], "op", "implementation");
-  if (s == "optimized") return Implementation::Optimized;
-  if (s == "reference") return Implementation::Reference;
-  fail(ErrorCode::Argument, "op: expected implementation 'optimized' or 'reference', received '" + s + "'");
+  return choiceArg<Implementation>(info[index], "op", "implementation", "implementation ",
+                                   {{"optimized", Implementation::Optimized}, {"reference", Implementation::Reference}});
 }
 
 const Tensor& tensorArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
@@ -38,6 +44,19 @@ const Tensor& tensorArg(const Napi::CallbackInfo& info, size_t index, const char
 const Tensor* optionalTensorArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
   if (info[index].IsNull() || info[index].IsUndefined()) return nullptr;
   return &TensorHandle::unwrap(info[index], op, name);
+}
+
+Tensor heldTensorArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  const Tensor* t = optionalTensorArg(info, index, op, name);
+  return t ? *t : Tensor();
+}
+
+std::vector<const Tensor*> tensorListArg(const Napi::Value& value, const char* op) {
+  if (!value.IsArray()) fail(ErrorCode::Argument, std::string(op) + ": expected an array of tensors");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<const Tensor*> xs;
+  for (uint32_t i = 0; i < array.Length(); ++i) xs.push_back(&TensorHandle::unwrap(array.Get(i), op, "each tensor"));
+  return xs;
 }
 
 int64_t intArg(const Napi::Value& value, const char* op, const char* name) {
@@ -71,10 +90,7 @@ std::vector<int64_t> intArrayArg(const Napi::Value& value, const char* op, const
 }
 
 Device deviceArg(const Napi::Value& value, const char* op) {
-  std::string s = stringArg(value, op, "device");
-  if (s == "cpu") return Device::Cpu;
-  if (s == "cuda") return Device::Cuda;
-  fail(ErrorCode::Argument, std::string(op) + ": expected device 'cpu' or 'cuda', received '" + s + "'");
+  return choiceArg<Device>(value, op, "device", "device ", {{"cpu", Device::Cpu}, {"cuda", Device::Cuda}});
 }
 
 Triple tripleFrom(const std::vector<int64_t>& values, int spatialRank, int64_t fill, const char* op,
@@ -95,35 +111,60 @@ Napi::Object objectArg(const Napi::Value& value, const char* op, const char* nam
 }
 }  // namespace
 
-ConvGeometry convGeometryArg(const Napi::Value& value, int spatialRank, const char* op) {
+namespace {
+// The options object of a 2D or 3D op's geometry; checks the input's rank first.
+Napi::Object geometryObject(const Napi::Value& value, int spatialRank, const char* op) {
   if (spatialRank < 2 || spatialRank > 3) {
     fail(ErrorCode::Shape, std::string(op) + ": expected a 2D or 3D input (rank 4 or 5), received " +
                                std::to_string(spatialRank + 2) + " axes");
   }
-  Napi::Object o = objectArg(value, op, "options");
-  ConvGeometry g;
+  return objectArg(value, op, "options");
+}
+
+// Option `key` of o, one entry per spatial axis, as a (D, H, W) triple.
+Triple tripleOption(const Napi::Object& o, const char* key, int spatialRank, int64_t fill, const char* op) {
+  return tripleFrom(intArrayArg(o.Get(key), op, key), spatialRank, fill, op, key);
+}
+
+// The options both geometries share: stride, padding and dilation.
+template <typename Geometry>
+void readSpacing(Geometry& g, const Napi::Object& o, int spatialRank, const char* op) {
   g.spatialRank = spatialRank;
-  g.stride = tripleFrom(intArrayArg(o.Get("stride"), op, "stride"), spatialRank, 1, op, "stride");
-  g.padding = tripleFrom(intArrayArg(o.Get("padding"), op, "padding"), spatialRank, 0, op, "padding");
-  g.dilation = tripleFrom(intArrayArg(o.Get("dilation"), op, "dilation"), spatialRank, 1, op, "dilation");
+  g.stride = tripleOption(o, "stride", spatialRank, 1, op);
+  g.padding = tripleOption(o, "padding", spatialRank, 0, op);
+  g.dilation = tripleOption(o, "dilation", spatialRank, 1, op);
+}
+}  // namespace
+
+ConvGeometry convGeometryArg(const Napi::Value& value, int spatialRank, const char* op) {
+  Napi::Object o = geometryObject(value, spatialRank, op);
+  ConvGeometry g;
+  readSpacing(g, o, spatialRank, op);
   g.groups = intArg(o.Get("groups"), op, "groups");
   return g;
 }
 
 PoolGeometry poolGeometryArg(const Napi::Value& value, int spatialRank, const char* op) {
-  if (spatialRank < 2 || spatialRank > 3) {
-    fail(ErrorCode::Shape, std::string(op) + ": expected a 2D or 3D input (rank 4 or 5), received " +
-                               std::to_string(spatialRank + 2) + " axes");
-  }
-  Napi::Object o = objectArg(value, op, "options");
+  Napi::Object o = geometryObject(value, spatialRank, op);
   PoolGeometry g;
-  g.spatialRank = spatialRank;
-  g.kernel = tripleFrom(intArrayArg(o.Get("kernel"), op, "kernel"), spatialRank, 1, op, "kernel");
-  g.stride = tripleFrom(intArrayArg(o.Get("stride"), op, "stride"), spatialRank, 1, op, "stride");
-  g.padding = tripleFrom(intArrayArg(o.Get("padding"), op, "padding"), spatialRank, 0, op, "padding");
-  g.dilation = tripleFrom(intArrayArg(o.Get("dilation"), op, "dilation"), spatialRank, 1, op, "dilation");
+  g.kernel = tripleOption(o, "kernel", spatialRank, 1, op);
+  readSpacing(g, o, spatialRank, op);
   g.countIncludePad = boolArg(o.Get("countIncludePad"), op, "countIncludePad");
   return g;
+}
+
+Napi::Value wrapOrNull(Napi::Env env, const Tensor& t) {
+  return t.defined() ? Napi::Value(TensorHandle::wrap(env, t)) : env.Null();
+}
+
+Napi::Object tensorsObject(Napi::Env env, std::initializer_list<std::pair<const char*, const Tensor*>> fields) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const auto& [name, t] : fields) o.Set(name, wrapOrNull(env, *t));
+  return o;
+}
+
+void exportFunctions(Napi::Env env, Napi::Object exports, std::initializer_list<Export> functions) {
+  for (const Export& f : functions) exports.Set(f.name, Napi::Function::New(env, f.callback, f.name));
 }
 
 }  // namespace segvol::binding

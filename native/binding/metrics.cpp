@@ -6,8 +6,10 @@
 
 #include "../metrics/metrics.h"
 #include "convert.h"
+#include "modules.h"
 
 namespace segvol::binding {
+
 namespace {
 
 metrics::Dims dimsArg(const Napi::Value& v, int64_t expected, const char* op) {
@@ -69,11 +71,37 @@ const float* floatsArg(const Napi::Value& v, const char* op, const char* name, s
   return a.Data();
 }
 
+// Two masks of one size (info[0], info[1]) and their (D, H, W) shape (info[2]).
+struct MaskPair {
+  std::vector<uint8_t> a, b;
+  metrics::Dims dims;
+};
+MaskPair maskPairArg(const Napi::CallbackInfo& info, const char* op, const char* nameA, const char* nameB,
+                     const std::string& differ) {
+  MaskPair m{maskArg(info[0], op, nameA), maskArg(info[1], op, nameB), {}};
+  if (m.a.size() != m.b.size()) fail(ErrorCode::Shape, std::string(op) + ": " + differ + " differ in size");
+  m.dims = dimsArg(info[2], static_cast<int64_t>(m.a.size()), op);
+  return m;
+}
+
+// A Float32Array of one value per voxel (info[0]) and the (D, H, W) shape that holds it (info[1]).
+struct FloatVolume {
+  const float* data;
+  metrics::Dims dims;
+};
+FloatVolume floatVolumeArg(const Napi::CallbackInfo& info, const char* op, const char* name) {
+  size_t n = 0;
+  const float* data = floatsArg(info[0], op, name, &n);
+  return {data, dimsArg(info[1], static_cast<int64_t>(n), op)};
+}
+
 Napi::Int32Array labelsOut(Napi::Env env, const std::vector<int32_t>& labels) {
   Napi::Int32Array out = Napi::Int32Array::New(env, labels.size());
   std::copy(labels.begin(), labels.end(), out.Data());
   return out;
 }
+
+}  // namespace
 
 // connectedComponents(foreground, shape, connectivity) -> { labels, count }
 Napi::Value ConnectedComponents(const Napi::CallbackInfo& info) {
@@ -94,11 +122,9 @@ Napi::Value ConnectedComponents(const Napi::CallbackInfo& info) {
 Napi::Value ThresholdSegmentation(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "segmentByThreshold";
-    size_t n = 0;
-    const float* b = floatsArg(info[0], op, "boundary", &n);
-    auto dims = dimsArg(info[1], static_cast<int64_t>(n), op);
+    const FloatVolume b = floatVolumeArg(info, op, "boundary");
     return Napi::Value(labelsOut(info.Env(), metrics::thresholdSegmentation(
-        b, dims, static_cast<float>(numberArg(info[2], op, "threshold")), static_cast<int>(intArg(info[3], op, "connectivity")))));
+        b.data, b.dims, static_cast<float>(numberArg(info[2], op, "threshold")), static_cast<int>(intArg(info[3], op, "connectivity")))));
   });
 }
 
@@ -106,11 +132,9 @@ Napi::Value ThresholdSegmentation(const Napi::CallbackInfo& info) {
 Napi::Value PriorityFlood(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "priorityFlood";
-    size_t n = 0;
-    const float* b = floatsArg(info[0], op, "boundary", &n);
-    auto dims = dimsArg(info[1], static_cast<int64_t>(n), op);
+    const FloatVolume b = floatVolumeArg(info, op, "boundary");
     return Napi::Value(labelsOut(info.Env(), metrics::priorityFlood(
-        b, dims, static_cast<float>(numberArg(info[2], op, "seedThreshold")), static_cast<float>(numberArg(info[3], op, "maskThreshold")),
+        b.data, b.dims, static_cast<float>(numberArg(info[2], op, "seedThreshold")), static_cast<float>(numberArg(info[3], op, "maskThreshold")),
         intArg(info[4], op, "minSize"), static_cast<int>(intArg(info[5], op, "connectivity")))));
   });
 }
@@ -160,10 +184,8 @@ Napi::Value AffinityWatershed(const Napi::CallbackInfo& info) {
 Napi::Value BoundaryAffinities(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "boundaryAffinities";
-    size_t n = 0;
-    const float* b = floatsArg(info[0], op, "boundary", &n);
-    auto dims = dimsArg(info[1], static_cast<int64_t>(n), op);
-    auto aff = metrics::boundaryAffinities(b, dims, boolArg(info[2], op, "threeD"));
+    const FloatVolume b = floatVolumeArg(info, op, "boundary");
+    auto aff = metrics::boundaryAffinities(b.data, b.dims, boolArg(info[2], op, "threeD"));
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), aff.size());
     std::copy(aff.begin(), aff.end(), out.Data());
     return Napi::Value(out);
@@ -259,17 +281,14 @@ Napi::Value PixelErrorFn(const Napi::CallbackInfo& info) {
 Napi::Value SurfaceDistances(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "surfaceDistances";
-    auto a = maskArg(info[0], op, "a");
-    auto b = maskArg(info[1], op, "b");
-    if (a.size() != b.size()) fail(ErrorCode::Shape, std::string(op) + ": the masks differ in size");
-    auto dims = dimsArg(info[2], static_cast<int64_t>(a.size()), op);
+    const MaskPair m = maskPairArg(info, op, "a", "b", "the masks");
     if (!info[3].IsArray() || info[3].As<Napi::Array>().Length() != 3) fail(ErrorCode::Argument, std::string(op) + ": expected spacing [z, y, x]");
     std::array<double, 3> spacing{};
     for (uint32_t i = 0; i < 3; ++i) {
       spacing[i] = numberArg(info[3].As<Napi::Array>().Get(i), op, "spacing");
       if (!(spacing[i] > 0)) fail(ErrorCode::Argument, std::string(op) + ": expected spacing > 0");
     }
-    auto d = metrics::surfaceDistances(a, b, dims, spacing);
+    auto d = metrics::surfaceDistances(m.a, m.b, m.dims, spacing);
     Napi::Float64Array out = Napi::Float64Array::New(info.Env(), d.size());
     std::copy(d.begin(), d.end(), out.Data());
     return Napi::Value(out);
@@ -280,32 +299,13 @@ Napi::Value SurfaceDistances(const Napi::CallbackInfo& info) {
 Napi::Value WarpingErrorFn(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "warpingError";
-    auto pred = maskArg(info[0], op, "prediction");
-    auto truth = maskArg(info[1], op, "truth");
-    if (pred.size() != truth.size()) fail(ErrorCode::Shape, std::string(op) + ": prediction and truth differ in size");
-    auto dims = dimsArg(info[2], static_cast<int64_t>(pred.size()), op);
-    auto r = metrics::warpingError(pred.data(), truth.data(), dims);
+    const MaskPair m = maskPairArg(info, op, "prediction", "truth", "prediction and truth");
+    auto r = metrics::warpingError(m.a.data(), m.b.data(), m.dims);
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("warpingError", static_cast<double>(r.warpingErrors) / static_cast<double>(r.voxels));
     o.Set("pixelError", static_cast<double>(r.pixelErrors) / static_cast<double>(r.voxels));
     return Napi::Value(o);
   });
-}
-
-}  // namespace
-
-void defineMetrics(Napi::Env env, Napi::Object exports) {
-  exports.Set("metricsConnectedComponents", Napi::Function::New(env, ConnectedComponents));
-  exports.Set("metricsThresholdSegmentation", Napi::Function::New(env, ThresholdSegmentation));
-  exports.Set("metricsPriorityFlood", Napi::Function::New(env, PriorityFlood));
-  exports.Set("metricsWatershed", Napi::Function::New(env, AffinityWatershed));
-  exports.Set("metricsBoundaryAffinities", Napi::Function::New(env, BoundaryAffinities));
-  exports.Set("metricsCutTree", Napi::Function::New(env, CutTree));
-  exports.Set("metricsRand", Napi::Function::New(env, Rand));
-  exports.Set("metricsConfusion", Napi::Function::New(env, Confusion));
-  exports.Set("metricsPixelError", Napi::Function::New(env, PixelErrorFn));
-  exports.Set("metricsSurfaceDistances", Napi::Function::New(env, SurfaceDistances));
-  exports.Set("metricsWarpingError", Napi::Function::New(env, WarpingErrorFn));
 }
 
 }  // namespace segvol::binding

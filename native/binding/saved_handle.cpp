@@ -3,7 +3,9 @@
 #include <cstring>
 
 #include "../core/error.h"
+#include "convert.h"
 #include "instance_data.h"
+#include "modules.h"
 
 namespace segvol::binding {
 
@@ -52,6 +54,29 @@ void SavedHandle::dispose() {
     reportedBytes_ = 0;
   }
   state_.reset();
+}
+
+namespace {
+SavedHandle* savedArg(const Napi::CallbackInfo& info, const char* op) {
+  return handleArg<SavedHandle>(info[0], op, "a saved-state handle");
+}
+}  // namespace
+
+Napi::Value SavedDispose(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    savedArg(info, "dispose")->dispose();
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value SavedShare(const Napi::CallbackInfo& info) {
+  return guard(info, [&] { return Napi::Value(savedArg(info, "share")->share(info.Env())); });
+}
+
+Napi::Value SavedBytes(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    return Napi::Value(Napi::Number::New(info.Env(), static_cast<double>(savedArg(info, "bytes")->bytes())));
+  });
 }
 
 }  // namespace segvol::binding

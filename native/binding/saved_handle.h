@@ -4,9 +4,11 @@
 #pragma once
 #include <napi.h>
 
+#include <array>
 #include <memory>
 
 #include "../ops/clstm.h"
+#include "convert.h"
 
 namespace segvol::binding {
 
@@ -36,6 +38,23 @@ class SavedHandle : public Napi::ObjectWrap<SavedHandle> {
 template <typename T>
 std::shared_ptr<T> SavedHandle::unwrap(const Napi::Value& v, const char* op) {
   return std::static_pointer_cast<T>(unwrapAny(v, op, T().kind()));
+}
+
+// The arguments every backward binding of a recurrent op starts with:
+// (impl, saved, ...), and its output gradients from info[2] on, each a tensor or
+// null (held by value, so async work keeps them alive; undefined for null).
+template <typename Saved, size_t Count>
+struct BackwardArgs {
+  Implementation impl;
+  std::shared_ptr<Saved> saved;
+  std::array<Tensor, Count> grads;
+};
+template <typename Saved, size_t Count>
+BackwardArgs<Saved, Count> backwardArgs(const Napi::CallbackInfo& info, const char* op,
+                                        const std::array<const char*, Count>& names) {
+  BackwardArgs<Saved, Count> a{implementationArg(info, 0), SavedHandle::unwrap<Saved>(info[1], op), {}};
+  for (size_t i = 0; i < Count; ++i) a.grads[i] = heldTensorArg(info, 2 + i, op, names[i]);
+  return a;
 }
 
 }  // namespace segvol::binding

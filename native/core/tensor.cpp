@@ -105,4 +105,10 @@ Tensor Tensor::slice(int64_t start, int64_t count) const {
   return t;
 }
 
+Dims5 dims5(const Tensor& t) {
+  const Shape& s = t.shape();
+  if (s.size() == 4) return {s[0], s[1], 1, s[2], s[3]};
+  return {s[0], s[1], s[2], s[3], s[4]};
+}
+
 }  // namespace segvol

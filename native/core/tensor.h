@@ -1,6 +1,7 @@
 // A Tensor owns (shares) float32 memory on one device, in contiguous row-major
 // NC(D)HW order. Copies of a Tensor share storage; views reshape without copying.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -71,5 +72,9 @@ class Tensor {
   std::shared_ptr<Storage> storage_;
   int64_t offset_ = 0;  // in elements, from the start of storage
 };
+
+// (N, C, D, H, W) of a rank-4 (D = 1) or rank-5 tensor.
+using Dims5 = std::array<int64_t, 5>;
+Dims5 dims5(const Tensor& t);
 
 }  // namespace segvol

@@ -36,6 +36,32 @@ void forEachSpan(int64_t n, int64_t units, int64_t s, Visit&& visit) {
   }
 }
 
+// Same-length spans of several rows (a cell's gates, in the cell's gate order) as
+// restrict pointers, so a span kernel's loop vectorises. T: float or const float.
+template <typename T>
+struct Rows3 {
+  T* __restrict r0;
+  T* __restrict r1;
+  T* __restrict r2;
+};
+template <typename T>
+struct Rows4 {
+  T* __restrict r0;
+  T* __restrict r1;
+  T* __restrict r2;
+  T* __restrict r3;
+};
+
+// The rows of consecutive gates `block` floats apart, from the first gate's span.
+template <typename T>
+Rows3<T> rows3(T* first, int64_t block) {
+  return {first, first + block, first + 2 * block};
+}
+template <typename T>
+Rows4<T> rows4(T* first, int64_t block) {
+  return {first, first + block, first + 2 * block, first + 3 * block};
+}
+
 // A per-unit vector (bias) as an array aligned with the span: itself for a dense
 // span, else its unit's value spread into `row` (kChunk floats).
 inline const float* perUnit(const float* values, const Span& sp, float* row) {

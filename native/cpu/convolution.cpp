@@ -182,28 +182,25 @@ void execute(const CachedPrimitive& cached, const std::unordered_map<int, std::p
   dnnl::stream stream(engine);
   std::unordered_map<int, memory> args;
   std::vector<std::pair<memory, memory>> writeBack;  // (primitive's layout, user's layout)
-  for (const auto& [arg, user] : inputs) {
+  // The user's buffer itself where the primitive takes its layout, else a buffer in the
+  // primitive's layout: an input is reordered into it now, an output out of it afterwards.
+  auto bind = [&](int arg, const std::pair<memory::desc, float*>& user, bool input) {
     memory userMem(user.first, engine, user.second);
     const memory::desc& wanted = cached.argDescs.at(arg);
     if (wanted == user.first) {
       args.emplace(arg, userMem);
-    } else {
-      memory converted(wanted, engine);
-      dnnl::reorder(userMem, converted).execute(stream, userMem, converted);
-      args.emplace(arg, converted);
+      return;
     }
-  }
-  for (const auto& [arg, user] : outputs) {
-    memory userMem(user.first, engine, user.second);
-    const memory::desc& wanted = cached.argDescs.at(arg);
-    if (wanted == user.first) {
-      args.emplace(arg, userMem);
+    memory internal(wanted, engine);
+    if (input) {
+      dnnl::reorder(userMem, internal).execute(stream, userMem, internal);
     } else {
-      memory internal(wanted, engine);
-      args.emplace(arg, internal);
       writeBack.emplace_back(internal, userMem);
     }
-  }
+    args.emplace(arg, internal);
+  };
+  for (const auto& [arg, user] : inputs) bind(arg, user, true);
+  for (const auto& [arg, user] : outputs) bind(arg, user, false);
   memory scratchpad(cached.scratchpad, engine);
   args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad);
   cached.primitive.execute(stream, args);
@@ -243,6 +240,16 @@ int64_t batchChunk(const Tensor& a, const Tensor& b) {
   return std::max<int64_t>(1, kConversionBytes / std::max<int64_t>(perEntry, 1));
 }
 
+// When a and b (the batched operands of a call) are too large for one call, calls
+// run(n0, k) for the slices [n0, n0 + k) of the batch, in order, and returns true.
+template <typename Run>
+bool inBatchSlices(const Tensor& a, const Tensor& b, Run&& run) {
+  const int64_t n = a.dim(0), chunk = batchChunk(a, b);
+  if (chunk >= n) return false;
+  for (int64_t n0 = 0; n0 < n; n0 += chunk) run(n0, std::min(chunk, n - n0));
+  return true;
+}
+
 }  // namespace
 
 void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
@@ -270,15 +277,11 @@ void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tenso
     }
     return;
   }
-  const int64_t chunk = batchChunk(x, y);
-  if (chunk < x.dim(0)) {
-    for (int64_t n0 = 0; n0 < x.dim(0); n0 += chunk) {
-      const int64_t k = std::min(chunk, x.dim(0) - n0);
-      Tensor part = y.slice(n0, k);
-      convForward(g, x.slice(n0, k), w, bias, part);
-    }
-    return;
-  }
+  const bool sliced = inBatchSlices(x, y, [&](int64_t n0, int64_t k) {
+    Tensor part = y.slice(n0, k);
+    convForward(g, x.slice(n0, k), w, bias, part);
+  });
+  if (sliced) return;
   try {
     auto cached = primitiveCache().get(cacheKey("fwd", g, x, w, y, bias), [&] {
       auto pd = forwardPd(g, x, w, y, bias != nullptr, userScratchpad());
@@ -312,15 +315,11 @@ void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const
     cpu::sgemm('N', 'N', rows, c, o, dy.data(), o, w.data(), c, 0.0f, dx.data(), c);
     return;
   }
-  const int64_t chunk = batchChunk(dy, dx);
-  if (chunk < dy.dim(0)) {
-    for (int64_t n0 = 0; n0 < dy.dim(0); n0 += chunk) {
-      const int64_t k = std::min(chunk, dy.dim(0) - n0);
-      Tensor part = dx.slice(n0, k);
-      convBackwardData(g, dy.slice(n0, k), w, part);
-    }
-    return;
-  }
+  const bool sliced = inBatchSlices(dy, dx, [&](int64_t n0, int64_t k) {
+    Tensor part = dx.slice(n0, k);
+    convBackwardData(g, dy.slice(n0, k), w, part);
+  });
+  if (sliced) return;
   try {
     auto cached = primitiveCache().get(cacheKey("bwd_data", g, dx, w, dy, false), [&] {
       const ConvDescs u = userDescs(g, dx, w, dy);
@@ -363,23 +362,22 @@ void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, con
     if (dbias) channelSum(dy, *dbias);
     return;
   }
-  const int64_t chunk = batchChunk(x, dy);
-  if (chunk < x.dim(0)) {
-    // The gradient is a sum over the batch: slices' gradients added in slice order.
-    Tensor partW = Tensor::empty(*this, dw.shape());
-    Tensor partB = dbias ? Tensor::empty(*this, dbias->shape()) : Tensor();
-    for (int64_t n0 = 0; n0 < x.dim(0); n0 += chunk) {
-      const int64_t k = std::min(chunk, x.dim(0) - n0);
-      Tensor& w = n0 == 0 ? dw : partW;
-      Tensor* b = dbias ? (n0 == 0 ? dbias : &partB) : nullptr;
-      convBackwardWeights(g, x.slice(n0, k), dy.slice(n0, k), w, b);
-      if (n0 > 0) {
-        binary(BinaryKind::Add, dw, partW, dw);
-        if (dbias) binary(BinaryKind::Add, *dbias, partB, *dbias);
-      }
+  // The gradient is a sum over the batch: slices' gradients added in slice order.
+  Tensor partW, partB;
+  const bool sliced = inBatchSlices(x, dy, [&](int64_t n0, int64_t k) {
+    if (n0 == 0) {
+      convBackwardWeights(g, x.slice(n0, k), dy.slice(n0, k), dw, dbias);
+      return;
     }
-    return;
-  }
+    if (!partW.defined()) {
+      partW = Tensor::empty(*this, dw.shape());
+      if (dbias) partB = Tensor::empty(*this, dbias->shape());
+    }
+    convBackwardWeights(g, x.slice(n0, k), dy.slice(n0, k), partW, dbias ? &partB : nullptr);
+    binary(BinaryKind::Add, dw, partW, dw);
+    if (dbias) binary(BinaryKind::Add, *dbias, partB, *dbias);
+  });
+  if (sliced) return;
   try {
     auto cached = primitiveCache().get(cacheKey("bwd_weights", g, x, dw, dy, dbias), [&] {
       const ConvDescs u = userDescs(g, x, dw, dy);
@@ -407,64 +405,6 @@ void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, con
     execute(*cached, {{DNNL_ARG_SRC, {u.src, x.data()}}, {DNNL_ARG_DIFF_DST, {u.dst, dy.data()}}}, outputs);
   } catch (const dnnl::error& e) {
     rethrowOnednn("conv backward weights", e, x, dy);
-  }
-}
-
-void CpuBackend::addChannelBias(Tensor& y, const Tensor& bias) {
-  const int64_t n = y.dim(0), c = y.dim(1), s = y.size() / (n * c != 0 ? n * c : 1);
-  float* out = y.data();
-  const float* b = bias.data();
-#pragma omp parallel for collapse(2) if (y.size() > kParallelThreshold)
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      float* row = out + (i * c + ch) * s;
-      const float v = b[ch];
-#pragma omp simd
-      for (int64_t k = 0; k < s; ++k) row[k] += v;
-    }
-}
-
-void CpuBackend::channelSum(const Tensor& dy, Tensor& dbias) {
-  const int64_t n = dy.dim(0), c = dy.dim(1), s = dy.size() / (n * c != 0 ? n * c : 1);
-  const float* in = dy.data();
-  if (s == 1 && n > 1) {
-    // Rows of channels (dense layers): sum whole rows at a time (contiguous), float
-    // partials over blocks of 256 rows, a double total, per block of channels.
-    constexpr int64_t kBlock = 256;
-#pragma omp parallel for if (dy.size() > kParallelThreshold)
-    for (int64_t c0 = 0; c0 < c; c0 += kBlock) {
-      const int64_t width = std::min(kBlock, c - c0);
-      double total[kBlock] = {};
-      float partial[kBlock];
-      for (int64_t r0 = 0; r0 < n; r0 += 256) {
-        std::fill(partial, partial + width, 0.0f);
-        for (int64_t r = r0; r < std::min(n, r0 + 256); ++r) {
-          const float* row = in + r * c + c0;
-#pragma omp simd
-          for (int64_t j = 0; j < width; ++j) partial[j] += row[j];
-        }
-        for (int64_t j = 0; j < width; ++j) total[j] += partial[j];
-      }
-      for (int64_t j = 0; j < width; ++j) dbias.data()[c0 + j] = static_cast<float>(total[j]);
-    }
-    return;
-  }
-#pragma omp parallel for if (dy.size() > kParallelThreshold)
-  for (int64_t ch = 0; ch < c; ++ch) {
-    double acc = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const float* row = in + (i * c + ch) * s;
-      // float partial sums over short blocks vectorise; the double total keeps
-      // large volumes (millions of voxels) accurate.
-      for (int64_t start = 0; start < s; start += 1024) {
-        const int64_t end = start + 1024 < s ? start + 1024 : s;
-        float partial = 0;
-#pragma omp simd reduction(+ : partial)
-        for (int64_t k = start; k < end; ++k) partial += row[k];
-        acc += partial;
-      }
-    }
-    dbias.data()[ch] = static_cast<float>(acc);
   }
 }
 

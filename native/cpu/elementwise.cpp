@@ -8,44 +8,44 @@
 
 namespace segvol {
 
-void CpuBackend::unary(UnaryKind kind, const Tensor& x, Tensor& y) {
+void CpuBackend::activation(ActivationKind kind, const Tensor& x, Tensor& y) {
   const float* in = x.data();
   float* out = y.data();
   const int64_t n = x.size();
   switch (kind) {
-    case UnaryKind::Tanh:
+    case ActivationKind::Tanh:
 #pragma omp parallel for simd if (n > kParallelThreshold)
       for (int64_t i = 0; i < n; ++i) out[i] = fastmath::tanh(in[i]);
       break;
-    case UnaryKind::Sigmoid:
+    case ActivationKind::Sigmoid:
 #pragma omp parallel for simd if (n > kParallelThreshold)
       for (int64_t i = 0; i < n; ++i) out[i] = fastmath::sigmoid(in[i]);
       break;
-    case UnaryKind::Relu:
+    case ActivationKind::Relu:
 #pragma omp parallel for simd if (n > kParallelThreshold)
       for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
       break;
   }
 }
 
-void CpuBackend::unaryBackward(UnaryKind kind, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+void CpuBackend::activationBackward(ActivationKind kind, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
   const float* g = dy.data();
   float* out = dx.data();
   const int64_t n = x.size();
   switch (kind) {
-    case UnaryKind::Tanh: {
+    case ActivationKind::Tanh: {
       const float* t = y.data();
 #pragma omp parallel for simd if (n > kParallelThreshold)
       for (int64_t i = 0; i < n; ++i) out[i] = g[i] * (1.0f - t[i] * t[i]);
       break;
     }
-    case UnaryKind::Sigmoid: {
+    case ActivationKind::Sigmoid: {
       const float* s = y.data();
 #pragma omp parallel for simd if (n > kParallelThreshold)
       for (int64_t i = 0; i < n; ++i) out[i] = g[i] * s[i] * (1.0f - s[i]);
       break;
     }
-    case UnaryKind::Relu: {
+    case ActivationKind::Relu: {
       const float* in = x.data();
 #pragma omp parallel for simd if (n > kParallelThreshold)
       for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? g[i] : 0.0f;
@@ -106,7 +106,7 @@ void CpuBackend::clampBackward(const Tensor& x, float lo, float hi, const Tensor
   for (int64_t i = 0; i < n; ++i) out[i] = in[i] >= lo && in[i] <= hi ? g[i] : 0.0f;
 }
 
-double CpuBackend::sumSquares(const Tensor& x) {
+double CpuBackend::sumOfSquares(const Tensor& x) {
   // Fixed chunks summed in chunk order: the same result for any thread count.
   const float* p = x.data();
   const int64_t n = x.size(), chunk = 1 << 16, chunks = (n + chunk - 1) / chunk;

@@ -2,8 +2,6 @@
 // optimized CPU backend and the reference backend): 64-byte aligned blocks, so
 // vector loads and oneDNN never see misaligned data.
 #pragma once
-#include <array>
-
 #include "../core/backend.h"
 
 namespace segvol {
@@ -11,17 +9,7 @@ namespace segvol {
 class HostBackend : public Backend {
  public:
   Device device() const override { return Device::Cpu; }
-  void* allocate(size_t bytes) override;
-  void deallocate(void* ptr, size_t bytes) noexcept override;
-  void copyFromHost(const float* src, Tensor& dst) override;
-  void copyToHost(const Tensor& src, float* dst) override;
-  void copy(const Tensor& src, Tensor& dst) override;
-  void fill(Tensor& t, float value) override;
-  bool allFinite(const Tensor& t) override;
+#include "../core/backend_memory_overrides.inc"
 };
-
-// (N, C, D, H, W) of a rank-4 (D = 1) or rank-5 tensor.
-using Dims5 = std::array<int64_t, 5>;
-Dims5 dims5(const Tensor& t);
 
 }  // namespace segvol

@@ -25,62 +25,58 @@ using cells::kZeros;
 using cells::Span;
 using cells::forEachSpan;
 
-struct Four {
-  float* __restrict i;
-  float* __restrict f;
-  float* __restrict g;
-  float* __restrict o;
-};
-struct ConstFour {
-  const float* __restrict i;
-  const float* __restrict f;
-  const float* __restrict g;
-  const float* __restrict o;
-};
-struct ConstThree {
-  const float* __restrict i;
-  const float* __restrict f;
-  const float* __restrict o;
-};
+using cells::Rows3;
+using cells::Rows4;
+using cells::rows3;
+using cells::rows4;
 
-// gates in: input pre-activations; out: activations. rec and bias: the recurrent
-// term and its bias per voxel (zeros when absent); prev: cPrev; peep: w_ci, w_cf, w_co.
-__attribute__((noinline)) void forwardSpan(Four gates, ConstFour rec, ConstFour bias, const float* __restrict prev,
-                                           ConstThree peep, float* __restrict c, float* __restrict h, int64_t len) {
+// The peephole rows (w_ci, w_cf, w_co) of a span, or zeros.
+Rows3<const float> peepRows(const float* peepholes, const Span& sp, int64_t block) {
+  return peepholes ? rows3(peepholes + sp.offset, block) : Rows3<const float>{kZeros, kZeros, kZeros};
+}
+
+// gates (i, f, g, o) in: input pre-activations; out: activations. rec and bias: the
+// recurrent term and its bias per voxel (zeros when absent); prev: cPrev; peep
+// (i, f, o): w_ci, w_cf, w_co.
+__attribute__((noinline)) void forwardSpan(Rows4<float> gates, Rows4<const float> rec, Rows4<const float> bias,
+                                           const float* __restrict prev, Rows3<const float> peep, float* __restrict c,
+                                           float* __restrict h, int64_t len) {
 #pragma omp simd
   for (int64_t p = 0; p < len; ++p) {
     const float cp = prev[p];
-    const float i = sigmoid(gates.i[p] + (rec.i[p] + bias.i[p]) + peep.i[p] * cp);
-    const float f = sigmoid(gates.f[p] + (rec.f[p] + bias.f[p]) + peep.f[p] * cp);
-    const float g = tanh(gates.g[p] + (rec.g[p] + bias.g[p]));
+    const float i = sigmoid(gates.r0[p] + (rec.r0[p] + bias.r0[p]) + peep.r0[p] * cp);
+    const float f = sigmoid(gates.r1[p] + (rec.r1[p] + bias.r1[p]) + peep.r1[p] * cp);
+    const float g = tanh(gates.r2[p] + (rec.r2[p] + bias.r2[p]));
     const float cell = g * i + cp * f;
-    const float o = sigmoid(gates.o[p] + (rec.o[p] + bias.o[p]) + peep.o[p] * cell);
-    gates.i[p] = i;
-    gates.f[p] = f;
-    gates.g[p] = g;
-    gates.o[p] = o;
+    const float o = sigmoid(gates.r3[p] + (rec.r3[p] + bias.r3[p]) + peep.r2[p] * cell);
+    gates.r0[p] = i;
+    gates.r1[p] = f;
+    gates.r2[p] = g;
+    gates.r3[p] = o;
     c[p] = cell;
     h[p] = o * tanh(cell);
   }
 }
 
-__attribute__((noinline)) void backwardSpan(ConstFour gates, const float* __restrict prev, const float* __restrict c,
-                                            const float* __restrict dh, const float* __restrict dhRecurrent,
-                                            ConstThree peep, float* __restrict dc, Four dgates, int64_t len) {
+// gates, dgates: (i, f, g, o); peep: (i, f, o)
+__attribute__((noinline)) void backwardSpan(Rows4<const float> gates, const float* __restrict prev,
+                                            const float* __restrict c, const float* __restrict dh,
+                                            const float* __restrict dhRecurrent, Rows3<const float> peep,
+                                            float* __restrict dc, Rows4<float> dgates, int64_t len) {
 #pragma omp simd
   for (int64_t p = 0; p < len; ++p) {
-    const float i = gates.i[p], f = gates.f[p], g = gates.g[p], o = gates.o[p];
+    const float i = gates.r0[p], f = gates.r1[p], g = gates.r2[p], o = gates.r3[p];
     const float tc = tanh(c[p]);
     const float gradH = dh[p] + dhRecurrent[p];
     const float dout = gradH * tc * o * (1.0f - o);
-    const float gradC = dc[p] + gradH * o * (1.0f - tc * tc) + dout * peep.o[p];
+    const float gradC = dc[p] + gradH * o * (1.0f - tc * tc) + dout * peep.r2[p];
     const float di = gradC * g * i * (1.0f - i);
     const float df = gradC * prev[p] * f * (1.0f - f);
-    dgates.i[p] = di;
-    dgates.f[p] = df;
-    dgates.g[p] = gradC * i * (1.0f - g * g);
-    dgates.o[p] = dout;
-    dc[p] = gradC * f + di * peep.i[p] + df * peep.f[p];
+    dgates.r0[p] = di;
+    dgates.r1[p] = df;
+    dgates.r2[p] = gradC * i * (1.0f - g * g);
+    dgates.r3[p] = dout;
+    dc[p] = gradC * f + di * peep.r0[p] + df * peep.r1[p];
   }
 }
 
@@ -99,18 +95,15 @@ void CpuBackend::lstmStepForward(Tensor& gates, const Tensor* recurrent, const T
     alignas(64) static thread_local float spread[4][kChunk];
     float* base = gp + sp.b * 4 * block + sp.offset;
     const float* r = rp ? rp + sp.b * 4 * block + sp.offset : nullptr;
-    ConstFour rec = r ? ConstFour{r, r + block, r + 2 * block, r + 3 * block} : ConstFour{kZeros, kZeros, kZeros, kZeros};
-    ConstFour bias{kZeros, kZeros, kZeros, kZeros};
+    Rows4<const float> rec = r ? rows4(r, block) : Rows4<const float>{kZeros, kZeros, kZeros, kZeros};
+    Rows4<const float> bias{kZeros, kZeros, kZeros, kZeros};
     if (biases) {
       const float* bb = biases + (sp.b % groups) * 4 * o;
       bias = {cells::perUnit(bb, sp, spread[0]), cells::perUnit(bb + o, sp, spread[1]),
               cells::perUnit(bb + 2 * o, sp, spread[2]), cells::perUnit(bb + 3 * o, sp, spread[3])};
     }
-    ConstThree peep = pp ? ConstThree{pp + sp.offset, pp + block + sp.offset, pp + 2 * block + sp.offset}
-                         : ConstThree{kZeros, kZeros, kZeros};
-    forwardSpan({base, base + block, base + 2 * block, base + 3 * block}, rec, bias,
-                cp ? cp + sp.b * block + sp.offset : kZeros, peep, c.data() + sp.b * block + sp.offset,
-                h.data() + sp.b * block + sp.offset, sp.len);
+    forwardSpan(rows4(base, block), rec, bias, cp ? cp + sp.b * block + sp.offset : kZeros, peepRows(pp, sp, block),
+                c.data() + sp.b * block + sp.offset, h.data() + sp.b * block + sp.offset, sp.len);
   });
 }
 
@@ -122,11 +115,9 @@ void CpuBackend::lstmStepBackward(const Tensor& gates, const Tensor* cPrev, cons
     const float* g = gates.data() + sp.b * 4 * block + sp.offset;
     float* d = dgates.data() + sp.b * 4 * block + sp.offset;
     const int64_t at = sp.b * block + sp.offset;
-    ConstThree peep = pp ? ConstThree{pp + sp.offset, pp + block + sp.offset, pp + 2 * block + sp.offset}
-                         : ConstThree{kZeros, kZeros, kZeros};
-    backwardSpan({g, g + block, g + 2 * block, g + 3 * block}, cPrev ? cPrev->data() + at : kZeros, c.data() + at,
-                 dh.data() + at, dhRecurrent ? dhRecurrent->data() + at : kZeros, peep, dc.data() + at,
-                 {d, d + block, d + 2 * block, d + 3 * block}, sp.len);
+    backwardSpan(rows4(g, block), cPrev ? cPrev->data() + at : kZeros, c.data() + at, dh.data() + at,
+                 dhRecurrent ? dhRecurrent->data() + at : kZeros, peepRows(pp, sp, block), dc.data() + at, rows4(d, block),
+                 sp.len);
   });
 }
 

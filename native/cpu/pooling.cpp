@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "../core/window.h"
 #include "cpu_backend.h"
 
 namespace segvol {
@@ -16,7 +17,7 @@ struct TapRange {
   int64_t first, last, origin;  // input index of tap k is origin + k * dilation
 };
 inline TapRange tapRange(int64_t out, int64_t stride, int64_t pad, int64_t dilation, int64_t kernel, int64_t in) {
-  const int64_t origin = out * stride - pad;
+  const int64_t origin = windowOrigin(out, stride, pad);
   int64_t first = origin < 0 ? (-origin + dilation - 1) / dilation : 0;
   int64_t last = (in - origin + dilation - 1) / dilation;  // first k with origin + k*d >= in
   if (last > kernel) last = kernel;
@@ -28,6 +29,17 @@ struct Plane {
   int64_t d, h, w;
   int64_t size() const { return d * h * w; }
 };
+
+// Calls visit(p, in, out) for every (N, C) plane p of a pooling op, in parallel when
+// the work is large: in is the plane of the op's input, out of its output.
+template <typename Visit>
+void forEachPlane(const Tensor& input, const Tensor& output, Visit&& visit) {
+  const Dims5 xd = dims5(input), yd = dims5(output);
+  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
+  const int64_t planes = xd[0] * xd[1];
+#pragma omp parallel for if (output.size() > 4096)
+  for (int64_t p = 0; p < planes; ++p) visit(p, in, out);
+}
 
 // Calls f(outIndex, inIndex-of-each-valid-tap...) via visit(outIndex, begin-callback).
 template <typename Visit>
@@ -66,21 +78,23 @@ inline int64_t argmaxInWindow(const PoolGeometry& g, const float* x, const Plane
   return arg;
 }
 
+// Calls f(index in the plane) for every tap of a window that lands inside the input, in scan order.
+template <typename F>
+void forEachInsideTap(const PoolGeometry& g, const Plane& in, const TapRange& rz, const TapRange& ry, const TapRange& rx,
+                      F&& f) {
+  for (int64_t kz = rz.first; kz < rz.last; ++kz)
+    for (int64_t ky = ry.first; ky < ry.last; ++ky) {
+      const int64_t row = ((rz.origin + kz * g.dilation[0]) * in.h + ry.origin + ky * g.dilation[1]) * in.w + rx.origin;
+      for (int64_t kx = rx.first; kx < rx.last; ++kx) f(row + kx * g.dilation[2]);
+    }
+}
+
 int64_t avgDivisor(const PoolGeometry& g, const Plane& in, const TapRange& rz, const TapRange& ry,
                    const TapRange& rx) {
   if (!g.countIncludePad) return (rz.last - rz.first) * (ry.last - ry.first) * (rx.last - rx.first);
-  // Padding counts, the part of a window beyond the padded border does not (PyTorch).
-  auto span = [](int64_t origin, int64_t kernel, int64_t dilation, int64_t pad, int64_t size) {
-    int64_t n = 0;
-    for (int64_t k = 0; k < kernel; ++k) {
-      const int64_t i = origin + k * dilation;
-      if (i >= -pad && i < size + pad) ++n;
-    }
-    return n;
-  };
-  return span(rz.origin, g.kernel[0], g.dilation[0], g.padding[0], in.d) *
-         span(ry.origin, g.kernel[1], g.dilation[1], g.padding[1], in.h) *
-         span(rx.origin, g.kernel[2], g.dilation[2], g.padding[2], in.w);
+  return avgPoolAxisTaps(rz.origin, g.kernel[0], g.dilation[0], g.padding[0], in.d, true) *
+         avgPoolAxisTaps(ry.origin, g.kernel[1], g.dilation[1], g.padding[1], in.h, true) *
+         avgPoolAxisTaps(rx.origin, g.kernel[2], g.dilation[2], g.padding[2], in.w, true);
 }
 
 // The max-filter of the dense ConvNets: stride 1, no padding, so every window lies inside
@@ -229,101 +243,76 @@ void maxFilterBackwardPlane(const PoolGeometry& g, const float* src, const float
 // path (a NaN must win its window, which the fast paths' comparisons do not do).
 enum class MaxPoolPath { Generic, Tiled2x2, Filter };
 
-MaxPoolPath maxPoolPath(const PoolGeometry& g, const Plane& in) {
+MaxPoolPath maxPoolPath(const PoolGeometry& g, const Tensor& x) {
+  const Dims5 xd = dims5(x);
   if (isTiledPool2x2(g)) return MaxPoolPath::Tiled2x2;
-  if (isMaxFilter(g) && in.size() < (int64_t(1) << 31)) return MaxPoolPath::Filter;
+  if (isMaxFilter(g) && xd[2] * xd[3] * xd[4] < (int64_t(1) << 31)) return MaxPoolPath::Filter;
   return MaxPoolPath::Generic;
 }
 
 }  // namespace
 
 void CpuBackend::maxPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
-  const Dims5 xd = dims5(x), yd = dims5(y);
-  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
-  const int64_t planes = xd[0] * xd[1];
-  const MaxPoolPath path = maxPoolPath(g, in);
-#pragma omp parallel for if (y.size() > 4096)
-  for (int64_t p = 0; p < planes; ++p) {
+  const MaxPoolPath path = maxPoolPath(g, x);
+  forEachPlane(x, y, [&](int64_t p, const Plane& in, const Plane& out) {
     const float* src = x.data() + p * in.size();
     float* dst = y.data() + p * out.size();
     if (path != MaxPoolPath::Generic && !hasNaN(src, in.size())) {
       if (path == MaxPoolPath::Tiled2x2) tiledPool2x2Forward(src, in, out, dst);
       else maxFilterPlane(g, src, in, out, dst);
-      continue;
+      return;
     }
     forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
       const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
       dst[o] = arg < 0 ? -std::numeric_limits<float>::infinity() : src[arg];
     });
-  }
+  });
 }
 
 void CpuBackend::maxPoolBackward(const PoolGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dx) {
-  const Dims5 xd = dims5(x), yd = dims5(dy);
-  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
-  const int64_t planes = xd[0] * xd[1];
-  const MaxPoolPath path = maxPoolPath(g, in);
-#pragma omp parallel for if (dy.size() > 4096)
-  for (int64_t p = 0; p < planes; ++p) {
+  const MaxPoolPath path = maxPoolPath(g, x);
+  forEachPlane(x, dy, [&](int64_t p, const Plane& in, const Plane& out) {
     const float* src = x.data() + p * in.size();
     const float* grad = dy.data() + p * out.size();
     float* dst = dx.data() + p * in.size();
     if (path != MaxPoolPath::Generic && !hasNaN(src, in.size())) {
       if (path == MaxPoolPath::Tiled2x2) tiledPool2x2Backward(src, grad, in, out, dst);
       else maxFilterBackwardPlane(g, src, grad, in, out, dst);
-      continue;
+      return;
     }
-    for (int64_t i = 0; i < in.size(); ++i) dst[i] = 0.0f;
+    std::fill(dst, dst + in.size(), 0.0f);
     forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
       const int64_t arg = argmaxInWindow(g, src, in, rz, ry, rx);
       if (arg >= 0) dst[arg] += grad[o];
     });
-  }
+  });
 }
 
 void CpuBackend::avgPoolForward(const PoolGeometry& g, const Tensor& x, Tensor& y) {
-  const Dims5 xd = dims5(x), yd = dims5(y);
-  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
-  const int64_t planes = xd[0] * xd[1];
-#pragma omp parallel for if (y.size() > 4096)
-  for (int64_t p = 0; p < planes; ++p) {
+  forEachPlane(x, y, [&](int64_t p, const Plane& in, const Plane& out) {
     const float* src = x.data() + p * in.size();
     float* dst = y.data() + p * out.size();
     forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
       float acc = 0;
-      for (int64_t kz = rz.first; kz < rz.last; ++kz)
-        for (int64_t ky = ry.first; ky < ry.last; ++ky) {
-          const float* row =
-              src + ((rz.origin + kz * g.dilation[0]) * in.h + ry.origin + ky * g.dilation[1]) * in.w + rx.origin;
-          for (int64_t kx = rx.first; kx < rx.last; ++kx) acc += row[kx * g.dilation[2]];
-        }
+      forEachInsideTap(g, in, rz, ry, rx, [&](int64_t i) { acc += src[i]; });
       const int64_t divisor = avgDivisor(g, in, rz, ry, rx);
       dst[o] = divisor ? acc / static_cast<float>(divisor) : 0.0f;
     });
-  }
+  });
 }
 
 void CpuBackend::avgPoolBackward(const PoolGeometry& g, const Tensor& dy, Tensor& dx) {
-  const Dims5 xd = dims5(dx), yd = dims5(dy);
-  const Plane in{xd[2], xd[3], xd[4]}, out{yd[2], yd[3], yd[4]};
-  const int64_t planes = xd[0] * xd[1];
-#pragma omp parallel for if (dy.size() > 4096)
-  for (int64_t p = 0; p < planes; ++p) {
+  forEachPlane(dx, dy, [&](int64_t p, const Plane& in, const Plane& out) {
     const float* grad = dy.data() + p * out.size();
     float* dst = dx.data() + p * in.size();
-    for (int64_t i = 0; i < in.size(); ++i) dst[i] = 0.0f;
+    std::fill(dst, dst + in.size(), 0.0f);
     forEachWindow(g, in, out, [&](int64_t o, const TapRange& rz, const TapRange& ry, const TapRange& rx) {
       const int64_t divisor = avgDivisor(g, in, rz, ry, rx);
       if (!divisor) return;
       const float share = grad[o] / static_cast<float>(divisor);
-      for (int64_t kz = rz.first; kz < rz.last; ++kz)
-        for (int64_t ky = ry.first; ky < ry.last; ++ky) {
-          float* row =
-              dst + ((rz.origin + kz * g.dilation[0]) * in.h + ry.origin + ky * g.dilation[1]) * in.w + rx.origin;
-          for (int64_t kx = rx.first; kx < rx.last; ++kx) row[kx * g.dilation[2]] += share;
-        }
+      forEachInsideTap(g, in, rz, ry, rx, [&](int64_t i) { dst[i] += share; });
     });
-  }
+  });
 }
 
 }  // namespace segvol

@@ -1,5 +1,5 @@
 // The fused steps of the Elman RNN and the GRU (PyTorch's definitions, see
-// core/backend.h): one pass per step forward, one backward, split into spans as
+// core/backend_ops.inc): one pass per step forward, one backward, split into spans as
 // the LSTM step is (cell_spans.h).
 #include "cell_spans.h"
 #include "cpu_backend.h"
@@ -33,58 +33,46 @@ __attribute__((noinline)) void rnnBackwardSpan(const float* __restrict h, const 
   }
 }
 
-struct Three {
-  const float* __restrict r;
-  const float* __restrict z;
-  const float* __restrict n;
-};
+using cells::Rows3;
+using cells::Rows4;
+using cells::rows3;
+using cells::rows4;
 
-// act out: r, z, n, and gh_n + bh_n (the reset product's other factor).
-__attribute__((noinline)) void gruForwardSpan(Three gi, Three gh, Three bias, const float* __restrict prev,
-                                              float* __restrict ar, float* __restrict az, float* __restrict an,
-                                              float* __restrict ahn, float* __restrict h, int64_t len) {
+// gi, gh, bias: (r, z, n); act out: r, z, n, and gh_n + bh_n (the reset product's other factor).
+__attribute__((noinline)) void gruForwardSpan(Rows3<const float> gi, Rows3<const float> gh, Rows3<const float> bias,
+                                              const float* __restrict prev, Rows4<float> act, float* __restrict h,
+                                              int64_t len) {
 #pragma omp simd
   for (int64_t p = 0; p < len; ++p) {
-    const float r = fastmath::sigmoid(gi.r[p] + (gh.r[p] + bias.r[p]));
-    const float z = fastmath::sigmoid(gi.z[p] + (gh.z[p] + bias.z[p]));
-    const float hn = gh.n[p] + bias.n[p];
-    const float n = fastmath::tanh(gi.n[p] + r * hn);
-    ar[p] = r;
-    az[p] = z;
-    an[p] = n;
-    ahn[p] = hn;
+    const float r = fastmath::sigmoid(gi.r0[p] + (gh.r0[p] + bias.r0[p]));
+    const float z = fastmath::sigmoid(gi.r1[p] + (gh.r1[p] + bias.r1[p]));
+    const float hn = gh.r2[p] + bias.r2[p];
+    const float n = fastmath::tanh(gi.r2[p] + r * hn);
+    act.r0[p] = r;
+    act.r1[p] = z;
+    act.r2[p] = n;
+    act.r3[p] = hn;
     h[p] = (1.0f - z) * n + z * prev[p];
   }
 }
 
-struct Four {
-  const float* __restrict r;
-  const float* __restrict z;
-  const float* __restrict n;
-  const float* __restrict hn;
-};
-struct OutThree {
-  float* __restrict r;
-  float* __restrict z;
-  float* __restrict n;
-};
-
-__attribute__((noinline)) void gruBackwardSpan(Four act, const float* __restrict prev, const float* __restrict dh,
-                                               const float* __restrict dhRecurrent, float* __restrict carry,
-                                               OutThree dgi, OutThree dgh, int64_t len) {
+// act: (r, z, n, gh_n + bh_n); dgi, dgh: (r, z, n)
+__attribute__((noinline)) void gruBackwardSpan(Rows4<const float> act, const float* __restrict prev,
+                                               const float* __restrict dh, const float* __restrict dhRecurrent,
+                                               float* __restrict carry, Rows3<float> dgi, Rows3<float> dgh, int64_t len) {
 #pragma omp simd
   for (int64_t p = 0; p < len; ++p) {
-    const float r = act.r[p], z = act.z[p], n = act.n[p];
+    const float r = act.r0[p], z = act.r1[p], n = act.r2[p];
     const float grad = dh[p] + dhRecurrent[p] + carry[p];
     const float dn = grad * (1.0f - z) * (1.0f - n * n);
     const float dz = grad * (prev[p] - n) * z * (1.0f - z);
-    const float dr = dn * act.hn[p] * r * (1.0f - r);
-    dgi.r[p] = dr;
-    dgi.z[p] = dz;
-    dgi.n[p] = dn;
-    dgh.r[p] = dr;
-    dgh.z[p] = dz;
-    dgh.n[p] = dn * r;
+    const float dr = dn * act.r3[p] * r * (1.0f - r);
+    dgi.r0[p] = dr;
+    dgi.r1[p] = dz;
+    dgi.r2[p] = dn;
+    dgh.r0[p] = dr;
+    dgh.r1[p] = dz;
+    dgh.r2[p] = dn * r;
     carry[p] = grad * z;
   }
 }
@@ -120,16 +108,15 @@ void CpuBackend::gruStepForward(const Tensor& gi, const Tensor* gh, const Tensor
     alignas(64) static thread_local float spread[3][kChunk];
     const float* x = gi.data() + sp.b * 3 * block + sp.offset;
     const float* r = gh ? gh->data() + sp.b * 3 * block + sp.offset : nullptr;
-    Three rec = r ? Three{r, r + block, r + 2 * block} : Three{kZeros, kZeros, kZeros};
-    Three b{kZeros, kZeros, kZeros};
+    Rows3<const float> rec = r ? rows3(r, block) : Rows3<const float>{kZeros, kZeros, kZeros};
+    Rows3<const float> b{kZeros, kZeros, kZeros};
     if (bias) {
       const float* bb = bias->data();
       b = {cells::perUnit(bb, sp, spread[0]), cells::perUnit(bb + o, sp, spread[1]), cells::perUnit(bb + 2 * o, sp, spread[2])};
     }
     float* a = act.data() + sp.b * 4 * block + sp.offset;
     const int64_t at = sp.b * block + sp.offset;
-    gruForwardSpan({x, x + block, x + 2 * block}, rec, b, hPrev ? hPrev->data() + at : kZeros, a, a + block,
-                   a + 2 * block, a + 3 * block, h.data() + at, sp.len);
+    gruForwardSpan(rows3(x, block), rec, b, hPrev ? hPrev->data() + at : kZeros, rows4(a, block), h.data() + at, sp.len);
   });
 }
 
@@ -141,9 +128,9 @@ void CpuBackend::gruStepBackward(const Tensor& act, const Tensor* hPrev, const T
     float* di = dgi.data() + sp.b * 3 * block + sp.offset;
     float* dr = dgh.data() + sp.b * 3 * block + sp.offset;
     const int64_t at = sp.b * block + sp.offset;
-    gruBackwardSpan({a, a + block, a + 2 * block, a + 3 * block}, hPrev ? hPrev->data() + at : kZeros, dh.data() + at,
-                    dhRecurrent ? dhRecurrent->data() + at : kZeros, dhCarry.data() + at,
-                    {di, di + block, di + 2 * block}, {dr, dr + block, dr + 2 * block}, sp.len);
+    gruBackwardSpan(rows4(a, block), hPrev ? hPrev->data() + at : kZeros, dh.data() + at,
+                    dhRecurrent ? dhRecurrent->data() + at : kZeros, dhCarry.data() + at, rows3(di, block), rows3(dr, block),
+                    sp.len);
   });
 }
 

@@ -1,5 +1,6 @@
 // Nearest and bi/trilinear upsampling with PyTorch's source-coordinate rules.
 // Taps are tabulated once per axis; planes run in parallel.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -58,68 +59,70 @@ UpsamplePlan plan(UpsampleMode mode, bool alignCorners, const Tensor& small, con
           in[0] * in[1]};
 }
 
-}  // namespace
+// The taps of one output voxel: input offsets within a plane along each axis
+// (z0/z1 already times the (H, W) slab, r0/r1 times W) and the weights of the second taps.
+struct Taps {
+  int64_t z0, z1, r0, r1, c0, c1;
+  float lz, ly, lx;
+};
 
-void CpuBackend::upsampleForward(UpsampleMode mode, bool alignCorners, const Tensor& x, Tensor& y) {
-  const UpsamplePlan p = plan(mode, alignCorners, x, y);
-#pragma omp parallel for if (y.size() > 4096)
+// Calls visit(plane, o, taps) for every output voxel o of every (N, C) plane, planes in parallel.
+template <typename Visit>
+void forEachOutput(const UpsamplePlan& p, int64_t outputs, Visit&& visit) {
+#pragma omp parallel for if (outputs > 4096)
   for (int64_t plane = 0; plane < p.planes; ++plane) {
-    const float* src = x.data() + plane * p.inPlane;
-    float* dst = y.data() + plane * p.outPlane;
     for (int64_t oz = 0; oz < p.outD; ++oz) {
-      const float lz = p.z.lambda[oz];
-      const float* s0 = src + p.z.i0[oz] * p.inH * p.inW;
-      const float* s1 = src + p.z.i1[oz] * p.inH * p.inW;
+      Taps t{p.z.i0[oz] * p.inH * p.inW, p.z.i1[oz] * p.inH * p.inW, 0, 0, 0, 0, p.z.lambda[oz], 0, 0};
       for (int64_t oy = 0; oy < p.outH; ++oy) {
-        const float ly = p.y.lambda[oy];
-        const int64_t r0 = p.y.i0[oy] * p.inW, r1 = p.y.i1[oy] * p.inW;
-        float* out = dst + (oz * p.outH + oy) * p.outW;
+        t.ly = p.y.lambda[oy];
+        t.r0 = p.y.i0[oy] * p.inW;
+        t.r1 = p.y.i1[oy] * p.inW;
+        const int64_t row = (oz * p.outH + oy) * p.outW;
         for (int64_t ox = 0; ox < p.outW; ++ox) {
-          const float lx = p.x.lambda[ox];
-          const int64_t c0 = p.x.i0[ox], c1 = p.x.i1[ox];
-          const float a = s0[r0 + c0] * (1 - lx) + s0[r0 + c1] * lx;
-          const float b = s0[r1 + c0] * (1 - lx) + s0[r1 + c1] * lx;
-          const float c = s1[r0 + c0] * (1 - lx) + s1[r0 + c1] * lx;
-          const float d = s1[r1 + c0] * (1 - lx) + s1[r1 + c1] * lx;
-          out[ox] = (a * (1 - ly) + b * ly) * (1 - lz) + (c * (1 - ly) + d * ly) * lz;
+          t.lx = p.x.lambda[ox];
+          t.c0 = p.x.i0[ox];
+          t.c1 = p.x.i1[ox];
+          visit(plane, row + ox, t);
         }
       }
     }
   }
 }
 
+}  // namespace
+
+void CpuBackend::upsampleForward(UpsampleMode mode, bool alignCorners, const Tensor& x, Tensor& y) {
+  const UpsamplePlan p = plan(mode, alignCorners, x, y);
+  forEachOutput(p, y.size(), [&](int64_t plane, int64_t o, const Taps& t) {
+    const float* s0 = x.data() + plane * p.inPlane + t.z0;
+    const float* s1 = x.data() + plane * p.inPlane + t.z1;
+    const float lx = t.lx, ly = t.ly, lz = t.lz;
+    const float a = s0[t.r0 + t.c0] * (1 - lx) + s0[t.r0 + t.c1] * lx;
+    const float b = s0[t.r1 + t.c0] * (1 - lx) + s0[t.r1 + t.c1] * lx;
+    const float c = s1[t.r0 + t.c0] * (1 - lx) + s1[t.r0 + t.c1] * lx;
+    const float d = s1[t.r1 + t.c0] * (1 - lx) + s1[t.r1 + t.c1] * lx;
+    y.data()[plane * p.outPlane + o] = (a * (1 - ly) + b * ly) * (1 - lz) + (c * (1 - ly) + d * ly) * lz;
+  });
+}
+
 void CpuBackend::upsampleBackward(UpsampleMode mode, bool alignCorners, const Tensor& dy, Tensor& dx) {
   const UpsamplePlan p = plan(mode, alignCorners, dx, dy);
-#pragma omp parallel for if (dy.size() > 4096)
-  for (int64_t plane = 0; plane < p.planes; ++plane) {
-    const float* grad = dy.data() + plane * p.outPlane;
-    float* dst = dx.data() + plane * p.inPlane;
-    for (int64_t i = 0; i < p.inPlane; ++i) dst[i] = 0.0f;
-    for (int64_t oz = 0; oz < p.outD; ++oz) {
-      const float lz = p.z.lambda[oz];
-      float* s0 = dst + p.z.i0[oz] * p.inH * p.inW;
-      float* s1 = dst + p.z.i1[oz] * p.inH * p.inW;
-      for (int64_t oy = 0; oy < p.outH; ++oy) {
-        const float ly = p.y.lambda[oy];
-        const int64_t r0 = p.y.i0[oy] * p.inW, r1 = p.y.i1[oy] * p.inW;
-        const float* g = grad + (oz * p.outH + oy) * p.outW;
-        for (int64_t ox = 0; ox < p.outW; ++ox) {
-          const float lx = p.x.lambda[ox];
-          const int64_t c0 = p.x.i0[ox], c1 = p.x.i1[ox];
-          const float v = g[ox];
-          // Taps may coincide at borders (i0 == i1): accumulating both halves keeps the sum right.
-          s0[r0 + c0] += v * (1 - lz) * (1 - ly) * (1 - lx);
-          s0[r0 + c1] += v * (1 - lz) * (1 - ly) * lx;
-          s0[r1 + c0] += v * (1 - lz) * ly * (1 - lx);
-          s0[r1 + c1] += v * (1 - lz) * ly * lx;
-          s1[r0 + c0] += v * lz * (1 - ly) * (1 - lx);
-          s1[r0 + c1] += v * lz * (1 - ly) * lx;
-          s1[r1 + c0] += v * lz * ly * (1 - lx);
-          s1[r1 + c1] += v * lz * ly * lx;
-        }
-      }
-    }
-  }
+  std::fill(dx.data(), dx.data() + dx.size(), 0.0f);
+  forEachOutput(p, dy.size(), [&](int64_t plane, int64_t o, const Taps& t) {
+    float* s0 = dx.data() + plane * p.inPlane + t.z0;
+    float* s1 = dx.data() + plane * p.inPlane + t.z1;
+    const float lx = t.lx, ly = t.ly, lz = t.lz;
+    const float v = dy.data()[plane * p.outPlane + o];
+    // Taps may coincide at borders (i0 == i1): accumulating both halves keeps the sum right.
+    s0[t.r0 + t.c0] += v * (1 - lz) * (1 - ly) * (1 - lx);
+    s0[t.r0 + t.c1] += v * (1 - lz) * (1 - ly) * lx;
+    s0[t.r1 + t.c0] += v * (1 - lz) * ly * (1 - lx);
+    s0[t.r1 + t.c1] += v * (1 - lz) * ly * lx;
+    s1[t.r0 + t.c0] += v * lz * (1 - ly) * (1 - lx);
+    s1[t.r0 + t.c1] += v * lz * (1 - ly) * lx;
+    s1[t.r1 + t.c0] += v * lz * ly * (1 - lx);
+    s1[t.r1 + t.c1] += v * lz * ly * lx;
+  });
 }
 
 }  // namespace segvol

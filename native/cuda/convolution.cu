@@ -142,56 +142,70 @@ void applyMath(const Problem& p, const Choice& c) {
   if (convMath() == ConvMath::Tf32) checkCudnn(api().cudnnSetConvolutionMathType(p.conv, c.math), "cudnnSetConvolutionMathType");
 }
 
+// One cuDNN convolution call: the algorithm cuDNN's heuristics rank first for
+// this problem (rank(perf, capacity, &count) asks them; cached under key), its
+// math type, then run(algorithm, workspace, workspaceBytes) with the workspace held.
+template <typename Perf, typename Rank, typename Run>
+void runConvolution(const std::string& k, const Problem& p, Rank&& rank, Run&& run) {
+  const Choice c = choose<Perf>(k, rank);
+  applyMath(p, c);
+  std::lock_guard<std::mutex> lock(workspace().mutex);
+  run(c.algorithm, workspace().get(c.workspace), c.workspace);
+}
+
+const float kOne = 1, kZero = 0;  // cuDNN's alpha and beta: out = 1 * op(in) + 0 * out
+
 }  // namespace
 
 void CudaBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   Problem p(g, x, w, y);
   const auto& a = api();
-  Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(key("fwd", g, x, w, y), [&](auto* perf, int n, int* count) {
-    checkCudnn(a.cudnnGetConvolutionForwardAlgorithm_v7(handle(), p.x, p.w, p.conv, p.y, n, count, perf), "cudnnGetConvolutionForwardAlgorithm_v7");
-  });
-  applyMath(p, c);
-  const float one = 1, zero = 0;
-  std::lock_guard<std::mutex> lock(workspace().mutex);
-  checkCudnn(a.cudnnConvolutionForward(handle(), &one, p.x, x.data(), p.w, w.data(), p.conv,
-                                       static_cast<cudnnConvolutionFwdAlgo_t>(c.algorithm), workspace().get(c.workspace), c.workspace,
-                                       &zero, p.y, y.data()),
-             "cudnnConvolutionForward");
+  runConvolution<cudnnConvolutionFwdAlgoPerf_t>(
+      key("fwd", g, x, w, y), p,
+      [&](auto* perf, int n, int* count) {
+        checkCudnn(a.cudnnGetConvolutionForwardAlgorithm_v7(handle(), p.x, p.w, p.conv, p.y, n, count, perf),
+                   "cudnnGetConvolutionForwardAlgorithm_v7");
+      },
+      [&](int algorithm, void* ws, size_t bytes) {
+        checkCudnn(a.cudnnConvolutionForward(handle(), &kOne, p.x, x.data(), p.w, w.data(), p.conv,
+                                             static_cast<cudnnConvolutionFwdAlgo_t>(algorithm), ws, bytes, &kZero, p.y, y.data()),
+                   "cudnnConvolutionForward");
+      });
   if (bias) addChannelBias(y, *bias);
 }
 
 void CudaBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
   Problem p(g, dx, w, dy);
   const auto& a = api();
-  Choice c = choose<cudnnConvolutionBwdDataAlgoPerf_t>(key("bwd_data", g, dx, w, dy), [&](auto* perf, int n, int* count) {
-    checkCudnn(a.cudnnGetConvolutionBackwardDataAlgorithm_v7(handle(), p.w, p.y, p.conv, p.x, n, count, perf),
-               "cudnnGetConvolutionBackwardDataAlgorithm_v7");
-  });
-  applyMath(p, c);
-  const float one = 1, zero = 0;
-  std::lock_guard<std::mutex> lock(workspace().mutex);
-  checkCudnn(a.cudnnConvolutionBackwardData(handle(), &one, p.w, w.data(), p.y, dy.data(), p.conv,
-                                            static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algorithm), workspace().get(c.workspace),
-                                            c.workspace, &zero, p.x, dx.data()),
-             "cudnnConvolutionBackwardData");
+  runConvolution<cudnnConvolutionBwdDataAlgoPerf_t>(
+      key("bwd_data", g, dx, w, dy), p,
+      [&](auto* perf, int n, int* count) {
+        checkCudnn(a.cudnnGetConvolutionBackwardDataAlgorithm_v7(handle(), p.w, p.y, p.conv, p.x, n, count, perf),
+                   "cudnnGetConvolutionBackwardDataAlgorithm_v7");
+      },
+      [&](int algorithm, void* ws, size_t bytes) {
+        checkCudnn(a.cudnnConvolutionBackwardData(handle(), &kOne, p.w, w.data(), p.y, dy.data(), p.conv,
+                                                  static_cast<cudnnConvolutionBwdDataAlgo_t>(algorithm), ws, bytes, &kZero,
+                                                  p.x, dx.data()),
+                   "cudnnConvolutionBackwardData");
+      });
 }
 
 void CudaBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias) {
   Problem p(g, x, dw, dy);
   const auto& a = api();
-  Choice c = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(key("bwd_filter", g, x, dw, dy), [&](auto* perf, int n, int* count) {
-    checkCudnn(a.cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle(), p.x, p.y, p.conv, p.w, n, count, perf),
-               "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
-  });
-  applyMath(p, c);
-  const float one = 1, zero = 0;
-  {
-    std::lock_guard<std::mutex> lock(workspace().mutex);
-    checkCudnn(a.cudnnConvolutionBackwardFilter(handle(), &one, p.x, x.data(), p.y, dy.data(), p.conv,
-                                                static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algorithm), workspace().get(c.workspace),
-                                                c.workspace, &zero, p.w, dw.data()),
-               "cudnnConvolutionBackwardFilter");
-  }
+  runConvolution<cudnnConvolutionBwdFilterAlgoPerf_t>(
+      key("bwd_filter", g, x, dw, dy), p,
+      [&](auto* perf, int n, int* count) {
+        checkCudnn(a.cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle(), p.x, p.y, p.conv, p.w, n, count, perf),
+                   "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
+      },
+      [&](int algorithm, void* ws, size_t bytes) {
+        checkCudnn(a.cudnnConvolutionBackwardFilter(handle(), &kOne, p.x, x.data(), p.y, dy.data(), p.conv,
+                                                    static_cast<cudnnConvolutionBwdFilterAlgo_t>(algorithm), ws, bytes,
+                                                    &kZero, p.w, dw.data()),
+                   "cudnnConvolutionBackwardFilter");
+      });
   if (dbias) channelSum(dy, *dbias);
 }
 

@@ -31,6 +31,9 @@ inline int blocksFor(int64_t n, int threads = 256) {
   return static_cast<int>(blocks > 65535 * 16 ? 65535 * 16 : (blocks < 1 ? 1 : blocks));
 }
 
+// Sets every element of t to 0.0f (before a backward pass scatters into it).
+inline void zero(Tensor& t) { check(cudaMemset(t.data(), 0, t.bytes()), "cudaMemset"); }
+
 // Blocks of the caching pool (memory.cu), for temporaries.
 void* poolTake(size_t bytes);
 void poolGive(void* ptr, size_t bytes) noexcept;

@@ -1,5 +1,4 @@
-// Elementwise activations, arithmetic and optimizer updates: twins of
-// native/cpu/elementwise.cpp and native/cpu/training.cpp.
+// Elementwise activations and arithmetic: the twin of native/cpu/elementwise.cpp.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -10,14 +9,14 @@
 namespace segvol {
 namespace {
 
-__global__ void unaryKernel(int kind, const float* x, float* y, int64_t n) {
+__global__ void activationKernel(int kind, const float* x, float* y, int64_t n) {
   SEGVOL_GRID_STRIDE(i, n) {
     const float v = x[i];
     y[i] = kind == 0 ? tanhf(v) : kind == 1 ? 1.0f / (1.0f + expf(-v)) : (v > 0.0f ? v : 0.0f);
   }
 }
 
-__global__ void unaryBackwardKernel(int kind, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
+__global__ void activationBackwardKernel(int kind, const float* x, const float* y, const float* dy, float* dx, int64_t n) {
   SEGVOL_GRID_STRIDE(i, n) {
     dx[i] = kind == 0 ? dy[i] * (1.0f - y[i] * y[i]) : kind == 1 ? dy[i] * y[i] * (1.0f - y[i]) : (x[i] > 0.0f ? dy[i] : 0.0f);
   }
@@ -33,7 +32,7 @@ __global__ void clampBackwardKernel(const float* x, float lo, float hi, const fl
 
 // One double per block: the block's threads reduce their strided sums in shared memory.
 constexpr int kSquareThreads = 256;
-__global__ void sumSquaresKernel(const float* x, int64_t n, double* partial) {
+__global__ void sumOfSquaresKernel(const float* x, int64_t n, double* partial) {
   __shared__ double sums[kSquareThreads];
   double acc = 0;
   SEGVOL_GRID_STRIDE(i, n) acc += static_cast<double>(x[i]) * x[i];
@@ -58,40 +57,19 @@ __global__ void accumulateKernel(const float* x, float* y, int64_t n, bool first
   SEGVOL_GRID_STRIDE(i, n) y[i] = first ? x[i] : y[i] + x[i];
 }
 
-__global__ void optimizerKernel(int kind, OptimizerHyper h, float c1, float c2, float* theta, const float* g, float* a, float* b, int64_t n) {
-  SEGVOL_GRID_STRIDE(i, n) {
-    const float gi = g[i] + static_cast<float>(h.weightDecay) * theta[i];
-    const float lr = static_cast<float>(h.lr), eps = static_cast<float>(h.eps);
-    if (kind == 0) {  // RMSprop with momentum, the PyraMiD-LSTM paper's eqs. 15-18
-      const float rho = static_cast<float>(h.rho), rhoM = static_cast<float>(h.rhoM);
-      a[i] = rho * a[i] + (1 - rho) * gi * gi;
-      b[i] = rhoM * b[i] + (1 - rhoM) * (gi / (sqrtf(a[i]) + eps));
-      theta[i] -= lr * b[i];
-    } else if (kind == 1) {
-      a[i] = static_cast<float>(h.momentum) * a[i] + gi;
-      theta[i] -= lr * a[i];
-    } else {
-      const float b1 = static_cast<float>(h.beta1), b2 = static_cast<float>(h.beta2);
-      a[i] = b1 * a[i] + (1 - b1) * gi;
-      b[i] = b2 * b[i] + (1 - b2) * gi * gi;
-      theta[i] -= lr * (a[i] * c1) / (sqrtf(b[i] * c2) + eps);
-    }
-  }
-}
-
-int unaryIndex(UnaryKind kind) { return kind == UnaryKind::Tanh ? 0 : kind == UnaryKind::Sigmoid ? 1 : 2; }
+int activationIndex(ActivationKind kind) { return kind == ActivationKind::Tanh ? 0 : kind == ActivationKind::Sigmoid ? 1 : 2; }
 
 }  // namespace
 
-void CudaBackend::unary(UnaryKind kind, const Tensor& x, Tensor& y) {
+void CudaBackend::activation(ActivationKind kind, const Tensor& x, Tensor& y) {
   if (!x.size()) return;
-  SEGVOL_LAUNCH(unaryKernel, cuda::blocksFor(x.size()), 256)(unaryIndex(kind), x.data(), y.data(), x.size());
+  SEGVOL_LAUNCH(activationKernel, cuda::blocksFor(x.size()), 256)(activationIndex(kind), x.data(), y.data(), x.size());
   cuda::checkLaunch("activation");
 }
 
-void CudaBackend::unaryBackward(UnaryKind kind, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+void CudaBackend::activationBackward(ActivationKind kind, const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
   if (!x.size()) return;
-  SEGVOL_LAUNCH(unaryBackwardKernel, cuda::blocksFor(x.size()), 256)(unaryIndex(kind), x.data(), y.data(), dy.data(), dx.data(), x.size());
+  SEGVOL_LAUNCH(activationBackwardKernel, cuda::blocksFor(x.size()), 256)(activationIndex(kind), x.data(), y.data(), dy.data(), dx.data(), x.size());
   cuda::checkLaunch("activationBackward");
 }
 
@@ -107,15 +85,15 @@ void CudaBackend::clampBackward(const Tensor& x, float lo, float hi, const Tenso
   cuda::checkLaunch("clampBackward");
 }
 
-double CudaBackend::sumSquares(const Tensor& x) {
+double CudaBackend::sumOfSquares(const Tensor& x) {
   if (!x.size()) return 0;
   // A fixed grid for a given size, partials added on the host in block order: deterministic.
   const int blocks = std::min(cuda::blocksFor(x.size(), kSquareThreads), 1024);
   cuda::Scratch<double> partial(static_cast<size_t>(blocks));
-  SEGVOL_LAUNCH(sumSquaresKernel, blocks, kSquareThreads)(x.data(), x.size(), partial.get());
-  cuda::checkLaunch("sumSquares");
+  SEGVOL_LAUNCH(sumOfSquaresKernel, blocks, kSquareThreads)(x.data(), x.size(), partial.get());
+  cuda::checkLaunch("sumOfSquares");
   std::vector<double> host(static_cast<size_t>(blocks));
-  cuda::check(cudaMemcpy(host.data(), partial.get(), host.size() * sizeof(double), cudaMemcpyDeviceToHost), "sumSquares");
+  cuda::check(cudaMemcpy(host.data(), partial.get(), host.size() * sizeof(double), cudaMemcpyDeviceToHost), "sumOfSquares");
   double total = 0;
   for (double v : host) total += v;
   return total;
@@ -139,17 +117,6 @@ void CudaBackend::sum(const std::vector<const Tensor*>& xs, Tensor& y) {
     SEGVOL_LAUNCH(accumulateKernel, cuda::blocksFor(y.size()), 256)(xs[i]->data(), y.data(), y.size(), i == 0);
     cuda::checkLaunch("sum");
   }
-}
-
-void CudaBackend::optimizerUpdate(OptimizerKind kind, const OptimizerHyper& h, Tensor& param, const Tensor& grad, Tensor& state1,
-                                  Tensor& state2) {
-  if (!param.size()) return;
-  const float c1 = static_cast<float>(1 / (1 - std::pow(h.beta1, static_cast<double>(h.step))));
-  const float c2 = static_cast<float>(1 / (1 - std::pow(h.beta2, static_cast<double>(h.step))));
-  const int k = kind == OptimizerKind::RmspropMomentum ? 0 : kind == OptimizerKind::SgdMomentum ? 1 : 2;
-  SEGVOL_LAUNCH(optimizerKernel, cuda::blocksFor(param.size()), 256)(k, h, c1, c2, param.data(), grad.data(), state1.data(), state2.data(),
-                                                          param.size());
-  cuda::checkLaunch("optimizerUpdate");
 }
 
 }  // namespace segvol

@@ -1,4 +1,4 @@
-// Losses on class probabilities, twins of native/cpu/training.cpp: device
+// Losses on class probabilities, twins of native/cpu/loss.cpp: device
 // reductions (double atomics), the few per-class coefficients on the host.
 #include <vector>
 

@@ -6,19 +6,19 @@
 
 namespace segvol::ops {
 
-Tensor unary(Implementation impl, UnaryKind kind, const Tensor& x) {
-  Backend& backend = backendOf(impl, "unary", {&x});
+Tensor activation(Implementation impl, ActivationKind kind, const Tensor& x) {
+  Backend& backend = backendOf(impl, "activation", {&x});
   Tensor y = Tensor::empty(backend, x.shape());
-  backend.unary(kind, x, y);
+  backend.activation(kind, x, y);
   return y;
 }
 
-Tensor unaryBackward(Implementation impl, UnaryKind kind, const Tensor& x, const Tensor& y, const Tensor& dy) {
+Tensor activationBackward(Implementation impl, ActivationKind kind, const Tensor& x, const Tensor& y, const Tensor& dy) {
   checkSameShape(x, y, "activationBackward", "input", "output");
   checkSameShape(x, dy, "activationBackward", "input", "output gradient");
   Backend& backend = backendOf(impl, "activationBackward", {&x, &y, &dy});
   Tensor dx = Tensor::empty(backend, x.shape());
-  backend.unaryBackward(kind, x, y, dy, dx);
+  backend.activationBackward(kind, x, y, dy, dx);
   return dx;
 }
 
@@ -83,9 +83,9 @@ Tensor clampBackward(Implementation impl, const Tensor& x, double lo, double hi,
   return dx;
 }
 
-double sumSquares(Implementation impl, const std::vector<const Tensor*>& xs) {
+double sumOfSquares(Implementation impl, const std::vector<const Tensor*>& xs) {
   double total = 0;
-  for (const Tensor* x : xs) total += backendOf(impl, "sumSquares", {x}).sumSquares(*x);
+  for (const Tensor* x : xs) total += backendOf(impl, "sumOfSquares", {x}).sumOfSquares(*x);
   return total;
 }
 

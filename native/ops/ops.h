@@ -65,9 +65,9 @@ BatchNormGrads batchNormBackward(Implementation impl, const Tensor& x, const Ten
                                  const Tensor& invStd, bool training, const Tensor& dy);
 
 // ---- elementwise.cpp (same-shaped tensors of any rank)
-Tensor unary(Implementation impl, UnaryKind kind, const Tensor& x);
+Tensor activation(Implementation impl, ActivationKind kind, const Tensor& x);
 // y: the forward output (tanh and sigmoid derive their slope from it)
-Tensor unaryBackward(Implementation impl, UnaryKind kind, const Tensor& x, const Tensor& y, const Tensor& dy);
+Tensor activationBackward(Implementation impl, ActivationKind kind, const Tensor& x, const Tensor& y, const Tensor& dy);
 Tensor binary(Implementation impl, BinaryKind kind, const Tensor& a, const Tensor& b);
 Tensor scale(Implementation impl, const Tensor& x, double factor);
 Tensor sum(Implementation impl, const std::vector<const Tensor*>& xs);
@@ -75,7 +75,7 @@ Tensor sum(Implementation impl, const std::vector<const Tensor*>& xs);
 Tensor clamp(Implementation impl, const Tensor& x, double lo, double hi);
 Tensor clampBackward(Implementation impl, const Tensor& x, double lo, double hi, const Tensor& dy);
 // The sum of squares of every element of every tensor (all on one device), in double.
-double sumSquares(Implementation impl, const std::vector<const Tensor*>& xs);
+double sumOfSquares(Implementation impl, const std::vector<const Tensor*>& xs);
 
 // ---- softmax.cpp: over the channel axis of (N, C, ...)
 Tensor softmaxForward(Implementation impl, const Tensor& x);
@@ -91,5 +91,25 @@ Tensor narrow(Implementation impl, const Tensor& x, int axis, int64_t start, int
 // The gradient of narrow: dy (..., length, ...) placed at start in zeros of inputShape.
 Tensor narrowBackward(Implementation impl, const Tensor& dy, const Shape& inputShape, int axis, int64_t start);
 Tensor copyTo(const Tensor& x, Device device);
+
+// ---- loss.cpp
+// Losses take class probabilities p (N, C, ...) (a softmax output) and labels
+// (N, ...) holding class ids; mask (N, ...) zeros ignore voxels; class weights
+// w (C) default to 1. Over the used voxels i with label y_i:
+//   squaredError: sum_i w_{y_i} sum_c (p_ic - [c = y_i])^2 / sum_i w_{y_i}   (the PyraMiD-LSTM paper)
+//   crossEntropy: sum_i w_{y_i} (-log max(p_{i y_i}, 1e-7)) / sum_i w_{y_i}  (PyTorch's weighted mean)
+//   softDice:     1 - sum_c w_c (2 I_c + e) / (P_c + T_c + e) / sum_c w_c
+//   softIoU:      1 - sum_c w_c (I_c + e) / (P_c + T_c - I_c + e) / sum_c w_c
+// with I_c = sum_i p_ic [y_i = c], P_c = sum_i p_ic, T_c = sum_i [y_i = c], e = 1e-6.
+struct LossResult {
+  double loss;
+  Tensor grad;  // (N, C, ...) d loss / d probs
+};
+LossResult loss(Implementation impl, LossKind kind, const Tensor& probs, const Tensor& labels, const Tensor* mask,
+                const Tensor* classWeights);
+
+// ---- optimizer.cpp: updates param, state1 and state2 in place.
+void optimizerUpdate(Implementation impl, OptimizerKind kind, const OptimizerHyper& h, Tensor& param,
+                     const Tensor& grad, Tensor& state1, Tensor& state2);
 
 }  // namespace segvol::ops

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "checks.h"
+#include "compose.h"
 
 namespace segvol::ops {
 namespace {
@@ -40,14 +41,6 @@ Tensor reorder(Backend& be, const Tensor& src, const std::vector<int64_t>& order
     else be.copyAxisRange(src, order[j], dst, j, axis, 1);
   }
   return dst;
-}
-
-Tensor permuted(Backend& be, const Tensor& x, const std::vector<int>& perm) {
-  Shape out;
-  for (int a : perm) out.push_back(x.dim(a));
-  Tensor y = Tensor::empty(be, out);
-  be.permute(x, perm, y);
-  return y;
 }
 
 void checkMatrix(const Tensor& t, int64_t rows, int64_t cols, const std::string& op, const std::string& name,

@@ -17,28 +17,30 @@ void checkSize(const Tensor& t, const std::vector<int64_t>& size, const std::str
     if (s < 1) fail(ErrorCode::Argument, op + ": expected " + what + " entries >= 1, received " + std::to_string(s));
   }
 }
+
+// t (N, C, ...) resampled to `spatial` by the backend's forward or backward pass.
+using UpsamplePass = void (Backend::*)(UpsampleMode, bool, const Tensor&, Tensor&);
+Tensor resampled(Implementation impl, const Tensor& t, const std::vector<int64_t>& spatial, UpsampleMode mode,
+                 bool alignCorners, const char* op, const char* what, UpsamplePass pass) {
+  checkSize(t, spatial, op, what);
+  Backend& backend = backendOf(impl, op, {&t});
+  Shape shape = {t.dim(0), t.dim(1)};
+  shape.insert(shape.end(), spatial.begin(), spatial.end());
+  Tensor out = Tensor::empty(backend, shape);
+  (backend.*pass)(mode, alignCorners, t, out);
+  return out;
+}
 }  // namespace
 
 Tensor upsampleForward(Implementation impl, const Tensor& x, const std::vector<int64_t>& size, UpsampleMode mode,
                        bool alignCorners) {
-  checkSize(x, size, "upsample", "size");
-  Backend& backend = backendOf(impl, "upsample", {&x});
-  Shape out = {x.dim(0), x.dim(1)};
-  out.insert(out.end(), size.begin(), size.end());
-  Tensor y = Tensor::empty(backend, out);
-  backend.upsampleForward(mode, alignCorners, x, y);
-  return y;
+  return resampled(impl, x, size, mode, alignCorners, "upsample", "size", &Backend::upsampleForward);
 }
 
+// dy: the gradient of the upsampled output; dx: of the input, of spatial size inputSpatial.
 Tensor upsampleBackward(Implementation impl, const Tensor& dy, const std::vector<int64_t>& inputSpatial,
                         UpsampleMode mode, bool alignCorners) {
-  checkSize(dy, inputSpatial, "upsampleBackward", "inputSize");
-  Backend& backend = backendOf(impl, "upsampleBackward", {&dy});
-  Shape in = {dy.dim(0), dy.dim(1)};
-  in.insert(in.end(), inputSpatial.begin(), inputSpatial.end());
-  Tensor dx = Tensor::empty(backend, in);
-  backend.upsampleBackward(mode, alignCorners, dy, dx);
-  return dx;
+  return resampled(impl, dy, inputSpatial, mode, alignCorners, "upsampleBackward", "inputSize", &Backend::upsampleBackward);
 }
 
 }  // namespace segvol::ops

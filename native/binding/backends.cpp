@@ -1,0 +1,106 @@
+// Bindings of the backends' status and settings (lib/core/backends.ts), the
+// per-op profiler (lib/core/profile.ts) and the memory statistics.
+#include "../core/math_mode.h"
+#include "../core/profiler.h"
+#include "../cpu/cpu_backend.h"
+#include "convert.h"
+#include "modules.h"
+#include "tensor_handle.h"
+
+namespace segvol::binding {
+
+// () -> [{ name, available, reason, detail }]
+Napi::Value Backends(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    return Napi::Value(arrayOf(info.Env(), backendStatuses(), [](Napi::Object& o, const BackendStatus& s) {
+      o.Set("name", s.name);
+      o.Set("available", s.available);
+      o.Set("reason", s.reason);
+      o.Set("detail", s.detail);
+    }));
+  });
+}
+
+// () -> { hits, misses, entries } of the CPU backend's oneDNN primitive cache
+Napi::Value PrimitiveCacheStatsFn(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    PrimitiveCacheStats s = CpuBackend::primitiveCacheStats();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("hits", static_cast<double>(s.hits));
+    o.Set("misses", static_cast<double>(s.misses));
+    o.Set("entries", static_cast<double>(s.entries));
+    return Napi::Value(o);
+  });
+}
+
+// (device) -> undefined, once the device has finished every queued op
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    backendFor(deviceArg(info[0], "synchronize")).synchronize();
+    return info.Env().Undefined();
+  });
+}
+
+// (mode: 'fp32' | 'tf32') -> undefined
+Napi::Value SetConvMath(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const std::string mode = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    if (mode != "fp32" && mode != "tf32") {
+      fail(ErrorCode::Argument, "setConvMath: expected 'fp32' or 'tf32', received '" + mode + "'");
+    }
+    setConvMath(mode == "tf32" ? ConvMath::Tf32 : ConvMath::Fp32);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value GetConvMath(const Napi::CallbackInfo& info) {
+  return guard(info, [&] { return Napi::String::New(info.Env(), convMath() == ConvMath::Tf32 ? "tf32" : "fp32"); });
+}
+
+Napi::Value ProfileStart(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    profilingStart();
+    return info.Env().Undefined();
+  });
+}
+
+// -> [{ op, backend, shapes, count, totalMs, flops }]
+Napi::Value ProfileStop(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    return Napi::Value(arrayOf(info.Env(), profilingStop(), [](Napi::Object& o, const ProfileRecord& r) {
+      o.Set("op", r.op);
+      o.Set("backend", r.backend);
+      o.Set("shapes", r.shapes);
+      o.Set("count", static_cast<double>(r.count));
+      o.Set("totalMs", r.totalMs);
+      o.Set("flops", r.flops);
+    }));
+  });
+}
+
+// memoryStats() -> { cpu: { tensors, storages, bytes, peakBytes }, cuda: { ... } }
+Napi::Value MemoryStatsFn(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    Napi::Object out = Napi::Object::New(info.Env());
+    for (Device device : {Device::Cpu, Device::Cuda}) {
+      MemoryStats s = memoryStats(device);
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("tensors", static_cast<double>(TensorHandle::live(device)));
+      o.Set("storages", static_cast<double>(s.storages));
+      o.Set("bytes", static_cast<double>(s.bytes));
+      o.Set("peakBytes", static_cast<double>(s.peakBytes));
+      out.Set(deviceName(device), o);
+    }
+    return Napi::Value(out);
+  });
+}
+
+// resetPeakMemory(device): the peak restarts from the bytes live now
+Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    resetPeakMemory(deviceArg(info[0], "resetPeakMemory"));
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace segvol::binding
