@@ -9,6 +9,7 @@ import type { Tensor } from '../core/tensor';
 import { ops } from '../ops';
 import type { Layer, LayerBuilder } from './layer';
 import { ModelBase, type ModelInput, type ModelInputShape, type RunOptions } from './model';
+import { positiveIntegerField } from '../core/validate';
 
 export type JoinKind = 'sum' | 'mul' | 'concat';
 
@@ -42,8 +43,7 @@ export class Graph extends ModelBase {
     this.inputs = { ...options.inputs };
     const random = seededRandom(options.seed ?? 0);
     for (const [name, c] of Object.entries(options.inputs)) {
-      if (!Number.isInteger(c) || c < 1) throw new SegvolError('ERR_ARGUMENT', `graph: input '${name}' needs a positive channel count, received ${c}`);
-      this.channels.set(name, c);
+      this.channels.set(name, positiveIntegerField(c, `graph: input '${name}'`, 'its channel count'));
     }
     options.nodes.forEach((node, index) => {
       if (this.channels.has(node.name)) throw new SegvolError('ERR_ARGUMENT', `graph: the name '${node.name}' is used twice`);

@@ -6,6 +6,7 @@ import type { Tensor } from '../core/tensor';
 import type { ForwardMode, Layer, LayerBuilder } from './layer';
 import { ModelBase } from './model_base';
 import type { ModelInput } from './model_types';
+import { positiveIntegerField } from '../core/validate';
 
 export { ModelBase } from './model_base';
 export * from './model_types';
@@ -40,9 +41,7 @@ export abstract class Model extends ModelBase {
 
   protected constructor(options: ModelOptions) {
     super(options.seed ?? 0);
-    for (const [name, c] of Object.entries(options.inputs)) {
-      if (!Number.isInteger(c) || c < 1) throw new SegvolError('ERR_ARGUMENT', `model: input '${name}' needs a positive channel count, received ${c}`);
-    }
+    for (const [name, c] of Object.entries(options.inputs)) positiveIntegerField(c, `model: input '${name}'`, 'its channel count');
     this.inputs = { ...options.inputs };
     this.initRandom = seededRandom(options.seed ?? 0);
   }

@@ -1,11 +1,11 @@
 // A sequential model: layers in order, each feeding the next, parameters named
 // "layers.{i}.{name}" (PyTorch's nn.Sequential inside a module called "layers").
-import { SegvolError } from '../core/errors';
 import { seededRandom } from '../core/random';
 import type { Tensor } from '../core/tensor';
 import type { Layer, LayerBuilder } from './layer';
 import { estimateLayerListMemory, formatBytes } from './memory';
 import { ModelBase, type ModelInput, type ModelInputShape, type RunOptions } from './model';
+import { positiveIntegerField } from '../core/validate';
 
 export interface SequentialOptions {
   inChannels: number;
@@ -19,9 +19,7 @@ export class Sequential extends ModelBase {
 
   constructor(builders: readonly LayerBuilder[], options: SequentialOptions) {
     super(options.seed ?? 0);
-    if (!Number.isInteger(options.inChannels) || options.inChannels < 1) {
-      throw new SegvolError('ERR_ARGUMENT', `Sequential: expected inChannels as a positive integer, received ${options.inChannels}`);
-    }
+    positiveIntegerField(options.inChannels, 'Sequential', 'inChannels');
     this.inputs = { input: options.inChannels };
     const random = seededRandom(options.seed ?? 0);
     let channels = options.inChannels;

@@ -2,13 +2,14 @@
 // reference frame's objects, soft IoU with Hungarian matching, Adam at 1e-6, batch 1;
 // for the first epochs the previous frame's true masks are the extra input, then the
 // model's own (inferred) masks, so it learns to fix the errors it makes at inference.
-import { describe, SegvolError } from '../../core/errors';
+import { SegvolError } from '../../core/errors';
 import { Random } from '../../core/random';
 import { Tensor } from '../../core/tensor';
 import { checkConsistentMemory, masksOf, objectsOf, predictObjectMasks, previousFrameMasks, type ConsistentModel } from './inference';
 import { matchedSoftIoU } from './matching';
 import { Optimizer } from '../../training/optimizers';
 import { trainStep } from '../../training/step';
+import { positiveInteger } from '../../core/validate';
 
 export interface ConsistentTrainingOptions {
   /** The image (C, D, H, W) or (D, H, W) and its object ids (D, H, W), 0 = background or membrane. */
@@ -47,7 +48,7 @@ export async function trainConsistent(model: ConsistentModel, options: Consisten
   if (T < 2 || T > D || h > H || w > W || h % 32 !== 0 || w % 32 !== 0) {
     throw new SegvolError('ERR_SHAPE', `trainConsistent: the window (${options.window.join(', ')}) must fit the volume (${D}, ${H}, ${W}), hold 2 or more frames, and have sides that are multiples of 32`);
   }
-  if (!Number.isInteger(options.epochs) || options.epochs < 1) throw new SegvolError('ERR_ARGUMENT', `trainConsistent: expected epochs >= 1, received ${describe(options.epochs)}`);
+  positiveInteger(options.epochs, 'trainConsistent: epochs');
   const maxObjects = options.maxObjects ?? 8;
   checkConsistentMemory(model, [T, h, w], maxObjects, true, options.memoryBudget);
   const switchEpoch = options.switchEpoch ?? Math.floor(options.epochs / 4);

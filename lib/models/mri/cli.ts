@@ -14,6 +14,7 @@ import { runBratsDemo } from './demo';
 import { syntheticBrainMri } from './phantom';
 import { crossModalityPhases } from './regime';
 import { bratsMetrics, type BratsScores } from './scores';
+import { positiveInteger } from '../../core/validate';
 
 /** The BRATS table: Dice, PPV and sensitivity per region, then IU per label and the mean IU (beside a second column set when given). */
 export function printBratsScores(cli: CliContext, a: BratsScores, b?: BratsScores): void {
@@ -54,7 +55,7 @@ export const mriSynth: FamilySynth = {
   run(o, cli) {
     const [depth, height, width] = o.size;
     const cases = o.cases as number;
-    if (!Number.isInteger(cases) || cases < 1) throw new SegvolError('ERR_ARGUMENT', `--cases: expected a positive integer, received ${String(o.cases)}`);
+    positiveInteger(cases, '--cases');
     const write = (group: string, id: string, seed: number) => {
       const p = syntheticBrainMri({ depth, height, width, seed });
       const folder = path.join(o.out, group, id);
