@@ -35,6 +35,7 @@ export {
   type LossKind,
   type LossOptions,
   type LossNormalization,
+  type LossInput,
   type RnnCellKind,
   type RnnWeights,
   type RnnOptions,

@@ -71,7 +71,7 @@ const genericSchema: Readonly<Record<string, readonly string[]>> = {
   'data.flip': ['z', 'y', 'x'],
   'data.classAware': ['label', 'minVoxels', 'tries'],
   checkpoint: ['path', 'every'],
-  loss: ['kind', 'classWeights', 'weightsFrom', 'normalize'],
+  loss: ['kind', 'input', 'classWeights', 'weightsFrom', 'normalize'],
   'phases[]': ['name', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule', 'lr', 'filter'],
   'phases[].filter': ['containsClass', 'minVoxels', 'tries'],
   'stages[]': ['size', 'updates', 'epochs'],

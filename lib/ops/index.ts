@@ -25,7 +25,7 @@ export type { RnnCellKind, RnnWeights, RnnOptions, RnnResult, RnnGradients } fro
 export type { UpsampleModeName as UpsampleMode } from '../core/native';
 export type { UpdateRule, UpdateHyperparameters } from './optimizer';
 export { argmaxClasses } from './reduce';
-export { lossKinds, computeLoss, type LossKind, type LossOptions, type LossNormalization } from './loss';
+export { lossKinds, computeLoss, checkProbabilities, type LossKind, type LossInput, type LossOptions, type LossNormalization } from './loss';
 
 function families(impl: ImplementationName) {
   return [convolutionOps(impl), poolingOps(impl), normalizationOps(impl), elementwiseOps(impl), layoutOps(impl), clstmOps(impl), rnnOps(impl),

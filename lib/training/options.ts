@@ -4,7 +4,7 @@
 import type { Tensor } from '../core/tensor';
 import type { DataSource, Size3 } from '../data/samplers';
 import type { MemorySchedule } from '../nn/layer';
-import type { LossKind, LossNormalization } from '../ops';
+import type { LossInput, LossKind, LossNormalization } from '../ops';
 import type { Batch } from './batch';
 import type { ClassWeighting } from './losses';
 import type { OptimizerConfig } from './optimizers';
@@ -14,6 +14,8 @@ import type { ValidationMetric } from './validation';
 
 export interface LossConfig {
   kind: LossKind;
+  /** What the model outputs: class probabilities (default; checked) or raw scores, 'logits' (PyTorch's cross_entropy). */
+  input?: LossInput;
   classWeights?: ClassWeighting;
   /** Where computed class weights come from: each batch, or all the data once (default 'global'). */
   weightsFrom?: 'patch' | 'global';

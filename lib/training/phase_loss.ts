@@ -56,7 +56,7 @@ export class PhaseLoss {
       const classWeights = weights ? Tensor.fromArray(weights, [weights.length], { device: out.device }) : undefined;
       try {
         const term = ops.loss(out, labels, {
-          kind: config.kind, ...(mask ? { mask } : {}), ...(classWeights ? { classWeights } : {}),
+          kind: config.kind, ...(config.input ? { input: config.input } : {}), ...(mask ? { mask } : {}), ...(classWeights ? { classWeights } : {}),
           ...(config.normalize ? { normalize: config.normalize } : {}),
         });
         terms.push(config.weight === undefined || config.weight === 1 ? term : ops.scale(term, config.weight));

@@ -1,0 +1,63 @@
+// Nothing silently wrong (issue "Usability and reliability"): raw scores are refused as
+// probabilities and taken as PyTorch takes them with input 'logits'; and the refusals
+// that guard training, files and checkpoints.
+import test from 'ava';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { GradientTape, layers, ops, sequential, Tensor, Trainer, VolumeSampler } from '../lib';
+import { assertClose } from './helpers';
+
+interface LogitCase { shape: number[]; logits: number[]; labels: number[]; mask: number[] | null; weights: number[] | null; loss: number; grad: number[] }
+
+for (const name of ['ce_logits_plain', 'ce_logits_weighted_masked', 'ce_logits_large_scores']) {
+  test(`cross-entropy of logits equals PyTorch's F.cross_entropy, value and gradient: ${name}`, async (t) => {
+    const c = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'loss', `${name}.json`), 'utf8')) as LogitCase;
+    const x = Tensor.fromArray(c.logits, c.shape);
+    const spatial = [c.shape[0]!, ...c.shape.slice(2)];
+    const labels = Tensor.fromArray(c.labels, spatial);
+    const mask = c.mask ? Tensor.fromArray(c.mask, spatial) : undefined;
+    const classWeights = c.weights ? Tensor.fromArray(c.weights, [c.weights.length]) : undefined;
+    const tape = new GradientTape();
+    tape.watch(x);
+    const loss = await tape.record(() => ops.loss(x, labels, { kind: 'crossEntropy', input: 'logits', ...(mask ? { mask } : {}), ...(classWeights ? { classWeights } : {}) }));
+    t.true(Math.abs(loss.toArray()[0]! - c.loss) <= 1e-5 * Math.max(1, Math.abs(c.loss)), `loss ${loss.toArray()[0]} vs PyTorch ${c.loss}`);
+    const grad = (await tape.backward(loss)).get(x)!;
+    assertClose(t, grad.toArray(), Float32Array.from(c.grad), { abs: 1e-6, rel: 1e-4 }, 'gradient');
+    tape.dispose();
+  });
+}
+
+test('raw scores given as probabilities are refused, naming the fix; probabilities pass', (t) => {
+  const logits = Tensor.fromArray([2.1, -0.3, 0.4, 1.7, -1.2, 0.8], [1, 2, 1, 1, 3]);
+  const labels = Tensor.fromArray([0, 1, 1], [1, 1, 1, 3]);
+  for (const kind of ['crossEntropy', 'squaredError', 'softDice'] as const) {
+    const error = t.throws(() => ops.loss(logits, labels, { kind })) as Error & { code?: string };
+    t.is(error.code, 'ERR_ARGUMENT');
+    t.regex(error.message, /expected class probabilities .* received values in \[-1\.20, 2\.10\].*input: 'logits'/);
+  }
+  const probs = ops.softmax(logits);
+  t.true(ops.loss(probs, labels, { kind: 'crossEntropy' }).toArray()[0]! > 0);
+  // The same loss from the scores, as PyTorch computes it.
+  assertClose(t, ops.loss(logits, labels, { kind: 'crossEntropy', input: 'logits' }).toArray(), ops.loss(probs, labels, { kind: 'crossEntropy' }).toArray(),
+    { abs: 1e-6, rel: 1e-5 }, 'logits and their softmax give one loss');
+  assertClose(t, ops.loss(logits, labels, { kind: 'softDice', input: 'logits' }).toArray(), ops.loss(probs, labels, { kind: 'softDice' }).toArray(),
+    { abs: 1e-6, rel: 1e-5 }, 'other kinds take the softmax of logits');
+  t.throws(() => ops.loss(logits, labels, { kind: 'crossEntropy', input: 'scores' as never }), { message: /expected input 'probabilities' or 'logits'/ });
+});
+
+test('a model without a softmax head trains on cross-entropy of logits to a positive, falling loss', async (t) => {
+  const [d, h, w] = [2, 12, 12];
+  const volume = Float32Array.from({ length: d * h * w }, (_, i) => Math.sin(i * 0.31));
+  const labels = Float32Array.from(volume, (v) => (v > 0.2 ? 1 : 0));
+  const data = new VolumeSampler({ volume, shape: [1, d, h, w], labels, flip: {} });
+  const model = sequential([layers.conv({ out: 8, kernel: [1, 3, 3], padding: 'same' }), layers.relu(), layers.conv({ out: 2, kernel: [1, 1, 1] })],
+    { inChannels: 1, seed: 2 });
+  const losses: number[] = [];
+  const trainer = new Trainer(model, { seed: 1, optimizer: { kind: 'adam', lr: 0.01 }, loss: { kind: 'crossEntropy', input: 'logits' } });
+  await trainer.fit({ data, size: [2, 8, 8], steps: 40, onProgress: (p) => losses.push(p.loss) });
+  t.true(losses.every((l) => l > 0), 'cross-entropy is never negative');
+  const first = losses.slice(0, 5).reduce((a, b) => a + b) / 5, last = losses.slice(-5).reduce((a, b) => a + b) / 5;
+  t.true(last < 0.7 * first, `loss ${first.toFixed(3)} -> ${last.toFixed(3)}`);
+  // The same model on the default input is refused before any update.
+  await t.throwsAsync(new Trainer(model, { loss: 'crossEntropy' }).fit({ data, size: [2, 8, 8], steps: 1 }), { message: /expected class probabilities/ });
+});
