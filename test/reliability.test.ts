@@ -61,3 +61,34 @@ test('a model without a softmax head trains on cross-entropy of logits to a posi
   // The same model on the default input is refused before any update.
   await t.throwsAsync(new Trainer(model, { loss: 'crossEntropy' }).fit({ data, size: [2, 8, 8], steps: 1 }), { message: /expected class probabilities/ });
 });
+
+test('schedules say which fields they need and take the optimizer\'s lr as their base; memoryPlan checks options as fit does', async (t) => {
+  const [d, h, w] = [2, 8, 8];
+  const volume = Float32Array.from({ length: d * h * w }, (_, i) => Math.cos(i));
+  const data = new VolumeSampler({ volume, shape: [1, d, h, w], labels: Float32Array.from(volume, (v) => (v > 0 ? 1 : 0)), flip: {} });
+  const model = sequential([layers.conv({ out: 2, kernel: [1, 3, 3], padding: 'same' }), layers.softmax()], { inChannels: 1, seed: 1 });
+  const lrs: number[] = [];
+  await new Trainer(model, { optimizer: { kind: 'sgd', lr: 0.2 }, schedule: { kind: 'step', every: 1, factor: 0.5 }, loss: 'crossEntropy' })
+    .fit({ data, size: [2, 8, 8], steps: 3, stepsPerEpoch: 1, onProgress: (p) => lrs.push(p.lr) });
+  t.deepEqual(lrs, [0.2, 0.1, 0.05], 'the step schedule decays the optimizer\'s rate');
+  t.throws(() => new Trainer(model, { optimizer: { kind: 'sgd', lr: 0.2 }, schedule: { kind: 'exponential', gama: 0.9 } as never }),
+    { message: /schedule \(exponential\): unknown option 'gama'; known: kind, gamma, lr/ });
+  t.throws(() => new Trainer(model, { optimizer: { kind: 'sgd' }, schedule: { kind: 'step', every: 2, factor: 0.5 } }),
+    { message: /schedule \(step\): needs a base rate: give lr here or on the optimizer/ });
+  t.throws(() => new Trainer(model, { optimizer: { kind: 'sgd', lr: 1 }, schedule: { kind: 'step', every: 2 } as never }),
+    { message: /schedule \(step\): needs every and factor; factor is missing/ });
+  const trainer = new Trainer(model);
+  t.throws(() => trainer.memoryPlan({ data, size: [2, 8, 8], steps: 1, batch: 2 } as never), { message: /memoryPlan: unknown option 'batch'/ });
+});
+
+test('preset options are checked at run time; pyramidNet\'s fc follows hidden when only hidden is given', async (t) => {
+  const { presets } = await import('../lib');
+  t.throws(() => presets.n4({ clases: 3 } as never), { code: 'ERR_ARGUMENT', message: /n4: unknown option 'clases'; known: classes, seed, init/ } as never);
+  t.throws(() => presets.vd2d3d({ recursiv: true } as never), { message: /vd2d3d: unknown option 'recursiv'/ });
+  t.throws(() => presets.pyramidNet({ inChannels: 1, classes: 2, hiden: [3] } as never), { message: /pyramidNet: unknown option 'hiden'/ });
+  const one = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [3] });
+  t.deepEqual(one.layers.map((l) => l.type), ['pyramidLstm', 'pixelwise', 'softmax']);
+  const two = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [3, 5] });
+  t.deepEqual(two.layers.map((l) => l.outChannels), [3, 3, 3, 5, 2, 2], 'the FC between keeps the first layer\'s width');
+  t.is(presets.pyramidNet({ inChannels: 1, classes: 2 }).layers[1]!.outChannels, 25, 'the paper\'s fc with the paper\'s hidden');
+});

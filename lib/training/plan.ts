@@ -10,7 +10,7 @@ import { estimateStepMemory, planMemory, type StepMemory } from './memory';
 import { checkOptimizerConfig, type OptimizerConfig } from './optimizers';
 import { phaseKeys, type FitOptions, type LossSpec, type Phase, type TrainerOptions, type WindowFilter } from './options';
 import { PhaseLoss } from './phase_loss';
-import { learningRate, type Schedule } from './schedules';
+import { checkSchedule, type Schedule } from './schedules';
 
 /** A phase with every field resolved. */
 export interface Plan {
@@ -115,7 +115,7 @@ export function resolvePlans(model: ModelBase, options: FitOptions, defaults: Pl
     checkOptimizerConfig(optimizer);
     let schedule = phase.schedule ?? (phase.lr !== undefined ? { kind: 'constant', lr: phase.lr } as const : undefined);
     schedule ??= phase.optimizer?.lr !== undefined ? { kind: 'constant', lr: phase.optimizer.lr } : scheduleFor(defaults, optimizer);
-    learningRate(schedule, 0);
+    schedule = checkSchedule(schedule, optimizer.lr, `${where}: schedule`);
     if (phase.filter !== undefined && typeof phase.filter !== 'function') {
       throw new SegvolError('ERR_ARGUMENT', `${where}: expected filter as a function of the window's labels (see containsClass)`);
     }

@@ -19,7 +19,7 @@ import { fitKeys, trainerKeys, type FitOptions, type FitResult, type LossSpec, t
 import { lossConfigs, needsAllOutputs } from './phase_loss';
 import { resolvePlans, type Plan } from './plan';
 import { ProgressMeter } from './progress';
-import { learningRate } from './schedules';
+import { checkSchedule, learningRate } from './schedules';
 import { checkClipping, trainStep, type StepResult } from './step';
 import { Validator, type ValidationState } from './validation';
 import { WindowDrawer } from './windows';
@@ -60,7 +60,7 @@ export class Trainer extends EventEmitter {
     this.defaultLoss = options.loss ?? 'squaredError';
     this.defaultOptimizer = options.optimizer ?? { kind: 'rmspropMomentum' };
     this.optimizer = new Optimizer(this.defaultOptimizer);
-    if (options.schedule) learningRate(options.schedule, 0);
+    if (options.schedule) checkSchedule(options.schedule, this.defaultOptimizer.lr, 'Trainer: schedule');
     checkClipping(options.clipGradients, 'Trainer');
     const budget = options.memoryBudget ?? process.env.SEGVOL_MEMORY_BUDGET;
     this.budget = budget === undefined || budget === '' ? undefined : parseBudget(budget, options.memoryBudget !== undefined ? 'Trainer: memoryBudget' : 'SEGVOL_MEMORY_BUDGET');
@@ -71,6 +71,8 @@ export class Trainer extends EventEmitter {
 
   /** Each phase's predicted peak memory per step and the schedule it will run with (undefined where it cannot be predicted). */
   memoryPlan(options: FitOptions): Array<{ phase: string; estimate: StepMemory | undefined }> {
+    if (options === null || typeof options !== 'object') throw new SegvolError('ERR_ARGUMENT', `memoryPlan: expected fit options, received ${describe(options)}`);
+    rejectUnknown(options, fitKeys, 'memoryPlan');
     return this.plans(options).map((p) => ({ phase: p.name, estimate: p.memoryEstimate }));
   }
 

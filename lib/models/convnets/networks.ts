@@ -5,6 +5,7 @@
 // dense output: at every voxel, what the max-pooling net gives on that voxel's
 // window (its field of view).
 import { describe, SegvolError } from '../../core/errors';
+import { checkObject, rejectUnknown } from '../../core/validate';
 import { graph, type Graph, type GraphNode } from '../../nn/graph';
 import type { Initializer } from '../../nn/init';
 import { layers } from '../../nn/layers';
@@ -91,7 +92,16 @@ function graphOf(stages: Stage[], options: ZnnOptions, extra: { recursive?: bool
   return { inputs, nodes, output: last };
 }
 
-function classesOf(options: ZnnOptions, preset: string): number {
+const optionKeys: Record<ZnnPreset, readonly string[]> = {
+  n4: ['classes', 'seed', 'init'],
+  vd2d: ['classes', 'seed', 'init', 'activation'],
+  vd2d3d: ['classes', 'seed', 'init', 'activation', 'recursive'],
+};
+
+/** The preset's classes, after refusing options it does not take (a misspelled key would pass silently in JavaScript). */
+function classesOf(options: ZnnOptions, preset: ZnnPreset): number {
+  checkObject(options, preset);
+  rejectUnknown(options, optionKeys[preset], preset);
   const classes = options.classes ?? 2;
   if (!Number.isInteger(classes) || classes < 2) {
     throw new SegvolError('ERR_ARGUMENT', `${preset}: expected classes as an integer >= 2, received ${describe(options.classes)}`);

@@ -1,6 +1,7 @@
 // The PyraMiD-LSTM paper's network (Stollenga et al. 2015): PyraMiD-LSTM layers with
 // pixel-wise fully connected layers between them, a softmax at the end.
 import { describe, SegvolError } from '../../core/errors';
+import { checkObject, rejectUnknown } from '../../core/validate';
 import { layers } from '../../nn/layers';
 import type { LayerBuilder } from '../../nn/layer';
 import { sequential, type Sequential } from '../../nn/sequential';
@@ -11,7 +12,10 @@ export interface PyramidNetOptions {
   classes: number;
   /** Hidden units of the PyraMiD-LSTM layers (the paper: 16, 32, 64). */
   hidden?: readonly number[];
-  /** Units of the pixel-wise FC + tanh after each but the last PyraMiD-LSTM layer (the paper: 25, 45). */
+  /**
+   * Units of the pixel-wise FC + tanh after each but the last PyraMiD-LSTM layer (the paper: 25, 45,
+   * the default with the default hidden; with other hidden sizes each FC keeps its layer's width).
+   */
   fc?: readonly number[];
   /** Filter size (the paper: 7). */
   kernel?: number;
@@ -25,8 +29,11 @@ export const pyramidPresets = {
    * follows. Weights start as U(-0.1, 0.1).
    */
   pyramidNet(options: PyramidNetOptions): Sequential {
+    checkObject(options, 'pyramidNet', 'options { inChannels, classes, ... }');
+    rejectUnknown(options, ['inChannels', 'classes', 'hidden', 'fc', 'kernel', 'seed'], 'pyramidNet');
     const hidden = options.hidden ?? [16, 32, 64];
-    const fc = options.fc ?? [25, 45];
+    // The paper's FC widths go with its hidden sizes; other hidden sizes keep each layer's width (fc[i] = hidden[i]).
+    const fc = options.fc ?? (options.hidden ? [] : [25, 45]);
     if (!Array.isArray(hidden) || hidden.length === 0) {
       throw new SegvolError('ERR_ARGUMENT', `pyramidNet: expected hidden as a non-empty list of units per PyraMiD-LSTM layer, received ${describe(hidden)}`);
     }
