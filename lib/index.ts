@@ -2,7 +2,7 @@
 import { metrics as genericMetrics } from './evaluation/metrics';
 import { bratsMetrics } from './models/mri';
 
-export { backends, convMath, memoryStats, resetPeakMemory, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
+export { availableMemory, backends, convMath, memoryStats, resetPeakMemory, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
 export { SegvolError, type ErrorCode } from './core/errors';
 export { Tensor, type Device, type TensorOptions } from './core/tensor';
 export { Random } from './core/random';

@@ -92,3 +92,34 @@ test('preset options are checked at run time; pyramidNet\'s fc follows hidden wh
   t.deepEqual(two.layers.map((l) => l.outChannels), [3, 3, 3, 5, 2, 2], 'the FC between keeps the first layer\'s width');
   t.is(presets.pyramidNet({ inChannels: 1, classes: 2 }).layers[1]!.outChannels, 25, 'the paper\'s fc with the paper\'s hidden');
 });
+
+test('with no budget, a step is planned against the memory available now, and a window that cannot fit is refused before any work', async (t) => {
+  const { availableMemory, estimateStepMemory, presets } = await import('../lib');
+  const cpu = availableMemory('cpu');
+  t.true(cpu.total > 0 && cpu.free > 0 && cpu.free <= cpu.total, `available ${cpu.free} of ${cpu.total}`);
+  const model = presets.pyramidNet({ inChannels: 1, classes: 2, seed: 1 });
+  const size: [number, number, number] = [20, 256, 256];
+  const volume = new Float32Array(20 * 256 * 256);
+  const data = new VolumeSampler({ volume, shape: [1, 20, 256, 256], labels: new Float32Array(volume.length), flip: {} });
+  const saved = process.env.SEGVOL_MEMORY_BUDGET;
+  delete process.env.SEGVOL_MEMORY_BUDGET;
+  try {
+    const [plan] = new Trainer(model).memoryPlan({ data, size, steps: 1 });
+    const estimate = plan!.estimate!;
+    t.is(estimate.budget.source, 'available');
+    t.true(estimate.budget.bytes < cpu.total, 'a margin is kept');
+    t.true(estimate.peakBytes <= estimate.budget.bytes, 'the chosen schedule fits');
+    const fastest = estimateStepMemory(model, [1, 1, ...size])!;
+    if (fastest.peakBytes > estimate.budget.bytes) t.true(Boolean(estimate.schedule.recompute || estimate.schedule.scanGroups), 'a leaner schedule than gates kept');
+    // A window no schedule fits in what is available: refused before any step, naming the available memory.
+    const huge: [number, number, number] = [64, 4096, 4096];
+    const error = t.throws(() => new Trainer(model).memoryPlan({ data, size: huge, steps: 1 })) as Error & { code?: string };
+    t.is(error.code, 'ERR_MEMORY');
+    t.regex(error.message, /over the memory available now .*set memoryBudget/);
+    // A fixed schedule that cannot fit is refused too.
+    t.throws(() => new Trainer(model, { memorySchedule: { recompute: true } }).memoryPlan({ data, size: huge, steps: 1 }), { code: 'ERR_MEMORY', message: /with the given memorySchedule/ } as never);
+  } finally {
+    if (saved !== undefined) process.env.SEGVOL_MEMORY_BUDGET = saved;
+    model.dispose();
+  }
+});

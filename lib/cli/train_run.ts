@@ -69,7 +69,8 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
     const s = estimate.schedule;
     const how = [s.recompute ? 'gates recomputed in backward' : 'gates kept', s.scanGroups ? `at most ${s.scanGroups} direction${s.scanGroups > 1 ? 's' : ''} at a time` : '']
       .filter(Boolean).join(', ');
-    cli.print(`memory per step${phases && phases.length > 1 ? ` (${phase})` : ''}: about ${formatBytes(estimate.peakBytes)} (${how})`);
+    const budget = estimate.budget.source === 'available' ? `${formatBytes(estimate.budget.bytes)} available` : `budget ${formatBytes(estimate.budget.bytes)}`;
+    cli.print(`memory per step${phases && phases.length > 1 ? ` (${phase})` : ''}: about ${formatBytes(estimate.peakBytes)} of ${budget} (${how})`);
   }
   const result = await trainer.fit(fitOptions);
   bar.done();

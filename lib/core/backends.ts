@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { native, type DeviceName } from './native';
 
 export interface BackendInfo {
@@ -37,6 +39,52 @@ export interface DeviceMemory {
  */
 export function memoryStats(): Record<'cpu' | 'cuda', DeviceMemory> {
   return native.memoryStats();
+}
+
+/**
+ * The memory a device still has for segvol, in bytes, and its total: on cuda the driver's free
+ * memory plus the blocks segvol caches for reuse; on the cpu the smaller of the cgroup limit
+ * (containers, Slurm) and physical memory, less what this process and the rest of the system
+ * use now (the kernel's MemAvailable, which counts reclaimable page cache as free).
+ */
+export function availableMemory(device: DeviceName): { free: number; total: number } {
+  if (device === 'cuda') return native.deviceMemory('cuda');
+  const total = Math.min(os.totalmem(), cgroupLimit() ?? Infinity);
+  const used = cgroupUsage();
+  const systemFree = meminfoAvailable() ?? os.freemem();
+  // Inside a cgroup the limit binds first; outside it, what the kernel has left.
+  const free = used !== undefined && Number.isFinite(cgroupLimit() ?? Infinity) ? Math.min(total - used, systemFree) : systemFree;
+  return { free: Math.max(0, free), total };
+}
+
+function readNumber(file: string): number | undefined {
+  try {
+    const text = fs.readFileSync(file, 'utf8').trim();
+    const value = Number(text);
+    return text === 'max' || !Number.isFinite(value) ? undefined : value;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The memory limit of this process's cgroup (v2 memory.max, or v1 limit_in_bytes), if any. */
+function cgroupLimit(): number | undefined {
+  const limit = readNumber('/sys/fs/cgroup/memory.max') ?? readNumber('/sys/fs/cgroup/memory/memory.limit_in_bytes');
+  return limit !== undefined && limit < 2 ** 60 ? limit : undefined;
+}
+
+function cgroupUsage(): number | undefined {
+  return readNumber('/sys/fs/cgroup/memory.current') ?? readNumber('/sys/fs/cgroup/memory/memory.usage_in_bytes');
+}
+
+/** /proc/meminfo's MemAvailable in bytes (Linux), or undefined. */
+function meminfoAvailable(): number | undefined {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Restarts memoryStats()'s peakBytes for a device from what is live now (to measure one step's peak). */

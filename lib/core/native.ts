@@ -140,6 +140,7 @@ export interface NativeBinding {
   tensorFull(shape: number[], value: number, device: DeviceName): H;
   memoryStats(): Record<DeviceName, { tensors: number; storages: number; bytes: number; peakBytes: number }>;
   resetPeakMemory(device: DeviceName): void;
+  deviceMemory(device: DeviceName): { free: number; total: number };
   tensorShape(t: H): number[];
   tensorDevice(t: H): DeviceName;
   tensorToArray(t: H): Float32Array;

@@ -1,5 +1,6 @@
 // The cheapest memory schedule of a training step that fits a budget, from the
 // prediction of lib/nn/memory.ts.
+import { availableMemory, memoryStats } from '../core/backends';
 import { describe, SegvolError } from '../core/errors';
 import type { Device } from '../core/tensor';
 import type { MemorySchedule } from '../nn/layer';
@@ -8,6 +9,26 @@ import type { ModelBase } from '../nn/model';
 import { Sequential } from '../nn/sequential';
 
 export { formatBytes, type StepMemory };
+
+/** Where a step's memory budget came from. */
+export type BudgetSource = 'option' | 'environment' | 'available';
+
+export interface MemoryBudget {
+  bytes: number;
+  source: BudgetSource;
+}
+
+/**
+ * The budget when none is given: what a step may take of the memory the device has now,
+ * the tensors segvol already holds included (the plan counts them), less a margin for the
+ * runtime and the allocators' caches (10%, and 512 MiB on the cpu).
+ */
+export function availableBudget(device: Device): MemoryBudget {
+  const { free } = availableMemory(device);
+  const held = memoryStats()[device].bytes;
+  const bytes = device === 'cuda' ? 0.95 * (free + held) : 0.9 * (free + held) - 512 * 2 ** 20;
+  return { bytes: Math.max(bytes, 0), source: 'available' };
+}
 
 /** A budget given as bytes or as text: "12G", "12 GiB", "800M", "512MiB". */
 export function parseBudget(value: number | string, where: string): number {
@@ -42,7 +63,8 @@ function candidateSchedules(device: Device): MemorySchedule[] {
  * The fastest schedule whose predicted peak fits the budget; ERR_MEMORY naming the
  * window that would fit when none does. Undefined for models the estimate cannot follow.
  */
-export function planMemory(model: ModelBase, inputShape: readonly number[], budgetBytes: number, device: Device = model.device): StepMemory | undefined {
+export function planMemory(model: ModelBase, inputShape: readonly number[], budgetBytes: number, device: Device = model.device,
+  budgetName = `the memory budget of ${formatBytes(budgetBytes)}`): StepMemory | undefined {
   let leanest: StepMemory | undefined;
   for (const schedule of candidateSchedules(device)) {
     const m = estimateStepMemory(model, inputShape, { schedule, device });
@@ -65,7 +87,7 @@ export function planMemory(model: ModelBase, inputShape: readonly number[], budg
   }
   const window = `${d}x${h}x${w}${nb > 1 ? ` (batch ${nb})` : ''}`;
   throw new SegvolError('ERR_MEMORY', `a training step on ${window} needs about ${formatBytes(leanest!.peakBytes)} even with ` +
-    `recomputed gates and one direction at a time, over the memory budget of ${formatBytes(budgetBytes)}; ` +
+    `recomputed gates and one direction at a time, over ${budgetName}; ` +
     (fit ? `a ${fit.shape.slice(2).join('x')} window fits (about ${formatBytes(fit.peak)}): use it, or raise the budget`
       : 'no smaller window of that depth fits either: raise the budget'));
 }

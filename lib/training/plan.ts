@@ -6,7 +6,7 @@ import { positiveInteger, rejectUnknown, size3 } from '../core/validate';
 import type { DataSource, Size3 } from '../data/samplers';
 import type { MemorySchedule } from '../nn/layer';
 import type { ModelBase } from '../nn/model';
-import { estimateStepMemory, planMemory, type StepMemory } from './memory';
+import { availableBudget, estimateStepMemory, formatBytes, planMemory, type MemoryBudget, type StepMemory } from './memory';
 import { checkOptimizerConfig, type OptimizerConfig } from './optimizers';
 import { phaseKeys, type FitOptions, type LossSpec, type Phase, type TrainerOptions, type WindowFilter } from './options';
 import { PhaseLoss } from './phase_loss';
@@ -30,7 +30,7 @@ export interface Plan {
   outputSize: number[];
   /** How the forward pass trades memory for time, and the predicted peak (when the model's memory can be predicted). */
   memory: MemorySchedule;
-  memoryEstimate: StepMemory | undefined;
+  memoryEstimate: (StepMemory & { budget: MemoryBudget }) | undefined;
 }
 
 /** The trainer's resolved defaults a plan falls back to. */
@@ -38,7 +38,8 @@ export interface PlanDefaults {
   loss: LossSpec;
   optimizer: OptimizerConfig;
   options: TrainerOptions;
-  budget: number | undefined;
+  /** The memory a step may take: given (option, environment), or undefined for what is available then. */
+  budget: MemoryBudget | undefined;
 }
 
 /** The trainer's default schedule: the options', else the optimizer's constant lr, else the paper's. */
@@ -86,6 +87,28 @@ function windowOf(model: ModelBase, phase: Phase, options: FitOptions, where: st
   return [out[0] + fov[0]! - 1, out[1] + fov[1]! - 1, out[2] + fov[2]! - 1];
 }
 
+/**
+ * A step's predicted memory and the schedule it runs with: the fastest that fits the budget
+ * (given, or the memory available now), or the fixed schedule given instead, refused with
+ * ERR_MEMORY when it cannot fit what is available. Undefined for models the estimate cannot follow.
+ */
+function planStep(model: ModelBase, inputShape: number[], defaults: PlanDefaults): (StepMemory & { budget: MemoryBudget }) | undefined {
+  const fixed = defaults.options.memorySchedule;
+  const budget = defaults.budget ?? availableBudget(model.device);
+  const name = budget.source === 'available' ? `the memory available now (${formatBytes(budget.bytes)}; set memoryBudget to plan for another amount)`
+    : budget.source === 'environment' ? `the memory budget of ${formatBytes(budget.bytes)} (SEGVOL_MEMORY_BUDGET)` : `the memory budget of ${formatBytes(budget.bytes)}`;
+  if (fixed && budget.source === 'available') {
+    const estimate = estimateStepMemory(model, inputShape, { schedule: fixed });
+    if (estimate && estimate.peakBytes > budget.bytes) {
+      throw new SegvolError('ERR_MEMORY', `a training step on ${inputShape.slice(2).join('x')} with the given memorySchedule needs about ` +
+        `${formatBytes(estimate.peakBytes)}, over ${name}; use a smaller window, or leave memorySchedule out to have the leanest schedule chosen`);
+    }
+    return estimate && { ...estimate, budget };
+  }
+  const planned = planMemory(model, inputShape, budget.bytes, model.device, name);
+  return planned && { ...planned, budget };
+}
+
 /** Resolves each phase of a fit, checking everything before any step. */
 export function resolvePlans(model: ModelBase, options: FitOptions, defaults: PlanDefaults): Plan[] {
   const phases: readonly Phase[] = options.phases ?? [{}];
@@ -120,8 +143,7 @@ export function resolvePlans(model: ModelBase, options: FitOptions, defaults: Pl
       throw new SegvolError('ERR_ARGUMENT', `${where}: expected filter as a function of the window's labels (see containsClass)`);
     }
     const inputShape = [batchSize, model.inChannels, ...size];
-    const memoryEstimate = defaults.budget !== undefined ? planMemory(model, inputShape, defaults.budget)
-      : estimateStepMemory(model, inputShape, { schedule: defaults.options.memorySchedule ?? {} });
+    const memoryEstimate = planStep(model, inputShape, defaults);
     return {
       index, name: phase.name ?? `phase ${index + 1}`, size, steps, stepsPerEpoch, batchSize,
       memory: memoryEstimate?.schedule ?? defaults.options.memorySchedule ?? {}, memoryEstimate,

@@ -13,7 +13,7 @@ import type { ModelBase } from '../nn/model';
 import { Batch } from './batch';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { TrainingLog, withoutExtension } from './log';
-import { parseBudget, type StepMemory } from './memory';
+import { parseBudget, type MemoryBudget, type StepMemory } from './memory';
 import { Optimizer, sameUpdateRule, type OptimizerConfig } from './optimizers';
 import { fitKeys, trainerKeys, type FitOptions, type FitResult, type LossSpec, type Progress, type TrainerOptions } from './options';
 import { lossConfigs, needsAllOutputs } from './phase_loss';
@@ -52,7 +52,7 @@ export class Trainer extends EventEmitter {
   /** A checkpoint of format 1 counted epochs of its fit's stepsPerEpoch; converted when the fit is known. */
   private legacyEpoch: { epoch: number; stepInEpoch: number } | undefined;
   private validationState: ValidationState | undefined;
-  private readonly budget: number | undefined;
+  private readonly budget: MemoryBudget | undefined;
 
   constructor(readonly model: ModelBase, private readonly options: TrainerOptions = {}) {
     super();
@@ -63,14 +63,16 @@ export class Trainer extends EventEmitter {
     if (options.schedule) checkSchedule(options.schedule, this.defaultOptimizer.lr, 'Trainer: schedule');
     checkClipping(options.clipGradients, 'Trainer');
     const budget = options.memoryBudget ?? process.env.SEGVOL_MEMORY_BUDGET;
-    this.budget = budget === undefined || budget === '' ? undefined : parseBudget(budget, options.memoryBudget !== undefined ? 'Trainer: memoryBudget' : 'SEGVOL_MEMORY_BUDGET');
+    const source = options.memoryBudget !== undefined ? 'option' : 'environment';
+    this.budget = budget === undefined || budget === '' ? undefined
+      : { bytes: parseBudget(budget, source === 'option' ? 'Trainer: memoryBudget' : 'SEGVOL_MEMORY_BUDGET'), source };
     this.random = new Random(options.seed ?? 0);
     this.windows = new WindowDrawer(this.random);
     lossConfigs(this.defaultLoss);
   }
 
   /** Each phase's predicted peak memory per step and the schedule it will run with (undefined where it cannot be predicted). */
-  memoryPlan(options: FitOptions): Array<{ phase: string; estimate: StepMemory | undefined }> {
+  memoryPlan(options: FitOptions): Array<{ phase: string; estimate: (StepMemory & { budget: MemoryBudget }) | undefined }> {
     if (options === null || typeof options !== 'object') throw new SegvolError('ERR_ARGUMENT', `memoryPlan: expected fit options, received ${describe(options)}`);
     rejectUnknown(options, fitKeys, 'memoryPlan');
     return this.plans(options).map((p) => ({ phase: p.name, estimate: p.memoryEstimate }));

@@ -25,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"synchronize", Synchronize},
       {"memoryStats", MemoryStatsFn},
       {"resetPeakMemory", ResetPeakMemory},
+      {"deviceMemory", DeviceMemoryFn},
       // tensor.cpp
       {"tensorFromArray", TensorFromArray},
       {"tensorFull", TensorFull},

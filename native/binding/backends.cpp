@@ -95,6 +95,18 @@ Napi::Value MemoryStatsFn(const Napi::CallbackInfo& info) {
   });
 }
 
+// deviceMemory(device) -> { free, total } in bytes (0 and 0 for the cpu: the OS knows)
+Napi::Value DeviceMemoryFn(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    size_t free = 0, total = 0;
+    backendFor(deviceArg(info[0], "deviceMemory")).deviceMemory(free, total);
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("free", static_cast<double>(free));
+    o.Set("total", static_cast<double>(total));
+    return Napi::Value(o);
+  });
+}
+
 // resetPeakMemory(device): the peak restarts from the bytes live now
 Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
   return guard(info, [&] {

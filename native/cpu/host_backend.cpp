@@ -142,6 +142,12 @@ void HostBackend::fill(Tensor& t, float value) {
   for (int64_t i = 0; i < n; ++i) p[i] = value;
 }
 
+void HostBackend::deviceMemory(size_t& free, size_t& total) {
+  // Host memory limits live in the OS and its cgroups, which the JavaScript side reads.
+  free = 0;
+  total = 0;
+}
+
 bool HostBackend::allFinite(const Tensor& t) {
   // NaN and Inf are the floats whose exponent bits are all set. An OR over that
   // test vectorises and threads (an early-exit isfinite loop does neither): the

@@ -43,6 +43,7 @@ class CachingPool {
       if (it != free_.end() && !it->second.empty()) {
         void* ptr = it->second.back();
         it->second.pop_back();
+        cached_ -= size;
         return ptr;
       }
     }
@@ -59,6 +60,7 @@ class CachingPool {
   void give(void* ptr, size_t bytes) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     free_[bucket(bytes)].push_back(ptr);
+    cached_ += bucket(bytes);
   }
   void release() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -66,11 +68,18 @@ class CachingPool {
       for (void* ptr : blocks) cudaFree(ptr);
       blocks.clear();
     }
+    cached_ = 0;
+  }
+  // Bytes held in the cache for reuse: free for the next allocations, though the driver counts them used.
+  size_t cached() noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return cached_;
   }
 
  private:
   std::mutex mutex_;
   std::map<size_t, std::vector<void*>> free_;
+  size_t cached_ = 0;
 };
 
 CachingPool& pool() {
@@ -123,6 +132,12 @@ int CudaBackend::firstNonFinite(const std::vector<const Tensor*>& ts) {
 }
 
 bool CudaBackend::allFinite(const Tensor& t) { return firstNonFinite({&t}) < 0; }
+
+void CudaBackend::deviceMemory(size_t& free, size_t& total) {
+  size_t driverFree = 0;
+  cuda::check(cudaMemGetInfo(&driverFree, &total), "cudaMemGetInfo");
+  free = driverFree + pool().cached();
+}
 
 Backend* cudaBackendOrNull(std::string* reason) {
   static std::once_flag once;
