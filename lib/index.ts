@@ -4,7 +4,7 @@ import { bratsMetrics } from './models/mri';
 
 export { availableMemory, backends, convMath, memoryStats, resetPeakMemory, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
 export { SegvolError, type ErrorCode } from './core/errors';
-export { Tensor, type Device, type TensorOptions } from './core/tensor';
+export { Tensor, tidy, keep, type Device, type TensorOptions } from './core/tensor';
 export { Random } from './core/random';
 export { profile, formatProfile, type ProfileRecord } from './core/profile';
 

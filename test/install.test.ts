@@ -31,3 +31,19 @@ test('DNNL_ROOT pointing where no oneDNN is fails, naming it, instead of silentl
   t.regex(r.stderr, /or unset DNNL_ROOT to use the system's oneDNN/);
   t.false(/-- Configuring|Building/.test(r.stdout), 'stopped before running the build');
 });
+
+test('the first require without a built addon says how to build it, with a command that does', (t) => {
+  const root = path.join(__dirname, '..');
+  const entry = fs.existsSync(path.join(root, 'dist', 'lib', 'index.js')) ? './dist/lib/index.js' : './lib/index.ts';
+  const r = spawnSync(process.execPath, [...(entry.endsWith('.ts') ? ['--require=ts-node/register'] : []), '-e', `
+    try { require(${JSON.stringify(entry)}); } catch (e) { console.error(e.code + ' ' + e.message); process.exit(3); }`], {
+    cwd: root, env: { ...process.env, SEGVOL_ADDON: '/nonexistent/segvol.node' }, encoding: 'utf8',
+  });
+  t.is(r.status, 3, r.stderr);
+  t.regex(r.stderr, /^ERR_NOT_BUILT segvol: the native addon is not built/m);
+  t.regex(r.stderr, /npm skipped install scripts \(npm install --ignore-scripts/);
+  const command = /build it now: node (\S+)/.exec(r.stderr);
+  t.truthy(command, r.stderr);
+  t.true(fs.existsSync(command![1]!), `the build script it names exists: ${command![1]}`);
+  t.regex(r.stderr, /npm install-scripts approve segvol && npm rebuild segvol/);
+});

@@ -123,3 +123,35 @@ test('with no budget, a step is planned against the memory available now, and a 
     model.dispose();
   }
 });
+
+test('tidy frees what a hand-written step creates; a loop of trainStep keeps the live tensor count flat', async (t) => {
+  const { memoryStats, Optimizer, tidy, keep, trainStep } = await import('../lib');
+  const model = sequential([layers.conv({ out: 3, kernel: [1, 3, 3], padding: 'same' }), layers.tanh(), layers.conv({ out: 2, kernel: [1, 1, 1] }), layers.softmax()],
+    { inChannels: 1, seed: 3 });
+  const x = Tensor.fromArray(Float32Array.from({ length: 2 * 8 * 8 }, (_, i) => Math.sin(i)), [1, 1, 2, 8, 8]);
+  const labels = Tensor.fromArray(Float32Array.from({ length: 2 * 8 * 8 }, (_, i) => i % 2), [1, 2, 8, 8]);
+  const optimizer = new Optimizer({ kind: 'sgd', lr: 0.1 });
+  // A forward function that leaves intermediates behind, as a hand-written model would.
+  const lossOf = async () => {
+    const a = await model.forward(x, { training: true });
+    const b = ops.scale(a, 1);  // an intermediate nobody disposes
+    const c = ops.mul(b, ops.scale(b, 0.5));  // more of them
+    return ops.loss(ops.softmax(c), labels, { kind: 'squaredError' });
+  };
+  await trainStep(model, optimizer, lossOf);  // the optimizer's state is created on the first step
+  const live = () => memoryStats().cpu.tensors;
+  const before = live();
+  for (let i = 0; i < 5; ++i) await trainStep(model, optimizer, lossOf);
+  t.is(live(), before, 'no tensor outlives its step');
+  const kept = await tidy(async () => {
+    const waste = ops.scale(x, 2);
+    const cache = keep(ops.scale(x, 3));
+    const result = ops.add(waste, cache);
+    return { result, cache };
+  });
+  t.false(kept.result.disposed);
+  t.false(kept.cache.disposed);
+  t.is(live(), before + 2, 'only the returned and the kept tensors stay');
+  kept.result.dispose();
+  kept.cache.dispose();
+});

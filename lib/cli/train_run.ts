@@ -14,19 +14,48 @@ import { buildModel, familyOfConfig, loadTrainingData, paperSettings, phasesOf, 
 
 export interface TrainRunOptions {
   resume?: string;
+  /** Resume from weights whose optimizer state is missing, with fresh optimizer state. */
+  freshOptimizer?: boolean;
+  /** Replace an existing model file (and its log, optimizer state and best model) instead of refusing. */
+  overwrite?: boolean;
   device: Device;
   signal: AbortSignal;
+}
+
+/** The files a run writes beside its checkpoint. */
+function runFiles(checkpoint: string): string[] {
+  const stem = checkpoint.slice(0, checkpoint.length - path.extname(checkpoint).length);
+  return [checkpoint, `${checkpoint}.optimizer`, `${checkpoint}.optimizer.pending`, `${stem}.best.safetensors`, `${stem}.log.jsonl`];
+}
+
+/** A run that does not resume must not silently replace an earlier run's model file and append to its log. */
+function claimCheckpoint(checkpoint: string, options: TrainRunOptions, cli: CliContext): void {
+  if (options.resume || !fs.existsSync(checkpoint)) return;
+  if (!options.overwrite) {
+    throw new SegvolError('ERR_ARGUMENT', `${checkpoint} exists (an earlier run's model file); continue it with --resume ${checkpoint}, ` +
+      'or start again with --overwrite (its log, optimizer state and best model are replaced too)');
+  }
+  for (const file of runFiles(checkpoint)) fs.rmSync(file, { force: true });
+  cli.note(`replacing ${checkpoint} and the files beside it (--overwrite)`);
 }
 
 /** Trains the config's model (and first what its family runs before it). Returns the trained model. */
 export async function trainFromConfig(config: TrainConfig, baseDir: string, options: TrainRunOptions, cli: CliContext, label = ''): Promise<ModelBase> {
   const settings = paperSettings(config);
-  if (config.checkpoint) config.checkpoint = { ...config.checkpoint, path: path.resolve(baseDir, config.checkpoint.path) };
+  if (config.checkpoint) {
+    config.checkpoint = { ...config.checkpoint, path: path.resolve(baseDir, config.checkpoint.path) };
+    if (!fs.existsSync(path.dirname(config.checkpoint.path))) {
+      throw new SegvolError('ERR_ARGUMENT', `checkpoint.path ${config.checkpoint.path}: the folder ${path.dirname(config.checkpoint.path)} does not exist; create it first`);
+    }
+    claimCheckpoint(config.checkpoint.path, options, cli);
+  }
   const model = buildModel(config).to(options.device);
   let loaded = loadTrainingData(config, baseDir, cli, settings);
   const prepared = await familyOfConfig(config).training?.prepare?.({
     config, baseDir, model, loaded, device: options.device, signal: options.signal,
-    train: (first, firstLabel) => trainFromConfig(first as TrainConfig, baseDir, { device: options.device, signal: options.signal }, cli, firstLabel),
+    // The first stage is trained again on a resume or an overwrite: its own model file is replaced then.
+    train: (first, firstLabel) => trainFromConfig(first as TrainConfig, baseDir,
+      { device: options.device, signal: options.signal, overwrite: options.overwrite === true || options.resume !== undefined }, cli, firstLabel),
     load: (file) => loadModel(file),
   }, cli);
   if (prepared) loaded = prepared;
@@ -42,8 +71,8 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
     ...(config.memoryBudget !== undefined ? { memoryBudget: config.memoryBudget } : {}), seed: config.seed ?? 0,
   });
   if (options.resume) {
-    trainer.resume(options.resume);
-    cli.print(`resumed from step ${trainer.step} (${options.resume})`);
+    trainer.resume(options.resume, { freshOptimizer: options.freshOptimizer === true });
+    cli.print(`resumed from step ${trainer.step} (${options.resume})${options.freshOptimizer ? ' with fresh optimizer state' : ''}`);
   }
   const bar = cli.progress(`${label}training`);
   const v = config.validation;
@@ -71,6 +100,11 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
       .filter(Boolean).join(', ');
     const budget = estimate.budget.source === 'available' ? `${formatBytes(estimate.budget.bytes)} available` : `budget ${formatBytes(estimate.budget.bytes)}`;
     cli.print(`memory per step${phases && phases.length > 1 ? ` (${phase})` : ''}: about ${formatBytes(estimate.peakBytes)} of ${budget} (${how})`);
+  }
+  if (options.resume && trainer.stepsLeft(fitOptions) === 0) {
+    cli.print(`nothing left to do: ${options.resume} finished this config's ${phases && phases.length > 1 ? 'phases' : 'steps'} at step ${trainer.step}; ` +
+      'raise steps or epochs (or add phases) to train on');
+    return model;
   }
   const result = await trainer.fit(fitOptions);
   bar.done();

@@ -263,11 +263,17 @@ function load(): NativeBinding {
       return require(file) as NativeBinding;
     }
   }
+  // Where segvol is installed: the build script sits beside lib/ (sources) or dist/ (the package).
+  const packageRoot = [path.resolve(__dirname, '..', '..', '..'), path.resolve(__dirname, '..', '..')]
+    .find((p) => fs.existsSync(path.join(p, 'scripts', 'build-native.js'))) ?? path.resolve(__dirname, '..', '..', '..');
+  const script = path.join(packageRoot, 'scripts', 'build-native.js');
   const error = new Error(
     `segvol: the native addon is not built (looked for ${tried.join(', ')}).\n` +
+      'This happens when npm skipped install scripts (npm install --ignore-scripts, or npm 11\'s allowScripts policy).\n' +
       'Possible solutions:\n' +
-      '  - install the build tools: sudo apt-get install -y cmake g++ libdnnl-dev\n' +
-      '  - then build it: npm run build:native (or reinstall segvol)',
+      `  - build it now: node ${script}\n` +
+      '  - or let npm run segvol\'s install script: npm install-scripts approve segvol && npm rebuild segvol\n' +
+      '  - the build needs cmake, g++ and oneDNN: sudo apt-get install -y cmake g++ libdnnl-dev',
   ) as Error & { code: string };
   error.code = 'ERR_NOT_BUILT';
   throw error;

@@ -1,5 +1,6 @@
 import { describe, SegvolError } from './errors';
 import { native, type DeviceName, type NativeTensorHandle } from './native';
+import { keep as keepInScope, tidyWith, trackTensor } from './scope';
 
 export type Device = DeviceName;
 
@@ -43,6 +44,7 @@ export class Tensor {
     handles.set(this, handle);
     this.shape = Object.freeze(native.tensorShape(handle));
     this.device = native.tensorDevice(handle);
+    trackTensor(this);
   }
 
   /** Copies data into a new tensor of the given shape. */
@@ -157,4 +159,23 @@ function checkDevice(device: unknown, op: string): Device {
     throw new SegvolError('ERR_ARGUMENT', `${op}: expected device 'cpu' or 'cuda', received ${describe(device)}`);
   }
   return device;
+}
+
+/**
+ * Runs fn (a training step, a prediction) and disposes every tensor created while it ran,
+ * except what it returns (a tensor, or tensors in arrays, Maps or objects), parameters
+ * (requiresGrad) and tensors given to keep(). Without it, intermediates of a forward function
+ * are freed only when the garbage collector runs:
+ *
+ *   for (let step = 0; step < 1000; ++step) {
+ *     const loss = await tidy(async () => trainStep(model, optimizer, lossOfBatch, { lr }));
+ *   }
+ */
+export function tidy<T>(fn: () => T | Promise<T>): Promise<T> {
+  return tidyWith(fn, (v): v is Tensor => v instanceof Tensor);
+}
+
+/** Keeps a tensor created inside tidy() alive after it (a cache, an optimizer's state). */
+export function keep(t: Tensor): Tensor {
+  return keepInScope(t);
 }

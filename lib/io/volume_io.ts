@@ -264,6 +264,26 @@ export interface ZarrWriteOptions extends WriteOptions {
   zarrVersion?: 2 | 3;
 }
 
+/** The output formats, by how a path ends. */
+export const writableFormats = ['.nii', '.nii.gz', '.mha', '.tif', '.tiff', '.npy', '.zarr', 'a folder path ending in / (PNG slices)'] as const;
+
+/**
+ * Refuses an output path before any work is done: a format segvol cannot write (by its
+ * extension), or a folder that does not exist. `what` names it in the message (--out).
+ */
+export function checkOutputPath(file: string, what = 'output'): void {
+  const lower = file.toLowerCase();
+  const folder = file.endsWith('/') || file.endsWith(path.sep);
+  const known = folder || isZarrPath(file) || ['.nii', '.nii.gz', '.mha', '.tif', '.tiff', '.npy'].some((e) => lower.endsWith(e));
+  if (!known) {
+    throw new SegvolError('ERR_ARGUMENT', `${what} ${file}: no format writes '${path.extname(file) || path.basename(file)}'; ` +
+      `give a path ending in ${writableFormats.join(', ')}`);
+  }
+  const parent = path.dirname(folder ? file.replace(/[/\\]+$/, '') : file);
+  if (!fs.existsSync(parent)) throw new SegvolError('ERR_ARGUMENT', `${what} ${file}: the folder ${parent} does not exist; create it first`);
+  if (!fs.statSync(parent).isDirectory()) throw new SegvolError('ERR_ARGUMENT', `${what} ${file}: ${parent} is not a folder`);
+}
+
 /** writeVolume for every format, Zarr stores included (a path ending in .zarr). */
 export async function writeVolumeAsync(file: string, volume: Volume, options: ZarrWriteOptions = {}): Promise<WriteReport> {
   if (!isZarrPath(file)) return writeVolume(file, volume, options);

@@ -1,6 +1,6 @@
 // Batch normalization and dropout: layers whose behaviour depends on the mode.
 import { SegvolError } from '../core/errors';
-import { Tensor } from '../core/tensor';
+import { keep, Tensor } from '../core/tensor';
 import { ops } from '../ops';
 import { parameter, shapeError, type ForwardMode, type Layer, type LayerBuilder, type LayerMemory } from './layer';
 
@@ -11,7 +11,8 @@ class BatchNormLayer implements Layer {
   constructor(readonly outChannels: number, private readonly o: { momentum?: number; eps?: number }) {
     const none = () => 0;
     this.parameters.set('weight', parameter([outChannels], 'ones', none)).set('bias', parameter([outChannels], 'zeros', none));
-    this.buffers.set('running_mean', Tensor.zeros([outChannels])).set('running_var', Tensor.full([outChannels], 1));
+    // Buffers outlive any tidy() scope a model is built in (parameters do by requiresGrad).
+    this.buffers.set('running_mean', keep(Tensor.zeros([outChannels]))).set('running_var', keep(Tensor.full([outChannels], 1)));
   }
   outputShape(shape: readonly number[], path: string): number[] {
     if (shape.length < 2 || shape[1] !== this.outChannels) throw shapeError(path, 'batchNorm', `(N, ${this.outChannels}, ...)`, shape);

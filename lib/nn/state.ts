@@ -1,7 +1,7 @@
 // Loading a state_dict strictly, as PyTorch's load_state_dict does: every name and
 // shape must match, or nothing changes. Shared by models and standalone layers.
 import { SegvolError } from '../core/errors';
-import { Tensor } from '../core/tensor';
+import { keep, Tensor } from '../core/tensor';
 import type { Layer } from './layer';
 import type { StateArray } from './model_types';
 
@@ -54,6 +54,7 @@ export function replaceLayerTensors(layers: ReadonlyArray<readonly [string, Laye
       for (const [name, old] of [...map]) {
         const next = replace(path ? `${path}.${name}` : name, old);
         if (!next) continue;
+        keep(next);
         next.requiresGrad = old.requiresGrad;
         map.set(name, next);
         old.dispose();

@@ -1,9 +1,14 @@
 // Checkpoints of a fit: the model file (weights readable by PyTorch, architecture
 // and info) with the trainer state in its metadata, and the optimizer state in
-// `<path>.optimizer`; resuming restores all of it, bit for bit.
+// `<path>.optimizer`; resuming restores all of it, bit for bit. The two files are
+// committed as one unit: the new optimizer state is written beside the old one
+// (`<path>.optimizer.pending`), then the model file, then the pending state takes the
+// final name. A kill at any instant leaves a model file whose step one of the two
+// optimizer files holds, and resume takes that one.
 import { SegvolError } from '../core/errors';
 import type { Random } from '../core/random';
-import { readSafetensors, writeSafetensors, type NamedArray } from '../io/safetensors';
+import * as fs from 'node:fs';
+import { readSafetensors, writeSafetensors, type NamedArray, type SafetensorsFile } from '../io/safetensors';
 import type { ModelBase } from '../nn/model';
 import { decodeCheckpointState, encodeCheckpointState, type CheckpointPosition, type CheckpointState } from '../serialize/checkpoint';
 import { Optimizer, sameUpdateRule, type OptimizerConfig } from './optimizers';
@@ -18,17 +23,35 @@ export interface TrainerSnapshot {
   optimizer: Optimizer;
 }
 
-/** Writes a checkpoint atomically: the optimizer state first, then the model file that names its step. */
+const pendingOf = (path: string) => `${path}.optimizer.pending`;
+
+/** Writes a checkpoint as one unit (see the top of this file); each file is itself written atomically. */
 export function saveCheckpoint(path: string, model: ModelBase, snapshot: TrainerSnapshot): void {
   const optimizerState = new Map<string, NamedArray>();
   for (const [name, t] of snapshot.optimizer.stateTensors()) optimizerState.set(name, { shape: [...t.shape], data: t.toArray() });
-  writeSafetensors(`${path}.optimizer`, optimizerState, { step: String(snapshot.position.step) });
+  writeSafetensors(pendingOf(path), optimizerState, { step: String(snapshot.position.step) });
   const state = encodeCheckpointState({
     position: snapshot.position, ...(snapshot.validation ? { validation: snapshot.validation } : {}), random: snapshot.random,
     modelRandom: model.random.getState(),
     optimizer: { config: snapshot.optimizer.config as unknown as CheckpointState['optimizer']['config'], steps: snapshot.optimizer.steps },
   });
   model.saveWeights(path, { ...model.fileMetadata(), segvol: state });
+  fs.renameSync(pendingOf(path), `${path}.optimizer`);
+}
+
+/** The optimizer state of the model file's step: the committed file, or the pending one a kill left before its rename. */
+function optimizerStateOf(path: string, step: number, freshOptimizer: boolean): SafetensorsFile | undefined {
+  const found: string[] = [];
+  for (const file of [`${path}.optimizer`, pendingOf(path)]) {
+    if (!fs.existsSync(file)) continue;
+    const saved = readSafetensors(file);
+    if (Number(saved.metadata.step) === step) return saved;
+    found.push(`${file} holds step ${saved.metadata.step}`);
+  }
+  if (freshOptimizer) return undefined;
+  throw new SegvolError('ERR_FORMAT', `resume: the weights in ${path} are from step ${step}, but no optimizer state of that step is beside them ` +
+    `(${found.length ? found.join('; ') : `no ${path}.optimizer`}); to go on from these weights with fresh optimizer state, ` +
+    'resume with freshOptimizer (segvol train --resume ... --fresh-optimizer)');
 }
 
 /**
@@ -36,12 +59,10 @@ export function saveCheckpoint(path: string, model: ModelBase, snapshot: Trainer
  * generator; returns the trainer state and the optimizer to go on with (the given one
  * with its state loaded, or a new one where the checkpoint's update rule differs).
  */
-export function loadCheckpoint(path: string, model: ModelBase, random: Random, optimizer: Optimizer): { state: CheckpointState; optimizer: Optimizer } {
+export function loadCheckpoint(path: string, model: ModelBase, random: Random, optimizer: Optimizer,
+  options: { freshOptimizer?: boolean } = {}): { state: CheckpointState; optimizer: Optimizer } {
   const state = decodeCheckpointState(readSafetensors(path).metadata.segvol, path);
-  const saved = readSafetensors(`${path}.optimizer`);
-  if (Number(saved.metadata.step) !== state.position.step) {
-    throw new SegvolError('ERR_FORMAT', `resume: ${path}.optimizer is from step ${saved.metadata.step}, the weights from step ${state.position.step}`);
-  }
+  const saved = optimizerStateOf(path, state.position.step, options.freshOptimizer === true);
   model.loadWeights(path);
   let next = optimizer;
   const config = state.optimizer.config as OptimizerConfig | undefined;
@@ -49,7 +70,12 @@ export function loadCheckpoint(path: string, model: ModelBase, random: Random, o
     optimizer.dispose();
     next = new Optimizer(config);
   }
-  next.loadState(saved.tensors, state.optimizer.steps);
+  if (saved) next.loadState(saved.tensors, state.optimizer.steps);
+  else {
+    // Fresh state: every parameter's moments start at zero, and Adam's bias correction anew.
+    next.dispose();
+    next.steps = 0;
+  }
   random.setState(state.random);
   if (state.modelRandom !== undefined) model.random.setState(state.modelRandom);
   return { state, optimizer: next };

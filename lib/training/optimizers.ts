@@ -1,7 +1,7 @@
 // Optimizers whose updates run natively, in place, on the parameters' device.
 import { describe, SegvolError } from '../core/errors';
 import type { ImplementationName } from '../core/native';
-import { Tensor } from '../core/tensor';
+import { keep, Tensor } from '../core/tensor';
 import { rejectUnknown } from '../core/validate';
 import { createOps, ops, type Ops, type UpdateHyperparameters } from '../ops';
 
@@ -75,10 +75,14 @@ export class Optimizer {
   }
 
   /**
-   * One update of every parameter that has a gradient, at learning rate lr. Parameters
-   * without one (frozen, or not used by the loss) keep their value and state.
+   * One update of every parameter that has a gradient, at learning rate lr (default: the
+   * configured lr). Parameters without one (frozen, or not used by the loss) keep their
+   * value and state.
    */
-  step(params: ReadonlyMap<string, Tensor>, grads: ReadonlyMap<string, Tensor>, lr: number): void {
+  step(params: ReadonlyMap<string, Tensor>, grads: ReadonlyMap<string, Tensor>, lr: number | undefined = this.config.lr): void {
+    if (lr === undefined) {
+      throw new SegvolError('ERR_ARGUMENT', 'optimizer: no learning rate: pass it to step(params, grads, lr), or configure one ({ kind, lr })');
+    }
     if (!(lr >= 0) || !Number.isFinite(lr)) throw new SegvolError('ERR_ARGUMENT', `optimizer: expected a learning rate >= 0, received ${lr}`);
     for (const name of grads.keys()) {
       if (!params.has(name)) throw new SegvolError('ERR_ARGUMENT', `optimizer: a gradient for ${name}, which is not a parameter`);
@@ -92,14 +96,15 @@ export class Optimizer {
       let state = this.states.get(name);
       if (state && state[0].device !== param.device) {
         // Restored from a checkpoint on the cpu, or the model moved since.
-        const moved: [Tensor, Tensor] = [state[0].to(param.device), state[1].to(param.device)];
+        const moved: [Tensor, Tensor] = [keep(state[0].to(param.device)), keep(state[1].to(param.device))];
         state[0].dispose();
         state[1].dispose();
         state = moved;
         this.states.set(name, state);
       }
       if (!state) {
-        state = [Tensor.zeros(param.shape, { device: param.device }), Tensor.zeros(param.shape, { device: param.device })];
+        // The state outlives a tidy() scope the step runs in.
+        state = [keep(Tensor.zeros(param.shape, { device: param.device })), keep(Tensor.zeros(param.shape, { device: param.device }))];
         this.states.set(name, state);
       }
       this.ops.optimizerUpdate(this.config.kind, hyper, param, grad, state[0], state[1], name);
@@ -121,7 +126,7 @@ export class Optimizer {
       const a = tensors.get(`${name}.s1`);
       const b = tensors.get(`${name}.s2`);
       if (!a || !b) throw new SegvolError('ERR_FORMAT', `optimizer state: ${name} lacks s1 or s2`);
-      this.states.set(name, [Tensor.fromArray(a.data, a.shape), Tensor.fromArray(b.data, b.shape)]);
+      this.states.set(name, [keep(Tensor.fromArray(a.data, a.shape)), keep(Tensor.fromArray(b.data, b.shape))]);
     }
     this.steps = steps;
   }

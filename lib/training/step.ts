@@ -6,7 +6,7 @@
 // benchmarks all call it.
 import { GradientTape } from '../autograd/tape';
 import { SegvolError } from '../core/errors';
-import type { Tensor } from '../core/tensor';
+import { tidy, type Tensor } from '../core/tensor';
 import { positiveNumber, rejectUnknown } from '../core/validate';
 import type { ModelBase } from '../nn/model';
 import { ops } from '../ops';
@@ -19,8 +19,8 @@ export interface GradientClipping {
 }
 
 export interface TrainStepOptions {
-  /** The learning rate of this update. */
-  lr: number;
+  /** The learning rate of this update (default: the optimizer's configured lr). */
+  lr?: number;
   clipGradients?: GradientClipping;
   /** Check op outputs and gradients for NaN and Inf before updating (default true; the loss is always checked). */
   checkFinite?: boolean;
@@ -52,8 +52,13 @@ function defaultNonFinite(where: string): Error {
  * returns a one-value tensor), then backward, checks, clipping and the update of every
  * parameter of `model` that got a gradient.
  */
-export async function trainStep(model: ModelBase, optimizer: Optimizer, computeLoss: () => Tensor | Promise<Tensor>,
-  options: TrainStepOptions): Promise<StepResult> {
+export function trainStep(model: ModelBase, optimizer: Optimizer, computeLoss: () => Tensor | Promise<Tensor>,
+  options: TrainStepOptions = {}): Promise<StepResult> {
+  // Every tensor the step creates (a forward function's intermediates included) is freed when it ends.
+  return tidy(() => step(model, optimizer, computeLoss, options));
+}
+
+async function step(model: ModelBase, optimizer: Optimizer, computeLoss: () => Tensor | Promise<Tensor>, options: TrainStepOptions): Promise<StepResult> {
   const checkFinite = options.checkFinite ?? true;
   const stop = options.nonFinite ?? defaultNonFinite;
   const tape = new GradientTape({ checkFinite });

@@ -52,6 +52,8 @@ export class Trainer extends EventEmitter {
   /** A checkpoint of format 1 counted epochs of its fit's stepsPerEpoch; converted when the fit is known. */
   private legacyEpoch: { epoch: number; stepInEpoch: number } | undefined;
   private validationState: ValidationState | undefined;
+  /** The checkpoint this trainer last wrote or resumed from: the only one an error may call good. */
+  private lastCheckpoint: { path: string; step: number } | undefined;
   private readonly budget: MemoryBudget | undefined;
 
   constructor(readonly model: ModelBase, private readonly options: TrainerOptions = {}) {
@@ -78,6 +80,15 @@ export class Trainer extends EventEmitter {
     return this.plans(options).map((p) => ({ phase: p.name, estimate: p.memoryEstimate }));
   }
 
+  /** Steps a fit with these options would still run from the current position (0: the plan is finished). */
+  stepsLeft(options: FitOptions): number {
+    const plans = this.plans(options);
+    if (this.position.phase >= plans.length) return 0;
+    const legacy = this.legacyEpoch ? this.legacyEpoch.epoch * (options.stepsPerEpoch ?? 1) + this.legacyEpoch.stepInEpoch : undefined;
+    const inPhase = legacy ?? this.position.stepInPhase;
+    return plans.slice(this.position.phase).reduce((n, p) => n + p.steps, 0) - Math.min(inPhase, plans[this.position.phase]!.steps);
+  }
+
   /** Steps done so far (across fits and resumes). */
   get step(): number {
     return this.position.step;
@@ -98,6 +109,8 @@ export class Trainer extends EventEmitter {
     const validator = options.validation === undefined ? undefined : new Validator(this.model, options.validation);
     if (validator) validator.state = this.validationState;
     const logFile = options.log === false ? undefined : options.log ?? (options.checkpoint ? `${withoutExtension(options.checkpoint.path)}.log.jsonl` : undefined);
+    // A run that starts from step 0 (not resumed) starts a new log rather than appending to an old one.
+    if (logFile && this.position.step === 0 && !this.lastCheckpoint && fs.existsSync(logFile)) fs.rmSync(logFile);
     const log = logFile ? new TrainingLog(logFile) : undefined;
     const bestFile = validator && options.checkpoint ? `${withoutExtension(options.checkpoint.path)}.best.safetensors` : undefined;
     if (this.legacyEpoch) {
@@ -193,7 +206,8 @@ export class Trainer extends EventEmitter {
     const batch = new Batch(windows, plan.size, plan.data.inputs, plan.names, this.model.device);
     const stepNumber = this.position.step + 1;
     const nonFinite = (where: string) => {
-      const kept = checkpointPath && fs.existsSync(checkpointPath) ? `; the last good checkpoint ${checkpointPath} is kept` : '';
+      const last = this.lastCheckpoint;
+      const kept = last && last.path === checkpointPath && fs.existsSync(last.path) ? `; the last good checkpoint ${last.path} (step ${last.step}) is kept` : '';
       return new SegvolError('ERR_NON_FINITE', `fit: a NaN or infinite value appeared in ${where} at step ${stepNumber}; ` +
         `training stopped before updating the weights${kept}. Check the data for NaN, or lower the learning rate`);
     };
@@ -217,20 +231,27 @@ export class Trainer extends EventEmitter {
   }
 
   /**
-   * Writes a checkpoint atomically: `path` is a model file (weights readable by PyTorch,
-   * architecture and info: loadModel reads it) with the trainer state in its metadata;
-   * `path + '.optimizer'` holds the optimizer state.
+   * Writes a checkpoint: `path` is a model file (weights readable by PyTorch, architecture and
+   * info: loadModel reads it) with the trainer state in its metadata; `path + '.optimizer'`
+   * holds the optimizer state. The two are committed as one unit (training/checkpoint.ts): a
+   * kill at any instant leaves a pair that resumes.
    */
   save(path: string): void {
     saveCheckpoint(path, this.model, { position: this.position, validation: this.validationState, random: this.windows.state, optimizer: this.optimizer });
+    this.lastCheckpoint = { path, step: this.position.step };
     this.emit('checkpoint', { path, step: this.position.step });
   }
 
-  /** Restores weights, optimizer state, position and sampling state from save(path). */
-  resume(path: string): void {
-    const { state, optimizer } = loadCheckpoint(path, this.model, this.random, this.optimizer);
+  /**
+   * Restores weights, optimizer state, position and sampling state from save(path). With
+   * freshOptimizer, a checkpoint without the optimizer state of its step resumes from its
+   * weights with fresh optimizer state (no longer bit-exact).
+   */
+  resume(path: string, options: { freshOptimizer?: boolean } = {}): void {
+    const { state, optimizer } = loadCheckpoint(path, this.model, this.random, this.optimizer, options);
     this.optimizer = optimizer;
     this.position = { ...state.position };
+    this.lastCheckpoint = { path, step: state.position.step };
     this.legacyEpoch = state.legacyEpoch;
     this.validationState = state.validation;
   }

@@ -1,7 +1,7 @@
 // segvol convert: a volume from one format to another (by extension), Zarr included.
 import type { Command } from 'commander';
 import { SegvolError } from '../../core/errors';
-import { readVolumeAsync, writeVolumeAsync, type RawOptions, type StoredType } from '../../io/volume_io';
+import { checkOutputPath, readVolumeAsync, writeVolumeAsync, type RawOptions, type StoredType } from '../../io/volume_io';
 import { isZarrPath, zarrCompressors, type ZarrCompressor } from '../../io/zarr';
 import { integerList, rawOption, terminal } from '../context';
 
@@ -17,6 +17,7 @@ export function registerConvert(program: Command): void {
     .option('--compressor <name>', 'Zarr output: zlib (v2 default), gzip (v3 default), blosc (lz4, via numcodecs) or none')
     .option('--zarr-version <n>', 'Zarr output: 2 (default) or 3', (v) => Number(v))
     .action(async (input: string, output: string, o: { dtype?: StoredType; allowLossy?: boolean; raw?: RawOptions; chunks?: number[]; compressor?: string; zarrVersion?: number }) => {
+      checkOutputPath(output);
       if (o.dtype !== undefined && !['float32', 'uint8', 'int16', 'uint16'].includes(o.dtype)) {
         throw new SegvolError('ERR_ARGUMENT', `--dtype: expected float32, uint8, int16 or uint16, received ${o.dtype}`);
       }

@@ -5,7 +5,7 @@ import { SegvolError } from '../../core/errors';
 import { Tensor, type Device } from '../../core/tensor';
 import type { Normalization } from '../../data/preprocess';
 import { predictVolume } from '../../inference/predict_volume';
-import { readVolumeAsync, writeVolumeAsync } from '../../io/volume_io';
+import { checkOutputPath, readVolumeAsync, writeVolumeAsync } from '../../io/volume_io';
 import { isZarrPath } from '../../io/zarr';
 import { families, familyOf } from '../../models';
 import { loadModel } from '../../models/load';
@@ -36,6 +36,7 @@ export function registerPredict(program: Command): void {
     .option('--queue-name <name>', 'the queue\'s name (default segvol-blocks)')
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
     .action(async (o: PredictOptions) => {
+      checkOutputPath(o.out, '--out');  // before any window is computed
       if (isZarrPath(o.out)) {
         await predictToZarr(o);
         return;

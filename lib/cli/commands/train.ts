@@ -12,15 +12,25 @@ export function registerTrain(program: Command): void {
     .description('train a model from a JSON config; writes a model file (checkpoint), a JSON-lines log beside it, and the best model with validation')
     .requiredOption('--config <file>', 'training configuration (see README)')
     .option('--resume <checkpoint>', 'continue from a checkpoint written by an earlier run')
+    .option('--fresh-optimizer', 'with --resume: go on from the checkpoint\'s weights with fresh optimizer state (when its optimizer state is missing)')
+    .option('--overwrite', 'replace an existing model file of the config (and its log, optimizer state and best model) instead of refusing')
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
-    .action(async (options: { config: string; resume?: string; device: Device }) => {
+    .action(async (options: { config: string; resume?: string; freshOptimizer?: boolean; overwrite?: boolean; device: Device }) => {
       const config = readTrainConfig(options.config);
       const baseDir = path.dirname(path.resolve(options.config));  // paths in the config are relative to it
       const controller = new AbortController();
-      process.once('SIGINT', () => {
-        process.stderr.write('\nstopping after the current step and writing the checkpoint (Ctrl-C again to kill)\n');
+      // SIGINT (Ctrl-C) and SIGTERM (what Slurm and Kubernetes send before preempting) both stop after
+      // the current step with its checkpoint written, and exit 0; a second signal stops at once.
+      const stop = (signal: NodeJS.Signals) => {
+        if (controller.signal.aborted) process.exit(signal === 'SIGINT' ? 130 : 143);
+        process.stderr.write(`\n${signal}: stopping after the current step and writing the checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to stop at once)\n`);
         controller.abort();
-      });
-      await trainFromConfig(config, baseDir, { device: options.device, signal: controller.signal, ...(options.resume ? { resume: options.resume } : {}) }, terminal);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      await trainFromConfig(config, baseDir, {
+        device: options.device, signal: controller.signal, ...(options.resume ? { resume: options.resume } : {}),
+        ...(options.freshOptimizer ? { freshOptimizer: true } : {}), ...(options.overwrite ? { overwrite: true } : {}),
+      }, terminal);
     });
 }

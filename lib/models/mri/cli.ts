@@ -49,7 +49,7 @@ export const mriDemo: FamilyDemo = {
 };
 
 export const mriSynth: FamilySynth = {
-  flag: { flags: '--brats', description: 'BRATS-layout phantoms: train/ (4 cases) and test/ (1 case), each <case>_flair/_t1/_t1ce/_t2/_seg.nii.gz' },
+  flag: { flags: '--brats', description: 'BRATS-layout phantoms: train/ (4 cases), val/ (1 case, scored during training) and test/ (1 case, for evaluate), each <case>_flair/_t1/_t1ce/_t2/_seg.nii.gz' },
   options: [{ flags: '--cases <n>', description: 'training cases with --brats', parse: (v) => Number(v), default: 4 }],
   defaultSize: [24, 64, 64],
   run(o, cli) {
@@ -66,16 +66,19 @@ export const mriSynth: FamilySynth = {
       writeVolume(path.join(folder, `${id}_seg.nii.gz`), { data: p.labels, shape: p.dims, dtype: 'float32' }, { dtype: 'uint8' });
     };
     for (let i = 1; i <= cases; ++i) write('train', `phantom_${String(i).padStart(3, '0')}`, o.seed * 1000 + i);
+    // Validation picks the best model: it must not be the case the README then scores.
+    write('val', 'phantom_val', o.seed * 1000 + 998);
     write('test', 'phantom_test', o.seed * 1000 + 999);
     const config = {
       model: { preset: 'crossModalityConvLstm', channels: 16, seed: o.seed },
       settings: 'paper', size: [3, height, width], steps: 50,
       optimizer: { kind: 'adam', lr: 0.001 },
-      data: { brats: 'train' }, validation: { brats: 'test', windows: 4 },
+      data: { brats: 'train' }, validation: { brats: 'val', windows: 4 },
       seed: o.seed, checkpoint: { path: 'model.safetensors', every: 25 },
     };
     fs.writeFileSync(path.join(o.out, 'train.json'), `${JSON.stringify(config, null, 2)}\n`);
-    cli.print(`wrote ${cases} training cases to ${path.join(o.out, 'train')}, one to ${path.join(o.out, 'test')} (${depth}x${height}x${width}), and train.json`);
+    cli.print(`wrote ${cases} training cases to ${path.join(o.out, 'train')}, a validation case to ${path.join(o.out, 'val')}, a test case to ` +
+      `${path.join(o.out, 'test')} (${depth}x${height}x${width}), and train.json`);
   },
 };
 
