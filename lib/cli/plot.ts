@@ -49,7 +49,7 @@ export function drawLog(entries: readonly Entry[], title: string, width = 900): 
   const lrAxis = logAxis(lrs.map((p) => p[1]));
   const panels: Array<{ axis: Axis; height: number; title: string }> = [
     { axis: lossAxis, height: 270, title: lossAxis.log ? 'loss (log scale)' : 'loss' },
-    { axis: lrAxis, height: 165, title: 'learning rate (log)' },
+    { axis: lrAxis, height: 165, title: 'learning rate' },
   ];
   const metric = validations[0]?.metric ?? '';
   const vAxis = validations.length ? linearAxis(validations.map((e) => e.validation!), { margin: 0.12, target: 4 }) : undefined;

@@ -127,8 +127,8 @@ export function drawSlicePanels(panels: readonly SlicePanel[], width: number, he
   const pw = width * scale, ph = height * scale;
   const columns = Math.max(1, Math.min(options.columns ?? panels.length, panels.length));
   const rowsOfPanels = Math.ceil(panels.length / columns);
-  const margin = 16, gap = 16, titleH = glyphHeight * titleScale + 10;
-  const captionH = options.caption ? glyphHeight * titleScale + 14 : 0;
+  const margin = 16, gap = 16, titleH = glyphHeight * titleScale + 12;
+  const captionH = options.caption ? glyphHeight * titleScale + 22 : 0;
   const gridW = columns * pw + (columns - 1) * gap;
   const items = legendItems(panels, options);
   const innerW = Math.max(gridW, ...items.map((it) => it.width), options.caption ? textWidth(options.caption, titleScale) : 0);

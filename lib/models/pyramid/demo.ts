@@ -71,7 +71,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   writeSlicePanels(files[3]!, [
     { title: 'input', kind: 'grey', data: image.subarray(z, z + H * W), lo: -2.5, hi: 2.5 },
     { title: 'truth', kind: 'labels', data: truth.subarray(z, z + H * W) },
-    { title: 'prediction', kind: 'grey', data: membrane.subarray(z, z + H * W), lo: 0, hi: 1, scale: 'P(membrane)' },
+    { title: 'prediction: P(membrane)', kind: 'grey', data: membrane.subarray(z, z + H * W), lo: 0, hi: 1, scale: 'P(membrane)' },
   ], W, H, { classes: model.info.classes ?? ['cell', 'membrane'], caption: `held-out slice ${Math.floor(held / 2) + 1} of ${held}, after ${result.steps} steps` });
   const weightsFile = path.join(out, 'model.safetensors');
   trainer.save(weightsFile);
