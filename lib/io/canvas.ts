@@ -24,12 +24,6 @@ export class Canvas {
     this.data.set(rgb, (py * this.width + px) * 3);
   }
 
-  /** The colour at (x, y). */
-  at(x: number, y: number): Rgb {
-    const i = (y * this.width + x) * 3;
-    return [this.data[i]!, this.data[i + 1]!, this.data[i + 2]!];
-  }
-
   fillRect(x: number, y: number, w: number, h: number, rgb: Rgb): void {
     const x0 = Math.max(0, Math.round(x)), y0 = Math.max(0, Math.round(y));
     const x1 = Math.min(this.width, Math.round(x + w)), y1 = Math.min(this.height, Math.round(y + h));
