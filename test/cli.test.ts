@@ -10,6 +10,8 @@ import { syntheticEm } from '../lib/data/synthetic';
 import { syntheticBrainMri } from '../lib/models/mri/phantom';
 import { loadModel } from '../lib/models/load';
 import { presets } from '../lib/models';
+import { labelColour } from '../lib/io/panels';
+import { PNG } from 'pngjs';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const root = path.join(__dirname, '..');
@@ -105,9 +107,14 @@ test('segvol demo trains, reports the held-out pixel error and writes its files'
   t.truthy(error, r.out);
   t.true(Number(error![1]) >= 0 && Number(error![1]) <= 100);
   t.deepEqual(readNpy(path.join(dir, 'prediction.npy')).shape, [8, 96, 96]);
-  const png = fs.readFileSync(path.join(dir, 'slice.png'));
-  t.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
-  t.is(png.readUInt32BE(16), 3 * 96 + 2 * 4, 'three panels side by side');
+  const png = PNG.sync.read(fs.readFileSync(path.join(dir, 'slice.png')));
+  t.true(png.width >= 3 * 288 && png.height >= 288, `three 96-pixel panels upscaled 3x side by side: ${png.width}x${png.height}`);
+  const count = (rgb: readonly number[]) => {
+    let n = 0;
+    for (let i = 0; i < png.data.length; i += 4) if (png.data[i] === rgb[0] && png.data[i + 1] === rgb[1] && png.data[i + 2] === rgb[2]) ++n;
+    return n;
+  };
+  t.true(count(labelColour(1)) > 1000 && count(labelColour(0)) > 1000, 'the truth panel and the legend in the palette: membrane, cell');
 });
 
 test('segvol evaluate prints JSON that agrees with the metrics API, and names an unknown metric', (t) => {
@@ -232,7 +239,8 @@ test('segvol evaluate --boundary: pixel error, the best 2D Rand F-score with con
   t.is(out.randThreshold!.scores.fScore, 1);
   t.is(out.randWatershed!.scores.fScore, 1);
   t.is(out.randWatershed!.curve.length, 19);
-  t.deepEqual([...fs.readFileSync(plot).subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
+  const png = PNG.sync.read(fs.readFileSync(plot));
+  t.true(png.width >= 800 && png.height >= 700, `${png.width}x${png.height}`);
   const text = segvol(['evaluate', '--pred', path.join(dir, 'b.npy'), '--truth', path.join(dir, 't.npy'), '--boundary']);
   t.regex(text.out, /best 2D Rand F-score with connected components: 1\.0000 .* at threshold 0\.\d\d, 6 segments/);
   t.regex(text.out, /best 2D Rand F-score with watershed: 1\.0000/);
@@ -294,8 +302,7 @@ test('the CLI model file records its pre-processing: predict with no flags equal
   t.is(plot.status, 0, plot.err);
   const png = fs.readFileSync(path.join(dir, 'curve.png'));
   t.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
-  t.is(png.readUInt32BE(16), 720);
-  t.is(png.readUInt32BE(20), 400, 'two panels: loss and learning rate');
+  t.true(png.readUInt32BE(16) >= 900 && png.readUInt32BE(20) >= 600, 'two panels, loss and learning rate, at a readable size');
 });
 
 test('a model trained with the API predicts from the CLI, and a CLI model predicts the same through the API', async (t) => {

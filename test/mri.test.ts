@@ -11,6 +11,8 @@ import {
 } from '../lib';
 import { Random } from '../lib/core/random';
 import { runBratsDemo } from '../lib/models/mri/demo';
+import { labelColour } from '../lib/io/panels';
+import { PNG } from 'pngjs';
 import { loadModel } from '../lib/models/load';
 import { assertClose } from './helpers';
 
@@ -316,6 +318,15 @@ test('two-phase training on phantoms (the demo, small): the phases switch name a
   t.is(saved.info.normalize, 'nonzero');
   t.deepEqual(saved.info.channels, { input: ['flair', 't1', 't1ce', 't2'] });
   t.deepEqual(saved.architecture(), result.model.architecture());
+  // slice.png: the four modalities and the two label maps, 48-pixel slices upscaled to 288, with a legend of the five classes.
+  const png = PNG.sync.read(fs.readFileSync(result.files.find((f) => f.endsWith('slice.png'))!));
+  t.true(png.width >= 3 * 256 && png.height >= 2 * 256, `${png.width}x${png.height}`);
+  for (let k = 1; k < 5; ++k) {
+    const [r, g, b] = labelColour(k);
+    let n = 0;
+    for (let i = 0; i < png.data.length; i += 4) if (png.data[i] === r && png.data[i + 1] === g && png.data[i + 2] === b) ++n;
+    t.true(n >= 14 * 14, `the legend swatch of ${saved.info.classes?.[k]}`);
+  }
   saved.dispose();
   result.model.dispose();
   fs.rmSync(out, { recursive: true });

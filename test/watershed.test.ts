@@ -99,3 +99,25 @@ test('boundary maps: two cells split by a membrane, deterministic, and the Rand 
   t.throws(() => metrics.watershed(boundary, [H, W], { sizeThreshold: [[2, 5]] }), { message: /affinity in 0\.\.1/ });
   t.throws(() => metrics.affinityWatershed(new Float32Array(10), [1, 1, 3]), { message: /holding/ });
 });
+
+test('the Rand curve of the watershed traces the thresholds even where thick membranes are above 0.7 (the tree reaches the lowest cut)', (t) => {
+  // Three cells in a row parted by 3-pixel membranes of 0.95, each with a weaker gap (0.75, then 0.85).
+  const [H, W] = [12, 30];
+  const boundary = new Float32Array(H * W), truth = new Int32Array(H * W);
+  for (let y = 0; y < H; ++y) {
+    for (let x = 0; x < W; ++x) {
+      const wall = x >= 9 && x <= 11 ? 1 : x >= 19 && x <= 21 ? 2 : 0;
+      boundary[y * W + x] = wall === 0 ? 0.05 : y === 5 ? (wall === 1 ? 0.75 : 0.85) : 0.95;
+      truth[y * W + x] = wall ? 0 : x < 9 ? 1 : x < 19 ? 2 : 3;
+    }
+  }
+  const distinct = (curve: Array<{ vSplit: number; vMerge: number }>) => new Set(curve.map((p) => `${p.vSplit.toFixed(6)} ${p.vMerge.toFixed(6)}`)).size;
+  const curve = metrics.randCurve(boundary, truth, [H, W], { method: 'watershed', connectivity: 4 });
+  t.is(curve.length, 19);
+  t.true(distinct(curve) >= 3, `${distinct(curve)} distinct points`);
+  t.is(curve[0]!.fScore, 1, 'a low threshold keeps the cells apart');
+  t.deepEqual([curve[13]!.segments, curve[15]!.segments, curve[17]!.segments], [3, 2, 1], 'cut at 0.3 none merge, at 0.2 the weaker gap, at 0.1 both');
+  t.is(metrics.bestRandFScore(boundary, truth, [H, W], { method: 'watershed' }).scores.fScore, 1);
+  // At low 0.3 the membranes are background: the cells share no edge, and every cut is the same.
+  t.is(distinct(metrics.randCurve(boundary, truth, [H, W], { method: 'watershed', watershed: { low: 0.3 } })), 1);
+});

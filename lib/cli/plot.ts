@@ -1,176 +1,137 @@
-// `segvol plot`: a training log (JSON lines) drawn as a PNG: the loss, the
-// learning rate and, where present, the validation score against the step, one
-// panel each, with tick labels in a small bitmap font (no font files needed).
+// `segvol plot`: a training log (JSON lines) drawn as a PNG: the loss (log axis: every
+// step faint, a running mean bold), the learning rate (log axis) and, where present,
+// the validation scores (points, the best ringed and labelled), against the step, with
+// the phase boundaries as dashed vertical lines named at the top.
 import * as fs from 'node:fs';
-import { PNG } from 'pngjs';
+import * as path from 'node:path';
 import { SegvolError } from '../core/errors';
+import { Canvas, ink, type Rgb } from '../io/canvas';
+import { glyphHeight, textWidth } from '../io/font';
+import { drawLegend, fontScale, Frame, legendSize, linearAxis, logAxis, placeLabel, type Axis } from './chart';
 
-// 5x7 glyphs, one string per row, '#' lit.
-const glyphs: Record<string, string[]> = {
-  '0': [' ### ', '#   #', '#  ##', '# # #', '##  #', '#   #', ' ### '],
-  '1': ['  #  ', ' ##  ', '  #  ', '  #  ', '  #  ', '  #  ', ' ### '],
-  '2': [' ### ', '#   #', '    #', '   # ', '  #  ', ' #   ', '#####'],
-  '3': ['#####', '   # ', '  #  ', '   # ', '    #', '#   #', ' ### '],
-  '4': ['   # ', '  ## ', ' # # ', '#  # ', '#####', '   # ', '   # '],
-  '5': ['#####', '#    ', '#### ', '    #', '    #', '#   #', ' ### '],
-  '6': ['  ## ', ' #   ', '#    ', '#### ', '#   #', '#   #', ' ### '],
-  '7': ['#####', '    #', '   # ', '  #  ', ' #   ', ' #   ', ' #   '],
-  '8': [' ### ', '#   #', '#   #', ' ### ', '#   #', '#   #', ' ### '],
-  '9': [' ### ', '#   #', '#   #', ' ####', '    #', '   # ', ' ##  '],
-  '.': ['     ', '     ', '     ', '     ', '     ', ' ##  ', ' ##  '],
-  '-': ['     ', '     ', '     ', '#####', '     ', '     ', '     '],
-  '+': ['     ', '  #  ', '  #  ', '#####', '  #  ', '  #  ', '     '],
-  ' ': ['     ', '     ', '     ', '     ', '     ', '     ', '     '],
-  'a': ['     ', '     ', ' ### ', '    #', ' ####', '#   #', ' ####'],
-  'b': ['#    ', '#    ', '# ## ', '##  #', '#   #', '#   #', '#### '],
-  'c': ['     ', '     ', ' ### ', '#    ', '#    ', '#   #', ' ### '],
-  'd': ['    #', '    #', ' ## #', '#  ##', '#   #', '#   #', ' ####'],
-  'e': ['     ', '     ', ' ### ', '#   #', '#####', '#    ', ' ### '],
-  'f': ['  ## ', ' #  #', ' #   ', '###  ', ' #   ', ' #   ', ' #   '],
-  'g': ['     ', ' ####', '#   #', '#   #', ' ####', '    #', ' ### '],
-  'h': ['#    ', '#    ', '# ## ', '##  #', '#   #', '#   #', '#   #'],
-  'i': ['  #  ', '     ', ' ##  ', '  #  ', '  #  ', '  #  ', ' ### '],
-  'k': ['#    ', '#    ', '#  # ', '# #  ', '##   ', '# #  ', '#  # '],
-  'l': [' ##  ', '  #  ', '  #  ', '  #  ', '  #  ', '  #  ', ' ### '],
-  'm': ['     ', '     ', '## # ', '# # #', '# # #', '#   #', '#   #'],
-  'n': ['     ', '     ', '# ## ', '##  #', '#   #', '#   #', '#   #'],
-  'o': ['     ', '     ', ' ### ', '#   #', '#   #', '#   #', ' ### '],
-  'p': ['     ', '     ', '#### ', '#   #', '#### ', '#    ', '#    '],
-  'r': ['     ', '     ', '# ## ', '##  #', '#    ', '#    ', '#    '],
-  's': ['     ', '     ', ' ####', '#    ', ' ### ', '    #', '#### '],
-  't': [' #   ', ' #   ', '###  ', ' #   ', ' #   ', ' #  #', '  ## '],
-  'u': ['     ', '     ', '#   #', '#   #', '#   #', '#  ##', ' ## #'],
-  'v': ['     ', '     ', '#   #', '#   #', '#   #', ' # # ', '  #  '],
-  'w': ['     ', '     ', '#   #', '#   #', '# # #', '# # #', ' # # '],
-  'x': ['     ', '     ', '#   #', ' # # ', '  #  ', ' # # ', '#   #'],
-  'y': ['     ', '     ', '#   #', '#   #', ' ####', '    #', ' ### '],
-  'I': [' ### ', '  #  ', '  #  ', '  #  ', '  #  ', '  #  ', ' ### '],
-  'U': ['#   #', '#   #', '#   #', '#   #', '#   #', '#   #', ' ### '],
-  '(': ['   # ', '  #  ', ' #   ', ' #   ', ' #   ', '  #  ', '   # '],
-  ')': [' #   ', '  #  ', '   # ', '   # ', '   # ', '  #  ', ' #   '],
-  ',': ['     ', '     ', '     ', '     ', ' ##  ', '  #  ', ' #   '],
+export const plotColours = {
+  loss: [31, 90, 180] as Rgb, lossRaw: [160, 190, 232] as Rgb, lr: [205, 110, 20] as Rgb,
+  validation: [30, 140, 60] as Rgb, phase: [150, 60, 170] as Rgb,
 };
 
-class Canvas {
-  readonly data: Uint8Array;
-  constructor(readonly width: number, readonly height: number) {
-    this.data = new Uint8Array(width * height * 3).fill(255);
-  }
-  pixel(x: number, y: number, rgb: readonly number[]): void {
-    if (x < 0 || y < 0 || x >= this.width || y >= this.height) return;
-    const i = (Math.round(y) * this.width + Math.round(x)) * 3;
-    this.data[i] = rgb[0]!;
-    this.data[i + 1] = rgb[1]!;
-    this.data[i + 2] = rgb[2]!;
-  }
-  line(x0: number, y0: number, x1: number, y1: number, rgb: readonly number[]): void {
-    const n = Math.max(Math.abs(x1 - x0), Math.abs(y1 - y0), 1);
-    for (let k = 0; k <= n; ++k) this.pixel(x0 + ((x1 - x0) * k) / n, y0 + ((y1 - y0) * k) / n, rgb);
-  }
-  text(x: number, y: number, s: string, rgb: readonly number[] = [40, 40, 40]): void {
-    [...s].forEach((ch, k) => {
-      const g = glyphs[ch] ?? glyphs[ch.toLowerCase()] ?? glyphs[' ']!;
-      g.forEach((row, r) => [...row].forEach((c, col) => { if (c === '#') this.pixel(x + k * 6 + col, y + r, rgb); }));
-    });
-  }
-  png(): Buffer {
-    const png = new PNG({ width: this.width, height: this.height });
-    for (let i = 0; i < this.width * this.height; ++i) {
-      png.data[i * 4] = this.data[i * 3]!;
-      png.data[i * 4 + 1] = this.data[i * 3 + 1]!;
-      png.data[i * 4 + 2] = this.data[i * 3 + 2]!;
-      png.data[i * 4 + 3] = 255;
-    }
-    return PNG.sync.write(png);
-  }
+interface Entry {
+  step?: number;
+  phase?: number;
+  phaseName?: string;
+  loss?: number;
+  lr?: number;
+  validation?: number;
+  metric?: string;
+  best?: number;
+  bestStep?: number;
 }
 
-function label(v: number): string {
-  if (v === 0) return '0';
-  const a = Math.abs(v);
-  return a >= 1e4 || a < 1e-2 ? v.toExponential(1) : Number(v.toPrecision(3)).toString();
-}
-
-export interface Series {
-  name: string;
-  points: Array<[number, number]>;
-  color: readonly number[];
-  /** A log scale on the y axis (learning rates). */
-  log?: boolean;
-}
-
-/** One panel per series, stacked; x is the step. */
-export function drawPanels(series: readonly Series[], width = 720, panelHeight = 200): Buffer {
-  const canvas = new Canvas(width, panelHeight * series.length);
-  const left = 70, right = 16, top = 20, bottom = 26;
-  const allSteps = series.flatMap((s) => s.points.map((p) => p[0]));
-  const x0 = Math.min(...allSteps), x1 = Math.max(...allSteps, x0 + 1);
-  series.forEach((s, k) => {
-    const oy = k * panelHeight;
-    const pts = s.points.filter((p) => Number.isFinite(p[1]) && (!s.log || p[1] > 0));
-    const f = (v: number) => (s.log ? Math.log10(v) : v);
-    const ys = pts.map((p) => f(p[1]));
-    let lo = Math.min(...ys), hi = Math.max(...ys);
-    if (!(hi > lo)) {
-      lo -= 0.5;
-      hi += 0.5;
-    }
-    const px = (x: number) => left + ((x - x0) / (x1 - x0)) * (width - left - right);
-    const py = (y: number) => oy + panelHeight - bottom - ((f(y) - lo) / (hi - lo)) * (panelHeight - top - bottom);
-    const grey = [170, 170, 170];
-    canvas.line(left, oy + top, left, oy + panelHeight - bottom, grey);
-    canvas.line(left, oy + panelHeight - bottom, width - right, oy + panelHeight - bottom, grey);
-    canvas.text(left, oy + 6, s.name, s.color);
-    for (const t of [0, 0.5, 1]) {
-      const v = s.log ? 10 ** (lo + t * (hi - lo)) : lo + t * (hi - lo);
-      const y = py(v);
-      canvas.line(left - 4, y, left, y, grey);
-      canvas.text(2, y - 3, label(v));
-      const step = x0 + t * (x1 - x0);
-      const x = px(step);
-      canvas.line(x, oy + panelHeight - bottom, x, oy + panelHeight - bottom + 4, grey);
-      const text = label(Math.round(step));
-      canvas.text(Math.min(width - right - 6 * text.length, Math.max(0, x - 3 * text.length)), oy + panelHeight - bottom + 8, text);
-    }
-    canvas.text(width - right - 24, oy + panelHeight - 12, 'step');
-    for (let i = 1; i < pts.length; ++i) canvas.line(px(pts[i - 1]![0]), py(pts[i - 1]![1]), px(pts[i]![0]), py(pts[i]![1]), s.color);
-    if (pts.length === 1) canvas.pixel(px(pts[0]![0]), py(pts[0]![1]), s.color);
+/** The mean of the last `window` values at each index. */
+function runningMean(values: readonly number[], window: number): number[] {
+  let sum = 0;
+  return values.map((v, i) => {
+    sum += v;
+    if (i >= window) sum -= values[i - window]!;
+    return sum / Math.min(i + 1, window);
   });
-  return canvas.png();
 }
 
-/**
- * Rand split/merge curves (the 2D-3D ConvNet paper's Fig. 4): x the split score, y the
- * merge score, both 0..1, one line per method, with a legend.
- */
-export function drawRandCurves(curves: ReadonlyArray<{ name: string; points: Array<[number, number]>; color: readonly number[] }>, size = 480): Buffer {
-  const canvas = new Canvas(size, size);
-  const left = 50, right = 16, top = 16, bottom = 40;
-  const grey = [170, 170, 170];
-  const px = (v: number) => left + v * (size - left - right);
-  const py = (v: number) => size - bottom - v * (size - top - bottom);
-  canvas.line(px(0), py(0), px(1), py(0), grey);
-  canvas.line(px(0), py(0), px(0), py(1), grey);
-  for (const t of [0, 0.25, 0.5, 0.75, 1]) {
-    canvas.line(px(t), py(0), px(t), py(0) + 4, grey);
-    canvas.text(px(t) - 9, py(0) + 8, t.toFixed(2));
-    canvas.line(px(0) - 4, py(t), px(0), py(t), grey);
-    canvas.text(2, py(t) - 3, t.toFixed(2));
-  }
-  canvas.text(size / 2 - 60, size - 14, 'rand split score');
-  canvas.text(left + 6, top - 10, 'rand merge score');
-  curves.forEach((c, k) => {
-    const pts = c.points.filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1]));
-    for (let i = 1; i < pts.length; ++i) canvas.line(px(pts[i - 1]![0]), py(pts[i - 1]![1]), px(pts[i]![0]), py(pts[i]![1]), c.color);
-    for (const p of pts) {
-      for (let d = -1; d <= 1; ++d) {
-        canvas.pixel(px(p[0]) + d, py(p[1]), c.color);
-        canvas.pixel(px(p[0]), py(p[1]) + d, c.color);
-      }
+/** The log's steps, learning rates, validations and phases drawn as one PNG. */
+export function drawLog(entries: readonly Entry[], title: string, width = 900): Buffer {
+  const steps = entries.filter((e) => typeof e.step === 'number' && typeof e.loss === 'number');
+  const validations = entries.filter((e) => typeof e.step === 'number' && typeof e.validation === 'number');
+  const th = glyphHeight * fontScale;
+  const x = linearAxis(steps.map((e) => e.step!), { margin: 0.01, target: 8 });
+  const losses = steps.map((e) => e.loss!), positive = losses.filter((v) => v > 0);
+  // The loss on a log axis when every loss is positive (a loss can be negative: then linear).
+  const lossAxis: Axis = positive.length === losses.length ? logAxis(losses) : linearAxis(losses);
+  const lrs = steps.filter((e) => typeof e.lr === 'number' && e.lr > 0).map((e) => [e.step!, e.lr!] as const);
+  const lrAxis = logAxis(lrs.map((p) => p[1]));
+  const panels: Array<{ axis: Axis; height: number; title: string }> = [
+    { axis: lossAxis, height: 270, title: lossAxis.log ? 'loss (log scale)' : 'loss' },
+    { axis: lrAxis, height: 165, title: 'learning rate' },
+  ];
+  const metric = validations[0]?.metric ?? '';
+  const vAxis = validations.length ? linearAxis(validations.map((e) => e.validation!), { margin: 0.12, target: 4 }) : undefined;
+  if (vAxis) panels.push({ axis: vAxis, height: 170, title: `validation ${metric}`.trim() });
+  const widest = Math.max(...panels.flatMap((p) => p.axis.ticks.map((v) => textWidth(p.axis.format(v), fontScale))));
+  const left = 16 + th + 12 + widest + 14, right = 24, top = 20 + th + 16 + th + 14, gap = 22, bottom = 9 + th + 10 + th + 18;
+  const height = top + panels.reduce((n, p) => n + p.height, 0) + gap * (panels.length - 1) + bottom;
+  const canvas = new Canvas(width, height);
+  canvas.text(left, 20, title, ink, fontScale);
+
+  // Phase boundaries: where the phase number changes.
+  const phases: Array<{ step: number; label: string }> = [];
+  steps.forEach((e, i) => {
+    if (i === 0 || e.phase !== steps[i - 1]!.phase) {
+      const name = e.phaseName && e.phaseName !== `phase ${e.phase}` ? `: ${e.phaseName}` : '';
+      phases.push({ step: i === 0 ? e.step! : (steps[i - 1]!.step! + e.step!) / 2, label: e.phase !== undefined ? `phase ${e.phase}${name}` : '' });
     }
-    canvas.line(left + 12, top + 14 + 12 * k, left + 28, top + 14 + 12 * k, c.color);
-    canvas.text(left + 32, top + 11 + 12 * k, c.name, c.color);
   });
+
+  let y0 = top;
+  const frames = panels.map((p, k) => {
+    const frame = new Frame(canvas, { x: left, y: y0, w: width - left - right, h: p.height }, x, p.axis);
+    frame.draw({ xLabels: k === panels.length - 1 });
+    frame.titles(k === panels.length - 1 ? 'step' : undefined, p.title);
+    y0 += p.height + gap;
+    return frame;
+  });
+  const first = frames[0]!, last = frames[frames.length - 1]!;
+  // Phase lines through every panel, named above the first.
+  if (phases.length > 1) {
+    let lastRight = -Infinity;
+    for (const [k, ph] of phases.entries()) {
+      const px = Math.round(first.px(ph.step));
+      if (k > 0) canvas.line(px, first.box.y - 4, px, last.box.y + last.box.h - 1, plotColours.phase, 2, [6, 4]);
+      const s = ph.label, w = textWidth(s, fontScale);
+      const lx = Math.min(width - right - w, k === 0 ? first.box.x : px + 6);
+      if (lx < lastRight + 8) continue;
+      canvas.text(lx, first.box.y - th - 8, s, plotColours.phase, fontScale);
+      lastRight = lx + w;
+    }
+  }
+
+  // Loss: every step faint, the running mean bold.
+  const lossFrame = frames[0]!;
+  const window = Math.max(1, Math.round(steps.length / 40));
+  const mean = runningMean(losses, window);
+  const toPx = (f: Frame, pts: ReadonlyArray<readonly [number, number]>) => pts.filter((p) => !f.y.log || p[1] > 0).map((p) => [f.px(p[0]), f.py(p[1])] as [number, number]);
+  canvas.polyline(toPx(lossFrame, steps.map((e) => [e.step!, e.loss!])), plotColours.lossRaw, 1);
+  if (steps.length === 1) canvas.marker(lossFrame.px(steps[0]!.step!), lossFrame.py(losses[0]!), 'circle', plotColours.loss, 4);
+  canvas.polyline(toPx(lossFrame, steps.map((e, i) => [e.step!, mean[i]!])), plotColours.loss, 3);
+  const lossEntries = [
+    { text: 'loss of each step', draw: (lx: number, ly: number) => canvas.line(lx - 18, ly, lx + 18, ly, plotColours.lossRaw, 2) },
+    { text: `running mean of ${window} step${window > 1 ? 's' : ''}`, draw: (lx: number, ly: number) => canvas.line(lx - 18, ly, lx + 18, ly, plotColours.loss, 3) },
+  ];
+  const ls = legendSize(lossEntries), lb = lossFrame.box;
+  drawLegend(canvas, lb.x + lb.w - ls.w - 10, lb.y + 10, lossEntries);
+
+  // Learning rate.
+  const lrFrame = frames[1]!;
+  canvas.polyline(toPx(lrFrame, lrs), plotColours.lr, 2);
+  if (lrs.length === 1) canvas.marker(lrFrame.px(lrs[0]![0]), lrFrame.py(lrs[0]![1]), 'circle', plotColours.lr, 4);
+
+  // Validation: the scores as points, the best ringed and labelled.
+  if (vAxis) {
+    const vFrame = frames[2]!;
+    const pts = toPx(vFrame, validations.map((e) => [e.step!, e.validation!]));
+    canvas.polyline(pts, plotColours.validation, 2);
+    for (const [px, py] of pts) canvas.marker(px, py, 'circle', plotColours.validation, 4);
+    const lastLine = validations[validations.length - 1]!;
+    const higher = metric !== 'loss';
+    const best = typeof lastLine.best === 'number' && typeof lastLine.bestStep === 'number'
+      ? { step: lastLine.bestStep, value: lastLine.best }
+      : validations.reduce<{ step: number; value: number }>((b, e) => ((higher ? e.validation! > b.value : e.validation! < b.value) ? { step: e.step!, value: e.validation! } : b),
+        { step: validations[0]!.step!, value: validations[0]!.validation! });
+    const bx = vFrame.px(best.step), by = vFrame.py(best.value);
+    canvas.ring(bx, by, 8, plotColours.validation, 2);
+    const s = `best ${Number(best.value.toPrecision(4))} at step ${best.step}`;
+    const box = placeLabel(bx, by, textWidth(s, fontScale) + 8, th + 8, vFrame.box, pts, []);
+    canvas.fillRect(box.x, box.y, box.w, box.h, [255, 255, 255]);
+    canvas.rect(box.x, box.y, box.w, box.h, plotColours.validation);
+    canvas.text(box.x + 4, box.y + 4, s, plotColours.validation, fontScale);
+  }
   return canvas.png();
 }
 
@@ -184,7 +145,7 @@ export function plotLog(logFile: string, outFile: string): { steps: number; vali
   }
   const entries = text.split('\n').filter((l) => l.trim() !== '').map((l, i) => {
     try {
-      return JSON.parse(l) as { step?: number; loss?: number; lr?: number; validation?: number; metric?: string };
+      return JSON.parse(l) as Entry;
     } catch {
       throw new SegvolError('ERR_FORMAT', `plot: ${logFile} line ${i + 1} is not JSON; expected a training log written by segvol train`);
     }
@@ -192,13 +153,9 @@ export function plotLog(logFile: string, outFile: string): { steps: number; vali
   const steps = entries.filter((e) => typeof e.step === 'number' && typeof e.loss === 'number');
   if (steps.length === 0) throw new SegvolError('ERR_FORMAT', `plot: ${logFile} holds no training steps (lines with step and loss)`);
   const validations = entries.filter((e) => typeof e.step === 'number' && typeof e.validation === 'number');
-  const series: Series[] = [
-    { name: 'loss', points: steps.map((e) => [e.step!, e.loss!]), color: [31, 90, 180] },
-    { name: 'lr', points: steps.map((e) => [e.step!, e.lr ?? NaN]), color: [200, 110, 20], log: true },
-  ];
-  if (validations.length) {
-    series.push({ name: `validation ${validations[0]!.metric ?? ''}`.trim(), points: validations.map((e) => [e.step!, e.validation!]), color: [30, 140, 60] });
-  }
-  fs.writeFileSync(outFile, drawPanels(series));
+  const phases = new Set(steps.map((e) => e.phase)).size;
+  const title = `${path.basename(logFile)}: ${steps.length} steps${phases > 1 ? `, ${phases} phases` : ''}` +
+    `${validations.length ? `, ${validations.length} validations` : ''}`;
+  fs.writeFileSync(outFile, drawLog(entries, title));
   return { steps: steps.length, validations: validations.length };
 }

@@ -115,6 +115,17 @@ function runWatershed(affinities: Float32Array, d: number[], threeD: boolean, op
   };
 }
 
+/** The watershed a threshold search cuts: its tree reaches the lowest cut (see randCurve). */
+function searchWatershed(options: WatershedOptions, thresholds: readonly number[]): WatershedOptions {
+  if (options.low !== undefined) return options;
+  const low = 0.3, size = options.sizeThreshold ?? 25;
+  return {
+    ...options,
+    low: Math.max(0, Math.min(low, 1 - Math.max(...thresholds))),
+    sizeThreshold: typeof size === 'number' ? [[low, size]] : size,
+  };
+}
+
 export const metrics = {
   /**
    * Pixel error of boundary probabilities (p > threshold is boundary) against a binary truth.
@@ -247,6 +258,11 @@ export const metrics = {
    * Rand scores of a boundary map's segmentations over thresholds: the split/merge curve
    * (the 2D-3D ConvNet paper's Fig. 4). 'threshold': connected components of the voxels
    * below each threshold; 'watershed': one watershed, its tree cut at affinity 1 - threshold.
+   * Unless `watershed.low` is given, the watershed's `low` is lowered to the lowest affinity
+   * cut (1 - the largest threshold) while the size-dependent merge keeps its default
+   * affinity (0.3): at the default low, voxels of boundary above 0.7 would be background,
+   * cells parted by such membranes would share no edge, the tree would be empty and every
+   * threshold would give the same segmentation (one point, not a curve).
    * Truth label 0 (boundary) is ignored. In-plane (per slice) unless threeD.
    */
   randCurve(boundary: Float32Array, truth: Labels, shape: Shape3, options: Connectivity & {
@@ -257,7 +273,7 @@ export const metrics = {
     const thresholds = options.thresholds ?? Array.from({ length: 19 }, (_, i) => (i + 1) / 20);
     const threeD = options.threeD ?? false;
     const connectivity = options.connectivity ?? (shape.length === 2 || !threeD ? 8 : 26);
-    const ws = options.method === 'watershed' ? metrics.watershed(boundary, shape, { ...(options.watershed ?? {}), threeD }) : undefined;
+    const ws = options.method === 'watershed' ? metrics.watershed(boundary, shape, { ...searchWatershed(options.watershed ?? {}, thresholds), threeD }) : undefined;
     return thresholds.map((threshold, k) => {
       const segments = ws ? ws.cut(1 - threshold)
         : metrics.segmentByThreshold(boundary, shape, { threshold, connectivity: connectivity as 4 | 8 | 6 | 26 });
@@ -270,7 +286,7 @@ export const metrics = {
   /**
    * The best Rand F-score over segmentation thresholds (line search), as the 2D-3D ConvNet
    * paper reports: 'threshold' = connected components below a threshold, 'watershed' =
-   * Zlateski and Seung's watershed cut at each threshold.
+   * Zlateski and Seung's watershed cut at each threshold (see randCurve).
    */
   bestRandFScore(boundary: Float32Array, truth: Labels, shape: Shape3,
     options: Connectivity & { method?: 'threshold' | 'watershed'; thresholds?: readonly number[]; watershed?: WatershedOptions; threeD?: boolean;

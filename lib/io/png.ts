@@ -1,5 +1,4 @@
-// A minimal 8-bit grayscale PNG writer (for slices: input | truth | prediction).
-import * as fs from 'node:fs';
+// A minimal 8-bit PNG writer, grayscale or RGB (volume slices, plots and slice panels: see panels.ts).
 import * as zlib from 'node:zlib';
 
 const crcTable = (() => {
@@ -27,37 +26,33 @@ function chunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([length, body, crc]);
 }
 
-/** pixels: height * width bytes, row-major. */
-export function encodeGrayPng(pixels: Uint8Array, width: number, height: number): Buffer {
+/** pixels: height * width * channels bytes, row-major (1 channel: grey, 3: RGB). */
+function encodePng(pixels: Uint8Array, width: number, height: number, channels: 1 | 3): Buffer {
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
   header.writeUInt32BE(height, 4);
   header[8] = 8;  // bit depth
-  header[9] = 0;  // grayscale
-  const raw = Buffer.alloc((width + 1) * height);
+  header[9] = channels === 1 ? 0 : 2;  // grayscale or truecolour
+  const row = width * channels;
+  const raw = Buffer.alloc((row + 1) * height);
   for (let y = 0; y < height; ++y) {
-    raw[y * (width + 1)] = 0;  // filter: none
-    Buffer.from(pixels.buffer, pixels.byteOffset + y * width, width).copy(raw, y * (width + 1) + 1);
+    raw[y * (row + 1)] = 0;  // filter: none
+    Buffer.from(pixels.buffer, pixels.byteOffset + y * row, row).copy(raw, y * (row + 1) + 1);
   }
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', header),
-    chunk('IDAT', zlib.deflateSync(raw)),
+    chunk('IDAT', zlib.deflateSync(raw, { level: 9 })),
     chunk('IEND', Buffer.alloc(0)),
   ]);
 }
 
-/** Panels of equal size (values mapped from [lo, hi] to 0..255) side by side with a 4-pixel gap. */
-export function writePanelsPng(file: string, panels: Array<{ data: Float32Array; lo: number; hi: number }>, width: number, height: number): void {
-  const gap = 4;
-  const total = panels.length * width + (panels.length - 1) * gap;
-  const pixels = new Uint8Array(total * height).fill(255);
-  panels.forEach((panel, p) => {
-    for (let y = 0; y < height; ++y)
-      for (let x = 0; x < width; ++x) {
-        const v = (panel.data[y * width + x]! - panel.lo) / (panel.hi - panel.lo);
-        pixels[y * total + p * (width + gap) + x] = Math.max(0, Math.min(255, Math.round(v * 255)));
-      }
-  });
-  fs.writeFileSync(file, encodeGrayPng(pixels, total, height));
+/** pixels: height * width bytes, row-major. */
+export function encodeGrayPng(pixels: Uint8Array, width: number, height: number): Buffer {
+  return encodePng(pixels, width, height, 1);
+}
+
+/** pixels: height * width * 3 bytes (R, G, B), row-major. */
+export function encodeRgbPng(pixels: Uint8Array, width: number, height: number): Buffer {
+  return encodePng(pixels, width, height, 3);
 }

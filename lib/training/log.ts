@@ -12,6 +12,8 @@ export function withoutExtension(file: string): string {
 export interface StepLine {
   step: number;
   phase: number;
+  /** The phase's name (its own, or 'phase <n>'). */
+  phaseName?: string;
   epoch: number;
   loss: number;
   lr: number;

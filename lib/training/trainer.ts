@@ -180,7 +180,7 @@ export class Trainer extends EventEmitter {
         const { best, bestStep } = validator.state!;
         log?.validation({ step: this.position.step, phase: plan.index + 1, validation: score, metric: validator.metric, best, bestStep });
       }
-      log?.step({ step: this.position.step, phase: plan.index + 1, epoch: progress.epoch, loss: lastLoss, lr, gradNorm: stepResult.gradNorm,
+      log?.step({ step: this.position.step, phase: plan.index + 1, phaseName: plan.name, epoch: progress.epoch, loss: lastLoss, lr, gradNorm: stepResult.gradNorm,
         batchSize: plan.batchSize, voxelsPerSecond: progress.voxelsPerSecond });
       options.onProgress?.(progress);
       this.emit('progress', progress);

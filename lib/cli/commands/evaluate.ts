@@ -9,7 +9,7 @@ import { readVolumeAsync } from '../../io/volume_io';
 import { families } from '../../models';
 import type { FamilyMeasure } from '../../models/family';
 import { integerList, terminal } from '../context';
-import { drawRandCurves } from '../plot';
+import { drawRandCurves } from '../rand_plot';
 
 type Result = Record<string, unknown>;
 
@@ -63,8 +63,8 @@ function evaluateBoundary(result: Result, pred: Float32Array, truth: Float32Arra
   if (plot) {
     type Best = { curve: RandCurvePoint[] };
     fs.writeFileSync(plot, drawRandCurves([
-      { name: 'connected components', points: (result.randThreshold as Best).curve.map((p) => [p.vSplit, p.vMerge]), color: [31, 119, 180] },
-      { name: 'watershed', points: (result.randWatershed as Best).curve.map((p) => [p.vSplit, p.vMerge]), color: [214, 39, 40] },
+      { name: 'connected components', points: (result.randThreshold as Best).curve, color: [31, 119, 180] },
+      { name: 'watershed', points: (result.randWatershed as Best).curve, color: [214, 39, 40] },
     ]));
     terminal.note(`wrote ${plot}`);
   }

@@ -11,7 +11,7 @@ import { normalizeNonzero } from '../../data/preprocess';
 import { bratsMetrics, type BratsScores } from './scores';
 import { predictVolume } from '../../inference/predict_volume';
 import { writeVolume } from '../../io/volume_io';
-import { writePanelsPng } from '../../io/png';
+import { writeSlicePanels } from '../../io/panels';
 import { mriPresets as presets } from './network';
 import type { CrossModalityConvLstm } from './network';
 import { crossModalityPhases } from './regime';
@@ -124,10 +124,15 @@ export async function runBratsDemo(options: BratsDemoOptions = {}): Promise<Brat
     if (k > most) [most, z] = [k, s];
   }
   const n = D * H * W, plane = (a: ArrayLike<number>, offset: number) => Float32Array.from({ length: H * W }, (_, i) => a[offset + z * H * W + i]!);
-  writePanelsPng(files[2]!, [
-    { data: plane(test[0]!.image, 0), lo: -2.5, hi: 2.5 }, { data: plane(test[0]!.image, 2 * n), lo: -2.5, hi: 2.5 },
-    { data: plane(test[0]!.labels!, 0), lo: 0, hi: 4 }, { data: plane(predicted[0]!, 0), lo: 0, hi: 4 },
-  ], W, H);
+  // Outside the brain (0 in every modality after the pre-processing) drawn black.
+  const brain = plane(test[0]!.image, 0).map((_, i) => (bratsModalities.some((_m, m) => test[0]!.image[m * n + z * H * W + i] !== 0) ? 1 : 0));
+  const shown = (m: number) => plane(test[0]!.image, m * n).map((v, i) => (brain[i] ? v : -Infinity));
+  const flair = { data: shown(0), lo: -2.5, hi: 2.5 };
+  writeSlicePanels(files[2]!, [
+    ...bratsModalities.map((name, m) => ({ title: name, kind: 'grey' as const, data: shown(m), lo: -2.5, hi: 2.5 })),
+    { title: 'truth', kind: 'labels', data: plane(test[0]!.labels!, 0), underlay: flair },
+    { title: 'prediction', kind: 'labels', data: plane(predicted[0]!, 0), underlay: flair },
+  ], W, H, { classes: model.info.classes ?? [...bratsClasses], columns: 3, caption: `held-out phantom, slice ${z + 1} of ${D} (the most tumour); labels over flair` });
   model.save(files[3]!);
   return { steps: [first.steps, second.steps - first.steps], scores, untrained, files, model };
 }

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VolumeSampler } from '../../data/samplers';
 import { writeNpy } from '../../io/npy';
-import { writePanelsPng } from '../../io/png';
+import { writeSlicePanels } from '../../io/panels';
 import { pyramidPresets as presets } from './network';
 import { syntheticEm } from '../../data/synthetic';
 import { Tensor } from '../../core/tensor';
@@ -68,11 +68,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   writeNpy(files[1]!, { shape: [held, H, W], data: truth });
   writeNpy(files[2]!, { shape: [held, H, W], data: image });
   const z = Math.floor(held / 2) * H * W;
-  writePanelsPng(files[3]!, [
-    { data: image.subarray(z, z + H * W), lo: -2.5, hi: 2.5 },
-    { data: truth.subarray(z, z + H * W).map((v) => 1 - v), lo: 0, hi: 1 },
-    { data: membrane.subarray(z, z + H * W).map((v) => 1 - v), lo: 0, hi: 1 },
-  ], W, H);
+  writeSlicePanels(files[3]!, [
+    { title: 'input', kind: 'grey', data: image.subarray(z, z + H * W), lo: -2.5, hi: 2.5 },
+    { title: 'truth', kind: 'labels', data: truth.subarray(z, z + H * W) },
+    { title: 'prediction: P(membrane)', kind: 'grey', data: membrane.subarray(z, z + H * W), lo: 0, hi: 1, scale: 'P(membrane)' },
+  ], W, H, { classes: model.info.classes ?? ['cell', 'membrane'], caption: `held-out slice ${Math.floor(held / 2) + 1} of ${held}, after ${result.steps} steps` });
   const weightsFile = path.join(out, 'model.safetensors');
   trainer.save(weightsFile);
   files.push(weightsFile);
