@@ -117,10 +117,13 @@ export { normalizeSlices, normalizeNonzero, gaussianBlur2d, gaussianKernel, clah
 export const metrics = { ...genericMetrics, ...bratsMetrics };
 export { percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
+export type { Tta, FlipAxis, Overlap } from './inference/windows';
+export type { NonFinitePolicy } from './core/non_finite';
 export {
-  predictChunked, planChunkedPrediction, predictBlock, readChunkedPlan, blockDone,
+  predictChunked, planChunkedPrediction, predictBlock, readChunkedPlan, blockDone, writePyramid,
   type ChunkedPlan, type ChunkedPlanOptions, type ChunkedPredictOptions, type ChunkedOutput,
 } from './inference/chunked';
+export { pyramidLevels, omeAttributes, type OmeLevel, type OmeVersion } from './io/ome_zarr';
 
 export { readVolumeAsync, writeVolumeAsync, describeZarr, type ZarrWriteOptions } from './io/volume_io';
 export { openZarr, readZarr, writeZarr, ZarrWriter, isZarrPath, zarrCompressors, type ZarrArray, type ZarrCompressor, type ZarrCreateOptions, type ZarrDtype } from './io/zarr';

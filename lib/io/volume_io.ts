@@ -20,6 +20,8 @@ export interface Volume {
   shape: number[];
   /** (z, y, x) voxel size where the format has it. */
   spacing?: [number, number, number];
+  /** The spacing's unit where the format names it: 'millimeter', 'micrometer' or 'meter' (NIfTI's xyzt_units, OME-Zarr's axes). */
+  unit?: string;
   affine?: number[][];
   /** The stored type, e.g. 'uint16'. */
   dtype: string;
@@ -99,6 +101,14 @@ export function readVolume(file: string, options: { raw?: RawOptions } = {}): Vo
 
 export type StoredType = 'float32' | 'uint8' | 'int16' | 'uint16';
 
+/**
+ * The stored type of class ids, in every format that has integers: uint8, or uint16 past 255
+ * classes (NIfTI, which has no uint16 writer here, stores those as int16). Probabilities are float32.
+ */
+export function labelDtype(classes: number): 'uint8' | 'uint16' {
+  return classes > 255 ? 'uint16' : 'uint8';
+}
+
 export interface WriteOptions {
   /** Stored type where the format allows it (NIfTI: float32, uint8, int16; TIFF: float32, uint8, uint16). Default float32. */
   dtype?: StoredType;
@@ -168,7 +178,7 @@ export function writeVolume(file: string, volume: Volume, options: WriteOptions 
     }
     atomic(serializeNifti(volume.data, volume.shape, {
       ...(volume.spacing ? { spacing: volume.spacing } : {}), ...(volume.affine ? { affine: volume.affine } : {}),
-      ...(dtype ? { dtype } : {}), ...(scale ? { scale } : {}), gzip: lower.endsWith('.gz'),
+      ...(dtype ? { dtype } : {}), ...(scale ? { scale } : {}), gzip: lower.endsWith('.gz'), ...(volume.unit ? { unit: volume.unit } : {}),
     }));
     return report;
   } else if (lower.endsWith('.tif') || lower.endsWith('.tiff')) {
