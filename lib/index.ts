@@ -111,7 +111,9 @@ export { estimateStepMemory, formatBytes, type StepMemory } from './training/mem
 
 export { VolumeSampler, MultiSampler, classCounts, classStatistics, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
 export { syntheticEm, type SyntheticEm, type SyntheticEmOptions } from './data/synthetic';
-export { normalizeSlices, normalizeNonzero, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, type Normalization } from './data/preprocess';
+export {
+  normalizeSlices, normalizeNonzero, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, preprocessZeroingNonFinite, type Normalization,
+} from './data/preprocess';
 
 /** The evaluation measures of the source papers (the BRATS regions' among them). */
 export const metrics = { ...genericMetrics, ...bratsMetrics };

@@ -156,8 +156,8 @@ export async function planChunkedPrediction(model: ModelBase, input: string, out
     return existing;
   }
   // One pass over every slice: the statistics, and the non-finite voxels (which they skip).
-  const scan = new NonFiniteScan(channels > 1 || rank === 4 ? ['c', 'z', 'y', 'x'] : ['z', 'y', 'x']);
-  const prefix = (c: number, z: number) => (scan.axes.length === 4 ? [c, z] : [z]);
+  const scan = new NonFiniteScan(['c', 'z', 'y', 'x']);
+  const prefix = (c: number, z: number) => [c, z];
   const [D, , W] = dims;
   const stats: Array<[number, number]> = [];
   if (mode === 'slice') {

@@ -13,6 +13,7 @@ import { encodeGrayPng } from './png';
 import { parseTiff, serializeTiff } from './tiff';
 import { isZarrPath, openZarr, readZarr, writeZarr, type ZarrCompressor } from './zarr';
 import { decodeSamples, readBytes, sampleBytes } from './binary';
+import { omeAxes, writeOmeGroup } from './ome_zarr';
 
 export interface Volume {
   data: Float32Array;
@@ -144,6 +145,17 @@ function storageLoss(data: Float32Array, range: [number, number], slope = 1, int
   return { rounded, clipped, maxError };
 }
 
+/** What storing values as dtype does to them; refuses a lossy integer type unless allowed. */
+function integerReport(file: string, format: string, data: Float32Array, dtype: StoredType, allowLossy = false): WriteReport {
+  if (dtype === 'float32') return { dtype, rounded: 0, clipped: 0, maxError: 0 };
+  const report = { dtype, ...storageLoss(data, integerRanges[dtype]!) };
+  if ((report.rounded || report.clipped) && !allowLossy) {
+    throw new SegvolError('ERR_ARGUMENT', `${format} ${file}: ${dtype} cannot hold these values (${report.rounded} rounded, ${report.clipped} clipped, ` +
+      `by up to ${report.maxError.toPrecision(3)}); write float32 or allow the loss (--allow-lossy)`);
+  }
+  return report;
+}
+
 /**
  * Writes a volume; the format comes from the extension (.nii, .nii.gz, .tif, .npy, or a
  * folder ending in / for PNG slices). Returns what storing did to the values.
@@ -198,16 +210,15 @@ export function writeVolume(file: string, volume: Volume, options: WriteOptions 
     atomic(serializeTiff(volume.data, spatial, dtype));
     return report;
   } else if (lower.endsWith('.mha')) {
-    const dtype = options.dtype === 'int16' ? 'int16' : 'float32';
-    const report: WriteReport = dtype === 'int16' ? { dtype, ...storageLoss(volume.data, integerRanges.int16!) } : { ...clean, dtype };
-    if ((report.rounded || report.clipped) && !options.allowLossy) {
-      throw new SegvolError('ERR_ARGUMENT', `MetaImage ${file}: int16 cannot hold these values (${report.rounded} rounded, ${report.clipped} clipped); write float32 or allow the loss`);
-    }
+    const dtype = options.dtype ?? 'float32';
+    const report = integerReport(file, 'MetaImage', volume.data, dtype, options.allowLossy);
     atomic(serializeMetaImage(volume.data, spatial, { dtype, ...(volume.spacing ? { spacing: volume.spacing } : {}) }));
     return report;
   } else if (lower.endsWith('.npy')) {
-    writeNpy(file, { shape: volume.shape, data: volume.data });
-    return { ...clean, dtype: 'float32' };
+    const dtype = options.dtype ?? 'float32';
+    const report = integerReport(file, 'npy', volume.data, dtype, options.allowLossy);
+    writeNpy(file, { shape: volume.shape, data: volume.data }, dtype);
+    return report;
   } else if (file.endsWith('/') || file.endsWith(path.sep)) {
     // PNG slices, values scaled from the volume's range to 0..255.
     fs.mkdirSync(file, { recursive: true });
@@ -263,7 +274,12 @@ export function stackModalities(volumes: readonly Volume[], names: readonly stri
 export async function readVolumeAsync(file: string, options: { raw?: RawOptions } = {}): Promise<Volume> {
   if (!isZarrPath(file)) return readVolume(file, options);
   const z = await readZarr(file);
-  return { data: z.data, shape: z.shape, dtype: z.dtype, ...(z.spacing ? { spacing: z.spacing } : {}) };
+  return { data: z.data, shape: z.shape, dtype: z.dtype, ...(z.spacing ? { spacing: z.spacing } : {}), ...(z.unit ? { unit: z.unit } : {}) };
+}
+
+/** Whether a path names an OME-Zarr image to write (a store ending in .ome.zarr). */
+export function isOmeZarrPath(location: string): boolean {
+  return /\.ome\.zarr\/*$/i.test(location.replace(/\\/g, '/'));
 }
 
 export interface ZarrWriteOptions extends WriteOptions {
@@ -287,9 +303,22 @@ export async function writeVolumeAsync(file: string, volume: Volume, options: Za
     }
   }
   const version = options.zarrVersion ?? 2;
+  const storage = { dtype, zarrVersion: version, compressor: options.compressor ?? (version === 3 ? 'gzip' : 'zlib'), ...(options.chunks ? { chunks: options.chunks } : {}) } as const;
+  if (isOmeZarrPath(file)) {
+    // An OME-Zarr image of one level (the volume as it is), its voxel size as the scale.
+    const channels = volume.shape.length === 4;
+    const dims = volume.shape.slice(-3) as [number, number, number];
+    writeOmeGroup(file, {
+      version: version === 3 ? '0.5' : '0.4', name: path.basename(file).replace(/\.ome\.zarr\/*$/i, ''), levels: [{ path: '0', shape: dims, factor: [1, 1, 1] }],
+      spacing: volume.spacing ?? [1, 1, 1], ...(volume.unit ? { unit: volume.unit } : {}), channels, downsampling: 'mean', label: false,
+    });
+    await writeZarr(path.join(file, '0'), volume.data, volume.shape, {
+      ...storage, ...(version === 2 ? { dimensionSeparator: '/' } : { dimensionNames: omeAxes({ channels }).map((a) => a.name) }),
+    });
+    return report;
+  }
   await writeZarr(file, volume.data, volume.shape, {
-    dtype, zarrVersion: version, compressor: options.compressor ?? (version === 3 ? 'gzip' : 'zlib'), ...(options.chunks ? { chunks: options.chunks } : {}),
-    ...(volume.spacing ? { attributes: { segvol: { spacing: volume.spacing } } } : {}),
+    ...storage, ...(volume.spacing ? { attributes: { segvol: { spacing: volume.spacing, ...(volume.unit ? { unit: volume.unit } : {}) } } } : {}),
   });
   return report;
 }
