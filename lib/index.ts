@@ -112,16 +112,21 @@ export { estimateStepMemory, formatBytes, type StepMemory } from './training/mem
 
 export { VolumeSampler, MultiSampler, classCounts, classStatistics, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
 export { syntheticEm, type SyntheticEm, type SyntheticEmOptions } from './data/synthetic';
-export { normalizeSlices, normalizeNonzero, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, type Normalization } from './data/preprocess';
+export {
+  normalizeSlices, normalizeNonzero, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, preprocessZeroingNonFinite, type Normalization,
+} from './data/preprocess';
 
 /** The evaluation measures of the source papers (the BRATS regions' among them). */
 export const metrics = { ...genericMetrics, ...bratsMetrics };
 export { percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
+export type { Tta, FlipAxis, Overlap } from './inference/windows';
+export type { NonFinitePolicy } from './core/non_finite';
 export {
-  predictChunked, planChunkedPrediction, predictBlock, readChunkedPlan, blockDone,
+  predictChunked, planChunkedPrediction, predictBlock, readChunkedPlan, blockDone, writePyramid,
   type ChunkedPlan, type ChunkedPlanOptions, type ChunkedPredictOptions, type ChunkedOutput,
 } from './inference/chunked';
+export { pyramidLevels, omeAttributes, type OmeLevel, type OmeVersion } from './io/ome_zarr';
 
 export { readVolumeAsync, writeVolumeAsync, describeZarr, type ZarrWriteOptions } from './io/volume_io';
 export { openZarr, readZarr, writeZarr, ZarrWriter, isZarrPath, zarrCompressors, type ZarrArray, type ZarrCompressor, type ZarrCreateOptions, type ZarrDtype } from './io/zarr';

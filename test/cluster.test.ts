@@ -90,6 +90,45 @@ maybe('three workers on a BullMQ queue write the same bytes as one process, and 
   }
 });
 
+/** Every file of an OME-Zarr output but the bookkeeping (nested chunk folders), and its bytes. */
+function files(dir: string, prefix = ''): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const e of fs.readdirSync(path.join(dir, prefix), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const rel = path.join(prefix, e.name);
+    if (e.name === '.segvol') continue;
+    if (e.isDirectory()) for (const [k, v] of files(dir, rel)) out.set(k, v);
+    else out.set(rel, fs.readFileSync(path.join(dir, rel)));
+  }
+  return out;
+}
+
+maybe('an OME-Zarr output through the queue: workers write level 0, the coordinator the levels below; the same bytes as one process', async (t) => {
+  const redis = await startRedis();
+  const { dir, model, input } = await setup();
+  const { loadModel } = await import('../lib');
+  await predictChunked(loadModel(model), input, path.join(dir, 'one.ome.zarr'), { window: [4, 16, 16], chunks: [4, 16, 20], ome: true });
+  const workers = [0, 1].map(() => segvol(['worker', '--queue', redis.url, '--queue-name', 'ome', '--lock-seconds', '5']));
+  const logs = workers.map(finished);
+  try {
+    const coordinator = await finished(segvol(['predict', '--model', model, '--in', input, '--out', path.join(dir, 'queued.ome.zarr'), '--window', '4,16,16',
+      '--chunks', '4,16,20', '--queue', redis.url, '--queue-name', 'ome']));
+    t.is(coordinator.code, 0, coordinator.err);
+    t.regex(coordinator.out, /OME-Zarr 0\.4, 3 levels/);
+    const one = files(path.join(dir, 'one.ome.zarr')), queued = files(path.join(dir, 'queued.ome.zarr'));
+    t.true([...one.keys()].some((f) => f.startsWith(`2${path.sep}`)), 'levels 1 and 2 written');
+    const attrs = (m: Map<string, Buffer>) => ({ ...JSON.parse(m.get('.zattrs')!.toString()).multiscales[0], name: undefined });
+    t.deepEqual(attrs(queued), attrs(one), 'the same multiscales (the name is the output\'s)');
+    one.delete('.zattrs');
+    queued.delete('.zattrs');
+    t.deepEqual(queued, one, 'byte for byte, every level');
+  } finally {
+    for (const w of workers) w.kill('SIGTERM');
+    await Promise.all(logs);
+    redis.stop();
+    fs.rmSync(dir, { recursive: true });
+  }
+});
+
 maybe('a worker killed mid-block (SIGKILL) loses its block to another after the lock expires; the output is still identical', async (t) => {
   const redis = await startRedis();
   const { dir, model, input, reference } = await setup();

@@ -73,6 +73,8 @@ test.serial('README command-line blocks run in order as written (synth, train, r
     t.true(fs.existsSync(path.join(out, 'model.safetensors')) && fs.existsSync(path.join(out, 'curve.png')) && fs.existsSync(path.join(out, 'rand.png')) &&
       fs.existsSync(path.join(out, 'labels.tif')) && fs.existsSync(path.join(out, 'volume16.nii.gz')) &&
       fs.existsSync(path.join(out, 'labels.zarr', '.zarray')) && fs.existsSync(path.join(out, 'labels.zarr', '.segvol', 'done', '0')));
+    t.true(fs.existsSync(path.join(out, 'labels.ome.zarr', '1', '.zarray')) && fs.existsSync(path.join(out, 'volume.ome.zarr', '0', '.zarray')),
+      'the OME-Zarr prediction (two levels) and conversion');
     t.true(fs.existsSync(path.join(out, 'mri', 'pred.nii.gz')) && fs.existsSync(path.join(out, 'mri', 'model.safetensors')) &&
       fs.existsSync(path.join(out, 'mri-demo', 'slice.png')), 'the MRI commands wrote their model, prediction and demo panel');
     // The json block is what synth writes.

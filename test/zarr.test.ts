@@ -9,7 +9,9 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readNpy, writeNpy } from '../lib/io/npy';
-import { layers, openZarr, predictChunked, predictVolume, readZarr, sequential, Tensor, writeZarr, ZarrWriter } from '../lib';
+import {
+  blockDone, layers, openZarr, planChunkedPrediction, predictBlock, predictChunked, predictVolume, readChunkedPlan, readZarr, sequential, Tensor, writeZarr, ZarrWriter,
+} from '../lib';
 
 const dir = path.join(__dirname, 'fixtures', 'zarr');
 
@@ -207,5 +209,84 @@ test('segvol convert writes Zarr (chunks, compressor, version) from any format a
   const bad = run('convert', path.join(tmp, 'v.npy'), path.join(tmp, 'v.nii.gz'), '--chunks', '2,2,2');
   t.is(bad.status, 1);
   t.regex(bad.stderr, /--chunks, --compressor and --zarr-version are for Zarr output/);
+  fs.rmSync(tmp, { recursive: true });
+});
+
+test('out-of-core with every inference option (test-time flips, windows per pass, overlap per axis) equals predictVolume byte for byte; the plan records them', async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-chunked-options-'));
+  const { same, valid } = nets();
+  const dims = [9, 20, 17];
+  const volume = Float32Array.from({ length: 9 * 20 * 17 }, (_, i) => Math.sin(i * 0.37) * 3 + (i % 7));
+  const two = new Float32Array(2 * volume.length);
+  two.set(volume);
+  two.set(volume.map((v, i) => (i % 5 === 0 ? 0 : v * 0.5 + 1)), volume.length);
+  await writeZarr(path.join(tmp, 'in1.zarr'), volume, dims, { chunks: [4, 8, 8] });
+  await writeZarr(path.join(tmp, 'in2.zarr'), two, [2, ...dims], { chunks: [1, 5, 7, 6] });
+  const options = [
+    { tta: 'mirror' as const, windowBatch: 3, overlap: [0.25, 0.5, 0.5] as [number, number, number] },
+    { tta: { flips: ['x' as const, 'y' as const] }, windowBatch: 4, overlap: [0, 0.5, 0.75] as [number, number, number] },
+  ];
+  for (const [model, input, channels] of [[same, 'in1.zarr', 1], [valid, 'in2.zarr', 2]] as const) {
+    const x = Tensor.fromArray(channels === 1 ? volume : two, [1, channels, ...dims]);
+    for (const [k, o] of options.entries()) {
+      const memory = (await predictVolume(model, x, { window: [4, 8, 8], ...o })).toArray();
+      const out = path.join(tmp, `${input}.${k}.zarr`);
+      await predictChunked(model, path.join(tmp, input), out, { window: [4, 8, 8], output: 'probabilities', chunks: [5, 10, 9], ...o });
+      t.deepEqual(Buffer.from((await readZarr(out)).data.buffer), Buffer.from(memory.buffer), `${input}, options ${k}: the same floats as in memory`);
+      const plan = readChunkedPlan(out);
+      t.deepEqual([plan.overlap, plan.tta, plan.windowBatch, plan.nonFinite], [o.overlap, k === 0 ? ['z', 'y', 'x'] : ['y', 'x'], o.windowBatch, 'error']);
+      await t.throwsAsync(() => predictChunked(model, path.join(tmp, input), out, { window: [4, 8, 8], output: 'probabilities', chunks: [5, 10, 9], ...o, windowBatch: 1 }),
+        { message: /holds a different job/ }, 'another windowBatch is another job');
+    }
+    x.dispose();
+  }
+  fs.rmSync(tmp, { recursive: true });
+});
+
+test('non-finite inputs out of core: refused by the statistics pass (nothing written), zeroed byte-identically to predictVolume, and a block whose input changed refuses; the CLI exits 1 without output', async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-chunked-nan-'));
+  const { same } = nets();
+  const dims = [9, 20, 17];
+  const plane = 20 * 17;
+  const volume = Float32Array.from({ length: 9 * plane }, (_, i) => Math.sin(i * 0.37) * 3 + (i % 7));
+  const bad = Float32Array.from(volume);
+  for (let i = 0; i < 100; ++i) bad[3 * plane + i] = NaN;
+  await writeZarr(path.join(tmp, 'bad.zarr'), bad, dims, { chunks: [4, 8, 8] });
+  const refused = await t.throwsAsync(() => predictChunked(same, path.join(tmp, 'bad.zarr'), path.join(tmp, 'out.zarr'), { window: [4, 8, 8] })) as Error & { code?: string };
+  t.is(refused.code, 'ERR_NON_FINITE');
+  t.regex(refused.message, /chunked prediction: the input .*bad\.zarr holds 100 non-finite voxels \(100 NaN, 0 infinite\) in slice z 3; the first at \(c, z, y, x\) \(0, 3, 0, 0\), \(0, 3, 0, 1\)/);
+  t.false(fs.existsSync(path.join(tmp, 'out.zarr')), 'no plan, no metadata, no chunk');
+  // 'zero': the statistics skip them; the same bytes as in memory.
+  const memory = (await predictVolume(same, Tensor.fromArray(bad, [1, 1, ...dims]), { window: [4, 8, 8], nonFinite: 'zero' })).toArray();
+  await predictChunked(same, path.join(tmp, 'bad.zarr'), path.join(tmp, 'zero.zarr'), { window: [4, 8, 8], output: 'probabilities', chunks: [5, 10, 9], nonFinite: 'zero' });
+  t.deepEqual(Buffer.from((await readZarr(path.join(tmp, 'zero.zarr'))).data.buffer), Buffer.from(memory.buffer));
+  t.is(readChunkedPlan(path.join(tmp, 'zero.zarr')).nonFiniteVoxels, 100);
+  // A block re-checks what it reads: the input changed after planning.
+  await writeZarr(path.join(tmp, 'good.zarr'), volume, dims, { chunks: [4, 8, 8] });
+  const plan = await planChunkedPrediction(same, path.join(tmp, 'good.zarr'), path.join(tmp, 'later.zarr'), { window: [4, 8, 8], chunks: [9, 20, 17] });
+  await writeZarr(path.join(tmp, 'good.zarr'), bad, dims, { chunks: [4, 8, 8] });
+  const block = await t.throwsAsync(() => predictBlock(same, path.join(tmp, 'later.zarr'), plan, 0)) as Error & { code?: string };
+  t.is(block.code, 'ERR_NON_FINITE');
+  t.regex(block.message, /block 0: the input .*good\.zarr \(changed since the plan was made\?\) holds \d+ non-finite voxels .* in slice z 3/);
+  t.false(blockDone(path.join(tmp, 'later.zarr'), 0));
+  t.false(fs.existsSync(path.join(tmp, 'later.zarr', '0.0.0')), 'no chunk written');
+  // The command line: refused with the count and slices, exit 1, nothing written; --non-finite zero predicts.
+  const model = path.join(tmp, 'model.safetensors');
+  same.save(model);
+  writeNpy(path.join(tmp, 'bad.npy'), { shape: dims, data: bad });
+  const run = (...args: string[]) => spawnSync(process.execPath, ['--require=ts-node/register', path.join(__dirname, '..', 'lib', 'cli', 'main.ts'), ...args],
+    { cwd: path.join(__dirname, '..'), encoding: 'utf8' });
+  for (const [input, out] of [['bad.npy', 'p.npy'], ['bad.npy', 'p.zarr'], ['bad.zarr', 'q.zarr']] as const) {
+    const r = run('predict', '--model', model, '--in', path.join(tmp, input), '--out', path.join(tmp, out), '--window', '4,8,8');
+    t.is(r.status, 1, `${input} -> ${out}`);
+    t.regex(r.stderr, /holds 100 non-finite voxels \(100 NaN, 0 infinite\) in slice z 3; the first at \(c, z, y, x\) \(0, 3, 0, 0\).*--non-finite zero/);
+    t.false(fs.existsSync(path.join(tmp, out)), `${out}: nothing written`);
+  }
+  const zeroed = run('predict', '--model', model, '--in', path.join(tmp, 'bad.npy'), '--out', path.join(tmp, 'z.npy'), '--window', '4,8,8', '--non-finite', 'zero',
+    '--tta', 'x,y', '--window-batch', '2', '--overlap', '0,0.5,0.5');
+  t.is(zeroed.status, 0, zeroed.stderr);
+  const flags = run('predict', '--model', model, '--in', path.join(tmp, 'bad.npy'), '--out', path.join(tmp, 'y.npy'), '--tta', 'x,w');
+  t.is(flags.status, 1);
+  t.regex(flags.stderr, /--tta.*expected none, mirror, or distinct axes among z,y,x/);
   fs.rmSync(tmp, { recursive: true });
 });

@@ -2,9 +2,11 @@
 // through, the option parsers, and the options families add to a command.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backends } from '../core/backends';
+import { nonFinitePolicies, type NonFinitePolicy } from '../core/non_finite';
 import type { Device } from '../core/tensor';
 import { parseIntegerList } from '../core/validate';
 import { normalizations, type Normalization } from '../data/preprocess';
+import type { FlipAxis, Tta } from '../inference/windows';
 import type { RawOptions } from '../io/volume_io';
 import type { CliContext, CliOption } from '../models/family';
 import { duration, progressReporter } from './progress';
@@ -46,6 +48,31 @@ export function positiveNumber(value: string): number {
 export function normalizeOption(value: string): Normalization {
   if (!normalizations.includes(value as Normalization)) throw new InvalidArgumentError(`expected ${normalizations.join(', ')}, received ${value}`);
   return value as Normalization;
+}
+
+/** --overlap: one fraction for every axis, or d,h,w. */
+export function overlapOption(value: string): number | [number, number, number] {
+  const parts = value.split(',').map((v) => Number(v.trim()));
+  if ((parts.length !== 1 && parts.length !== 3) || parts.some((o) => !(o >= 0 && o < 1))) {
+    throw new InvalidArgumentError(`expected a fraction 0 <= o < 1, or three of them (d,h,w), received ${value}`);
+  }
+  return parts.length === 1 ? parts[0]! : parts as [number, number, number];
+}
+
+/** --tta: none, mirror (all 8 flips of z, y, x), or the axes whose flips are combined (x,y). */
+export function ttaOption(value: string): Tta {
+  if (value === 'none' || value === 'mirror') return value;
+  const axes = value.split(',').map((v) => v.trim());
+  if (axes.some((a) => !['z', 'y', 'x'].includes(a)) || new Set(axes).size !== axes.length) {
+    throw new InvalidArgumentError(`expected none, mirror, or distinct axes among z,y,x (e.g. x,y), received ${value}`);
+  }
+  return { flips: axes as FlipAxis[] };
+}
+
+/** --non-finite: error or zero. */
+export function nonFiniteOption(value: string): NonFinitePolicy {
+  if (!nonFinitePolicies.includes(value as NonFinitePolicy)) throw new InvalidArgumentError(`expected error or zero, received ${value}`);
+  return value as NonFinitePolicy;
 }
 
 /** --raw shape:dtype, e.g. 30,512,512:uint16. */

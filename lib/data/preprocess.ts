@@ -17,18 +17,36 @@ function sliceShape(shape: readonly number[], length: number, op: string): [numb
   return [slices, h, w];
 }
 
+/**
+ * The mean and standard deviation of values[start, end) over its finite values (NaN and
+ * infinities are skipped: a prediction told to zero them keeps its slices' statistics).
+ * normalizeSlices and the out-of-core statistics pass both use it, so they agree bit for bit.
+ */
+export function sliceStatistics(values: ArrayLike<number>, start = 0, end = values.length): [number, number] {
+  let sum = 0, count = 0;
+  for (let i = start; i < end; ++i) {
+    const v = values[i]!;
+    if (Number.isFinite(v)) {
+      sum += v;
+      ++count;
+    }
+  }
+  const mean = count ? sum / count : 0;
+  let sq = 0;
+  for (let i = start; i < end; ++i) {
+    const v = values[i]!;
+    if (Number.isFinite(v)) sq += (v - mean) ** 2;
+  }
+  return [mean, count ? Math.sqrt(sq / count) : 0];
+}
+
 /** Each 2D slice (of each channel) to zero mean and unit variance; constant slices become 0. */
 export function normalizeSlices(data: Float32Array, shape: readonly number[]): Float32Array {
   const [slices, h, w] = sliceShape(shape, data.length, 'normalizeSlices');
   const out = new Float32Array(data.length);
   const n = h * w;
   for (let s = 0; s < slices; ++s) {
-    let sum = 0;
-    for (let i = s * n; i < (s + 1) * n; ++i) sum += data[i]!;
-    const mean = sum / n;
-    let sq = 0;
-    for (let i = s * n; i < (s + 1) * n; ++i) sq += (data[i]! - mean) ** 2;
-    const std = Math.sqrt(sq / n);
+    const [mean, std] = sliceStatistics(data, s * n, (s + 1) * n);
     for (let i = s * n; i < (s + 1) * n; ++i) out[i] = std > 0 ? (data[i]! - mean) / std : 0;
   }
   return out;
@@ -171,6 +189,11 @@ export function mrPreprocess(data: Float32Array, shape: readonly number[], optio
  * a skull-stripped brain) stay 0. The usual MR normalisation for BRATS: statistics of the
  * brain only, per modality, per case. A 2D (H, W) array is one image.
  */
+/** A voxel 'nonzero' statistics count: non-zero and finite. */
+export function countsAsNonzero(v: number): boolean {
+  return v !== 0 && Number.isFinite(v);
+}
+
 export function normalizeNonzero(data: Float32Array, shape: readonly number[]): Float32Array {
   const total = shape.reduce((a, b) => a * b, 1);
   if (shape.length < 2 || total !== data.length) {
@@ -180,11 +203,11 @@ export function normalizeNonzero(data: Float32Array, shape: readonly number[]): 
   const out = new Float32Array(data.length);
   for (let s = 0; s < data.length; s += n) {
     let count = 0, sum = 0;
-    for (let i = s; i < s + n; ++i) if (data[i] !== 0) { ++count; sum += data[i]!; }
+    for (let i = s; i < s + n; ++i) if (countsAsNonzero(data[i]!)) { ++count; sum += data[i]!; }
     if (count === 0) continue;
     const mean = sum / count;
     let sq = 0;
-    for (let i = s; i < s + n; ++i) if (data[i] !== 0) sq += (data[i]! - mean) ** 2;
+    for (let i = s; i < s + n; ++i) if (countsAsNonzero(data[i]!)) sq += (data[i]! - mean) ** 2;
     const std = Math.sqrt(sq / count);
     for (let i = s; i < s + n; ++i) out[i] = data[i] !== 0 && std > 0 ? (data[i]! - mean) / std : 0;
   }
@@ -204,4 +227,31 @@ export function preprocessVolume(data: Float32Array, shape: readonly number[], m
   if (mode === 'nonzero') return normalizeNonzero(data, shape);
   if (mode === 'none') return data;
   throw new SegvolError('ERR_ARGUMENT', `pre-processing: expected 'slice', 'mr', 'nonzero' or 'none', received '${String(mode)}'`);
+}
+
+/**
+ * preprocessVolume for a volume that may hold NaN or infinities, each set to 0 in the result:
+ * the statistics ('slice', 'nonzero') skip them; the MR pipeline, which filters whole slices,
+ * sees them as their slice's mean of finite values. A volume without any is preprocessVolume's.
+ */
+export function preprocessZeroingNonFinite(data: Float32Array, shape: readonly number[], mode: Normalization): Float32Array {
+  const bad: number[] = [];
+  for (let i = 0; i < data.length; ++i) if (!Number.isFinite(data[i]!)) bad.push(i);
+  if (bad.length === 0) return preprocessVolume(data, shape, mode);
+  let input = data;
+  if (mode === 'mr' || mode === 'none') {
+    input = Float32Array.from(data);
+    if (mode === 'mr') {
+      const n = shape[shape.length - 1]! * shape[shape.length - 2]!;
+      const means = new Map<number, number>();
+      for (const i of bad) {
+        const s = Math.floor(i / n);
+        if (!means.has(s)) means.set(s, sliceStatistics(data, s * n, (s + 1) * n)[0]);
+        input[i] = means.get(s)!;
+      }
+    }
+  }
+  const out = mode === 'none' ? input : preprocessVolume(input, shape, mode);
+  for (const i of bad) out[i] = 0;
+  return out;
 }

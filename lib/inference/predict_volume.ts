@@ -3,17 +3,25 @@
 // are weighted most at its centre, so borders, where a window sees the least
 // context, count least. Model activations are bounded by the window.
 import { describe, SegvolError } from '../core/errors';
+import { NonFiniteScan, nonFinitePolicy, type NonFinitePolicy } from '../core/non_finite';
 import { normalizationOf, type ModelBase } from '../nn/model';
 import { Tensor } from '../core/tensor';
-import { preprocessVolume } from '../data/preprocess';
+import { preprocessVolume, preprocessZeroingNonFinite } from '../data/preprocess';
+import { flipSets, predictWindowBatch, resolveOverlap, resolveTta, resolveWindowBatch, type Overlap, type Tta } from './windows';
 
 export interface StitchOptions {
   /** Window (d, h, w); clipped to the volume. */
   window: readonly [number, number, number];
-  /** Fraction of a window shared with the next one along each axis (default 0.5). */
-  overlap?: number;
+  /** Fraction of a window shared with the next one: one for every axis, or (d, h, w) (default 0.5). */
+  overlap?: Overlap;
   /** Gaussian sigma as a fraction of the window size per axis (default 1/8). */
   sigma?: number;
+  /** Test-time augmentation: 'mirror' (the 8 flips of z, y, x) or { flips: ['x', 'y'] } (every combination of those); default none. */
+  tta?: Tta;
+  /** Windows per forward pass, stacked on the batch axis (default 1). */
+  windowBatch?: number;
+  /** NaN or infinite input voxels: 'error' (default, ERR_NON_FINITE before any window) or 'zero' (0 after pre-processing). */
+  nonFinite?: NonFinitePolicy;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
   /** Apply the model's recorded pre-processing (model.info.normalize) to the whole volume first (default true). */
@@ -99,8 +107,10 @@ export async function predictVolume(model: ModelBase, x: Tensor | Record<string,
   if (!Array.isArray(options.window) || options.window.length !== 3 || options.window.some((v) => !Number.isInteger(v) || v < 1)) {
     throw new SegvolError('ERR_ARGUMENT', `predictVolume: expected window as three positive integers (d, h, w), received ${describe(options.window)}`);
   }
-  const overlap = options.overlap ?? 0.5;
-  if (!(overlap >= 0 && overlap < 1)) throw new SegvolError('ERR_ARGUMENT', `predictVolume: expected 0 <= overlap < 1, received ${overlap}`);
+  const overlap = resolveOverlap(options.overlap, 'predictVolume');
+  const tta = resolveTta(options.tta, 'predictVolume');
+  const batch = resolveWindowBatch(options.windowBatch, 'predictVolume');
+  const policy = nonFinitePolicy(options.nonFinite, 'predictVolume');
   const [D, H, W] = dims;
   const window = [Math.min(options.window[0], D), Math.min(options.window[1], H), Math.min(options.window[2], W)] as const;
   const [wd, wh, ww] = window;
@@ -125,52 +135,62 @@ export async function predictVolume(model: ModelBase, x: Tensor | Record<string,
   const inWindow = window.map((v, a) => v + fov[a]! - 1) as [number, number, number];
   const padded = dims.map((v, a) => v + fov[a]! - 1);
   const weight = gaussianWeight(window, options.sigma ?? 1 / 8);
-  const zs = windowStarts(D, wd, overlap), ys = windowStarts(H, wh, overlap), xs = windowStarts(W, ww, overlap);
-  const total = zs.length * ys.length * xs.length;
+  const zs = windowStarts(D, wd, overlap[0]), ys = windowStarts(H, wh, overlap[1]), xs = windowStarts(W, ww, overlap[2]);
+  const starts = zs.flatMap((z0) => ys.flatMap((y0) => xs.map((x0) => [z0, y0, x0] as const)));
+  const total = starts.length;
+  // Non-finite voxels are found before any window is computed.
+  const raw = names.map((name) => given[name]!.toArray());
+  if (policy === 'error') {
+    names.forEach((name, i) => {
+      const scan = new NonFiniteScan(['c', 'z', 'y', 'x']);
+      scan.volume(raw[i]!, given[name]!.shape.slice(1), 1);
+      if (scan.count) throw scan.error('predictVolume', names.length > 1 ? `input '${name}'` : 'the input');
+    });
+  }
   // Pre-processing is per slice of the whole volume, never per window (a window's statistics differ).
-  const prepared = names.map((name) => {
+  const prepared = names.map((name, i) => {
     const t = given[name]!;
     const mode = options.preprocess === false ? 'none' : normalizationOf(model.info, name);
-    const data = preprocessVolume(t.toArray(), t.shape, mode);
+    const data = (policy === 'zero' ? preprocessZeroingNonFinite : preprocessVolume)(raw[i]!, t.shape, mode);
     const c = t.shape[1]!;
-    return { name, c, data: fov.every((f) => f === 1) ? data : mirrorPad(data, c, dims, lo, hi), crop: new Float32Array(c * inWindow[0] * inWindow[1] * inWindow[2]) };
+    return { name, c, data: fov.every((f) => f === 1) ? data : mirrorPad(data, c, dims, lo, hi) };
   });
   const [pd, ph, pw] = padded as [number, number, number];
   const [id, ih, iw] = inWindow;
   const k = model.outChannels;
-  const device = model.device;
+  const flips = flipSets(tta, inWindow);
+  const passSize = Math.min(batch, total);
   const sum = new Float32Array(k * D * H * W);
   const norm = new Float32Array(D * H * W);
   let done = 0;
-  for (const z0 of zs)
-    for (const y0 of ys)
-      for (const x0 of xs) {
-        if (options.signal?.aborted) throw new SegvolError('ERR_ARGUMENT', 'predictVolume: aborted');
-        const tensors: Record<string, Tensor> = {};
-        for (const p of prepared) {
-          for (let ch = 0; ch < p.c; ++ch)
-            for (let z = 0; z < id; ++z)
-              for (let y = 0; y < ih; ++y) {
-                const src = ((ch * pd + z0 + z) * ph + y0 + y) * pw + x0;
-                p.crop.set(p.data.subarray(src, src + iw), ((ch * id + z) * ih + y) * iw);
-              }
-          tensors[p.name] = Tensor.fromArray(p.crop, [1, p.c, id, ih, iw], { device });
-        }
-        const probs = await model.predict(names.length === 1 ? tensors[names[0]!]! : tensors, { preprocess: false });
-        for (const t of Object.values(tensors)) t.dispose();
-        const p = probs.toArray();
-        probs.dispose();
-        for (let z = 0; z < wd; ++z)
-          for (let y = 0; y < wh; ++y)
-            for (let xx = 0; xx < ww; ++xx) {
-              const local = (z * wh + y) * ww + xx;
-              const global = ((z0 + z) * H + y0 + y) * W + x0 + xx;
-              const g = weight[local]!;
-              norm[global]! += g;
-              for (let cls = 0; cls < k; ++cls) sum[cls * D * H * W + global]! += g * p[cls * wd * wh * ww + local]!;
-            }
-        options.onProgress?.(++done, total);
-      }
+  for (let b = 0; b < total; b += batch) {
+    if (options.signal?.aborted) throw new SegvolError('ERR_ARGUMENT', 'predictVolume: aborted');
+    const group = starts.slice(b, b + batch);
+    const crops = group.map(([z0, y0, x0]) => Object.fromEntries(prepared.map((p) => {
+      const crop = new Float32Array(p.c * id * ih * iw);
+      for (let ch = 0; ch < p.c; ++ch)
+        for (let z = 0; z < id; ++z)
+          for (let y = 0; y < ih; ++y) {
+            const src = ((ch * pd + z0 + z) * ph + y0 + y) * pw + x0;
+            crop.set(p.data.subarray(src, src + iw), ((ch * id + z) * ih + y) * iw);
+          }
+      return [p.name, crop];
+    })));
+    const results = await predictWindowBatch(model, crops, inWindow, passSize, flips);
+    group.forEach(([z0, y0, x0], j) => {
+      const p = results[j]!;
+      for (let z = 0; z < wd; ++z)
+        for (let y = 0; y < wh; ++y)
+          for (let xx = 0; xx < ww; ++xx) {
+            const local = (z * wh + y) * ww + xx;
+            const global = ((z0 + z) * H + y0 + y) * W + x0 + xx;
+            const g = weight[local]!;
+            norm[global]! += g;
+            for (let cls = 0; cls < k; ++cls) sum[cls * D * H * W + global]! += g * p[cls * wd * wh * ww + local]!;
+          }
+      options.onProgress?.(++done, total);
+    });
+  }
   for (let cls = 0; cls < k; ++cls)
     for (let i = 0; i < D * H * W; ++i) sum[cls * D * H * W + i]! /= norm[i]!;
   return Tensor.fromArray(sum, [1, k, D, H, W]);

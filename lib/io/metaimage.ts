@@ -81,16 +81,21 @@ export function parseMetaImage(bytes: Buffer, source: string): { data: Float32Ar
   };
 }
 
-/** Serialises a (D, H, W) volume as an .mha file (MET_SHORT for int16 labels and images, else MET_FLOAT), zlib-compressed like BRATS's. */
-export function serializeMetaImage(data: Float32Array, shape: readonly number[], options: { dtype?: 'float32' | 'int16'; spacing?: readonly number[]; compress?: boolean } = {}): Buffer {
+const written = {
+  float32: { tag: 'MET_FLOAT', size: 4, put: (b: Buffer, v: number, o: number) => b.writeFloatLE(v, o) },
+  int16: { tag: 'MET_SHORT', size: 2, put: (b: Buffer, v: number, o: number) => b.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(v))), o) },
+  uint8: { tag: 'MET_UCHAR', size: 1, put: (b: Buffer, v: number, o: number) => b.writeUInt8(Math.max(0, Math.min(255, Math.round(v))), o) },
+  uint16: { tag: 'MET_USHORT', size: 2, put: (b: Buffer, v: number, o: number) => b.writeUInt16LE(Math.max(0, Math.min(65535, Math.round(v))), o) },
+} as const;
+
+/** Serialises a (D, H, W) volume as an .mha file (MET_FLOAT, or MET_SHORT, MET_UCHAR, MET_USHORT for integers), zlib-compressed like BRATS's. */
+export function serializeMetaImage(data: Float32Array, shape: readonly number[],
+  options: { dtype?: 'float32' | 'int16' | 'uint8' | 'uint16'; spacing?: readonly number[]; compress?: boolean } = {}): Buffer {
   if (shape.length !== 3) throw new SegvolError('ERR_SHAPE', `MetaImage: expected a (D, H, W) volume, received (${shape.join(', ')})`);
   const [d, h, w] = shape as [number, number, number];
-  const int16 = options.dtype === 'int16';
-  const raw = Buffer.alloc(data.length * (int16 ? 2 : 4));
-  for (let i = 0; i < data.length; ++i) {
-    if (int16) raw.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(data[i]!))), 2 * i);
-    else raw.writeFloatLE(data[i]!, 4 * i);
-  }
+  const type = written[options.dtype ?? 'float32'];
+  const raw = Buffer.alloc(data.length * type.size);
+  for (let i = 0; i < data.length; ++i) type.put(raw, data[i]!, type.size * i);
   const compress = options.compress ?? true;
   const payload = compress ? zlib.deflateSync(raw) : raw;
   const s = options.spacing ?? [1, 1, 1];
@@ -98,7 +103,7 @@ export function serializeMetaImage(data: Float32Array, shape: readonly number[],
     'ObjectType = Image', 'NDims = 3', 'BinaryData = True', 'BinaryDataByteOrderMSB = False',
     `CompressedData = ${compress ? 'True' : 'False'}`, ...(compress ? [`CompressedDataSize = ${payload.length}`] : []),
     'TransformMatrix = 1 0 0 0 1 0 0 0 1', 'Offset = 0 0 0', 'AnatomicalOrientation = RAI',
-    `ElementSpacing = ${s[2]} ${s[1]} ${s[0]}`, `DimSize = ${w} ${h} ${d}`, `ElementType = ${int16 ? 'MET_SHORT' : 'MET_FLOAT'}`, 'ElementDataFile = LOCAL',
+    `ElementSpacing = ${s[2]} ${s[1]} ${s[0]}`, `DimSize = ${w} ${h} ${d}`, `ElementType = ${type.tag}`, 'ElementDataFile = LOCAL',
   ];
   return Buffer.concat([Buffer.from(`${lines.join('\n')}\n`, 'latin1'), payload]);
 }

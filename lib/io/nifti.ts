@@ -14,7 +14,12 @@ export interface NiftiVolume {
   /** 4x4 voxel-to-world matrix (sform if set, else qform-free pixdim scaling). */
   affine: number[][];
   dtype: string;
+  /** The spatial unit xyzt_units names ('meter', 'millimeter', 'micrometer'); absent when unknown (0). */
+  unit?: string;
 }
+
+/** NIfTI's spatial unit codes (xyzt_units & 7) and OME-Zarr's names for them. */
+const niftiUnits: Record<number, string> = { 1: 'meter', 2: 'millimeter', 3: 'micrometer' };
 
 const DATATYPES: Record<number, { name: string; bytes: number; read: (v: DataView, o: number, le: boolean) => number }> = {
   2: { name: 'uint8', bytes: 1, read: (v, o) => v.getUint8(o) },
@@ -87,7 +92,8 @@ export function parseNifti(input: Buffer, source = '(buffer)'): NiftiVolume {
     ? [0, 1, 2].map((r) => Array.from({ length: 4 }, (_, c) => view.getFloat32(280 + 16 * r + 4 * c, le))).concat([[0, 0, 0, 1]])
     : [[spacing[2], 0, 0, 0], [0, spacing[1], 0, 0], [0, 0, spacing[0], 0], [0, 0, 0, 1]];
   const shape = nt > 1 ? [nt, nz, ny, nx] : [nz, ny, nx];
-  return { data, shape, spacing, affine, dtype: type.name };
+  const unit = niftiUnits[view.getUint8(123) & 7];
+  return { data, shape, spacing, affine, dtype: type.name, ...(unit ? { unit } : {}) };
 }
 
 export interface NiftiWriteOptions {
@@ -98,6 +104,8 @@ export interface NiftiWriteOptions {
   /** For integer types: values are stored as round((v - inter) / slope), and the header's scl_slope, scl_inter restore them. */
   scale?: { slope: number; inter: number };
   gzip?: boolean;
+  /** The spacing's unit: 'meter', 'millimeter' (the default) or 'micrometer' (xyzt_units). */
+  unit?: string;
 }
 
 /** A single-file NIfTI-1 image of a (D, H, W) or (T, D, H, W) volume. */
@@ -123,7 +131,7 @@ export function serializeNifti(data: Float32Array, shape: readonly number[], opt
   header.writeFloatLE(352, 108);
   header.writeFloatLE(slope, 112);
   header.writeFloatLE(inter, 116);
-  header.writeUInt8(2, 123);  // xyzt_units: mm, s
+  header.writeUInt8(Number(Object.keys(niftiUnits).find((k) => niftiUnits[Number(k)] === options.unit) ?? 2), 123);  // xyzt_units: mm unless told
   const affine = options.affine ?? [[spacing[2], 0, 0, 0], [0, spacing[1], 0, 0], [0, 0, spacing[0], 0]];
   header.writeInt16LE(0, 252);  // qform_code
   header.writeInt16LE(1, 254);  // sform_code: scanner

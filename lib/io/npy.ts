@@ -1,5 +1,5 @@
 // NumPy .npy files (format 1.0/2.0/3.0), C order, little-endian: float32/64,
-// (u)int8/16/32, int64 read as float32; float32 written.
+// (u)int8/16/32, int64 read as float32; float32, uint8, uint16 or int16 written.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SegvolError } from '../core/errors';
@@ -56,16 +56,29 @@ export function readNpy(file: string): NpyArray {
   return parseNpy(readBytes(file), file);
 }
 
-export function writeNpy(file: string, array: NpyArray): void {
+const stored = {
+  float32: { descr: '<f4', array: Float32Array }, uint8: { descr: '|u1', array: Uint8Array },
+  uint16: { descr: '<u2', array: Uint16Array }, int16: { descr: '<i2', array: Int16Array },
+} as const;
+
+/** Writes an array (atomically); an integer dtype stores the values rounded (the caller checks they fit). */
+export function writeNpy(file: string, array: NpyArray, dtype: keyof typeof stored = 'float32'): void {
+  const type = stored[dtype];
+  if (!type) throw new SegvolError('ERR_ARGUMENT', `npy ${file}: expected dtype ${Object.keys(stored).join(', ')}, received ${String(dtype)}`);
+  let values: Float32Array | Uint8Array | Uint16Array | Int16Array = array.data;
+  if (dtype !== 'float32') {
+    values = new type.array(array.data.length);
+    for (let i = 0; i < values.length; ++i) values[i] = Math.round(array.data[i]!);
+  }
   const shape = array.shape.length === 1 ? `(${array.shape[0]},)` : `(${array.shape.join(', ')})`;
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shape}, }`;
+  let header = `{'descr': '${type.descr}', 'fortran_order': False, 'shape': ${shape}, }`;
   header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
   const prefix = Buffer.alloc(10);
   MAGIC.copy(prefix);
   prefix[6] = 1;
   prefix[7] = 0;
   prefix.writeUInt16LE(header.length, 8);
-  const body = Buffer.from(array.data.buffer, array.data.byteOffset, array.data.byteLength);
+  const body = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
   const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   fs.writeFileSync(temporary, Buffer.concat([prefix, Buffer.from(header, 'latin1'), body]));
   fs.renameSync(temporary, file);

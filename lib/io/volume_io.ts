@@ -13,6 +13,7 @@ import { encodeGrayPng } from './png';
 import { parseTiff, serializeTiff } from './tiff';
 import { isZarrPath, openZarr, readZarr, writeZarr, type ZarrCompressor } from './zarr';
 import { decodeSamples, readBytes, sampleBytes } from './binary';
+import { omeAxes, writeOmeGroup } from './ome_zarr';
 
 export interface Volume {
   data: Float32Array;
@@ -20,6 +21,8 @@ export interface Volume {
   shape: number[];
   /** (z, y, x) voxel size where the format has it. */
   spacing?: [number, number, number];
+  /** The spacing's unit where the format names it: 'millimeter', 'micrometer' or 'meter' (NIfTI's xyzt_units, OME-Zarr's axes). */
+  unit?: string;
   affine?: number[][];
   /** The stored type, e.g. 'uint16'. */
   dtype: string;
@@ -99,6 +102,14 @@ export function readVolume(file: string, options: { raw?: RawOptions } = {}): Vo
 
 export type StoredType = 'float32' | 'uint8' | 'int16' | 'uint16';
 
+/**
+ * The stored type of class ids, in every format that has integers: uint8, or uint16 past 255
+ * classes (NIfTI, which has no uint16 writer here, stores those as int16). Probabilities are float32.
+ */
+export function labelDtype(classes: number): 'uint8' | 'uint16' {
+  return classes > 255 ? 'uint16' : 'uint8';
+}
+
 export interface WriteOptions {
   /** Stored type where the format allows it (NIfTI: float32, uint8, int16; TIFF: float32, uint8, uint16). Default float32. */
   dtype?: StoredType;
@@ -132,6 +143,17 @@ function storageLoss(data: Float32Array, range: [number, number], slope = 1, int
     maxError = Math.max(maxError, Math.abs(stored * slope + inter - v));
   }
   return { rounded, clipped, maxError };
+}
+
+/** What storing values as dtype does to them; refuses a lossy integer type unless allowed. */
+function integerReport(file: string, format: string, data: Float32Array, dtype: StoredType, allowLossy = false): WriteReport {
+  if (dtype === 'float32') return { dtype, rounded: 0, clipped: 0, maxError: 0 };
+  const report = { dtype, ...storageLoss(data, integerRanges[dtype]!) };
+  if ((report.rounded || report.clipped) && !allowLossy) {
+    throw new SegvolError('ERR_ARGUMENT', `${format} ${file}: ${dtype} cannot hold these values (${report.rounded} rounded, ${report.clipped} clipped, ` +
+      `by up to ${report.maxError.toPrecision(3)}); write float32 or allow the loss (--allow-lossy)`);
+  }
+  return report;
 }
 
 /**
@@ -168,7 +190,7 @@ export function writeVolume(file: string, volume: Volume, options: WriteOptions 
     }
     atomic(serializeNifti(volume.data, volume.shape, {
       ...(volume.spacing ? { spacing: volume.spacing } : {}), ...(volume.affine ? { affine: volume.affine } : {}),
-      ...(dtype ? { dtype } : {}), ...(scale ? { scale } : {}), gzip: lower.endsWith('.gz'),
+      ...(dtype ? { dtype } : {}), ...(scale ? { scale } : {}), gzip: lower.endsWith('.gz'), ...(volume.unit ? { unit: volume.unit } : {}),
     }));
     return report;
   } else if (lower.endsWith('.tif') || lower.endsWith('.tiff')) {
@@ -188,16 +210,15 @@ export function writeVolume(file: string, volume: Volume, options: WriteOptions 
     atomic(serializeTiff(volume.data, spatial, dtype));
     return report;
   } else if (lower.endsWith('.mha')) {
-    const dtype = options.dtype === 'int16' ? 'int16' : 'float32';
-    const report: WriteReport = dtype === 'int16' ? { dtype, ...storageLoss(volume.data, integerRanges.int16!) } : { ...clean, dtype };
-    if ((report.rounded || report.clipped) && !options.allowLossy) {
-      throw new SegvolError('ERR_ARGUMENT', `MetaImage ${file}: int16 cannot hold these values (${report.rounded} rounded, ${report.clipped} clipped); write float32 or allow the loss`);
-    }
+    const dtype = options.dtype ?? 'float32';
+    const report = integerReport(file, 'MetaImage', volume.data, dtype, options.allowLossy);
     atomic(serializeMetaImage(volume.data, spatial, { dtype, ...(volume.spacing ? { spacing: volume.spacing } : {}) }));
     return report;
   } else if (lower.endsWith('.npy')) {
-    writeNpy(file, { shape: volume.shape, data: volume.data });
-    return { ...clean, dtype: 'float32' };
+    const dtype = options.dtype ?? 'float32';
+    const report = integerReport(file, 'npy', volume.data, dtype, options.allowLossy);
+    writeNpy(file, { shape: volume.shape, data: volume.data }, dtype);
+    return report;
   } else if (file.endsWith('/') || file.endsWith(path.sep)) {
     // PNG slices, values scaled from the volume's range to 0..255.
     fs.mkdirSync(file, { recursive: true });
@@ -253,7 +274,12 @@ export function stackModalities(volumes: readonly Volume[], names: readonly stri
 export async function readVolumeAsync(file: string, options: { raw?: RawOptions } = {}): Promise<Volume> {
   if (!isZarrPath(file)) return readVolume(file, options);
   const z = await readZarr(file);
-  return { data: z.data, shape: z.shape, dtype: z.dtype, ...(z.spacing ? { spacing: z.spacing } : {}) };
+  return { data: z.data, shape: z.shape, dtype: z.dtype, ...(z.spacing ? { spacing: z.spacing } : {}), ...(z.unit ? { unit: z.unit } : {}) };
+}
+
+/** Whether a path names an OME-Zarr image to write (a store ending in .ome.zarr). */
+export function isOmeZarrPath(location: string): boolean {
+  return /\.ome\.zarr\/*$/i.test(location.replace(/\\/g, '/'));
 }
 
 export interface ZarrWriteOptions extends WriteOptions {
@@ -297,9 +323,22 @@ export async function writeVolumeAsync(file: string, volume: Volume, options: Za
     }
   }
   const version = options.zarrVersion ?? 2;
+  const storage = { dtype, zarrVersion: version, compressor: options.compressor ?? (version === 3 ? 'gzip' : 'zlib'), ...(options.chunks ? { chunks: options.chunks } : {}) } as const;
+  if (isOmeZarrPath(file)) {
+    // An OME-Zarr image of one level (the volume as it is), its voxel size as the scale.
+    const channels = volume.shape.length === 4;
+    const dims = volume.shape.slice(-3) as [number, number, number];
+    writeOmeGroup(file, {
+      version: version === 3 ? '0.5' : '0.4', name: path.basename(file).replace(/\.ome\.zarr\/*$/i, ''), levels: [{ path: '0', shape: dims, factor: [1, 1, 1] }],
+      spacing: volume.spacing ?? [1, 1, 1], ...(volume.unit ? { unit: volume.unit } : {}), channels, downsampling: 'mean', label: false,
+    });
+    await writeZarr(path.join(file, '0'), volume.data, volume.shape, {
+      ...storage, ...(version === 2 ? { dimensionSeparator: '/' } : { dimensionNames: omeAxes({ channels }).map((a) => a.name) }),
+    });
+    return report;
+  }
   await writeZarr(file, volume.data, volume.shape, {
-    dtype, zarrVersion: version, compressor: options.compressor ?? (version === 3 ? 'gzip' : 'zlib'), ...(options.chunks ? { chunks: options.chunks } : {}),
-    ...(volume.spacing ? { attributes: { segvol: { spacing: volume.spacing } } } : {}),
+    ...storage, ...(volume.spacing ? { attributes: { segvol: { spacing: volume.spacing, ...(volume.unit ? { unit: volume.unit } : {}) } } } : {}),
   });
   return report;
 }

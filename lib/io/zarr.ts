@@ -66,8 +66,10 @@ export interface ZarrArray {
   shape: number[];
   chunks: number[];
   dtype: string;
-  /** The OME-Zarr scale of the level read (z, y, x), when the store is a multiscale image. */
+  /** The voxel size (z, y, x): an OME-Zarr image's scale of the level read, or the spacing segvol recorded with an array. */
   spacing?: [number, number, number];
+  /** The spatial axes' unit ('micrometer', 'millimeter', ...) where the store names one. */
+  unit?: string;
   /** Values of the region [start, start + size) in C order. */
   read(start: readonly number[], size: readonly number[]): Promise<Float32Array>;
 }
@@ -85,17 +87,27 @@ export async function openZarr(location: string): Promise<ZarrArray> {
   const base = zarr.root(store);
   let node: ZarritaArray & { kind: string; attrs: Record<string, unknown> };
   let spacing: [number, number, number] | undefined;
+  let unit: string | undefined;
   try {
     node = await zarr.open(base.resolve(inner || '/'));
     if (node.kind === 'group') {
-      const scales = (node.attrs.multiscales as Array<{ datasets: Array<{ path: string; coordinateTransformations?: Array<{ type: string; scale?: number[] }> }> }> | undefined);
+      // OME-Zarr 0.4 keeps multiscales among the attributes, 0.5 (Zarr v3) under attributes.ome.
+      type Multiscale = { axes?: Array<{ type?: string; unit?: string }>; datasets: Array<{ path: string; coordinateTransformations?: Array<{ type: string; scale?: number[] }> }> };
+      const scales = (node.attrs.multiscales ?? (node.attrs.ome as { multiscales?: unknown } | undefined)?.multiscales) as Multiscale[] | undefined;
       const first = scales?.[0]?.datasets?.[0];
       if (!first) {
         throw new SegvolError('ERR_FORMAT', `${location} is a Zarr group without OME-Zarr multiscales; name the array inside it (${root}/<array>)`);
       }
       const scale = first.coordinateTransformations?.find((t) => t.type === 'scale')?.scale;
       if (scale && scale.length >= 3) spacing = scale.slice(-3) as [number, number, number];
+      const units = new Set((scales![0]!.axes ?? []).filter((a) => a.type === 'space').map((a) => a.unit));
+      if (units.size === 1 && [...units][0]) unit = [...units][0];
       node = await zarr.open(base.resolve(`${inner ? `${inner}/` : ''}${first.path}`), { kind: 'array' });
+    } else {
+      // A plain array segvol wrote from a volume with a known voxel size.
+      const own = node.attrs?.segvol as { spacing?: unknown; unit?: unknown } | undefined;
+      if (Array.isArray(own?.spacing) && own!.spacing.length === 3) spacing = own!.spacing as [number, number, number];
+      if (typeof own?.unit === 'string') unit = own.unit;
     }
   } catch (error) {
     if (error instanceof SegvolError) throw error;
@@ -103,7 +115,7 @@ export async function openZarr(location: string): Promise<ZarrArray> {
   }
   const array = node;
   return {
-    location, shape: [...array.shape], chunks: [...array.chunks], dtype: String(array.dtype), ...(spacing ? { spacing } : {}),
+    location, shape: [...array.shape], chunks: [...array.chunks], dtype: String(array.dtype), ...(spacing ? { spacing } : {}), ...(unit ? { unit } : {}),
     async read(start, size) {
       if (start.length !== array.shape.length || size.length !== array.shape.length) {
         throw new SegvolError('ERR_SHAPE', `${location}: a region of ${array.shape.length} axes is needed, received start (${start.join(', ')}) size (${size.join(', ')})`);
@@ -126,10 +138,10 @@ export async function openZarr(location: string): Promise<ZarrArray> {
 }
 
 /** Reads a whole Zarr array (or OME-Zarr image) into memory: (D, H, W) or (C, D, H, W). */
-export async function readZarr(location: string): Promise<{ data: Float32Array; shape: number[]; dtype: string; spacing?: [number, number, number] }> {
+export async function readZarr(location: string): Promise<{ data: Float32Array; shape: number[]; dtype: string; spacing?: [number, number, number]; unit?: string }> {
   const array = await openZarr(location);
   const data = await array.read(array.shape.map(() => 0), array.shape);
-  return { data, shape: array.shape, dtype: array.dtype, ...(array.spacing ? { spacing: array.spacing } : {}) };
+  return { data, shape: array.shape, dtype: array.dtype, ...(array.spacing ? { spacing: array.spacing } : {}), ...(array.unit ? { unit: array.unit } : {}) };
 }
 
 export interface ZarrCreateOptions {
@@ -141,6 +153,10 @@ export interface ZarrCreateOptions {
   zarrVersion?: 2 | 3;
   /** Attributes stored with the array. */
   attributes?: Record<string, unknown>;
+  /** Zarr v2: '.' (default; chunk files "0.1.2") or '/' (nested folders "0/1/2", as OME-Zarr 0.4 asks). */
+  dimensionSeparator?: '.' | '/';
+  /** Zarr v3: the axes' names (OME-Zarr 0.5 asks for them, matching its axes). */
+  dimensionNames?: readonly string[];
 }
 
 /** A Zarr array being written chunk by chunk. */
@@ -150,6 +166,7 @@ export class ZarrWriter {
   readonly dtype: ZarrDtype;
   private readonly compressor: ZarrCompressor;
   private readonly version: 2 | 3;
+  private readonly separator: '.' | '/';
 
   private constructor(readonly dir: string, options: ZarrCreateOptions) {
     this.shape = [...options.shape];
@@ -157,6 +174,7 @@ export class ZarrWriter {
     this.dtype = options.dtype ?? 'float32';
     this.compressor = options.compressor ?? 'zlib';
     this.version = options.zarrVersion ?? 2;
+    this.separator = options.dimensionSeparator ?? '.';
   }
 
   /** Creates the array's metadata (overwriting metadata, keeping chunks already there: a resumed write). */
@@ -192,7 +210,7 @@ export class ZarrWriter {
       const compressor = w.compressor === 'none' ? null : w.compressor === 'blosc' ? { id: 'blosc', ...blosc } : { id: w.compressor, level: 5 };
       writeAtomic(path.join(dir, '.zarray'), JSON.stringify({
         zarr_format: 2, shape: w.shape, chunks: w.chunks, dtype: dtypeInfo[w.dtype].v2, compressor, fill_value: 0, order: 'C', filters: null,
-        dimension_separator: '.',
+        dimension_separator: w.separator,
       }, null, 2));
       if (options.attributes) writeAtomic(path.join(dir, '.zattrs'), JSON.stringify(options.attributes, null, 2));
     } else {
@@ -205,7 +223,7 @@ export class ZarrWriter {
         zarr_format: 3, node_type: 'array', shape: w.shape, data_type: w.dtype,
         chunk_grid: { name: 'regular', configuration: { chunk_shape: w.chunks } },
         chunk_key_encoding: { name: 'default', configuration: { separator: '/' } },
-        fill_value: 0, codecs, attributes: options.attributes ?? {},
+        fill_value: 0, codecs, attributes: options.attributes ?? {}, ...(options.dimensionNames ? { dimension_names: [...options.dimensionNames] } : {}),
       }, null, 2));
     }
     return w;
@@ -218,7 +236,8 @@ export class ZarrWriter {
 
   /** The file a chunk lives in. */
   chunkPath(coords: readonly number[]): string {
-    return this.version === 2 ? path.join(this.dir, coords.join('.')) : path.join(this.dir, 'c', ...coords.map(String));
+    if (this.version === 3) return path.join(this.dir, 'c', ...coords.map(String));
+    return this.separator === '/' ? path.join(this.dir, ...coords.map(String)) : path.join(this.dir, coords.join('.'));
   }
 
   /**

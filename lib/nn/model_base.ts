@@ -4,6 +4,7 @@
 // forward function calls.
 import { noGrad, scope } from '../autograd/tape';
 import { describe, SegvolError } from '../core/errors';
+import { NonFiniteScan, nonFinitePolicy } from '../core/non_finite';
 import type { Normalization } from '../core/normalization';
 import { Random } from '../core/random';
 import { Tensor, type Device } from '../core/tensor';
@@ -210,9 +211,19 @@ export abstract class ModelBase {
    */
   async predict(x: ModelInput, options: PredictOptions = {}): Promise<Tensor> {
     const mode = (name: string) => (options.preprocess === false ? 'none' : normalizationOf(this.info, name));
+    const policy = nonFinitePolicy(options.nonFinite, 'predict');
     const inputs = this.inputMap(x);
-    if ([...inputs.keys()].every((name) => mode(name) === 'none')) return noGrad(() => this.forward(x, { training: false }));
-    const prepared = new Map([...inputs].map(([name, t]) => [name, mode(name) === 'none' ? t : preprocessTensor(t, mode(name))]));
+    // One read-back per device finds a NaN or an infinity; only then are positions collected.
+    const bad = ops.firstNonFinite([...inputs.values()]);
+    if (bad >= 0 && policy === 'error') {
+      const [name, t] = [...inputs][bad]!;
+      const scan = new NonFiniteScan(t.rank === 5 ? ['n', 'c', 'z', 'y', 'x'] : t.rank === 4 ? ['n', 'c', 'y', 'x'] : t.shape.map((_, a) => `axis ${a}`));
+      scan.volume(t.toArray(), t.shape, t.rank === 5 ? 2 : undefined);
+      throw scan.error('predict', inputs.size > 1 ? `input '${name}'` : 'the input');
+    }
+    const zero = bad >= 0;
+    if (!zero && [...inputs.keys()].every((name) => mode(name) === 'none')) return noGrad(() => this.forward(x, { training: false }));
+    const prepared = new Map([...inputs].map(([name, t]) => [name, mode(name) === 'none' && !zero ? t : preprocessTensor(t, mode(name), zero)]));
     try {
       return await noGrad(() => this.forward(Object.fromEntries(prepared), { training: false }));
     } finally {
@@ -315,7 +326,7 @@ export abstract class ModelBase {
 
 }
 
-/** A tensor's volumes pre-processed on the host (per (N, C) slice stack), on its device. */
-function preprocessTensor(t: Tensor, mode: Normalization): Tensor {
-  return Tensor.fromArray(modelServices().preprocess(t.toArray(), t.shape, mode), t.shape, { device: t.device });
+/** A tensor's volumes pre-processed on the host (per (N, C) slice stack), on its device; non-finite values zeroed when asked. */
+function preprocessTensor(t: Tensor, mode: Normalization, zeroNonFinite: boolean): Tensor {
+  return Tensor.fromArray(modelServices().preprocess(t.toArray(), t.shape, mode, zeroNonFinite ? { nonFinite: 'zero' } : {}), t.shape, { device: t.device });
 }

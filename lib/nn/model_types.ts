@@ -2,6 +2,7 @@
 // file carries (pre-processing, channels, classes), its architecture, and the
 // services (tensor files, pre-processing) the layers above lib/nn install.
 import { SegvolError } from '../core/errors';
+import type { NonFinitePolicy } from '../core/non_finite';
 import type { Normalization } from '../core/normalization';
 import type { Tensor } from '../core/tensor';
 import type { LayerSpec, MemorySchedule } from './layer';
@@ -20,7 +21,8 @@ export interface StateArray {
 export interface ModelServices {
   readTensors(file: string): ReadonlyMap<string, StateArray>;
   writeTensors(file: string, tensors: ReadonlyMap<string, StateArray>, metadata: Record<string, string>): void;
-  preprocess(data: Float32Array, shape: readonly number[], mode: Normalization): Float32Array;
+  /** The recorded pre-processing; with nonFinite 'zero', NaN and infinities are skipped by its statistics and set to 0 after it. */
+  preprocess(data: Float32Array, shape: readonly number[], mode: Normalization, options?: { nonFinite?: NonFinitePolicy }): Float32Array;
 }
 let services: ModelServices | undefined;
 
@@ -50,6 +52,11 @@ export interface RunOptions {
 export interface PredictOptions {
   /** Apply the pre-processing recorded in model.info (default true); false: the input is already pre-processed. */
   preprocess?: boolean;
+  /**
+   * Inputs holding NaN or infinities: 'error' (default) refuses them with ERR_NON_FINITE, naming how
+   * many and where; 'zero' sets them to 0 after pre-processing (whose statistics skip them).
+   */
+  nonFinite?: NonFinitePolicy;
 }
 
 /** What applying a model needs besides its weights; model files record it. */

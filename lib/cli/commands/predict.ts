@@ -5,12 +5,12 @@ import { SegvolError } from '../../core/errors';
 import { Tensor, type Device } from '../../core/tensor';
 import type { Normalization } from '../../data/preprocess';
 import { predictVolume } from '../../inference/predict_volume';
-import { checkOutputPath, readVolumeAsync, writeVolumeAsync } from '../../io/volume_io';
+import { checkOutputPath, labelDtype, readVolumeAsync, writeVolumeAsync } from '../../io/volume_io';
 import { isZarrPath } from '../../io/zarr';
 import { families, familyOf } from '../../models';
 import { loadModel } from '../../models/load';
 import { argmaxClasses } from '../../ops';
-import { addOptions, deviceOption, integerList, normalizeOption, optionKey, terminal } from '../context';
+import { addOptions, deviceOption, integerList, nonFiniteOption, normalizeOption, optionKey, overlapOption, positiveIntegerOption, terminal, ttaOption } from '../context';
 import { predictToZarr, type ZarrPredictOptions } from './predict_zarr';
 
 type PredictOptions = ZarrPredictOptions & Record<string, unknown>;
@@ -21,9 +21,12 @@ export function registerPredict(program: Command): void {
     .description('segment a volume with a model file (or checkpoint), by overlapping windows blended with Gaussian weights')
     .requiredOption('--model <file>', 'a model file: written by segvol train or demo, model.save(), or a Trainer checkpoint')
     .requiredOption('--in <file>', `input volume (.nii, .nii.gz, .mha, .tif, .npy, ...; (D, H, W) or (C, D, H, W))${readers.map((f) => `, or ${f.predict!.input}`).join('')}`)
-    .requiredOption('--out <file>', 'output (.nii, .nii.gz, .tif, .npy): class ids, or probabilities with --probabilities')
+    .requiredOption('--out <file>', 'output (.nii, .nii.gz, .tif, .npy, .zarr, .ome.zarr): class ids, or probabilities with --probabilities')
     .option('--window <d,h,w>', 'sliding window (default: the whole volume)', integerList)
-    .option('--overlap <fraction>', 'window overlap', (v) => Number(v), 0.5)
+    .option('--overlap <fraction>', 'window overlap: one fraction, or d,h,w (e.g. 0,0.5,0.5)', overlapOption, 0.5)
+    .option('--tta <flips>', 'test-time augmentation: mirror (all 8 flips of z, y, x) or the axes to flip, e.g. x,y (every combination, averaged)', ttaOption)
+    .option('--window-batch <n>', 'windows per forward pass, stacked on the batch axis (default 1)', positiveIntegerOption)
+    .option('--non-finite <policy>', 'NaN or infinite input voxels: error (default: refuse, naming where) or zero (set to 0 after pre-processing)', nonFiniteOption)
     .option('--normalize <mode>', "override the model's recorded pre-processing: slice (per-slice standardisation), mr, nonzero (per-volume z-scores over non-zero voxels) or none", normalizeOption)
     .option('--probabilities', 'write class probabilities (C, D, H, W) instead of labels')
     .option('--class <k>', "write class k's probability (D, H, W): a boundary map for evaluate --boundary", (v) => integerList(v)[0]!);
@@ -34,6 +37,9 @@ export function registerPredict(program: Command): void {
     .option('--chunks <d,h,w>', 'Zarr output: chunk (and block) shape (default: the input\'s chunks)', integerList)
     .option('--queue <redis-url>', 'Zarr output: put the blocks on a BullMQ queue in Redis for segvol worker processes, and wait for them')
     .option('--queue-name <name>', 'the queue\'s name (default segvol-blocks)')
+    .option('--ome', 'Zarr output: an OME-Zarr multiscale image (implied by --out ending in .ome.zarr)')
+    .option('--ome-levels <n>', 'OME-Zarr output: levels, counting the full resolution (default: until a level fits one chunk in y and x)', positiveIntegerOption)
+    .option('--zarr-version <n>', 'Zarr output: 2 (default; OME-Zarr 0.4) or 3 (OME-Zarr 0.5)', (v) => Number(v))
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
     .action(async (o: PredictOptions) => {
       checkOutputPath(o.out, '--out');  // before any window is computed
@@ -41,7 +47,9 @@ export function registerPredict(program: Command): void {
         await predictToZarr(o);
         return;
       }
-      if (o.block || o.resume || o.queue || o.chunks) throw new SegvolError('ERR_ARGUMENT', '--block, --resume, --chunks and --queue are for Zarr output (--out ending in .zarr)');
+      if (o.block || o.resume || o.queue || o.chunks || o.ome || o.omeLevels || o.zarrVersion) {
+        throw new SegvolError('ERR_ARGUMENT', '--block, --resume, --chunks, --queue, --ome, --ome-levels and --zarr-version are for Zarr output (--out ending in .zarr)');
+      }
       const model = loadModel(o.model).to(o.device);
       try {
         const family = familyOf(model);
@@ -76,7 +84,8 @@ async function predictWindows(model: ReturnType<typeof loadModel>, o: PredictOpt
   const spatial = shape.slice(2) as [number, number, number];
   const bar = terminal.progress('predicting');
   const probs = await predictVolume(model, x, {
-    window: (o.window ?? spatial) as [number, number, number], overlap: o.overlap,
+    window: (o.window ?? spatial) as [number, number, number], overlap: o.overlap, ...(o.tta ? { tta: o.tta } : {}),
+    ...(o.windowBatch ? { windowBatch: o.windowBatch } : {}), ...(o.nonFinite ? { nonFinite: o.nonFinite } : {}),
     onProgress: (done, total) => bar.update(done / total, `window ${done}/${total}`),
   });
   bar.done();
@@ -98,6 +107,7 @@ async function predictWindows(model: ReturnType<typeof loadModel>, o: PredictOpt
     outShape = spatial;
   }
   await writeVolumeAsync(o.out, { data: out, shape: outShape, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
-    ...(volume.affine ? { affine: volume.affine } : {}) }, o.probabilities || o.class !== undefined ? {} : { dtype: 'uint8' });
+    ...(volume.unit ? { unit: volume.unit } : {}), ...(volume.affine ? { affine: volume.affine } : {}) },
+  o.probabilities || o.class !== undefined ? {} : { dtype: labelDtype(k) });
   terminal.print(`wrote ${o.out} (${outShape.join('x')})`);
 }
