@@ -159,3 +159,34 @@ test.serial('tidy frees what a hand-written step creates; a loop of trainStep ke
   kept.result.dispose();
   kept.cache.dispose();
 });
+
+test('a 2D image is a one-slice volume for a network of volumes: model.predict, predictVolume and segvol predict', async (t) => {
+  const { predictVolume, writeNpy, readNpy } = await import('../lib');
+  const model = sequential([layers.conv({ out: 3, kernel: [1, 3, 3], padding: 'same' }), layers.relu(), layers.conv({ out: 2, kernel: [1, 1, 1] }), layers.softmax()],
+    { inChannels: 1, seed: 1 });
+  const data = Float32Array.from({ length: 12 * 10 }, (_, i) => Math.sin(i * 0.7));
+  const image = Tensor.fromArray(data, [1, 1, 12, 10]);
+  const volume = Tensor.fromArray(data, [1, 1, 1, 12, 10]);
+  const fromImage = await model.predict(image), fromVolume = await model.predict(volume);
+  t.deepEqual(fromImage.shape, [1, 2, 12, 10]);
+  t.deepEqual([...fromImage.toArray()], [...fromVolume.toArray()]);
+  const stitched = await predictVolume(model, image, { window: [8, 8] as never });
+  t.deepEqual(stitched.shape, [1, 2, 12, 10]);
+  const dir = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'segvol-2d-'));
+  writeNpy(path.join(dir, 'image.npy'), { shape: [12, 10], data });
+  model.save(path.join(dir, 'model.safetensors'));
+  const { spawnSync } = await import('node:child_process');
+  const main = fs.existsSync(path.join(__dirname, '..', 'dist', 'lib', 'cli', 'main.js')) ? [path.join(__dirname, '..', 'dist', 'lib', 'cli', 'main.js')]
+    : ['--require=ts-node/register', path.join(__dirname, '..', 'lib', 'cli', 'main.ts')];
+  const r = spawnSync(process.execPath, [...main, 'predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'image.npy'),
+    '--out', path.join(dir, 'labels.npy'), '--normalize', 'none'], { encoding: 'utf8' });
+  // A network that cannot take one slice (PyraMiD-LSTM's kernels span z) says so in the input's terms.
+  const { presets } = await import('../lib');
+  const pyramid = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [2], kernel: 3, seed: 1 });
+  await t.throwsAsync(pyramid.predict(image), { code: 'ERR_SHAPE', message: /expected a volume \(N, 1, D, H, W\) with every spatial axis >= the kernel 3, received \(1, 1, 12, 10\)/ } as never);
+  t.is(r.status, 0, r.stderr);
+  const labels = readNpy(path.join(dir, 'labels.npy'));
+  t.deepEqual(labels.shape, [12, 10], 'the image keeps its shape');
+  t.deepEqual([...labels.data], [...(await model.segment(image)).toArray()]);
+  for (const x of [image, volume, fromImage, fromVolume, stitched]) x.dispose();
+});

@@ -87,6 +87,21 @@ function mirrorPad(data: Float32Array, c: number, dims: readonly number[], lo: r
 export async function predictVolume(model: ModelBase, x: Tensor | Record<string, Tensor>, options: StitchOptions): Promise<Tensor> {
   const names = Object.keys(model.inputs);
   const given: Record<string, Tensor> = x instanceof Tensor ? { [names[0]!]: x } : { ...x };
+  // Images (1, C, H, W) are one-slice volumes: predicted as (1, C, 1, H, W), returned as (1, K, H, W).
+  const images = Object.values(given);
+  if (images.length > 0 && images.every((t) => t instanceof Tensor && t.rank === 4)) {
+    const lifted = Object.fromEntries(Object.entries(given).map(([name, t]) => [name, t.reshape([t.shape[0]!, t.shape[1]!, 1, ...t.shape.slice(2)])]));
+    const w = options.window as readonly number[];
+    const window = (Array.isArray(w) && w.length === 2 ? [1, w[0]!, w[1]!] : w) as [number, number, number];
+    try {
+      const volume = await predictVolume(model, x instanceof Tensor ? lifted[names[0]!]! : lifted, { ...options, window });
+      const out = volume.reshape([volume.shape[0]!, volume.shape[1]!, ...volume.shape.slice(3)]);
+      volume.dispose();
+      return out;
+    } finally {
+      for (const t of Object.values(lifted)) t.dispose();
+    }
+  }
   if (x instanceof Tensor && names.length !== 1) {
     throw new SegvolError('ERR_ARGUMENT', `predictVolume: the model has inputs ${names.join(', ')}; give one volume per name`);
   }

@@ -210,6 +210,17 @@ export abstract class ModelBase {
    * Raw inputs get the pre-processing info.normalize records, unless options.preprocess is false.
    */
   async predict(x: ModelInput, options: PredictOptions = {}): Promise<Tensor> {
+    const image = this.asOneSliceVolume(x);
+    if (image) {
+      try {
+        const volume = await this.predict(image, options);
+        const out = volume.reshape([volume.shape[0]!, volume.shape[1]!, ...volume.shape.slice(3)]);
+        volume.dispose();
+        return out;
+      } finally {
+        image.dispose();
+      }
+    }
     const mode = (name: string) => (options.preprocess === false ? 'none' : normalizationOf(this.info, name));
     const policy = nonFinitePolicy(options.nonFinite, 'predict');
     const inputs = this.inputMap(x);
@@ -229,6 +240,25 @@ export abstract class ModelBase {
     } finally {
       for (const [name, t] of prepared) if (t !== inputs.get(name)) t.dispose();
     }
+  }
+
+  /**
+   * An image (N, C, H, W) given to a network of volumes, as the one-slice volume (N, C, 1, H, W)
+   * it can take; undefined when the input is not such an image or the network takes images.
+   */
+  private asOneSliceVolume(x: ModelInput): Tensor | undefined {
+    if (!(x instanceof Tensor) || x.rank !== 4 || Object.keys(this.inputs).length !== 1) return undefined;
+    const takes = (shape: number[]) => {
+      try {
+        this.outputShape(shape);
+        return true;
+      } catch (error) {
+        if ((error as SegvolError).code === 'ERR_SHAPE') return false;
+        throw error;
+      }
+    };
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    return !takes([n, c, h, w]) && takes([n, c, 1, h, w]) ? x.reshape([n, c, 1, h, w]) : undefined;
   }
 
   /** The most probable class per voxel: (N, ...spatial) class ids. */

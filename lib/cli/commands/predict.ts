@@ -79,7 +79,9 @@ async function predictWindows(model: ReturnType<typeof loadModel>, o: PredictOpt
   }
   if (o.normalize !== undefined) model.info = { ...model.info, normalize: o.normalize as Normalization };
   const volume = families.map((f) => f.predict?.readInput?.(o.in)).find((v) => v !== undefined) ?? await readVolumeAsync(o.in);
-  const shape = volume.shape.length === 3 ? [1, 1, ...volume.shape] : [1, ...volume.shape];
+  // An image (H, W) is a one-slice volume (1, H, W); the output keeps the input's own shape.
+  const image = volume.shape.length === 2;
+  const shape = image ? [1, 1, 1, ...volume.shape] : volume.shape.length === 3 ? [1, 1, ...volume.shape] : [1, ...volume.shape];
   const x = Tensor.fromArray(volume.data, shape);
   const spatial = shape.slice(2) as [number, number, number];
   const bar = terminal.progress('predicting');
@@ -98,13 +100,13 @@ async function predictWindows(model: ReturnType<typeof loadModel>, o: PredictOpt
   if (o.class !== undefined) {
     if (!(o.class >= 0 && o.class < k)) throw new SegvolError('ERR_ARGUMENT', `--class: the model has classes 0..${k - 1}, received ${o.class}`);
     out = p.slice(o.class * n, (o.class + 1) * n);
-    outShape = spatial;
+    outShape = image ? spatial.slice(1) : spatial;
   } else if (o.probabilities) {
     out = p;
-    outShape = [k, ...spatial];
+    outShape = [k, ...(image ? spatial.slice(1) : spatial)];
   } else {
     out = argmaxClasses(p, 1, k);
-    outShape = spatial;
+    outShape = image ? spatial.slice(1) : spatial;
   }
   await writeVolumeAsync(o.out, { data: out, shape: outShape, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
     ...(volume.unit ? { unit: volume.unit } : {}), ...(volume.affine ? { affine: volume.affine } : {}) },
