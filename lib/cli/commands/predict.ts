@@ -10,7 +10,7 @@ import { isZarrPath } from '../../io/zarr';
 import { families, familyOf } from '../../models';
 import { loadModel } from '../../models/load';
 import { argmaxClasses } from '../../ops';
-import { addOptions, deviceOption, integerList, normalizeOption, optionKey, terminal } from '../context';
+import { addOptions, deviceOption, integerList, nonNegativeSeconds, normalizeOption, optionKey, terminal } from '../context';
 import { predictToZarr, type ZarrPredictOptions } from './predict_zarr';
 
 type PredictOptions = ZarrPredictOptions & Record<string, unknown>;
@@ -34,6 +34,9 @@ export function registerPredict(program: Command): void {
     .option('--chunks <d,h,w>', 'Zarr output: chunk (and block) shape (default: the input\'s chunks)', integerList)
     .option('--queue <redis-url>', 'Zarr output: put the blocks on a BullMQ queue in Redis for segvol worker processes, and wait for them')
     .option('--queue-name <name>', 'the queue\'s name (default segvol-blocks)')
+    .option('--connect-timeout <seconds>', 'with --queue: retry an unreachable Redis this long, then exit with code 69; 0: retry forever', nonNegativeSeconds, 30)
+    .option('--idle-warning <seconds>', 'with --queue: say when no worker has taken a block for this long (again after twice, four times as long); 0: never',
+      nonNegativeSeconds, 60)
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
     .action(async (o: PredictOptions) => {
       if (isZarrPath(o.out)) {

@@ -1,17 +1,17 @@
 // segvol predict into a Zarr store: block by block here, a share of the blocks
 // (--block i/n, array jobs), or through a queue of worker processes.
-import { enqueueBlocks, waitForBlocks } from '../../cluster/blocks';
 import { SegvolError } from '../../core/errors';
 import type { Device } from '../../core/tensor';
 import type { Normalization } from '../../data/preprocess';
-import { planChunkedPrediction, predictChunked, type ChunkedOutput } from '../../inference/chunked';
+import { predictChunked, type ChunkedOutput } from '../../inference/chunked';
 import { isZarrPath } from '../../io/zarr';
 import { loadModel } from '../../models/load';
 import { terminal } from '../context';
+import { predictQueued } from './predict_queue';
 
 export interface ZarrPredictOptions {
   model: string; in: string; out: string; window?: number[]; overlap: number; probabilities?: boolean; class?: number;
-  normalize?: Normalization; block?: string; resume?: boolean; chunks?: number[]; queue?: string; queueName?: string; device: Device;
+  normalize?: Normalization; block?: string; resume?: boolean; chunks?: number[]; queue?: string; queueName?: string; connectTimeout?: number; idleWarning?: number; device: Device;
 }
 
 export async function predictToZarr(o: ZarrPredictOptions): Promise<void> {
@@ -26,17 +26,7 @@ export async function predictToZarr(o: ZarrPredictOptions): Promise<void> {
   const planOptions = { window: o.window as [number, number, number], overlap: o.overlap, output, ...(o.chunks ? { chunks: o.chunks as [number, number, number] } : {}) };
   try {
     if (o.queue) {
-      if (o.block) throw new SegvolError('ERR_ARGUMENT', '--block splits work without a queue; with --queue the workers share the blocks');
-      const connection = { url: o.queue, ...(o.queueName ? { name: o.queueName } : {}) };
-      const plan = await planChunkedPrediction(model, o.in, o.out, planOptions);
-      const r = await enqueueBlocks(connection, o.model, o.out, plan);
-      terminal.print(`${o.out}: ${plan.blocks} blocks of ${plan.chunks.join('x')}; ${r.done} already written, ${r.queued} queued on ${o.queue} (${connection.name ?? 'segvol-blocks'})`);
-      const bar = terminal.progress('blocks');
-      await waitForBlocks(connection, o.out, plan, {
-        onProgress: (done, total, eta, active) => bar.update(done / total, `${done}/${total} blocks, ${active} in work, eta ${terminal.duration(eta)}`),
-      });
-      bar.done();
-      terminal.print(`wrote ${o.out}`);
+      await predictQueued(model, { ...o, queue: o.queue }, planOptions);
       return;
     }
     let part = { index: 0, count: 1 };
