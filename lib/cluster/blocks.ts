@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Queue } from 'bullmq';
 import { SegvolError } from '../core/errors';
 import { blockDone, type ChunkedPlan } from '../inference/chunked';
-import { QueueStopped, redisConnection, RedisWatch, sleep, type RedisWatchOptions } from './redis';
+import { QueueStopped, redisConnection, RedisWatch, sleep, within, type RedisWatchOptions } from './redis';
 
 export { redisConnection, RedisUnavailableError, QueueStopped } from './redis';
 
@@ -53,8 +53,7 @@ async function withQueue<T>(connection: QueueConnection, options: QueueWaitOptio
     return await fn(queue, watch);
   } finally {
     // A queue whose Redis is gone would wait for it to close: give it a second, then cut it.
-    let closed = false;
-    await Promise.race([queue.close().then(() => { closed = true; }, () => {}), sleep(1000)]);
+    const closed = await within(queue.close().then(() => true), 1000);
     if (!closed) void queue.disconnect().catch(() => {});
     if (!options.watch) watch.close();
   }
@@ -126,7 +125,7 @@ export async function waitForBlocks(connection: QueueConnection, out: string, pl
       try {
         // While Redis is away the written blocks still count (they are on disk); a count that
         // takes long is skipped, and the watch gives up after connectTimeout.
-        counts = await watch.guard(Promise.race([queue.getJobCounts('active', 'waiting', 'delayed', 'failed'), sleep(2000).then(() => undefined)]), options.signal);
+        counts = await watch.guard(within(queue.getJobCounts('active', 'waiting', 'delayed', 'failed'), 2000), options.signal);
       } catch (error) {
         if (error instanceof QueueStopped) return { written: done, blocks: plan.blocks, stopped: true };
         throw error;

@@ -26,6 +26,11 @@ function parseRedisUrl(url: string): { host: string; port: number; username?: st
   };
 }
 
+/** The URL as logs may show it: a password replaced by ***. */
+export function redactedUrl(url: string): string {
+  return url.replace(/^(redis:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
+}
+
 /**
  * Reconnection every 0.25 s at first, then every 2 s: Redis back after a restart is found
  * soon. A closing socket that does not answer is destroyed after 0.5 s (ioredis waits 2 s).
@@ -55,6 +60,7 @@ export function connectionReason(error: (Error & { code?: string }) | undefined)
   }
   if (!error) return 'no answer';
   if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(error.message)) return `authentication failed: ${error.message}`;
+  if (/^Protocol error/.test(error.message)) return `not a Redis server: ${error.message.replace(/\s*Please report this\.?$/, '')}`;
   return error.message;
 }
 
@@ -88,6 +94,14 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** p's value, or undefined when it takes longer than ms (p goes on; its failure is ignored). */
+export function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  p.catch(() => {});
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 export interface RedisWatchOptions {
   /** Seconds an unreachable Redis is retried before giving up (default 30; 0: forever). */
   connectTimeout?: number;
@@ -100,6 +114,7 @@ export interface RedisWatchOptions {
  * also counts as down) whose state stands for the BullMQ connections to the same URL.
  */
 export class RedisWatch {
+  /** The URL watched, as messages show it (no password). */
   readonly url: string;
   readonly connectTimeout: number;
   /** Rejects with RedisUnavailableError when the watch gives up (never resolves). */
@@ -119,13 +134,16 @@ export class RedisWatch {
   private readyWaiters: Array<() => void> = [];
 
   constructor(url: string, options: RedisWatchOptions = {}) {
-    this.url = url;
+    this.url = redactedUrl(url);
     this.connectTimeout = options.connectTimeout ?? 30;
     if (!(this.connectTimeout >= 0)) throw new SegvolError('ERR_ARGUMENT', `connectTimeout: expected seconds >= 0, received ${describe(options.connectTimeout)}`);
     this.notice = options.onNotice ?? ((line) => console.error(line));
     this.gaveUp = new Promise<never>((_, reject) => (this.giveUp = reject));
     this.gaveUp.catch(() => {});
-    this.client = new Redis({ ...parseRedisUrl(url), ...retries, maxRetriesPerRequest: null, commandTimeout: 10_000, connectTimeout: 10_000 });
+    // A host that never answers (a firewall dropping packets) fails each try after connectTimeout
+    // ms: short enough that the first message comes well before the give-up.
+    const tryMs = this.connectTimeout > 0 ? Math.min(10_000, Math.max(1000, this.connectTimeout * 500)) : 10_000;
+    this.client = new Redis({ ...parseRedisUrl(url), ...retries, maxRetriesPerRequest: null, commandTimeout: 10_000, connectTimeout: tryMs });
     this.client.on('ready', () => this.markUp());
     this.client.on('error', (error: Error) => this.markDown(error));
     this.client.on('close', () => this.markDown(undefined));

@@ -10,7 +10,7 @@ import { blockDone, predictBlock, readChunkedPlan, type ChunkedPlan } from '../i
 import { loadModel } from '../models/load';
 import type { ModelBase } from '../nn/model';
 import { queueName, type BlockJob, type QueueConnection } from './blocks';
-import { isConnectionError, redisConnection, RedisWatch, sleep, type RedisWatchOptions } from './redis';
+import { isConnectionError, redisConnection, RedisWatch, sleep, within, type RedisWatchOptions } from './redis';
 
 export interface WorkerOptions extends RedisWatchOptions {
   /** Jobs at once in this process (default 1: a block already uses every core). */
@@ -63,11 +63,11 @@ export function startBlockWorker(connection: QueueConnection, options: WorkerOpt
   const giveBack = async (job: Job<BlockJob>, token: string | undefined): Promise<void> => {
     const where = `block ${job.data.block} of ${job.data.out}`;
     if (token && watch.up) {
-      try {
-        await watch.guard(Promise.race([job.moveToWait(token), sleep(3000).then(() => Promise.reject(new Error('no answer')))]));
+      const moved = await watch.guard(within(job.moveToWait(token).then(() => true), 3000)).catch(() => false);
+      if (moved) {
         notice(`${where} given back to the queue`);
         return;
-      } catch { /* as below */ }
+      }
     }
     notice(`${where} left unfinished: another worker takes it when its lock lapses (${lock / 1000} s)`);
   };
@@ -125,7 +125,7 @@ export function startBlockWorker(connection: QueueConnection, options: WorkerOpt
     if (!watch.up || isConnectionError(error)) return;
     const now = Date.now();
     if (error.message !== lastMessage || now - lastTime > 60_000) {
-      notice(`worker ${process.pid}: ${error.message}${error.message === lastMessage ? ' (still)' : ''}`);
+      notice(`${error.message}${error.message === lastMessage ? ' (still)' : ''}`);
       lastMessage = error.message;
       lastTime = now;
     }
@@ -140,11 +140,10 @@ export function startBlockWorker(connection: QueueConnection, options: WorkerOpt
     if (o.abandon) for (const e of entries) e.abandon();
     closing ??= (async () => {
       // With Redis down, BullMQ's own close would wait for it forever: force it.
-      let bullClosed = false;
-      const bull = worker.close(!watch.up).then(() => { bullClosed = true; }, () => {});
+      const bull = worker.close(!watch.up).then(() => true, () => true);
       await Promise.all([...entries].map((e) => e.settled));
       // BullMQ records the blocks just finished if Redis answers, within a few seconds.
-      await Promise.race([bull, sleep(3000)]);
+      const bullClosed = await within(bull, 3000);
       if (!bullClosed) void worker.disconnect().catch(() => {});
       watch.close();
       if (background.size === 0) for (const m of models.values()) m.dispose();

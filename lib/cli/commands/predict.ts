@@ -32,7 +32,8 @@ export function registerPredict(program: Command): void {
     .option('--block <i/n>', 'Zarr output: compute the i-th of n block sets (array jobs: Slurm, Kubernetes)')
     .option('--resume', 'Zarr output: skip the blocks already written')
     .option('--chunks <d,h,w>', 'Zarr output: chunk (and block) shape (default: the input\'s chunks)', integerList)
-    .option('--queue <redis-url>', 'Zarr output: put the blocks on a BullMQ queue in Redis for segvol worker processes, and wait for them')
+    .option('--queue <redis-url>', 'Zarr output: put the blocks on a BullMQ queue in Redis for segvol worker processes, and wait for them ' +
+      '(SIGINT or SIGTERM stops waiting with exit code 130 or 143; the jobs stay queued)')
     .option('--queue-name <name>', 'the queue\'s name (default segvol-blocks)')
     .option('--connect-timeout <seconds>', 'with --queue: retry an unreachable Redis this long, then exit with code 69; 0: retry forever', nonNegativeSeconds, 30)
     .option('--idle-warning <seconds>', 'with --queue: say when no worker has taken a block for this long (again after twice, four times as long); 0: never',

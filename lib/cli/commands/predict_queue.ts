@@ -4,7 +4,7 @@
 // stopped by a signal, the queued jobs left on the queue for the workers; 69 Redis
 // unreachable for --connect-timeout; 1 any other error (a block failed after its retries).
 import { enqueueBlocks, queueName, waitForBlocks } from '../../cluster/blocks';
-import { QueueStopped, RedisUnavailableError, RedisWatch } from '../../cluster/redis';
+import { QueueStopped, redactedUrl, RedisUnavailableError, RedisWatch } from '../../cluster/redis';
 import { SegvolError } from '../../core/errors';
 import { blockDone, planChunkedPrediction, type ChunkedPlan, type ChunkedPlanOptions } from '../../inference/chunked';
 import type { ModelBase } from '../../nn/model';
@@ -54,10 +54,10 @@ export async function predictQueued(model: ModelBase, o: QueuedPredictOptions, p
     plan = await planChunkedPrediction(model, o.in, o.out, planOptions);
     stage = 'queueing';
     const r = await enqueueBlocks(connection, o.model, o.out, plan, { watch, signal });
-    terminal.print(`${o.out}: ${plan.blocks} blocks of ${plan.chunks.join('x')}; ${r.done} already written, ${r.queued} queued on ${o.queue} (${name})`);
+    terminal.print(`${o.out}: ${plan.blocks} blocks of ${plan.chunks.join('x')}; ${r.done} already written, ${r.queued} queued on ${redactedUrl(o.queue)} (${name})`);
     stage = 'waiting';
     const bar = terminal.progress('blocks');
-    const start = `segvol worker --queue ${o.queue}${o.queueName ? ` --queue-name ${o.queueName}` : ''}`;
+    const start = `segvol worker --queue ${redactedUrl(o.queue)}${o.queueName ? ` --queue-name ${o.queueName}` : ''}`;
     const waited = await waitForBlocks(connection, o.out, plan, {
       watch, signal, ...(o.idleWarning !== undefined ? { idleWarning: o.idleWarning } : {}),
       onProgress: (done, total, eta, active) => bar.update(done / total, `${done}/${total} blocks, ${active} in work, eta ${terminal.duration(eta)}`),

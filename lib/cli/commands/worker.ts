@@ -3,6 +3,7 @@
 // SIGINT, 69 Redis unreachable for --connect-timeout, 1 any other error.
 import type { Command } from 'commander';
 import { peakRssMiB } from '../../cluster/blocks';
+import { redactedUrl } from '../../cluster/redis';
 import { startBlockWorker } from '../../cluster/worker';
 import type { Device } from '../../core/tensor';
 import { deviceOption, nonNegativeSeconds, positiveIntegerOption, positiveNumber } from '../context';
@@ -24,7 +25,7 @@ export function registerWorker(program: Command): void {
         concurrency: o.concurrency, lockSeconds: o.lockSeconds, device: o.device, connectTimeout: o.connectTimeout, onNotice: say,
         onBlock: (block, out, seconds) => console.log(`block ${block} of ${out} in ${seconds.toFixed(1)} s`),
       });
-      console.log(`worker ${process.pid} on ${o.queue} (${o.queueName ?? 'segvol-blocks'})`);
+      console.log(`worker ${process.pid} on ${redactedUrl(o.queue)} (${o.queueName ?? 'segvol-blocks'})`);
       let signalled: NodeJS.Signals | undefined;
       const off = onStopSignals((signal, count) => {
         if (count === 1) {
