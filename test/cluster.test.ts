@@ -185,6 +185,7 @@ test.serial('a worker whose Redis is gone says so once (then once a minute) inst
   t.true(await until(() => /cannot reach Redis/.test(w.err())), w.err());
   await new Promise((r) => setTimeout(r, 4000));  // ioredis retries every 0.25 to 2 s meanwhile
   const { code, seconds } = await stop(w, 'SIGTERM');
+  t.log(`SIGTERM while connecting: code ${code} after ${seconds} s`);
   t.is(code, 0, w.err());
   t.true(seconds < 5, `stopped in ${seconds} s`);
   t.deepEqual(lines(w.err()).map((l) => l.replace(/^worker \d+: /, '')), [`cannot reach Redis at ${url} (connection refused); retrying for 30 s`], 'one line, no stack dump');
@@ -227,6 +228,7 @@ test.serial('the coordinator against no Redis: one message and exit code 69 afte
     const waiting = run(predict);
     t.true(await until(() => /cannot reach Redis/.test(waiting.err())), waiting.err());
     const stopped = await stop(waiting, 'SIGTERM');
+    t.log(`SIGTERM while connecting: code ${stopped.code} after ${stopped.seconds} s`);
     t.is(stopped.code, 143, waiting.err());
     t.true(stopped.seconds < 5, `stopped in ${stopped.seconds} s`);
     t.deepEqual(lines(waiting.err()), [
@@ -248,6 +250,7 @@ maybe('a worker connected to Redis and idle stops on SIGTERM and on SIGINT withi
       const w = run(['worker', '--queue', redis.url, '--queue-name', 'idle-worker']);
       t.true(await until(async () => (await queue.getWorkersCount()) > 0), `the worker connected: ${w.err()}`);
       const { code, seconds } = await stop(w, signal);
+      t.log(`${signal} while idle: code ${code} after ${seconds} s`);
       t.is(code, 0, w.err());
       t.true(seconds < 5, `${signal}: stopped in ${seconds} s`);
       t.regex(w.out(), new RegExp(`worker \\d+ stopped \\(${signal}\\)`));
@@ -269,6 +272,7 @@ maybe('the coordinator with no worker says so (--idle-warning), stops on SIGTERM
     const c = run([...predict, '--idle-warning', '1']);
     t.true(await until(() => /no worker has taken a block/.test(c.err())), c.err());
     const stopped = await stop(c, 'SIGTERM');
+    t.log(`SIGTERM while waiting: code ${stopped.code} after ${stopped.seconds} s`);
     t.is(stopped.code, 143, c.err());
     t.true(stopped.seconds < 5, `stopped in ${stopped.seconds} s`);
     t.regex(c.out(), /12 blocks of 4x16x20; 0 already written, 12 queued/);
@@ -322,6 +326,7 @@ maybe('a worker stopped mid-block finishes the block (SIGTERM); a second SIGTERM
     slow.child.kill('SIGTERM');
     t.true(await until(() => /finishing block/.test(slow.err())), slow.err());
     const { code, seconds } = await stop(slow, 'SIGTERM');
+    t.log(`second SIGTERM mid-block: code ${code} after ${seconds} s`);
     t.is(code, 0, slow.err());
     t.true(seconds < 5, `stopped in ${seconds} s`);
     t.regex(slow.err(), /block \d+ of .*mid\.zarr given back to the queue/);
