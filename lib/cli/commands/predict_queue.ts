@@ -25,7 +25,7 @@ export async function predictQueued(model: ModelBase, o: QueuedPredictOptions, p
   const controller = new AbortController();
   let stage: 'connecting' | 'planning' | 'queueing' | 'waiting' = 'connecting';
   let plan: ChunkedPlan | undefined;
-    const stopped = (signal: NodeJS.Signals) => {
+  const stopped = (signal: NodeJS.Signals) => {
     if (plan && (stage === 'waiting' || stage === 'queueing')) {
       let written = 0;
       for (let b = 0; b < plan.blocks; ++b) if (blockDone(o.out, b)) ++written;
