@@ -12,6 +12,7 @@ import { loadModel } from '../lib/models/load';
 import { presets } from '../lib/models';
 import { labelColour } from '../lib/io/panels';
 import { PNG } from 'pngjs';
+import { createProgram } from '../lib/cli/main';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const root = path.join(__dirname, '..');
@@ -425,4 +426,19 @@ test('segvol train runs recursive training from one config: VD2D, its boundary m
   const refused = segvol(['train', '--config', path.join(dir, 'bad.json')]);
   t.is(refused.status, 1);
   t.regex(refused.err, /recursive training feeds a boundary map to a model with a second input/);
+});
+
+test('every command\'s help states each default once (commander prints the default value; no description repeats it)', (t) => {
+  const program = createProgram();
+  const twice: string[] = [];
+  for (const command of program.commands) {
+    for (const option of command.options) {
+      if (option.defaultValue !== undefined && /\(default\b/i.test(option.description)) twice.push(`${command.name()} ${option.flags}: ${option.description}`);
+    }
+    for (const line of command.helpInformation().split('\n')) if ((line.match(/\(default/g) ?? []).length > 1) twice.push(`${command.name()}: ${line.trim()}`);
+  }
+  t.deepEqual(twice, []);
+  const worker = program.commands.find((c) => c.name() === 'worker')!.helpInformation();
+  t.regex(worker, /--concurrency <n>\s+blocks at once \(default: 1\)\n/);
+  t.regex(worker, /--connect-timeout <seconds>[^]*\(default: 30\)/);
 });

@@ -181,14 +181,200 @@ test('array jobs: --block i/n from the command line, then --resume skips what is
   fs.rmSync(dir, { recursive: true });
 });
 
-test('a worker whose Redis is gone says so once (then once a minute), instead of flooding its log', async (t) => {
+// Faults: Redis unreachable, signals in every state. A process stopped by a signal must exit
+// within 5 s of it; exit codes are those of docs/cluster.md (worker: 0 on a signal, 69 when
+// Redis stays unreachable; coordinator: 143 on SIGTERM, 130 on SIGINT, 69 likewise).
+
+interface Run { child: ChildProcess; out: () => string; err: () => string; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }
+
+function run(args: string[], env: Record<string, string> = {}): Run {
+  const child = segvol(args, env);
+  let out = '', err = '';
+  child.stdout!.on('data', (d) => (out += String(d)));
+  child.stderr!.on('data', (d) => (err += String(d)));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, out: () => out, err: () => err, exit };
+}
+
+/** Waits until cond holds (checked every 100 ms), at most ms. */
+async function until(cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end;) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/** Sends the signal and returns the exit with the seconds it took (a SIGKILL after 20 s so that no test hangs). */
+async function stop(r: Run, signal: NodeJS.Signals): Promise<{ code: number | null; seconds: number }> {
+  const sent = Date.now();
+  r.child.kill(signal);
+  const guard = setTimeout(() => r.child.kill('SIGKILL'), 20_000);
+  const { code } = await r.exit;
+  clearTimeout(guard);
+  return { code, seconds: (Date.now() - sent) / 1000 };
+}
+
+const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
+
+test.serial('a worker whose Redis is gone says so once (then once a minute) instead of flooding its log, and SIGTERM stops it within 5 s with code 0', async (t) => {
   const port = await freePort();  // nothing listens there
-  const worker = segvol(['worker', '--queue', `redis://127.0.0.1:${port}`, '--queue-name', 'gone']);
-  const log = finished(worker);
-  await new Promise((r) => setTimeout(r, 6000));
-  worker.kill('SIGKILL');
-  const { err } = await log;
-  const lines = err.trim().split('\n').filter(Boolean);
-  t.true(lines.length >= 1 && lines.length <= 2, `stderr lines: ${lines.length}`);
-  t.regex(err, /ECONNREFUSED/);
+  const url = `redis://127.0.0.1:${port}`;
+  const w = run(['worker', '--queue', url, '--queue-name', 'gone']);
+  t.true(await until(() => /cannot reach Redis/.test(w.err())), w.err());
+  await new Promise((r) => setTimeout(r, 4000));  // ioredis retries every 0.25 to 2 s meanwhile
+  const { code, seconds } = await stop(w, 'SIGTERM');
+  t.log(`SIGTERM while connecting: code ${code} after ${seconds} s`);
+  t.is(code, 0, w.err());
+  t.true(seconds < 5, `stopped in ${seconds} s`);
+  t.deepEqual(lines(w.err()).map((l) => l.replace(/^worker \d+: /, '')), [`cannot reach Redis at ${url} (connection refused); retrying for 30 s`], 'one line, no stack dump');
+  t.regex(w.out(), /worker \d+ stopped \(SIGTERM\); peak RSS \d+ MiB/);
+});
+
+test.serial('a worker whose Redis never answers gives up after --connect-timeout with one readable message and exit code 69', async (t) => {
+  const port = await freePort();
+  const url = `redis://127.0.0.1:${port}`;
+  const started = Date.now();
+  const w = run(['worker', '--queue', url, '--connect-timeout', '2']);
+  const guard = setTimeout(() => w.child.kill('SIGKILL'), 60_000);
+  const { code } = await w.exit;
+  clearTimeout(guard);
+  t.is(code, 69, w.err());
+  t.true(Date.now() - started >= 2000, 'not before the timeout');
+  t.deepEqual(lines(w.err()).map((l) => l.replace(/^worker \d+: /, '')), [
+    `cannot reach Redis at ${url} (connection refused); retrying for 2 s`,
+    `cannot reach Redis at ${url} (connection refused): gave up after 2 s`,
+  ], 'the message and the verdict, no stack dump');
+});
+
+test.serial('the coordinator against no Redis: one message and exit code 69 after --connect-timeout; SIGTERM stops it within 5 s with 143', async (t) => {
+  const port = await freePort();
+  const url = `redis://127.0.0.1:${port}`;
+  const { dir, model, input } = await setup();
+  const predict = ['predict', '--model', model, '--in', input, '--out', path.join(dir, 'none.zarr'), '--window', '4,16,16', '--chunks', '4,16,20', '--queue', url];
+  try {
+    const started = Date.now();
+    const bounded = run([...predict, '--connect-timeout', '2']);
+    const guard = setTimeout(() => bounded.child.kill('SIGKILL'), 60_000);
+    const { code } = await bounded.exit;
+    clearTimeout(guard);
+    t.is(code, 69, bounded.err());
+    t.true(Date.now() - started >= 2000, 'not before the timeout');
+    t.deepEqual(lines(bounded.err()), [
+      `segvol: cannot reach Redis at ${url} (connection refused); retrying for 2 s`,
+      `segvol: cannot reach Redis at ${url} (connection refused): gave up after 2 s`,
+    ], 'the message and the verdict, no stack dump');
+    const waiting = run(predict);
+    t.true(await until(() => /cannot reach Redis/.test(waiting.err())), waiting.err());
+    const stopped = await stop(waiting, 'SIGTERM');
+    t.log(`SIGTERM while connecting: code ${stopped.code} after ${stopped.seconds} s`);
+    t.is(stopped.code, 143, waiting.err());
+    t.true(stopped.seconds < 5, `stopped in ${stopped.seconds} s`);
+    t.deepEqual(lines(waiting.err()), [
+      `segvol: cannot reach Redis at ${url} (connection refused); retrying for 30 s`,
+      'segvol: stopped by SIGTERM while connecting; nothing was queued',
+    ]);
+  } finally {
+    fs.rmSync(dir, { recursive: true });
+  }
+});
+
+maybe('a worker connected to Redis and idle stops on SIGTERM and on SIGINT within 5 s, with code 0', async (t) => {
+  const redis = await startRedis();
+  const { Queue } = await import('bullmq');
+  const { redisConnection } = await import('../lib/cluster/blocks');
+  const queue = new Queue('idle-worker', { connection: redisConnection(redis.url) });
+  try {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const w = run(['worker', '--queue', redis.url, '--queue-name', 'idle-worker']);
+      t.true(await until(async () => (await queue.getWorkersCount()) > 0), `the worker connected: ${w.err()}`);
+      const { code, seconds } = await stop(w, signal);
+      t.log(`${signal} while idle: code ${code} after ${seconds} s`);
+      t.is(code, 0, w.err());
+      t.true(seconds < 5, `${signal}: stopped in ${seconds} s`);
+      t.regex(w.out(), new RegExp(`worker \\d+ stopped \\(${signal}\\)`));
+      t.is(w.err(), '', 'nothing to complain about');
+    }
+  } finally {
+    await queue.close();
+    redis.stop();
+  }
+});
+
+maybe('the coordinator with no worker says so (--idle-warning), stops on SIGTERM within 5 s leaving its jobs queued, and a later run resumes', async (t) => {
+  const redis = await startRedis();
+  const { dir, model, input, reference } = await setup();
+  const out = path.join(dir, 'idle.zarr');
+  const predict = ['predict', '--model', model, '--in', input, '--out', out, '--window', '4,16,16', '--chunks', '4,16,20', '--queue', redis.url, '--queue-name', 'idle'];
+  let worker: Run | undefined;
+  try {
+    const c = run([...predict, '--idle-warning', '1']);
+    t.true(await until(() => /no worker has taken a block/.test(c.err())), c.err());
+    const stopped = await stop(c, 'SIGTERM');
+    t.log(`SIGTERM while waiting: code ${stopped.code} after ${stopped.seconds} s`);
+    t.is(stopped.code, 143, c.err());
+    t.true(stopped.seconds < 5, `stopped in ${stopped.seconds} s`);
+    t.regex(c.out(), /12 blocks of 4x16x20; 0 already written, 12 queued/);
+    t.regex(c.err(), new RegExp(`segvol: no worker has taken a block of idle for 1 s \\(none is connected to it\\): start one with segvol worker --queue ${redis.url} --queue-name idle`));
+    t.true((c.err().match(/no worker has taken/g) ?? []).length <= 3, 'said once, then after 2 and 4 s: no flood');
+    t.regex(c.err(), /segvol: stopped by SIGTERM: 0\/12 blocks written to .*idle\.zarr; the 12 left stay queued on idle for the workers/);
+    t.true(fs.existsSync(path.join(out, '.segvol', 'plan.json')), 'the plan stays');
+    // A worker takes the queued jobs; the coordinator run again follows them to the end.
+    worker = run(['worker', '--queue', redis.url, '--queue-name', 'idle']);
+    const again = run(predict);
+    const guard = setTimeout(() => again.child.kill('SIGKILL'), 120_000);
+    const { code } = await again.exit;
+    clearTimeout(guard);
+    t.is(code, 0, again.err());
+    t.regex(again.out(), /wrote .*idle\.zarr/);
+    t.deepEqual(chunks(out), reference, 'byte for byte');
+  } finally {
+    if (worker) await stop(worker, 'SIGTERM');
+    redis.stop();
+    fs.rmSync(dir, { recursive: true });
+  }
+});
+
+maybe('a worker stopped mid-block finishes the block (SIGTERM); a second SIGTERM gives it back to the queue at once', async (t) => {
+  const redis = await startRedis();
+  const { dir, model, input } = await setup();
+  const out = path.join(dir, 'mid.zarr');
+  const { Queue } = await import('bullmq');
+  const { enqueueBlocks, redisConnection } = await import('../lib/cluster/blocks');
+  const { planChunkedPrediction } = await import('../lib/inference/chunked');
+  const { loadModel } = await import('../lib/models/load');
+  const queue = new Queue('mid', { connection: redisConnection(redis.url) });
+  try {
+    const m = loadModel(model);
+    const plan = await planChunkedPrediction(m, input, out, { window: [4, 16, 16], chunks: [4, 16, 20] });
+    m.dispose();
+    await enqueueBlocks({ url: redis.url, name: 'mid' }, model, out, plan);
+    const active = async () => (await queue.getJobCounts('active')).active ?? 0;
+    // Finishing: the worker waits 2 s before its block, is told to stop meanwhile, and writes it.
+    const finishing = run(['worker', '--queue', redis.url, '--queue-name', 'mid'], { SEGVOL_WORKER_TEST_DELAY_MS: '2000' });
+    t.true(await until(async () => (await active()) > 0), finishing.err());
+    finishing.child.kill('SIGTERM');
+    t.is((await finishing.exit).code, 0, finishing.err());
+    t.regex(finishing.err(), /SIGTERM: finishing block \d+, then stopping/);
+    t.regex(finishing.out(), /^block \d+ of .*mid\.zarr in/m);
+    t.is(fs.readdirSync(path.join(out, '.segvol', 'done')).length, 1, 'the block was written and marked done');
+    t.is(await active(), 0);
+    // Giving back: the block would take a minute; the second signal returns it to the queue.
+    const slow = run(['worker', '--queue', redis.url, '--queue-name', 'mid', '--lock-seconds', '60'], { SEGVOL_WORKER_TEST_DELAY_MS: '60000' });
+    t.true(await until(async () => (await active()) > 0), slow.err());
+    slow.child.kill('SIGTERM');
+    t.true(await until(() => /finishing block/.test(slow.err())), slow.err());
+    const { code, seconds } = await stop(slow, 'SIGTERM');
+    t.log(`second SIGTERM mid-block: code ${code} after ${seconds} s`);
+    t.is(code, 0, slow.err());
+    t.true(seconds < 5, `stopped in ${seconds} s`);
+    t.regex(slow.err(), /block \d+ of .*mid\.zarr given back to the queue/);
+    const counts = await queue.getJobCounts('active', 'waiting');
+    t.deepEqual([counts.active, counts.waiting], [0, 11], 'the block is waiting again, not held by a lock');
+    t.deepEqual(fs.readdirSync(out).filter((f) => f.endsWith('.tmp')), [], 'no half-written chunk');
+  } finally {
+    await queue.close();
+    redis.stop();
+    fs.rmSync(dir, { recursive: true });
+  }
 });

@@ -45,6 +45,13 @@ export function positiveNumber(value: string): number {
   return n;
 }
 
+/** Seconds, 0 or more (0 usually means "never" or "forever", as the option says). */
+export function nonNegativeSeconds(value: string): number {
+  const n = Number(value);
+  if (!(value.trim() !== '' && n >= 0 && Number.isFinite(n))) throw new InvalidArgumentError(`expected seconds (0 or more), got '${value}'`);
+  return n;
+}
+
 export function normalizeOption(value: string): Normalization {
   if (!normalizations.includes(value as Normalization)) throw new InvalidArgumentError(`expected ${normalizations.join(', ')}, received ${value}`);
   return value as Normalization;

@@ -1,18 +1,19 @@
 // Block-wise inference spread over worker processes by a job queue: BullMQ on Redis.
 // The coordinator plans the output (lib/inference/chunked.ts) and enqueues one job per
 // block not yet written; workers on any machine that reaches Redis and the store take
-// jobs, predict the block with its halo and write its chunk. Delivery is at least once:
-// a worker that dies holding a job loses its lock, and after lockSeconds the job is
-// handed to another worker. Block writes are idempotent (the same bytes, whole chunks),
-// so a block done twice changes nothing.
+// jobs (worker.ts), predict the block with its halo and write its chunk. Delivery is at
+// least once: a worker that dies holding a job loses its lock, and after lockSeconds the
+// job is handed to another worker. Block writes are idempotent (the same bytes, whole
+// chunks), so a block done twice changes nothing. Redis that does not answer is retried
+// for a bounded time (redis.ts), and every wait here ends on an AbortSignal.
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
-import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import { describe, SegvolError } from '../core/errors';
-import type { Device } from '../core/tensor';
-import { blockDone, predictBlock, readChunkedPlan, type ChunkedPlan } from '../inference/chunked';
-import type { ModelBase } from '../nn/model';
-import { loadModel } from '../models/load';
+import { Queue } from 'bullmq';
+import { SegvolError } from '../core/errors';
+import { blockDone, type ChunkedPlan } from '../inference/chunked';
+import { QueueStopped, redisConnection, RedisWatch, sleep, within, type RedisWatchOptions } from './redis';
+
+export { redisConnection, RedisUnavailableError, QueueStopped } from './redis';
 
 export interface QueueConnection {
   /** redis://[:password@]host:port[/db] */
@@ -21,29 +22,13 @@ export interface QueueConnection {
   name?: string;
 }
 
-interface BlockJob {
+export interface BlockJob {
   model: string;
   out: string;
   block: number;
 }
 
-/** BullMQ's connection options from a redis:// URL. */
-export function redisConnection(url: string): ConnectionOptions {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new SegvolError('ERR_ARGUMENT', `queue: expected a redis://host:port URL, received ${describe(url)}`);
-  }
-  if (u.protocol !== 'redis:') throw new SegvolError('ERR_ARGUMENT', `queue: expected a redis://host:port URL, received ${describe(url)}`);
-  const db = u.pathname.replace(/^\//, '');
-  return {
-    host: u.hostname || '127.0.0.1', port: Number(u.port || 6379), ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-    ...(db ? { db: Number(db) } : {}), maxRetriesPerRequest: null,
-  };
-}
-
-const queueName = (q: QueueConnection) => q.name ?? 'segvol-blocks';
+export const queueName = (q: QueueConnection): string => q.name ?? 'segvol-blocks';
 
 export interface EnqueueResult {
   /** Blocks put on the queue, and blocks already written (skipped). */
@@ -52,13 +37,36 @@ export interface EnqueueResult {
   blocks: number;
 }
 
+export interface QueueWaitOptions extends RedisWatchOptions {
+  /** The watch on this Redis to use (the caller's, shared by several calls); else one of the call's own. */
+  watch?: RedisWatch;
+  /** Stops the wait (QueueStopped from enqueueBlocks; waitForBlocks returns stopped). */
+  signal?: AbortSignal;
+}
+
+/** Runs fn with a queue on the watched Redis; BullMQ's own error events are silenced (the watch speaks). */
+async function withQueue<T>(connection: QueueConnection, options: QueueWaitOptions, fn: (queue: Queue<BlockJob>, watch: RedisWatch) => Promise<T>): Promise<T> {
+  const watch = options.watch ?? new RedisWatch(connection.url, options);
+  const queue = new Queue<BlockJob>(queueName(connection), { connection: redisConnection(connection.url) });
+  queue.on('error', () => {});
+  try {
+    return await fn(queue, watch);
+  } finally {
+    // A queue whose Redis is gone would wait for it to close: give it a second, then cut it.
+    const closed = await within(queue.close().then(() => true), 1000);
+    if (!closed) void queue.disconnect().catch(() => {});
+    if (!options.watch) watch.close();
+  }
+}
+
 /**
  * Puts every block of a planned output that is not written yet on the queue. A block's job id
- * is fixed by the output and the block, so enqueueing twice adds nothing.
+ * is fixed by the output and the block, so enqueueing twice adds nothing. Rejects with
+ * RedisUnavailableError when Redis does not answer within connectTimeout, QueueStopped on the signal.
  */
-export async function enqueueBlocks(connection: QueueConnection, modelFile: string, out: string, plan: ChunkedPlan, options: { attempts?: number } = {}): Promise<EnqueueResult> {
-  const queue = new Queue<BlockJob>(queueName(connection), { connection: redisConnection(connection.url) });
-  try {
+export async function enqueueBlocks(connection: QueueConnection, modelFile: string, out: string, plan: ChunkedPlan,
+  options: QueueWaitOptions & { attempts?: number } = {}): Promise<EnqueueResult> {
+  return withQueue(connection, options, async (queue, watch) => {
     const tag = crypto.createHash('sha1').update(path.resolve(out)).digest('hex').slice(0, 12);
     const jobs = [];
     let done = 0;
@@ -69,43 +77,82 @@ export async function enqueueBlocks(connection: QueueConnection, modelFile: stri
       }
       jobs.push({
         name: 'block', data: { model: path.resolve(modelFile), out: path.resolve(out), block },
-        opts: { jobId: `${tag}-${block}`, attempts: options.attempts ?? 5, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: true, removeOnFail: false },
+        opts: { jobId: `${tag}-${block}`, attempts: options.attempts ?? 5, backoff: { type: 'fixed' as const, delay: 1000 }, removeOnComplete: true, removeOnFail: false },
       });
     }
-    if (jobs.length) await queue.addBulk(jobs);
+    if (jobs.length) await watch.guard(queue.addBulk(jobs), options.signal);
     return { queued: jobs.length, done, blocks: plan.blocks };
-  } finally {
-    await queue.close();
-  }
+  });
+}
+
+export interface WaitResult {
+  /** Blocks written (marked done) when the wait ended, of blocks. */
+  written: number;
+  blocks: number;
+  /** The wait ended on the signal before every block was written. */
+  stopped: boolean;
+}
+
+export interface WaitForBlocksOptions extends QueueWaitOptions {
+  onProgress?: (done: number, total: number, etaSeconds: number, active: number) => void;
+  /**
+   * Called when no worker has taken a block for idleWarning seconds (default 60; 0: never),
+   * then after twice, four times, ... that long while it lasts; workers: how many are
+   * connected to the queue (undefined when Redis does not tell).
+   */
+  onIdle?: (seconds: number, workers: number | undefined) => void;
+  idleWarning?: number;
+  pollMs?: number;
 }
 
 /**
  * Waits until every block of the output is written, reporting progress and an ETA from the
- * written blocks; fails when the queue holds failed jobs for it (after their retries).
+ * written blocks; fails when the queue holds failed jobs for it (after their retries), or
+ * with RedisUnavailableError when Redis stays unreachable for connectTimeout. On the signal it
+ * returns at once with stopped set; the queued jobs stay on the queue for the workers.
  */
-export async function waitForBlocks(connection: QueueConnection, out: string, plan: ChunkedPlan,
-  options: { onProgress?: (done: number, total: number, etaSeconds: number, active: number) => void; signal?: AbortSignal; pollMs?: number } = {}): Promise<void> {
-  const queue = new Queue<BlockJob>(queueName(connection), { connection: redisConnection(connection.url) });
-  const started = Date.now();
-  const first = countDone(out, plan);
-  try {
+export async function waitForBlocks(connection: QueueConnection, out: string, plan: ChunkedPlan, options: WaitForBlocksOptions = {}): Promise<WaitResult> {
+  return withQueue(connection, options, async (queue, watch) => {
+    const started = Date.now();
+    const first = countDone(out, plan);
+    const idleWarning = (options.idleWarning ?? 60) * 1000;
+    let lastActivity = Date.now(), lastDone = first, lastPending = Infinity, nextWarning = idleWarning;
     for (;;) {
       const done = countDone(out, plan);
-      const counts = await queue.getJobCounts('active', 'waiting', 'delayed', 'failed');
+      if (done === plan.blocks) return { written: done, blocks: plan.blocks, stopped: false };
+      if (options.signal?.aborted) return { written: done, blocks: plan.blocks, stopped: true };
+      let counts: Record<string, number> | undefined;
+      try {
+        // While Redis is away the written blocks still count (they are on disk); a count that
+        // takes long is skipped, and the watch gives up after connectTimeout.
+        counts = await watch.guard(within(queue.getJobCounts('active', 'waiting', 'delayed', 'failed'), 2000), options.signal);
+      } catch (error) {
+        if (error instanceof QueueStopped) return { written: done, blocks: plan.blocks, stopped: true };
+        throw error;
+      }
       const rate = (done - first) / Math.max(1e-3, (Date.now() - started) / 1000);
-      options.onProgress?.(done, plan.blocks, rate > 0 ? (plan.blocks - done) / rate : Infinity, counts.active ?? 0);
-      if (done === plan.blocks) return;
-      if ((counts.failed ?? 0) > 0) {
-        const failed = await queue.getFailed(0, 0);
-        throw new SegvolError('ERR_NATIVE', `queue ${queueName(connection)}: ${counts.failed} block job(s) failed after their retries` +
+      options.onProgress?.(done, plan.blocks, rate > 0 ? (plan.blocks - done) / rate : Infinity, counts?.active ?? 0);
+      if ((counts?.failed ?? 0) > 0) {
+        const failed = await watch.guard(queue.getFailed(0, 0), options.signal).catch(() => []);
+        throw new SegvolError('ERR_NATIVE', `queue ${queueName(connection)}: ${counts!.failed} block job(s) failed after their retries` +
           `${failed[0] ? ` (block ${failed[0].data.block}: ${failed[0].failedReason})` : ''}; fix the cause and run again (finished blocks are kept)`);
       }
-      if (options.signal?.aborted) throw new SegvolError('ERR_ARGUMENT', 'waiting for blocks: aborted (the queued jobs stay on the queue)');
-      await new Promise((r) => setTimeout(r, options.pollMs ?? 500));
+      // A worker at work: a block written, a job active, or fewer jobs waiting than before.
+      const pending = counts ? (counts.waiting ?? 0) + (counts.delayed ?? 0) : lastPending;
+      if (done > lastDone || (counts?.active ?? 0) > 0 || pending < lastPending) {
+        lastActivity = Date.now();
+        nextWarning = idleWarning;
+      }
+      lastDone = done;
+      lastPending = pending;
+      if (idleWarning > 0 && counts && Date.now() - lastActivity >= nextWarning) {
+        const workers = await watch.guard(queue.getWorkersCount(), options.signal).catch(() => undefined);
+        options.onIdle?.(Math.round((Date.now() - lastActivity) / 1000), workers);
+        nextWarning *= 2;
+      }
+      await sleep(options.pollMs ?? 500, options.signal);
     }
-  } finally {
-    await queue.close();
-  }
+  });
 }
 
 function countDone(out: string, plan: ChunkedPlan): number {
@@ -114,67 +161,7 @@ function countDone(out: string, plan: ChunkedPlan): number {
   return n;
 }
 
-export interface WorkerOptions {
-  /** Jobs at once in this process (default 1: a block already uses every core). */
-  concurrency?: number;
-  /** How long a job stays with a worker that stops answering before another takes it (default 60). */
-  lockSeconds?: number;
-  device?: Device;
-  onBlock?: (block: number, out: string, seconds: number) => void;
-}
-
-/** Starts a worker: takes block jobs until close(). Models are loaded once per file. */
-export function startBlockWorker(connection: QueueConnection, options: WorkerOptions = {}): { close(): Promise<void>; worker: Worker<BlockJob> } {
-  const models = new Map<string, ModelBase>();
-  const plans = new Map<string, ChunkedPlan>();
-  const lock = (options.lockSeconds ?? 60) * 1000;
-  // A test hook: a delay before each block (so a test can kill a worker mid-block).
-  const delay = Number(process.env.SEGVOL_WORKER_TEST_DELAY_MS ?? 0);
-  const worker = new Worker<BlockJob>(queueName(connection), async (job: Job<BlockJob>) => {
-    const { model: file, out, block } = job.data;
-    if (blockDone(out, block)) return 'already written';
-    let model = models.get(file);
-    if (!model) {
-      model = loadModel(file).to(options.device ?? 'cpu');
-      models.set(file, model);
-    }
-    let plan = plans.get(out);
-    if (!plan) {
-      plan = readChunkedPlan(out);
-      plans.set(out, plan);
-    }
-    const started = Date.now();
-    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    await predictBlock(model, out, plan, block);
-    options.onBlock?.(block, out, (Date.now() - started) / 1000);
-    return 'written';
-  }, {
-    connection: redisConnection(connection.url), concurrency: options.concurrency ?? 1, lockDuration: lock,
-    stalledInterval: Math.max(500, Math.floor(lock / 2)), maxStalledCount: 3,
-  });
-  // Connection trouble (Redis restarting or gone) repeats on every retry: say it once, then
-  // once a minute while it lasts, so a worker left running never floods its log.
-  let lastMessage = '', lastTime = 0;
-  worker.on('error', (error: Error) => {
-    const now = Date.now();
-    if (error.message !== lastMessage || now - lastTime > 60_000) {
-      console.error(`worker ${process.pid}: ${error.message}${error.message === lastMessage ? ' (still)' : ''}`);
-      lastMessage = error.message;
-      lastTime = now;
-    }
-  });
-  return {
-    worker,
-    async close() {
-      await worker.close();
-      for (const m of models.values()) m.dispose();
-    },
-  };
-}
-
 /** This process's peak resident memory in MiB (what a worker reports when it stops). */
 export function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
-
-

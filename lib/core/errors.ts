@@ -8,7 +8,8 @@ export type ErrorCode =
   | 'ERR_MEMORY'
   | 'ERR_NATIVE'
   | 'ERR_NOT_BUILT'
-  | 'ERR_FORMAT';
+  | 'ERR_FORMAT'
+  | 'ERR_UNAVAILABLE';
 
 /** Thrown by segvol's TypeScript checks; native errors carry the same `code` field. */
 export class SegvolError extends Error {

@@ -9,7 +9,7 @@ export function registerDemo(program: Command): void {
   const [first] = demos;
   program.command('demo')
     .description(`train a network on synthetic data (CPU) and evaluate it: ${demos.map((d, i) => `${d.description}${i === 0 ? ' (default)' : ` (--model ${d.name})`}`).join('; ')}`)
-    .option('--model <name>', `${demos.map((d) => d.name).join(' or ')} (default ${first!.name})`, first!.name)
+    .option('--model <name>', demos.map((d) => d.name).join(' or '), first!.name)
     .option('--seconds <n>', `training time budget (default ${demos.map((d) => `${d.defaultSeconds} for ${d.name}`).join(', ')})`, positiveNumber)
     .option('--out <dir>', 'output folder (default segvol-demo, or segvol-demo-<model>)')
     .option('--seed <n>', 'random seed', (v) => Number(v), 1)

@@ -10,7 +10,10 @@ import { isZarrPath } from '../../io/zarr';
 import { families, familyOf } from '../../models';
 import { loadModel } from '../../models/load';
 import { argmaxClasses } from '../../ops';
-import { addOptions, deviceOption, integerList, nonFiniteOption, normalizeOption, optionKey, overlapOption, positiveIntegerOption, terminal, ttaOption } from '../context';
+import {
+  addOptions, deviceOption, integerList, nonFiniteOption, nonNegativeSeconds, normalizeOption, optionKey, overlapOption, positiveIntegerOption, terminal,
+  ttaOption,
+} from '../context';
 import { predictToZarr, type ZarrPredictOptions } from './predict_zarr';
 
 type PredictOptions = ZarrPredictOptions & Record<string, unknown>;
@@ -35,11 +38,15 @@ export function registerPredict(program: Command): void {
     .option('--block <i/n>', 'Zarr output: compute the i-th of n block sets (array jobs: Slurm, Kubernetes)')
     .option('--resume', 'Zarr output: skip the blocks already written')
     .option('--chunks <d,h,w>', 'Zarr output: chunk (and block) shape (default: the input\'s chunks)', integerList)
-    .option('--queue <redis-url>', 'Zarr output: put the blocks on a BullMQ queue in Redis for segvol worker processes, and wait for them')
+    .option('--queue <redis-url>', 'Zarr output: put the blocks on a BullMQ queue in Redis for segvol worker processes, and wait for them ' +
+      '(SIGINT or SIGTERM stops waiting with exit code 130 or 143; the jobs stay queued)')
     .option('--queue-name <name>', 'the queue\'s name (default segvol-blocks)')
     .option('--ome', 'Zarr output: an OME-Zarr multiscale image (implied by --out ending in .ome.zarr)')
     .option('--ome-levels <n>', 'OME-Zarr output: levels, counting the full resolution (default: until a level fits one chunk in y and x)', positiveIntegerOption)
     .option('--zarr-version <n>', 'Zarr output: 2 (default; OME-Zarr 0.4) or 3 (OME-Zarr 0.5)', (v) => Number(v))
+    .option('--connect-timeout <seconds>', 'with --queue: retry an unreachable Redis this long, then exit with code 69; 0: retry forever', nonNegativeSeconds, 30)
+    .option('--idle-warning <seconds>', 'with --queue: say when no worker has taken a block for this long (again after twice, four times as long); 0: never',
+      nonNegativeSeconds, 60)
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
     .action(async (o: PredictOptions) => {
       checkOutputPath(o.out, '--out');  // before any window is computed

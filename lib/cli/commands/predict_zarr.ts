@@ -1,23 +1,25 @@
 // segvol predict into a Zarr store (or an OME-Zarr image): block by block here, a share
 // of the blocks (--block i/n, array jobs), or through a queue of worker processes. The
 // input is a Zarr store read by regions, or any other volume read whole.
-import { enqueueBlocks, waitForBlocks } from '../../cluster/blocks';
 import { SegvolError } from '../../core/errors';
 import type { Device } from '../../core/tensor';
 import type { Normalization } from '../../data/preprocess';
 import type { NonFinitePolicy } from '../../core/non_finite';
-import { planChunkedPrediction, predictChunked, writePyramid, type ChunkedOutput, type ChunkedPlanOptions } from '../../inference/chunked';
+import { predictChunked, type ChunkedOutput, type ChunkedPlanOptions } from '../../inference/chunked';
 import type { Overlap, Tta } from '../../inference/windows';
 import { openVolume } from '../../io/volume_array';
 import { isOmeZarrPath } from '../../io/volume_io';
 import { isZarrPath } from '../../io/zarr';
 import { loadModel } from '../../models/load';
 import { terminal } from '../context';
+import { predictQueued } from './predict_queue';
 
 export interface ZarrPredictOptions {
   model: string; in: string; out: string; window?: number[]; overlap: Overlap; probabilities?: boolean; class?: number;
   normalize?: Normalization; block?: string; resume?: boolean; chunks?: number[]; queue?: string; queueName?: string; device: Device;
   tta?: Tta; windowBatch?: number; nonFinite?: NonFinitePolicy; ome?: boolean; omeLevels?: number; zarrVersion?: number;
+  /** --queue: seconds an unreachable Redis is retried, and without a worker before a hint. */
+  connectTimeout?: number; idleWarning?: number;
 }
 
 export async function predictToZarr(o: ZarrPredictOptions): Promise<void> {
@@ -41,18 +43,7 @@ export async function predictToZarr(o: ZarrPredictOptions): Promise<void> {
   };
   try {
     if (o.queue) {
-      if (o.block) throw new SegvolError('ERR_ARGUMENT', '--block splits work without a queue; with --queue the workers share the blocks');
-      const connection = { url: o.queue, ...(o.queueName ? { name: o.queueName } : {}) };
-      const plan = await planChunkedPrediction(model, o.in, o.out, planOptions);
-      const r = await enqueueBlocks(connection, o.model, o.out, plan);
-      terminal.print(`${o.out}: ${plan.blocks} blocks of ${plan.chunks.join('x')}; ${r.done} already written, ${r.queued} queued on ${o.queue} (${connection.name ?? 'segvol-blocks'})`);
-      const bar = terminal.progress('blocks');
-      await waitForBlocks(connection, o.out, plan, {
-        onProgress: (done, total, eta, active) => bar.update(done / total, `${done}/${total} blocks, ${active} in work, eta ${terminal.duration(eta)}`),
-      });
-      bar.done();
-      if (plan.ome) await writePyramid(o.out, plan);
-      terminal.print(`wrote ${o.out}${plan.ome ? ` (OME-Zarr ${plan.ome.version}, ${plan.ome.levels.length} levels)` : ''}`);
+      await predictQueued(model, { ...o, queue: o.queue }, planOptions);
       return;
     }
     let part = { index: 0, count: 1 };
