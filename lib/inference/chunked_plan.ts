@@ -15,23 +15,11 @@ import { labelDtype } from '../io/volume_io';
 import { writeAtomic, ZarrWriter, type ZarrArray, type ZarrCompressor } from '../io/zarr';
 import { normalizationOf, type ModelBase } from '../nn/model';
 import { windowStarts } from './predict_volume';
-import { resolveOverlap, resolveTta, resolveWindowBatch, type FlipAxis, type Overlap, type Tta } from './windows';
+import { resolveOverlap, resolveTta, resolveWindowBatch, type FlipAxis, type WindowingOptions } from './windows';
 
 export type ChunkedOutput = 'labels' | 'probabilities' | { class: number };
 
-export interface ChunkedPlanOptions {
-  /** The output window (d, h, w) of each model pass, clipped to the volume. */
-  window: readonly [number, number, number];
-  /** Fraction of a window shared with the next: one for every axis, or (d, h, w) (default 0.5). */
-  overlap?: Overlap;
-  /** Gaussian sigma as a fraction of the window (default 1/8). */
-  sigma?: number;
-  /** Test-time augmentation, as predictVolume's. */
-  tta?: Tta;
-  /** Windows per forward pass, as predictVolume's (default 1). */
-  windowBatch?: number;
-  /** NaN or infinite input voxels: 'error' (default: refused in the statistics pass, nothing written) or 'zero'. */
-  nonFinite?: NonFinitePolicy;
+export interface ChunkedPlanOptions extends WindowingOptions {
   /** Class ids (default), class probabilities (K, D, H, W), or one class's probability. */
   output?: ChunkedOutput;
   /** Output chunk (d, h, w); a block is one chunk (default: the input's spatial chunks). */

@@ -3,25 +3,13 @@
 // are weighted most at its centre, so borders, where a window sees the least
 // context, count least. Model activations are bounded by the window.
 import { describe, SegvolError } from '../core/errors';
-import { NonFiniteScan, nonFinitePolicy, type NonFinitePolicy } from '../core/non_finite';
+import { NonFiniteScan, nonFinitePolicy } from '../core/non_finite';
 import { normalizationOf, type ModelBase } from '../nn/model';
 import { Tensor } from '../core/tensor';
 import { preprocessVolume, preprocessZeroingNonFinite } from '../data/preprocess';
-import { flipSets, predictWindowBatch, resolveOverlap, resolveTta, resolveWindowBatch, type Overlap, type Tta } from './windows';
+import { flipSets, predictWindowBatch, resolveOverlap, resolveTta, resolveWindowBatch, type WindowingOptions } from './windows';
 
-export interface StitchOptions {
-  /** Window (d, h, w); clipped to the volume. */
-  window: readonly [number, number, number];
-  /** Fraction of a window shared with the next one: one for every axis, or (d, h, w) (default 0.5). */
-  overlap?: Overlap;
-  /** Gaussian sigma as a fraction of the window size per axis (default 1/8). */
-  sigma?: number;
-  /** Test-time augmentation: 'mirror' (the 8 flips of z, y, x) or { flips: ['x', 'y'] } (every combination of those); default none. */
-  tta?: Tta;
-  /** Windows per forward pass, stacked on the batch axis (default 1). */
-  windowBatch?: number;
-  /** NaN or infinite input voxels: 'error' (default, ERR_NON_FINITE before any window) or 'zero' (0 after pre-processing). */
-  nonFinite?: NonFinitePolicy;
+export interface StitchOptions extends WindowingOptions {
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
   /** Apply the model's recorded pre-processing (model.info.normalize) to the whole volume first (default true). */

@@ -16,6 +16,7 @@ import { describe, SegvolError } from '../core/errors';
 import { Tensor } from '../core/tensor';
 import type { ModelBase } from '../nn/model';
 import { ops } from '../ops';
+import type { NonFinitePolicy } from '../core/non_finite';
 
 export type FlipAxis = 'z' | 'y' | 'x';
 /** 'none', 'mirror' (all 8 flips of z, y and x) or every combination of flips of the given axes. */
@@ -108,4 +109,20 @@ export async function predictWindowBatch(model: ModelBase, windows: ReadonlyArra
   if (passes > 1) for (let i = 0; i < out.length; ++i) out[i]! /= passes;
   const m = out.length / size;
   return windows.map((_, j) => out.subarray(j * m, (j + 1) * m));
+}
+
+/** How volumes are windowed and predicted: the options in-memory stitching and out-of-core prediction share. */
+export interface WindowingOptions {
+  /** The output window (d, h, w) of each model pass; clipped to the volume. */
+  window: readonly [number, number, number];
+  /** Fraction of a window shared with the next: one for every axis, or (d, h, w) (default 0.5). */
+  overlap?: Overlap;
+  /** Gaussian sigma as a fraction of the window size per axis (default 1/8). */
+  sigma?: number;
+  /** Test-time augmentation: 'mirror' (the 8 flips of z, y, x) or { flips: ['x', 'y'] } (every combination of those); default none. */
+  tta?: Tta;
+  /** Windows per forward pass, stacked on the batch axis (default 1). */
+  windowBatch?: number;
+  /** NaN or infinite input voxels: 'error' (default: refused before any window, nothing written) or 'zero' (0 after pre-processing). */
+  nonFinite?: NonFinitePolicy;
 }

@@ -160,30 +160,22 @@ function crossEntropyOfLogits(logits: Tensor, labels: Tensor, options: LossOptio
 
 export function lossOps(impl: ImplementationName) {
   const softmax = elementwiseOps(impl).ops.softmax;
-  const logitLoss = defineOp('loss', (op, logits: Tensor, labels: Tensor, options: LossOptions): Tensor => {
-    const { loss, grad } = crossEntropyOfLogits(logits, labels, options);
-    const value = Tensor.fromArray([loss], [1], { device: logits.device });
-    op.record({
-      inputs: [logits], outputs: [value], keep: [grad],
-      backward: ([dy]) => {
-        const seed = dy!.toArray()[0]!;
-        return [seed === 1 ? viewOf(grad) : Tensor.fromHandle(native.scale(impl, handleOf(grad, 'loss', 'gradient'), seed))];
-      },
+  // A loss as one taped op: its value, and the gradient computed in the same pass kept for backward.
+  const lossOp = (compute: (x: Tensor, labels: Tensor, options: LossOptions) => { loss: number; grad: Tensor }) =>
+    defineOp('loss', (op, x: Tensor, labels: Tensor, options: LossOptions): Tensor => {
+      const { loss, grad } = compute(x, labels, options);
+      const value = Tensor.fromArray([loss], [1], { device: x.device });
+      op.record({
+        inputs: [x], outputs: [value], keep: [grad],
+        backward: ([dy]) => {
+          const seed = dy!.toArray()[0]!;
+          return [seed === 1 ? viewOf(grad) : Tensor.fromHandle(native.scale(impl, handleOf(grad, 'loss', 'gradient'), seed))];
+        },
+      });
+      return value;
     });
-    return value;
-  });
-  const probabilityLoss = defineOp('loss', (op, probs: Tensor, labels: Tensor, options: LossOptions): Tensor => {
-    const { loss, grad } = computeLoss(impl, probs, labels, options);
-    const value = Tensor.fromArray([loss], [1], { device: probs.device });
-    op.record({
-      inputs: [probs], outputs: [value], keep: [grad],
-      backward: ([dy]) => {
-        const seed = dy!.toArray()[0]!;
-        return [seed === 1 ? viewOf(grad) : Tensor.fromHandle(native.scale(impl, handleOf(grad, 'loss', 'gradient'), seed))];
-      },
-    });
-    return value;
-  });
+  const logitLoss = lossOp(crossEntropyOfLogits);
+  const probabilityLoss = lossOp((probs, labels, options) => computeLoss(impl, probs, labels, options));
   return {
     ops: {
       /**
