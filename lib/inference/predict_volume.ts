@@ -78,6 +78,12 @@ export async function predictVolume(model: ModelBase, x: Tensor | Record<string,
   // Images (1, C, H, W) are one-slice volumes: predicted as (1, C, 1, H, W), returned as (1, K, H, W).
   const images = Object.values(given);
   if (images.length > 0 && images.every((t) => t instanceof Tensor && t.rank === 4)) {
+    for (const [name, t] of Object.entries(given)) {
+      if (t.shape[0] !== 1 || t.shape[1] !== model.inputs[name]) {
+        throw new SegvolError('ERR_SHAPE', `predictVolume: expected a volume (1, C, D, H, W) or an image (1, C, H, W) with C = ${model.inputs[name]}` +
+          `${names.length > 1 ? ` for '${name}'` : ''}, received (${t.shape.join(', ')})`);
+      }
+    }
     const lifted = Object.fromEntries(Object.entries(given).map(([name, t]) => [name, t.reshape([t.shape[0]!, t.shape[1]!, 1, ...t.shape.slice(2)])]));
     const w = options.window as readonly number[];
     const window = (Array.isArray(w) && w.length === 2 ? [1, w[0]!, w[1]!] : w) as [number, number, number];

@@ -207,7 +207,7 @@ export class Trainer extends EventEmitter {
     const stepNumber = this.position.step + 1;
     const nonFinite = (where: string) => {
       const last = this.lastCheckpoint;
-      const kept = last && last.path === checkpointPath && fs.existsSync(last.path) ? `; the last good checkpoint ${last.path} (step ${last.step}) is kept` : '';
+      const kept = last && last.path === checkpointPath && fs.existsSync(last.path) ? `; the last good checkpoint ${last.path} is kept (step ${last.step})` : '';
       return new SegvolError('ERR_NON_FINITE', `fit: a NaN or infinite value appeared in ${where} at step ${stepNumber}; ` +
         `training stopped before updating the weights${kept}. Check the data for NaN, or lower the learning rate`);
     };
