@@ -156,3 +156,14 @@ test.serial('predict and convert refuse an output path they cannot write before 
   t.is(c.status, 1);
   t.regex(c.err, /no format writes '\.bmp'/);
 });
+
+test.serial('synth --brats validates on its own phantom, not on the test case evaluate scores later', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-synth-brats-'));
+  const r = run(['synth', '--brats', '--out', dir, '--cases', '2', '--size', '8,32,32']);
+  t.is(r.status, 0, r.err);
+  t.deepEqual(fs.readdirSync(dir).sort(), ['test', 'train', 'train.json', 'val']);
+  const config = JSON.parse(fs.readFileSync(path.join(dir, 'train.json'), 'utf8')) as { validation: { brats: string }; data: { brats: string } };
+  t.is(config.validation.brats, 'val');
+  t.deepEqual(fs.readdirSync(path.join(dir, 'val')), ['phantom_val']);
+  t.deepEqual(fs.readdirSync(path.join(dir, 'test')), ['phantom_test']);
+});

@@ -190,3 +190,24 @@ test('a 2D image is a one-slice volume for a network of volumes: model.predict, 
   t.deepEqual([...labels.data], [...(await model.segment(image)).toArray()]);
   for (const x of [image, volume, fromImage, fromVolume, stitched]) x.dispose();
 });
+
+test('a NaN stop names only a checkpoint of this run; Optimizer.step uses the configured lr when none is given', async (t) => {
+  const { Optimizer, writeSafetensors } = await import('../lib');
+  const dir = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'segvol-stale-'));
+  const ckpt = path.join(dir, 'm.safetensors');
+  writeSafetensors(ckpt, new Map(), { note: 'an earlier, unrelated run' });
+  const [d, h, w] = [2, 8, 8];
+  const volume = new Float32Array(d * h * w).fill(NaN);
+  const data = new VolumeSampler({ volume, shape: [1, d, h, w], labels: new Float32Array(d * h * w), flip: {} });
+  const model = sequential([layers.conv({ out: 2, kernel: [1, 3, 3], padding: 'same' }), layers.softmax()], { inChannels: 1, seed: 1 });
+  const error = await t.throwsAsync(new Trainer(model).fit({ data, size: [2, 8, 8], steps: 1, checkpoint: { path: ckpt } })) as Error & { code?: string };
+  t.is(error.code, 'ERR_NON_FINITE');
+  t.notRegex(error.message, /last good checkpoint/, 'the stale file is no checkpoint of this run');
+  const param = Tensor.full([2], 1);
+  param.requiresGrad = true;
+  const optimizer = new Optimizer({ kind: 'sgd', lr: 0.5, momentum: 0 });
+  optimizer.step(new Map([['p', param]]), new Map([['p', Tensor.full([2], 1)]]));
+  t.deepEqual([...param.toArray()], [0.5, 0.5], 'the configured lr');
+  t.throws(() => new Optimizer({ kind: 'sgd' }).step(new Map([['p', param]]), new Map([['p', Tensor.full([2], 1)]])),
+    { message: /no learning rate: pass it to step\(params, grads, lr\), or configure one/ });
+});

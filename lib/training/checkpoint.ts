@@ -8,6 +8,7 @@
 import { SegvolError } from '../core/errors';
 import type { Random } from '../core/random';
 import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
 import { readSafetensors, writeSafetensors, type NamedArray, type SafetensorsFile } from '../io/safetensors';
 import type { ModelBase } from '../nn/model';
 import { decodeCheckpointState, encodeCheckpointState, type CheckpointPosition, type CheckpointState } from '../serialize/checkpoint';
@@ -25,6 +26,26 @@ export interface TrainerSnapshot {
 
 const pendingOf = (path: string) => `${path}.optimizer.pending`;
 
+/** Whether a process id is alive (a temporary file of a dead one is garbage a kill left). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the temporary files of the checkpoint's writes that killed processes left (`.<name>.<pid>.tmp`). */
+function removeStaleTemporaries(path: string): void {
+  const folder = nodePath.dirname(path);
+  const names = new Set([nodePath.basename(path), nodePath.basename(pendingOf(path))]);
+  for (const file of fs.readdirSync(folder)) {
+    const m = /^\.(.+)\.(\d+)\.tmp$/.exec(file);
+    if (m && names.has(m[1]!) && Number(m[2]) !== process.pid && !alive(Number(m[2]))) fs.rmSync(nodePath.join(folder, file), { force: true });
+  }
+}
+
 /** Writes a checkpoint as one unit (see the top of this file); each file is itself written atomically. */
 export function saveCheckpoint(path: string, model: ModelBase, snapshot: TrainerSnapshot): void {
   const optimizerState = new Map<string, NamedArray>();
@@ -37,6 +58,7 @@ export function saveCheckpoint(path: string, model: ModelBase, snapshot: Trainer
   });
   model.saveWeights(path, { ...model.fileMetadata(), segvol: state });
   fs.renameSync(pendingOf(path), `${path}.optimizer`);
+  removeStaleTemporaries(path);
 }
 
 /** The optimizer state of the model file's step: the committed file, or the pending one a kill left before its rename. */
