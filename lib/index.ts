@@ -91,7 +91,8 @@ export {
 export {
   ConsistentConvLstmNet, ConsistentConvLstmLayer, consistencyVariants, Resnet50Encoder, torchvisionResnet50State, linearSumAssignment, matchedSoftIoU,
   trainConsistent, segmentConsistent, estimateConsistentMemory, checkConsistentMemory, previousFrameMasks, masksOf, objectsOf, watershedFrame,
-  predictObjectMasks,
+  predictObjectMasks, segmentConsistentZarr, planPropagation, choosePatch, propagatePatch, propagate, objectsPerTile, memoryPatchReader, disposeSpatial, detachSpatial,
+  type ConsistentZarrOptions, type ConsistentZarrResult, type PropagationPlan, type PropagationGeometry, type PatchOptions, type PatchReader, type LabelStore, type SpatialStates,
   type ConsistentConvLstmNetOptions, type ConsistencyVariant, type ConsistentConvLstmOptions, type ConsistentRunOptions, type ConsistentRunResult,
   type DirectionStates, type Resnet50EncoderOptions, type Assignment, type MatchedSoftIoU, type ConsistentTrainingOptions,
   type ConsistentTrainingResult, type ConsistentSegmentOptions, type ConsistentMemory, type ConsistentModel,
