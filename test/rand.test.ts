@@ -49,7 +49,7 @@ for (const c of cases) {
   });
 }
 
-test('the forms differ where the README says: a predicted 0 is almost free in SNEMI3D, one big merge in scikit-image', (t) => {
+test('the toy volume of docs/metrics.md: a predicted 0 costs SNEMI3D recall only, scikit-image sees one merged segment', (t) => {
   // Two truth segments of 4 voxels; the prediction labels each half and leaves the rest 0.
   const truth = Int32Array.from([1, 1, 1, 1, 2, 2, 2, 2]);
   const pred = Int32Array.from([3, 3, 0, 0, 4, 4, 0, 0]);
@@ -58,9 +58,11 @@ test('the forms differ where the README says: a predicted 0 is almost free in SN
   const joint = 8 + 4 / 8;
   t.true(Math.abs(r.precision - 1) < 1e-12);
   t.true(Math.abs(r.recall - joint / 32) < 1e-12);
-  // scikit-image: 0 is one segment of 4 that spans both truth segments (a merge).
-  t.true(r.skimage.recall < 1);
-  t.true(r.skimage.adaptedRandError > r.adaptedRandError, `${r.skimage.adaptedRandError} vs ${r.adaptedRandError}`);
+  t.true(Math.abs(r.singletons.recall - 12 / 32) < 1e-12, 'four singletons add 4, not 4 / 8');
+  // scikit-image: 0 is one segment of 4 that spans both truth segments (a merge). Pairs:
+  // joint 16 - 8, truth 32 - 8, prediction 24 - 8.
+  t.true(Math.abs(r.skimage.precision - 8 / 24) < 1e-12 && Math.abs(r.skimage.recall - 8 / 16) < 1e-12);
+  t.true(Math.abs(r.skimage.adaptedRandError - 0.6) < 1e-12);
 });
 
 test('SNEMI3D n counts every voxel given: truth-0 voxels change the predicted-0 term, not scikit-image\'s form', (t) => {
