@@ -119,7 +119,7 @@ export {
 
 /** The evaluation measures of the source papers (the BRATS regions' among them). */
 export const metrics = { ...genericMetrics, ...bratsMetrics };
-export { percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
+export { percentile, type RandScores, type RandOptions, type AdaptedRandForm, type AdaptedRandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
 export type { Tta, FlipAxis, Overlap } from './inference/windows';
 export type { NonFinitePolicy } from './core/non_finite';
