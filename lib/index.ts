@@ -95,7 +95,7 @@ export {
   type ConsistentZarrOptions, type ConsistentZarrResult, type PropagationPlan, type PropagationGeometry, type PatchOptions, type PatchReader, type LabelStore, type SpatialStates,
   type ConsistentConvLstmNetOptions, type ConsistencyVariant, type ConsistentConvLstmOptions, type ConsistentRunOptions, type ConsistentRunResult,
   type DirectionStates, type Resnet50EncoderOptions, type Assignment, type MatchedSoftIoU, type ConsistentTrainingOptions,
-  type ConsistentTrainingResult, type ConsistentSegmentOptions, type ConsistentMemory, type ConsistentModel,
+  type ConsistentTrainingResult, type ConsistentEpoch, type ConsistentSplit, type ConsistentSegmentOptions, type ConsistentMemory, type ConsistentModel,
 } from './models/consistent';
 
 export { classWeightsFromCounts, classWeightsFromStatistics, type ClassWeighting, type ClassStatistics } from './training/losses';
@@ -108,7 +108,7 @@ export {
   type WindowFilter, type ValidationOptions, type PhaseShape,
 } from './training/trainer';
 export type { ValidationMetric } from './training/validation';
-export { trainStep, type TrainStepOptions, type StepResult, type GradientClipping } from './training/step';
+export { trainStep, trainStepAccumulated, type TrainStepOptions, type StepResult, type GradientClipping } from './training/step';
 export { estimateStepMemory, formatBytes, type StepMemory } from './training/memory';
 
 export { VolumeSampler, MultiSampler, classCounts, classStatistics, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';

@@ -15,7 +15,7 @@ export {
 export { Resnet50Encoder, resnet50FeatureChannels, resnet50ReceptiveField, torchvisionResnet50State, type Resnet50EncoderOptions } from './resnet';
 export { linearSumAssignment, type Assignment } from './assignment';
 export { matchedSoftIoU, type MatchedSoftIoU } from './matching';
-export { trainConsistent, type ConsistentTrainingOptions, type ConsistentTrainingResult } from './training';
+export { trainConsistent, type ConsistentTrainingOptions, type ConsistentTrainingResult, type ConsistentEpoch, type ConsistentSplit } from './training';
 export {
   estimateConsistentMemory, checkConsistentMemory, previousFrameMasks, masksOf, objectsOf, watershedFrame, predictObjectMasks,
   type ConsistentMemory, type ConsistentModel,
