@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   argmaxClasses, createLayer, defineOp, differentiableOps, families, familyOf, GradientTape, layers, loadLayerState, loadModel, ops, Optimizer,
-  presets, Resnet50Encoder, sequential, Tensor, Trainer, trainStep, VolumeSampler, writeSafetensors,
+  presets, Resnet50Encoder, sequential, Tensor, Trainer, trainStep, trainStepAccumulated, VolumeSampler, writeSafetensors,
 } from '../lib';
 import { optimized } from '../lib/testing';
 
@@ -63,6 +63,27 @@ test('trainStep is the Trainer\'s step: a hand-written loop on the same windows 
     labels.dispose();
   }
   for (const [name, p] of a.model.namedParameters()) t.deepEqual(b.model.namedParameters().get(name)!.toArray(), p.toArray(), name);
+});
+
+test('trainStepAccumulated: losses on separate tapes, gradients summed, one update: the same weights as one step on the summed loss', async (t) => {
+  const a = toy(3), b = toy(3);
+  const x1 = Tensor.full([1, 1, 3, 6, 6], 0.5), x2 = Tensor.fromArray(Float32Array.from({ length: 108 }, (_, i) => Math.sin(i)), [1, 1, 3, 6, 6]);
+  const labels = Tensor.fromArray(Float32Array.from({ length: 108 }, (_, i) => i % 2), [1, 3, 6, 6]);
+  const lossOf = async (model: typeof a.model, x: Tensor) => {
+    const y = await model.forward(x, { training: true });
+    const loss = ops.loss(y, labels, { kind: 'crossEntropy' });
+    y.dispose();
+    return loss;
+  };
+  const one = await trainStep(a.model, new Optimizer({ kind: 'sgd', lr: 0.5 }), async () => ops.add(await lossOf(a.model, x1), await lossOf(a.model, x2)));
+  const parts = await trainStepAccumulated(b.model, new Optimizer({ kind: 'sgd', lr: 0.5 }), [() => lossOf(b.model, x1), () => lossOf(b.model, x2)]);
+  t.true(Math.abs(one.loss - parts.loss) < 1e-5 && Math.abs(one.gradNorm - parts.gradNorm) < 1e-5, `loss ${one.loss} vs ${parts.loss}`);
+  for (const [name, p] of a.model.namedParameters()) {
+    const q = b.model.namedParameters().get(name)!.toArray();
+    t.true(p.toArray().every((v, i) => Math.abs(v - q[i]!) < 1e-6), name);
+  }
+  await t.throwsAsync(trainStepAccumulated(b.model, new Optimizer({ kind: 'sgd', lr: 0.5 }), []), { message: /at least one loss part/ });
+  for (const v of [x1, x2, labels]) v.dispose();
 });
 
 test('trainStep refuses a non-finite loss before any weight changes, with ERR_NON_FINITE', async (t) => {

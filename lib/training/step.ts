@@ -67,7 +67,7 @@ export function trainStep(model: ModelBase, optimizer: Optimizer, computeLoss: (
  */
 export function trainStepAccumulated(model: ModelBase, optimizer: Optimizer, parts: ReadonlyArray<() => Tensor | Promise<Tensor>>,
   options: TrainStepOptions = {}): Promise<StepResult> {
-  if (parts.length === 0) throw new SegvolError('ERR_ARGUMENT', 'trainStepAccumulated: expected at least one loss part');
+  if (parts.length === 0) return Promise.reject(new SegvolError('ERR_ARGUMENT', 'trainStepAccumulated: expected at least one loss part'));
   return tidy(() => step(model, optimizer, parts, options));
 }
 
