@@ -172,5 +172,11 @@ test('train.json: stages count updates (epochs is their old name); a model key a
   t.throws(() => parseTrainConfig(JSON.stringify({ model: { preset: 'pyramidNet', channels: 4 }, data: { volume: 'v.npy', labels: 'l.npy' } }), 'x.json'),
     { message: /unknown key 'model\.channels'; known: preset, inChannels/ });
   t.throws(() => parseTrainConfig(JSON.stringify({ model: { preset: 'consistentConvLstm' }, data: { volume: 'v.npy', labels: 'l.npy' } }), 'x.json'),
-    { message: /expected model\.preset .*consistentConvLstm models train through the API/ });
+    { message: /expected epochs \(passes over the training sub-volumes\), or settings 'paper' for the paper's 40/ });
+  t.throws(() => parseTrainConfig(JSON.stringify({ model: { preset: 'consistentConvLstm' }, settings: 'paper', steps: 5, data: { volume: 'v.npy', labels: 'l.npy' } }), 'x.json'),
+    { message: /steps is not a key of the consistent ConvLSTM's training/ });
+  t.throws(() => parseTrainConfig(JSON.stringify({ model: { preset: 'pyramidNet' }, switchEpoch: 3, data: { volume: 'v.npy', labels: 'l.npy' } }), 'x.json'),
+    { message: /switchEpoch is for consistentConvLstm models/ });
+  t.notThrows(() => parseTrainConfig(JSON.stringify({ model: { preset: 'consistentConvLstm', hidden: [4, 4, 4, 4, 4] }, settings: 'paper', size: [3, 64, 64],
+    validation: { fraction: 0.25, split: 'z' }, data: { volume: 'v.npy', labels: 'l.npy' } }), 'x.json'));
 });

@@ -2,6 +2,7 @@
 // models propagates the objects of a labelled first frame (--reference) through z, in
 // overlapping patches; into a Zarr output out of core (resumable, in parts).
 import { SegvolError } from '../../core/errors';
+import { preprocessVolume } from '../../data/preprocess';
 import { readVolumeAsync, writeVolumeAsync } from '../../io/volume_io';
 import { isZarrPath } from '../../io/zarr';
 import { parseBudget } from '../../training/memory';
@@ -44,6 +45,11 @@ export const consistentPredict: FamilyPredict = {
       ...(o.margin !== undefined ? { margin: o.margin as number } : {}), ...(o.passes !== undefined ? { passes: o.passes as number } : {}),
       ...(budget !== undefined ? { memoryBudget: budget } : {}),
     };
+    // The image as the model saw it in training (segvol train records it).
+    const normalize = model.info.normalize ?? 'none';
+    if (normalize !== 'slice' && normalize !== 'none') {
+      throw new SegvolError('ERR_ARGUMENT', `${o.model} records the pre-processing ${JSON.stringify(normalize)}; propagation does 'slice' or 'none'`);
+    }
     const bar = cli.progress('propagating objects');
     const onProgress = (done: number, total: number) => bar.update(done / total, `patch ${done}/${total}`);
     if (isZarrPath(o.out)) {
@@ -56,7 +62,7 @@ export const consistentPredict: FamilyPredict = {
       }
       const chunks = o.chunks as number[] | undefined;
       const r = await segmentConsistentZarr(net, {
-        input: o.in, reference, out: o.out, part, resume: o.resume === true, modelId: o.model as string, ...geometry,
+        input: o.in, reference, out: o.out, part, resume: o.resume === true, modelId: o.model as string, normalize, ...geometry,
         ...(chunks ? { chunks: [chunks[chunks.length - 2]!, chunks[chunks.length - 1]!] as const } : {}),
         onProgress, onWait: (k, missing) => cli.note(`waiting for ${missing} tile(s) of sub-volume ${k} from the other parts`),
       });
@@ -80,7 +86,8 @@ export const consistentPredict: FamilyPredict = {
       }
       firstFrame = ref.data.subarray(0, plane);
     }
-    const labels = await segmentConsistent(net, volume.data, dims, { firstFrame, onProgress, ...geometry });
+    const image = normalize === 'slice' ? preprocessVolume(volume.data, volume.shape, 'slice') : volume.data;
+    const labels = await segmentConsistent(net, image, dims, { firstFrame, onProgress, ...geometry });
     bar.done();
     await writeVolumeAsync(o.out, { data: Float32Array.from(labels), shape: dims, dtype: 'float32', ...(volume.spacing ? { spacing: volume.spacing } : {}),
       ...(volume.affine ? { affine: volume.affine } : {}) });

@@ -3,6 +3,7 @@
 // with Hungarian matching, and objects propagated through z.
 import type { ModelFamily } from '../family';
 import { consistentPredict } from './cli';
+import { consistentTraining } from './train_config';
 import { consistentLayers } from './layer';
 import { consistentPresets } from './network';
 import { Resnet50Encoder, type Resnet50EncoderOptions } from './resnet';
@@ -15,6 +16,7 @@ export {
 export { Resnet50Encoder, resnet50FeatureChannels, resnet50ReceptiveField, torchvisionResnet50State, type Resnet50EncoderOptions } from './resnet';
 export { linearSumAssignment, type Assignment } from './assignment';
 export { matchedSoftIoU, type MatchedSoftIoU } from './matching';
+export { consistentPaperSettings } from './train_config';
 export { trainConsistent, type ConsistentTrainingOptions, type ConsistentTrainingResult, type ConsistentEpoch, type ConsistentSplit } from './training';
 export {
   estimateConsistentMemory, checkConsistentMemory, previousFrameMasks, masksOf, objectsOf, watershedFrame, predictObjectMasks,
@@ -32,4 +34,5 @@ export const consistentFamily: ModelFamily = {
   presets: { ...consistentPresets, resnet50Encoder: (options: Resnet50EncoderOptions = {}) => new Resnet50Encoder(options) },
   layers: consistentLayers,
   predict: consistentPredict,
+  training: consistentTraining,
 };

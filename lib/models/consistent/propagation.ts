@@ -70,12 +70,15 @@ export function planPropagation(model: ConsistentModel, dims: readonly [number, 
     throw new SegvolError('ERR_ARGUMENT', `propagation: expected overlap in 1..${Math.max(1, T - 1)} frames, received ${describe(overlap)}`);
   }
   const padded = [Math.ceil(H / 32) * 32, Math.ceil(W / 32) * 32];
+  const frame = [H, W];
   tile.forEach((p, a) => {
-    if (!Number.isInteger(p) || p < 32 || p % 32 !== 0) {
-      throw new SegvolError('ERR_ARGUMENT', `propagation: expected the tile's ${a ? 'width' : 'height'} as a multiple of 32 (ResNet-50 halves it five times), received ${describe(p)}`);
+    // A tile as large as the frame is the frame, padded to a multiple of 32.
+    if (!Number.isInteger(p) || (p < frame[a]! && (p < 32 || p % 32 !== 0))) {
+      throw new SegvolError('ERR_ARGUMENT', `propagation: expected the tile's ${a ? 'width' : 'height'} as a multiple of 32 (ResNet-50 halves it five times) ` +
+        `or the frame's ${frame[a]}, received ${describe(p)}`);
     }
   });
-  const size = tile.map((p, a) => Math.min(p, padded[a]!)) as [number, number];
+  const size = tile.map((p, a) => (p >= frame[a]! ? padded[a]! : p)) as [number, number];
   // A tile smaller than the field of view sees less than each deepest feature was trained to see; the whole frame is allowed.
   const field = model.receptiveField();
   size.forEach((p, a) => {

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { describe, SegvolError } from '../../core/errors';
+import { sliceStatistics } from '../../data/preprocess';
 import { openVolume } from '../../io/volume_array';
 import { openZarr, writeAtomic, ZarrWriter, type ZarrArray } from '../../io/zarr';
 import { objectsOf, type ConsistentModel } from './inference';
@@ -28,6 +29,8 @@ export interface ConsistentZarrOptions extends PropagationGeometry, PatchOptions
   part?: { index: number; count: number };
   /** Go on with an output a stopped run left (default false: an existing output is refused). */
   resume?: boolean;
+  /** Pre-processing of the image as the model was trained: 'slice' (each frame standardised, as segvol train does) or 'none' (default). */
+  normalize?: 'slice' | 'none';
   /** The output's chunk (h, w) in a frame (default up to 512 x 512). */
   chunks?: readonly [number, number];
   /** What the output records as its model, so a resume with another model is refused. */
@@ -56,6 +59,7 @@ interface RunRecord {
   patch: number[];
   margin: number[];
   overlap: number;
+  normalize: string;
   passes: number;
   threshold: number;
   maxObjects: number | null;
@@ -66,14 +70,26 @@ const recordFile = (out: string) => path.join(stateDir(out), 'run.json');
 const tileFile = (out: string, slab: number, ty: number, tx: number) => path.join(stateDir(out), 'tiles', String(slab), `${ty}-${tx}.i32.gz`);
 const slabDone = (out: string, slab: number) => path.join(stateDir(out), 'done', String(slab));
 
-/** Reads patches from a region-readable volume, zeros beyond it. */
-function arrayPatchReader(array: ZarrArray, channels: number, dims: readonly [number, number, number]): PatchReader {
-  const [, H, W] = dims;
+/**
+ * Reads patches from a region-readable volume, zeros beyond it; with per-frame statistics
+ * (mean, std per channel and frame), each frame standardised as normalizeSlices does.
+ */
+function arrayPatchReader(array: ZarrArray, channels: number, dims: readonly [number, number, number], stats?: ReadonlyArray<readonly [number, number]>): PatchReader {
+  const [D, H, W] = dims;
   return async (z0, y0, x0, [T, h, w]) => {
     const rows = Math.min(h, H - y0), cols = Math.min(w, W - x0);
     const region = array.shape.length === 4
       ? await array.read([0, z0, y0, x0], [channels, T, rows, cols])
       : await array.read([z0, y0, x0], [T, rows, cols]);
+    if (stats) {
+      for (let ch = 0; ch < channels; ++ch) {
+        for (let t = 0; t < T; ++t) {
+          const [mean, std] = stats[ch * D + z0 + t]!;
+          const from = (ch * T + t) * rows * cols;
+          for (let i = from; i < from + rows * cols; ++i) region[i] = std > 0 ? (region[i]! - mean) / std : 0;
+        }
+      }
+    }
     if (rows === h && cols === w) return region;
     const out = new Float32Array(channels * T * h * w);
     for (let s = 0; s < channels * T; ++s) for (let y = 0; y < rows; ++y) out.set(region.subarray((s * rows + y) * cols, (s * rows + y + 1) * cols), (s * h + y) * w);
@@ -135,7 +151,7 @@ export async function segmentConsistentZarr(model: ConsistentModel, options: Con
   const plan = options.tile ? planPropagation(model, dims, options.tile, options) : choosePatch(model, dims, first, options);
   const record: RunRecord = {
     input: path.resolve(options.input), modelId: options.modelId ?? null, dims: [...dims], patch: [...plan.patch], margin: [...plan.margin],
-    overlap: plan.overlap, passes: options.passes ?? 2, threshold: options.threshold ?? 0.5, maxObjects: options.maxObjects ?? null,
+    overlap: plan.overlap, normalize: options.normalize ?? 'none', passes: options.passes ?? 2, threshold: options.threshold ?? 0.5, maxObjects: options.maxObjects ?? null,
   };
   const chunks = options.chunks ?? [Math.min(H, 512), Math.min(W, 512)];
   if (!chunks.every((n) => Number.isInteger(n) && n >= 1)) throw new SegvolError('ERR_ARGUMENT', `propagation: expected the output's chunk (h, w) as positive integers, received ${describe(chunks)}`);
@@ -161,7 +177,17 @@ export async function segmentConsistentZarr(model: ConsistentModel, options: Con
     writeAtomic(recordFile(options.out), JSON.stringify(record, null, 2));
   }
   const output = await openZarr(options.out);
-  const read = arrayPatchReader(input, c, dims);
+  // Per-frame statistics: one pass over the image, a frame at a time.
+  let stats: Array<[number, number]> | undefined;
+  if ((options.normalize ?? 'none') === 'slice') {
+    stats = [];
+    for (let ch = 0; ch < c; ++ch) {
+      for (let z = 0; z < D; ++z) stats.push(sliceStatistics(shape.length === 4 ? await input.read([ch, z, 0, 0], [1, 1, H, W]) : await input.read([z, 0, 0], [1, H, W])));
+    }
+  } else if (options.normalize !== undefined && options.normalize !== 'none') {
+    throw new SegvolError('ERR_ARGUMENT', `propagation: expected normalize 'slice' or 'none', received ${describe(options.normalize)}`);
+  }
+  const read = arrayPatchReader(input, c, dims, stats);
   const [ny, nx] = [plan.tiles[0].origins.length, plan.tiles[1].origins.length];
   const tilesPerSlab = ny * nx;
   const total = plan.slabs.length * tilesPerSlab;
