@@ -136,4 +136,5 @@ export {
   readVolume, writeVolume, describeVolume, stackModalities, type Volume, type RawOptions, type WriteOptions, type WriteReport, type StoredType,
 } from './io/volume_io';
 export { parseNifti, serializeNifti, type NiftiVolume } from './io/nifti';
-export { readNpy, writeNpy, parseNpy } from './io/npy';
+export { readNpy, writeNpy, parseNpy, parseNpyExact } from './io/npy';
+export { readLabels, readLabelFrame, relabelSequential, type LabelVolume } from './io/labels';

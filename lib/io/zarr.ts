@@ -72,6 +72,8 @@ export interface ZarrArray {
   unit?: string;
   /** Values of the region [start, start + size) in C order. */
   read(start: readonly number[], size: readonly number[]): Promise<Float32Array>;
+  /** The same values exactly (integers up to 2^53: object ids of any integer type). */
+  readExact?(start: readonly number[], size: readonly number[]): Promise<Float64Array>;
 }
 
 /**
@@ -114,8 +116,29 @@ export async function openZarr(location: string): Promise<ZarrArray> {
     throw new SegvolError('ERR_FORMAT', `${location}: cannot open the Zarr array (${(error as Error).message}); expected .zarray (v2) or zarr.json (v3) metadata`);
   }
   const array = node;
+  const region = async (start: readonly number[], size: readonly number[]) => {
+    if (start.length !== array.shape.length || size.length !== array.shape.length) {
+      throw new SegvolError('ERR_SHAPE', `${location}: a region of ${array.shape.length} axes is needed, received start (${start.join(', ')}) size (${size.join(', ')})`);
+    }
+    start.forEach((s, a) => {
+      if (s < 0 || size[a]! < 0 || s + size[a]! > array.shape[a]!) {
+        throw new SegvolError('ERR_SHAPE', `${location}: region [${start.join(', ')}] + (${size.join(', ')}) leaves the array (${array.shape.join(', ')})`);
+      }
+    });
+    try {
+      return (await zarr.get(array, start.map((s, a) => zarr.slice(s, s + size[a]!)))).data as ArrayLike<number | bigint>;
+    } catch (error) {
+      throw new SegvolError('ERR_FORMAT', `${location}: reading region [${start.join(', ')}] + (${size.join(', ')}) failed: ${(error as Error).message}; a chunk may be corrupt`);
+    }
+  };
   return {
     location, shape: [...array.shape], chunks: [...array.chunks], dtype: String(array.dtype), ...(spacing ? { spacing } : {}), ...(unit ? { unit } : {}),
+    async readExact(start, size) {
+      const values = await region(start, size);
+      const out = new Float64Array(values.length);
+      for (let i = 0; i < values.length; ++i) out[i] = Number(values[i]!);
+      return out;
+    },
     async read(start, size) {
       if (start.length !== array.shape.length || size.length !== array.shape.length) {
         throw new SegvolError('ERR_SHAPE', `${location}: a region of ${array.shape.length} axes is needed, received start (${start.join(', ')}) size (${size.join(', ')})`);

@@ -5,6 +5,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import * as fs from 'node:fs';
 import { SegvolError } from '../../core/errors';
 import { adaptedRandForms, metrics, type AdaptedRandForm, type RandCurvePoint, type RandScores, type Shape3 } from '../../evaluation/metrics';
+import { readLabels } from '../../io/labels';
 import { readVolumeAsync } from '../../io/volume_io';
 import { families } from '../../models';
 import type { FamilyMeasure } from '../../models/family';
@@ -119,7 +120,11 @@ export function registerEvaluate(program: Command): void {
           throw new SegvolError('ERR_ARGUMENT', `--${m.name} compares label volumes; the prediction holds non-integer values: give its argmax labels`);
         }
       }
-      const chosen = (o.metrics ?? (flagged.length ? flagged.map((m) => m.name).join(',') : probabilities ? 'pixel,rand,warping' : 'overlap,rand'))
+      let largestId = 0;
+      if (!probabilities) for (const data of [pred.data, truth.data]) for (const v of data) largestId = Math.max(largestId, v);
+      // Instance segmentations (many ids) get the Rand measures by default: a class overlap of thousands of ids means nothing.
+      const labelDefault = largestId > 255 ? 'rand' : 'overlap,rand';
+      const chosen = (o.metrics ?? (flagged.length ? flagged.map((m) => m.name).join(',') : probabilities ? 'pixel,rand,warping' : labelDefault))
         .split(',').map((m) => m.trim());
       const unknown = chosen.filter((m) => !known.includes(m));
       if (unknown.length) throw new SegvolError('ERR_ARGUMENT', `unknown metric '${unknown[0]}'; known: ${known.join(', ')}`);
@@ -130,7 +135,11 @@ export function registerEvaluate(program: Command): void {
       }
       if (chosen.includes('rand')) {
         if (probabilities) evaluateBoundary(result, pred.data, truth.data, shape, o.plot);
-        else result.rand = metrics.rand(pred.data, truth.data, { adaptedRand: o.adaptedRand ?? 'snemi3d' });
+        else {
+          // Object ids exactly (float32 rounds ids above 2^24; .npy and Zarr are read exactly).
+          const [p, t] = await Promise.all([readLabels(o.pred), readLabels(o.truth)]);
+          result.rand = metrics.rand(p.data, t.data, { adaptedRand: o.adaptedRand ?? 'snemi3d' });
+        }
       }
       if (chosen.includes('warping')) {
         const binary = (a: Float32Array) => Uint8Array.from(a, (v) => (v > 0.5 ? 0 : 1));  // boundary 1 -> background

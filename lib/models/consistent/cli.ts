@@ -3,6 +3,7 @@
 // overlapping patches; into a Zarr output out of core (resumable, in parts).
 import { SegvolError } from '../../core/errors';
 import { preprocessVolume } from '../../data/preprocess';
+import { float32ExactIntegers, readLabelFrame } from '../../io/labels';
 import { readVolumeAsync, writeVolumeAsync } from '../../io/volume_io';
 import { isZarrPath } from '../../io/zarr';
 import { parseBudget } from '../../training/memory';
@@ -79,12 +80,17 @@ export const consistentPredict: FamilyPredict = {
     }
     let firstFrame: ArrayLike<number> | 'watershed' = 'watershed';
     if (reference) {
-      const ref = await readVolumeAsync(reference);
-      const plane = dims[1] * dims[2];
-      if (ref.shape.slice(-2).join() !== dims.slice(1).join()) {
-        throw new SegvolError('ERR_SHAPE', `the reference ${reference} is (${ref.shape.join(', ')}); its frames must be ${dims[1]}x${dims[2]} like the volume's`);
+      const ref = await readLabelFrame(reference, 0);
+      if (ref.shape.join() !== dims.slice(1).join()) {
+        throw new SegvolError('ERR_SHAPE', `the reference ${reference} has frames of (${ref.shape.join(', ')}); they must be ${dims[1]}x${dims[2]} like the volume's`);
       }
-      firstFrame = ref.data.subarray(0, plane);
+      firstFrame = ref.data;
+      let largest = 0;
+      for (const v of ref.data) largest = Math.max(largest, v);
+      if (largest > float32ExactIntegers) {
+        throw new SegvolError('ERR_ARGUMENT', `the reference holds ids up to ${largest}; ${o.out} would store them as float32, which rounds ids above 16777216 (2^24): ` +
+          'write a Zarr output (int32), or renumber the reference (relabelSequential)');
+      }
     }
     const image = normalize === 'slice' ? preprocessVolume(volume.data, volume.shape, 'slice') : volume.data;
     const labels = await segmentConsistent(net, image, dims, { firstFrame, onProgress, ...geometry });

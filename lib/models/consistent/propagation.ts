@@ -290,7 +290,7 @@ export function checkReferenceIds(frame: ArrayLike<number>, where: string): void
     const v = frame[i]!;
     if (!Number.isInteger(v) || v < 0 || v > 2147483647) {
       throw new SegvolError('ERR_ARGUMENT', `${where}: object ids must be integers in 0..2147483647 (2^31 - 1); voxel ${i} holds ${v}. ` +
-        'Renumber the labels first (relabelSequential, or segvol convert --relabel)');
+        'Renumber the labels first (relabelSequential: ids 1, 2, ... in order)');
     }
   }
 }

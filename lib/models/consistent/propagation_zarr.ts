@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { describe, SegvolError } from '../../core/errors';
 import { sliceStatistics } from '../../data/preprocess';
+import { readLabelFrame } from '../../io/labels';
 import { openVolume } from '../../io/volume_array';
 import { openZarr, writeAtomic, ZarrWriter, type ZarrArray } from '../../io/zarr';
 import { objectsOf, type ConsistentModel } from './inference';
@@ -102,12 +103,11 @@ async function readFirstFrame(reference: string | ArrayLike<number>, H: number, 
     if (reference.length !== H * W) throw new SegvolError('ERR_SHAPE', `propagation: the reference frame has ${reference.length} values, a frame ${H}x${W} = ${H * W}`);
     return reference;
   }
-  const array = await openVolume(reference);
-  const s = array.shape;
-  if (s.length < 2 || s.length > 3 || s[s.length - 2] !== H || s[s.length - 1] !== W) {
-    throw new SegvolError('ERR_SHAPE', `the reference ${reference} is (${s.join(', ')}); expected labels (D, ${H}, ${W}) or one frame (${H}, ${W}) like the volume's frames`);
+  const frame = await readLabelFrame(reference, 0);
+  if (frame.shape.join() !== [H, W].join()) {
+    throw new SegvolError('ERR_SHAPE', `the reference ${reference} has frames of (${frame.shape.join(', ')}); expected labels (D, ${H}, ${W}) or one frame (${H}, ${W}) like the volume's frames`);
   }
-  return s.length === 3 ? array.read([0, 0, 0], [1, H, W]) : array.read([0, 0], [H, W]);
+  return frame.data;
 }
 
 function sameRecord(a: RunRecord, b: RunRecord): string | undefined {

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { describe, SegvolError } from '../../core/errors';
 import { Random } from '../../core/random';
 import { preprocessVolume, type Normalization } from '../../data/preprocess';
+import { readLabels } from '../../io/labels';
 import { readVolume } from '../../io/volume_io';
 import { loadCheckpoint, saveCheckpoint } from '../../training/checkpoint';
 import { parseBudget } from '../../training/memory';
@@ -85,7 +86,7 @@ export const consistentTraining: FamilyTraining = {
     const volumePath = config.data.volume;
     if (typeof volumePath !== 'string') throw new SegvolError('ERR_ARGUMENT', 'config: the consistent ConvLSTM reads one volume (data.volume, a path)');
     const image = readVolume(path.resolve(baseDir, volumePath));
-    const labels = readVolume(path.resolve(baseDir, config.data.labels as string));
+    const labels = await readLabels(path.resolve(baseDir, config.data.labels as string));
     const dims = image.shape.slice(-3) as [number, number, number];
     if (labels.shape.join() !== dims.join()) {
       throw new SegvolError('ERR_SHAPE', `data.labels ${String(config.data.labels)}: expected object ids of shape (${dims.join(', ')}) like the volume, received (${labels.shape.join(', ')})`);
