@@ -97,7 +97,7 @@ export function estimateConsistentMemory(model: ConsistentModel, window: readonl
     // Inference keeps nothing for backward. Its peak is the larger of two phases: encoding (one
     // frame's activations at a time) and decoding (about one object's gate values and states);
     // the projected features live through both. Calibrated on measured CPU peaks, a few % high.
-    inferenceBytes: floats * (params + Math.max(1.05 * encoderFloatsPerFrame(H, W), 0.95 * decoder) + projected) + host,
+    inferenceBytes: floats * (params + Math.max(1.05 * encoderFloatsPerFrame(H, W), decoder) + projected) + host,
     inferenceHostBytes: host,
     parameterBytes: floats * params * 4,
     encoderBytes: floats * encoderFloats,
