@@ -4,12 +4,13 @@
 // shapes, some not dividing the volume), resuming and array-job parts, and segvol segment
 // end to end with its errors.
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { agglomerate, layers, metrics, openZarr, readBlockResult, runStages, segmentBlockwise, sequential, writeZarr, type AgglomerationScoring } from '../lib';
 import { createProgram } from '../lib/cli/main';
-import { writeNpy } from '../lib/io/npy';
+import { readNpy, writeNpy } from '../lib/io/npy';
 import { rng } from './helpers';
 
 type Dims = [number, number, number];
@@ -293,7 +294,6 @@ test('segvol segment: a noisy synthetic volume segmented block-wise and in memor
   t.true(error < 0.05, `adapted Rand error ${error}`);
   // In memory, from the .npy: the same segmentation is not promised (whole-volume fragments), the quality is.
   await segvol(['segment', '--affinities', path.join(dir, 'aff.npy'), '--out', path.join(dir, 'seg.npy'), '--thresholds', '0.5', '--scoring', 'quantile:50']);
-  const { readNpy } = await import('../lib/io/npy');
   const memory = readNpy(path.join(dir, 'seg_0.5.npy'));
   t.deepEqual(memory.shape, d);
   t.true(metrics.rand(memory.data, truth).adaptedRandError < 0.05);
@@ -336,4 +336,31 @@ test('segvol segment --model: affinities predicted block by block into the store
   model.dispose();
   const e = await t.throwsAsync(segvol(['segment', '--model', path.join(dir, 'aff.safetensors'), '--out', path.join(dir, 'x.zarr'), '--thresholds', '0.5']));
   t.regex(e!.message, /--model needs --in/);
+});
+
+test('docs/segmentation.md: its TypeScript and command-line examples run as written', async (t) => {
+  const root = path.join(__dirname, '..');
+  const doc = fs.readFileSync(path.join(root, 'docs', 'segmentation.md'), 'utf8');
+  const blocks = [...doc.matchAll(/```(\w+)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1]!, code: m[2]! }));
+  const dir = tmp();
+  const scripts = blocks.filter((b) => b.lang === 'ts');
+  t.is(scripts.length, 2);
+  for (const [k, block] of scripts.entries()) {
+    const file = path.join(dir, `example${k + 1}.ts`);
+    fs.writeFileSync(file, block.code.replace(/from 'segvol'/g, `from '${path.join(root, 'lib')}'`));
+    const run = spawnSync(process.execPath, ['--require', path.join(root, 'node_modules', 'ts-node', 'register'), file],
+      { cwd: dir, encoding: 'utf8', timeout: 120_000, env: { ...process.env, TS_NODE_PROJECT: path.join(root, 'tsconfig.json') } });
+    t.is(run.status, 0, `${run.stdout}\n${run.stderr}`);
+    t.log(run.stdout.trim());
+    if (k === 0) t.regex(run.stdout, /^2 \[ 2, 1 \]\n0$/m);
+  }
+  // The command lines, with their relative paths taken from the folder the script wrote into.
+  const lines = blocks.filter((b) => b.lang === 'sh').flatMap((b) => b.code.trim().split('\n'));
+  t.true(lines.length >= 3 && lines.every((l) => l.startsWith('segvol ')));
+  for (const line of lines) await segvol(line.split(/\s+/).slice(1).map((a) => (a.startsWith('segvol-segment/') ? path.join(dir, a) : a)));
+  const truth = readNpy(path.join(dir, 'segvol-segment', 'cells.npy'));
+  const seg = await readIds(path.join(dir, 'segvol-segment', 'seg.zarr', 'segmentation_0.5'), truth.shape as Dims);
+  const error = metrics.rand(seg, truth.data).adaptedRandError;
+  t.true(error < 0.1, `adapted Rand error ${error}`);
+  t.log(`the docs' example: adapted Rand error ${error.toFixed(4)} at 0.5`);
 });

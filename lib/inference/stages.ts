@@ -31,7 +31,8 @@ export interface BlockPart {
 }
 
 export interface StageRunOptions {
-  part?: BlockPart;
+  /** This process's share: { index, count } or 'i/n' (default all blocks). */
+  part?: BlockPart | string;
   /** Skip blocks already marked done (default true); false recomputes this part's blocks. */
   resume?: boolean;
   /** Stops between blocks (and while waiting for other parts); the run returns with stopped set. */

@@ -4,10 +4,10 @@
 #include <algorithm>
 #include <queue>
 #include <string>
-#include <unordered_map>
 
 #include "../core/error.h"
 #include "agglomeration.h"
+#include "flat_map.h"
 
 namespace segvol::metrics {
 namespace {
@@ -86,7 +86,7 @@ class Agglomeration {
         length_[e] = static_cast<uint16_t>(g.levelStart[e + 1] - g.levelStart[e]);
       }
     }
-    between_.reserve(edges);
+    between_ = FlatMap<int32_t>(edges);
     std::vector<Entry> entries;
     entries.reserve(edges);
     for (size_t e = 0; e < edges; ++e) {
@@ -104,20 +104,26 @@ class Agglomeration {
       ++degree_[v];
       entries.push_back({scoreOf(static_cast<int32_t>(e)), key_[e], static_cast<int32_t>(e), 0});
     }
-    queue_ = std::priority_queue<Entry, std::vector<Entry>, Later>(Later(), std::move(entries));
+    // The initial scores sorted once (sequential, cache-friendly); rescored edges go to a heap.
+    std::sort(entries.begin(), entries.end(), [](const Entry& x, const Entry& y) { return Later()(y, x); });
+    initial_ = std::move(entries);
   }
 
   // Merges while the lowest-scoring live edge scores below threshold.
   void mergeBelow(double threshold) {
-    while (!queue_.empty()) {
-      const Entry top = queue_.top();
-      if (!alive_[top.edge] || version_[top.edge] != top.version) {
-        queue_.pop();  // a merged or combined edge's old entry
-        continue;
+    for (;;) {
+      const bool fromInitial = next_ < initial_.size() && (queue_.empty() || Later()(queue_.top(), initial_[next_]));
+      if (!fromInitial && queue_.empty()) return;
+      const Entry top = fromInitial ? initial_[next_] : queue_.top();
+      const bool current = alive_[top.edge] && version_[top.edge] == top.version;  // else a merged or combined edge's old entry
+      if (current && !(top.score < threshold)) return;
+      if (!fromInitial) {
+        queue_.pop();
+      } else if (++next_ == initial_.size()) {
+        std::vector<Entry>().swap(initial_);  // all consumed: free them
+        next_ = 0;
       }
-      if (!(top.score < threshold)) return;
-      queue_.pop();
-      mergeAlong(top.edge);
+      if (current) mergeAlong(top.edge);
     }
   }
 
@@ -164,9 +170,8 @@ class Agglomeration {
       int32_t other = find(end0_[f]);
       if (other == s) other = find(end1_[f]);
       between_.erase(pairKey(x, other));
-      auto it = between_.find(pairKey(s, other));
-      if (it != between_.end()) {
-        combine(it->second, f);
+      if (const int32_t* g = between_.find(pairKey(s, other))) {
+        combine(*g, f);
         alive_[f] = 0;
         --degree_[other];
         compact(other);
@@ -233,7 +238,9 @@ class Agglomeration {
   std::vector<uint64_t> pool_, start_, scratch_;
   std::vector<uint16_t> length_;
   uint64_t garbage_ = 0;
-  std::unordered_map<uint64_t, int32_t> between_;
+  FlatMap<int32_t> between_;
+  std::vector<Entry> initial_;
+  size_t next_ = 0;
   std::priority_queue<Entry, std::vector<Entry>, Later> queue_;
 };
 

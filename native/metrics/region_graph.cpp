@@ -5,10 +5,10 @@
 #include <cstring>
 #include <numeric>
 #include <string>
-#include <unordered_map>
 
 #include "../core/error.h"
 #include "agglomeration.h"
+#include "flat_map.h"
 
 namespace segvol::metrics {
 namespace {
@@ -45,10 +45,10 @@ RegionGraph regionGraph(const int32_t* fragments, const float* aff, Dims dims, c
   const int64_t n = dims.size();
   const int64_t stride[3] = {dims.h * dims.w, dims.w, 1};
   const char* axisName[3] = {"z", "y", "x"};
-  std::unordered_map<uint64_t, int32_t> edgeOf;
+  FlatMap<int32_t> edgeOf;
   std::vector<uint64_t> keys;
   std::vector<int64_t> count, sum;
-  std::unordered_map<uint64_t, uint64_t> levelCounts;  // (edge << 8) | level -> voxel edges
+  FlatMap<uint64_t> levelCounts;  // (edge << 8) | level -> voxel edges
   uint64_t lastKey = ~uint64_t{0};
   int32_t last = -1;
   for (int64_t z = 0, v = 0; z < dims.d; ++z) {
@@ -77,20 +77,20 @@ RegionGraph regionGraph(const int32_t* fragments, const float* aff, Dims dims, c
           }
           const uint64_t key = pairKey(f, g);
           if (key != lastKey) {
-            auto [it, inserted] = edgeOf.emplace(key, static_cast<int32_t>(keys.size()));
+            auto [edge, inserted] = edgeOf.emplace(key, static_cast<int32_t>(keys.size()));
             if (inserted) {
               keys.push_back(key);
               count.push_back(0);
               sum.push_back(0);
             }
             lastKey = key;
-            last = it->second;
+            last = *edge;
           }
           count[last] += 1;
           sum[last] += std::llround(static_cast<double>(a) * kAffinityScale);
           if (withLevels) {
             const int level = std::min(static_cast<int>(a * static_cast<float>(kAffinityLevels)), kAffinityLevels - 1);
-            levelCounts[(static_cast<uint64_t>(last) << 8) | static_cast<uint64_t>(level)] += 1;
+            *levelCounts.emplace((static_cast<uint64_t>(last) << 8) | static_cast<uint64_t>(level), 0).first += 1;
           }
         }
       }
@@ -119,7 +119,7 @@ RegionGraph regionGraph(const int32_t* fragments, const float* aff, Dims dims, c
   if (withLevels) {
     std::vector<std::pair<uint64_t, uint64_t>> entries;  // (sorted edge << 8 | level, count)
     entries.reserve(levelCounts.size());
-    for (const auto& [k, c] : levelCounts) entries.push_back({(static_cast<uint64_t>(position[k >> 8]) << 8) | (k & 0xffu), c});
+    levelCounts.forEach([&](uint64_t k, uint64_t c) { entries.push_back({(static_cast<uint64_t>(position[k >> 8]) << 8) | (k & 0xffu), c}); });
     std::sort(entries.begin(), entries.end());
     g.levelStart.assign(edges + 1, 0);
     g.levels.reserve(entries.size());
