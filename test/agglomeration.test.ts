@@ -244,6 +244,21 @@ test('a stopped run resumes: blocks done are skipped, a block whose marker is go
   t.deepEqual(again.stages.map((s) => [s.name, s.computed]), [['fragments', 0], ['edges', 0], ['agglomerate', 0], ['relabel', 1]]);
   for (const [i, th] of thresholds.entries()) t.deepEqual(await readIds(path.join(out, `segmentation_${th}`), dims), expected[i]);
 
+  // A damaged block graph is named, with what to do; the segmentations already written stay.
+  fs.writeFileSync(path.join(out, '.segvol', 'edges', '7'), 'not a graph');
+  fs.rmSync(path.join(out, '.segvol', 'done', 'agglomerate', '0'));
+  const damaged = await t.throwsAsync(segmentBlockwise(store, out, { thresholds, block }));
+  t.is((damaged as { code?: string }).code, 'ERR_ARGUMENT');
+  t.regex(damaged!.message, /edges\/7: region graph: not a segvol region graph .*delete it and its done marker, then resume \(its marker: .*done\/edges\/7\)/);
+  t.deepEqual(await readIds(path.join(out, `segmentation_${thresholds[0]}`), dims), expected[0]);
+  // Out-of-range affinities are named with their block.
+  const bad = Float32Array.from(affinities);
+  bad.fill(2, 2 * voxels, 3 * voxels);
+  const badStore = path.join(dir, 'bad');
+  fs.mkdirSync(badStore);
+  const refused = await t.throwsAsync(segmentBlockwise(await affinityStore(badStore, bad, dims), path.join(dir, 'bad.zarr'), { thresholds, block }));
+  t.regex(refused!.message, /block \d+ \(from voxel \(\d+, \d+, \d+\)\): .*affinities in \[0, 1\], received 2/);
+
   // Three parts at once (array jobs): each takes its share of every stage and waits for the others.
   const shared = path.join(dir, 'parts.zarr');
   const parts = await Promise.all([0, 1, 2].map((index) => segmentBlockwise(store, shared, { thresholds, block, part: `${index}/3` })));
@@ -333,9 +348,12 @@ test('segvol segment --model: affinities predicted block by block into the store
   const seg = await readIds(path.join(out, 'segmentation_0.5'), d);
   t.is(seg.length, d[0] * d[1] * d[2]);
   t.true(seg.every((v) => v >= 0));
-  model.dispose();
+  // In memory (a non-Zarr output): stitched windows, then the same agglomeration.
+  await segvol(['segment', '--model', path.join(dir, 'aff.safetensors'), '--in', path.join(dir, 'image.npy'), '--out', path.join(dir, 'seg.npy'), '--thresholds', '0.5']);
+  t.deepEqual(readNpy(path.join(dir, 'seg_0.5.npy')).shape, d);
   const e = await t.throwsAsync(segvol(['segment', '--model', path.join(dir, 'aff.safetensors'), '--out', path.join(dir, 'x.zarr'), '--thresholds', '0.5']));
   t.regex(e!.message, /--model needs --in/);
+  model.dispose();
 });
 
 test('docs/segmentation.md: its TypeScript and command-line examples run as written', async (t) => {

@@ -14,7 +14,7 @@
 // memory from the same fragments, bit for bit. The output store's layout is in outputs.ts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, SegvolError } from '../core/errors';
+import { describe, SegvolError, type ErrorCode } from '../core/errors';
 import {
   affinityFragments, agglomerateRegionGraphs, checkThresholds, defaultWatershed, maxFragmentId, regionGraphBytes, relabelIds, scoringArgs,
   type AgglomerationScoring, type FragmentOptions,
@@ -131,6 +131,18 @@ function region(plan: SegmentPlan, block: number) {
   return { coords, start, size };
 }
 
+/** Runs a block's work; a coded error is re-thrown naming the block (native messages name voxels within it). */
+async function inBlock<T>(plan: SegmentPlan, block: number, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (!code) throw error;
+    const { start } = region(plan, block);
+    throw new SegvolError(code as ErrorCode, `block-wise segmentation, block ${block} (from voxel (${start.join(', ')})): ${(error as Error).message.replace(/^segvol: /, '')}`);
+  }
+}
+
 function offsetIds(local: Int32Array, offset: number): Int32Array {
   const out = new Int32Array(local.length);
   for (let i = 0; i < local.length; ++i) out[i] = local[i] === 0 ? 0 : local[i]! + offset;
@@ -174,16 +186,16 @@ export function segmentationStages(plan: SegmentPlan, out: string): BlockStage[]
   return [
     {
       name: 'fragments', blocks: plan.blocks, markers: markers(out, 'fragments'),
-      run: async (b) => {
+      run: (b) => inBlock(plan, b, async () => {
         const { coords, size } = region(plan, b);
         const r = await affinityFragments(await readAffinities(b), size, plan.watershed);
         await writer(localFragments(out)).writeChunk(coords, r.fragments);
         return { fragments: r.count };
-      },
+      }),
     },
     {
       name: 'edges', blocks: plan.blocks, markers: markers(out, 'edges'),
-      run: async (b) => {
+      run: (b) => inBlock(plan, b, async () => {
         const { coords, start, size } = region(plan, b);
         const all = fragmentOffsets();
         const fragments = offsetIds(await readLocal(start, size), all[b]!);
@@ -199,14 +211,20 @@ export function segmentationStages(plan: SegmentPlan, out: string): BlockStage[]
         const bytes = await regionGraphBytes(fragments, await readAffinities(b), size, faces as [Int32Array | null, Int32Array | null, Int32Array | null], withLevels);
         writeAtomic(edgeFile(out, b), bytes);
         return undefined;
-      },
+      }),
     },
     {
       name: 'agglomerate', blocks: 1, markers: markers(out, 'agglomerate'),
       run: async () => {
         const all = fragmentOffsets();
         const graphs = Array.from({ length: plan.blocks }, (_, b) => fs.readFileSync(edgeFile(out, b)));
-        const result = await agglomerateRegionGraphs(graphs, all[plan.blocks]!, scoring, plan.thresholds);
+        const result = await agglomerateRegionGraphs(graphs, all[plan.blocks]!, scoring, plan.thresholds).catch((error: Error & { code?: string }) => {
+          // A damaged graph file: name it, and its block's marker.
+          const m = /graph (\d+): (.*)/.exec(error.message);
+          if (!m || !error.code) throw error;
+          throw new SegvolError(error.code as ErrorCode, `${edgeFile(out, Number(m[1]))}: ${m[2]!.replace(/the block's edge file/, `block ${m[1]}'s graph`)} ` +
+            `(its marker: ${path.join(markers(out, 'edges'), m[1]!)})`);
+        });
         const segments = result.map((table, i) => {
           writeAtomic(lookupFile(out, plan.thresholds[i]!), new Uint8Array(table.buffer, table.byteOffset, table.byteLength));
           return table.reduce((m, v) => Math.max(m, v), 0);

@@ -146,9 +146,13 @@ Napi::Value AgglomerationAgglomerateGraphs(const Napi::CallbackInfo& info) {
           const bool levels = options.scoring == metrics::Scoring::Quantile;
           std::vector<metrics::RegionGraph> parts;
           parts.reserve(graphs.size());
-          for (auto& bytes : graphs) {
-            parts.push_back(metrics::deserializeRegionGraph(bytes.data(), bytes.size(), levels));
-            std::vector<uint8_t>().swap(bytes);
+          for (size_t i = 0; i < graphs.size(); ++i) {
+            try {
+              parts.push_back(metrics::deserializeRegionGraph(graphs[i].data(), graphs[i].size(), levels));
+            } catch (const Error& e) {
+              fail(e.code(), "graph " + std::to_string(i) + ": " + e.what());  // which one, for the caller to name its file
+            }
+            std::vector<uint8_t>().swap(graphs[i]);
           }
           metrics::RegionGraph graph = metrics::mergeRegionGraphs(parts);
           std::vector<metrics::RegionGraph>().swap(parts);
