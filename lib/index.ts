@@ -91,10 +91,11 @@ export {
 export {
   ConsistentConvLstmNet, ConsistentConvLstmLayer, consistencyVariants, Resnet50Encoder, torchvisionResnet50State, linearSumAssignment, matchedSoftIoU,
   trainConsistent, segmentConsistent, estimateConsistentMemory, checkConsistentMemory, previousFrameMasks, masksOf, objectsOf, watershedFrame,
-  predictObjectMasks,
+  predictObjectMasks, segmentConsistentZarr, planPropagation, choosePatch, propagatePatch, propagate, objectsPerTile, memoryPatchReader, disposeSpatial, detachSpatial,
+  type ConsistentZarrOptions, type ConsistentZarrResult, type PropagationPlan, type PropagationGeometry, type PatchOptions, type PatchReader, type LabelStore, type SpatialStates,
   type ConsistentConvLstmNetOptions, type ConsistencyVariant, type ConsistentConvLstmOptions, type ConsistentRunOptions, type ConsistentRunResult,
   type DirectionStates, type Resnet50EncoderOptions, type Assignment, type MatchedSoftIoU, type ConsistentTrainingOptions,
-  type ConsistentTrainingResult, type ConsistentSegmentOptions, type ConsistentMemory, type ConsistentModel,
+  type ConsistentTrainingResult, type ConsistentEpoch, type ConsistentSplit, type ConsistentSegmentOptions, type ConsistentMemory, type ConsistentModel,
 } from './models/consistent';
 
 export { classWeightsFromCounts, classWeightsFromStatistics, type ClassWeighting, type ClassStatistics } from './training/losses';
@@ -107,7 +108,7 @@ export {
   type WindowFilter, type ValidationOptions, type PhaseShape,
 } from './training/trainer';
 export type { ValidationMetric } from './training/validation';
-export { trainStep, type TrainStepOptions, type StepResult, type GradientClipping } from './training/step';
+export { trainStep, trainStepAccumulated, type TrainStepOptions, type StepResult, type GradientClipping } from './training/step';
 export { estimateStepMemory, formatBytes, type StepMemory } from './training/memory';
 
 export { VolumeSampler, MultiSampler, classCounts, classStatistics, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
@@ -118,7 +119,7 @@ export {
 
 /** The evaluation measures of the source papers (the BRATS regions' among them). */
 export const metrics = { ...genericMetrics, ...bratsMetrics };
-export { percentile, type RandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
+export { percentile, type RandScores, type RandOptions, type AdaptedRandForm, type AdaptedRandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
 export type { Tta, FlipAxis, Overlap } from './inference/windows';
 export type { NonFinitePolicy } from './core/non_finite';
@@ -143,4 +144,5 @@ export {
   readVolume, writeVolume, describeVolume, stackModalities, type Volume, type RawOptions, type WriteOptions, type WriteReport, type StoredType,
 } from './io/volume_io';
 export { parseNifti, serializeNifti, type NiftiVolume } from './io/nifti';
-export { readNpy, writeNpy, parseNpy } from './io/npy';
+export { readNpy, writeNpy, parseNpy, parseNpyExact } from './io/npy';
+export { readLabels, readLabelFrame, relabelSequential, type LabelVolume } from './io/labels';

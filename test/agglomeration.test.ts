@@ -186,7 +186,7 @@ async function affinityStore(dir: string, aff: Float32Array, d: Dims): Promise<s
 }
 
 async function readIds(location: string, d: Dims): Promise<Int32Array> {
-  return (await openZarr(location)).readIds!([0, 0, 0], d);
+  return Int32Array.from(await (await openZarr(location)).readExact!([0, 0, 0], d));
 }
 
 for (const scoring of ['mean', { quantile: 75 }] as AgglomerationScoring[]) {

@@ -13,6 +13,7 @@ import { presets } from '../lib/models';
 import { labelColour } from '../lib/io/panels';
 import { PNG } from 'pngjs';
 import { createProgram } from '../lib/cli/main';
+import { metrics } from '../lib/evaluation/metrics';
 
 const cli = path.join(__dirname, '..', 'lib', 'cli', 'main.ts');
 const root = path.join(__dirname, '..');
@@ -134,6 +135,42 @@ test('segvol evaluate prints JSON that agrees with the metrics API, and names an
   t.regex(bad.err, /unknown metric 'dice'; known: overlap, hausdorff, rand, pixel, warping/);
 });
 
+test('segvol evaluate --metrics rand: the SNEMI3D adapted Rand error by default, scikit-image\'s with --adapted-rand skimage, each named', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-eval-rand-'));
+  // Two truth segments with a 0 boundary row; the prediction leaves a stripe unlabelled (0).
+  const truth = Float32Array.from({ length: 2 * 8 * 8 }, (_, i) => (Math.floor(i / 8) % 8 === 4 ? 0 : Math.floor(i / 8) % 8 < 4 ? 1 : 2));
+  const pred = Float32Array.from({ length: 2 * 8 * 8 }, (_, i) => (i % 8 === 7 ? 0 : Math.floor(i / 8) % 8 < 6 ? 5 : 9));
+  writeNpy(path.join(dir, 't.npy'), { shape: [2, 8, 8], data: truth });
+  writeNpy(path.join(dir, 'p.npy'), { shape: [2, 8, 8], data: pred });
+  const args = ['evaluate', '--pred', path.join(dir, 'p.npy'), '--truth', path.join(dir, 't.npy'), '--metrics', 'rand'];
+  const json = segvol([...args, '--json']);
+  t.is(json.status, 0, json.err);
+  type Rand = { adaptedRandForm: string; adaptedRandError: number; precision: number; skimage: { adaptedRandError: number } };
+  const snemi = (JSON.parse(json.out) as { rand: Rand }).rand;
+  const api = metrics.rand(pred, truth);
+  t.is(snemi.adaptedRandForm, 'snemi3d');
+  t.is(snemi.adaptedRandError, api.adaptedRandError);
+  t.is(snemi.skimage.adaptedRandError, api.skimage.adaptedRandError);
+  t.not(api.adaptedRandError, api.skimage.adaptedRandError, 'the case tells the forms apart');
+  const skimage = segvol([...args, '--adapted-rand', 'skimage', '--json']);
+  t.is(skimage.status, 0, skimage.err);
+  const chosen = (JSON.parse(skimage.out) as { rand: Rand }).rand;
+  t.is(chosen.adaptedRandForm, 'skimage');
+  t.is(chosen.adaptedRandError, api.skimage.adaptedRandError);
+  t.is(chosen.precision, api.skimage.precision);
+  const text = segvol(args);
+  t.is(text.status, 0, text.err);
+  t.true(text.out.includes(`adapted Rand error (SNEMI3D) ${api.adaptedRandError.toFixed(4)}: precision ${api.precision.toFixed(4)} (over the prediction)`), text.out);
+  const bad = segvol([...args, '--adapted-rand', 'cremi']);
+  t.is(bad.status, 1);
+  t.regex(bad.err, /--adapted-rand.*expected snemi3d, singletons, skimage, received cremi/);
+  writeNpy(path.join(dir, 'b.npy'), { shape: [2, 8, 8], data: pred.map((v) => v / 10 + 0.05) });
+  const boundary = segvol(['evaluate', '--pred', path.join(dir, 'b.npy'), '--truth', path.join(dir, 't.npy'), '--adapted-rand', 'skimage']);
+  t.is(boundary.status, 1);
+  t.regex(boundary.err, /--adapted-rand scores label volumes; the prediction is a boundary map/);
+  fs.rmSync(dir, { recursive: true });
+});
+
 test('segvol evaluate --brats: the regions\' Dice, PPV and sensitivity and the mean IU, as metrics.brats; a probability map is refused', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-brats-eval-'));
   const truth = Float32Array.from([0, 0, 1, 2, 2, 3, 4, 4]);
@@ -208,16 +245,64 @@ test('segvol predict with a consistent ConvLSTM model: objects of a reference fr
   t.deepEqual([...labels.data.subarray(0, 40 * 48)], [...em.segments.subarray(0, 40 * 48)]);
   const e = segvol(['evaluate', '--pred', path.join(dir, 'labels.npy'), '--truth', path.join(dir, 'truth.npy'), '--metrics', 'rand', '--json']);
   t.is(e.status, 0, e.err);
-  t.true((JSON.parse(e.out) as { rand: { adaptedRandError: number } }).rand.adaptedRandError >= 0);
-  const w = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'ws.npy'), '--window', '3']);
+  const scored = (JSON.parse(e.out) as { rand: { adaptedRandForm: string; adaptedRandError: number } }).rand;
+  t.is(scored.adaptedRandForm, 'snemi3d', 'the measure the consistent ConvLSTM paper reports');
+  t.true(scored.adaptedRandError >= 0 && scored.adaptedRandError <= 1);
+  const none = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'ws.npy'), '--window', '3']);
+  t.is(none.status, 1);
+  t.regex(none.err, /propagates the objects of a labelled first frame: give --reference <labels> .* or --watershed-start/);
+  const w = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'ws.npy'), '--window', '3',
+    '--watershed-start']);
   t.is(w.status, 0, w.err);
-  t.regex(w.out, /from a watershed of the first frame/);
+  t.regex(w.out, /from a watershed of the raw first frame/);
+  // Out of core, into Zarr: the same labels as in memory.
+  const z = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'labels.zarr'),
+    '--reference', path.join(dir, 'truth.npy'), '--window', '3,40,48']);
+  t.is(z.status, 0, z.err);
+  t.regex(z.out, /1x1 tiles of 64x64; 3 patches computed, 0 already done/);
+  const again = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'labels.zarr'),
+    '--reference', path.join(dir, 'truth.npy'), '--window', '3,40,48', '--resume']);
+  t.is(again.status, 0, again.err);
+  t.regex(again.out, /0 patches computed, 3 already done/);
+  const c = segvol(['evaluate', '--pred', path.join(dir, 'labels.zarr'), '--truth', path.join(dir, 'labels.npy'), '--metrics', 'rand', '--json']);
+  t.is(c.status, 0, c.err);
+  t.is((JSON.parse(c.out) as { rand: { adaptedRandError: number } }).rand.adaptedRandError, 0, 'Zarr and in-memory propagation agree');
   writeNpy(path.join(dir, 'small.npy'), { shape: [1, 10, 10], data: new Float32Array(100) });
   const bad = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'x.npy'),
     '--reference', path.join(dir, 'small.npy'), '--window', '3']);
   t.is(bad.status, 1);
   t.regex(bad.err, /the reference .*small\.npy is \(1, 10, 10\); its frames must be 40x48 like the volume's/);
   t.false(fs.existsSync(path.join(dir, 'x.npy')), 'nothing written');
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('segvol train with a consistent ConvLSTM config: epochs over sub-volumes, validation ARI, the best model and a checkpoint each epoch, --resume', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-consistent-train-'));
+  const em = syntheticEm({ depth: 6, height: 64, width: 64, cells: 8, seed: 4 });
+  writeNpy(path.join(dir, 'volume.npy'), { shape: em.shape, data: em.image });
+  writeNpy(path.join(dir, 'neurons.npy'), { shape: em.shape, data: Float32Array.from(em.segments) });
+  const config = {
+    model: { preset: 'consistentConvLstm', hidden: [4, 4, 4, 4, 4], seed: 1 }, settings: 'paper', size: [3, 64, 64], epochs: 2, maxObjects: 3,
+    optimizer: { kind: 'adam', lr: 1e-3 }, data: { volume: 'volume.npy', labels: 'neurons.npy' }, checkpoint: { path: 'consistent.safetensors' },
+  };
+  fs.writeFileSync(path.join(dir, 'train.json'), JSON.stringify(config));
+  const r = segvol(['train', '--config', path.join(dir, 'train.json')]);
+  t.is(r.status, 0, r.err);
+  t.regex(r.out, /epoch 1\/2: loss \d\.\d+, validation adapted Rand error \d\.\d+ \(best\)/);
+  t.regex(r.out, /finished after 2 epoch\(s\) on 1 training sub-volumes of 3x64x64 \(1 for validation\); best validation adapted Rand error/);
+  for (const file of ['consistent.safetensors', 'consistent.safetensors.optimizer', 'consistent.best.safetensors', 'consistent.log.jsonl']) t.true(fs.existsSync(path.join(dir, file)), file);
+  const model = loadModel(path.join(dir, 'consistent.safetensors'));
+  t.deepEqual(model.info.window, [3, 64, 64]);
+  t.is(model.info.normalize, 'slice');
+  model.dispose();
+  fs.writeFileSync(path.join(dir, 'train.json'), JSON.stringify({ ...config, epochs: 3 }));
+  const resumed = segvol(['train', '--config', path.join(dir, 'train.json'), '--resume', path.join(dir, 'consistent.safetensors')]);
+  t.is(resumed.status, 0, resumed.err);
+  t.regex(resumed.out, /resumed after epoch 2 of 3/);
+  t.regex(resumed.out, /epoch 3\/3: loss/);
+  t.false(/epoch 1\/3/.test(resumed.out), 'finished epochs are not trained again');
+  const lines = fs.readFileSync(path.join(dir, 'consistent.log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { epoch: number; validation?: number });
+  t.is(lines.filter((l) => 'validation' in l).length, 3, 'one validation line per epoch');
   fs.rmSync(dir, { recursive: true });
 });
 

@@ -217,12 +217,12 @@ test.serial('memory: the predicted peak of a training step follows the measured 
   const before = memoryStats().cpu.bytes;
   await t.throwsAsync(() => trainConsistent(model, {
     volume: new Float32Array(4 * 1024 * 1024), segments: new Int32Array(4 * 1024 * 1024), dims: [4, 1024, 1024], window: [3, 1024, 1024], epochs: 1, memoryBudget: 4e9,
-  }), { message: /over the budget of 3\.7 GiB/ });
+  }), { message: /memory budget \(3\.73 GiB\) is too small for one object: a training step on 3x1024x1024 frames/ });
   t.is(memoryStats().cpu.bytes, before, 'nothing allocated');
   model.dispose();
 });
 
-test('training on synthetic EM objects (cells drifting through z) lowers the adapted Rand error of propagated segmentations, with a fixed seed', async (t) => {
+test('training as the paper: epochs over every training sub-volume, all objects in groups whose gradients are summed, true masks for a quarter of the epochs, validation ARI and the best model kept; it lowers the adapted Rand error', async (t) => {
   const train = syntheticEm({ depth: 12, height: 64, width: 64, cells: 10, seed: 1 });
   const held = syntheticEm({ depth: 8, height: 64, width: 64, cells: 10, seed: 2 });
   const model = presets.consistentConvLstm({ hidden: [8, 8, 8, 8, 8], seed: 1 });
@@ -232,17 +232,31 @@ test('training on synthetic EM objects (cells drifting through z) lowers the ada
     return metrics.rand(labels, held.segments).adaptedRandError;
   };
   const before = await score();
-  const phases: boolean[] = [];
+  const steps: Array<{ epoch: number; inferredMasks: boolean; objects: number; groups: number }> = [];
   const r = await trainConsistent(model, {
-    volume: train.image, segments: train.segments, dims: train.shape, window: [3, 64, 64], epochs: 40, switchEpoch: 20, lr: 1e-2, maxObjects: 4, seed: 1,
-    onProgress: (p) => phases.push(p.inferredMasks),
+    volume: train.image, segments: train.segments, dims: train.shape, window: [3, 64, 64], epochs: 12, optimizer: { kind: 'adam', lr: 1e-2 },
+    maxObjects: 4, objectsPerGroup: 2, seed: 1, onProgress: (p) => steps.push(p),
   });
-  t.is(r.steps, 40);
-  t.deepEqual([phases.indexOf(true), phases.lastIndexOf(false)], [20, 19], 'true masks for 20 epochs, then the model\'s own');
+  t.deepEqual(r.subvolumes, { training: 3, validation: 1 }, '4 sub-volumes of 3 frames, 80/20');
+  t.is(r.steps, 36, 'an epoch is a pass over the 3 training sub-volumes');
+  t.true(steps.every((p) => p.objects === 4 && p.groups === 2), 'every object of the sub-volume (up to maxObjects), two groups of two');
+  t.deepEqual([steps.findIndex((p) => p.inferredMasks), steps.filter((p) => !p.inferredMasks).length], [9, 9], 'true masks for the first 3 of 12 epochs');
+  t.is(r.epochs.length, 12);
+  t.true(r.epochs.every((e) => e.validation !== undefined && e.validation >= 0 && e.validation <= 1), 'validation ARI every epoch');
+  const lowest = Math.min(...r.epochs.map((e) => e.validation!));
+  t.is(r.best?.score, lowest, 'the best epoch is the lowest validation error');
+  t.is(r.best?.epoch, r.epochs.findIndex((e) => e.validation === lowest));
+  t.is(r.best?.state.size, model.stateDict().size, 'its weights are kept');
   const after = await score();
   t.true(after < before - 0.03, `adapted Rand error ${before.toFixed(3)} untrained -> ${after.toFixed(3)}`);
-  // Without labels the first frame comes from a watershed of the image.
-  const unlabelled = await segmentConsistent(model, held.image, held.shape, { frames: 4 });
+  // Without labels the first frame can come from a watershed of the image.
+  const unlabelled = await segmentConsistent(model, held.image, held.shape, { frames: 4, firstFrame: 'watershed' });
   t.true(new Set(unlabelled.subarray(0, 64 * 64)).size > 3, 'the watershed found objects in the first frame');
+  // Splits and budgets.
+  await t.throwsAsync(() => trainConsistent(model, { volume: train.image, segments: train.segments, dims: train.shape, window: [3, 64, 64], epochs: 1, split: 'z', validationFraction: 0.1 }),
+    { message: /split 'z' at frame 11 leaves 11 and 1 frames, and a sub-volume needs 3/ });
+  const small = await t.throwsAsync(() => trainConsistent(model, { volume: train.image, segments: train.segments, dims: train.shape, window: [3, 64, 64], epochs: 1, memoryBudget: 2 ** 20 })) as Error & { code?: string };
+  t.is(small?.code, 'ERR_MEMORY');
+  t.regex(small!.message, /too small for one object/);
   model.dispose();
 });

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   argmaxClasses, createLayer, defineOp, differentiableOps, families, familyOf, GradientTape, layers, loadLayerState, loadModel, ops, Optimizer,
-  presets, Resnet50Encoder, sequential, Tensor, Trainer, trainStep, VolumeSampler, writeSafetensors,
+  presets, Resnet50Encoder, sequential, Tensor, Trainer, trainStep, trainStepAccumulated, VolumeSampler, writeSafetensors,
 } from '../lib';
 import { optimized } from '../lib/testing';
 
@@ -63,6 +63,27 @@ test('trainStep is the Trainer\'s step: a hand-written loop on the same windows 
     labels.dispose();
   }
   for (const [name, p] of a.model.namedParameters()) t.deepEqual(b.model.namedParameters().get(name)!.toArray(), p.toArray(), name);
+});
+
+test('trainStepAccumulated: losses on separate tapes, gradients summed, one update: the same weights as one step on the summed loss', async (t) => {
+  const a = toy(3), b = toy(3);
+  const x1 = Tensor.full([1, 1, 3, 6, 6], 0.5), x2 = Tensor.fromArray(Float32Array.from({ length: 108 }, (_, i) => Math.sin(i)), [1, 1, 3, 6, 6]);
+  const labels = Tensor.fromArray(Float32Array.from({ length: 108 }, (_, i) => i % 2), [1, 3, 6, 6]);
+  const lossOf = async (model: typeof a.model, x: Tensor) => {
+    const y = await model.forward(x, { training: true });
+    const loss = ops.loss(y, labels, { kind: 'crossEntropy' });
+    y.dispose();
+    return loss;
+  };
+  const one = await trainStep(a.model, new Optimizer({ kind: 'sgd', lr: 0.5 }), async () => ops.add(await lossOf(a.model, x1), await lossOf(a.model, x2)));
+  const parts = await trainStepAccumulated(b.model, new Optimizer({ kind: 'sgd', lr: 0.5 }), [() => lossOf(b.model, x1), () => lossOf(b.model, x2)]);
+  t.true(Math.abs(one.loss - parts.loss) < 1e-5 && Math.abs(one.gradNorm - parts.gradNorm) < 1e-5, `loss ${one.loss} vs ${parts.loss}`);
+  for (const [name, p] of a.model.namedParameters()) {
+    const q = b.model.namedParameters().get(name)!.toArray();
+    t.true(p.toArray().every((v, i) => Math.abs(v - q[i]!) < 1e-6), name);
+  }
+  await t.throwsAsync(trainStepAccumulated(b.model, new Optimizer({ kind: 'sgd', lr: 0.5 }), []), { message: /at least one loss part/ });
+  for (const v of [x1, x2, labels]) v.dispose();
 });
 
 test('trainStep refuses a non-finite loss before any weight changes, with ERR_NON_FINITE', async (t) => {
@@ -151,5 +172,11 @@ test('train.json: stages count updates (epochs is their old name); a model key a
   t.throws(() => parseTrainConfig(JSON.stringify({ model: { preset: 'pyramidNet', channels: 4 }, data: { volume: 'v.npy', labels: 'l.npy' } }), 'x.json'),
     { message: /unknown key 'model\.channels'; known: preset, inChannels/ });
   t.throws(() => parseTrainConfig(JSON.stringify({ model: { preset: 'consistentConvLstm' }, data: { volume: 'v.npy', labels: 'l.npy' } }), 'x.json'),
-    { message: /expected model\.preset .*consistentConvLstm models train through the API/ });
+    { message: /expected epochs \(passes over the training sub-volumes\), or settings 'paper' for the paper's 40/ });
+  t.throws(() => parseTrainConfig(JSON.stringify({ model: { preset: 'consistentConvLstm' }, settings: 'paper', steps: 5, data: { volume: 'v.npy', labels: 'l.npy' } }), 'x.json'),
+    { message: /steps is not a key of the consistent ConvLSTM's training/ });
+  t.throws(() => parseTrainConfig(JSON.stringify({ model: { preset: 'pyramidNet' }, switchEpoch: 3, data: { volume: 'v.npy', labels: 'l.npy' } }), 'x.json'),
+    { message: /switchEpoch is for consistentConvLstm models/ });
+  t.notThrows(() => parseTrainConfig(JSON.stringify({ model: { preset: 'consistentConvLstm', hidden: [4, 4, 4, 4, 4] }, settings: 'paper', size: [3, 64, 64],
+    validation: { fraction: 0.25, split: 'z' }, data: { volume: 'v.npy', labels: 'l.npy' } }), 'x.json'));
 });

@@ -2,6 +2,7 @@
 import type { Suite } from '../common';
 import { blocks } from './blocks';
 import { brats } from './brats';
+import { consistent } from './consistent';
 import { conv } from './conv';
 import { convnet } from './convnet';
 import { data } from './data';
@@ -14,4 +15,4 @@ import { rnn } from './rnn';
 import { step } from './step';
 import { tf32 } from './tf32';
 
-export const suites: readonly Suite[] = [brats, blocks, convnet, memory, rnn, pipeline, tf32, step, eventloop, data, metrics, pyramid, conv];
+export const suites: readonly Suite[] = [brats, blocks, consistent, convnet, memory, rnn, pipeline, tf32, step, eventloop, data, metrics, pyramid, conv];

@@ -50,6 +50,14 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
     claimCheckpoint(config.checkpoint.path, options, cli);
   }
   const model = buildModel(config).to(options.device);
+  const ownLoop = familyOfConfig(config).training?.fit;
+  if (ownLoop) {
+    await ownLoop({
+      config, baseDir, model, signal: options.signal, ...(options.resume ? { resume: options.resume } : {}),
+      ...(options.freshOptimizer ? { freshOptimizer: true } : {}),
+    }, cli);
+    return model;
+  }
   let loaded = loadTrainingData(config, baseDir, cli, settings);
   const prepared = await familyOfConfig(config).training?.prepare?.({
     config, baseDir, model, loaded, device: options.device, signal: options.signal,

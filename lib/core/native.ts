@@ -36,6 +36,13 @@ export interface NativeConvGrads {
   db: NativeTensorHandle | null;
 }
 
+/** One form of the adapted Rand error with its precision and recall. */
+export interface NativeAdaptedRand {
+  adaptedRandError: number;
+  precision: number;
+  recall: number;
+}
+
 export interface NativeBackendStatus {
   name: string;
   available: boolean;
@@ -230,8 +237,8 @@ export interface NativeBinding {
   metricsBoundaryAffinities(boundary: Float32Array, shape: number[], threeD: boolean): Float32Array;
   metricsCutTree(segments: Int32Array, treeA: Int32Array, treeB: Int32Array, treeWeight: Float32Array, threshold: number): Int32Array;
   metricsRand(pred: ArrayLike<number>, truth: ArrayLike<number>, ignoreTruthZero: boolean): {
-    vMerge: number; vSplit: number; fScore: number; randIndex: number; adaptedRandError: number; precision: number;
-    recall: number; viSplit: number; viMerge: number;
+    vMerge: number; vSplit: number; fScore: number; randIndex: number; viSplit: number; viMerge: number;
+    skimage: NativeAdaptedRand; snemi3d: NativeAdaptedRand; singletons: NativeAdaptedRand;
   };
   metricsConfusion(pred: ArrayLike<number>, truth: ArrayLike<number>, classes: number): Float64Array;
   metricsPixelError(probability: Float32Array, truth: Float32Array, thresholdOrSteps: number, search: boolean): { error: number; threshold: number };

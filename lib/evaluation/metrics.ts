@@ -21,7 +21,40 @@ export function sameLength(a: ArrayLike<number>, b: ArrayLike<number>, op: strin
   }
 }
 
-export interface RandScores {
+/**
+ * The conventions of the adapted Rand error (docs/metrics.md gives the formulas). All ignore
+ * voxels whose truth is 0 (unless ignoreTruthZero is false) and differ in a predicted 0:
+ * - 'snemi3d': as the SNEMI3D challenge's evaluation script computes it (the "ARI" papers on
+ *   SNEMI3D report). Squared counts; a predicted 0 inside the truth is no segment: its counts
+ *   c_i per truth segment add sum(c) / n to the prediction's and the joint sums, n being every
+ *   voxel given (truth 0 included). Precision = joint / prediction, recall = joint / truth.
+ * - 'singletons': the same with every predicted-0 voxel its own segment (adds sum(c), not sum(c) / n).
+ * - 'skimage': scikit-image's adapted_rand_error. Pairs of distinct voxels; a predicted 0 is one
+ *   ordinary segment. Its names are the other way round: precision = joint / truth, recall =
+ *   joint / prediction.
+ */
+export type AdaptedRandForm = 'snemi3d' | 'singletons' | 'skimage';
+export const adaptedRandForms: readonly AdaptedRandForm[] = ['snemi3d', 'singletons', 'skimage'];
+
+/** One form of the adapted Rand error: 1 - the F-score of its precision and recall. */
+export interface AdaptedRandScores {
+  adaptedRandError: number;
+  precision: number;
+  recall: number;
+}
+
+export interface RandOptions {
+  /** Leave out voxels whose truth id is 0 (boundary or unlabelled; default true). */
+  ignoreTruthZero?: boolean;
+  /** The form of adaptedRandError, precision and recall (default 'snemi3d'); every form is in the result anyway. */
+  adaptedRand?: AdaptedRandForm;
+}
+
+/**
+ * adaptedRandError, precision and recall follow `adaptedRandForm` (the option adaptedRand,
+ * default 'snemi3d'); `snemi3d`, `singletons` and `skimage` hold each form, whichever was chosen.
+ */
+export interface RandScores extends AdaptedRandScores {
   /** The 2D-3D ConvNet paper's V^Rand_merge, V^Rand_split and their harmonic mean. */
   vMerge: number;
   vSplit: number;
@@ -29,11 +62,11 @@ export interface RandScores {
   /** Rand (1971) index; randError = 1 - randIndex. */
   randIndex: number;
   randError: number;
-  /** 1 - Rand F-score over pairs, with truth label 0 ignored by default (ISBI 2012, SNEMI3D; scikit-image's adapted_rand_error). */
-  adaptedRandError: number;
-  /** scikit-image's names: precision = pairs together in both / pairs together in the truth; recall: / in the prediction. */
-  precision: number;
-  recall: number;
+  /** The form adaptedRandError, precision and recall follow. */
+  adaptedRandForm: AdaptedRandForm;
+  snemi3d: AdaptedRandScores;
+  singletons: AdaptedRandScores;
+  skimage: AdaptedRandScores;
   /** Variation of information in bits (as scikit-image): split = H(pred | truth), merge = H(truth | pred). */
   viSplit: number;
   viMerge: number;
@@ -137,11 +170,24 @@ export const metrics = {
       : native.metricsPixelError(probability, truth, options.threshold ?? 0.5, false);
   },
 
-  /** Rand scores, adapted Rand error and variation of information between two segmentations. */
-  rand(pred: Labels, truth: Labels, options: { ignoreTruthZero?: boolean } = {}): RandScores {
+  /**
+   * Rand scores, adapted Rand error and variation of information between two segmentations
+   * (ids: integers of 32 bits). The adapted Rand error is the SNEMI3D challenge's by default,
+   * scikit-image's with `{ adaptedRand: 'skimage' }` (see AdaptedRandForm); every form is
+   * also under its own name (`scores.skimage.adaptedRandError`).
+   */
+  rand(pred: Labels, truth: Labels, options: RandOptions = {}): RandScores {
     sameLength(pred, truth, 'rand');
+    const form = options.adaptedRand ?? 'snemi3d';
+    if (!adaptedRandForms.includes(form)) {
+      throw new SegvolError('ERR_ARGUMENT', `rand: expected adaptedRand as ${adaptedRandForms.map((f) => `'${f}'`).join(', ')}, received ${describe(form)}`);
+    }
     const r = native.metricsRand(pred, truth, options.ignoreTruthZero ?? true);
-    return { ...r, randError: 1 - r.randIndex };
+    return {
+      vMerge: r.vMerge, vSplit: r.vSplit, fScore: r.fScore, randIndex: r.randIndex, randError: 1 - r.randIndex,
+      ...r[form], adaptedRandForm: form, snemi3d: r.snemi3d, singletons: r.singletons, skimage: r.skimage,
+      viSplit: r.viSplit, viMerge: r.viMerge,
+    };
   },
 
   /** Confusion matrix (rows truth, columns prediction) of class labels 0..classes-1. */

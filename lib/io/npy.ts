@@ -1,5 +1,5 @@
 // NumPy .npy files (format 1.0/2.0/3.0), C order, little-endian: float32/64,
-// (u)int8/16/32, int64 read as float32; float32, uint8, uint16 or int16 written.
+// (u)int8/16/32/64 read as float32 (or exactly, as float64, for object ids); float32, uint8, uint16 or int16 written.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SegvolError } from '../core/errors';
@@ -13,6 +13,15 @@ export interface NpyArray {
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
 
 export function parseNpy(buffer: Buffer, source = '(buffer)'): NpyArray {
+  return parseNpyAs(buffer, source, Float32Array) as NpyArray;
+}
+
+/** The values exactly (integers up to 2^53, int64 and uint64 included): what object ids need. */
+export function parseNpyExact(buffer: Buffer, source = '(buffer)'): { shape: number[]; data: Float64Array } {
+  return parseNpyAs(buffer, source, Float64Array) as { shape: number[]; data: Float64Array };
+}
+
+function parseNpyAs(buffer: Buffer, source: string, Out: Float32ArrayConstructor | Float64ArrayConstructor): { shape: number[]; data: Float32Array | Float64Array } {
   const fail = (problem: string) => new SegvolError('ERR_FORMAT', `npy ${source}: ${problem}`);
   if (buffer.length < 10 || !buffer.subarray(0, 6).equals(MAGIC)) throw fail('not a .npy file (no \\x93NUMPY magic)');
   const major = buffer[6]!;
@@ -29,13 +38,13 @@ export function parseNpy(buffer: Buffer, source = '(buffer)'): NpyArray {
   const shape = shapeMatch[1]!.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
   if (shape.some((s) => !Number.isInteger(s) || s < 0)) throw fail(`invalid shape (${shapeMatch[1]})`);
   const count = shape.reduce((a, b) => a * b, 1);
-  const sizes: Record<string, number> = { f4: 4, f8: 8, u1: 1, i1: 1, u2: 2, i2: 2, u4: 4, i4: 4, i8: 8, b1: 1 };
+  const sizes: Record<string, number> = { f4: 4, f8: 8, u1: 1, i1: 1, u2: 2, i2: 2, u4: 4, i4: 4, i8: 8, u8: 8, b1: 1 };
   const size = sizes[descr[2]!];
   if (!size) throw fail(`unsupported dtype ${descr[2]}`);
   const offset = start + headerLength;
   if (buffer.length - offset < count * size) throw fail(`expected ${count * size} data bytes, found ${buffer.length - offset}`);
   const view = new DataView(buffer.buffer, buffer.byteOffset + offset, count * size);
-  const data = new Float32Array(count);
+  const data = new Out(count);
   for (let i = 0; i < count; ++i) {
     switch (descr[2]) {
       case 'f4': data[i] = view.getFloat32(i * 4, true); break;
@@ -46,6 +55,7 @@ export function parseNpy(buffer: Buffer, source = '(buffer)'): NpyArray {
       case 'i2': data[i] = view.getInt16(i * 2, true); break;
       case 'u4': data[i] = view.getUint32(i * 4, true); break;
       case 'i4': data[i] = view.getInt32(i * 4, true); break;
+      case 'u8': data[i] = Number(view.getBigUint64(i * 8, true)); break;
       default: data[i] = Number(view.getBigInt64(i * 8, true));
     }
   }

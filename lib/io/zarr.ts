@@ -72,11 +72,8 @@ export interface ZarrArray {
   unit?: string;
   /** Values of the region [start, start + size) in C order. */
   read(start: readonly number[], size: readonly number[]): Promise<Float32Array>;
-  /**
-   * An integer array's region exactly as stored (read's float32 rounds ids past 2^24): label
-   * and fragment ids. Values outside int32 are refused. Only Zarr arrays have it.
-   */
-  readIds?(start: readonly number[], size: readonly number[]): Promise<Int32Array>;
+  /** The same values exactly (integers up to 2^53: object ids of any integer type). */
+  readExact?(start: readonly number[], size: readonly number[]): Promise<Float64Array>;
 }
 
 /**
@@ -119,7 +116,7 @@ export async function openZarr(location: string): Promise<ZarrArray> {
     throw new SegvolError('ERR_FORMAT', `${location}: cannot open the Zarr array (${(error as Error).message}); expected .zarray (v2) or zarr.json (v3) metadata`);
   }
   const array = node;
-  const region = async (start: readonly number[], size: readonly number[]): Promise<ArrayLike<number>> => {
+  const region = async (start: readonly number[], size: readonly number[]) => {
     if (start.length !== array.shape.length || size.length !== array.shape.length) {
       throw new SegvolError('ERR_SHAPE', `${location}: a region of ${array.shape.length} axes is needed, received start (${start.join(', ')}) size (${size.join(', ')})`);
     }
@@ -129,30 +126,36 @@ export async function openZarr(location: string): Promise<ZarrArray> {
       }
     });
     try {
-      return (await zarr.get(array, start.map((s, a) => zarr.slice(s, s + size[a]!)))).data;
+      return (await zarr.get(array, start.map((s, a) => zarr.slice(s, s + size[a]!)))).data as ArrayLike<number | bigint>;
     } catch (error) {
       throw new SegvolError('ERR_FORMAT', `${location}: reading region [${start.join(', ')}] + (${size.join(', ')}) failed: ${(error as Error).message}; a chunk may be corrupt`);
     }
   };
   return {
     location, shape: [...array.shape], chunks: [...array.chunks], dtype: String(array.dtype), ...(spacing ? { spacing } : {}), ...(unit ? { unit } : {}),
-    async read(start, size) {
-      const data = await region(start, size);
-      // float32 arrays come back as they are; other types are converted (one copy).
-      return data instanceof Float32Array ? data : Float32Array.from(data);
-    },
-    async readIds(start, size) {
-      const data = await region(start, size);
-      if (data instanceof Int32Array) return data;
-      const out = new Int32Array(data.length);
-      for (let i = 0; i < data.length; ++i) {
-        const v = Number(data[i]);
-        if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) {
-          throw new SegvolError('ERR_FORMAT', `${location}: expected integer ids of 32 bits, found ${v} in region [${start.join(', ')}] + (${size.join(', ')}) (${array.dtype})`);
-        }
-        out[i] = v;
-      }
+    async readExact(start, size) {
+      const values = await region(start, size);
+      const out = new Float64Array(values.length);
+      for (let i = 0; i < values.length; ++i) out[i] = Number(values[i]!);
       return out;
+    },
+    async read(start, size) {
+      if (start.length !== array.shape.length || size.length !== array.shape.length) {
+        throw new SegvolError('ERR_SHAPE', `${location}: a region of ${array.shape.length} axes is needed, received start (${start.join(', ')}) size (${size.join(', ')})`);
+      }
+      start.forEach((s, a) => {
+        if (s < 0 || size[a]! < 0 || s + size[a]! > array.shape[a]!) {
+          throw new SegvolError('ERR_SHAPE', `${location}: region [${start.join(', ')}] + (${size.join(', ')}) leaves the array (${array.shape.join(', ')})`);
+        }
+      });
+      let result;
+      try {
+        result = await zarr.get(array, start.map((s, a) => zarr.slice(s, s + size[a]!)));
+      } catch (error) {
+        throw new SegvolError('ERR_FORMAT', `${location}: reading region [${start.join(', ')}] + (${size.join(', ')}) failed: ${(error as Error).message}; a chunk may be corrupt`);
+      }
+      // float32 arrays come back as they are; other types are converted (one copy).
+      return result.data instanceof Float32Array ? result.data : Float32Array.from(result.data as ArrayLike<number>);
     },
   };
 }

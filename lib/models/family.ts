@@ -119,6 +119,24 @@ export interface FamilyTraining {
     /** Loads a model file (any family's). */
     load(file: string): ModelBase;
   }, cli: CliContext): Promise<TrainingPreparation | undefined>;
+  /**
+   * Trains the config's model with the family's own loop instead of the Trainer (a regime the
+   * Trainer's phases do not express: the consistent ConvLSTM's epochs over sub-volumes with
+   * every object). It writes the checkpoint (config.checkpoint.path) and what goes beside it.
+   */
+  fit?(context: FamilyFitContext, cli: CliContext): Promise<void>;
+}
+
+/** What a family's own training loop gets from `segvol train` (see FamilyTraining.fit). */
+export interface FamilyFitContext {
+  config: TrainConfigObject;
+  baseDir: string;
+  /** The config's model, built (on its device). */
+  model: ModelBase;
+  signal: AbortSignal;
+  /** A checkpoint to go on from (--resume), and whether its optimizer state may be missing. */
+  resume?: string;
+  freshOptimizer?: boolean;
 }
 
 /** The family's part of `segvol predict`. */

@@ -161,7 +161,7 @@ export function segmentationStages(plan: SegmentPlan, out: string): BlockStage[]
   };
   const readLocal = async (start: readonly number[], size: readonly number[]) => {
     const array = await (local ??= openZarr(localFragments(out)));
-    return array.readIds!(start, size);
+    return Int32Array.from(await array.readExact!(start, size));  // int32 ids, read exactly
   };
   /** Each block's first global id - 1: the fragments of the blocks before it. */
   const fragmentOffsets = (): number[] => {

@@ -58,36 +58,67 @@ export function trainStep(model: ModelBase, optimizer: Optimizer, computeLoss: (
   return tidy(() => step(model, optimizer, computeLoss, options));
 }
 
-async function step(model: ModelBase, optimizer: Optimizer, computeLoss: () => Tensor | Promise<Tensor>, options: TrainStepOptions): Promise<StepResult> {
+/**
+ * One update from several losses whose gradients are summed (gradient accumulation): each part
+ * runs on a tape of its own, then backward, and only the sum of their gradients updates the
+ * weights, once. Memory holds one part's graph at a time. The step's loss is the parts' sum,
+ * so parts scaled to sum to a mean give the mean. Tensors a part creates stay alive until the
+ * step ends, so a part can hand values to the next (with no history: see detach-like copies).
+ */
+export function trainStepAccumulated(model: ModelBase, optimizer: Optimizer, parts: ReadonlyArray<() => Tensor | Promise<Tensor>>,
+  options: TrainStepOptions = {}): Promise<StepResult> {
+  if (parts.length === 0) return Promise.reject(new SegvolError('ERR_ARGUMENT', 'trainStepAccumulated: expected at least one loss part'));
+  return tidy(() => step(model, optimizer, parts, options));
+}
+
+async function step(model: ModelBase, optimizer: Optimizer, computeLoss: (() => Tensor | Promise<Tensor>) | ReadonlyArray<() => Tensor | Promise<Tensor>>,
+  options: TrainStepOptions): Promise<StepResult> {
   const checkFinite = options.checkFinite ?? true;
   const stop = options.nonFinite ?? defaultNonFinite;
-  const tape = new GradientTape({ checkFinite });
+  const parts = typeof computeLoss === 'function' ? [computeLoss] : computeLoss;
+  let total = 0;
+  let grads: Map<string, Tensor> | undefined;
   try {
-    const loss = await tape.record(computeLoss);
-    try {
-      const bad = tape.findNonFinite();
-      if (bad) throw stop(`the output of ${bad.op}${bad.scope ? ` in ${bad.scope}` : ''}`);
-      const value = loss.toArray()[0]!;
-      if (!Number.isFinite(value)) throw stop('the loss');
-      const grads = model.gradientsByName(await tape.backward(loss));
+    for (const part of parts) {
+      const tape = new GradientTape({ checkFinite });
       try {
-        if (checkFinite) {
-          const names = [...grads.keys()];
-          const i = ops.firstNonFinite(names.map((n) => grads.get(n)!));
-          if (i >= 0) throw stop(`the gradient of ${names[i]}`);
+        const loss = await tape.record(part);
+        try {
+          const bad = tape.findNonFinite();
+          if (bad) throw stop(`the output of ${bad.op}${bad.scope ? ` in ${bad.scope}` : ''}`);
+          const value = loss.toArray()[0]!;
+          if (!Number.isFinite(value)) throw stop('the loss');
+          total += value;
+          const partGrads = model.gradientsByName(await tape.backward(loss));
+          if (!grads) grads = partGrads;
+          else {
+            for (const [name, g] of partGrads) {
+              const sum = grads.get(name);
+              grads.set(name, sum ? ops.add(sum, g) : g);
+              if (sum) {
+                sum.dispose();
+                g.dispose();
+              }
+            }
+          }
+        } finally {
+          loss.dispose();
         }
-        const gradNorm = Math.sqrt(ops.sumOfSquares([...grads.values()]));
-        clipGradients(grads, gradNorm, options.clipGradients);
-        optimizer.step(model.namedParameters(), grads, options.lr);
-        return { loss: value, gradNorm };
       } finally {
-        for (const g of grads.values()) g.dispose();
+        tape.dispose();
       }
-    } finally {
-      loss.dispose();
     }
+    if (checkFinite) {
+      const names = [...grads!.keys()];
+      const i = ops.firstNonFinite(names.map((n) => grads!.get(n)!));
+      if (i >= 0) throw stop(`the gradient of ${names[i]}`);
+    }
+    const gradNorm = Math.sqrt(ops.sumOfSquares([...grads!.values()]));
+    clipGradients(grads!, gradNorm, options.clipGradients);
+    optimizer.step(model.namedParameters(), grads!, options.lr);
+    return { loss: total, gradNorm };
   } finally {
-    tape.dispose();
+    for (const g of grads?.values() ?? []) g.dispose();
   }
 }
 

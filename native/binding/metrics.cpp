@@ -2,7 +2,9 @@
 #include <napi.h>
 
 #include <cmath>
+#include <sstream>
 #include <string>
+#include <utility>
 
 #include "../metrics/metrics.h"
 #include "convert.h"
@@ -29,8 +31,12 @@ void copyIds(const Napi::TypedArray& a, std::vector<int64_t>& out, const char* o
   for (size_t i = 0; i < out.size(); ++i) {
     const double v = static_cast<double>(p[i]);
     if (std::floor(v) != v || v < -2147483648.0 || v > 2147483647.0) {
-      fail(ErrorCode::Argument, std::string(op) + ": expected integer ids of 32 bits in " + name + ", received " +
-                                    std::to_string(v) + " at index " + std::to_string(i));
+      std::ostringstream shown;
+      shown.precision(17);
+      shown << v;  // 0.5, 3000000000, nan: as given, not std::to_string's six decimals
+      fail(ErrorCode::Argument, std::string(op) + ": expected integer ids of 32 bits (-2147483648..2147483647) in " + name +
+                                    ", received " + shown.str() + " at index " + std::to_string(i) +
+                                    "; relabel the segments with integers in that range");
     }
     out[i] = static_cast<int64_t>(v);
   }
@@ -208,7 +214,7 @@ Napi::Value CutTree(const Napi::CallbackInfo& info) {
   });
 }
 
-// rand(pred, truth, ignoreTruthZero) -> scores
+// rand(pred, truth, ignoreTruthZero) -> scores, with { adaptedRandError, precision, recall } per adapted Rand form
 Napi::Value Rand(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const char* op = "rand";
@@ -223,9 +229,14 @@ Napi::Value Rand(const Napi::CallbackInfo& info) {
     o.Set("vSplit", r.vSplit);
     o.Set("fScore", r.fScore);
     o.Set("randIndex", r.randIndex);
-    o.Set("adaptedRandError", r.adaptedRandError);
-    o.Set("precision", r.precision);
-    o.Set("recall", r.recall);
+    for (const auto& [name, form] : {std::pair<const char*, const metrics::AdaptedRand&>{"skimage", r.skimage},
+                                     {"snemi3d", r.snemi3d}, {"singletons", r.singletons}}) {
+      Napi::Object scores = Napi::Object::New(info.Env());
+      scores.Set("adaptedRandError", form.error);
+      scores.Set("precision", form.precision);
+      scores.Set("recall", form.recall);
+      o.Set(name, scores);
+    }
     o.Set("viSplit", r.viSplit);
     o.Set("viMerge", r.viMerge);
     return Napi::Value(o);

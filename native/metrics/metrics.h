@@ -56,16 +56,27 @@ std::vector<float> boundaryAffinities(const float* boundary, Dims dims, bool thr
 std::vector<int32_t> cutTree(const std::vector<int32_t>& segments, const std::vector<RegionEdge>& tree, float threshold);
 
 // ---- rand.cpp
+// One adapted Rand error with its precision and recall (1 - the F-score of the two).
+struct AdaptedRand {
+  double error, precision, recall;
+};
 struct RandScores {
   double vMerge, vSplit, fScore;             // the 2D-3D ConvNet paper's V^Rand (sums of squared counts)
   double randIndex;                          // Rand (1971): agreeing pairs / all pairs
-  // As scikit-image's adapted_rand_error (pairs of voxels, truth label 0 ignored); its
-  // precision = same-segment pairs / truth pairs, recall = same-segment pairs / prediction pairs.
-  double adaptedRandError, precision, recall;
+  // As scikit-image's adapted_rand_error: pairs of distinct voxels, a predicted 0 is one
+  // ordinary segment; its precision = same-segment pairs / truth pairs, recall = / prediction pairs.
+  AdaptedRand skimage;
+  // As the SNEMI3D challenge's script: squared counts, truth rows, predicted 0 inside the truth
+  // added as sum(c) / n to both the prediction's and the joint sums (n = every voxel given);
+  // precision = joint / prediction, recall = joint / truth.
+  AdaptedRand snemi3d;
+  // The same with every predicted-0 voxel its own segment: sum(c) added, not sum(c) / n.
+  AdaptedRand singletons;
   double viSplit, viMerge;                   // H(pred | truth), H(truth | pred), in bits
 };
-// pred, truth: segment ids per voxel (any int). ignoreTruthZero: drop voxels whose truth id is 0
-// from every measure (the ISBI/SNEMI convention for boundary voxels).
+// pred, truth: segment ids per voxel (32-bit ints). ignoreTruthZero: drop voxels whose truth id
+// is 0 from every measure (the ISBI/SNEMI convention for boundary voxels); the SNEMI3D forms
+// still count them in their n.
 RandScores randScores(const int64_t* pred, const int64_t* truth, int64_t n, bool ignoreTruthZero);
 
 // ---- overlap.cpp

@@ -42,21 +42,31 @@ RandScores randScores(const int64_t* pred, const int64_t* truth, int64_t n, bool
     lastCount = &joint[key(lastP, lastT)];
     ++*lastCount;
   }
-  // Row and column sums from the joint table (fewer entries than voxels).
-  double sumJoint2 = 0;
+  // Row and column sums from the joint table (fewer entries than voxels). The SNEMI3D forms
+  // take predicted 0 out of the columns: its counts per truth row (c_i) only enter as sum(c).
+  double sumJoint2 = 0, sumJointNonzero2 = 0;
+  int64_t predZero = 0;
   for (const auto& [k, c] : joint) {
-    sumJoint2 += static_cast<double>(c) * static_cast<double>(c);
+    const double c2 = static_cast<double>(c) * static_cast<double>(c);
+    sumJoint2 += c2;
     const int64_t p = static_cast<int64_t>(static_cast<int32_t>(k >> 32));
     predSizes[p] += c;
+    if (p == 0) predZero += c;
+    else sumJointNonzero2 += c2;
   }
   for (const auto& [k, c] : joint) truthSizes[static_cast<int32_t>(static_cast<uint32_t>(k))] += c;
-  double sumPred2 = 0, sumTruth2 = 0;
-  for (const auto& [l, c] : predSizes) sumPred2 += static_cast<double>(c) * static_cast<double>(c);
+  double sumPred2 = 0, sumTruth2 = 0, sumPredNonzero2 = 0;
+  for (const auto& [l, c] : predSizes) {
+    const double c2 = static_cast<double>(c) * static_cast<double>(c);
+    sumPred2 += c2;
+    if (l != 0) sumPredNonzero2 += c2;
+  }
   for (const auto& [l, c] : truthSizes) sumTruth2 += static_cast<double>(c) * static_cast<double>(c);
   const double N = static_cast<double>(total);
   RandScores r{};
   if (total == 0) {
-    r.vMerge = r.vSplit = r.fScore = r.randIndex = r.precision = r.recall = 1.0;
+    r.vMerge = r.vSplit = r.fScore = r.randIndex = 1.0;
+    r.skimage = r.snemi3d = r.singletons = AdaptedRand{0.0, 1.0, 1.0};
     return r;
   }
   // The paper's V^Rand: i indexes the proposal (pred), j the truth.
@@ -68,12 +78,22 @@ RandScores randScores(const int64_t* pred, const int64_t* truth, int64_t n, bool
   const double samePair = (sumJoint2 - N) / 2, samePred = (sumPred2 - N) / 2, sameTruth = (sumTruth2 - N) / 2;
   r.randIndex = pairs > 0 ? (pairs + 2 * samePair - samePred - sameTruth) / pairs : 1.0;
   // scikit-image's adapted Rand error: counts of ordered pairs of distinct voxels.
-  // Its "precision" divides by the truth's pairs and its "recall" by the
-  // prediction's (skimage.metrics.adapted_rand_error): kept as it names them.
+  // Its "precision" divides by the truth's pairs and its "recall" by the prediction's
+  // (skimage.metrics.adapted_rand_error): kept as it names them.
   const double sp = sumJoint2 - N, sb = sumPred2 - N, sa = sumTruth2 - N;
-  r.precision = sa > 0 ? sp / sa : 1.0;
-  r.recall = sb > 0 ? sp / sb : 1.0;
-  r.adaptedRandError = (sb + sa) > 0 ? 1.0 - sp / (0.5 * sb + 0.5 * sa) : 0.0;
+  r.skimage.precision = sa > 0 ? sp / sa : 1.0;
+  r.skimage.recall = sb > 0 ? sp / sb : 1.0;
+  r.skimage.error = (sb + sa) > 0 ? 1.0 - sp / (0.5 * sb + 0.5 * sa) : 0.0;
+  // SNEMI3D: predicted-0 voxels inside the truth add sum(c) / n (n: every voxel given, the
+  // script's segA.size) where singletons would add 1 each. Both sums stay > 0 here: every
+  // counted voxel is in c or in a nonzero column.
+  const auto snemi = [&](double zeroTerm) {
+    const double sumAB = sumJointNonzero2 + zeroTerm, sumB = sumPredNonzero2 + zeroTerm, sumA = sumTruth2;
+    const double precision = sumAB / sumB, recall = sumAB / sumA;
+    return AdaptedRand{1.0 - 2.0 * precision * recall / (precision + recall), precision, recall};
+  };
+  r.snemi3d = snemi(static_cast<double>(predZero) / static_cast<double>(n));
+  r.singletons = snemi(static_cast<double>(predZero));
   // Conditional entropies in bits (scikit-image's variation_of_information).
   double hJoint = 0, hPred = 0, hTruth = 0;
   for (const auto& [k, c] : joint) hJoint -= (c / N) * std::log2(c / N);

@@ -1,10 +1,11 @@
 // segvol evaluate: a prediction against the truth (any volume format): overlap,
 // Hausdorff, Rand/VI, pixel and warping error, boundary-map Rand F-scores, and the
 // measures families add (--<name>).
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import * as fs from 'node:fs';
 import { SegvolError } from '../../core/errors';
-import { metrics, type RandCurvePoint, type RandScores, type Shape3 } from '../../evaluation/metrics';
+import { adaptedRandForms, metrics, type AdaptedRandForm, type RandCurvePoint, type RandScores, type Shape3 } from '../../evaluation/metrics';
+import { readLabels } from '../../io/labels';
 import { readVolumeAsync } from '../../io/volume_io';
 import { families } from '../../models';
 import type { FamilyMeasure } from '../../models/family';
@@ -22,6 +23,15 @@ function connectedSegments(truth: Float32Array, shape: Shape3): Int32Array {
   return metrics.connectedComponents(Uint8Array.from(truth, (v) => (v > 0.5 ? 0 : 1)), shape, { connectivity: 4 }).labels;
 }
 
+const formNames: Record<AdaptedRandForm, string> = {
+  snemi3d: 'SNEMI3D', singletons: 'SNEMI3D, predicted 0 as singletons', skimage: 'scikit-image',
+};
+
+function adaptedRandOption(value: string): AdaptedRandForm {
+  if (!adaptedRandForms.includes(value as AdaptedRandForm)) throw new InvalidArgumentError(`expected ${adaptedRandForms.join(', ')}, received ${value}`);
+  return value as AdaptedRandForm;
+}
+
 function printEvaluation(result: Result, measures: readonly FamilyMeasure[]): void {
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : String(v));
   if (result.pixelError !== undefined) {
@@ -30,8 +40,11 @@ function printEvaluation(result: Result, measures: readonly FamilyMeasure[]): vo
   }
   if (result.rand) {
     const r = result.rand as RandScores;
-    console.log(`Rand F-score ${f(r.fScore)} (merge ${f(r.vMerge)}, split ${f(r.vSplit)}); ` +
-      `adapted Rand error ${f(r.adaptedRandError)}; VI split ${f(r.viSplit)}, merge ${f(r.viMerge)} bits`);
+    // scikit-image's precision divides by the truth's pairs, SNEMI3D's by the prediction's: say which.
+    const over = r.adaptedRandForm === 'skimage' ? ['truth', 'prediction'] : ['prediction', 'truth'];
+    console.log(`adapted Rand error (${formNames[r.adaptedRandForm]}) ${f(r.adaptedRandError)}: ` +
+      `precision ${f(r.precision)} (over the ${over[0]}), recall ${f(r.recall)} (over the ${over[1]})`);
+    console.log(`Rand F-score ${f(r.fScore)} (merge ${f(r.vMerge)}, split ${f(r.vSplit)}); VI split ${f(r.viSplit)}, merge ${f(r.viMerge)} bits`);
   }
   for (const [key, name] of [['randThreshold', 'connected components'], ['randWatershed', 'watershed']] as const) {
     const r = result[key] as { threshold: number; scores: RandCurvePoint; curve: RandCurvePoint[] } | undefined;
@@ -82,10 +95,13 @@ export function registerEvaluate(program: Command): void {
     .option('--spacing <z,y,x>', 'voxel spacing for distances', (v) => v.split(',').map(Number))
     .option('--boundary', 'the prediction is a boundary map (probabilities, high = boundary): pixel error, the best 2D Rand F-score ' +
       'with connected components and with the watershed, and their split/merge curves')
-    .option('--plot <file.png>', 'with a boundary map: draw the Rand split/merge curves');
+    .option('--plot <file.png>', 'with a boundary map: draw the Rand split/merge curves')
+    .option('--adapted-rand <form>', 'the adapted Rand error of label volumes: snemi3d (the SNEMI3D challenge\'s script, default), ' +
+      'singletons (predicted 0 as one-voxel segments) or skimage (scikit-image\'s: predicted 0 is one segment)', adaptedRandOption);
   for (const m of measures) command.option(`--${m.name}`, m.description);
   command.option('--json', 'print JSON instead of a table')
-    .action(async (o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string; json?: boolean } & Record<string, unknown>) => {
+    .action(async (o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string;
+      adaptedRand?: AdaptedRandForm; json?: boolean } & Record<string, unknown>) => {
       const pred = await readVolumeAsync(o.pred);
       const truth = await readVolumeAsync(o.truth);
       if (pred.shape.join() !== truth.shape.join()) {
@@ -95,13 +111,20 @@ export function registerEvaluate(program: Command): void {
       const shape = pred.shape as unknown as Shape3;
       const probabilities = o.boundary === true || pred.data.some((v) => v !== Math.round(v));
       if (o.plot && !probabilities) throw new SegvolError('ERR_ARGUMENT', '--plot draws the Rand curves of a boundary map: give boundary probabilities (and --boundary)');
+      if (o.adaptedRand && probabilities) {
+        throw new SegvolError('ERR_ARGUMENT', '--adapted-rand scores label volumes; the prediction is a boundary map (Rand F-scores): give its segment ids instead');
+      }
       const flagged = measures.filter((m) => o[m.name]);
       for (const m of flagged) {
         if (m.labelsOnly && probabilities) {
           throw new SegvolError('ERR_ARGUMENT', `--${m.name} compares label volumes; the prediction holds non-integer values: give its argmax labels`);
         }
       }
-      const chosen = (o.metrics ?? (flagged.length ? flagged.map((m) => m.name).join(',') : probabilities ? 'pixel,rand,warping' : 'overlap,rand'))
+      let largestId = 0;
+      if (!probabilities) for (const data of [pred.data, truth.data]) for (const v of data) largestId = Math.max(largestId, v);
+      // Instance segmentations (many ids) get the Rand measures by default: a class overlap of thousands of ids means nothing.
+      const labelDefault = largestId > 255 ? 'rand' : 'overlap,rand';
+      const chosen = (o.metrics ?? (flagged.length ? flagged.map((m) => m.name).join(',') : probabilities ? 'pixel,rand,warping' : labelDefault))
         .split(',').map((m) => m.trim());
       const unknown = chosen.filter((m) => !known.includes(m));
       if (unknown.length) throw new SegvolError('ERR_ARGUMENT', `unknown metric '${unknown[0]}'; known: ${known.join(', ')}`);
@@ -112,7 +135,11 @@ export function registerEvaluate(program: Command): void {
       }
       if (chosen.includes('rand')) {
         if (probabilities) evaluateBoundary(result, pred.data, truth.data, shape, o.plot);
-        else result.rand = metrics.rand(pred.data, truth.data);
+        else {
+          // Object ids exactly (float32 rounds ids above 2^24; .npy and Zarr are read exactly).
+          const [p, t] = await Promise.all([readLabels(o.pred), readLabels(o.truth)]);
+          result.rand = metrics.rand(p.data, t.data, { adaptedRand: o.adaptedRand ?? 'snemi3d' });
+        }
       }
       if (chosen.includes('warping')) {
         const binary = (a: Float32Array) => Uint8Array.from(a, (v) => (v > 0.5 ? 0 : 1));  // boundary 1 -> background

@@ -50,13 +50,6 @@ export function registerPredict(program: Command): void {
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
     .action(async (o: PredictOptions) => {
       checkOutputPath(o.out, '--out');  // before any window is computed
-      if (isZarrPath(o.out)) {
-        await predictToZarr(o);
-        return;
-      }
-      if (o.block || o.resume || o.queue || o.chunks || o.ome || o.omeLevels || o.zarrVersion) {
-        throw new SegvolError('ERR_ARGUMENT', '--block, --resume, --chunks, --queue, --ome, --ome-levels and --zarr-version are for Zarr output (--out ending in .zarr)');
-      }
       const model = loadModel(o.model).to(o.device);
       try {
         const family = familyOf(model);
@@ -68,7 +61,15 @@ export function registerPredict(program: Command): void {
             }
           }
         }
+        // A family with its own inference (propagation) takes any output, a Zarr store included.
         if (await family?.predict?.run?.(model, o, terminal)) return;
+        if (isZarrPath(o.out)) {
+          await predictToZarr(o);
+          return;
+        }
+        if (o.block || o.resume || o.queue || o.chunks || o.ome || o.omeLevels || o.zarrVersion) {
+          throw new SegvolError('ERR_ARGUMENT', '--block, --resume, --chunks, --queue, --ome, --ome-levels and --zarr-version are for Zarr output (--out ending in .zarr)');
+        }
         await predictWindows(model, o);
       } finally {
         model.dispose();

@@ -4,13 +4,29 @@
 // previous sub-volume. Objects propagate through z. Also the memory a step needs.
 import * as os from 'node:os';
 import { noGrad } from '../../autograd/tape';
-import { describe, SegvolError } from '../../core/errors';
+import { SegvolError } from '../../core/errors';
 import { Tensor } from '../../core/tensor';
 import { metrics } from '../../evaluation/metrics';
-import type { ModelBase } from '../../nn/model';
+import type { ModelBase, RunOptions } from '../../nn/model';
+import { disposeSpatial, type SpatialStates } from './network';
+import { ops } from '../../ops';
+import { parseBudget } from '../../training/memory';
 
-/** What a consistent ConvLSTM model must offer (presets.consistentConvLstm). */
-export type ConsistentModel = ModelBase & { readonly options: { readonly hidden: readonly number[]; readonly variant: string; readonly inChannels: number } };
+/**
+ * What propagation needs of a model (presets.consistentConvLstm offers it): the encoder's
+ * features of a sub-volume, computed once per patch, and the decoder over objects in order.
+ */
+export type ConsistentModel = ModelBase & {
+  readonly options: { readonly hidden: readonly number[]; readonly variant: string; readonly inChannels: number };
+  /** frames (1, C, T, H, W) -> features (see ConsistentConvLstmNet.encode). */
+  encode(frames: Tensor, options?: RunOptions): Promise<Tensor[]>;
+  /** The decoder over objects in order (see ConsistentConvLstmNet.decode). */
+  decode(features: readonly Tensor[], objects: number, maskOf: (o: number) => Tensor, options: RunOptions & {
+    spatial?: SpatialStates; onObject: (o: number, mask: Tensor) => void | Promise<void>;
+  }): Promise<{ spatial: SpatialStates }>;
+  /** In-plane pixels one of the deepest features sees: the smallest tile propagation accepts. */
+  receptiveField(): number;
+};
 
 export interface ConsistentMemory {
   /** Bytes of tensors a training step (forward, backward, Adam) or an inference pass holds at its peak, predicted. */
@@ -20,6 +36,10 @@ export interface ConsistentMemory {
   parameterBytes: number;
   encoderBytes: number;
   decoderBytesPerObject: number;
+  /** The part of inferenceBytes held outside tensors (masks between passes, the patch's frames and labels). */
+  inferenceHostBytes: number;
+  /** What each more object adds to inference (its masks kept between passes). */
+  inferenceBytesPerObject: number;
 }
 
 /** ResNet-50's activations kept for backward per H x W frame, in floats: every op's output, counted from the architecture. */
@@ -47,13 +67,14 @@ function encoderFloatsPerFrame(h: number, w: number): number {
  * kept gate values (about 16 planes of H_k per direction and frame) and inputs. The tests
  * compare it with measured peaks.
  */
-export function estimateConsistentMemory(model: ConsistentModel, window: readonly [number, number, number], objects: number): ConsistentMemory {
+export function estimateConsistentMemory(model: ConsistentModel, window: readonly [number, number, number], objects: number,
+  options: { passes?: number } = {}): ConsistentMemory {
   const [T, H, W] = window;
   const params = model.paramCount();
   const hidden = model.options.hidden;
   const directions = model.options.variant === 'STL' || model.options.variant === 'STC' ? 2 : 1;
   const encoderFloats = T * encoderFloatsPerFrame(H, W);
-  let decoder = 0;
+  let decoder = 0, projected = 0;
   for (let level = 0; level < 5; ++level) {
     const f = 2 ** (5 - level);
     const plane = Math.ceil(H / f) * Math.ceil(W / f);
@@ -61,30 +82,34 @@ export function estimateConsistentMemory(model: ConsistentModel, window: readonl
     const input = (level > 0 ? hidden[level - 1]! : 0) + h + 1;
     // Per frame: the input and its 4H gate half; per direction 16 H-planes of gates, cells and states; the joined output.
     decoder += T * plane * (2 * input + 4 * h + directions * 16 * h + 4 * h);
+    projected += T * plane * h;
   }
   decoder += T * H * W * 4;  // the head: up-sampled features of 16 channels or fewer, the mask
   const floats = 4;
+  const passes = options.passes ?? 2;
+  // Inference (propagatePatch) holds, besides tensors, per object its reference mask and,
+  // when a second pass follows, its first pass's masks; and the patch's frames and labels.
+  const host = floats * (objects * H * W * (1 + (passes > 1 ? T : 0)) + T * H * W * (model.options.inChannels + 3));
   // Calibrated on measured CPU peaks (test/consistent.test.ts): not every kept value lives at
   // the peak, since backward frees each node's state as it goes.
   return {
     trainingBytes: floats * (4 * params + encoderFloats * 0.7 + objects * decoder * 0.85),
-    // Inference keeps nothing for backward: the weights, one frame batch's largest encoder
-    // activations, and the decoder's features of every object (the next object's states).
-    inferenceBytes: floats * (params + T * 3 * 64 * Math.ceil(H / 2) * Math.ceil(W / 2) + objects * decoder * 0.3),
+    // Inference keeps nothing for backward. Its peak is the larger of two phases: encoding (one
+    // frame's activations at a time) and decoding (about one object's gate values and states);
+    // the projected features live through both. Calibrated on measured CPU peaks, a few % high.
+    inferenceBytes: floats * (params + Math.max(1.05 * encoderFloatsPerFrame(H, W), 0.95 * decoder) + projected) + host,
+    inferenceHostBytes: host,
     parameterBytes: floats * params * 4,
     encoderBytes: floats * encoderFloats,
     decoderBytesPerObject: floats * decoder,
+    inferenceBytesPerObject: floats * H * W * (1 + (passes > 1 ? T : 0)),
   };
 }
 
 /** The budget when none is given: SEGVOL_MEMORY_BUDGET, else 80% of this machine's memory. */
 export function defaultMemoryBudget(): number {
   const env = process.env.SEGVOL_MEMORY_BUDGET;
-  if (env) {
-    const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(env.trim());
-    if (m) return Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase());
-  }
-  return 0.8 * os.totalmem();
+  return env ? parseBudget(env, 'SEGVOL_MEMORY_BUDGET') : 0.8 * os.totalmem();
 }
 
 /** Refuses, before anything is allocated, a window and object count whose step would not fit. */
@@ -94,7 +119,7 @@ export function checkConsistentMemory(model: ConsistentModel, window: readonly [
   if (need > budget) {
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
     // The most objects that fit at this window, or a smaller window for one object.
-    const perObject = (training ? 0.85 : 2 / window[0]) * m.decoderBytesPerObject;
+    const perObject = training ? 0.85 * m.decoderBytesPerObject : m.inferenceBytesPerObject;
     const fixed = need - objects * perObject;
     const fitting = Math.max(0, Math.floor((budget - fixed) / perObject));
     throw new SegvolError('ERR_MEMORY', `consistentConvLstm: a ${training ? 'training step' : 'pass'} on ${window.join('x')} frames with ${objects} objects ` +
@@ -144,50 +169,47 @@ export function masksOf(frame: ArrayLike<number>, ids: readonly number[]): Float
   return out;
 }
 
-/** The model's object masks for one sub-volume: a first pass from the reference, then refinement passes from its own estimates. */
+/**
+ * The model's object masks (M, T, H, W) for one sub-volume: a first pass from the reference
+ * masks (M, H, W), then refinement passes from its own estimates. The encoder runs once.
+ */
 export async function predictObjectMasks(model: ConsistentModel, frames: Float32Array, reference: Float32Array, objects: number,
   window: readonly [number, number, number], passes = 2): Promise<Float32Array> {
   const [T, H, W] = window;
   const c = model.options.inChannels;
+  const size = T * H * W;
   return noGrad(async () => {
     const x = Tensor.fromArray(frames, [1, c, T, H, W], { device: model.device });
+    let features: Tensor[] = [];
     let estimates: Float32Array | undefined;
     try {
+      features = await model.encode(x, { training: false });
       for (let p = 0; p < passes; ++p) {
-        const masks = Tensor.fromArray(previousFrameMasks(reference, objects, window, estimates), [objects, 1, T, H, W], { device: model.device });
-        const y = await model.forward({ frames: x, masks }, { training: false });
-        estimates = y.toArray();
-        masks.dispose();
-        y.dispose();
+        const inputs = Tensor.fromArray(previousFrameMasks(reference, objects, window, estimates), [objects * T, 1, H, W], { device: model.device });
+        const next = new Float32Array(objects * size);
+        const owned: Tensor[] = [];
+        try {
+          const maskOf = (o: number) => {
+            const m = ops.narrow(inputs, 0, o * T, T);
+            owned.push(m);
+            return m;
+          };
+          const result = await model.decode(features, objects, maskOf, { training: false, onObject: (o, mask) => {
+            next.set(mask.toArray(), o * size);
+            mask.dispose();
+          } });
+          disposeSpatial(result.spatial);
+        } finally {
+          for (const t of [...owned, inputs]) t.dispose();
+        }
+        estimates = next;
       }
     } finally {
       x.dispose();
+      for (const f of features) f.dispose();
     }
     return estimates!;
   });
-}
-
-export interface ConsistentSegmentOptions {
-  /** Frames per sub-volume (default 8). */
-  frames?: number;
-  /** Frames two consecutive sub-volumes share (default 1: the last labelled frame starts the next). */
-  overlap?: number;
-  /**
-   * The first frame's labels (H x W object ids, 0 = background), as the paper starts from a
-   * labelled frame; or 'watershed' (default): Zlateski & Seung's watershed of the first frame's
-   * image, membranes dark (EM), as the paper does where no labels exist.
-   */
-  firstFrame?: ArrayLike<number> | 'watershed';
-  /** Model passes per sub-volume (default 2: from the reference, then from its own masks). */
-  passes?: number;
-  /** A voxel joins its most likely object when that probability exceeds this (default 0.5). */
-  threshold?: number;
-  /** Objects per sub-volume, largest first (default: all of the reference frame's). */
-  maxObjects?: number;
-  onProgress?: (done: number, total: number) => void;
-  signal?: AbortSignal;
-  /** Memory budget in bytes (default: SEGVOL_MEMORY_BUDGET or 80% of this machine's memory). */
-  memoryBudget?: number;
 }
 
 /** A watershed of one EM frame (membranes dark) as the first frame's objects. */
@@ -199,75 +221,4 @@ export function watershedFrame(image: Float32Array, h: number, w: number): Int32
   }
   const boundary = Float32Array.from(image, (v) => (hi > lo ? (hi - v) / (hi - lo) : 0));
   return metrics.watershed(boundary, [1, h, w], { low: 0.2, high: 0.9, sizeThreshold: 50 }).segments;
-}
-
-/**
- * Segments a volume (C, D, H, W) or (D, H, W) into objects propagated through z. Frames
- * whose sides are not multiples of 32 are padded with zeros and the labels cropped back.
- * Returns (D, H, W) object ids: those of the first frame's objects.
- */
-export async function segmentConsistent(model: ConsistentModel, volume: Float32Array, dims: readonly [number, number, number],
-  options: ConsistentSegmentOptions = {}): Promise<Int32Array> {
-  const [D, H0, W0] = dims;
-  const c = model.options.inChannels;
-  if (volume.length !== c * D * H0 * W0) {
-    throw new SegvolError('ERR_SHAPE', `segmentConsistent: expected ${c} channel(s) of (${D}, ${H0}, ${W0}) = ${c * D * H0 * W0} values, received ${volume.length}`);
-  }
-  const H = Math.ceil(H0 / 32) * 32, W = Math.ceil(W0 / 32) * 32;
-  if (H !== H0 || W !== W0) {
-    const pad = (src: ArrayLike<number>, slices: number) => {
-      const out = new Float32Array(slices * H * W);
-      for (let s = 0; s < slices; ++s) for (let y = 0; y < H0; ++y) for (let x = 0; x < W0; ++x) out[(s * H + y) * W + x] = src[(s * H0 + y) * W0 + x]!;
-      return out;
-    };
-    const first = options.firstFrame;
-    const padded = await segmentConsistent(model, pad(volume, c * D), [D, H, W], { ...options, ...(first && first !== 'watershed' ? { firstFrame: pad(first, 1) } : {}) });
-    const out = new Int32Array(D * H0 * W0);
-    for (let s = 0; s < D; ++s) for (let y = 0; y < H0; ++y) for (let x = 0; x < W0; ++x) out[(s * H0 + y) * W0 + x] = padded[(s * H + y) * W + x]!;
-    return out;
-  }
-  const T = Math.min(options.frames ?? 8, D);
-  const overlap = options.overlap ?? 1;
-  if (!Number.isInteger(overlap) || overlap < 1 || overlap >= Math.max(2, T)) {
-    throw new SegvolError('ERR_ARGUMENT', `segmentConsistent: expected overlap in 1..${T - 1} frames, received ${describe(overlap)}`);
-  }
-  const plane = H * W;
-  const labels = new Int32Array(D * plane);
-  const first = options.firstFrame ?? 'watershed';
-  if (first === 'watershed') labels.set(watershedFrame(volume.subarray(0, plane), H, W), 0);
-  else {
-    if (first.length !== plane) throw new SegvolError('ERR_SHAPE', `segmentConsistent: the first frame's labels have ${first.length} values, a frame ${plane}`);
-    for (let i = 0; i < plane; ++i) labels[i] = first[i]!;
-  }
-  const starts: number[] = [];
-  for (let z = 0; ; z += T - overlap) {
-    starts.push(Math.min(z, Math.max(0, D - T)));
-    if (z + T >= D) break;
-  }
-  const threshold = options.threshold ?? 0.5;
-  let done = 0;
-  for (const z0 of starts) {
-    if (options.signal?.aborted) throw new SegvolError('ERR_ARGUMENT', 'segmentConsistent: aborted');
-    const reference = labels.subarray(z0 * plane, (z0 + 1) * plane);
-    const ids = objectsOf(reference, options.maxObjects);
-    if (ids.length > 0) {
-      checkConsistentMemory(model, [T, H, W], ids.length, false, options.memoryBudget);
-      const frames = new Float32Array(c * T * plane);
-      for (let ch = 0; ch < c; ++ch) frames.set(volume.subarray((ch * D + z0) * plane, (ch * D + z0 + T) * plane), ch * T * plane);
-      const probs = await predictObjectMasks(model, frames, masksOf(reference, ids), ids.length, [T, H, W], options.passes ?? 2);
-      // Frames after the reference: each voxel to its most likely object, if likely enough.
-      for (let t = 1; t < T; ++t) {
-        for (let i = 0; i < plane; ++i) {
-          let best = -1, p = threshold;
-          for (let o = 0; o < ids.length; ++o) {
-            const v = probs[(o * T + t) * plane + i]!;
-            if (v > p) [p, best] = [v, o];
-          }
-          labels[(z0 + t) * plane + i] = best < 0 ? 0 : ids[best]!;
-        }
-      }
-    }
-    options.onProgress?.(++done, starts.length);
-  }
-  return labels;
 }

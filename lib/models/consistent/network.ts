@@ -5,7 +5,7 @@
 // (temporal recurrence), starting from a labelled reference frame.
 import { describe, SegvolError } from '../../core/errors';
 import { rejectUnknown } from '../../core/validate';
-import type { Tensor } from '../../core/tensor';
+import { Tensor } from '../../core/tensor';
 import type { ConsistencyVariant, ConsistentConvLstmLayer, DirectionStates } from './layer';
 import { consistencyVariants } from './layer';
 import type { ForwardMode } from '../../nn/layer';
@@ -14,7 +14,7 @@ import { consistentLayers } from './layer';
 import { Model, type ModelInput, type ModelInputShape, type RunOptions } from '../../nn/model';
 import { ops } from '../../ops';
 import type { NamedArray } from '../../io/safetensors';
-import { resnet50FeatureChannels, resnet50Layers, torchvisionResnet50State } from './resnet';
+import { resnet50FeatureChannels, resnet50Layers, resnet50ReceptiveField, torchvisionResnet50State } from './resnet';
 
 export interface ConsistentConvLstmNetOptions {
   /** Image channels of the frames (default 1: EM; 3 for RGB as torchvision's weights expect). */
@@ -100,6 +100,15 @@ export class ConsistentConvLstmNet extends Model {
     }
   }
 
+  /**
+   * In-plane pixels one of the encoder's deepest features sees (ResNet-50's receptive field,
+   * 427): the smallest tile propagation accepts. The decoder's convolutions widen what an
+   * output sees, and its recurrences over frames and objects carry information further still.
+   */
+  receptiveField(): number {
+    return resnet50ReceptiveField();
+  }
+
   outputShape(inputShape: ModelInputShape): number[] {
     const shapes = this.inputShapes(inputShape);
     const frames = shapes.get('frames')!, masks = shapes.get('masks')!;
@@ -112,51 +121,155 @@ export class ConsistentConvLstmNet extends Model {
     const inputs = this.inputMap(x);
     const frames = inputs.get('frames')!, masks = inputs.get('masks')!;
     this.check(frames.shape, masks.shape);
-    const [, c, T, H, W] = frames.shape as [number, number, number, number, number];
+    const [, , T, H, W] = frames.shape as [number, number, number, number, number];
     const objects = masks.shape[0]!;
+    const features = await this.encode(frames, { ...options, training: mode.training });
+    const owned: Tensor[] = [];
+    try {
+      // (M, 1, T, H, W) -> (M * T, 1, H, W): object o's previous-frame masks are rows o*T .. o*T+T-1.
+      const moved = ops.permute(masks, [0, 2, 1, 3, 4]);
+      owned.push(moved);
+      const objectMasks = moved.reshape([objects * T, 1, H, W]);
+      owned.push(objectMasks);
+      const outputs: Tensor[] = [];
+      const maskOf = (o: number) => {
+        const mask = ops.narrow(objectMasks, 0, o * T, T);
+        owned.push(mask);
+        return mask;
+      };
+      const result = await this.decode(features, objects, maskOf, {
+        ...options, training: mode.training, onObject: (_, mask) => void outputs.push(mask),
+      });
+      disposeSpatial(result.spatial);
+      owned.push(...outputs);
+      // (M * T, 1, H, W) -> (M, 1, T, H, W)
+      const stacked = ops.concat(outputs, 0);
+      owned.push(stacked);
+      const shaped = stacked.reshape([objects, T, 1, H, W]);
+      owned.push(shaped);
+      return ops.permute(shaped, [0, 2, 1, 3, 4]);
+    } finally {
+      for (const t of [...owned, ...features]) t.dispose();
+    }
+  }
+
+  /**
+   * The encoder's features of a sub-volume, projected: one (T, hidden_k, H / 2^(5-k), W / 2^(5-k))
+   * tensor per level k, deepest first. They do not depend on the masks, so inference computes
+   * them once for every pass and every group of objects. In training the T frames go through
+   * ResNet-50 as one batch (batch normalization's statistics are the sub-volume's); otherwise
+   * frame by frame, which gives the same values with one frame's activations alive at a time.
+   * frames: (1, C, T, H, W).
+   */
+  async encode(frames: Tensor, options: RunOptions = {}): Promise<Tensor[]> {
+    const mode = this.mode(options);
+    if (frames.shape.length !== 5 || frames.shape[0] !== 1 || frames.shape[1] !== this.options.inChannels || frames.shape[3]! % 32 !== 0 || frames.shape[4]! % 32 !== 0) {
+      throw new SegvolError('ERR_SHAPE', `consistentConvLstm: expected frames (1, ${this.options.inChannels}, T, H, W) with H and W multiples of 32, received (${frames.shape.join(', ')})`);
+    }
+    const [, c, T, H, W] = frames.shape as [number, number, number, number, number];
     const owned: Tensor[] = [];
     const keep = (t: Tensor) => (owned.push(t), t);
     try {
-      // Frames as a batch of images: (1, C, T, H, W) -> (T, C, H, W).
+      // (1, C, T, H, W) -> (T, C, H, W)
       const images = keep(keep(ops.permute(frames, [0, 2, 1, 3, 4])).reshape([T, c, H, W]));
-      const features = await this.encoder(images, mode);
-      features.forEach((f) => keep(f));
-      const projected: Tensor[] = [];
-      for (let level = 0; level < 5; ++level) projected.push(keep(await this.projections[level]!(features[4 - level]!, mode)));
-      // Each object's previous-frame masks (T, 1, H, W), down-sampled to every level's resolution.
-      const objectMasks = keep(keep(ops.permute(masks, [0, 2, 1, 3, 4])).reshape([objects * T, 1, H, W]));
-      const pyramid: Tensor[] = [];
-      for (let level = 0; level < 5; ++level) {
-        const f = 2 ** (5 - level);
-        pyramid.push(keep(ops.avgPool(objectMasks, { kernel: [f, f], stride: [f, f] })));
+      const batches = mode.training ? [images] : Array.from({ length: T }, (_, t) => keep(ops.narrow(images, 0, t, 1)));
+      const perLevel: Tensor[][] = [[], [], [], [], []];
+      for (const batch of batches) {
+        const features = await this.encoder(batch, mode);
+        try {
+          for (let level = 0; level < 5; ++level) perLevel[level]!.push(await this.projections[level]!(features[4 - level]!, mode));
+        } finally {
+          for (const f of features) f.dispose();
+        }
       }
-      let spatial: Array<{ forward: DirectionStates; backward?: DirectionStates } | undefined> = new Array(5).fill(undefined);
-      const outputs: Tensor[] = [];
+      return perLevel.map((parts) => {
+        if (parts.length === 1) return parts[0]!;
+        const joined = ops.concat(parts, 0);
+        for (const p of parts) p.dispose();
+        return joined;
+      });
+    } finally {
+      for (const t of owned) t.dispose();
+    }
+  }
+
+  /**
+   * The decoder over `objects` objects in order, from encode()'s features. maskOf(o) gives object
+   * o's previous-frame masks (T, 1, H, W) (the caller's tensor; decode does not dispose it).
+   * Each object's output masks (T, 1, H, W) go to onObject, which owns them, as soon as they
+   * exist; the object's other tensors are freed once the next object has used its states, so
+   * memory holds one or two objects however many there are. `spatial` continues the sequence
+   * from a previous group of objects (their last object's states, as returned here); the
+   * result is then the same as decoding both groups in one call.
+   */
+  async decode(features: readonly Tensor[], objects: number, maskOf: (o: number) => Tensor, options: RunOptions & {
+    spatial?: SpatialStates; onObject: (o: number, mask: Tensor) => void | Promise<void>;
+  }): Promise<{ spatial: SpatialStates }> {
+    const mode = this.mode(options);
+    if (features.length !== 5) throw new SegvolError('ERR_ARGUMENT', `consistentConvLstm.decode: expected the 5 levels encode() returns, received ${features.length}`);
+    const [T, , h0, w0] = features[4]!.shape as [number, number, number, number];
+    const H = 2 * h0, W = 2 * w0;
+    let spatial: Array<{ forward: DirectionStates; backward?: DirectionStates } | undefined> = options.spatial ? [...options.spatial] : new Array(5).fill(undefined);
+    // What object o-1 kept alive: freed once object o has read its states.
+    let previousObject: Tensor[] = [];
+    try {
       for (let o = 0; o < objects; ++o) {
+        const owned: Tensor[] = [];
+        const keep = (t: Tensor) => (owned.push(t), t);
+        const masks = maskOf(o);
+        if (masks.shape.join() !== [T, 1, H, W].join()) {
+          throw new SegvolError('ERR_SHAPE', `consistentConvLstm.decode: object ${o}'s masks are (${masks.shape.join(', ')}), expected (${T}, 1, ${H}, ${W})`);
+        }
         let previous: Tensor | undefined;
-        const states: typeof spatial = [];
+        const states: Array<{ forward: DirectionStates; backward?: DirectionStates }> = [];
         for (let level = 0; level < 5; ++level) {
-          const mask = keep(ops.narrow(pyramid[level]!, 0, o * T, T));
-          const parts = [projected[level]!, mask];
+          const f = 2 ** (5 - level);
+          const mask = keep(ops.avgPool(masks, { kernel: [f, f], stride: [f, f] }));
+          const parts = [features[level]!, mask];
           if (previous) parts.unshift(keep(ops.upsample(previous, { scale: [2, 2], mode: 'linear' })));
           const input = keep(ops.concat(parts, 1));
           const s = spatial[level];
           const r = await this.cconv[level]!.run(input, { ...(s ? { spatial: s } : {}), reference: 0, mode });
           previous = keep(r.output);
-          for (const d of [r.forward, r.backward]) if (d) keep(d.h), keep(d.c);
           states.push(r.backward ? { forward: r.forward, backward: r.backward } : { forward: r.forward });
         }
-        spatial = states;
         const up = keep(ops.upsample(previous!, { scale: [2, 2], mode: 'linear' }));
-        outputs.push(keep(ops.sigmoid(keep(await this.head(up, mode)))));  // (T, 1, H, W)
+        const mask = ops.sigmoid(keep(await this.head(up, mode)));  // (T, 1, H, W)
+        // The states handed in by the caller stay the caller's; this call's own are freed as it goes.
+        for (const t of previousObject) t.dispose();
+        previousObject = [...owned, ...states.flatMap(spatialTensors)];
+        spatial = states;
+        await options.onObject(o, mask);
       }
-      // (M * T, 1, H, W) -> (M, 1, T, H, W)
-      const stacked = keep(ops.concat(outputs, 0));
-      return ops.permute(keep(stacked.reshape([objects, T, 1, H, W])), [0, 2, 1, 3, 4]);
+      // The last object's states leave with the result: the caller frees them (disposeSpatial).
+      const last = new Set<Tensor>(spatial.flatMap((s) => (s ? spatialTensors(s) : [])));
+      previousObject = previousObject.filter((t) => !last.has(t));
+      return { spatial: spatial as SpatialStates };
     } finally {
-      for (const t of owned) t.dispose();
+      for (const t of previousObject) t.dispose();
     }
   }
+}
+
+/** Every level's states of one object (both directions): what the next object continues from. */
+export type SpatialStates = ReadonlyArray<{ forward: DirectionStates; backward?: DirectionStates }>;
+
+function spatialTensors(s: { forward: DirectionStates; backward?: DirectionStates }): Tensor[] {
+  return [s.forward.h, s.forward.c, ...(s.backward ? [s.backward.h, s.backward.c] : [])];
+}
+
+/** Frees states decode() returned. */
+export function disposeSpatial(spatial: SpatialStates | undefined): void {
+  for (const s of spatial ?? []) for (const t of spatialTensors(s)) t.dispose();
+}
+
+/** Copies of states with no history on the tape: the next group of objects starts from their values, and no gradient flows back. */
+export function detachSpatial(spatial: SpatialStates): SpatialStates {
+  const copy = (t: Tensor) => Tensor.fromArray(t.toArray(), t.shape, { device: t.device });
+  return spatial.map((s) => ({
+    forward: { h: copy(s.forward.h), c: copy(s.forward.c) },
+    ...(s.backward ? { backward: { h: copy(s.backward.h), c: copy(s.backward.c) } } : {}),
+  }));
 }
 
 export const consistentPresets = {

@@ -25,6 +25,24 @@ const stages = [
 export const resnet50FeatureChannels = [64, 256, 512, 1024, 2048] as const;
 
 /**
+ * The receptive field of one of ResNet-50's deepest (1/32) features, in input pixels along
+ * each axis: computed from the layers (conv1 7x7/2, max-pool 3x3/2, each bottleneck's 3x3
+ * convolution at its stride); the 1x1 convolutions add nothing. 427 for torchvision's v1.5.
+ */
+export function resnet50ReceptiveField(): number {
+  let field = 7, jump = 2;  // conv1
+  field += 2 * jump;        // max-pool 3x3
+  jump *= 2;
+  for (const stage of stages) {
+    for (let b = 0; b < stage.blocks; ++b) {
+      field += 2 * jump;    // the 3x3 convolution, at the input's spacing
+      if (b === 0) jump *= stage.stride;
+    }
+  }
+  return field;
+}
+
+/**
  * Builds ResNet-50's layers through `register` (a Model's layer()) under `prefix`, and
  * returns the function that computes the five features of (N, C, H, W) images.
  */
