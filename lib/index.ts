@@ -127,6 +127,14 @@ export {
   predictChunked, planChunkedPrediction, predictBlock, readChunkedPlan, blockDone, writePyramid,
   type ChunkedPlan, type ChunkedPlanOptions, type ChunkedPredictOptions, type ChunkedOutput,
 } from './inference/chunked';
+export {
+  runStages, blockPart, blockMarked, markBlock, readBlockResult, type BlockStage, type BlockPart, type StageRunOptions, type StageReport,
+} from './inference/stages';
+export { agglomerate, type AgglomerateOptions, type Agglomeration, type AgglomerationScoring, type FragmentOptions } from './segmentation/agglomerate';
+export {
+  segmentBlockwise, planSegmentation, segmentationStages, type BlockwiseOptions, type BlockwiseResult, type SegmentPlan,
+} from './segmentation/blockwise';
+export { outputVolumePath, writeSegmentations } from './segmentation/outputs';
 export { pyramidLevels, omeAttributes, type OmeLevel, type OmeVersion } from './io/ome_zarr';
 
 export { readVolumeAsync, writeVolumeAsync, describeZarr, type ZarrWriteOptions } from './io/volume_io';

@@ -80,9 +80,10 @@ test('lib/ folders depend one way: core <- autograd <- ops <- nn <- training, in
     serialize: ['core', 'io', 'nn'],
     training: ['core', 'autograd', 'ops', 'nn', 'io', 'data', 'serialize'],
     inference: ['core', 'autograd', 'ops', 'nn', 'io', 'data', 'evaluation'],
+    segmentation: ['core', 'io', 'evaluation', 'inference'],
     models: ['core', 'autograd', 'ops', 'nn', 'io', 'data', 'evaluation', 'training', 'inference', 'serialize'],
     cluster: ['core', 'io', 'nn', 'inference', 'serialize', 'models'],
-    cli: ['core', 'autograd', 'ops', 'nn', 'data', 'io', 'evaluation', 'inference', 'training', 'serialize', 'cluster', 'models'],
+    cli: ['core', 'autograd', 'ops', 'nn', 'data', 'io', 'evaluation', 'inference', 'segmentation', 'training', 'serialize', 'cluster', 'models'],
   };
   const wrong: string[] = [];
   const folders = new Set<string>();

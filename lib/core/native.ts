@@ -245,6 +245,15 @@ export interface NativeBinding {
   metricsSurfaceDistances(a: ArrayLike<number>, b: ArrayLike<number>, shape: number[], spacing: number[]): Float64Array;
   metricsWarpingError(pred: ArrayLike<number>, truth: ArrayLike<number>, shape: number[]): { warpingError: number; pixelError: number };
 
+  agglomerationFragments(affinities: Float32Array, shape: number[], low: number, high: number): Promise<{ fragments: Int32Array; count: number }>;
+  agglomerationRegionGraph(fragments: Int32Array, affinities: Float32Array, shape: number[],
+    faces: [Int32Array | null, Int32Array | null, Int32Array | null], withLevels: boolean): Promise<Uint8Array>;
+  agglomerationAgglomerateGraphs(graphs: Uint8Array[], fragmentCount: number, scoring: 'mean' | 'quantile', quantile: number,
+    thresholds: number[]): Promise<Int32Array[]>;
+  agglomerationAgglomerateVolume(fragments: Int32Array, affinities: Float32Array, shape: number[], scoring: 'mean' | 'quantile',
+    quantile: number, thresholds: number[]): Promise<Int32Array[]>;
+  agglomerationRelabel(ids: Int32Array, table: Int32Array): Int32Array;
+
   loss(impl: Impl, kind: string, probs: H, labels: H, mask: H | null, classWeights: H | null): { loss: number; grad: H };
   optimizerUpdate(impl: Impl, kind: string, hyper: NativeOptimizerHyper, param: H, grad: H, state1: H, state2: H): void;
 }

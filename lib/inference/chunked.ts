@@ -15,12 +15,13 @@ import { openVolume } from '../io/volume_array';
 import { openZarr, type ZarrArray } from '../io/zarr';
 import type { ModelBase } from '../nn/model';
 import { argmaxClasses } from '../ops';
-import { blockDone, levelDoneDir, markBlockDone, outputWriter, planChunkedPrediction, type ChunkedPlan, type ChunkedPlanOptions } from './chunked_plan';
+import { blockDone, blockMarkers, levelDoneDir, markBlockDone, outputWriter, planChunkedPrediction, type ChunkedPlan, type ChunkedPlanOptions } from './chunked_plan';
+import { runStages } from './stages';
 import { gaussianWeight, mirror, windowStarts } from './predict_volume';
 import { flipSets, predictWindowBatch } from './windows';
 
 export {
-  planChunkedPrediction, readChunkedPlan, blockDone, type ChunkedPlan, type ChunkedPlanOptions, type ChunkedOutput,
+  planChunkedPrediction, readChunkedPlan, blockDone, blockMarkers, type ChunkedPlan, type ChunkedPlanOptions, type ChunkedOutput,
 } from './chunked_plan';
 
 /**
@@ -152,18 +153,12 @@ export async function predictChunked(model: ModelBase, input: string, out: strin
   if (!Number.isInteger(part.count) || part.count < 1 || !Number.isInteger(part.index) || part.index < 0 || part.index >= part.count) {
     throw new SegvolError('ERR_ARGUMENT', `chunked prediction: expected a part i/n with 0 <= i < n, received ${part.index}/${part.count}`);
   }
-  const mine = Array.from({ length: plan.blocks }, (_, b) => b).filter((b) => b % part.count === part.index);
   const array = await openVolume(plan.input);
-  let computed = 0, skipped = 0;
-  for (const b of mine) {
-    if (options.signal?.aborted) break;
-    if ((options.resume ?? true) && blockDone(out, b)) ++skipped;
-    else {
-      await predictBlock(model, out, plan, b, array);
-      ++computed;
-    }
-    options.onProgress?.(computed + skipped, mine.length);
-  }
+  const run = await runStages([{ name: 'predict', blocks: plan.blocks, markers: blockMarkers(out), run: (b) => predictBlock(model, out, plan, b, array) }], {
+    part, resume: options.resume ?? true, ...(options.signal ? { signal: options.signal } : {}),
+    onProgress: (_stage, done, total) => options.onProgress?.(done, total),
+  });
+  const { computed, skipped } = run.stages[0]!;
   // The process that finds every block written writes the lower levels (its own blocks are marked first).
   let levels: { computed: number; skipped: number } | undefined;
   if (plan.ome && !options.signal?.aborted && Array.from({ length: plan.blocks }, (_, b) => b).every((b) => blockDone(out, b))) {

@@ -15,6 +15,7 @@ import { labelDtype } from '../io/volume_io';
 import { writeAtomic, ZarrWriter, type ZarrArray, type ZarrCompressor } from '../io/zarr';
 import { normalizationOf, type ModelBase } from '../nn/model';
 import { windowStarts } from './predict_volume';
+import { blockMarked, markBlock } from './stages';
 import { resolveOverlap, resolveTta, resolveWindowBatch, type FlipAxis, type WindowingOptions } from './windows';
 
 export type ChunkedOutput = 'labels' | 'probabilities' | { class: number };
@@ -70,7 +71,8 @@ export interface ChunkedPlan {
 }
 
 export const planFile = (out: string): string => path.join(out, '.segvol', 'plan.json');
-const doneFile = (out: string, block: number) => path.join(out, '.segvol', 'done', String(block));
+/** The folder of the blocks' done markers (lib/inference/stages.ts's markers, one file per block). */
+export const blockMarkers = (out: string): string => path.join(out, '.segvol', 'done');
 /** Where the chunks of pyramid level l (>= 1) are marked done. */
 export const levelDoneDir = (out: string, level: number): string => path.join(out, '.segvol', 'done', `level${level}`);
 
@@ -220,10 +222,10 @@ export function readChunkedPlan(out: string): ChunkedPlan {
 
 /** Whether a block's chunk is written. */
 export function blockDone(out: string, block: number): boolean {
-  return fs.existsSync(doneFile(out, block));
+  return blockMarked(blockMarkers(out), block);
 }
 
 /** Marks a block's chunk written. */
 export function markBlockDone(out: string, block: number): void {
-  writeAtomic(doneFile(out, block), '');
+  markBlock(blockMarkers(out), block);
 }

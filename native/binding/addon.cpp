@@ -103,6 +103,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"metricsPixelError", PixelErrorFn},
       {"metricsSurfaceDistances", SurfaceDistances},
       {"metricsWarpingError", WarpingErrorFn},
+      // agglomeration.cpp
+      {"agglomerationFragments", AgglomerationFragments},
+      {"agglomerationRegionGraph", AgglomerationRegionGraph},
+      {"agglomerationAgglomerateGraphs", AgglomerationAgglomerateGraphs},
+      {"agglomerationAgglomerateVolume", AgglomerationAgglomerateVolume},
+      {"agglomerationRelabel", AgglomerationRelabel},
   });
   return exports;
 }

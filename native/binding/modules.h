@@ -41,5 +41,8 @@ Callback SavedDispose, SavedShare, SavedBytes;
 // metrics.cpp
 Callback ConnectedComponents, ThresholdSegmentation, PriorityFlood, AffinityWatershed, BoundaryAffinities, CutTree,
     Rand, Confusion, PixelErrorFn, SurfaceDistances, WarpingErrorFn;
+// agglomeration.cpp
+Callback AgglomerationFragments, AgglomerationRegionGraph, AgglomerationAgglomerateGraphs, AgglomerationAgglomerateVolume,
+    AgglomerationRelabel;
 
 }  // namespace segvol::binding

@@ -39,6 +39,7 @@ struct WatershedOptions {
   // first step with w >= its weight.
   std::vector<std::pair<float, int64_t>> sizeThresholds;
   int64_t minSize = 0;  // smaller segments become background after merging
+  bool spanningTree = true;  // false: no tree (fragments for agglomeration need none)
 };
 struct WatershedResult {
   std::vector<int32_t> segments;  // 1.. in scan order, 0 background

@@ -214,7 +214,9 @@ WatershedResult affinityWatershed(const float* aff, Dims dims, bool threeD, cons
   std::vector<int64_t> size(static_cast<size_t>(r.basins) + 1, 0);
   for (int32_t l : r.segments) ++size[l];
   UnionFind segments(static_cast<int64_t>(r.basins) + 1);
-  for (const RegionEdge& e : regionGraph(g, r.segments)) {
+  // Without size steps nothing merges: the region graph is not needed.
+  const std::vector<RegionEdge> basinGraph = o.sizeThresholds.empty() ? std::vector<RegionEdge>{} : regionGraph(g, r.segments);
+  for (const RegionEdge& e : basinGraph) {
     if (e.weight < o.low) break;
     // The size allowed at this weight: the first step (in decreasing weight) the edge reaches.
     int64_t allowed = 0;
@@ -236,6 +238,7 @@ WatershedResult affinityWatershed(const float* aff, Dims dims, bool threeD, cons
   }
   r.count = relabel(r.segments);
   // 6. The maximum spanning tree of the merged segments.
+  if (!o.spanningTree) return r;
   UnionFind tree(static_cast<int64_t>(r.count) + 1);
   for (const RegionEdge& e : regionGraph(g, r.segments)) {
     if (tree.find(e.a) == tree.find(e.b)) continue;

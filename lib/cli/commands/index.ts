@@ -8,11 +8,12 @@ import { registerInspect } from './inspect';
 import { registerPlot } from './plot';
 import { registerPredict } from './predict';
 import { registerProfile } from './profile';
+import { registerSegment } from './segment';
 import { registerSynth } from './synth';
 import { registerTrain } from './train';
 import { registerWorker } from './worker';
 
 export const commands: ReadonlyArray<(program: Command) => void> = [
-  registerInfo, registerDemo, registerSynth, registerTrain, registerPredict, registerWorker, registerEvaluate, registerConvert, registerInspect,
+  registerInfo, registerDemo, registerSynth, registerTrain, registerPredict, registerSegment, registerWorker, registerEvaluate, registerConvert, registerInspect,
   registerPlot, registerProfile,
 ];
