@@ -2,10 +2,10 @@
 // regions), the labels written to a Zarr array (D, H, W) of int32, one frame per chunk row.
 // Each patch's result (its core) goes to a file of its own, written whole, so a killed run
 // resumes where it stopped, and several processes (array jobs, --block i/n) share the tiles
-// of every sub-volume: each computes its share, waits for the others' files, and then every
-// one of them writes the sub-volume's frames from the tiles' files (the same bytes whoever
-// writes them). Sub-volumes follow each other, since each starts from the last frame the one
-// before labelled. The result equals segmentConsistent's in memory with the same plan.
+// of every sub-volume on the stage runner (lib/inference/stages.ts): each computes its share,
+// then one writes the sub-volume's frames from the tiles' files while the others wait.
+// Sub-volumes follow each other, since each starts from the last frame the one before
+// labelled. The result equals segmentConsistent's in memory with the same plan.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -13,6 +13,7 @@ import { describe, SegvolError } from '../../core/errors';
 import { sliceStatistics } from '../../data/preprocess';
 import { readLabelFrame } from '../../io/labels';
 import { openVolume } from '../../io/volume_array';
+import { blockPart, runStages, type BlockPart, type BlockStage } from '../../inference/stages';
 import { openZarr, writeAtomic, ZarrWriter, type ZarrArray } from '../../io/zarr';
 import { objectsOf, type ConsistentModel } from './inference';
 import {
@@ -26,8 +27,8 @@ export interface ConsistentZarrOptions extends PropagationGeometry, PatchOptions
   reference: string | ArrayLike<number>;
   /** The output Zarr array (D, H, W) of int32 object ids. */
   out: string;
-  /** This process's share of every sub-volume's tiles: tile j is part j mod count's (default the whole). */
-  part?: { index: number; count: number };
+  /** This process's share of every sub-volume's tiles: tile j is part j mod count's (default the whole); 'i/n' or { index, count }. */
+  part?: BlockPart | string;
   /** Go on with an output a stopped run left (default false: an existing output is refused). */
   resume?: boolean;
   /** Pre-processing of the image as the model was trained: 'slice' (each frame standardised, as segvol train does) or 'none' (default). */
@@ -38,8 +39,8 @@ export interface ConsistentZarrOptions extends PropagationGeometry, PatchOptions
   modelId?: string;
   memoryBudget?: number;
   onProgress?: (done: number, total: number) => void;
-  /** A part waiting for other parts' tiles reports it (every minute or so). */
-  onWait?: (slab: number, missing: number) => void;
+  /** A part waiting for the other parts: the stage (a sub-volume's tiles or frames) and its blocks not done yet. */
+  onWait?: (stage: string, missing: number) => void;
   signal?: AbortSignal;
   /** How often a part looks for the other parts' tiles (default 500 ms). */
   pollMs?: number;
@@ -69,7 +70,6 @@ interface RunRecord {
 const stateDir = (out: string) => path.join(out, '.segvol', 'propagation');
 const recordFile = (out: string) => path.join(stateDir(out), 'run.json');
 const tileFile = (out: string, slab: number, ty: number, tx: number) => path.join(stateDir(out), 'tiles', String(slab), `${ty}-${tx}.i32.gz`);
-const slabDone = (out: string, slab: number) => path.join(stateDir(out), 'done', String(slab));
 
 /**
  * Reads patches from a region-readable volume, zeros beyond it; with per-frame statistics
@@ -117,23 +117,12 @@ function sameRecord(a: RunRecord, b: RunRecord): string | undefined {
   return undefined;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) => {
-  const timer = setTimeout(resolve, ms);
-  signal?.addEventListener('abort', () => {
-    clearTimeout(timer);
-    resolve();
-  }, { once: true });
-});
-
 /**
  * Segments a volume into objects propagated from its first frame's labels, from and to storage
  * (see the top of this file). Memory: one patch's work and one frame of labels.
  */
 export async function segmentConsistentZarr(model: ConsistentModel, options: ConsistentZarrOptions): Promise<ConsistentZarrResult> {
-  const part = options.part ?? { index: 0, count: 1 };
-  if (!Number.isInteger(part.count) || part.count < 1 || !Number.isInteger(part.index) || part.index < 0 || part.index >= part.count) {
-    throw new SegvolError('ERR_ARGUMENT', `propagation: expected part i of n with 0 <= i < n, received ${describe(part)}`);
-  }
+  const part = blockPart(options.part, 'propagation');
   const input = await openVolume(options.input);
   const c = model.options.inChannels;
   const shape = input.shape;
@@ -190,33 +179,21 @@ export async function segmentConsistentZarr(model: ConsistentModel, options: Con
   const read = arrayPatchReader(input, c, dims, stats);
   const [ny, nx] = [plan.tiles[0].origins.length, plan.tiles[1].origins.length];
   const tilesPerSlab = ny * nx;
-  const total = plan.slabs.length * tilesPerSlab;
-  let computed = 0, skipped = 0, done = 0;
-  for (let k = 0; k < plan.slabs.length; ++k) {
-    const z0 = plan.slabs[k]!;
-    if (fs.existsSync(slabDone(options.out, k))) {
-      skipped += tilesPerSlab;
-      done += tilesPerSlab;
-      options.onProgress?.(done, total);
-      continue;
-    }
-    const reference = await output.read([z0, 0, 0], [1, H, W]);
-    // This part's tiles of the sub-volume that no run has finished yet.
-    const mine: Array<[number, number]> = [];
-    for (let j = 0; j < tilesPerSlab; ++j) {
+  // The reference frame of the sub-volume at work, read once from the output (the frame the sub-volume before wrote).
+  let reference: { slab: number; frame: Float32Array } | undefined;
+  // Per sub-volume, two stages: its tiles (any part), then its frames from the tiles' files (one block).
+  const stages: BlockStage[] = plan.slabs.flatMap((z0, k) => [{
+    name: `sub-volume ${k + 1}/${plan.slabs.length}: tiles`, blocks: tilesPerSlab, markers: path.join(stateDir(options.out), 'done', `tiles-${k}`),
+    run: async (j: number) => {
+      if (reference?.slab !== k) reference = { slab: k, frame: await output.read([z0, 0, 0], [1, H, W]) };
       const [ty, tx] = [Math.floor(j / nx), j % nx];
-      if (fs.existsSync(tileFile(options.out, k, ty, tx))) {
-        ++skipped;
-        options.onProgress?.(++done, total);
-      } else if (j % part.count === part.index) mine.push([ty, tx]);
-    }
-    for (const [ty, tx] of mine) {
       const single: PropagationPlan = {
         ...plan, slabs: [z0],
         tiles: [{ origins: [plan.tiles[0].origins[ty]!], cores: [plan.tiles[0].cores[ty]!] }, { origins: [plan.tiles[1].origins[tx]!], cores: [plan.tiles[1].cores[tx]!] }],
       };
+      const frame = reference.frame;
       await propagate(model, single, read, {
-        frame: () => Promise.resolve(reference),
+        frame: () => Promise.resolve(frame),
         write: (_, __, ___, labels) => {
           const core = coreOf(single, labels, 0, 0);
           const file = tileFile(options.out, k, ty, tx);
@@ -225,29 +202,21 @@ export async function segmentConsistentZarr(model: ConsistentModel, options: Con
           return Promise.resolve();
         },
       }, { ...options, onProgress: undefined });
-      ++computed;
-      options.onProgress?.(++done, total);
-    }
-    // Every part's tiles of this sub-volume, then its frames.
-    let waited = 0;
-    for (;;) {
-      if (options.signal?.aborted) throw new SegvolError('ERR_ARGUMENT', 'propagation: aborted');
-      let missing = 0;
-      for (let ty = 0; ty < ny; ++ty) for (let tx = 0; tx < nx; ++tx) if (!fs.existsSync(tileFile(options.out, k, ty, tx))) ++missing;
-      if (missing === 0) break;
-      if (part.count === 1) throw new SegvolError('ERR_NATIVE', `propagation: ${missing} tile(s) of sub-volume ${k} are missing after computing them; the output folder may be changing under this run`);
-      const pollMs = options.pollMs ?? 500;
-      waited += pollMs;
-      if (waited % 60000 < pollMs) options.onWait?.(k, missing);
-      await sleep(pollMs, options.signal);
-    }
-    if (!fs.existsSync(slabDone(options.out, k))) {
-      await assembleSlab(options.out, writer, plan, k);
-      fs.mkdirSync(path.dirname(slabDone(options.out, k)), { recursive: true });
-      writeAtomic(slabDone(options.out, k), '');
-    }
-  }
-  return { plan, computed, skipped };
+    },
+  }, {
+    name: `sub-volume ${k + 1}/${plan.slabs.length}: frames`, blocks: 1, markers: path.join(stateDir(options.out), 'done', `frames-${k}`),
+    run: () => assembleSlab(options.out, writer, plan, k),
+  }]);
+  const total = plan.slabs.length * tilesPerSlab;
+  let done = 0;
+  const run = await runStages(stages, {
+    part, resume: true, ...(options.signal ? { signal: options.signal } : {}), ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+    onProgress: (stage) => { if (stage.endsWith('tiles')) options.onProgress?.(++done, total); },
+    onWait: (stage, finished, blocks) => options.onWait?.(stage, blocks - finished),
+  });
+  if (run.stopped) throw new SegvolError('ERR_ARGUMENT', `propagation: aborted; resume to go on (${options.out})`);
+  const tiles = run.stages.filter((r) => r.name.endsWith('tiles'));
+  return { plan, computed: tiles.reduce((n, r) => n + r.computed, 0), skipped: tiles.reduce((n, r) => n + r.skipped, 0) };
 }
 
 async function writeFrame(writer: ZarrWriter, z: number, frame: ArrayLike<number>, H: number, W: number): Promise<void> {
