@@ -80,7 +80,7 @@ export const affinitySynth: FamilySynth = {
     const config = {
       model: { preset, fmaps: 6, seed: o.seed },
       data: { volume: 'volume.npy', labels: 'segments.npy', flip: { z: true, y: true, x: true } },
-      validation: { volume: 'validation_volume.npy', labels: 'validation_segments.npy', windows: 4 },
+      validation: { volume: 'validation_volume.npy', labels: 'validation_segments.npy', windows: 4, every: 50 },
       loss: { kind: 'squaredError', targets: 'affinities' },
       optimizer: { kind: 'adam', lr: 0.001, beta1: 0.95, beta2: 0.999 },
       size, steps: 200, seed: o.seed,
