@@ -277,6 +277,10 @@ test.serial('docs/affinity.md\'s commands: synth --affinities writes its train.j
   const predicted = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'validation_volume.npy'), '--out', out,
     '--probabilities', '--window', '8,36,36']);
   t.is(predicted.status, 0, predicted.err);
+  const labels = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'validation_volume.npy'), '--out', path.join(dir, 'labels.npy')]);
+  t.not(labels.status, 0);
+  t.regex(labels.err, /predicts affinities \(z, y, x\), not classes: add --probabilities/);
+  t.false(fs.existsSync(path.join(dir, 'labels.npy')));
   const affs = readNpy(out);
   t.deepEqual(affs.shape, [3, 20, 52, 52]);
   t.true(affs.data.every((v) => v >= 0 && v <= 1));

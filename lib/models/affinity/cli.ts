@@ -7,7 +7,7 @@ import { describe, SegvolError } from '../../core/errors';
 import { syntheticEm } from '../../data/synthetic';
 import { writeNpy } from '../../io/npy';
 import type { LossConfig } from '../../training/options';
-import type { FamilySynth, FamilyTraining, PaperSettings, TrainConfigObject } from '../family';
+import type { FamilyPredict, FamilySynth, FamilyTraining, PaperSettings, TrainConfigObject } from '../family';
 import { affinityUNetKeys } from './network';
 import { affinitySettings } from './settings';
 
@@ -89,5 +89,16 @@ export const affinitySynth: FamilySynth = {
     fs.writeFileSync(path.join(o.out, 'train.json'), `${JSON.stringify(config, null, 2)}\n`);
     cli.print(`wrote ${path.join(o.out, 'volume.npy')} and segments.npy (instance ids, 0 = membrane), validation_volume.npy and ` +
       `validation_segments.npy (${depth}x${height}x${width}), and train.json`);
+  },
+};
+
+export const affinityPredict: FamilyPredict = {
+  /** The U-Net's channels are affinities, not class probabilities: refused before any window when labels (an argmax) are asked for. */
+  async run(_model, options) {
+    if (!options.probabilities && options.class === undefined) {
+      throw new SegvolError('ERR_ARGUMENT', `${preset} predicts affinities (z, y, x), not classes: add --probabilities to write them as (3, D, H, W), ` +
+        'or --class a for the affinities along one axis (0: z, 1: y, 2: x)');
+    }
+    return false;
   },
 };

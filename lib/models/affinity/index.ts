@@ -2,7 +2,7 @@
 // affinities of each voxel to its neighbours along z, y and x, trained on the
 // affinities of instance labels; the paper's settings, and its command-line pieces.
 import type { ModelFamily } from '../family';
-import { affinitySynth, affinityTraining } from './cli';
+import { affinityPredict, affinitySynth, affinityTraining } from './cli';
 import { affinityPresets } from './network';
 
 export { AffinityUNet, affinityPresets, type AffinityUNetOptions } from './network';
@@ -14,4 +14,5 @@ export const affinityFamily: ModelFamily = {
   presets: affinityPresets,
   synth: affinitySynth,
   training: affinityTraining,
+  predict: affinityPredict,
 };
