@@ -95,7 +95,7 @@ export class Batch {
     const spatial = output.shape.slice(2);
     const channels = targetChannels[kind];
     if (output.rank !== 5 || output.shape[0] !== this.count || output.shape[1] !== channels) {
-      throw new SegvolError('ERR_SHAPE', `batch: the ${kind} targets have ${channels} channels; expected an output (${this.count}, ${channels}, d, h, w), ` +
+      throw new SegvolError('ERR_SHAPE', `batch: targets '${kind}' have ${channels} channels; expected an output (${this.count}, ${channels}, d, h, w), ` +
         `received (${output.shape.join(', ')})`);
     }
     const key = `${kind}:${spatial.join('x')}`;

@@ -173,7 +173,7 @@ export class AffinityUNet extends Model {
   private checkInput(shape: readonly number[]): void {
     if (shape.length !== 5) {
       throw new SegvolError('ERR_SHAPE', `affinityUNet: expected a volume (N, ${this.o.inChannels}, D, H, W), received (${shape.join(', ')})` +
-        (shape.length === 4 ? '; the batch axis is missing: reshape to (1, ...)' : ''));
+        (shape.length === 4 ? '; a (C, D, H, W) volume lacks its batch axis: reshape it to (1, C, D, H, W)' : ''));
     }
   }
 
