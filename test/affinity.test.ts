@@ -252,6 +252,7 @@ async function affinityError(model: ReturnType<typeof loadModel>, image: Float32
 
 test.serial('docs/affinity.md\'s commands: synth --affinities writes its train.json, which trains as written to a model that loadModel reads, predict writes its affinities, and it beats the untrained U-Net on the held-out stack', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-affinity-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   // The default stacks are 24x96x96; smaller ones train the same config (the window fits both).
   const synth = segvol(['synth', '--affinities', '--out', dir, '--size', '20,52,52']);
   t.is(synth.status, 0, synth.err);

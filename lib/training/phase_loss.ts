@@ -19,8 +19,7 @@ function checkLossConfig(c: LossConfig, where: string): void {
   }
   if (targets === 'classes') {
     if (!lossKinds.includes(c.kind as LossKind)) {
-      const hint = targetLossKinds.includes(c.kind as TargetLossKind) && !lossKinds.includes(c.kind as LossKind)
-        ? `; ${c.kind} compares with float targets: add targets: 'affinities'` : '';
+      const hint = targetLossKinds.includes(c.kind as TargetLossKind) ? `; ${c.kind} compares with float targets: add targets: 'affinities'` : '';
       throw new SegvolError('ERR_ARGUMENT', `${where}: expected loss ${lossKinds.join(', ')}, received ${describe(c.kind)}${hint}`);
     }
     return;
