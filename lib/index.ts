@@ -17,6 +17,7 @@ export {
   ops,
   inversePermutation,
   computeLoss,
+  computeTargetLoss,
   type Ops,
   type PerAxis,
   type ConvOptions,
@@ -36,6 +37,8 @@ export {
   type LossOptions,
   type LossNormalization,
   type LossInput,
+  type TargetLossKind,
+  type TargetLossOptions,
   type RnnCellKind,
   type RnnWeights,
   type RnnOptions,
@@ -97,6 +100,8 @@ export {
   type DirectionStates, type Resnet50EncoderOptions, type Assignment, type MatchedSoftIoU, type ConsistentTrainingOptions,
   type ConsistentTrainingResult, type ConsistentEpoch, type ConsistentSplit, type ConsistentSegmentOptions, type ConsistentMemory, type ConsistentModel,
 } from './models/consistent';
+// The MALA U-Net predicting affinities
+export { AffinityUNet, affinitySettings, type AffinityUNetOptions, type AffinityTrainingSettings } from './models/affinity';
 
 export { classWeightsFromCounts, classWeightsFromStatistics, type ClassWeighting, type ClassStatistics } from './training/losses';
 export { Optimizer, type OptimizerConfig, type OptimizerKind } from './training/optimizers';
@@ -113,6 +118,8 @@ export { estimateStepMemory, formatBytes, type StepMemory } from './training/mem
 
 export { VolumeSampler, MultiSampler, classCounts, classStatistics, type DataSource, type SampledWindow, type VolumeSamplerOptions, type Size3 } from './data/samplers';
 export { syntheticEm, type SyntheticEm, type SyntheticEmOptions } from './data/synthetic';
+export { affinities, affinityMask } from './data/affinities';
+export type { TargetKind } from './training/targets';
 export {
   normalizeSlices, normalizeNonzero, gaussianBlur2d, gaussianKernel, clahe, mrPreprocess, preprocessVolume, preprocessZeroingNonFinite, type Normalization,
 } from './data/preprocess';

@@ -108,7 +108,7 @@ test('a network family imports generic folders and itself only; only the registr
   const graph = libGraph(true);
   const familyOf = (file: string) => (/^models\/([^/]+)\//.exec(file) ?? [])[1];
   const families = new Set([...graph.keys()].map(familyOf).filter((f): f is string => f !== undefined));
-  t.deepEqual([...families].sort(), ['consistent', 'convnets', 'mri', 'pyramid']);
+  t.deepEqual([...families].sort(), ['affinity', 'consistent', 'convnets', 'mri', 'pyramid']);
   const wrong: string[] = [];
   for (const [file, deps] of graph) {
     const own = familyOf(file);
@@ -126,7 +126,7 @@ test('a network family imports generic folders and itself only; only the registr
 test('the CLI names no family: no family import, no instanceof on a model class, no family or preset name in its code', (t) => {
   const cli = sources().filter((f) => rel(f).startsWith('cli/'));
   t.true(cli.length >= 10, 'one file per command');
-  const names = /\b(pyramid\w*|convnets?|znn\w*|n4|vd2d\w*|mri|brats?\w*|crossModality\w*|consistent\w*|resnet\w*|PyraMiD\w*)\b/i;
+  const names = /\b(pyramid\w*|convnets?|znn\w*|n4|vd2d\w*|mri|brats?\w*|crossModality\w*|consistent\w*|resnet\w*|PyraMiD\w*|affinityUNet\w*|mala)\b/i;
   const wrong: string[] = [];
   for (const file of cli) {
     code(file).split('\n').forEach((line, i) => {

@@ -6,7 +6,7 @@
 //   everything else: one or two float32 roundings, 1e-5 + 1e-5.
 //   finite differences: float32 forward passes, step 1e-2 (smooth ops) or
 //     1e-3 (max, where the step must stay inside the gap between values).
-import { computeLoss, matchedSoftIoU, Tensor, type ConvOptions, type ConvTransposeOptions, type Device } from '../lib';
+import { computeLoss, computeTargetLoss, matchedSoftIoU, Tensor, type ConvOptions, type ConvTransposeOptions, type Device, type TargetLossKind } from '../lib';
 import { reference, type OpsWithBackward as Ops } from '../lib/testing';
 import type { InputSpec, OpCase } from './harness';
 
@@ -27,6 +27,50 @@ function lossOf(o: Ops, x: Tensor): Tensor {
   const y = o.loss(p, l.labels, { kind: 'crossEntropy', mask: l.mask, classWeights: l.weights, normalize: 'voxels' });
   for (const t of [p, l.labels, l.mask, l.weights]) t.dispose();
   return y;
+}
+
+/** Float targets (0 or 1, as affinities), per-entry weights and a mask for the target-loss cases: (2, 3, 2, 2, 2). */
+function targetData(device: Device) {
+  const n = 48;
+  const shape = [2, 3, 2, 2, 2];
+  return {
+    targets: Tensor.fromArray(Float32Array.from({ length: n }, (_, i) => ((i * 5) % 3 === 0 ? 1 : 0)), shape, { device }),
+    weights: Tensor.fromArray(Float32Array.from({ length: n }, (_, i) => 0.5 + ((i * 3) % 4) * 0.5), shape, { device }),
+    mask: Tensor.fromArray(Float32Array.from({ length: n }, (_, i) => (i % 7 === 3 ? 0 : 1)), shape, { device }),
+  };
+}
+
+/** A sigmoid, then a loss against float targets: what the affinity U-Net trains with. */
+function targetLossCase(kind: TargetLossKind, normalize: 'weights' | 'voxels'): OpCase {
+  const run = (o: Ops, x: Tensor) => {
+    const p = o.sigmoid(x);
+    const d = targetData(x.device);
+    return { p, d, options: { kind, normalize, weights: d.weights, mask: d.mask } };
+  };
+  const free = (p: Tensor, d: ReturnType<typeof targetData>) => {
+    for (const t of [p, d.targets, d.weights, d.mask]) t.dispose();
+  };
+  return {
+    name: `sigmoid then the ${kind} against float targets (weighted, masked, normalized by ${normalize})`,
+    inputs: { x: { shape: [2, 3, 2, 2, 2] } },
+    forward: (o, v) => {
+      const { p, d, options } = run(o, v.x!);
+      const y = o.targetLoss(p, d.targets, options);
+      free(p, d);
+      return y;
+    },
+    backward: (o, v, _y, dy) => {
+      const { p, d, options } = run(o, v.x!);
+      const g = computeTargetLoss(p, d.targets, options);
+      const scaled = o.scale(g.grad, dy.toArray()[0]!);
+      const dx = o.activationBackward('sigmoid', v.x!, p, scaled);
+      free(p, d);
+      for (const t of [g.grad, scaled]) t.dispose();
+      return { x: dx };
+    },
+    tolerance: { abs: 1e-6, rel: 1e-5 },
+    finiteDifference: { step: 1e-2, tolerance: { abs: 1e-4, rel: 1e-2 } },
+  };
 }
 
 const convTol = { abs: 1e-4, rel: 1e-4 };
@@ -331,6 +375,8 @@ export const opCases: OpCase[] = [
     tolerance: { abs: 1e-6, rel: 1e-5 },
     finiteDifference: { step: 1e-2, tolerance: { abs: 1e-4, rel: 1e-2 } },
   },
+  targetLossCase('squaredError', 'voxels'),
+  targetLossCase('binaryCrossEntropy', 'weights'),
   {
     name: 'flip axes 2 and 4 of a 5D volume',
     inputs: { x: { shape: [1, 2, 3, 4, 5] } },

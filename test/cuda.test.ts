@@ -238,3 +238,22 @@ cudaTest('cuda: layers.lstm (ragged, bidirectional, projected) and layers.convLs
     gpu.dw.forEach((g, i) => assertClose(t, g, cpu.dw[i]!, { abs: 1e-5, rel: 1e-4 }, `parameter ${i}`));
   }
 });
+
+cudaTest('cuda: the affinity U-Net (both up-samplings) trains on affinity targets as on the cpu', async (t) => {
+  const D = 16, H = 24, W = 24;
+  // Two objects split by a membrane plane across x, and an image that shows it.
+  const labels = Float32Array.from({ length: D * H * W }, (_, i) => (i % W === 11 ? 0 : i % W < 11 ? 1 : 2));
+  const volume = Float32Array.from(labels, (v, i) => (v === 0 ? -1 : 0.5 + 0.1 * Math.sin(i)));
+  for (const upsample of ['transposedConv', 'nearest'] as const) {
+    const run = async (device: 'cpu' | 'cuda') => {
+      const model = presets.affinityUNet({ fmaps: 2, upsample, seed: 4 }).to(device);
+      const losses: number[] = [];
+      await new Trainer(model, { loss: { kind: 'binaryCrossEntropy', targets: 'affinities', classWeights: 'inverseFrequency' }, optimizer: { kind: 'adam', lr: 0.01 }, seed: 5 })
+        .fit({ data: new VolumeSampler({ volume, shape: [1, D, H, W], labels }), size: [16, 20, 20], steps: 3, onProgress: (p) => losses.push(p.loss) });
+      return { losses, weights: [...model.namedParameters().values()].map((p) => p.toArray()) };
+    };
+    const cpu = await run('cpu'), gpu = await run('cuda');
+    assertClose(t, Float32Array.from(gpu.losses), Float32Array.from(cpu.losses), { abs: 1e-5, rel: 1e-4 }, `${upsample}: losses`);
+    gpu.weights.forEach((w, i) => assertClose(t, w, cpu.weights[i]!, { abs: 1e-5, rel: 1e-4 }, `${upsample}: parameter ${i}`));
+  }
+});

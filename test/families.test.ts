@@ -12,8 +12,8 @@ import {
 } from '../lib';
 import { optimized } from '../lib/testing';
 
-test('the registry lists the four families; every preset and layer type is found, and a model file finds its family', (t) => {
-  t.deepEqual(families.map((f) => f.name), ['pyramid', 'convnets', 'mri', 'consistent']);
+test('the registry lists the five families; every preset and layer type is found, and a model file finds its family', (t) => {
+  t.deepEqual(families.map((f) => f.name), ['pyramid', 'convnets', 'mri', 'consistent', 'affinity']);
   for (const name of Object.keys(presets)) t.truthy(families.find((f) => name in f.presets), `preset ${name} has a family`);
   for (const type of ['pyramidLstm', 'crossModality', 'consistentConvLstm', 'conv', 'lstm', 'convLstm']) t.is(typeof (layers as Record<string, unknown>)[type], 'function', type);
   t.is(familyOf(presets.vd2d({ seed: 1 }))?.name, 'convnets');

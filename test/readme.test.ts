@@ -32,7 +32,7 @@ function consumerProject(): string {
 
 const tsBlocks = blocks.filter((b) => b.lang === 'ts').map((b, k) => ({ name: `README TypeScript block ${k + 1}`, file: `example${k + 1}.ts`, code: b.code }));
 // The TypeScript blocks of the docs pages that promise runnable examples run the same way.
-const docBlocks = ['mri.md', 'consistent.md', 'metrics.md'].flatMap((page) => [...fs.readFileSync(path.join(root, 'docs', page), 'utf8').matchAll(/```(\w+)\n([\s\S]*?)```/g)]
+const docBlocks = ['mri.md', 'consistent.md', 'metrics.md', 'affinity.md'].flatMap((page) => [...fs.readFileSync(path.join(root, 'docs', page), 'utf8').matchAll(/```(\w+)\n([\s\S]*?)```/g)]
   .filter((m) => m[1] === 'ts').map((m, k) => ({ name: `docs/${page} TypeScript block ${k + 1}`, file: `${page.replace('.md', '')}${k + 1}.ts`, code: m[2]! })));
 
 for (const block of [...tsBlocks, ...docBlocks]) {

@@ -71,7 +71,7 @@ const genericSchema: Readonly<Record<string, readonly string[]>> = {
   'data.flip': ['z', 'y', 'x'],
   'data.classAware': ['label', 'minVoxels', 'tries'],
   checkpoint: ['path', 'every'],
-  loss: ['kind', 'input', 'classWeights', 'weightsFrom', 'normalize'],
+  loss: ['kind', 'targets', 'input', 'classWeights', 'weightsFrom', 'normalize'],
   'phases[]': ['name', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule', 'lr', 'filter'],
   'phases[].filter': ['containsClass', 'minVoxels', 'tries'],
   'stages[]': ['size', 'updates', 'epochs'],
@@ -179,10 +179,10 @@ export function readTrainConfig(file: string): TrainConfig {
   return parseTrainConfig(text, file);
 }
 
-/** The config's model, built from its preset. */
-export function buildModel(config: TrainConfig): ModelBase {
+/** The config's model, built from its preset (the paper's network options first, when its settings give them). */
+export function buildModel(config: TrainConfig, settings?: PaperSettings): ModelBase {
   const { preset, ...options } = config.model;
-  return familyOfConfig(config).presets[preset]!(options as never);
+  return familyOfConfig(config).presets[preset]!({ ...settings?.model, ...options } as never);
 }
 
 /** The paper's settings the config asks for (settings: 'paper'), or undefined. */

@@ -49,7 +49,7 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
     }
     claimCheckpoint(config.checkpoint.path, options, cli);
   }
-  const model = buildModel(config).to(options.device);
+  const model = buildModel(config, settings).to(options.device);
   const ownLoop = familyOfConfig(config).training?.fit;
   if (ownLoop) {
     await ownLoop({
@@ -69,10 +69,12 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
   if (prepared) loaded = prepared;
   const { data, validation, info } = loaded;
   const phases = phasesOf(config, settings);
-  const lastSize = phases?.[phases.length - 1]?.size ?? config.size;
+  const size = config.size ?? (config.outputSize ? undefined : settings?.size);
+  const lastSize = phases?.[phases.length - 1]?.size ?? size;
   model.info = { ...info, ...(lastSize ? { window: [...lastSize] as [number, number, number] } : {}) };
-  const optimizer = config.optimizer ?? settings?.trainer?.optimizer;
-  const loss = config.loss ?? settings?.trainer?.loss;
+  const defaults = familyOfConfig(config).training?.defaults?.(config);
+  const optimizer = config.optimizer ?? settings?.trainer?.optimizer ?? defaults?.optimizer;
+  const loss = config.loss ?? settings?.trainer?.loss ?? defaults?.loss;
   const trainer = new Trainer(model, {
     ...(loss ? { loss } : {}), ...(optimizer ? { optimizer } : {}),
     ...(config.schedule ? { schedule: config.schedule } : {}), ...(config.clipGradients ? { clipGradients: config.clipGradients } : {}),
@@ -84,14 +86,14 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
   }
   const bar = cli.progress(`${label}training`);
   const v = config.validation;
-  const outputSize = config.outputSize ?? (config.size ? undefined : settings?.outputSize);
+  const outputSize = config.outputSize ?? (config.size || settings?.size ? undefined : settings?.outputSize);
   const fitOptions: FitOptions = {
     data, signal: options.signal,
     onProgress: (p) => bar.update(p.step / p.totalSteps, `step ${p.step}/${p.totalSteps}${p.phases > 1 ? ` (${p.phaseName})` : ''}  ` +
       `loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ${Math.round(p.voxelsPerSecond).toLocaleString('en-US')} voxels/s  ` +
       `${p.validation !== undefined ? `validation ${p.validation.toFixed(4)}  ` : ''}eta ${cli.duration(p.etaSeconds)}`),
     ...(phases ? { phases } : {}), ...(config.epochs ? { epochs: config.epochs } : {}), ...(config.steps ? { steps: config.steps } : {}),
-    ...(config.size ? { size: config.size } : {}), ...(outputSize ? { outputSize } : {}),
+    ...(size ? { size } : {}), ...(outputSize ? { outputSize } : {}),
     ...(config.stepsPerEpoch ? { stepsPerEpoch: config.stepsPerEpoch } : {}),
     ...(config.batchSize ? { batchSize: config.batchSize } : {}), ...(config.checkpoint ? { checkpoint: config.checkpoint } : {}),
     ...(v && validation ? {

@@ -77,9 +77,13 @@ export interface LoadedTrainingData {
 
 /** The paper's settings a config asks for (settings: 'paper'), as defaults the config's own keys override. */
 export interface PaperSettings {
+  /** The paper's network: options of the config's preset, which the config's model keys override. */
+  model?: Record<string, unknown>;
   trainer?: Pick<TrainerOptions, 'loss' | 'optimizer'>;
   /** Phases, when the paper trains in several (they replace the config's single phase). */
   phases?: Phase[];
+  /** The input window, or the output window (a config's size or outputSize replaces either). */
+  size?: Size3;
   outputSize?: Size3;
   /** Data defaults: normalisation and augmentation. */
   normalize?: Normalization;
@@ -106,6 +110,8 @@ export interface FamilyTraining {
   paperPresets?: readonly string[];
   /** settings: 'paper' for this preset; undefined if the family has no paper settings for it. */
   paperSettings?(config: TrainConfigObject): PaperSettings | undefined;
+  /** What the preset trains with when neither the config nor its paper settings say (a loss on the targets it predicts). */
+  defaults?(config: TrainConfigObject): Pick<TrainerOptions, 'loss' | 'optimizer'> | undefined;
   /** Loads the config's data when the family owns its form (data.brats); undefined otherwise. */
   loadData?(config: TrainConfigObject, baseDir: string, cli: CliContext): LoadedTrainingData | undefined;
   /**

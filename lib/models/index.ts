@@ -6,6 +6,7 @@
 import { layers as genericLayers } from '../nn/layers';
 import type { LayerBuilder } from '../nn/layer';
 import type { ModelBase } from '../nn/model';
+import { affinityFamily, affinityPresets } from './affinity';
 import { consistentFamily, consistentLayers, consistentPresets } from './consistent';
 import { convnetsFamily, znnPresets } from './convnets';
 import type { ModelFamily } from './family';
@@ -17,10 +18,11 @@ export * from './pyramid';
 export * from './convnets';
 export * from './mri';
 export * from './consistent';
+export * from './affinity';
 export type * from './family';
 
 /** Every family, the default (the first) leading: its demo and synthetic data are the CLI's defaults. */
-export const families: readonly ModelFamily[] = [pyramidFamily, convnetsFamily, mriFamily, consistentFamily];
+export const families: readonly ModelFamily[] = [pyramidFamily, convnetsFamily, mriFamily, consistentFamily, affinityFamily];
 
 /** The networks of the source papers, ready to train: presets.pyramidNet({...}), presets.vd2d3d({...}), ... */
 export const presets = {
@@ -28,6 +30,7 @@ export const presets = {
   ...znnPresets,
   ...mriPresets,
   ...consistentPresets,
+  ...affinityPresets,
 };
 
 /** Every layer builder: the generic ones (lib/nn) and the families' own. */

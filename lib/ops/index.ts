@@ -10,6 +10,7 @@ import { convolutionOps } from './convolution';
 import { elementwiseOps } from './elementwise';
 import { layoutOps } from './layout';
 import { lossOps } from './loss';
+import { targetLossOps } from './target_loss';
 import { normalizationOps } from './normalization';
 import { optimizerOps } from './optimizer';
 import { poolingOps } from './pooling';
@@ -26,10 +27,11 @@ export type { UpsampleModeName as UpsampleMode } from '../core/native';
 export type { UpdateRule, UpdateHyperparameters } from './optimizer';
 export { argmaxClasses } from './reduce';
 export { lossKinds, computeLoss, checkProbabilities, type LossKind, type LossInput, type LossOptions, type LossNormalization } from './loss';
+export { targetLossKinds, computeTargetLoss, type TargetLossKind, type TargetLossOptions } from './target_loss';
 
 function families(impl: ImplementationName) {
   return [convolutionOps(impl), poolingOps(impl), normalizationOps(impl), elementwiseOps(impl), layoutOps(impl), clstmOps(impl), rnnOps(impl),
-    lossOps(impl), reduceOps(impl), optimizerOps(impl)] as const;
+    lossOps(impl), targetLossOps(impl), reduceOps(impl), optimizerOps(impl)] as const;
 }
 
 type Families = ReturnType<typeof families>;

@@ -5,6 +5,7 @@ import type { SampledWindow, Size3 } from '../data/samplers';
 import { SegvolError } from '../core/errors';
 import { Tensor, type Device } from '../core/tensor';
 import { ops } from '../ops';
+import { targetChannels, windowTargets, type TargetKind } from './targets';
 
 /** Stacks (C, d, h, w) windows into (N, C, d, h, w). */
 function stack(parts: readonly Float32Array[]): Float32Array {
@@ -43,6 +44,7 @@ export class Batch {
   private readonly labelData: Float32Array;
   private readonly maskData: Float32Array | undefined;
   private readonly cut = new Map<string, { labels: Tensor; mask: Tensor | undefined }>();
+  private readonly computed = new Map<string, { values: Tensor; mask: Tensor | undefined }>();
 
   /** names maps each model input to the data source's input of that window. */
   constructor(windows: readonly SampledWindow[], size: Size3, channels: Readonly<Record<string, number>>,
@@ -84,6 +86,41 @@ export class Batch {
     return cropWindow(this.labelData, this.count, this.size, this.offsetOf(outputSize), outputSize);
   }
 
+  /**
+   * Targets computed from the labels for an output (N, C, d', h', w'): each window's
+   * targets (affinities) on its whole input window, cut to the output window, stacked as
+   * (N, C, d', h', w'); with the mask of entries that are defined (undefined when all are).
+   */
+  targets(output: Tensor, kind: Exclude<TargetKind, 'classes'>): { values: Tensor; mask: Tensor | undefined } {
+    const spatial = output.shape.slice(2);
+    const channels = targetChannels[kind];
+    if (output.rank !== 5 || output.shape[0] !== this.count || output.shape[1] !== channels) {
+      throw new SegvolError('ERR_SHAPE', `batch: targets '${kind}' have ${channels} channels; expected an output (${this.count}, ${channels}, d, h, w), ` +
+        `received (${output.shape.join(', ')})`);
+    }
+    const key = `${kind}:${spatial.join('x')}`;
+    let made = this.computed.get(key);
+    if (!made) {
+      const offset = this.offsetOf(spatial);
+      const voxels = this.size[0] * this.size[1] * this.size[2];
+      const values: Float32Array[] = [], masks: Float32Array[] = [];
+      for (let b = 0; b < this.count; ++b) {
+        const window = windowTargets(kind, this.labelData.subarray(b * voxels, (b + 1) * voxels), this.size, this.maskData?.subarray(b * voxels, (b + 1) * voxels));
+        // (C, d, h, w) of one window is C volumes: cut each to the output window.
+        values.push(cropWindow(window.values, channels, this.size, offset, spatial));
+        masks.push(cropWindow(window.mask, channels, this.size, offset, spatial));
+      }
+      const shape = [this.count, channels, ...spatial];
+      const mask = stack(masks);
+      made = {
+        values: Tensor.fromArray(stack(values), shape, { device: this.device }),
+        mask: mask.every((m) => m === 1) ? undefined : Tensor.fromArray(mask, shape, { device: this.device }),
+      };
+      this.computed.set(key, made);
+    }
+    return made;
+  }
+
   dispose(): void {
     for (const t of Object.values(this.inputs)) t.dispose();
     for (const { labels, mask } of this.cut.values()) {
@@ -91,6 +128,11 @@ export class Batch {
       mask?.dispose();
     }
     this.cut.clear();
+    for (const { values, mask } of this.computed.values()) {
+      values.dispose();
+      mask?.dispose();
+    }
+    this.computed.clear();
   }
 
   private offsetOf(outputSize: readonly number[]): number[] {

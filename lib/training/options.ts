@@ -4,20 +4,29 @@
 import type { Tensor } from '../core/tensor';
 import type { DataSource, Size3 } from '../data/samplers';
 import type { MemorySchedule } from '../nn/layer';
-import type { LossInput, LossKind, LossNormalization } from '../ops';
+import type { LossInput, LossKind, LossNormalization, TargetLossKind } from '../ops';
 import type { Batch } from './batch';
 import type { ClassWeighting } from './losses';
 import type { OptimizerConfig } from './optimizers';
 import type { Schedule } from './schedules';
 import type { GradientClipping } from './step';
+import type { TargetKind } from './targets';
 import type { ValidationMetric } from './validation';
 
 export interface LossConfig {
-  kind: LossKind;
+  /** A LossKind against class ids; with targets 'affinities', 'squaredError' or 'binaryCrossEntropy' (TargetLossKind). */
+  kind: LossKind | TargetLossKind;
+  /**
+   * What the output is compared with: 'classes' (default), the labels as class ids; 'affinities',
+   * the affinities of the labels as instance ids (0 = boundary), computed per window: the model
+   * outputs 3 channels (z, y, x) in [0, 1].
+   */
+  targets?: TargetKind;
   /** What the model outputs: class probabilities (default; checked) or raw scores, 'logits' (PyTorch's cross_entropy). */
   input?: LossInput;
+  /** With targets 'affinities', the weights of affinity 0 and 1 (numbers, 'inverseFrequency' or 'medianCount'), from each batch. */
   classWeights?: ClassWeighting;
-  /** Where computed class weights come from: each batch, or all the data once (default 'global'). */
+  /** Where computed class weights come from: each batch, or all the data once (default 'global'; 'patch' for computed targets). */
   weightsFrom?: 'patch' | 'global';
   /** 'weights' (default): the weighted mean; 'voxels': divided by the output voxels (ZNN). */
   normalize?: LossNormalization;

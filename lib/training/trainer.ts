@@ -107,6 +107,7 @@ export class Trainer extends EventEmitter {
     rejectUnknown(options, fitKeys, 'fit');
     const plans = this.plans(options);
     const validator = options.validation === undefined ? undefined : new Validator(this.model, options.validation);
+    validator?.checkPlans(plans);
     if (validator) validator.state = this.validationState;
     const logFile = options.log === false ? undefined : options.log ?? (options.checkpoint ? `${withoutExtension(options.checkpoint.path)}.log.jsonl` : undefined);
     // A run that starts from step 0 (not resumed) starts a new log rather than appending to an old one.

@@ -94,6 +94,16 @@ export class Validator {
     this.names = inputNames(model, options.data, 'fit: validation');
   }
 
+  /** Refuses a segmentation measure for phases whose loss compares with computed targets (affinities): they have no classes to score. */
+  checkPlans(plans: readonly Plan[]): void {
+    if (this.metric === 'loss') return;
+    const other = plans.find((p) => p.loss.comparesClasses === false);
+    if (other) {
+      throw new SegvolError('ERR_ARGUMENT', `fit: validation: metric '${this.metric}' scores the most probable class per voxel, but ${other.name}'s loss ` +
+        "compares with targets computed from the labels (affinities); use metric 'loss'");
+    }
+  }
+
   /** Whether a score is due after this many steps of the phase. */
   due(plan: Plan, stepInPhase: number): boolean {
     return stepInPhase % (this.options.every ?? plan.stepsPerEpoch) === 0 || stepInPhase === plan.steps;
