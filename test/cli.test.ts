@@ -271,7 +271,7 @@ test('segvol predict with a consistent ConvLSTM model: objects of a reference fr
   const bad = segvol(['predict', '--model', path.join(dir, 'model.safetensors'), '--in', path.join(dir, 'volume.npy'), '--out', path.join(dir, 'x.npy'),
     '--reference', path.join(dir, 'small.npy'), '--window', '3']);
   t.is(bad.status, 1);
-  t.regex(bad.err, /the reference .*small\.npy is \(1, 10, 10\); its frames must be 40x48 like the volume's/);
+  t.regex(bad.err, /the reference .*small\.npy has frames of \(10, 10\); they must be 40x48 like the volume's/);
   t.false(fs.existsSync(path.join(dir, 'x.npy')), 'nothing written');
   fs.rmSync(dir, { recursive: true });
 });
