@@ -4,7 +4,7 @@
 // written once to --dir); the network is untrained (time and memory do not depend on the
 // weights). A stopped run goes on where it stopped when run again (the output resumes);
 // its earlier processes' times and peaks are kept in the run's log and summed.
-//   --size D,H,W (default 100,1024,1024)  --cells N (default 1200)  --window T,h,w (default 8,448,448)
+//   --size D,H,W (default 100,1024,1024)  --cells N (default 1300)  --window T,h,w (default 8,448,448)
 //   --hidden h (default 8, every level)  --passes n (default 1)  --budget 12G  --dir <folder>
 //   --smoke: a small volume, to check the suite.
 import { spawnSync } from 'node:child_process';
@@ -137,7 +137,7 @@ export const consistent: Suite = {
       await propagationCase(JSON.parse(value('--case')!) as CaseOptions);
       return;
     }
-    const geometry: Geometry = { size: triple(value('--size'), smoke ? [6, 600, 600] : [100, 1024, 1024]), cells: Number(value('--cells') ?? (smoke ? 60 : 1200)), seed: 1 };
+    const geometry: Geometry = { size: triple(value('--size'), smoke ? [6, 600, 600] : [100, 1024, 1024]), cells: Number(value('--cells') ?? (smoke ? 60 : 1300)), seed: 1 };
     fs.mkdirSync(dir, { recursive: true });
     const dataFile = path.join(dir, 'data.json');
     const existing = fs.existsSync(dataFile) ? JSON.parse(fs.readFileSync(dataFile, 'utf8')) as Geometry & { fewestObjectsPerFrame: number } : undefined;
