@@ -3,7 +3,7 @@
 // RSS and the time of the process that does it. The data is synthetic (EM-like Voronoi cells,
 // written once to --dir); the network is untrained (time and memory do not depend on the
 // weights). A stopped run goes on where it stopped when run again (the output resumes);
-// its earlier processes' times and peaks are kept in the run's log and summed.
+// every process records its time and peak after each patch (in <dir>/runs/), and the summary adds them up.
 //   --size D,H,W (default 100,1024,1024)  --cells N (default 1300)  --window T,h,w (default 8,448,448)
 //   --hidden h (default 8, every level)  --passes n (default 1)  --budget 12G  --dir <folder>
 //   --smoke: a small volume, to check the suite.
@@ -110,15 +110,23 @@ async function propagationCase(o: CaseOptions): Promise<void> {
   const [, H, W] = truth.shape as [number, number, number];
   const first = await truth.read([0, 0, 0], [1, H, W]);
   const start = Date.now();
+  // This process's record, rewritten after every patch so that a run stopped by a kill still counts its time and peak.
+  const record = path.join(o.dir, 'runs', `${start}-${process.pid}.json`);
+  fs.mkdirSync(path.dirname(record), { recursive: true });
+  const note = (extra: object) => fs.writeFileSync(record, JSON.stringify({ seconds: (Date.now() - start) / 1000, peak_rss_gib: process.resourceUsage().maxRSS / 2 ** 20, ...extra }));
   const r = await segmentConsistentZarr(model, {
     input: path.join(o.dir, 'em.zarr'), reference: first, out: path.join(o.dir, 'labels.zarr'), resume: true, normalize: 'slice',
     frames: o.window[0], tile: [o.window[1], o.window[2]], passes: o.passes, memoryBudget: o.budget, modelId: `untrained hidden ${o.hidden}`,
-    onProgress: (done, total) => { if (done % 10 === 0 || done === total) console.error(`patch ${done}/${total} after ${((Date.now() - start) / 1000).toFixed(0)} s`); },
+    onProgress: (done, total) => {
+      note({ done, total });
+      console.error(`patch ${done}/${total} after ${((Date.now() - start) / 1000).toFixed(0)} s, peak RSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`);
+    },
   });
-  console.log(JSON.stringify({
-    seconds: (Date.now() - start) / 1000, peak_rss_gib: process.resourceUsage().maxRSS / 2 ** 20, computed: r.computed, skipped: r.skipped,
-    tiles: [r.plan.tiles[0].origins.length, r.plan.tiles[1].origins.length], slabs: r.plan.slabs.length, patch: r.plan.patch,
-  }));
+  const summary = {
+    computed: r.computed, skipped: r.skipped, tiles: [r.plan.tiles[0].origins.length, r.plan.tiles[1].origins.length], slabs: r.plan.slabs.length, patch: r.plan.patch,
+  };
+  note({ finished: true, ...summary });
+  console.log(JSON.stringify(summary));
   model.dispose();
 }
 
@@ -142,7 +150,7 @@ export const consistent: Suite = {
     const dataFile = path.join(dir, 'data.json');
     const existing = fs.existsSync(dataFile) ? JSON.parse(fs.readFileSync(dataFile, 'utf8')) as Geometry & { fewestObjectsPerFrame: number } : undefined;
     if (!existing || JSON.stringify(existing.size) !== JSON.stringify(geometry.size) || existing.cells !== geometry.cells) {
-      for (const name of ['em.zarr', 'truth.zarr', 'labels.zarr', 'runs.jsonl', 'data.json']) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+      for (const name of ['em.zarr', 'truth.zarr', 'labels.zarr', 'runs', 'data.json']) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
       const t0 = Date.now();
       await writeSyntheticStack(dir, geometry, (line) => console.error(line));
       console.error(`synthetic stack written in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
@@ -155,16 +163,15 @@ export const consistent: Suite = {
       console.log(JSON.stringify({ case: 'consistent propagation', error: `the propagation process exited with ${child.status}; run again to resume` }));
       return;
     }
-    const run = JSON.parse(child.stdout.trim().split('\n').pop()!) as { seconds: number; peak_rss_gib: number; computed: number; skipped: number; tiles: number[]; slabs: number; patch: number[] };
-    fs.appendFileSync(path.join(dir, 'runs.jsonl'), `${JSON.stringify(run)}\n`);
-    const runs = fs.readFileSync(path.join(dir, 'runs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as typeof run);
+    const run = JSON.parse(child.stdout.trim().split('\n').pop()!) as { computed: number; skipped: number; tiles: number[]; slabs: number; patch: number[] };
+    // Every process of this run, finished or stopped: their times add up, the peak is the largest.
+    const runs = fs.readdirSync(path.join(dir, 'runs')).map((f) => JSON.parse(fs.readFileSync(path.join(dir, 'runs', f), 'utf8')) as { seconds: number; peak_rss_gib: number; done?: number });
     const truth = await openZarr(path.join(dir, 'truth.zarr'));
     console.log(JSON.stringify({
       case: `consistent ConvLSTM (hidden ${options.hidden}, untrained), ${truth.shape.join('x')} EM, ${data.fewestObjectsPerFrame}+ objects per frame, ` +
         `patches ${run.patch.join('x')} in ${run.tiles.join('x')} tiles x ${run.slabs} sub-volumes, ${options.passes} pass(es)`,
       seconds: Math.round(runs.reduce((s, r) => s + r.seconds, 0)), processes: runs.length,
       peak_rss_gib: Math.round(Math.max(...runs.map((r) => r.peak_rss_gib)) * 100) / 100, budget_gib: options.budget / 2 ** 30,
-      patches: runs.reduce((s, r) => s + r.computed, 0),
     }));
   },
 };
