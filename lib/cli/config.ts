@@ -4,10 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, SegvolError } from '../core/errors';
-import { checkSchema, listOf, rejectUnknown } from '../core/validate';
-import { preprocessVolume, type Normalization } from '../data/preprocess';
-import { VolumeSampler, type Size3, type VolumeSamplerOptions } from '../data/samplers';
-import { readVolume, stackModalities, type Volume } from '../io/volume_io';
+import { checkSchema, listOf, oneOf, rejectUnknown, size3 } from '../core/validate';
+import type { Normalization } from '../data/preprocess';
+import { rotations, type Rotation, type Size3, type VolumeSamplerOptions } from '../data/samplers';
+import { checkStacks, loadStack, stackKeys, stacksSampler, type LoadedStack, type StackConfig } from '../data/stacks';
 import { families, familyOfPreset } from '../models';
 import type { CliContext, LoadedTrainingData, ModelFamily, PaperSettings, TrainConfigObject } from '../models/family';
 import type { ModelBase, ModelInfo } from '../nn/model';
@@ -27,8 +27,13 @@ export interface TrainConfig extends TrainConfigObject, Omit<Phase, 'name' | 'da
     volume?: string | string[];
     labels?: string;
     mask?: string;
+    /** Or several stacks, each window drawn from one of them (by weights, default in proportion to their voxels). */
+    stacks?: StackConfig[];
+    weights?: number[];
     flip?: { z?: boolean; y?: boolean; x?: boolean };
+    /** rotate: true is rotation 'any'. */
     rotate?: boolean;
+    rotation?: Rotation;
     classAware?: { label: number; minVoxels?: number; tries?: number };
     /** 'slice' (default): per-slice standardisation; 'mr': the paper's MR pipeline; 'nonzero'; 'none'. Recorded in the model file. */
     normalize?: Normalization;
@@ -40,12 +45,20 @@ export interface TrainConfig extends TrainConfigObject, Omit<Phase, 'name' | 'da
     volume?: string | string[];
     labels?: string;
     mask?: string;
+    stacks?: StackConfig[];
+    weights?: number[];
     windows?: number;
     size?: Size3;
     every?: number;
     metric?: 'loss' | 'dice' | 'meanIU' | 'accuracy';
     patience?: number;
   } & Record<string, unknown>;
+  /**
+   * Held-out stacks predicted after training (normalised like data), each scored by its
+   * pixel error (argmax against the labels); with out, the predictions and the model's other
+   * inputs (a recursive model's boundary map) are written there as .npy.
+   */
+  evaluation?: { stacks: StackConfig[]; window?: Size3; out?: string };
   clipGradients?: { maxNorm?: number; maxValue?: number };
   /** The paper's settings for the model (see the family's docs); keys given here override them. */
   settings?: 'paper';
@@ -63,10 +76,14 @@ export interface TrainConfig extends TrainConfigObject, Omit<Phase, 'name' | 'da
 }
 
 const genericSchema: Readonly<Record<string, readonly string[]>> = {
-  '': ['model', 'data', 'validation', 'phases', 'stages', 'epochs', 'steps', 'size', 'outputSize', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer',
+  '': ['model', 'data', 'validation', 'evaluation', 'phases', 'stages', 'epochs', 'steps', 'size', 'outputSize', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer',
     'schedule', 'clipGradients', 'memoryBudget', 'seed', 'checkpoint', 'settings'],
-  data: ['volume', 'labels', 'mask', 'flip', 'rotate', 'classAware', 'normalize', 'classNames'],
-  validation: ['volume', 'labels', 'mask', 'windows', 'size', 'every', 'metric', 'patience'],
+  data: ['volume', 'labels', 'mask', 'stacks', 'weights', 'flip', 'rotate', 'rotation', 'classAware', 'normalize', 'classNames'],
+  'data.stacks[]': stackKeys,
+  validation: ['volume', 'labels', 'mask', 'stacks', 'weights', 'windows', 'size', 'every', 'metric', 'patience'],
+  'validation.stacks[]': stackKeys,
+  evaluation: ['stacks', 'window', 'out'],
+  'evaluation.stacks[]': stackKeys,
   clipGradients: ['maxNorm', 'maxValue'],
   'data.flip': ['z', 'y', 'x'],
   'data.classAware': ['label', 'minVoxels', 'tries'],
@@ -156,6 +173,18 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
   for (const [key, d] of [['data', c.data], ['validation', c.validation]] as const) {
     if (key === 'validation' && d === undefined) continue;
     if (d && ownedKeys(key).some((k) => d[k] !== undefined)) continue;
+    if (d && d.stacks !== undefined) {
+      const single = (['volume', 'labels', 'mask'] as const).filter((k) => d[k] !== undefined);
+      if (single.length) {
+        throw new SegvolError('ERR_ARGUMENT', `config ${source}: give ${key}.stacks or ${key}.volume and ${key}.labels (one stack), not both ` +
+          `(received ${single.map((k) => `${key}.${k}`).join(', ')} beside ${key}.stacks)`);
+      }
+      checkStacks(d.stacks, `config ${source}: ${key}.stacks`, d.weights);
+      continue;
+    }
+    if (d && d.weights !== undefined) {
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: ${key}.weights weigh the stacks of ${key}.stacks; with one volume there is nothing to weigh`);
+    }
     const volumes = d ? (Array.isArray(d.volume) ? d.volume : [d.volume]) : [];
     if (!d || volumes.length === 0 || volumes.some((v) => typeof v !== 'string') || typeof d.labels !== 'string') {
       const other = ownedKeys(key).map((k) => `${key}.${k}`);
@@ -165,6 +194,19 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
   }
   if (c.data.normalize !== undefined && !['slice', 'mr', 'nonzero', 'none'].includes(c.data.normalize)) {
     throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected data.normalize 'slice', 'mr', 'nonzero' or 'none', received ${describe(c.data.normalize)}`);
+  }
+  if (c.data.rotation !== undefined) {
+    oneOf(c.data.rotation, rotations, `config ${source}: data.rotation`);
+    if (c.data.rotate !== undefined) {
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: give data.rotation ('any' is the old rotate: true), not also data.rotate`);
+    }
+  }
+  if (c.evaluation !== undefined) {
+    const e = c.evaluation;
+    if (e === null || typeof e !== 'object') throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected evaluation { stacks, window?, out? }, received ${describe(e)}`);
+    checkStacks(e.stacks, `config ${source}: evaluation.stacks`);
+    if (e.window !== undefined) size3(e.window, `config ${source}: evaluation.window`);
+    if (e.out !== undefined && typeof e.out !== 'string') throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected evaluation.out as a folder path, received ${describe(e.out)}`);
   }
   return c;
 }
@@ -190,38 +232,45 @@ export function paperSettings(config: TrainConfig): PaperSettings | undefined {
   return config.settings === 'paper' ? familyOfConfig(config).training?.paperSettings?.(config) : undefined;
 }
 
-/** Reads one volume per modality (paths relative to baseDir), checks it, normalises it, and stacks the modalities as channels. */
-function readModalities(paths: readonly string[], normalize: Normalization, baseDir: string, key: string): Volume {
-  const modalities = paths.map((p) => {
-    const v = readVolume(path.resolve(baseDir, p));
-    let nan = 0;
-    for (const value of v.data) if (!Number.isFinite(value)) ++nan;
-    if (nan) {
-      throw new SegvolError('ERR_NON_FINITE', `${key} ${p}: ${nan} voxels are NaN or infinite; training needs finite values ` +
-        '(fill them, or mask them out with data.mask and set them to 0)');
-    }
-    if (v.shape.length !== 3) {
-      throw new SegvolError('ERR_SHAPE', `${key} ${p}: expected one (D, H, W) volume per modality, received (${v.shape.join(', ')})`);
-    }
-    return { ...v, data: preprocessVolume(v.data, v.shape, normalize) };
-  });
-  return stackModalities(modalities, [...paths]);
+/** The stacks of data, validation or evaluation: its list, or its one volume as a list of one. */
+export function stacksOf(d: { volume?: string | string[]; labels?: string; mask?: string; stacks?: StackConfig[] }): StackConfig[] {
+  return d.stacks ?? [{ volume: d.volume!, labels: d.labels!, ...(d.mask ? { mask: d.mask } : {}) }];
 }
 
-function sampler(volume: Volume, labelsPath: string, maskPath: string | undefined, baseDir: string, key: string,
-  extra: Partial<VolumeSamplerOptions> = {}): VolumeSampler {
-  const labels = readVolume(path.resolve(baseDir, labelsPath));
-  if (labels.shape.join() !== volume.shape.slice(1).join()) {
-    throw new SegvolError('ERR_SHAPE', `${key}.labels ${labelsPath}: expected shape (${volume.shape.slice(1).join(', ')}) like the volume, received (${labels.shape.join(', ')})`);
-  }
-  const mask = maskPath ? readVolume(path.resolve(baseDir, maskPath)).data : undefined;
-  return new VolumeSampler({
-    volume: volume.data, shape: volume.shape as [number, number, number, number], labels: labels.data, ...(mask ? { mask } : {}), ...extra,
-  });
+/** How the config's training windows are augmented: its keys, then the paper's settings. */
+function augmentationOf(config: TrainConfig, settings?: PaperSettings): Partial<VolumeSamplerOptions> {
+  const flip = config.data.flip ?? settings?.flip;
+  const rotation: Rotation | undefined = config.data.rotation ?? (config.data.rotate !== undefined ? (config.data.rotate ? 'any' : 'none') : undefined)
+    ?? settings?.rotation ?? (settings?.rotate ? 'any' : undefined);
+  return {
+    ...(flip ? { flip } : {}), ...(rotation && rotation !== 'none' ? { rotation } : {}),
+    ...(config.data.classAware ? { classAware: config.data.classAware } : {}),
+  };
+}
+
+/** The normalisation of the config's volumes (a stack's own normalize wins for that stack). */
+export function normalizationOf(config: TrainConfig, settings?: PaperSettings): Normalization {
+  return config.data.normalize ?? settings?.normalize ?? 'slice';
 }
 
 /**
- * Loads the config's volumes (paths relative to the config file), normalised, modalities
+ * Reads more training stacks (recursive training's added ones) as the config's data is read:
+ * the same normalisation and augmentation.
+ */
+export function loadTrainingStacks(config: TrainConfig, baseDir: string, stacks: readonly StackConfig[], where: string, settings?: PaperSettings): LoadedStack[] {
+  const normalize = normalizationOf(config, settings);
+  const augmentation = augmentationOf(config, settings);
+  return stacks.map((s, i) => loadStack(s, baseDir, `${where}[${i}]`, normalize, augmentation));
+}
+
+/** Reads held-out stacks (validation, evaluation): normalised like the data, not augmented. */
+export function loadHeldOutStacks(config: TrainConfig, baseDir: string, stacks: readonly StackConfig[], where: string, settings?: PaperSettings): LoadedStack[] {
+  const normalize = normalizationOf(config, settings);
+  return stacks.map((s, i) => loadStack(s, baseDir, `${where}[${i}]`, normalize, { flip: {} }));
+}
+
+/**
+ * Loads the config's stacks (paths relative to the config file), normalised, modalities
  * stacked as channels, and what the model file should record about them; or, for a
  * data form a family owns, the family's loader.
  */
@@ -229,22 +278,17 @@ export function loadTrainingData(config: TrainConfig, baseDir: string, cli?: Cli
   const family = familyOfConfig(config);
   const own = cli ? family.training?.loadData?.(config, baseDir, cli) : undefined;
   if (own) return own;
-  const paths = (Array.isArray(config.data.volume) ? config.data.volume : [config.data.volume!]);
-  const normalize = config.data.normalize ?? settings?.normalize ?? 'slice';
-  const volume = readModalities(paths, normalize, baseDir, 'data.volume');
-  const flip = config.data.flip ?? settings?.flip;
-  const rotate = config.data.rotate ?? settings?.rotate;
-  const data = sampler(volume, config.data.labels!, config.data.mask, baseDir, 'data', {
-    ...(flip ? { flip } : {}), ...(rotate ? { rotate: true } : {}),
-    ...(config.data.classAware ? { classAware: config.data.classAware } : {}),
-  });
+  const stacks = loadTrainingStacks(config, baseDir, stacksOf(config.data), config.data.stacks ? 'data.stacks' : 'data', settings);
+  const data = stacksSampler(stacks, config.data.weights);
   const v = config.validation;
-  const validation = v ? sampler(readModalities(Array.isArray(v.volume) ? v.volume : [v.volume!], normalize, baseDir, 'validation.volume'),
-    v.labels!, v.mask, baseDir, 'validation', { flip: {} }) : undefined;
+  const validation = v ? stacksSampler(loadHeldOutStacks(config, baseDir, stacksOf(v), v.stacks ? 'validation.stacks' : 'validation', settings), v.weights) : undefined;
+  const first = stacksOf(config.data)[0]!;
+  const paths = Array.isArray(first.volume) ? first.volume : [first.volume];
+  const spacing = stacks[0]!.volume.spacing;
   const info: ModelInfo = {
-    normalize,
+    normalize: normalizationOf(config, settings),
     channels: { input: paths.map((p) => path.basename(p).replace(/\.(nii\.gz|nii|tiff?|npy|png)$/i, '')) },
-    ...(volume.spacing ? { spacing: volume.spacing } : {}),
+    ...(spacing ? { spacing } : {}),
     ...(config.data.classNames ? { classes: [...config.data.classNames] } : {}),
   };
   return validation ? { data, validation, info } : { data, info };

@@ -5,12 +5,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SegvolError } from '../core/errors';
 import type { Device } from '../core/tensor';
-import type { CliContext } from '../models/family';
+import type { DataSource } from '../data/samplers';
+import type { CliContext, ContinuedTraining } from '../models/family';
 import { loadModel } from '../models/load';
 import type { ModelBase } from '../nn/model';
+import { withoutExtension } from '../training/log';
 import { formatBytes } from '../training/memory';
 import { Trainer, type FitOptions } from '../training/trainer';
-import { buildModel, familyOfConfig, loadTrainingData, paperSettings, phasesOf, type TrainConfig } from './config';
+import { buildModel, familyOfConfig, loadTrainingData, loadTrainingStacks, paperSettings, phasesOf, type TrainConfig } from './config';
+import { evaluateStacks } from './train_evaluation';
 
 export interface TrainRunOptions {
   resume?: string;
@@ -39,6 +42,38 @@ function claimCheckpoint(checkpoint: string, options: TrainRunOptions, cli: CliC
   cli.note(`replacing ${checkpoint} and the files beside it (--overwrite)`);
 }
 
+/** The trainer and fit of each model trained in this process, so a family may train it on (continueTraining). */
+const runs = new WeakMap<ModelBase, { trainer: Trainer; fit: FitOptions; checkpoint: string | undefined; signal: AbortSignal }>();
+
+/** Trains a model of an earlier trainFromConfig on: its last phase's shape, loss and optimizer, on other data. */
+function continueTraining(model: ModelBase, data: DataSource): ContinuedTraining {
+  const run = runs.get(model);
+  if (!run) throw new SegvolError('ERR_ARGUMENT', 'continueTraining: the model was not trained in this run (give its training, not a model file)');
+  const { trainer, fit, checkpoint, signal } = run;
+  const last = fit.phases?.[fit.phases.length - 1];
+  const lastPhase = last ? (({ steps: _s, epochs: _e, data: _d, ...rest }) => rest)(last) : undefined;
+  const shape = {
+    ...(fit.size ? { size: fit.size } : {}), ...(fit.outputSize ? { outputSize: fit.outputSize } : {}),
+    ...(fit.batchSize ? { batchSize: fit.batchSize } : {}),
+  };
+  return {
+    async run(steps: number) {
+      if (steps < 1) return;
+      await trainer.fit({
+        data, signal, ...shape, ...(lastPhase ? { phases: [{ ...lastPhase, steps }] } : { steps }),
+        log: checkpoint ? `${withoutExtension(checkpoint)}.log.jsonl` : false,
+      });
+    },
+    get steps() {
+      return trainer.step;
+    },
+    save() {
+      if (checkpoint) trainer.save(checkpoint);
+    },
+    checkpoint,
+  };
+}
+
 /** Trains the config's model (and first what its family runs before it). Returns the trained model. */
 export async function trainFromConfig(config: TrainConfig, baseDir: string, options: TrainRunOptions, cli: CliContext, label = ''): Promise<ModelBase> {
   const settings = paperSettings(config);
@@ -65,9 +100,13 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
     train: (first, firstLabel) => trainFromConfig(first as TrainConfig, baseDir,
       { device: options.device, signal: options.signal, overwrite: options.overwrite === true || options.resume !== undefined }, cli, firstLabel),
     load: (file) => loadModel(file),
+    loadStacks: (stacks, where) => loadTrainingStacks(config, baseDir, stacks, where, settings).map((s) => s.sampler),
+    continueTraining,
   }, cli);
   if (prepared) loaded = prepared;
   const { data, validation, info } = loaded;
+  // settings: 'paper' gives the paper's update count where the config gives none.
+  const paperSteps = config.steps === undefined && config.epochs === undefined && !config.phases && !config.stages && !settings?.phases ? settings?.steps : undefined;
   const phases = phasesOf(config, settings);
   const size = config.size ?? (config.outputSize ? undefined : settings?.size);
   const lastSize = phases?.[phases.length - 1]?.size ?? size;
@@ -87,12 +126,13 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
   const bar = cli.progress(`${label}training`);
   const v = config.validation;
   const outputSize = config.outputSize ?? (config.size || settings?.size ? undefined : settings?.outputSize);
+  let totalSteps = 0;
   const fitOptions: FitOptions = {
     data, signal: options.signal,
     onProgress: (p) => bar.update(p.step / p.totalSteps, `step ${p.step}/${p.totalSteps}${p.phases > 1 ? ` (${p.phaseName})` : ''}  ` +
       `loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ${Math.round(p.voxelsPerSecond).toLocaleString('en-US')} voxels/s  ` +
       `${p.validation !== undefined ? `validation ${p.validation.toFixed(4)}  ` : ''}eta ${cli.duration(p.etaSeconds)}`),
-    ...(phases ? { phases } : {}), ...(config.epochs ? { epochs: config.epochs } : {}), ...(config.steps ? { steps: config.steps } : {}),
+    ...(phases ? { phases } : {}), ...(config.epochs ? { epochs: config.epochs } : {}), ...(config.steps ? { steps: config.steps } : paperSteps ? { steps: paperSteps } : {}),
     ...(size ? { size } : {}), ...(outputSize ? { outputSize } : {}),
     ...(config.stepsPerEpoch ? { stepsPerEpoch: config.stepsPerEpoch } : {}),
     ...(config.batchSize ? { batchSize: config.batchSize } : {}), ...(config.checkpoint ? { checkpoint: config.checkpoint } : {}),
@@ -102,6 +142,7 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
         ...(v.metric ? { metric: v.metric } : {}), ...(v.patience ? { patience: v.patience } : {}),
       },
     } : {}),
+    ...(prepared?.afterStep ? { afterStep: (step: number) => prepared.afterStep!(step, totalSteps) } : {}),
   };
   for (const { phase, estimate } of trainer.memoryPlan(fitOptions)) {
     if (!estimate) continue;
@@ -111,6 +152,7 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
     const budget = estimate.budget.source === 'available' ? `${formatBytes(estimate.budget.bytes)} available` : `budget ${formatBytes(estimate.budget.bytes)}`;
     cli.print(`memory per step${phases && phases.length > 1 ? ` (${phase})` : ''}: about ${formatBytes(estimate.peakBytes)} of ${budget} (${how})`);
   }
+  totalSteps = trainer.step + trainer.stepsLeft(fitOptions);
   if (options.resume && trainer.stepsLeft(fitOptions) === 0) {
     cli.print(`nothing left to do: ${options.resume} finished this config's ${phases && phases.length > 1 ? 'phases' : 'steps'} at step ${trainer.step}; ` +
       'raise steps or epochs (or add phases) to train on');
@@ -118,10 +160,13 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
   }
   const result = await trainer.fit(fitOptions);
   bar.done();
+  await prepared?.finish?.(result.aborted);
+  runs.set(model, { trainer, fit: fitOptions, checkpoint: config.checkpoint?.path, signal: options.signal });
   const best = result.validation ? `; best validation ${result.validation.metric} ${result.validation.best.toFixed(4)} at step ${result.validation.bestStep}` : '';
   cli.print(`${label}${result.aborted ? 'stopped' : result.stoppedEarly ? 'stopped early (validation stopped improving)' : 'finished'} at step ` +
     `${result.steps}, last loss ${result.lastLoss.toFixed(5)}${best}` + (config.checkpoint ? `; checkpoint ${config.checkpoint.path}` : ''));
   if (result.aborted && label) throw new SegvolError('ERR_ARGUMENT', 'stopped during the first stage of training');
   if (config.checkpoint && !fs.existsSync(config.checkpoint.path)) model.save(config.checkpoint.path);
+  if (config.evaluation && !result.aborted) await evaluateStacks(model, config, baseDir, settings, prepared?.inputsFor, cli);
   return model;
 }

@@ -3,10 +3,20 @@
 // rotation) and class-aware drawing belong to the sampler; the trainer stacks
 // windows into batches and cuts labels to a network's output window.
 // VolumeSampler serves in-memory volumes (the CLI's data, the demo, tests).
-import { SegvolError } from '../core/errors';
+import { describe, SegvolError } from '../core/errors';
 import type { Random } from '../core/random';
+import { listOf } from '../core/validate';
 
 export type Size3 = readonly [number, number, number];
+
+/**
+ * How a window turns about z: 'none'; 'any', a uniform random angle (bilinear for the
+ * image, nearest for labels and mask); 'rightAngles', the xy transpose with probability
+ * 0.5 on top of the flips, so with y and x flips on each of the square's 8 symmetries is
+ * equally likely (ZNN's augmentation: values are moved, never interpolated).
+ */
+export type Rotation = 'none' | 'any' | 'rightAngles';
+export const rotations: readonly Rotation[] = ['none', 'any', 'rightAngles'];
 
 /** One drawn window, host values. */
 /** Voxel counts per class (masked voxels excluded). */
@@ -86,7 +96,9 @@ export interface VolumeSamplerOptions {
   mask?: Float32Array;
   /** Flip each axis with probability 0.5 (the paper: z, y and x for EM; x only for MR). */
   flip?: { z?: boolean; y?: boolean; x?: boolean };
-  /** Rotate each sub-volume about z by a uniform random angle (the paper's EM setting): bilinear for the image, nearest for labels and mask. */
+  /** How windows turn about z (default 'none'); see Rotation. */
+  rotation?: Rotation;
+  /** rotate: true is rotation 'any' (a uniform random angle: the PyraMiD-LSTM paper's EM setting). */
   rotate?: boolean;
   /** Only sub-volumes holding at least `minVoxels` voxels of class `label` (two-phase training), drawn by up to `tries` attempts. */
   classAware?: { label: number; minVoxels?: number; tries?: number };
@@ -97,8 +109,16 @@ export class VolumeSampler implements DataSource {
   readonly voxels: number;
   private readonly volumes: Record<string, Float32Array>;
   private readonly dims: [number, number, number];
+  private readonly rotation: Rotation;
 
   constructor(private readonly options: VolumeSamplerOptions) {
+    if (options.rotation !== undefined && !rotations.includes(options.rotation)) {
+      throw new SegvolError('ERR_ARGUMENT', `VolumeSampler: expected rotation ${listOf(rotations)}, received ${describe(options.rotation)}`);
+    }
+    if (options.rotate === true && options.rotation !== undefined && options.rotation !== 'any') {
+      throw new SegvolError('ERR_ARGUMENT', `VolumeSampler: rotate: true is rotation 'any', but rotation is ${describe(options.rotation)}; give one of the two`);
+    }
+    this.rotation = options.rotation ?? (options.rotate === true ? 'any' : 'none');
     if ((options.volume === undefined) === (options.inputs === undefined)) {
       throw new SegvolError('ERR_ARGUMENT', 'VolumeSampler: expected either volume with shape (one input) or inputs with dims');
     }
@@ -174,11 +194,12 @@ export class VolumeSampler implements DataSource {
 
   /** One random sub-volume: crop (rotated about its z axis if enabled), then flips; the same for every input. */
   private draw(random: Random, size: Size3): { inputs: Record<string, Float32Array>; labelsData: Float32Array; mask?: Float32Array } {
+    if (this.rotation === 'rightAngles') return this.drawRightAngles(random, size);
     const [D, H, W] = this.dims;
     const [d, h, w] = size;
     // A rotated h x w window needs room for its diagonal; smaller volumes are not rotated.
     const radius = Math.sqrt(((h - 1) / 2) ** 2 + ((w - 1) / 2) ** 2);
-    const rotate = this.options.rotate === true && 2 * radius + 1 <= Math.min(H, W);
+    const rotate = this.rotation === 'any' && 2 * radius + 1 <= Math.min(H, W);
     const angle = rotate ? random.next() * 2 * Math.PI : 0;
     const z0 = random.int(D - d + 1);
     const margin = rotate ? radius : 0;
@@ -227,6 +248,43 @@ export class VolumeSampler implements DataSource {
     return mask ? { inputs, labelsData, mask } : { inputs, labelsData };
   }
 
+  /**
+   * One window under a symmetry of the square: transposed (y and x swapped) with probability
+   * 0.5, then flipped per axis. Every value is copied from one voxel, so the window holds a
+   * permutation of a crop's values. A transpose that would not fit (h x w windows of a volume
+   * too narrow for w x h) is skipped.
+   */
+  private drawRightAngles(random: Random, size: Size3): { inputs: Record<string, Float32Array>; labelsData: Float32Array; mask?: Float32Array } {
+    const [D, H, W] = this.dims;
+    const [d, h, w] = size;
+    const transpose = random.next() < 0.5 && w <= H && h <= W;
+    // The crop read: h x w, or w x h when transposed.
+    const [rh, rw] = transpose ? [w, h] : [h, w];
+    const z0 = random.int(D - d + 1), y0 = random.int(H - rh + 1), x0 = random.int(W - rw + 1);
+    const flip = this.options.flip ?? { z: true, y: true, x: true };
+    const fz = flip.z ? random.next() < 0.5 : false;
+    const fy = flip.y ? random.next() < 0.5 : false;
+    const fx = flip.x ? random.next() < 0.5 : false;
+    const n = d * h * w;
+    const sources = Object.entries(this.volumes).map(([name, volume]) => ({ name, volume, c: this.inputs[name]!, out: new Float32Array(this.inputs[name]! * n) }));
+    const labelsData = new Float32Array(n);
+    const mask = this.options.mask ? new Float32Array(n) : undefined;
+    for (let z = 0; z < d; ++z) {
+      const sz = z0 + (fz ? d - 1 - z : z);
+      for (let y = 0; y < h; ++y)
+        for (let x = 0; x < w; ++x) {
+          const yy = fy ? h - 1 - y : y, xx = fx ? w - 1 - x : x;
+          const src = (sz * H + y0 + (transpose ? xx : yy)) * W + x0 + (transpose ? yy : xx);
+          const dst = (z * h + y) * w + x;
+          labelsData[dst] = this.options.labels[src]!;
+          if (mask) mask[dst] = this.options.mask![src]!;
+          for (const { volume, c, out } of sources) for (let ch = 0; ch < c; ++ch) out[ch * n + dst] = volume[ch * D * H * W + src]!;
+        }
+    }
+    const inputs = Object.fromEntries(sources.map((s) => [s.name, s.out]));
+    return mask ? { inputs, labelsData, mask } : { inputs, labelsData };
+  }
+
   classCounts(classes: number): number[] {
     return classCounts(this.options.labels, classes, this.options.mask);
   }
@@ -236,14 +294,22 @@ export class VolumeSampler implements DataSource {
   }
 }
 
-/** Samples from several volumes (e.g. training subjects), each drawn with probability proportional to its voxel count. */
+/**
+ * Samples from several volumes (training subjects, EM stacks): each window from one of them,
+ * picked with probability proportional to its weight. The weights default to the sources'
+ * voxel counts (every voxel equally likely, whatever stack it is in).
+ */
 export class MultiSampler implements DataSource {
   readonly inputs: Readonly<Record<string, number>>;
   readonly voxels: number | undefined;
+  /** The relative weights the sources are drawn with (as given, not normalised). */
+  readonly sizes: readonly number[];
   private readonly weights: number[];
 
-  constructor(private readonly sources: readonly DataSource[], sizes: readonly number[]) {
-    if (sources.length === 0) throw new SegvolError('ERR_ARGUMENT', 'MultiSampler: expected at least one volume');
+  constructor(readonly sources: readonly DataSource[], sizes?: readonly number[]) {
+    if (!Array.isArray(sources) || sources.length === 0) {
+      throw new SegvolError('ERR_ARGUMENT', `MultiSampler: expected a non-empty list of volumes (data sources), received ${describe(sources)}`);
+    }
     this.inputs = sources[0]!.inputs;
     const describeInputs = (inputs: Readonly<Record<string, number>>) => Object.entries(inputs).map(([k, c]) => `${k}: ${c}`).join(', ');
     sources.forEach((s, i) => {
@@ -251,10 +317,28 @@ export class MultiSampler implements DataSource {
         throw new SegvolError('ERR_SHAPE', `MultiSampler: volume ${i} has inputs { ${describeInputs(s.inputs)} }, volume 0 { ${describeInputs(this.inputs)} }`);
       }
     });
-    if (sizes.length !== sources.length) throw new SegvolError('ERR_ARGUMENT', `MultiSampler: expected ${sources.length} sizes, received ${sizes.length}`);
+    if (sizes === undefined) {
+      const unknown = sources.findIndex((s) => s.voxels === undefined);
+      if (unknown >= 0) throw new SegvolError('ERR_ARGUMENT', `MultiSampler: volume ${unknown} does not know its size; give the weights (sizes) of all ${sources.length}`);
+      sizes = sources.map((s) => s.voxels!);
+    }
+    if (!Array.isArray(sizes) || sizes.length !== sources.length) {
+      throw new SegvolError('ERR_ARGUMENT', `MultiSampler: expected ${sources.length} weights (one per volume), received ${Array.isArray(sizes) ? sizes.length : describe(sizes)}`);
+    }
+    const bad = sizes.findIndex((n) => !(typeof n === 'number' && Number.isFinite(n) && n > 0));
+    if (bad >= 0) throw new SegvolError('ERR_ARGUMENT', `MultiSampler: expected weights > 0, received ${describe(sizes[bad])} for volume ${bad}`);
+    this.sizes = [...sizes];
     this.voxels = sources.every((s) => s.voxels !== undefined) ? sources.reduce((n, s) => n + s.voxels!, 0) : undefined;
     const total = sizes.reduce((a, b) => a + b, 0);
     this.weights = sizes.map((n) => n / total);
+  }
+
+  /** The same drawing over other sources, one per source in the same order, with the same weights (a boundary map added to each). */
+  withSources(sources: readonly DataSource[]): MultiSampler {
+    if (sources.length !== this.sources.length) {
+      throw new SegvolError('ERR_ARGUMENT', `MultiSampler.withSources: expected ${this.sources.length} volumes, received ${sources.length}`);
+    }
+    return new MultiSampler(sources, this.sizes);
   }
 
   sample(random: Random, size: Size3): SampledWindow {

@@ -4,7 +4,8 @@
 // measures of its own). The registry (index.ts) merges them; the CLI, the
 // model-file loader and `segvol train` ask it, so no generic code names a family.
 import type { Device } from '../core/tensor';
-import type { DataSource, Size3 } from '../data/samplers';
+import type { DataSource, Rotation, Size3, VolumeSampler } from '../data/samplers';
+import type { StackConfig } from '../data/stacks';
 import type { Volume } from '../io/volume_io';
 import type { LayerBuilder } from '../nn/layer';
 import type { ModelBase, ModelInfo } from '../nn/model';
@@ -89,6 +90,9 @@ export interface PaperSettings {
   normalize?: Normalization;
   flip?: { z?: boolean; y?: boolean; x?: boolean };
   rotate?: boolean;
+  rotation?: Rotation;
+  /** Steps when the config gives no steps, epochs, phases or stages (the paper's update count). */
+  steps?: number;
 }
 
 /** A stage run before the main training of a config (recursive training's first network and boundary maps). */
@@ -96,6 +100,27 @@ export interface TrainingPreparation {
   data: DataSource;
   validation?: DataSource;
   info: ModelInfo;
+  /** Awaited after each step of the main fit, with the steps done and the fit's total (another model trained in between). */
+  afterStep?(step: number, totalSteps: number): Promise<void>;
+  /** Awaited after the main fit (the interleaved work finished and saved); aborted: the fit was stopped. */
+  finish?(aborted: boolean): Promise<void>;
+  /**
+   * The model's inputs besides the image for a held-out volume, as of now (evaluation asks
+   * after finish): a recursive model's boundary map from the first network's final weights.
+   */
+  inputsFor?(image: Float32Array, dims: readonly [number, number, number], what: string): Promise<Record<string, Float32Array>>;
+}
+
+/** A model trained in this run (by the context's train), trained on for more steps with the same trainer. */
+export interface ContinuedTraining {
+  /** Runs `steps` more steps of its training's last phase on the data given to continueTraining. */
+  run(steps: number): Promise<void>;
+  /** Steps it has had in all. */
+  readonly steps: number;
+  /** Writes its checkpoint where its config keeps one (model and optimizer state); does nothing otherwise. */
+  save(): void;
+  /** Its config's checkpoint path, if any. */
+  readonly checkpoint: string | undefined;
 }
 
 /** The family's part of `segvol train`. */
@@ -124,6 +149,10 @@ export interface FamilyTraining {
     train(config: TrainConfigObject, label: string): Promise<ModelBase>;
     /** Loads a model file (any family's). */
     load(file: string): ModelBase;
+    /** Reads more training stacks ({ volume, labels, mask?, normalize? }, checked), normalised and augmented as the config's data. */
+    loadStacks(stacks: readonly StackConfig[], where: string): VolumeSampler[];
+    /** Goes on training a model that train() returned, on other data (its trainer: optimizer state and draws go on). */
+    continueTraining(model: ModelBase, data: DataSource): ContinuedTraining;
   }, cli: CliContext): Promise<TrainingPreparation | undefined>;
   /**
    * Trains the config's model with the family's own loop instead of the Trainer (a regime the

@@ -141,6 +141,12 @@ export interface FitOptions extends PhaseShape {
    * `<checkpoint path without extension>.log.jsonl` when checkpoints are written; false for none.
    */
   log?: string | false;
+  /**
+   * Awaited after each step (and its validation, log line and checkpoint), before the next:
+   * other work interleaved with the fit, given the steps done so far (recursive training
+   * trains its first network on between the second one's steps).
+   */
+  afterStep?: (step: number) => Promise<void> | void;
 }
 
 export interface Progress {
@@ -178,7 +184,7 @@ export interface FitResult {
 
 export const trainerKeys = ['loss', 'optimizer', 'schedule', 'seed', 'clipGradients', 'memoryBudget', 'memorySchedule'] as const;
 export const fitKeys = ['data', 'phases', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'signal', 'onProgress', 'checkpoint',
-  'validation', 'log'] as const;
+  'validation', 'log', 'afterStep'] as const;
 export const validationKeys = ['data', 'windows', 'size', 'every', 'metric', 'patience'] as const;
 export const phaseKeys = ['name', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer', 'schedule', 'lr',
   'data', 'filter', 'filterTries'] as const;

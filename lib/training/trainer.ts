@@ -191,6 +191,14 @@ export class Trainer extends EventEmitter {
         this.windows.drop();
         return result({ stoppedEarly: true });
       }
+      if (options.afterStep) {
+        try {
+          await options.afterStep(this.position.step);
+        } catch (error) {
+          this.windows.drop();
+          throw error;
+        }
+      }
     }
     this.windows.drop();
     if (options.checkpoint) this.save(options.checkpoint.path);
