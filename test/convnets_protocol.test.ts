@@ -56,7 +56,7 @@ test('recursive training from one config: VD2D on stacks 2 and 3, VD2D3D with st
     data: { stacks: [stack(2), stack(3)] },
     settings: 'paper', outputSize: [1, 2, 2], steps: 4, checkpoint: { path: 'vd2d3d.safetensors' },
     recursive: {
-      first: { model: { preset: 'vd2d', seed: 1 }, settings: 'paper', outputSize: [1, 2, 2], steps: 3, checkpoint: { path: 'vd2d.safetensors' } },
+      first: { model: { preset: 'vd2d', seed: 1 }, settings: 'paper', outputSize: [1, 2, 2], steps: 3, optimizer: { kind: 'sgd', lr: 0.001, momentum: 0.9 }, checkpoint: { path: 'vd2d.safetensors' } },
       stacks: [stack(4)],
       continueFirst: { steps: 2 },
       window: [5, 56, 56],
@@ -76,9 +76,14 @@ test('recursive training from one config: VD2D on stacks 2 and 3, VD2D3D with st
   const position = (file: string) => (JSON.parse(readSafetensors(path.join(dir, file)).metadata.segvol!) as { position: { step: number } }).position.step;
   t.is(position('vd2d.safetensors'), 5);
   t.is(position('vd2d3d.safetensors'), 4);
-  const vd2dSteps = fs.readFileSync(path.join(dir, 'vd2d.log.jsonl'), 'utf8').trim().split('\n')
-    .map((l) => JSON.parse(l) as { step?: number; loss?: number }).filter((l) => l.loss !== undefined).map((l) => l.step);
-  t.deepEqual(vd2dSteps, [1, 2, 3, 4, 5]);
+  const stepsOf = (file: string) => fs.readFileSync(path.join(dir, file), 'utf8').trim().split('\n')
+    .map((l) => JSON.parse(l) as { step?: number; loss?: number; time: string }).filter((l) => l.loss !== undefined);
+  const vd2dSteps = stepsOf('vd2d.log.jsonl'), vd2d3dSteps = stepsOf('vd2d3d.log.jsonl');
+  t.deepEqual(vd2dSteps.map((l) => l.step), [1, 2, 3, 4, 5]);
+  t.deepEqual(vd2d3dSteps.map((l) => l.step), [1, 2, 3, 4]);
+  // Spread evenly: VD2D's 4th update comes after VD2D3D's 2nd and before its 3rd; its 5th after the 4th (the log's times order them).
+  t.true(vd2dSteps[3]!.time >= vd2d3dSteps[1]!.time && vd2dSteps[3]!.time <= vd2d3dSteps[2]!.time, JSON.stringify([vd2dSteps[3], vd2d3dSteps]));
+  t.true(vd2dSteps[4]!.time >= vd2d3dSteps[3]!.time);
   const stage1 = loadModel(path.join(dir, 'vd2d.stage1.safetensors'));
   const final = loadModel(path.join(dir, 'vd2d.safetensors'));
   const changed = [...final.stateDict()].filter(([name, w]) => {
@@ -96,6 +101,7 @@ test('recursive training from one config: VD2D on stacks 2 and 3, VD2D3D with st
   const early = await recursiveBoundaryMap(stage1, image, dims, { window: [5, 56, 56] });
   const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
   t.true(maxDiff(used.data, fresh) < 1e-6, `the evaluation map equals a fresh map of the final VD2D (max difference ${maxDiff(used.data, fresh)})`);
+  t.log(`max |final - stage 1| ${maxDiff(used.data, early)}; map range ${Math.min(...fresh)} .. ${Math.max(...fresh)}`);
   t.true(maxDiff(used.data, early) > 1e-4, 'and differs from the stage-1 map');
   const probs = readNpy(path.join(dir, 'eval', '0-s1.probabilities.npy'));
   t.deepEqual(probs.shape, [2, ...dims]);
