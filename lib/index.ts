@@ -81,7 +81,7 @@ export { loadModel, type LoadModelOptions } from './models/load';
 export type { PyramidNetOptions, PyramidLstmOptions } from './models/pyramid';
 // 2D-3D ConvNets
 export {
-  znnTrainingSettings, transferWeights, recursiveBoundaryMap, vd2dSharedLayers,
+  znnTrainingSettings, lee2015Schedule, transferWeights, recursiveBoundaryMap, vd2dSharedLayers,
   type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions, type ZnnPreset, type ZnnTrainingSettings, type TransferReport, type BoundaryMapOptions,
 } from './models/convnets';
 // The cross-modality ConvLSTM for multi-modal MRI

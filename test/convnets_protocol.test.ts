@@ -246,3 +246,20 @@ test('segvol train --config runs a config of several stacks with rightAngles and
   t.regex(r.stdout, /evaluation stack 0 \(s1\.npy\): pixel error 0\.\d+ over 20,000 voxels/);
   t.true(fs.existsSync(path.join(dir, 'n4.safetensors')));
 });
+
+test('segvol synth --recursive writes four stacks and a train.json of the paper\'s protocol that the config reader accepts', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-protocol-synth-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const synth = families.find((f) => f.name === 'convnets')!.synth!;
+  t.is(synth.flag!.flags, '--recursive');
+  const cli = quietCli();
+  synth.run({ out: dir, size: [6, 120, 120], seed: 1 }, cli);
+  t.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('stack')).length, 8);
+  const config = parseTrainConfig(fs.readFileSync(path.join(dir, 'train.json'), 'utf8'), 'train.json');
+  t.deepEqual(config.data.stacks!.map((s) => s.volume), ['stack2.npy', 'stack3.npy']);
+  t.deepEqual(config.evaluation!.stacks.map((s) => s.volume), ['stack1.npy']);
+  const r = config.recursive as { stacks: Array<{ volume: string }>; continueFirst: { steps: number }; first: { steps: number } };
+  t.deepEqual(r.stacks.map((s) => s.volume), ['stack4.npy']);
+  t.deepEqual([r.first.steps, r.continueFirst.steps, config.steps], [200, 100, 300]);
+  t.deepEqual(config.outputSize, [1, 12, 12]);
+});

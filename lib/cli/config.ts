@@ -237,6 +237,9 @@ export function stacksOf(d: { volume?: string | string[]; labels?: string; mask?
   return d.stacks ?? [{ volume: d.volume!, labels: d.labels!, ...(d.mask ? { mask: d.mask } : {}) }];
 }
 
+/** "data.stacks[1]" in messages; the single-stack form is just "data". */
+const stackKey = (where: string, i: number) => (where.endsWith('stacks') ? `${where}[${i}]` : where);
+
 /** How the config's training windows are augmented: its keys, then the paper's settings. */
 function augmentationOf(config: TrainConfig, settings?: PaperSettings): Partial<VolumeSamplerOptions> {
   const flip = config.data.flip ?? settings?.flip;
@@ -260,13 +263,13 @@ export function normalizationOf(config: TrainConfig, settings?: PaperSettings): 
 export function loadTrainingStacks(config: TrainConfig, baseDir: string, stacks: readonly StackConfig[], where: string, settings?: PaperSettings): LoadedStack[] {
   const normalize = normalizationOf(config, settings);
   const augmentation = augmentationOf(config, settings);
-  return stacks.map((s, i) => loadStack(s, baseDir, `${where}[${i}]`, normalize, augmentation));
+  return stacks.map((s, i) => loadStack(s, baseDir, stackKey(where, i), normalize, augmentation));
 }
 
 /** Reads held-out stacks (validation, evaluation): normalised like the data, not augmented. */
 export function loadHeldOutStacks(config: TrainConfig, baseDir: string, stacks: readonly StackConfig[], where: string, settings?: PaperSettings): LoadedStack[] {
   const normalize = normalizationOf(config, settings);
-  return stacks.map((s, i) => loadStack(s, baseDir, `${where}[${i}]`, normalize, { flip: {} }));
+  return stacks.map((s, i) => loadStack(s, baseDir, stackKey(where, i), normalize, { flip: {} }));
 }
 
 /**
