@@ -205,6 +205,10 @@ export function parseTrainConfig(text: string, source: string): TrainConfig {
     const e = c.evaluation;
     if (e === null || typeof e !== 'object') throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected evaluation { stacks, window?, out? }, received ${describe(e)}`);
     checkStacks(e.stacks, `config ${source}: evaluation.stacks`);
+    if (family.training!.fit) {
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: evaluation is not run for ${c.model.preset}, which trains with its own loop; ` +
+        'predict and score the held-out volumes with segvol predict and segvol evaluate');
+    }
     if (e.window !== undefined) size3(e.window, `config ${source}: evaluation.window`);
     if (e.out !== undefined && typeof e.out !== 'string') throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected evaluation.out as a folder path, received ${describe(e.out)}`);
   }
