@@ -104,6 +104,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"metricsSurfaceDistances", SurfaceDistances},
       {"metricsWarpingError", WarpingErrorFn},
       {"metricsRelabelSlices", RelabelSlices},
+      {"metricsGrowSegments", GrowSegmentsFn},
       {"metricsSliceRandCounts", SliceRandCountsFn},
       {"metricsRand2dSweep", Rand2dSweepFn},
       // agglomeration.cpp

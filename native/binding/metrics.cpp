@@ -351,6 +351,22 @@ Napi::Value RelabelSlices(const Napi::CallbackInfo& info) {
   });
 }
 
+// growSegments(labels, boundary, shape, connectivity) -> Int32Array: the 0 voxels joined to the segment that
+// reaches them first, growing in order of increasing boundary value.
+Napi::Value GrowSegmentsFn(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "growSegments";
+    auto ids = idsArg(info[0], op, "labels");
+    size_t n = 0;
+    const float* boundary = floatsArg(info[1], op, "boundary", &n);
+    if (n != ids.size()) fail(ErrorCode::Shape, std::string(op) + ": labels and boundary map differ in size");
+    auto dims = dimsArg(info[2], static_cast<int64_t>(n), op);
+    std::vector<int32_t> labels(ids.begin(), ids.end());
+    metrics::growSegments(labels, boundary, dims, 2.0f, static_cast<int>(intArg(info[3], op, "connectivity")));
+    return Napi::Value(labelsOut(info.Env(), labels));
+  });
+}
+
 // sliceRandCounts(pred, truth, shape, predictedZero) -> Float64Array (D, 5). pred: 2D segments (ids >= 0).
 Napi::Value SliceRandCountsFn(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
