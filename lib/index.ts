@@ -1,5 +1,6 @@
 // segvol's public API.
 import { metrics as genericMetrics } from './evaluation/metrics';
+import { rand2dMetrics } from './evaluation/rand2d';
 import { bratsMetrics } from './models/mri';
 
 export { availableMemory, backends, convMath, memoryStats, resetPeakMemory, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
@@ -125,8 +126,9 @@ export {
 } from './data/preprocess';
 
 /** The evaluation measures of the source papers (the BRATS regions' among them). */
-export const metrics = { ...genericMetrics, ...bratsMetrics };
+export const metrics = { ...genericMetrics, ...rand2dMetrics, ...bratsMetrics };
 export { percentile, type RandScores, type RandOptions, type AdaptedRandForm, type AdaptedRandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
+export type { BoundaryPixels, SliceCombination, Rand2dScores, Rand2dSearch } from './evaluation/rand2d';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
 export type { Tta, FlipAxis, Overlap } from './inference/windows';
 export type { NonFinitePolicy } from './core/non_finite';
