@@ -166,7 +166,7 @@ function isBratsCase(file: string): boolean {
 }
 
 export const mriPredict: FamilyPredict = {
-  input: 'a BRATS case folder (its four modalities), or a folder of cases (--out a folder: <case id>.nii.gz each)',
+  input: 'a BRATS case folder (its four modalities), or a folder of cases (--out a folder ending in /: <case id>.nii.gz each)',
   options: sequenceOptions,
   run: (model, options, cli) => predictInSequences(model, options, cli),
   /** A BRATS case's modalities as raw (4, D, H, W) channels in the order flair, t1, t1ce, t2 (the model applies its recorded normalisation). */

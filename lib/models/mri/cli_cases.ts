@@ -48,7 +48,8 @@ export const bratsFolderEvaluation = {
   run(o: Record<string, unknown> & { pred: string; truth: string; json?: boolean }, cli: CliContext): void {
     const rule = (o.emptyTruth as string | undefined) ?? 'score';
     if (rule !== 'score' && rule !== 'skip') throw new SegvolError('ERR_ARGUMENT', `--empty-truth: expected score or skip, received ${rule}`);
-    if (o.report !== undefined) for (const e of ['.csv', '.json']) checkOutputPath(`${o.report as string}${e}`, '--report');
+    // The report's folder is made before any case is scored, so a bad path fails at once.
+    if (o.report !== undefined) fs.mkdirSync(path.dirname(path.resolve(o.report as string)), { recursive: true });
     const bar = cli.progress('scoring cases');
     const summary = evaluateBratsFolder(o.pred, o.truth, {
       ...(o.split !== undefined ? { split: o.split as string } : {}), ...(o.fold !== undefined ? { fold: o.fold as number } : {}), emptyTruth: rule as EmptyTruth,
@@ -151,8 +152,10 @@ export async function predictInSequences(model: ModelBase, o: PredictArgs, cli: 
   if (o.normalize !== undefined) model.info = { ...model.info, normalize: o.normalize as Normalization };
   const isFolder = fs.existsSync(o.in) && fs.statSync(o.in).isDirectory();
   if (isFolder && !isBratsCase(o.in)) {
-    const files = o.split !== undefined ? splitBratsFiles(o.split as string, 'test', o.fold as number | undefined) : findBratsCases(o.in);
     if (o.split === undefined && o.fold !== undefined) throw new SegvolError('ERR_ARGUMENT', '--fold picks a fold of a split; give --split too');
+    const files = o.split !== undefined ? splitBratsFiles(o.split as string, 'test', o.fold as number | undefined) : findBratsCases(o.in);
+    const outside = files.find((f) => path.relative(path.resolve(o.in), f.folder).startsWith('..'));
+    if (outside) throw new SegvolError('ERR_ARGUMENT', `--split ${o.split as string} names ${outside.folder}, outside --in ${o.in}; give --in as the split's root`);
     if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new SegvolError('ERR_ARGUMENT', `--out: with a folder of cases, give a folder; ${o.out} is a file`);
     fs.mkdirSync(o.out, { recursive: true });
     const length = o.sequence ?? trainingSequenceLength(model);

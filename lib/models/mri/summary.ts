@@ -12,7 +12,8 @@ import { splitBratsFiles } from './split';
 /**
  * How a case whose truth lacks a region (no enhancing tumour, common in low-grade cases)
  * counts. 'score' (default): scored as scores.ts does, 1 when the prediction lacks it too
- * and 0 when it does not (the BraTS 2017+ convention); 'skip': the case is left out of that
+ * and 0 when it does not (as the BraTS challenges since 2018 score an empty
+ * enhancing tumour); 'skip': the case is left out of that
  * region's statistics (and a label absent from the truth out of its IU's).
  */
 export type EmptyTruth = 'score' | 'skip';
