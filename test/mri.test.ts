@@ -584,3 +584,29 @@ test.serial('segvol split, predict over a split\'s test cases (slice sequences) 
   await t.throwsAsync(segvolHere(['evaluate', '--pred', preds, '--truth', cases]), { code: 'ERR_ARGUMENT', message: /is a folder: give the measure/ });
   t.true(evaluateBratsFolder(preds, cases, { split: splitFile, fold: 1, emptyTruth: 'skip' }).cases.length === 2);
 });
+
+test.serial('segvol train: the U-Net with settings "paper" (batch 10 of single slices), the literal rates, on a split\'s training fold', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-brats-unet-'));
+  for (let i = 1; i <= 3; ++i) writeBratsCase(path.join(root, 'cases'), `case_${i}`, '2018', 60 + i);
+  writeCaseSplit(path.join(root, 'split.json'), path.join(root, 'cases'), { folds: 3, seed: 1 });
+  const split = readCaseSplit(path.join(root, 'split.json'));
+  fs.writeFileSync(path.join(root, 'train.json'), JSON.stringify({
+    model: { preset: 'unet2d', channels: 2, levels: 2, seed: 1 }, settings: 'paper', lrReading: 'literal', size: [1, 32, 32], steps: 1,
+    data: { brats: 'cases', split: 'split.json', fold: 0 }, checkpoint: { path: 'model.safetensors' },
+  }));
+  const log = path.join(root, 'model.log.jsonl');
+  const said = await segvolHere(['train', '--config', path.join(root, 'train.json')]);
+  t.regex(said, /finished at step 2/, 'two phases of one step');
+  const model = loadModel(path.join(root, 'model.safetensors'));
+  t.is(model.constructor.name, 'Unet2d');
+  t.deepEqual(model.info.window, [1, 32, 32]);
+  model.dispose();
+  const steps = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.lr !== undefined && e.loss !== undefined);
+  t.deepEqual(steps.map((s) => s.lr), [1e-3, 1e-5], 'the literal reading: 1e-3, then 1e-5');
+  t.deepEqual(steps.map((s) => s.batchSize), [10, 10], 'batches of 10 slices, as the paper trains the U-Net');
+  t.is(split.folds![0]!.length, 1);
+  fs.writeFileSync(path.join(root, 'bad.json'), JSON.stringify({ model: { preset: 'unet2d', channels: 2 }, settings: 'paper', lrReading: '10e-4', data: { brats: 'cases' }, steps: 1 }));
+  await t.throwsAsync(segvolHere(['train', '--config', path.join(root, 'bad.json')]), { code: 'ERR_ARGUMENT', message: /lrReading "common" .* or "literal"/ });
+  fs.writeFileSync(path.join(root, 'bad2.json'), JSON.stringify({ model: { preset: 'unet2d', channels: 2 }, data: { brats: 'cases', fold: 1 }, steps: 1 }));
+  await t.throwsAsync(segvolHere(['train', '--config', path.join(root, 'bad2.json')]), { code: 'ERR_ARGUMENT', message: /data\.fold picks a fold of data\.split/ });
+});

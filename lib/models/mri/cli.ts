@@ -105,7 +105,6 @@ function loadBrats(config: TrainConfigObject, baseDir: string, cli: CliContext) 
     bar.done();
     return cases;
   };
-  if (data.fold !== undefined && data.split === undefined) throw new SegvolError('ERR_ARGUMENT', 'config: data.fold picks a fold of data.split; give data.split too');
   const cases = load(data.brats, data.split !== undefined ? `training${data.fold !== undefined ? `, fold ${data.fold}` : ''} of ${data.split}` : 'training', data.split);
   const sampler = bratsSampler(cases, { flip: data.flip?.x ?? true });
   const v = config.validation as { brats?: string } | undefined;
@@ -131,9 +130,8 @@ export const mriTraining: FamilyTraining = {
     if ((config.data.split !== undefined || config.data.fold !== undefined) && config.data.brats === undefined) {
       throw new SegvolError('ERR_ARGUMENT', `config ${source}: data.split and data.fold go with data.brats (the folder the split was made from)`);
     }
-    if (config.lrReading !== undefined && config.lrReading !== 'common' && config.lrReading !== 'literal') {
-      throw new SegvolError('ERR_ARGUMENT', `config ${source}: expected lrReading "common" (the paper's rates as 1e-4, 1e-6) or "literal" (1e-3, 1e-5), ` +
-        `received ${JSON.stringify(config.lrReading)}`);
+    if (config.data.fold !== undefined && config.data.split === undefined) {
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: data.fold picks a fold of data.split; give data.split too`);
     }
     if (config.validation?.brats !== undefined && config.data.brats === undefined) {
       throw new SegvolError('ERR_ARGUMENT', 'config: validation.brats goes with data.brats; give validation.volume and labels for volume data');
@@ -143,6 +141,10 @@ export const mriTraining: FamilyTraining = {
   paperSettings(config) {
     const unet = config.model.preset === 'unet2d';
     if (config.settings !== 'paper' || (config.model.preset !== 'crossModalityConvLstm' && !unet)) return undefined;
+    if (config.lrReading !== undefined && config.lrReading !== 'common' && config.lrReading !== 'literal') {
+      throw new SegvolError('ERR_ARGUMENT', `config: expected lrReading "common" (the paper's rates as 1e-4, 1e-6) or "literal" (1e-3, 1e-5), ` +
+        `received ${JSON.stringify(config.lrReading)}`);
+    }
     if (config.phases !== undefined || config.stages !== undefined) return {};
     // The U-Net baseline trains on single slices, 10 per batch (section 4.3); the ConvLSTM on 3 sequences of 3.
     const size = (config.size as Size3 | undefined) ?? [unet ? 1 : 3, 240, 240];
