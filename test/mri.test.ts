@@ -494,7 +494,7 @@ test('sequence inference: sequences as long as the volume equal whole-volume inf
   const D = 6;
   const x = Tensor.fromArray(Float32Array.from({ length: 4 * D * 256 }, (_, i) => Math.sin(i * 0.013) + (i % 7) * 0.1), [1, 4, D, 16, 16]);
   const whole = (await model.predict(x)).toArray();
-  for (const length of [D, 'whole', 40] as const) assertClose(t, (await predictSequences(model, x, { length })).toArray(), whole, { atol: 1e-6, rtol: 1e-5 }, `length ${length}`);
+  for (const length of [D, 'whole', 40] as const) assertClose(t, (await predictSequences(model, x, { length })).toArray(), whole, { abs: 1e-6, rel: 1e-5 }, `length ${length}`);
   t.deepEqual(sequenceStarts(6, 3, 1), [0, 1, 2, 3]);
   t.deepEqual(sequenceStarts(7, 3, 2), [0, 2, 4]);
   t.deepEqual(sequenceStarts(8, 3, 2), [0, 2, 4, 5], 'the last sequence ends on the last slice');
@@ -513,7 +513,7 @@ test('sequence inference: sequences as long as the volume equal whole-volume inf
   }
   const slice2 = new Float32Array(k * plane);
   for (let c = 0; c < k; ++c) slice2.set(byDefault.subarray((c * D + 2) * plane, (c * D + 3) * plane), c * plane);
-  assertClose(t, slice2, manual, { atol: 1e-6, rtol: 1e-5 }, 'slice 2: the mean of its 3 sequences');
+  assertClose(t, slice2, manual, { abs: 1e-6, rel: 1e-5 }, 'slice 2: the mean of its 3 sequences');
   await t.throwsAsync(predictSequences(model, x, { length: 0 }), { code: 'ERR_ARGUMENT', message: /length as an integer >= 1 or 'whole'/ });
   await t.throwsAsync(predictSequences(model, x, { stride: 1.5 }), { code: 'ERR_ARGUMENT', message: /stride as an integer >= 1/ });
   x.dispose();

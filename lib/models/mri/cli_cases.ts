@@ -137,15 +137,18 @@ async function predictOne(model: ModelBase, volume: Volume, out: string, o: Pred
 /**
  * `segvol predict` with a model of this family: slice sequences of the training length
  * (predictSequences), for a volume, a case folder, or a folder of cases (written as
- * <out>/<case id>.nii.gz). Windows (--window), test-time flips and Zarr output go to the
- * generic stitching instead (resolves false).
+ * <out>/<case id>.nii.gz). Windows (--window), test-time flips, --class, --non-finite and
+ * Zarr output go to the generic stitching instead (resolves false).
  */
 export async function predictInSequences(model: ModelBase, o: PredictArgs, cli: CliContext): Promise<boolean> {
-  const generic = o.window !== undefined || o.tta !== undefined || o.class !== undefined || o.windowBatch !== undefined || /\.zarr\/?$/i.test(o.out) ||
-    o.block !== undefined || o.queue !== undefined;
+  const generic = o.window !== undefined || o.tta !== undefined || o.class !== undefined || o.windowBatch !== undefined || o.nonFinite !== undefined ||
+    /\.zarr\/?$/i.test(o.out) || o.block !== undefined || o.queue !== undefined;
   if (generic) {
     for (const flag of ['sequence', 'sequenceStride', 'split', 'fold']) {
-      if (o[flag] !== undefined) throw new SegvolError('ERR_ARGUMENT', '--sequence, --sequence-stride, --split and --fold go with sequence inference; drop --window, --tta, --class and Zarr output');
+      if (o[flag] !== undefined) {
+        throw new SegvolError('ERR_ARGUMENT', '--sequence, --sequence-stride, --split and --fold go with sequence inference; drop --window, --tta, --class, --window-batch, ' +
+          '--non-finite and Zarr output');
+      }
     }
     return false;
   }
