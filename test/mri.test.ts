@@ -403,10 +403,17 @@ test('unet2d: the paper\'s baseline at Ronneberger\'s widths, a parameter count 
     t.truthy(g, `a gradient for ${name}`);
     t.true(g!.toArray().some((v) => v !== 0), `a non-zero gradient for ${name}`);
   }
+  // Softmax over the 5 classes: each voxel's probabilities sum to 1.
   const p = y.toArray();
-  let sum = 0;
-  for (let i = 0; i < 5 * 256; ++i) sum += p[i * 1]!;
-  t.true(Number.isFinite(sum));
+  const voxels = 2 * 256;
+  let worstSum = 0;
+  for (let n = 0; n < 2; ++n)
+    for (let i = 0; i < voxels; ++i) {
+      let sum = 0;
+      for (let c = 0; c < 5; ++c) sum += p[(n * 5 + c) * voxels + i]!;
+      worstSum = Math.max(worstSum, Math.abs(sum - 1));
+    }
+  t.true(worstSum < 1e-5, `probabilities sum to 1 (worst ${worstSum})`);
   t.throws(() => model.outputShape([1, 4, 1, 18, 16]), { code: 'ERR_SHAPE', message: /multiple of 4/ });
   t.throws(() => presets.unet2d({ channels: [4, 8] }), { code: 'ERR_ARGUMENT', message: /expected 5 channel counts/ });
   t.throws(() => presets.unet2d({ depth: 3 } as never), { code: 'ERR_ARGUMENT', message: /unknown option 'depth'/ });
