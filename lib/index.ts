@@ -91,6 +91,11 @@ export {
   type CrossModalityConvLstmOptions, type CrossModalityOptions, type CrossModalityRegimeOptions, type Phantom, type PhantomOptions,
   type BratsCase, type BratsCaseFiles, type BratsModality, type BratsSamplerOptions, type BratsScores, type RegionScores,
 } from './models/mri';
+// Tseng et al.'s protocol: the U-Net baseline, case splits, inference in slice sequences, per-case summaries
+export {
+  Unet2d, paperLearningRates, splitCases, writeCaseSplit, readCaseSplit, splitPart, predictSequences, summarizeCases, evaluateBratsFolder,
+  type Unet2dOptions, type LrReading, type CaseSplit, type SplitOptions, type SequenceInferenceOptions, type BratsSummary, type EmptyTruth,
+} from './models/mri';
 // The consistent ConvLSTM
 export {
   ConsistentConvLstmNet, ConsistentConvLstmLayer, consistencyVariants, Resnet50Encoder, torchvisionResnet50State, linearSumAssignment, matchedSoftIoU,

@@ -10,7 +10,7 @@ import { readLabels } from '../../io/labels';
 import { readVolumeAsync } from '../../io/volume_io';
 import { families } from '../../models';
 import type { FamilyMeasure } from '../../models/family';
-import { integerList, terminal } from '../context';
+import { addOptions, integerList, terminal } from '../context';
 import { drawRandCurves } from '../rand_plot';
 
 type Result = Record<string, unknown>;
@@ -144,9 +144,20 @@ export function registerEvaluate(program: Command): void {
     .option('--adapted-rand <form>', 'the adapted Rand error of label volumes: snemi3d (the SNEMI3D challenge\'s script, default), ' +
       'singletons (predicted 0 as one-voxel segments) or skimage (scikit-image\'s: predicted 0 is one segment)', adaptedRandOption);
   for (const m of measures) command.option(`--${m.name}`, m.description);
+  for (const m of measures) addOptions(command, m.folders?.options ?? []);
   command.option('--json', 'print JSON instead of a table')
     .action(async (o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string;
       adaptedRand?: AdaptedRandForm; json?: boolean } & BoundaryRandOptions & Record<string, unknown>) => {
+      // Folders of predictions and cases: a family's measure scores every case and summarises.
+      if (fs.existsSync(o.pred) && fs.statSync(o.pred).isDirectory()) {
+        const folderMeasures = measures.filter((m) => m.folders && o[m.name]);
+        if (folderMeasures.length !== 1) {
+          throw new SegvolError('ERR_ARGUMENT', `--pred ${o.pred} is a folder: give the measure that scores folders of cases ` +
+            `(${measures.filter((m) => m.folders).map((m) => `--${m.name}`).join(', ') || 'none is installed'}), or a prediction file`);
+        }
+        folderMeasures[0]!.folders!.run(o, terminal);
+        return;
+      }
       const pred = await readVolumeAsync(o.pred);
       const truth = await readVolumeAsync(o.truth);
       if (pred.shape.join() !== truth.shape.join()) {
