@@ -1,5 +1,6 @@
 // segvol's public API.
 import { metrics as genericMetrics } from './evaluation/metrics';
+import { rand2dMetrics } from './evaluation/rand2d';
 import { bratsMetrics } from './models/mri';
 
 export { availableMemory, backends, convMath, memoryStats, resetPeakMemory, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
@@ -90,6 +91,11 @@ export {
   type CrossModalityConvLstmOptions, type CrossModalityOptions, type CrossModalityRegimeOptions, type Phantom, type PhantomOptions,
   type BratsCase, type BratsCaseFiles, type BratsModality, type BratsSamplerOptions, type BratsScores, type RegionScores,
 } from './models/mri';
+// Tseng et al.'s protocol: the U-Net baseline, case splits, inference in slice sequences, per-case summaries
+export {
+  Unet2d, paperLearningRates, splitCases, writeCaseSplit, readCaseSplit, splitPart, predictSequences, summarizeCases, evaluateBratsFolder,
+  type Unet2dOptions, type LrReading, type CaseSplit, type SplitOptions, type SequenceInferenceOptions, type BratsSummary, type EmptyTruth,
+} from './models/mri';
 // The consistent ConvLSTM
 export {
   ConsistentConvLstmNet, ConsistentConvLstmLayer, consistencyVariants, Resnet50Encoder, torchvisionResnet50State, linearSumAssignment, matchedSoftIoU,
@@ -125,8 +131,9 @@ export {
 } from './data/preprocess';
 
 /** The evaluation measures of the source papers (the BRATS regions' among them). */
-export const metrics = { ...genericMetrics, ...bratsMetrics };
+export const metrics = { ...genericMetrics, ...rand2dMetrics, ...bratsMetrics };
 export { percentile, type RandScores, type RandOptions, type AdaptedRandForm, type AdaptedRandScores, type ClassOverlap, type Labels, type Shape3 } from './evaluation/metrics';
+export type { BoundaryPixels, SliceCombination, Rand2dScores, Rand2dSearch } from './evaluation/rand2d';
 export { predictVolume, windowStarts, gaussianWeight, type StitchOptions } from './inference/predict_volume';
 export type { Tta, FlipAxis, Overlap } from './inference/windows';
 export type { NonFinitePolicy } from './core/non_finite';

@@ -14,7 +14,12 @@ import { runBratsDemo } from '../lib/models/mri/demo';
 import { labelColour } from '../lib/io/panels';
 import { PNG } from 'pngjs';
 import { loadModel } from '../lib/models/load';
-import { assertClose } from './helpers';
+import { assertClose, modelGradients } from './helpers';
+import {
+  bratsColumns, caseRow, evaluateBratsFolder, paperLearningRates, predictSequences, readCaseSplit, sequenceStarts, splitBratsFiles, splitCases, splitPart,
+  summarizeCases, summaryCsv, writeCaseSplit, type BratsColumn, type EmptyTruth,
+} from '../lib/models/mri';
+import { createProgram } from '../lib/cli/main';
 
 const dir = path.join(__dirname, 'fixtures', 'mri');
 
@@ -345,4 +350,270 @@ test('crossModalityPhases: the paper\'s regime, and its errors', (t) => {
   t.throws(() => crossModalityPhases({ steps: [1, 2], epochs: [1, 1] }), { message: /steps or epochs, not both/ });
   t.throws(() => crossModalityPhases({ steps: [1] as never }), { message: /steps as two counts/ });
   t.throws(() => crossModalityPhases({ batch: 3 } as never), { message: /unknown option 'batch'/ });
+});
+
+// ---- Tseng et al.'s protocol: the U-Net baseline, the rates' two readings, case splits,
+// per-case summaries and inference in slice sequences (issue 25).
+
+/**
+ * The U-Net of Table 1 at Ronneberger's widths (64 doubling to 1024, 4 poolings), counted by
+ * hand: per level two 3x3 convolutions without bias, each with a batch norm (2 parameters per
+ * channel); per up level a 2x2 up-convolution halving the channels (with bias) and two 3x3
+ * convolutions on the concatenation; a 1x1 classifier to 5 classes.
+ */
+test('unet2d: the paper\'s baseline at Ronneberger\'s widths, a parameter count made by hand; orthogonal weights; gradients reach every parameter', async (t) => {
+  const w = [64, 128, 256, 512, 1024];
+  let byHand = 0;
+  w.forEach((c, l) => (byHand += c * (l === 0 ? 4 : w[l - 1]!) * 9 + 2 * c + c * c * 9 + 2 * c));
+  for (let l = 3; l >= 0; --l) byHand += w[l + 1]! * w[l]! * 4 + w[l]! + w[l]! * 2 * w[l]! * 9 + 2 * w[l]! + w[l]! * w[l]! * 9 + 2 * w[l]!;
+  byHand += 5 * 64 + 5;
+  t.is(byHand, 31_038_469);
+  // The full width with a cheap initialiser: orthogonal 1024 x 9216 weights take minutes in TypeScript.
+  const full = presets.unet2d({ init: 'msra' });
+  t.is(full.paramCount(), byHand);
+  const shapes = new Map([...full.parameters()].map(([k, v]) => [k, v.shape.join('x')]));
+  t.is(shapes.get('down.0.conv1.weight'), '64x4x1x3x3');
+  t.is(shapes.get('down.4.conv2.weight'), '1024x1024x1x3x3');
+  t.is(shapes.get('up.3.up.weight'), '1024x512x1x2x2');
+  t.is(shapes.get('up.0.conv1.weight'), '64x128x1x3x3');
+  t.is(shapes.get('classifier.weight'), '5x64x1x1x1');
+  t.false(shapes.has('down.0.conv1.bias'), 'a batch norm follows: no bias');
+  t.is([...full.state().keys()].filter((k) => k.endsWith('running_mean')).length, 2 * 5 + 2 * 4, 'a batch norm before every ReLU');
+  t.deepEqual(full.outputShape([10, 4, 1, 240, 240]), [10, 5, 1, 240, 240]);
+  full.dispose();
+  // A narrow one, orthogonal as the paper: the rows of a flattened weight are orthonormal.
+  const model = presets.unet2d({ channels: 4, levels: 2, seed: 3 });
+  const weight = model.parameters().get('down.1.conv1.weight')!.toArray();  // (8, 4*9): 8 orthonormal rows
+  const cols = 36;
+  let worst = 0;
+  for (let a = 0; a < 8; ++a)
+    for (let b = a; b < 8; ++b) {
+      let dot = 0;
+      for (let k = 0; k < cols; ++k) dot += weight[a * cols + k]! * weight[b * cols + k]!;
+      worst = Math.max(worst, Math.abs(dot - (a === b ? 1 : 0)));
+    }
+  t.true(worst < 1e-5, `orthonormal rows (worst ${worst})`);
+  // Gradients come from the ops: every parameter gets one, and slices stay independent.
+  const x = Tensor.fromArray(Float32Array.from({ length: 2 * 4 * 2 * 16 * 16 }, (_, i) => Math.sin(i * 0.37)), [2, 4, 2, 16, 16]);
+  const dy = Float32Array.from({ length: 2 * 5 * 2 * 16 * 16 }, (_, i) => Math.cos(i * 0.11));
+  const { y, grads } = await modelGradients(model, x, dy);
+  t.deepEqual(y.shape, [2, 5, 2, 16, 16]);
+  for (const name of model.parameters().keys()) {
+    const g = grads.get(name);
+    t.truthy(g, `a gradient for ${name}`);
+    t.true(g!.toArray().some((v) => v !== 0), `a non-zero gradient for ${name}`);
+  }
+  // Softmax over the 5 classes: each voxel's probabilities sum to 1.
+  const p = y.toArray();
+  const voxels = 2 * 256;
+  let worstSum = 0;
+  for (let n = 0; n < 2; ++n)
+    for (let i = 0; i < voxels; ++i) {
+      let sum = 0;
+      for (let c = 0; c < 5; ++c) sum += p[(n * 5 + c) * voxels + i]!;
+      worstSum = Math.max(worstSum, Math.abs(sum - 1));
+    }
+  t.true(worstSum < 1e-5, `probabilities sum to 1 (worst ${worstSum})`);
+  t.throws(() => model.outputShape([1, 4, 1, 18, 16]), { code: 'ERR_SHAPE', message: /multiple of 4/ });
+  t.throws(() => presets.unet2d({ channels: [4, 8] }), { code: 'ERR_ARGUMENT', message: /expected 5 channel counts/ });
+  t.throws(() => presets.unet2d({ depth: 3 } as never), { code: 'ERR_ARGUMENT', message: /unknown option 'depth'/ });
+  model.dispose();
+});
+
+test('the paper\'s "10e-4" and "10e-6": common reading 1e-4/1e-6 (the default), literal 1e-3/1e-5; explicit rates win', (t) => {
+  const rates = (o: Parameters<typeof crossModalityPhases>[0]) => crossModalityPhases({ steps: [1, 1], ...o }).map((p) => (p.optimizer as { lr: number }).lr);
+  t.deepEqual(rates({}), [1e-4, 1e-6]);
+  t.deepEqual(rates({ lrReading: 'common' }), [1e-4, 1e-6]);
+  t.deepEqual(rates({ lrReading: 'literal' }), [1e-3, 1e-5]);
+  t.deepEqual(rates({ lrReading: 'literal', lr: 2e-4 }), [2e-4, 1e-5]);
+  t.deepEqual(paperLearningRates, { common: [1e-4, 1e-6], literal: [1e-3, 1e-5] });
+  t.is(crossModalityPhases({ steps: [1, 1], lrReading: 'literal' })[1]!.lr, 1e-5, 'phase 2 starts at its own rate');
+  t.throws(() => crossModalityPhases({ lrReading: '10e-4' as never }), { code: 'ERR_ARGUMENT', message: /lrReading 'common' \(1e-4, 1e-6\) or 'literal' \(1e-3, 1e-5\)/ });
+});
+
+test('splitCases: k folds that partition the cases, a hold-out, both deterministic for a seed; stratified by parent folder; errors', (t) => {
+  const names = [...Array.from({ length: 22 }, (_, i) => `HGG/h${String(i).padStart(2, '0')}`), ...Array.from({ length: 6 }, (_, i) => `LGG/l${i}`)];
+  const a = splitCases(names, { folds: 5, seed: 7 });
+  t.deepEqual(splitCases([...names].reverse(), { folds: 5, seed: 7 }), a, 'the same seed and cases give the same split, in any order');
+  t.notDeepEqual(splitCases(names, { folds: 5, seed: 8 }).folds, a.folds);
+  t.deepEqual(a.folds!.flat().sort(), [...names].sort(), 'every case in exactly one fold');
+  t.deepEqual(a.folds!.map((f) => f.length).sort(), [5, 5, 6, 6, 6]);
+  const train2 = splitPart({ ...a, root: '.' }, 'train', 2), test2 = splitPart({ ...a, root: '.' }, 'test', 2);
+  t.is(train2.length + test2.length, 28);
+  t.false(train2.some((c) => test2.includes(c)));
+  const s = splitCases(names, { folds: 3, seed: 1, stratify: true });
+  for (const fold of s.folds!) t.is(fold.filter((c) => c.startsWith('LGG/')).length, 2, 'each fold holds 2 of the 6 LGG cases');
+  const h = splitCases(names, { test: 7, seed: 2, stratify: true });
+  t.is(h.test!.length, 7);
+  t.is(h.train!.length, 21);
+  // 7 x 22/28 = 5.5 and 7 x 6/28 = 1.5: the larger remainder first, ties to the first group (HGG).
+  t.deepEqual([h.test!.filter((c) => c.startsWith('HGG/')).length, h.test!.filter((c) => c.startsWith('LGG/')).length], [6, 1]);
+  t.throws(() => splitCases(names, { folds: 5, test: 3 }), { code: 'ERR_ARGUMENT', message: /give folds .* or test/ });
+  t.throws(() => splitCases(names, { folds: 1 }), { code: 'ERR_ARGUMENT', message: /folds from 2 to the number of cases \(28\)/ });
+  t.throws(() => splitCases(names, { test: 28 }), { code: 'ERR_ARGUMENT', message: /fewer test cases than cases/ });
+  t.throws(() => splitPart({ ...a, root: '.' }, 'test', 5), { code: 'ERR_ARGUMENT', message: /5 folds; expected a fold from 0 to 4/ });
+  t.throws(() => splitPart({ ...h, root: '.' }, 'test', 0), { code: 'ERR_ARGUMENT', message: /hold-out with no folds/ });
+});
+
+interface SummaryFixture {
+  shape: number[];
+  cases: Array<{ id: string; pred: number[]; truth: number[] }>;
+  expected: Record<EmptyTruth, { rows: Array<Record<BratsColumn, number | null>>; statistics: Record<BratsColumn, Record<string, number>> }>;
+}
+
+test('per-case BRATS scores and their mean, std, median and quartiles equal numpy\'s (fixture), under both empty-truth rules', (t) => {
+  const f = JSON.parse(fs.readFileSync(path.join(dir, 'summary_cases.json'), 'utf8')) as SummaryFixture;
+  for (const rule of ['score', 'skip'] as const) {
+    const rows = f.cases.map((c) => caseRow(c.id, metrics.brats(Float32Array.from(c.pred), Float32Array.from(c.truth)), c.truth, rule));
+    const summary = summarizeCases(rows, rule);
+    rows.forEach((row, i) => {
+      for (const col of bratsColumns) {
+        const want = f.expected[rule].rows[i]![col];
+        if (want === null) t.true(Number.isNaN(row.scores[col]), `${rule} ${row.id} ${col} left out`);
+        else t.true(Math.abs(row.scores[col] - want) < 1e-6, `${rule} ${row.id} ${col}: ${row.scores[col]} vs numpy ${want}`);
+      }
+    });
+    for (const col of bratsColumns) {
+      const want = f.expected[rule].statistics[col]!;
+      const got = summary.statistics[col];
+      t.is(got.n, want.n, `${rule} ${col} n`);
+      for (const key of ['mean', 'std', 'median', 'q25', 'q75'] as const) t.true(Math.abs(got[key] - want[key]!) < 1e-9, `${rule} ${col} ${key}: ${got[key]} vs ${want[key]}`);
+    }
+  }
+  // The convention shows in the fixture's edge cases: both empty scores 1, truth-only empty 0 (or left out).
+  const row = (id: string, rule: EmptyTruth) => {
+    const c = f.cases.find((x) => x.id === id)!;
+    return caseRow(id, metrics.brats(Float32Array.from(c.pred), Float32Array.from(c.truth)), c.truth, rule).scores;
+  };
+  t.is(row('no_enhancing_both', 'score').dice_enhancing, 1);
+  t.is(row('no_enhancing_truth', 'score').dice_enhancing, 0);
+  t.true(Number.isNaN(row('no_enhancing_truth', 'skip').dice_enhancing));
+  const csv = summaryCsv(summarizeCases(f.cases.map((c) => caseRow(c.id, metrics.brats(Float32Array.from(c.pred), Float32Array.from(c.truth)), c.truth, 'skip')), 'skip'));
+  const lines = csv.trim().split('\n');
+  t.is(lines[0], `case,${bratsColumns.join(',')}`);
+  t.deepEqual(lines.slice(-5).map((l) => l.split(',')[0]), ['Mean', 'StdDev', 'Median', '25quantile', '75quantile']);
+  t.is(lines.find((l) => l.startsWith('no_tumour,'))!.split(',')[1], '', 'a left-out score is an empty cell');
+});
+
+test('sequence inference: sequences as long as the volume equal whole-volume inference; the default (training length, stride 1) averages each slice over its sequences', async (t) => {
+  const model = presets.crossModalityConvLstm({ channels: 4, levels: 2, seed: 5 });
+  model.info = { ...model.info, window: [3, 16, 16] };
+  const D = 6;
+  const x = Tensor.fromArray(Float32Array.from({ length: 4 * D * 256 }, (_, i) => Math.sin(i * 0.013) + (i % 7) * 0.1), [1, 4, D, 16, 16]);
+  const whole = (await model.predict(x)).toArray();
+  for (const length of [D, 'whole', 40] as const) assertClose(t, (await predictSequences(model, x, { length })).toArray(), whole, { abs: 1e-6, rel: 1e-5 }, `length ${length}`);
+  t.deepEqual(sequenceStarts(6, 3, 1), [0, 1, 2, 3]);
+  t.deepEqual(sequenceStarts(7, 3, 2), [0, 2, 4]);
+  t.deepEqual(sequenceStarts(8, 3, 2), [0, 2, 4, 5], 'the last sequence ends on the last slice');
+  const byDefault = (await predictSequences(model, x)).toArray();
+  let differs = 0;
+  for (let i = 0; i < whole.length; ++i) differs = Math.max(differs, Math.abs(byDefault[i]! - whole[i]!));
+  t.true(differs > 1e-4, `the ConvLSTM sees 3 slices, not 6 (largest difference ${differs})`);
+  // Slice 2 is in the sequences starting at 0, 1 and 2: its probabilities are their plain mean.
+  const plane = 256, k = 5;
+  const manual = new Float32Array(k * plane);
+  for (const s of [0, 1, 2]) {
+    const piece = ops.narrow(x, 2, s, 3);
+    const p = (await model.predict(piece)).toArray();
+    piece.dispose();
+    for (let c = 0; c < k; ++c) for (let i = 0; i < plane; ++i) manual[c * plane + i]! += p[(c * 3 + (2 - s)) * plane + i]! / 3;
+  }
+  const slice2 = new Float32Array(k * plane);
+  for (let c = 0; c < k; ++c) slice2.set(byDefault.subarray((c * D + 2) * plane, (c * D + 3) * plane), c * plane);
+  assertClose(t, slice2, manual, { abs: 1e-6, rel: 1e-5 }, 'slice 2: the mean of its 3 sequences');
+  await t.throwsAsync(predictSequences(model, x, { length: 0 }), { code: 'ERR_ARGUMENT', message: /length as an integer >= 1 or 'whole'/ });
+  await t.throwsAsync(predictSequences(model, x, { stride: 1.5 }), { code: 'ERR_ARGUMENT', message: /stride as an integer >= 1/ });
+  x.dispose();
+  model.dispose();
+});
+
+/** segvol in this process, its printed lines returned (errors come back with their code). */
+async function segvolHere(args: string[]): Promise<string> {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => lines.push(a.join(' '));
+  try {
+    await createProgram().exitOverride().parseAsync(['node', 'segvol', ...args]);
+  } finally {
+    console.log = log;
+  }
+  return lines.join('\n');
+}
+
+test.serial('segvol split, predict over a split\'s test cases (slice sequences) and evaluate --brats over the folder: a row per case, statistics as CSV and JSON', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-brats-split-'));
+  const cases = path.join(root, 'cases');
+  for (let i = 1; i <= 5; ++i) writeBratsCase(cases, `case_${i}`, '2018', 40 + i);
+  const splitFile = path.join(root, 'split.json');
+  const said = await segvolHere(['split', '--cases', cases, '--folds', '2', '--seed', '3', '--out', splitFile]);
+  t.regex(said, /split 5 cases .*: 2 folds of 3, 2 cases; seed 3/);
+  const split = readCaseSplit(splitFile);
+  t.is(split.root, 'cases', 'the root relative to the split file');
+  t.deepEqual(split, writeCaseSplit(path.join(root, 'again.json'), cases, { folds: 2, seed: 3 }) && readCaseSplit(path.join(root, 'again.json')));
+  t.deepEqual(splitBratsFiles(splitFile, 'test', 1).map((f) => f.id), split.folds![1]);
+  await segvolHere(['split', '--cases', cases, '--test', '2', '--out', path.join(root, 'holdout.json')]);
+  t.is(readCaseSplit(path.join(root, 'holdout.json')).test!.length, 2);
+  await t.throwsAsync(segvolHere(['split', '--cases', cases, '--folds', '2', '--test', '1', '--out', path.join(root, 'x.json')]), { code: 'ERR_ARGUMENT', message: /one of them/ });
+  // An untrained model is enough to check the plumbing: predictions for fold 1's test cases only.
+  const model = presets.crossModalityConvLstm({ channels: 4, levels: 2, seed: 1 });
+  model.info = { normalize: 'nonzero', channels: { input: ['flair', 't1', 't1ce', 't2'] }, window: [3, 32, 32] };
+  model.save(path.join(root, 'model.safetensors'));
+  model.dispose();
+  const preds = path.join(root, 'preds');
+  const predicted = await segvolHere(['predict', '--model', path.join(root, 'model.safetensors'), '--in', cases, '--split', splitFile, '--fold', '1', '--out', `${preds}/`]);
+  t.regex(predicted, /predicting 2 cases in sequences of 3 slices/);
+  t.deepEqual(fs.readdirSync(preds).sort(), split.folds![1]!.map((id) => `${id}.nii.gz`).sort());
+  const report = path.join(root, 'fold1');
+  const table = await segvolHere(['evaluate', '--pred', preds, '--truth', cases, '--brats', '--split', splitFile, '--fold', '1', '--report', report]);
+  t.regex(table, /case\s+dice_complete/);
+  for (const id of split.folds![1]!) t.regex(table, new RegExp(`${id}\\s+\\d\\.\\d{4}`));
+  t.regex(table, /mean\s+\d\.\d{4}/);
+  t.regex(table, /2 cases; empty truth regions: scored/);
+  const json = JSON.parse(fs.readFileSync(`${report}.json`, 'utf8')) as { cases: Array<{ id: string; scores: Record<string, number> }>; statistics: Record<string, { mean: number; n: number }> };
+  t.deepEqual(json.cases.map((c) => c.id), split.folds![1]);
+  for (const col of bratsColumns) {
+    const mean = json.cases.reduce((a, c) => a + c.scores[col]!, 0) / json.cases.length;
+    t.true(Math.abs(json.statistics[col]!.mean - mean) < 1e-12, `${col}: the mean of the rows`);
+  }
+  const csv = fs.readFileSync(`${report}.csv`, 'utf8').trim().split('\n');
+  t.is(csv.length, 1 + 2 + 5);
+  // Each row is metrics.brats of that case's files.
+  const first = json.cases[0]!;
+  const direct = metrics.brats(readVolume(path.join(preds, `${first.id}.nii.gz`)).data, readVolume(path.join(cases, first.id, `${first.id}_seg.nii.gz`)).data);
+  t.true(Math.abs(first.scores.dice_complete! - direct.complete.dice) < 1e-12);
+  // Whole-volume inference is an option; without --split every case under --truth needs a prediction.
+  await segvolHere(['predict', '--model', path.join(root, 'model.safetensors'), '--in', path.join(cases, 'case_1'), '--sequence', 'whole', '--out', path.join(root, 'whole.nii.gz')]);
+  t.deepEqual(readVolume(path.join(root, 'whole.nii.gz')).shape, [8, 32, 32]);
+  await t.throwsAsync(segvolHere(['evaluate', '--pred', preds, '--truth', cases, '--brats']), { code: 'ERR_ARGUMENT', message: /no prediction in .* for 3 of 5 cases/ });
+  await t.throwsAsync(segvolHere(['evaluate', '--pred', preds, '--truth', cases, '--brats', '--fold', '1']), { code: 'ERR_ARGUMENT', message: /give --split too/ });
+  await t.throwsAsync(segvolHere(['evaluate', '--pred', preds, '--truth', cases, '--brats', '--split', splitFile, '--fold', '2']),
+    { code: 'ERR_ARGUMENT', message: /2 folds; expected a fold from 0 to 1/ });
+  await t.throwsAsync(segvolHere(['evaluate', '--pred', preds, '--truth', cases]), { code: 'ERR_ARGUMENT', message: /is a folder: give the measure/ });
+  t.true(evaluateBratsFolder(preds, cases, { split: splitFile, fold: 1, emptyTruth: 'skip' }).cases.length === 2);
+});
+
+test.serial('segvol train: the U-Net with settings "paper" (batch 10 of single slices), the literal rates, on a split\'s training fold', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-brats-unet-'));
+  for (let i = 1; i <= 3; ++i) writeBratsCase(path.join(root, 'cases'), `case_${i}`, '2018', 60 + i);
+  writeCaseSplit(path.join(root, 'split.json'), path.join(root, 'cases'), { folds: 3, seed: 1 });
+  const split = readCaseSplit(path.join(root, 'split.json'));
+  fs.writeFileSync(path.join(root, 'train.json'), JSON.stringify({
+    model: { preset: 'unet2d', channels: 2, levels: 2, seed: 1 }, settings: 'paper', lrReading: 'literal', size: [1, 32, 32], steps: 1,
+    data: { brats: 'cases', split: 'split.json', fold: 0 }, checkpoint: { path: 'model.safetensors' },
+  }));
+  const log = path.join(root, 'model.log.jsonl');
+  const said = await segvolHere(['train', '--config', path.join(root, 'train.json')]);
+  t.regex(said, /finished at step 2/, 'two phases of one step');
+  const model = loadModel(path.join(root, 'model.safetensors'));
+  t.is(model.constructor.name, 'Unet2d');
+  t.deepEqual(model.info.window, [1, 32, 32]);
+  model.dispose();
+  const steps = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.lr !== undefined && e.loss !== undefined);
+  t.deepEqual(steps.map((s) => s.lr), [1e-3, 1e-5], 'the literal reading: 1e-3, then 1e-5');
+  t.deepEqual(steps.map((s) => s.batchSize), [10, 10], 'batches of 10 slices, as the paper trains the U-Net');
+  t.is(split.folds![0]!.length, 1);
+  fs.writeFileSync(path.join(root, 'bad.json'), JSON.stringify({ model: { preset: 'unet2d', channels: 2 }, settings: 'paper', lrReading: '10e-4', data: { brats: 'cases' }, steps: 1 }));
+  await t.throwsAsync(segvolHere(['train', '--config', path.join(root, 'bad.json')]), { code: 'ERR_ARGUMENT', message: /lrReading "common" .* or "literal"/ });
+  fs.writeFileSync(path.join(root, 'bad2.json'), JSON.stringify({ model: { preset: 'unet2d', channels: 2 }, data: { brats: 'cases', fold: 1 }, steps: 1 }));
+  await t.throwsAsync(segvolHere(['train', '--config', path.join(root, 'bad2.json')]), { code: 'ERR_ARGUMENT', message: /data\.fold picks a fold of data\.split/ });
 });

@@ -244,6 +244,13 @@ export interface NativeBinding {
   metricsPixelError(probability: Float32Array, truth: Float32Array, thresholdOrSteps: number, search: boolean): { error: number; threshold: number };
   metricsSurfaceDistances(a: ArrayLike<number>, b: ArrayLike<number>, shape: number[], spacing: number[]): Float64Array;
   metricsWarpingError(pred: ArrayLike<number>, truth: ArrayLike<number>, shape: number[]): { warpingError: number; pixelError: number };
+  metricsRelabelSlices(ids: ArrayLike<number>, shape: number[], connectivity: number): Int32Array;
+  metricsGrowSegments(labels: ArrayLike<number>, boundary: Float32Array, shape: number[], connectivity: number): Int32Array;
+  metricsSliceRandCounts(pred: ArrayLike<number>, truth: ArrayLike<number>, shape: number[], predictedZero: 'exclude' | 'singletons' | 'oneSegment'): Float64Array;
+  metricsRand2dSweep(boundary: Float32Array, truth: ArrayLike<number>, shape: number[], thresholds: number[], method: {
+    watershed: boolean; low: number; high: number; sizeThreshold: number; connectivity: number; grow: boolean;
+    predictedZero: 'exclude' | 'singletons' | 'oneSegment';
+  }): Promise<{ counts: Float64Array; segments: Int32Array }>;
 
   agglomerationFragments(affinities: Float32Array, shape: number[], low: number, high: number): Promise<{ fragments: Int32Array; count: number }>;
   agglomerationRegionGraph(fragments: Int32Array, affinities: Float32Array, shape: number[],

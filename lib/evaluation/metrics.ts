@@ -6,7 +6,8 @@ import { native } from '../core/native';
 export type Labels = Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array | Float32Array | Float64Array;
 export type Shape3 = readonly [number, number, number] | readonly [number, number];
 
-function dims(shape: Shape3, length: number, op: string): number[] {
+/** The (D, H, W) of a shape (a 2D one is one slice), or the coded error saying it does not hold `length` voxels. */
+export function dims(shape: Shape3, length: number, op: string): number[] {
   const d = shape.length === 2 ? [1, shape[0], shape[1]] : [...shape];
   if (d.length !== 3 || d.some((s) => !Number.isInteger(s) || s < 1) || d[0]! * d[1]! * d[2]! !== length) {
     throw new SegvolError('ERR_SHAPE', `${op}: expected a shape (D, H, W) or (H, W) holding ${length} voxels, received ${describe(shape)}`);

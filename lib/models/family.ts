@@ -194,6 +194,19 @@ export interface FamilyMeasure {
   labelsOnly: boolean;
   compute(pred: Float32Array, truth: Float32Array): unknown;
   print(result: unknown, cli: CliContext): void;
+  /** Scores a folder of predictions against a folder of cases (--pred and --truth folders), with the options it adds. */
+  folders?: {
+    options: readonly CliOption[];
+    run(options: Record<string, unknown> & { pred: string; truth: string; json?: boolean }, cli: CliContext): void;
+  };
+}
+
+/** `segvol split`: the cases of a data layout the family reads, split into k folds or a train/test hold-out. */
+export interface FamilyCases {
+  /** What the folder holds, for the help ('BRATS case folders'). */
+  description: string;
+  /** Writes the split (JSON) to options.out and prints what it did. */
+  split(options: { cases: string; out: string; folds?: number; test?: number; seed: number; stratify: boolean }, cli: CliContext): void;
 }
 
 /** `segvol profile`: the network it times by default, and options to size it. */
@@ -217,5 +230,6 @@ export interface ModelFamily {
   readonly training?: FamilyTraining;
   readonly predict?: FamilyPredict;
   readonly measures?: readonly FamilyMeasure[];
+  readonly cases?: FamilyCases;
   readonly profile?: FamilyProfile;
 }

@@ -103,6 +103,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"metricsPixelError", PixelErrorFn},
       {"metricsSurfaceDistances", SurfaceDistances},
       {"metricsWarpingError", WarpingErrorFn},
+      {"metricsRelabelSlices", RelabelSlices},
+      {"metricsGrowSegments", GrowSegmentsFn},
+      {"metricsSliceRandCounts", SliceRandCountsFn},
+      {"metricsRand2dSweep", Rand2dSweepFn},
       // agglomeration.cpp
       {"agglomerationFragments", AgglomerationFragments},
       {"agglomerationRegionGraph", AgglomerationRegionGraph},

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "../metrics/metrics.h"
+#include "async.h"
 #include "convert.h"
 #include "modules.h"
 
@@ -316,6 +317,113 @@ Napi::Value WarpingErrorFn(const Napi::CallbackInfo& info) {
     o.Set("warpingError", static_cast<double>(r.warpingErrors) / static_cast<double>(r.voxels));
     o.Set("pixelError", static_cast<double>(r.pixelErrors) / static_cast<double>(r.voxels));
     return Napi::Value(o);
+  });
+}
+
+namespace {
+
+metrics::PredictedZero predictedZeroArg(const Napi::Value& v, const char* op) {
+  const std::string s = stringArg(v, op, "predicted zero");
+  if (s == "exclude") return metrics::PredictedZero::Exclude;
+  if (s == "singletons") return metrics::PredictedZero::Singletons;
+  if (s == "oneSegment") return metrics::PredictedZero::OneSegment;
+  fail(ErrorCode::Argument, std::string(op) + ": expected the predicted zeros as 'exclude', 'singletons' or 'oneSegment', received '" + s + "'");
+}
+
+// Per slice (foreground, counted, joint2, pred2, truth2) in a Float64Array (D, 5).
+void countsOut(const std::vector<metrics::SliceRandCounts>& counts, double* out) {
+  for (size_t z = 0; z < counts.size(); ++z) {
+    const auto& c = counts[z];
+    const double row[5] = {c.foreground, c.counted, c.joint2, c.pred2, c.truth2};
+    std::copy(row, row + 5, out + z * 5);
+  }
+}
+
+}  // namespace
+
+// relabelSlices(ids, shape, connectivity) -> Int32Array: each slice's 2D components of equal ids, 0 kept.
+Napi::Value RelabelSlices(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "relabelSlices";
+    auto ids = idsArg(info[0], op, "ids");
+    auto dims = dimsArg(info[1], static_cast<int64_t>(ids.size()), op);
+    return Napi::Value(labelsOut(info.Env(), metrics::relabelSlices(ids.data(), dims, static_cast<int>(intArg(info[2], op, "connectivity")))));
+  });
+}
+
+// growSegments(labels, boundary, shape, connectivity) -> Int32Array: the 0 voxels joined to the segment that
+// reaches them first, growing in order of increasing boundary value.
+Napi::Value GrowSegmentsFn(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "growSegments";
+    auto ids = idsArg(info[0], op, "labels");
+    size_t n = 0;
+    const float* boundary = floatsArg(info[1], op, "boundary", &n);
+    if (n != ids.size()) fail(ErrorCode::Shape, std::string(op) + ": labels and boundary map differ in size");
+    auto dims = dimsArg(info[2], static_cast<int64_t>(n), op);
+    std::vector<int32_t> labels(ids.begin(), ids.end());
+    metrics::growSegments(labels, boundary, dims, 2.0f, static_cast<int>(intArg(info[3], op, "connectivity")));
+    return Napi::Value(labelsOut(info.Env(), labels));
+  });
+}
+
+// sliceRandCounts(pred, truth, shape, predictedZero) -> Float64Array (D, 5). pred: 2D segments (ids >= 0).
+Napi::Value SliceRandCountsFn(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "sliceRandCounts";
+    auto predIds = idsArg(info[0], op, "prediction");
+    auto truth = idsArg(info[1], op, "truth");
+    if (predIds.size() != truth.size()) fail(ErrorCode::Shape, std::string(op) + ": prediction and truth differ in size");
+    auto dims = dimsArg(info[2], static_cast<int64_t>(truth.size()), op);
+    std::vector<int32_t> pred(predIds.begin(), predIds.end());
+    auto counts = metrics::sliceRandCounts(pred.data(), truth.data(), dims, predictedZeroArg(info[3], op));
+    Napi::Float64Array out = Napi::Float64Array::New(info.Env(), counts.size() * 5);
+    countsOut(counts, out.Data());
+    return Napi::Value(out);
+  });
+}
+
+// rand2dSweep(boundary, truth, shape, thresholds, { watershed, low, high, sizeThreshold, connectivity, grow, predictedZero })
+//   -> Promise<{ counts: Float64Array (T, D, 5), segments: Int32Array (T) }>, computed off the main thread.
+Napi::Value Rand2dSweepFn(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* op = "rand2dSweep";
+    size_t n = 0;
+    const float* boundaryData = floatsArg(info[0], op, "boundary", &n);
+    auto truth = idsArg(info[1], op, "truth");
+    if (truth.size() != n) fail(ErrorCode::Shape, std::string(op) + ": boundary map and truth differ in size");
+    auto dims = dimsArg(info[2], static_cast<int64_t>(n), op);
+    if (!info[3].IsArray()) fail(ErrorCode::Argument, std::string(op) + ": expected thresholds as an array of numbers");
+    Napi::Array list = info[3].As<Napi::Array>();
+    std::vector<float> thresholds;
+    for (uint32_t i = 0; i < list.Length(); ++i) thresholds.push_back(static_cast<float>(numberArg(list.Get(i), op, "threshold")));
+    if (!info[4].IsObject()) fail(ErrorCode::Argument, std::string(op) + ": expected the method as an object");
+    Napi::Object m = info[4].As<Napi::Object>();
+    metrics::Rand2dMethod method;
+    method.watershed = boolArg(m.Get("watershed"), op, "watershed");
+    method.low = static_cast<float>(numberArg(m.Get("low"), op, "low"));
+    method.high = static_cast<float>(numberArg(m.Get("high"), op, "high"));
+    method.sizeThreshold = intArg(m.Get("sizeThreshold"), op, "sizeThreshold");
+    method.connectivity = static_cast<int>(intArg(m.Get("connectivity"), op, "connectivity"));
+    method.grow = boolArg(m.Get("grow"), op, "grow");
+    method.zero = predictedZeroArg(m.Get("predictedZero"), op);
+    // The work owns copies: the typed arrays may change or go once this call returns.
+    std::vector<float> boundary(boundaryData, boundaryData + n);
+    return Napi::Value(PromiseWorker<metrics::Rand2dSweep>::start(
+        info.Env(),
+        [boundary = std::move(boundary), truth = std::move(truth), dims, thresholds, method] {
+          return metrics::rand2dSweep(boundary.data(), truth.data(), dims, thresholds, method);
+        },
+        [dims](Napi::Env env, metrics::Rand2dSweep& r) {
+          Napi::Float64Array counts = Napi::Float64Array::New(env, r.counts.size() * dims.d * 5);
+          for (size_t t = 0; t < r.counts.size(); ++t) countsOut(r.counts[t], counts.Data() + t * dims.d * 5);
+          Napi::Int32Array segments = Napi::Int32Array::New(env, r.segments.size());
+          std::copy(r.segments.begin(), r.segments.end(), segments.Data());
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("counts", counts);
+          out.Set("segments", segments);
+          return Napi::Value(out);
+        }));
   });
 }
 

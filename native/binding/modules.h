@@ -40,7 +40,8 @@ Callback Rnn, RnnBackward;
 Callback SavedDispose, SavedShare, SavedBytes;
 // metrics.cpp
 Callback ConnectedComponents, ThresholdSegmentation, PriorityFlood, AffinityWatershed, BoundaryAffinities, CutTree,
-    Rand, Confusion, PixelErrorFn, SurfaceDistances, WarpingErrorFn;
+    Rand, Confusion, PixelErrorFn, SurfaceDistances, WarpingErrorFn, RelabelSlices, GrowSegmentsFn, SliceRandCountsFn,
+    Rand2dSweepFn;
 // agglomeration.cpp
 Callback AgglomerationFragments, AgglomerationRegionGraph, AgglomerationAgglomerateGraphs, AgglomerationAgglomerateVolume,
     AgglomerationRelabel;

@@ -25,6 +25,10 @@ std::vector<int32_t> thresholdSegmentation(const float* boundary, Dims dims, flo
 // scan order); segments smaller than minSize voxels are removed (0).
 std::vector<int32_t> priorityFlood(const float* boundary, Dims dims, float seedThreshold, float maskThreshold,
                                    int64_t minSize, int connectivity);
+// Grows the segments of labels (0 = unassigned) over the unassigned voxels below
+// maskThreshold in order of increasing boundary value (ties in scan order): each voxel
+// joins the segment of its first labelled neighbour. Voxels no segment reaches stay 0.
+void growSegments(std::vector<int32_t>& labels, const float* boundary, Dims dims, float maskThreshold, int connectivity);
 
 // ---- watershed.cpp: Zlateski & Seung's watershed on an affinity graph
 struct RegionEdge {
@@ -78,6 +82,40 @@ struct RandScores {
 // is 0 from every measure (the ISBI/SNEMI convention for boundary voxels); the SNEMI3D forms
 // still count them in their n.
 RandScores randScores(const int64_t* pred, const int64_t* truth, int64_t n, bool ignoreTruthZero);
+
+// ---- rand2d.cpp: the 2D Rand scores of a stack, slice by slice
+// Each slice's segments as its own 2D connected components (connectivity 4 or 8) of
+// equal ids; 0 stays 0. Ids are 1.. over the stack in scan order, so no two slices share one.
+std::vector<int32_t> relabelSlices(const int64_t* ids, Dims dims, int connectivity);
+// What a predicted 0 (a boundary pixel) inside the truth's foreground counts as.
+enum class PredictedZero { Exclude, Singletons, OneSegment };
+// Per slice: the truth's foreground pixels (truth != 0), the pixels counted, and the
+// sums of the Rand scores over the counted pixels: sum n_ij^2, sum_i a_i^2 (a: the
+// prediction's segment sizes), sum_j b_j^2 (b: the truth's). Truth 0 is never counted.
+struct SliceRandCounts {
+  double foreground, counted, joint2, pred2, truth2;
+};
+std::vector<SliceRandCounts> sliceRandCounts(const int32_t* pred, const int64_t* truth, Dims dims, PredictedZero zero);
+// The search of one segmentation method over thresholds: 'threshold' segments every
+// slice into the connected components below each threshold; 'watershed' runs the
+// in-plane watershed once (low, high, sizeThreshold) and cuts its tree at affinity
+// 1 - threshold. With grow, predicted 0 pixels first join a neighbouring segment
+// (growSegments over the whole boundary map). Per threshold: the slices' counts and
+// the number of segments.
+struct Rand2dSweep {
+  std::vector<std::vector<SliceRandCounts>> counts;  // [threshold][slice]
+  std::vector<int32_t> segments;                     // [threshold]
+};
+struct Rand2dMethod {
+  bool watershed = false;
+  float low = 0.3f, high = 0.99f;
+  int64_t sizeThreshold = 25;
+  int connectivity = 4;  // the components of the 'threshold' method and the growth
+  bool grow = false;
+  PredictedZero zero = PredictedZero::Singletons;
+};
+Rand2dSweep rand2dSweep(const float* boundary, const int64_t* truth, Dims dims, const std::vector<float>& thresholds,
+                        const Rand2dMethod& method);
 
 // ---- overlap.cpp
 // confusion[t * classes + p]: voxels of truth class t predicted as p.

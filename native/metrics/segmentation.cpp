@@ -95,13 +95,8 @@ std::vector<int32_t> thresholdSegmentation(const float* boundary, Dims dims, flo
   return connectedComponents(inside, dims, connectivity, nullptr);
 }
 
-std::vector<int32_t> priorityFlood(const float* boundary, Dims dims, float seedThreshold, float maskThreshold,
-                               int64_t minSize, int connectivity) {
+void growSegments(std::vector<int32_t>& labels, const float* boundary, Dims dims, float maskThreshold, int connectivity) {
   checkConnectivity(connectivity);
-  if (!(seedThreshold <= maskThreshold)) {
-    fail(ErrorCode::Argument, "priorityFlood: expected seedThreshold <= maskThreshold");
-  }
-  std::vector<int32_t> labels = thresholdSegmentation(boundary, dims, seedThreshold, connectivity);
   const std::vector<Offset> all = neighbours(connectivity, false);
   // Priority flood: (boundary value, scan index) keeps the order deterministic.
   using Item = std::pair<float, int64_t>;
@@ -135,6 +130,16 @@ std::vector<int32_t> priorityFlood(const float* boundary, Dims dims, float seedT
     }
     pushNeighbours(i);
   }
+}
+
+std::vector<int32_t> priorityFlood(const float* boundary, Dims dims, float seedThreshold, float maskThreshold,
+                               int64_t minSize, int connectivity) {
+  checkConnectivity(connectivity);
+  if (!(seedThreshold <= maskThreshold)) {
+    fail(ErrorCode::Argument, "priorityFlood: expected seedThreshold <= maskThreshold");
+  }
+  std::vector<int32_t> labels = thresholdSegmentation(boundary, dims, seedThreshold, connectivity);
+  growSegments(labels, boundary, dims, maskThreshold, connectivity);
   if (minSize > 1) {
     std::vector<int64_t> sizes;
     for (int32_t l : labels) {

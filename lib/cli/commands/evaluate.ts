@@ -4,12 +4,13 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import * as fs from 'node:fs';
 import { SegvolError } from '../../core/errors';
-import { adaptedRandForms, metrics, type AdaptedRandForm, type RandCurvePoint, type RandScores, type Shape3 } from '../../evaluation/metrics';
+import { adaptedRandForms, metrics, type AdaptedRandForm, type RandScores, type Shape3 } from '../../evaluation/metrics';
+import { boundaryPixelChoices, rand2dMetrics, sliceCombinations, type BoundaryPixels, type Rand2dSearch, type SliceCombination } from '../../evaluation/rand2d';
 import { readLabels } from '../../io/labels';
 import { readVolumeAsync } from '../../io/volume_io';
 import { families } from '../../models';
 import type { FamilyMeasure } from '../../models/family';
-import { integerList, terminal } from '../context';
+import { addOptions, integerList, terminal } from '../context';
 import { drawRandCurves } from '../rand_plot';
 
 type Result = Record<string, unknown>;
@@ -32,6 +33,33 @@ function adaptedRandOption(value: string): AdaptedRandForm {
   return value as AdaptedRandForm;
 }
 
+function choiceOption<T extends string>(choices: readonly T[]): (value: string) => T {
+  return (value) => {
+    if (!choices.includes(value as T)) throw new InvalidArgumentError(`expected ${choices.join(', ')}, received ${value}`);
+    return value as T;
+  };
+}
+
+function numberList(value: string): number[] {
+  const list = value.split(',').map((v) => v.trim());
+  if (list.some((v) => v === '' || !Number.isFinite(Number(v)))) throw new InvalidArgumentError(`expected comma-separated numbers, received ${value}`);
+  return list.map(Number);
+}
+
+/** The boundary-map Rand options of the command line. */
+interface BoundaryRandOptions {
+  boundaryPixels?: BoundaryPixels;
+  combineSlices?: SliceCombination;
+  thresholds?: number[];
+  watershedLow?: number[];
+  watershedHigh?: number[];
+  watershedSize?: number[];
+}
+const boundaryRandFlags: Record<keyof BoundaryRandOptions, string> = {
+  boundaryPixels: '--boundary-pixels', combineSlices: '--combine-slices', thresholds: '--thresholds',
+  watershedLow: '--watershed-low', watershedHigh: '--watershed-high', watershedSize: '--watershed-size',
+};
+
 function printEvaluation(result: Result, measures: readonly FamilyMeasure[]): void {
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : String(v));
   if (result.pixelError !== undefined) {
@@ -47,10 +75,12 @@ function printEvaluation(result: Result, measures: readonly FamilyMeasure[]): vo
     console.log(`Rand F-score ${f(r.fScore)} (merge ${f(r.vMerge)}, split ${f(r.vSplit)}); VI split ${f(r.viSplit)}, merge ${f(r.viMerge)} bits`);
   }
   for (const [key, name] of [['randThreshold', 'connected components'], ['randWatershed', 'watershed']] as const) {
-    const r = result[key] as { threshold: number; scores: RandCurvePoint; curve: RandCurvePoint[] } | undefined;
+    const r = result[key] as Rand2dSearch | undefined;
     if (!r) continue;
-    console.log(`best 2D Rand F-score with ${name}: ${f(r.scores.fScore)} (merge ${f(r.scores.vMerge)}, split ${f(r.scores.vSplit)}) ` +
-      `at threshold ${r.threshold.toFixed(2)}, ${r.scores.segments} segments`);
+    const p = r.parameters;
+    const watershed = p.low === undefined ? '' : ` (watershed low ${p.low}, high ${p.high}, size ${p.sizeThreshold})`;
+    console.log(`best 2D Rand F-score with ${name}: ${f(r.fScore)} (merge ${f(r.vMerge)}, split ${f(r.vSplit)}) ` +
+      `at threshold ${r.threshold.toFixed(2)}, ${r.scores.segments} segments${watershed}; slices ${r.combine}, boundary pixels ${r.boundaryPixels}`);
   }
   if (result.warping) console.log(`warping error: ${f((result.warping as { warpingError: number }).warpingError)}`);
   for (const m of measures) if (result[m.name] !== undefined) m.print(result[m.name], terminal);
@@ -63,21 +93,27 @@ function printEvaluation(result: Result, measures: readonly FamilyMeasure[]): vo
   if (result.hausdorff95) (result.hausdorff95 as number[]).forEach((d, k) => console.log(`class ${k + 1}: 95% Hausdorff ${f(d)}`));
 }
 
-/** Boundary maps: 2D segmentation per slice, as the 2D-3D ConvNet paper evaluates, and the Rand curves' plot. */
-function evaluateBoundary(result: Result, pred: Float32Array, truth: Float32Array, shape: Shape3, plot: string | undefined): void {
+/**
+ * Boundary maps: 2D segmentation per slice, scored per slice as the 2D-3D ConvNet paper
+ * evaluates (the truth relabelled into each slice's components), the best over the
+ * segmentation's parameters, and the Rand curves' plot.
+ */
+async function evaluateBoundary(result: Result, pred: Float32Array, truth: Float32Array, shape: Shape3, plot: string | undefined,
+  o: BoundaryRandOptions): Promise<void> {
   const segments = connectedSegments(truth, shape);
   for (const method of ['threshold', 'watershed'] as const) {
-    const bar = terminal.progress(`threshold search (${method === 'threshold' ? 'connected components' : 'watershed'})`);
-    result[method === 'threshold' ? 'randThreshold' : 'randWatershed'] = metrics.bestRandFScore(pred, segments, shape, {
-      method, connectivity: 4, onProgress: (done, total) => bar.update(done / total, `threshold ${done}/${total}`),
+    const bar = terminal.progress(method === 'threshold' ? 'threshold search (connected components)' : 'watershed parameter search');
+    result[method === 'threshold' ? 'randThreshold' : 'randWatershed'] = await rand2dMetrics.bestRand2d(pred, segments, shape, {
+      method, connectivity: 4, boundaryPixels: o.boundaryPixels, combine: o.combineSlices, thresholds: o.thresholds,
+      watershed: { low: o.watershedLow, high: o.watershedHigh, sizeThreshold: o.watershedSize },
+      onProgress: (done, total) => bar.update(done / total, method === 'threshold' ? 'thresholds' : `parameter set ${done}/${total}`),
     });
     bar.done();
   }
   if (plot) {
-    type Best = { curve: RandCurvePoint[] };
     fs.writeFileSync(plot, drawRandCurves([
-      { name: 'connected components', points: (result.randThreshold as Best).curve, color: [31, 119, 180] },
-      { name: 'watershed', points: (result.randWatershed as Best).curve, color: [214, 39, 40] },
+      { name: 'connected components', points: (result.randThreshold as Rand2dSearch).curve, color: [31, 119, 180] },
+      { name: 'watershed', points: (result.randWatershed as Rand2dSearch).curve, color: [214, 39, 40] },
     ]));
     terminal.note(`wrote ${plot}`);
   }
@@ -94,14 +130,34 @@ export function registerEvaluate(program: Command): void {
     .option('--classes <n>', 'number of classes for overlap measures (default: largest id + 1)', (v) => integerList(v)[0]!)
     .option('--spacing <z,y,x>', 'voxel spacing for distances', (v) => v.split(',').map(Number))
     .option('--boundary', 'the prediction is a boundary map (probabilities, high = boundary): pixel error, the best 2D Rand F-score ' +
-      'with connected components and with the watershed, and their split/merge curves')
+      'with connected components and with the watershed (each slice scored on its own), and their split/merge curves')
+    .option('--boundary-pixels <choice>', 'with a boundary map: what predicted boundary pixels inside the truth count as: singletons (default, ' +
+      'each its own segment), grow (joined to the segment that reaches them first), exclude (left out) or oneSegment (one per slice)',
+    choiceOption(boundaryPixelChoices))
+    .option('--combine-slices <how>', 'with a boundary map: pooled (default: the slices\' Rand sums added, one F) or mean (the mean of the slices\' F)',
+      choiceOption(sliceCombinations))
+    .option('--thresholds <list>', 'with a boundary map: the boundary thresholds searched (default 0.05,0.1,...,0.95)', numberList)
+    .option('--watershed-low <list>', 'with a boundary map: the watershed low values searched (default 0.05,0.3)', numberList)
+    .option('--watershed-high <list>', 'with a boundary map: the watershed high values searched (default 0.9,0.99,0.999)', numberList)
+    .option('--watershed-size <list>', 'with a boundary map: the watershed size thresholds searched (default 0,25,100)', numberList)
     .option('--plot <file.png>', 'with a boundary map: draw the Rand split/merge curves')
     .option('--adapted-rand <form>', 'the adapted Rand error of label volumes: snemi3d (the SNEMI3D challenge\'s script, default), ' +
       'singletons (predicted 0 as one-voxel segments) or skimage (scikit-image\'s: predicted 0 is one segment)', adaptedRandOption);
   for (const m of measures) command.option(`--${m.name}`, m.description);
+  for (const m of measures) addOptions(command, m.folders?.options ?? []);
   command.option('--json', 'print JSON instead of a table')
     .action(async (o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string;
-      adaptedRand?: AdaptedRandForm; json?: boolean } & Record<string, unknown>) => {
+      adaptedRand?: AdaptedRandForm; json?: boolean } & BoundaryRandOptions & Record<string, unknown>) => {
+      // Folders of predictions and cases: a family's measure scores every case and summarises.
+      if (fs.existsSync(o.pred) && fs.statSync(o.pred).isDirectory()) {
+        const folderMeasures = measures.filter((m) => m.folders && o[m.name]);
+        if (folderMeasures.length !== 1) {
+          throw new SegvolError('ERR_ARGUMENT', `--pred ${o.pred} is a folder: give the measure that scores folders of cases ` +
+            `(${measures.filter((m) => m.folders).map((m) => `--${m.name}`).join(', ') || 'none is installed'}), or a prediction file`);
+        }
+        folderMeasures[0]!.folders!.run(o, terminal);
+        return;
+      }
       const pred = await readVolumeAsync(o.pred);
       const truth = await readVolumeAsync(o.truth);
       if (pred.shape.join() !== truth.shape.join()) {
@@ -113,6 +169,10 @@ export function registerEvaluate(program: Command): void {
       if (o.plot && !probabilities) throw new SegvolError('ERR_ARGUMENT', '--plot draws the Rand curves of a boundary map: give boundary probabilities (and --boundary)');
       if (o.adaptedRand && probabilities) {
         throw new SegvolError('ERR_ARGUMENT', '--adapted-rand scores label volumes; the prediction is a boundary map (Rand F-scores): give its segment ids instead');
+      }
+      const boundaryFlag = (Object.keys(boundaryRandFlags) as Array<keyof BoundaryRandOptions>).find((k) => o[k] !== undefined);
+      if (boundaryFlag && !probabilities) {
+        throw new SegvolError('ERR_ARGUMENT', `${boundaryRandFlags[boundaryFlag]} sets the 2D Rand search of a boundary map; the prediction holds labels: give boundary probabilities (and --boundary)`);
       }
       const flagged = measures.filter((m) => o[m.name]);
       for (const m of flagged) {
@@ -134,7 +194,7 @@ export function registerEvaluate(program: Command): void {
         result.bestPixelError = metrics.pixelError(pred.data, truth.data, { search: true });
       }
       if (chosen.includes('rand')) {
-        if (probabilities) evaluateBoundary(result, pred.data, truth.data, shape, o.plot);
+        if (probabilities) await evaluateBoundary(result, pred.data, truth.data, shape, o.plot, o);
         else {
           // Object ids exactly (float32 rounds ids above 2^24; .npy and Zarr are read exactly).
           const [p, t] = await Promise.all([readLabels(o.pred), readLabels(o.truth)]);

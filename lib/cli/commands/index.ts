@@ -9,11 +9,12 @@ import { registerPlot } from './plot';
 import { registerPredict } from './predict';
 import { registerProfile } from './profile';
 import { registerSegment } from './segment';
+import { registerSplit } from './split';
 import { registerSynth } from './synth';
 import { registerTrain } from './train';
 import { registerWorker } from './worker';
 
 export const commands: ReadonlyArray<(program: Command) => void> = [
-  registerInfo, registerDemo, registerSynth, registerTrain, registerPredict, registerSegment, registerWorker, registerEvaluate, registerConvert, registerInspect,
+  registerInfo, registerDemo, registerSynth, registerTrain, registerPredict, registerSegment, registerWorker, registerEvaluate, registerSplit, registerConvert, registerInspect,
   registerPlot, registerProfile,
 ];

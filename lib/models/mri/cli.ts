@@ -15,6 +15,8 @@ import { syntheticBrainMri } from './phantom';
 import { crossModalityPhases } from './regime';
 import { bratsMetrics, type BratsScores } from './scores';
 import { positiveInteger } from '../../core/validate';
+import { bratsFolderEvaluation, predictInSequences, sequenceOptions } from './cli_cases';
+import { splitBratsFiles } from './split';
 
 /** The BRATS table: Dice, PPV and sensitivity per region, then IU per label and the mean IU (beside a second column set when given). */
 export function printBratsScores(cli: CliContext, a: BratsScores, b?: BratsScores): void {
@@ -84,10 +86,17 @@ export const mriSynth: FamilySynth = {
 
 /** BRATS cases as training (and validation) data: slice sequences of the four modalities, normalised per case and modality. */
 function loadBrats(config: TrainConfigObject, baseDir: string, cli: CliContext) {
-  const data = config.data as { brats: string; normalize?: 'slice' | 'mr' | 'nonzero' | 'none'; flip?: { x?: boolean }; classNames?: string[] };
+  const data = config.data as {
+    brats: string; split?: string; fold?: number; normalize?: 'slice' | 'mr' | 'nonzero' | 'none'; flip?: { x?: boolean }; classNames?: string[];
+  };
   const normalize = data.normalize ?? 'nonzero';
-  const load = (folder: string, what: string) => {
-    const files = findBratsCases(path.resolve(baseDir, folder));
+  const load = (folder: string, what: string, split?: string) => {
+    const files = split !== undefined ? splitBratsFiles(path.resolve(baseDir, split), 'train', data.fold) : findBratsCases(path.resolve(baseDir, folder));
+    if (split !== undefined) {
+      const root = path.resolve(baseDir, folder);
+      const outside = files.find((f) => path.relative(root, f.folder).startsWith('..'));
+      if (outside) throw new SegvolError('ERR_ARGUMENT', `config: data.split ${split} names ${outside.folder}, outside data.brats ${folder}; give data.brats as the split's root`);
+    }
     const bar = cli.progress(`loading ${files.length} BRATS case${files.length > 1 ? 's' : ''} (${what})`);
     const cases = files.map((f, i) => {
       bar.update(i / files.length, `case ${i + 1}/${files.length}`);
@@ -96,7 +105,7 @@ function loadBrats(config: TrainConfigObject, baseDir: string, cli: CliContext) 
     bar.done();
     return cases;
   };
-  const cases = load(data.brats, 'training');
+  const cases = load(data.brats, data.split !== undefined ? `training${data.fold !== undefined ? `, fold ${data.fold}` : ''} of ${data.split}` : 'training', data.split);
   const sampler = bratsSampler(cases, { flip: data.flip?.x ?? true });
   const v = config.validation as { brats?: string } | undefined;
   if (v && v.brats === undefined) throw new SegvolError('ERR_ARGUMENT', 'config: with data.brats, give validation.brats (a folder of held-out cases)');
@@ -109,8 +118,8 @@ function loadBrats(config: TrainConfigObject, baseDir: string, cli: CliContext) 
 }
 
 export const mriTraining: FamilyTraining = {
-  modelKeys: ['modalities', 'classes', 'channels', 'levels', 'kernel', 'lstmKernel', 'multiModal', 'fusion', 'convLstm', 'decoderActivation', 'seed'],
-  schema: { data: ['brats'], validation: ['brats'] },
+  modelKeys: ['modalities', 'classes', 'channels', 'levels', 'kernel', 'lstmKernel', 'multiModal', 'fusion', 'convLstm', 'decoderActivation', 'init', 'seed'],
+  schema: { '': ['lrReading'], data: ['brats', 'split', 'fold'], validation: ['brats'] },
   check(config, source) {
     for (const [key, d] of [['data', config.data], ['validation', config.validation]] as const) {
       if (d?.brats === undefined) continue;
@@ -118,20 +127,33 @@ export const mriTraining: FamilyTraining = {
         throw new SegvolError('ERR_ARGUMENT', `config ${source}: ${key}.brats is a folder of BRATS cases (a path), given instead of ${key}.volume, labels and mask`);
       }
     }
+    if ((config.data.split !== undefined || config.data.fold !== undefined) && config.data.brats === undefined) {
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: data.split and data.fold go with data.brats (the folder the split was made from)`);
+    }
+    if (config.data.fold !== undefined && config.data.split === undefined) {
+      throw new SegvolError('ERR_ARGUMENT', `config ${source}: data.fold picks a fold of data.split; give data.split too`);
+    }
     if (config.validation?.brats !== undefined && config.data.brats === undefined) {
       throw new SegvolError('ERR_ARGUMENT', 'config: validation.brats goes with data.brats; give validation.volume and labels for volume data');
     }
   },
-  paperPresets: ['crossModalityConvLstm'],
+  paperPresets: ['crossModalityConvLstm', 'unet2d'],
   paperSettings(config) {
-    if (config.settings !== 'paper' || config.model.preset !== 'crossModalityConvLstm') return undefined;
+    const unet = config.model.preset === 'unet2d';
+    if (config.settings !== 'paper' || (config.model.preset !== 'crossModalityConvLstm' && !unet)) return undefined;
+    if (config.lrReading !== undefined && config.lrReading !== 'common' && config.lrReading !== 'literal') {
+      throw new SegvolError('ERR_ARGUMENT', `config: expected lrReading "common" (the paper's rates as 1e-4, 1e-6) or "literal" (1e-3, 1e-5), ` +
+        `received ${JSON.stringify(config.lrReading)}`);
+    }
     if (config.phases !== undefined || config.stages !== undefined) return {};
-    const size = (config.size as Size3 | undefined) ?? [3, 240, 240];
+    // The U-Net baseline trains on single slices, 10 per batch (section 4.3); the ConvLSTM on 3 sequences of 3.
+    const size = (config.size as Size3 | undefined) ?? [unet ? 1 : 3, 240, 240];
     const each = (n: number | undefined) => [n ?? 1000, n ?? 1000] as [number, number];
     const lr = (config.optimizer as { lr?: number } | undefined)?.lr;
     return {
       phases: crossModalityPhases({
-        sequence: size[0], plane: [size[1], size[2]], ...(config.batchSize ? { batchSize: config.batchSize as number } : {}),
+        sequence: size[0], plane: [size[1], size[2]], batchSize: (config.batchSize as number | undefined) ?? (unet ? 10 : 3),
+        ...(config.lrReading !== undefined ? { lrReading: config.lrReading as 'common' | 'literal' } : {}),
         ...(config.epochs ? { epochs: each(config.epochs as number) } : { steps: each(config.steps as number | undefined) }),
         ...(lr !== undefined ? { lr } : {}),
       }),
@@ -146,7 +168,9 @@ function isBratsCase(file: string): boolean {
 }
 
 export const mriPredict: FamilyPredict = {
-  input: 'a BRATS case folder (its four modalities)',
+  input: 'a BRATS case folder (its four modalities), or a folder of cases (--out a folder ending in /: <case id>.nii.gz each)',
+  options: sequenceOptions,
+  run: (model, options, cli) => predictInSequences(model, options, cli),
   /** A BRATS case's modalities as raw (4, D, H, W) channels in the order flair, t1, t1ce, t2 (the model applies its recorded normalisation). */
   readInput(folder): Volume | undefined {
     if (!isBratsCase(folder)) return undefined;
@@ -161,8 +185,10 @@ export const mriPredict: FamilyPredict = {
 
 export const bratsMeasure: FamilyMeasure = {
   name: 'brats',
-  description: 'BRATS labels 0-4: Dice, PPV and sensitivity of the complete, core and enhancing tumour, IU per label and mean IU',
+  description: 'BRATS labels 0-4: Dice, PPV and sensitivity of the complete, core and enhancing tumour, IU per label and mean IU; ' +
+    'with --pred a folder of <case id>.nii.gz and --truth a folder of cases: every case, then mean, std, median and quartiles',
   labelsOnly: true,
   compute: (pred, truth) => bratsMetrics.brats(pred, truth),
   print: (result, cli) => printBratsScores(cli, result as BratsScores),
+  folders: bratsFolderEvaluation,
 };

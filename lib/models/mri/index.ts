@@ -3,12 +3,20 @@
 // its two-phase regime, BRATS data and scores, and an MR phantom for its demo.
 import type { ModelFamily } from '../family';
 import { bratsMeasure, mriDemo, mriPredict, mriSynth, mriTraining } from './cli';
+import { bratsCases } from './cli_cases';
 import { crossModalityLayers } from './cross_modality';
 import { mriPresets } from './network';
 
 export { CrossModalityConvLstm, mriPresets, type CrossModalityConvLstmOptions } from './network';
 export { crossModalityLayers, type CrossModalityOptions } from './cross_modality';
-export { crossModalityPhases, type CrossModalityRegimeOptions } from './regime';
+export { Unet2d, type Unet2dOptions } from './unet';
+export { crossModalityPhases, paperLearningRates, type CrossModalityRegimeOptions, type LrReading } from './regime';
+export { splitCases, splitBratsCases, writeCaseSplit, readCaseSplit, splitPart, splitBratsFiles, type CaseSplit, type SplitOptions } from './split';
+export { predictSequences, sequenceStarts, type SequenceInferenceOptions } from './sequences';
+export {
+  caseRow, scoreStatistics, summarizeCases, summaryCsv, summaryJson, evaluateBratsFolder, bratsColumns,
+  type BratsSummary, type CaseRow, type ScoreStatistics, type EmptyTruth, type BratsColumn, type FolderEvaluationOptions,
+} from './summary';
 export {
   findBratsCases, loadBratsCase, bratsSampler, bratsRole, bratsModalities, bratsClasses,
   type BratsCase, type BratsCaseFiles, type BratsModality, type BratsSamplerOptions,
@@ -27,4 +35,5 @@ export const mriFamily: ModelFamily = {
   training: mriTraining,
   predict: mriPredict,
   measures: [bratsMeasure],
+  cases: bratsCases,
 };

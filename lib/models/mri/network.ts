@@ -13,6 +13,7 @@ import { crossModalityLayers } from './cross_modality';
 import { Model, type ModelInput, type ModelInputShape, type RunOptions } from '../../nn/model';
 import type { ConvLstmLayer } from '../../nn/conv_lstm';
 import { ops } from '../../ops';
+import { Unet2d, type Unet2dOptions } from './unet';
 
 export interface CrossModalityConvLstmOptions {
   /** MR modalities, the input's channels (default 4: flair, t1, t1ce, t2). */
@@ -214,5 +215,13 @@ export const mriPresets = {
    */
   crossModalityConvLstm(options: CrossModalityConvLstmOptions = {}): CrossModalityConvLstm {
     return new CrossModalityConvLstm(options);
+  },
+  /**
+   * The paper's baseline (section 4.3): a 2D U-Net on the four modalities stacked as
+   * channels, batch norm before every ReLU, orthogonal initialisation; input and output
+   * as crossModalityConvLstm's, every slice on its own.
+   */
+  unet2d(options: Unet2dOptions = {}): Unet2d {
+    return new Unet2d(options);
   },
 };
