@@ -105,6 +105,9 @@ test('recursive training from one config: VD2D on stacks 2 and 3, VD2D3D with st
   t.true(maxDiff(used.data, early) > 1e-4, 'and differs from the stage-1 map');
   const probs = readNpy(path.join(dir, 'eval', '0-s1.probabilities.npy'));
   t.deepEqual(probs.shape, [2, ...dims]);
+  const boundary = readNpy(path.join(dir, 'eval', '0-s1.class1.npy'));
+  t.deepEqual(boundary.shape, dims);
+  t.deepEqual([...boundary.data], [...probs.data.subarray(62_720)], 'class 1\'s probabilities, alone');
 });
 
 test('rightAngles: every window is one of the square\'s 8 symmetries of a crop, values moved and never interpolated, labels and mask alike', (t) => {

@@ -1,6 +1,7 @@
 // `segvol train`'s evaluation: after training, each held-out stack of config.evaluation
 // is predicted whole (stitched windows) and scored by its pixel error; with out, the
-// class probabilities and the model's other inputs are written there as .npy.
+// class probabilities (all, and one file per class) and the model's other inputs are
+// written there as .npy.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SegvolError } from '../core/errors';
@@ -60,6 +61,8 @@ export async function evaluateStacks(model: ModelBase, config: TrainConfig, base
     if (out) {
       const stem = path.join(out, `${i}-${file.replace(/\.(nii\.gz|nii|tiff?|npy|png)$/i, '')}`);
       writeNpy(`${stem}.probabilities.npy`, { shape: [classes, d, h, w], data: probs });
+      // One (D, H, W) file per class: what segvol evaluate takes (class 1 of an EM model is its boundary map).
+      for (let k = 0; k < classes; ++k) writeNpy(`${stem}.class${k}.npy`, { shape: [d, h, w], data: probs.subarray(k * d * h * w, (k + 1) * d * h * w) });
       for (const [name, values] of Object.entries(extra)) writeNpy(`${stem}.${name}.npy`, { shape: [d, h, w], data: values });
     }
   }
