@@ -99,13 +99,16 @@ test('settings \'znn-v1\' is LeCun\'s tanh where ZNN has tanh; both settings sha
     // ZNN's VD2D3D files start every convolution MSRA, as 'modern' does: the same seed gives the same weights.
     (preset === 'vd2d3d' ? t.deepEqual : t.notDeepEqual)(znn.parameters().get(first)!.toArray(), modern.parameters().get(first)!.toArray());
     znn.loadState(plain(modern));
-    t.true([...modern.stateDict()].every(([k, v]) => znn.stateDict().get(k)!.toArray().every((w, i) => w === v.toArray()[i])),
-      `${preset}: a modern checkpoint loads into the znn-v1 net`);
+    const loaded = znn.stateDict();
+    t.true([...modern.stateDict()].every(([k, v]) => {
+      const a = loaded.get(k)!.toArray(), b = v.toArray();
+      return a.every((w, i) => w === b[i]);
+    }), `${preset}: a modern checkpoint loads into the znn-v1 net`);
   }
   const bad = t.throws(() => presets.vd2d({ settings: 'znn-v2' as never })) as Error & { code?: string };
   t.is(bad.code, 'ERR_ARGUMENT');
   t.regex(bad.message, /vd2d: settings: expected 'modern' or 'znn-v1', received the string 'znn-v2'/);
-  t.throws(() => layers.tanh({ amplitude: -1 }), { message: /tanh: amplitude: expected a positive number, received -1/ });
+  t.throws(() => layers.tanh({ amplitude: -1 }), { message: /tanh: amplitude: expected a positive number, received the number -1/ });
   t.throws(() => layers.tanh({ gain: 2 } as never), { message: /tanh: unknown option 'gain'; known: amplitude, slope/ });
 });
 
@@ -232,4 +235,19 @@ test('the paper\'s pipeline end to end at a small size: N4, VD2D, VD2D3D recursi
   }
   t.true(lines.some((l) => /VD2D3D starts from VD2D's 14 tensors of conv1a\.\.conv3b/.test(l)));
   t.log(lines.filter((l) => /held-out/.test(l)).join(' | '));
+});
+
+test('a train config\'s settings \'paper\' builds the ZNN nets with settings \'znn-v1\'; model.settings in the config wins', async (t) => {
+  const { parseTrainConfig, buildModel, paperSettings } = await import('../lib/cli/config');
+  const built = (model: object, settings?: 'paper') => {
+    const config = parseTrainConfig(JSON.stringify({ model, data: { volume: 'v.npy', labels: 'l.npy' }, steps: 1, ...(settings ? { settings } : {}) }), 'train.json');
+    return buildModel(config, paperSettings(config)).architecture();
+  };
+  t.deepEqual(built({ preset: 'n4' }, 'paper'), { kind: 'preset', preset: 'n4', options: { settings: 'znn-v1' } });
+  t.deepEqual(built({ preset: 'n4', settings: 'modern' }, 'paper'), { kind: 'preset', preset: 'n4', options: { settings: 'modern' } });
+  t.deepEqual(built({ preset: 'vd2d', activation: 'tanh', settings: 'znn-v1' }), { kind: 'preset', preset: 'vd2d', options: { activation: 'tanh', settings: 'znn-v1' } });
+  t.deepEqual(built({ preset: 'vd2d' }), { kind: 'preset', preset: 'vd2d', options: { settings: 'modern' } });
+  const bad = t.throws(() => built({ preset: 'vd2d3d', settings: 'paper' })) as Error & { code?: string };
+  t.is(bad.code, 'ERR_ARGUMENT');
+  t.regex(bad.message, /vd2d3d: settings: expected 'modern' or 'znn-v1', received the string 'paper'/);
 });
