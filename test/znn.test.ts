@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import test from 'ava';
-import { createLayer, GradientTape, layers, loadModel, presets, readSafetensors, Tensor, type Graph, type ModelBase, type NamedArray } from '../lib';
+import { createLayer, estimateStepMemory, GradientTape, sequential, layers, loadModel, presets, readSafetensors, Tensor, type Graph, type ModelBase, type NamedArray } from '../lib';
 import { hashed } from './helpers';
 
 const dir = path.join(__dirname, 'fixtures', 'znn');
@@ -177,6 +177,13 @@ test('the scaled tanh layer: amplitude * tanh(slope * x), its gradient amplitude
     t.true(Math.abs(dx[i]! - (i + 1) * 1.7159 * 0.6666 * (1 - th * th)) < 1e-5, `dx(${v})`);
   });
   tape.dispose();
+  // It keeps tanh's output (the size of its input) for the gradient, besides its own output: the memory planner counts that.
+  const memory = (tanh: ReturnType<typeof layers.tanh>) =>
+    estimateStepMemory(sequential([layers.conv({ out: 4, kernel: 3 }), tanh, layers.conv({ out: 2, kernel: 1 })], { inChannels: 1 }), [1, 1, 6, 6, 6])!;
+  const plainTanh = memory(layers.tanh()), lecun = memory(layers.tanh({ amplitude: 1.7159, slope: 0.6666 }));
+  // The next convolution keeps its input either way; the scaled tanh adds tanh's output, 4 maps of 4x4x4 floats.
+  t.is(lecun.keptBytes, plainTanh.keptBytes + 4 * 4 * 64, 'one more tensor of the output size kept');
+  t.true(lecun.peakBytes > plainTanh.peakBytes, 'its intermediates raise the peak');
   t.deepEqual(layers.tanh().options, {}, 'plain tanh stores no options (older model files rebuild the same)');
   t.deepEqual(layers.tanh({ amplitude: 1.7159, slope: 0.6666 }).options, { amplitude: 1.7159, slope: 0.6666 });
 });
