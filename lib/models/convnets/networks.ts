@@ -155,9 +155,9 @@ function graphOf(stages: Stage[], resolved: Resolved, extra: { recursive?: boole
 }
 
 const optionKeys: Record<ZnnPreset, readonly string[]> = {
-  n4: ['classes', 'seed', 'settings', 'init'],
-  vd2d: ['classes', 'seed', 'settings', 'init', 'activation'],
-  vd2d3d: ['classes', 'seed', 'settings', 'init', 'activation', 'recursive'],
+  n4: ['classes', 'seed', 'init', 'settings'],
+  vd2d: ['classes', 'seed', 'init', 'settings', 'activation'],
+  vd2d3d: ['classes', 'seed', 'init', 'settings', 'activation', 'recursive'],
 };
 
 /** The preset's classes, after refusing options it does not take (a misspelled key would pass silently in JavaScript). */
