@@ -79,7 +79,7 @@ function settingsOf(options: ZnnOptions, preset: ZnnPreset): ZnnSettings {
 }
 
 const uniform005: Initializer = { kind: 'uniform', scale: 0.05 };
-/** The convolutions that a tanh follows in the tanh variants (VD2D: conv4b too; VD2D3D's conv4b is ReLU). */
+/** The convolutions a tanh follows in VD2D's tanh variant: its ZNN file starts them Xavier, the others U(-0.05, 0.05). */
 const tanhEnds = ['conv1c', 'conv2b', 'conv3b', 'conv4b'];
 
 /**
