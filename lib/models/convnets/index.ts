@@ -5,7 +5,7 @@ import type { ModelFamily } from '../family';
 import { znnPresets } from './networks';
 import { convnetsTraining } from './train';
 
-export { znnPresets, znnGraph, type ZnnPreset, type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions } from './networks';
+export { znnPresets, znnGraph, type ZnnPreset, type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions, type ZnnSettings } from './networks';
 export { znnTrainingSettings, type ZnnTrainingSettings } from './settings';
 export { transferWeights, recursiveBoundaryMap, vd2dSharedLayers, type TransferReport, type BoundaryMapOptions } from './recursive';
 export type { RecursiveConfig } from './train';

@@ -36,11 +36,12 @@ const firstKeys = ['model', 'phases', 'epochs', 'steps', 'size', 'outputSize', '
 function paperSettings(config: Pick<TrainConfigObject, 'settings' | 'model'>): PaperSettings | undefined {
   if (config.settings !== 'paper' || !znnPresets.includes(config.model.preset)) return undefined;
   const s = znnTrainingSettings(config.model.preset as ZnnPreset);
-  return { trainer: { optimizer: s.optimizer, loss: s.loss }, outputSize: s.outputSize, normalize: s.normalize, flip: s.augmentation.flip, rotate: s.augmentation.rotate };
+  // The paper's networks as ZNN's files for its experiments start them (a config's model.settings wins).
+  return { model: { settings: 'znn-v1' }, trainer: { optimizer: s.optimizer, loss: s.loss }, outputSize: s.outputSize, normalize: s.normalize, flip: s.augmentation.flip, rotate: s.augmentation.rotate };
 }
 
 export const convnetsTraining: FamilyTraining = {
-  modelKeys: ['classes', 'seed', 'init', 'activation', 'recursive'],
+  modelKeys: ['classes', 'seed', 'settings', 'init', 'activation', 'recursive'],
   schema: {
     '': ['recursive'],
     recursive: ['model', 'first', 'window', 'overlap', 'boundaryClass', 'transfer'],
