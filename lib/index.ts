@@ -85,6 +85,7 @@ export {
   znnTrainingSettings, lee2015Schedule, transferWeights, recursiveBoundaryMap, vd2dSharedLayers,
   type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions, type ZnnPreset, type ZnnTrainingSettings, type TransferReport, type BoundaryMapOptions,
 } from './models/convnets';
+export type { ZnnSettings } from './models/convnets';
 // The cross-modality ConvLSTM for multi-modal MRI
 export {
   CrossModalityConvLstm, crossModalityPhases, syntheticBrainMri, findBratsCases, loadBratsCase, bratsSampler, bratsRole, bratsModalities, bratsClasses,

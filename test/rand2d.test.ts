@@ -120,12 +120,12 @@ test('predicted boundary pixels inside the truth: singletons, exclude, oneSegmen
 
   // grow: the boundary pixels join the segment that reaches them first, lowest boundary first.
   // Col 2 lower (0.55) than col 1 (0.6): B takes col 2 first, A then col 1: the truth exactly, F 1.
-  const map = (col1: number, col2: number) => Float32Array.from(pred, (p, i) => (i % W === 1 ? col1 : i % W === 2 ? col2 : 0.1));
+  const map = (col1: number, col2: number) => Float32Array.from(pred, (_, i) => (i % W === 1 ? col1 : i % W === 2 ? col2 : 0.1));
   t.is(metrics.rand2d(pred, truth, [H, W], { boundaryPixels: 'grow', boundary: map(0.6, 0.55) }).fScore, 1);
   // Col 1 lower (0.45 < 0.5): A takes col 1, then col 2 (its first labelled neighbour in scan order is A's col 1):
   // A = cols 0-2 (6 of truth 1, 3 of truth 2), B = col 3: sum n^2 = 36 + 9 + 9 = 54, sum a^2 = 81 + 9 = 90,
   // sum b^2 = 72: V_merge 0.6, V_split 0.75, F 2/3.
-  const grown = Int32Array.from(pred, (p, i) => (i % W === 3 ? 2 : 1));
+  const grown = Int32Array.from(pred, (_, i) => (i % W === 3 ? 2 : 1));
   const byPairs = scoresOf(pairSums(grown, truth, 'singletons'));
   t.true(close(byPairs.fScore, 2 / 3));
   const g = metrics.rand2d(pred, truth, [H, W], { boundaryPixels: 'grow', boundary: map(0.45, 0.5) });

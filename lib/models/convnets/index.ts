@@ -6,7 +6,7 @@ import { znnPresets } from './networks';
 import { convnetsSynth } from './synth';
 import { convnetsTraining } from './train';
 
-export { znnPresets, znnGraph, type ZnnPreset, type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions } from './networks';
+export { znnPresets, znnGraph, type ZnnPreset, type ZnnOptions, type Vd2dOptions, type Vd2d3dOptions, type ZnnSettings } from './networks';
 export { znnTrainingSettings, lee2015Schedule, type ZnnTrainingSettings } from './settings';
 export { transferWeights, recursiveBoundaryMap, vd2dSharedLayers, type TransferReport, type BoundaryMapOptions } from './recursive';
 export type { RecursiveConfig } from './train';

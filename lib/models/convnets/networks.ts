@@ -1,18 +1,37 @@
-// The 2D-3D ConvNets of Lee et al. (2015): N4, VD2D and VD2D3D, as ZNN's network
-// files define them (docs/convnets.md has the tables). Every convolution is
+// The 2D-3D ConvNets of Lee et al. (2015): N4, VD2D and VD2D3D, with the layers of
+// ZNN's network files (docs/convnets.md has the tables), and two settings for their
+// transfer functions and initial weights: 'modern' (plain tanh, He initialisation)
+// and 'znn-v1' (ZNN's files for the paper's experiments). Every convolution is
 // 'valid' and stride 1; each in-plane max-filter (a max-pooling window at stride 1)
 // multiplies the dilation of every later filter by its window, so the net gives a
 // dense output: at every voxel, what the max-pooling net gives on that voxel's
 // window (its field of view).
 import { describe, SegvolError } from '../../core/errors';
-import { checkObject, rejectUnknown } from '../../core/validate';
+import { checkObject, oneOf, rejectUnknown } from '../../core/validate';
 import { graph, type Graph, type GraphNode } from '../../nn/graph';
 import type { Initializer } from '../../nn/init';
+import type { LayerBuilder } from '../../nn/layer';
 import { layers } from '../../nn/layers';
 
 type Axis3 = [number, number, number];
 export type ZnnPreset = 'n4' | 'vd2d' | 'vd2d3d';
 type Activation = 'relu' | 'tanh';
+
+/**
+ * 'modern': tanh is plain tanh; every convolution starts He / MSRA normal (segvol's
+ * choice before 'znn-v1', and the default, so model files saved without a setting
+ * rebuild as they were trained).
+ * 'znn-v1': ZNN's network files for the paper's experiments: tanh is LeCun's
+ * 1.7159 tanh(0.6666 x), and each convolution starts as its file says (N4:
+ * U(-0.05, 0.05); VD2D's tanh variant: U(-0.05, 0.05) before a ReLU or the output,
+ * Xavier before a tanh; the ReLU variants and VD2D3D: MSRA normal).
+ * Biases start at 0 in both.
+ */
+export type ZnnSettings = 'modern' | 'znn-v1';
+const znnSettings: readonly ZnnSettings[] = ['modern', 'znn-v1'];
+
+/** LeCun's scaled tanh as ZNN's files give it (function_args 1.7159,0.6666). */
+const znnTanh = { amplitude: 1.7159, slope: 0.6666 } as const;
 
 /** One stage of a ZNN network, in order. */
 type Stage =
@@ -23,14 +42,19 @@ type Stage =
 export interface ZnnOptions {
   /** Output classes (default 2: boundary and not). */
   classes?: number;
-  /** Fixes the initial weights (He / MSRA normal, as ZNN's configs; biases 0). */
+  /** Fixes the initial weights. */
   seed?: number;
-  /** The convolutions' initialiser (default 'msra'). */
+  /** The transfer functions and initial weights (default 'modern'; see ZnnSettings). */
+  settings?: ZnnSettings;
+  /** One initialiser for every convolution, instead of the setting's (biases stay 0). */
   init?: Initializer;
 }
 
 export interface Vd2dOptions extends ZnnOptions {
-  /** ZNN's two variants: all ReLU, or tanh at the end of each stage (conv1c, 2b, 3b, 4b). Default 'relu'. */
+  /**
+   * ZNN's two variants: all ReLU, or tanh after conv1c, conv2b, conv3b and conv4b (VD2D3D: the
+   * first three). Default 'relu'. With settings 'znn-v1' the tanh is LeCun's scaled tanh.
+   */
   activation?: Activation;
 }
 
@@ -43,38 +67,76 @@ export interface Vd2d3dOptions extends Vd2dOptions {
   recursive?: boolean;
 }
 
-/** The graph of stages with dilations that keep the output dense. */
-function build(name: string, stages: Stage[], options: ZnnOptions, extra: { recursive?: boolean; activation?: Activation } = {},
-  preset: object): Graph {
-  const { inputs, nodes, output } = graphOf(stages, options, extra);
-  return graph({ inputs, nodes, output, seed: options.seed ?? 0 }).describedAs({ kind: 'preset', preset: name, options: { ...preset } });
+/** What a network's settings decide: each convolution's initialiser and the tanh layer. */
+interface Resolved {
+  initOf(conv: string): Initializer;
+  tanh(): LayerBuilder;
 }
 
-function graphOf(stages: Stage[], options: ZnnOptions, extra: { recursive?: boolean }): { inputs: Record<string, number>; nodes: GraphNode[]; output: string } {
+/** The preset's settings, after refusing one it does not know. */
+function settingsOf(options: ZnnOptions, preset: ZnnPreset): ZnnSettings {
+  return oneOf(options.settings ?? 'modern', znnSettings, `${preset}: settings`);
+}
+
+const uniform005: Initializer = { kind: 'uniform', scale: 0.05 };
+/** The convolutions a tanh follows in VD2D's tanh variant: its ZNN file starts them Xavier, the others U(-0.05, 0.05). */
+const tanhEnds = ['conv1c', 'conv2b', 'conv3b', 'conv4b'];
+
+/**
+ * ZNN's initialiser of one convolution (seung-lab/znn-release): N4 from the v1 spec
+ * networks/N4.spec; VD2D from networks/VD2D.znn and networks/VD2D_tanh.znn (the
+ * latter as changed "to match v1 exps"); VD2D3D from networks/VD2D3D.znn and
+ * networks/VD2D3D_tanh.znn, all MSRA. Its 'xavier' is U(+-sqrt(6 / (fanIn + fanOut)))
+ * with segvol's (and PyTorch's) fans; 'uniform 0.05' is U(-0.05, 0.05).
+ */
+function znnInit(preset: ZnnPreset, activation: Activation, conv: string): Initializer {
+  if (preset === 'n4') return uniform005;
+  if (preset === 'vd2d' && activation === 'tanh') return tanhEnds.includes(conv) ? 'xavier' : uniform005;
+  return 'msra';
+}
+
+function resolve(preset: ZnnPreset, options: ZnnOptions, activation: Activation): Resolved {
+  const settings = settingsOf(options, preset);
+  const given = options.init;
+  if (settings === 'modern') return { initOf: () => given ?? 'msra', tanh: () => layers.tanh() };
+  return { initOf: (conv) => given ?? znnInit(preset, activation, conv), tanh: () => layers.tanh({ ...znnTanh }) };
+}
+
+/** The graph of stages with dilations that keep the output dense. */
+function build(name: ZnnPreset, stages: Stage[], options: ZnnOptions, resolved: Resolved, extra: { recursive?: boolean } = {}): Graph {
+  const { inputs, nodes, output } = graphOf(stages, resolved, extra);
+  // The setting is recorded even when it is the default, so a model file rebuilds the same functions whatever a later default.
+  return graph({ inputs, nodes, output, seed: options.seed ?? 0 })
+    .describedAs({ kind: 'preset', preset: name, options: { ...options, settings: settingsOf(options, name) } });
+}
+
+function graphOf(stages: Stage[], resolved: Resolved, extra: { recursive?: boolean }): { inputs: Record<string, number>; nodes: GraphNode[]; output: string } {
   const nodes: GraphNode[] = [];
   const dilation: Axis3 = [1, 1, 1];
   let last = 'image';
-  const init = options.init ?? 'msra';
+  const { initOf } = resolved;
   for (const stage of stages) {
     if ('conv' in stage) {
-      const conv = layers.conv({ out: stage.out, kernel: stage.kernel, dilation: [...dilation], bias: stage.bias ?? true, init });
+      const conv = layers.conv({ out: stage.out, kernel: stage.kernel, dilation: [...dilation], bias: stage.bias ?? true, init: initOf(stage.conv) });
       nodes.push({ name: stage.conv, layer: conv, input: last });
       last = stage.conv;
       if (stage.conv === 'conv1c' && extra.recursive) {
         // The recursive stream, summed into conv1c before its activation (conv1c's own bias stays the only one).
         nodes.push(
-          { name: 'conv1a_r', layer: layers.conv({ out: 24, kernel: [1, 3, 3], init }), input: 'boundary' },
+          { name: 'conv1a_r', layer: layers.conv({ out: 24, kernel: [1, 3, 3], init: initOf('conv1a_r') }), input: 'boundary' },
           { name: 'conv1a_r_relu', layer: layers.relu(), input: 'conv1a_r' },
-          { name: 'conv1b_r', layer: layers.conv({ out: 24, kernel: [1, 3, 3], init }), input: 'conv1a_r_relu' },
+          { name: 'conv1b_r', layer: layers.conv({ out: 24, kernel: [1, 3, 3], init: initOf('conv1b_r') }), input: 'conv1a_r_relu' },
           { name: 'conv1b_r_relu', layer: layers.relu(), input: 'conv1b_r' },
-          { name: 'conv1c_r', layer: layers.conv({ out: 24, kernel: [1, 2, 2], bias: false, init }), input: 'conv1b_r_relu' },
+          { name: 'conv1c_r', layer: layers.conv({ out: 24, kernel: [1, 2, 2], bias: false, init: initOf('conv1c_r') }), input: 'conv1b_r_relu' },
           { name: 'conv1c_sum', join: 'sum', inputs: ['conv1c', 'conv1c_r'] },
         );
         last = 'conv1c_sum';
       }
       if (stage.activation !== 'none') {
+        // Activation nodes hold no parameters: their names (and so the state dict) are the same in every setting.
         const act = `${stage.conv}_${stage.activation}`;
-        nodes.push({ name: act, layer: layers[stage.activation](), input: last });
+        const layer = stage.activation === 'tanh' ? resolved.tanh() : layers[stage.activation]();
+        nodes.push({ name: act, layer, input: last });
         last = act;
       }
     } else if ('filter' in stage) {
@@ -93,9 +155,9 @@ function graphOf(stages: Stage[], options: ZnnOptions, extra: { recursive?: bool
 }
 
 const optionKeys: Record<ZnnPreset, readonly string[]> = {
-  n4: ['classes', 'seed', 'init'],
-  vd2d: ['classes', 'seed', 'init', 'activation'],
-  vd2d3d: ['classes', 'seed', 'init', 'activation', 'recursive'],
+  n4: ['classes', 'seed', 'init', 'settings'],
+  vd2d: ['classes', 'seed', 'init', 'settings', 'activation'],
+  vd2d3d: ['classes', 'seed', 'init', 'settings', 'activation', 'recursive'],
 };
 
 /** The preset's classes, after refusing options it does not take (a misspelled key would pass silently in JavaScript). */
@@ -176,17 +238,19 @@ export function znnGraph(preset: ZnnPreset, options: Vd2d3dOptions = {}): { inpu
   const classes = classesOf(options, preset);
   const end = activationOf(options, preset);
   const stages = preset === 'n4' ? n4Stages(classes) : preset === 'vd2d' ? vd2dStages(classes, end) : vd2d3dStages(classes, end);
-  return graphOf(stages, options, { recursive: preset === 'vd2d3d' && (options.recursive ?? false) });
+  return graphOf(stages, resolve(preset, options, end), { recursive: preset === 'vd2d3d' && (options.recursive ?? false) });
 }
 
 export const znnPresets = {
-  /** N4, the IDSIA net (Ciresan et al.): 219,290 parameters, field of view 95x95x1, tanh. */
+  /** N4, the IDSIA net (Ciresan et al.): 219,290 parameters, field of view 95x95x1, tanh (LeCun's scaled tanh with settings 'znn-v1'). */
   n4(options: ZnnOptions = {}): Graph {
-    return build('n4', n4Stages(classesOf(options, 'n4')), options, {}, options);
+    const classes = classesOf(options, 'n4');
+    return build('n4', n4Stages(classes), options, resolve('n4', options, 'tanh'));
   },
   /** VD2D (Lee et al. 2015): 230,714 parameters, field of view 109x109x1. */
   vd2d(options: Vd2dOptions = {}): Graph {
-    return build('vd2d', vd2dStages(classesOf(options, 'vd2d'), activationOf(options, 'vd2d')), options, {}, options);
+    const classes = classesOf(options, 'vd2d'), end = activationOf(options, 'vd2d');
+    return build('vd2d', vd2dStages(classes, end), options, resolve('vd2d', options, end));
   },
   /**
    * VD2D3D (Lee et al. 2015): VD2D's conv1a..conv3b, then a 2x2x2 max-filter and three
@@ -194,7 +258,7 @@ export const znnPresets = {
    * stream (288,734 without).
    */
   vd2d3d(options: Vd2d3dOptions = {}): Graph {
-    return build('vd2d3d', vd2d3dStages(classesOf(options, 'vd2d3d'), activationOf(options, 'vd2d3d')), options,
-      { recursive: options.recursive ?? false }, options);
+    const classes = classesOf(options, 'vd2d3d'), end = activationOf(options, 'vd2d3d');
+    return build('vd2d3d', vd2d3dStages(classes, end), options, resolve('vd2d3d', options, end), { recursive: options.recursive ?? false });
   },
 };

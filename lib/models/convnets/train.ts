@@ -52,8 +52,9 @@ const firstKeys = ['model', 'phases', 'epochs', 'steps', 'size', 'outputSize', '
 function paperSettings(config: Pick<TrainConfigObject, 'settings' | 'model'>): PaperSettings | undefined {
   if (config.settings !== 'paper' || !znnPresets.includes(config.model.preset)) return undefined;
   const s = znnTrainingSettings(config.model.preset as ZnnPreset);
+  // The paper's networks as ZNN's files for its experiments start them (a config's model.settings wins).
   return {
-    trainer: { optimizer: s.optimizer, loss: s.loss }, outputSize: s.outputSize, normalize: s.normalize, flip: s.augmentation.flip,
+    model: { settings: 'znn-v1' }, trainer: { optimizer: s.optimizer, loss: s.loss }, outputSize: s.outputSize, normalize: s.normalize, flip: s.augmentation.flip,
     rotation: s.augmentation.rotation, steps: s.steps,
   };
 }
@@ -91,7 +92,7 @@ function checkRecursive(r: RecursiveConfig, config: TrainConfigObject, source: s
 }
 
 export const convnetsTraining: FamilyTraining = {
-  modelKeys: ['classes', 'seed', 'init', 'activation', 'recursive'],
+  modelKeys: ['classes', 'seed', 'settings', 'init', 'activation', 'recursive'],
   schema: {
     '': ['recursive'],
     recursive: ['model', 'first', 'window', 'overlap', 'boundaryClass', 'transfer', 'stacks', 'weights', 'continueFirst'],
