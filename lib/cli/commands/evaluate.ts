@@ -8,6 +8,7 @@ import { adaptedRandForms, metrics, type AdaptedRandForm, type RandScores, type 
 import { boundaryPixelChoices, rand2dMetrics, sliceCombinations, type BoundaryPixels, type Rand2dSearch, type SliceCombination } from '../../evaluation/rand2d';
 import { readLabels } from '../../io/labels';
 import { readVolumeAsync } from '../../io/volume_io';
+import { isZarrPath } from '../../io/zarr';
 import { families } from '../../models';
 import type { FamilyMeasure } from '../../models/family';
 import { addOptions, integerList, terminal } from '../context';
@@ -149,7 +150,10 @@ export function registerEvaluate(program: Command): void {
     .action(async (o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string;
       adaptedRand?: AdaptedRandForm; json?: boolean } & BoundaryRandOptions & Record<string, unknown>) => {
       // Folders of predictions and cases: a family's measure scores every case and summarises.
-      if (fs.existsSync(o.pred) && fs.statSync(o.pred).isDirectory()) {
+      // (A Zarr store and a folder of PNG/TIFF slices are volumes, not folders of cases.)
+      const caseFolder = fs.existsSync(o.pred) && fs.statSync(o.pred).isDirectory() && !isZarrPath(o.pred) &&
+        !fs.readdirSync(o.pred).some((f) => /\.(png|tiff?)$/i.test(f));
+      if (caseFolder) {
         const folderMeasures = measures.filter((m) => m.folders && o[m.name]);
         if (folderMeasures.length !== 1) {
           throw new SegvolError('ERR_ARGUMENT', `--pred ${o.pred} is a folder: give the measure that scores folders of cases ` +
