@@ -45,6 +45,8 @@ export interface AllRun {
   date: string;
   commit: string;
   cases: string[];
+  /** The machine's 1-minute load average at the start and the end: other work competes for the cores. */
+  load: [number, number];
 }
 
 export interface AllResults {
@@ -240,7 +242,7 @@ async function runAll(args: BenchArgs): Promise<void> {
   const ids = only ?? allCaseIds;
   const results: AllResults = {
     date, commit,
-    runs: [...(before?.runs ?? []), { command: `npm run bench -- all ${process.argv.slice(3).join(' ')}`.trim(), date, commit, cases: ids }],
+    runs: [...(before?.runs ?? []), { command: `npm run bench -- all ${process.argv.slice(3).join(' ')}`.trim(), date, commit, cases: ids, load: [round(os.loadavg()[0]!, 1), 0] }],
     machine: { threads, cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, torch: torchVersion() },
     repeats, rows: [],
   };
@@ -253,6 +255,7 @@ async function runAll(args: BenchArgs): Promise<void> {
     console.log(JSON.stringify(row));
     console.error(`${c.id}: ${((Date.now() - started) / 1000).toFixed(0)} s`);
   }
+  results.runs[results.runs.length - 1]!.load[1] = round(os.loadavg()[0]!, 1);
   results.rows = allCaseIds.map((id) => fresh.get(id) ?? previous.find((r) => r.id === id)).filter((r): r is AllRow => r !== undefined);
   if (before && before.repeats !== repeats) console.error(`note: ${out} had rows of ${before.repeats} repeats; these have ${repeats}`);
   fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
