@@ -6,7 +6,8 @@ import { Frame, fontScale, linearAxis, type Axis } from '../lib/cli/chart';
 import { Canvas, ink, type Rgb } from '../lib/io/canvas';
 import { glyphHeight, textWidth } from '../lib/io/font';
 
-const faster: Rgb = [40, 120, 190], slower: Rgb = [205, 110, 20], even: Rgb = [90, 90, 90], muted: Rgb = [130, 130, 130];
+export const ratioColours = { faster: [40, 120, 190] as Rgb, slower: [205, 110, 20] as Rgb };
+const even: Rgb = [90, 90, 90], muted: Rgb = [130, 130, 130];
 
 export interface RatioBar {
   label: string;
@@ -40,7 +41,7 @@ export function drawRatioChart(rows: readonly RatioBar[], title: string, width =
       return;
     }
     const x0 = frame.px(0), x1 = frame.px(r.ratio);
-    canvas.fillRect(x0, cy - barH / 2, Math.max(1, x1 - x0), barH, r.ratio >= 1 ? faster : slower);
+    canvas.fillRect(x0, cy - barH / 2, Math.max(1, x1 - x0), barH, r.ratio >= 1 ? ratioColours.faster : ratioColours.slower);
     const value = r.ratio.toFixed(2);
     const inside = x1 - x0 > textWidth(value, fontScale) + 16;
     canvas.text(inside ? x1 - 8 - textWidth(value, fontScale) : x1 + 8, cy - th / 2, value, inside ? [255, 255, 255] : ink, fontScale);

@@ -8,12 +8,12 @@
 //                  the table can be measured in pieces
 //   --out file     the JSON written (default benchmarks/results/all-<date>.json)
 //   --png file     the ratios as a bar chart
-//   --from file    draw --png from a JSON written before, without running anything
+//   --from file    draw --png from a JSON written before (and print its Markdown table), without running anything
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { matchedSoftIoU, Optimizer, predictVolume, presets, Tensor, trainStep } from '../../lib';
+import { matchedSoftIoU, Optimizer, predictVolume, presets, SegvolError, Tensor, trainStep } from '../../lib';
 import { drawRatioChart } from '../ratio_chart';
 import { measureSteps, randomTensor, round, supervisedStep, threads, timeOnDevice, versus, type BenchArgs, type Suite } from '../common';
 import { lastJsonLine, repoRoot, runCaseInChild, runPeer, type PeerTiming } from '../processes';
@@ -119,7 +119,7 @@ async function childCase(id: string, repeats: number): Promise<void> {
     }, { lr: 1e-6, checkFinite: false }), repeats);
     out = { segvol_ms: m.segvol_ms, peak_rss_mib: m.peak_rss_mib, segvol_tensor_peak_mib: Math.round(m.tensor_peak_mib) };
   } else {
-    throw new Error(`all: no child case '${id}'`);
+    throw new SegvolError('ERR_ARGUMENT', `bench all --case: expected one of ${allCaseIds.join(', ')}; received '${id}'`);
   }
   console.log(JSON.stringify(out));
 }
@@ -221,18 +221,30 @@ function writePng(results: AllResults, file: string): void {
   console.error(`chart written to ${file}`);
 }
 
+/** The rows as a Markdown table (docs/benchmarks.md): ms, ratio, peak RSS of each side. */
+export function markdownTable(rows: readonly AllRow[]): string {
+  const cell = (v: unknown) => (v === null || v === undefined ? '-' : typeof v === 'number' ? v.toLocaleString('en-US') : String(v));
+  return [
+    '| case | segvol ms | torch ms | ratio | peak RSS MiB (segvol / torch) |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.case} | ${cell(r.segvol_ms)} | ${cell(r.torch_ms)} | ${cell(r.ratio)} | ${cell(r.segvol_peak_rss_mib)} / ${cell(r.torch_peak_rss_mib)} |`),
+  ].join('\n');
+}
+
 async function runAll(args: BenchArgs): Promise<void> {
   const from = args.value('--from');
   const png = args.value('--png');
   if (from !== undefined) {
-    if (png === undefined) throw new Error('all --from <file.json> draws a chart: give --png <file.png> too');
-    writePng(JSON.parse(fs.readFileSync(from, 'utf8')) as AllResults, png);
+    if (png === undefined) throw new SegvolError('ERR_ARGUMENT', 'bench all: --from <file.json> only draws a chart, so it needs --png <file.png>; received no --png');
+    const results = JSON.parse(fs.readFileSync(from, 'utf8')) as AllResults;
+    writePng(results, png);
+    console.log(markdownTable(results.rows));
     return;
   }
   const repeats = args.value('--repeats') === undefined ? 3 : args.repeats;
   const only = args.value('--only')?.split(',').map((s) => s.trim()).filter((s) => s !== '');
   const unknown = (only ?? []).filter((id) => !allCaseIds.includes(id));
-  if (unknown.length > 0) throw new Error(`all --only: unknown case(s) ${unknown.join(', ')}; the cases are ${allCaseIds.join(', ')}`);
+  if (unknown.length > 0) throw new SegvolError('ERR_ARGUMENT', `bench all --only: expected case ids among ${allCaseIds.join(', ')}; received ${unknown.join(', ')}`);
   const date = new Date().toISOString().slice(0, 10);
   const out = args.value('--out') ?? path.join(repoRoot, 'benchmarks', 'results', `all-${date}.json`);
   // Rows measured before (an earlier --only piece) stay unless measured again now.
