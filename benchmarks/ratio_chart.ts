@@ -32,7 +32,9 @@ export function drawRatioChart(rows: readonly RatioBar[], title: string, width =
   const frame = new Frame(canvas, { x: left, y: top, w: width - left - right, h: rows.length * rowH }, x, y);
   frame.draw();
   frame.titles('torch ms / segvol ms', undefined);
+  // The line at 1 under the bars, so that it never crosses a bar's value.
   const oneX = Math.round(frame.px(1));
+  canvas.line(oneX, top, oneX, top + rows.length * rowH - 1, even, 2, [6, 4]);
   rows.forEach((r, k) => {
     const cy = top + k * rowH + rowH / 2;
     canvas.text(left - 16 - textWidth(r.label, fontScale), cy - th / 2, r.label, ink, fontScale);
@@ -46,6 +48,5 @@ export function drawRatioChart(rows: readonly RatioBar[], title: string, width =
     const inside = x1 - x0 > textWidth(value, fontScale) + 16;
     canvas.text(inside ? x1 - 8 - textWidth(value, fontScale) : x1 + 8, cy - th / 2, value, inside ? [255, 255, 255] : ink, fontScale);
   });
-  canvas.line(oneX, top, oneX, top + rows.length * rowH - 1, even, 2, [6, 4]);
   return canvas.png();
 }

@@ -217,7 +217,7 @@ function torchVersion(): string | null {
 
 function writePng(results: AllResults, file: string): void {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, drawRatioChart(results.rows, `segvol vs PyTorch (CPU, ${results.machine.threads} threads), ${results.date}, ${results.commit.split(' ')[0]}`));
+  fs.writeFileSync(file, drawRatioChart(results.rows, `segvol vs PyTorch (CPU, ${results.machine.threads} thread${results.machine.threads === 1 ? '' : 's'} each), ${results.date}, ${results.commit.split(' ')[0]}`));
   console.error(`chart written to ${file}`);
 }
 
@@ -241,7 +241,7 @@ async function runAll(args: BenchArgs): Promise<void> {
     console.log(markdownTable(results.rows));
     return;
   }
-  const repeats = args.value('--repeats') === undefined ? 3 : args.repeats;
+  const repeats = args.repeats;
   const only = args.value('--only')?.split(',').map((s) => s.trim()).filter((s) => s !== '');
   const unknown = (only ?? []).filter((id) => !allCaseIds.includes(id));
   if (unknown.length > 0) throw new SegvolError('ERR_ARGUMENT', `bench all --only: expected case ids among ${allCaseIds.join(', ')}; received ${unknown.join(', ')}`);
@@ -278,8 +278,9 @@ async function runAll(args: BenchArgs): Promise<void> {
 
 export const all: Suite = {
   name: 'all',
+  defaultRepeats: 3,
   run: (args) => {
     const one = args.value('--case');
-    return one !== undefined ? childCase(one, args.value('--repeats') === undefined ? 3 : args.repeats) : runAll(args);
+    return one !== undefined ? childCase(one, args.repeats) : runAll(args);
   },
 };
