@@ -11,7 +11,7 @@ process.env.OMP_NUM_THREADS = String(threads);
 
 /** The command line as a suite sees it (run.ts parses it). */
 export interface BenchArgs {
-  /** Timed runs per case (--repeats N, default 10). */
+  /** Timed runs per case (--repeats N, default the suite's defaultRepeats or 10). */
   repeats: number;
   /** Whether a flag (--smoke, --gpu, --case) was given. */
   has(flag: string): boolean;
@@ -22,6 +22,8 @@ export interface BenchArgs {
 export interface Suite {
   /** The name on the command line: npm run bench -- <name>. */
   name: string;
+  /** Timed runs per case without --repeats (default 10). */
+  defaultRepeats?: number;
   run(args: BenchArgs): void | Promise<void>;
 }
 

@@ -2,7 +2,8 @@
 {"suite": "conv" | "pyramid" | "rnn" | "gpu", "threads": 2, "repeats": 10, "cases": [...]}
 ("gpu" also takes "device": "cuda" and "tf32": bool, and cases of kind layer,
 train or inference; see gpu_case)
-and prints one JSON line per case: {"case": name, "torch_ms": median ms}.
+and prints one JSON line per case: {"case": name, "torch_ms": median ms, "peak_rss_mib": the
+process's peak RSS so far}.
 Same shapes and thread count as the segvol side; forward + both backward convolutions."""
 import json
 import math
@@ -268,14 +269,18 @@ def main():
         return
     torch.set_num_threads(job["threads"])
     if job["suite"] == "gpu":
-        if not torch.cuda.is_available():
+        # The same network cases run on the CPU too (npm run bench -- all): device "cpu".
+        if job["device"] == "cuda" and not torch.cuda.is_available():
             sys.exit("PyTorch here has no CUDA device")
         run = lambda case, repeats: gpu_case(case, repeats, job["device"], job["tf32"])  # noqa: E731
     else:
         run = {"pyramid": pyramid_case, "rnn": rnn_case}.get(job["suite"], conv_case)
+    import resource
     for case in job["cases"]:
         ms = run(case, job["repeats"])
-        print(json.dumps({"case": case["name"], "torch_ms": ms}), flush=True)
+        # The process's peak so far: a case's own when it is the job's only case.
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"case": case["name"], "torch_ms": ms, "peak_rss_mib": rss}), flush=True)
 
 
 if __name__ == "__main__":

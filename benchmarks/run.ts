@@ -14,10 +14,11 @@ import { suites } from './suites';
 
 function parseArgs(words: string[]): { suiteName: string; args: BenchArgs } {
   const repeatsAt = words.indexOf('--repeats');
+  const suiteName = words.find((w) => !w.startsWith('--')) ?? 'conv';
   return {
-    suiteName: words.find((w) => !w.startsWith('--')) ?? 'conv',
+    suiteName,
     args: {
-      repeats: repeatsAt >= 0 ? Number(words[repeatsAt + 1]) : 10,
+      repeats: repeatsAt >= 0 ? Number(words[repeatsAt + 1]) : suites.find((s) => s.name === suiteName)?.defaultRepeats ?? 10,
       has: (flag) => words.includes(flag),
       value: (flag, offset = 1) => {
         const at = words.indexOf(flag);

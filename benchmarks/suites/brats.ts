@@ -22,6 +22,21 @@ async function bratsCase(repeats: number, smoke: boolean, channels: number): Pro
 }
 
 /**
+ * The row of the step at `channels`: segvol in a child process, then the peer in its own
+ * Python process (each peak RSS its own); null when the child failed (the error row is printed).
+ */
+export function bratsRow(repeats: number, smoke: boolean, channels: number): Record<string, unknown> | null {
+  const printed = runCaseInChild('brats', 'brats', ['--repeats', String(repeats), '--channels', String(channels), ...(smoke ? ['--smoke'] : [])]);
+  if (printed === null) return null;
+  const segvol = lastJsonLine<StepMeasurement & { plane: number }>(printed);
+  const peer = smoke ? null : runPeer({ suite: 'brats', repeats, cases: [{ name: 'brats', plane: segvol.plane, channels }] })('brats');
+  return {
+    case: `cross-modality ConvLSTM training step, batch 3 x 3 slices x ${segvol.plane}x${segvol.plane}, 4 modalities, ${channels} channels, Adam`,
+    ...versus(segvol.segvol_ms, peer?.torch_ms, 1), ...peakMemoryColumns(segvol, peer), target_ratio: 1,
+  };
+}
+
+/**
  * Batch 3, sequences of 3 slices, 240x240, 4 modalities, 64 channels, Adam, with peak memory.
  * --channels N narrows it; --smoke: 48x48, no peer.
  */
@@ -34,13 +49,7 @@ export const brats: Suite = {
       await bratsCase(repeats, smoke, channels);
       return;
     }
-    const printed = runCaseInChild('brats', 'brats', ['--repeats', String(repeats), '--channels', String(channels), ...(smoke ? ['--smoke'] : [])]);
-    if (printed === null) return;
-    const segvol = lastJsonLine<StepMeasurement & { plane: number }>(printed);
-    const peer = smoke ? null : runPeer({ suite: 'brats', repeats, cases: [{ name: 'brats', plane: segvol.plane, channels }] })('brats');
-    console.log(JSON.stringify({
-      case: `cross-modality ConvLSTM training step, batch 3 x 3 slices x ${segvol.plane}x${segvol.plane}, 4 modalities, ${channels} channels, Adam`,
-      ...versus(segvol.segvol_ms, peer?.torch_ms, 1), ...peakMemoryColumns(segvol, peer), target_ratio: 1,
-    }));
+    const row = bratsRow(repeats, smoke, channels);
+    if (row !== null) console.log(JSON.stringify(row));
   },
 };

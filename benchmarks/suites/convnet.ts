@@ -6,7 +6,7 @@ import { znnGraph } from '../../lib/models/convnets/networks';
 import { measureSteps, peakMemoryColumns, randomTensor, supervisedStep, versus, type StepMeasurement, type Suite } from '../common';
 import { lastJsonLine, runCaseInChild, runPeer } from '../processes';
 
-type ConvnetName = 'n4' | 'vd2d3d';
+export type ConvnetName = 'n4' | 'vd2d3d';
 
 /** What a convnet case prints: its measurement, its shapes and the graph the peer rebuilds. */
 interface ConvnetMeasurement extends StepMeasurement {
@@ -34,6 +34,25 @@ async function convnetCase(name: ConvnetName, repeats: number, smoke: boolean): 
   console.log(JSON.stringify({ case: name, ...measured, outSize, inSize, graph }));
 }
 
+/**
+ * One network's row: its steps in a child process (its peak RSS is its own), then the peer's
+ * in its own Python process; null when the child failed (the error row is printed).
+ */
+export function convnetRow(name: ConvnetName, repeats: number, smoke: boolean): Record<string, unknown> | null {
+  const printed = runCaseInChild(name, 'convnet', [name, '--repeats', String(repeats), ...(smoke ? ['--smoke'] : [])]);
+  if (printed === null) return null;
+  const segvol = lastJsonLine<ConvnetMeasurement>(printed);
+  const peer = smoke ? null
+    : runPeer({ suite: 'convnet', repeats, cases: [{ name, ...segvol.graph, inSize: segvol.inSize, outSize: segvol.outSize }] })(name);
+  const voxels = segvol.outSize.reduce((a, b) => a * b, 1);
+  return {
+    case: `${name} training step, output ${segvol.outSize.join('x')} (input ${segvol.inSize.join('x')})`,
+    ...versus(segvol.segvol_ms, peer?.torch_ms, 1),
+    segvol_voxels_per_s: Math.round((voxels * 1000) / segvol.segvol_ms), torch_voxels_per_s: peer ? Math.round((voxels * 1000) / peer.torch_ms) : null,
+    ...peakMemoryColumns(segvol, peer), target_ratio: 1,
+  };
+}
+
 /** Output voxels per second of N4 (output 200x200x1) and of VD2D3D with its recursive stream (100x100x1). --smoke: tiny outputs, no peer. */
 export const convnet: Suite = {
   name: 'convnet',
@@ -45,18 +64,8 @@ export const convnet: Suite = {
       return;
     }
     for (const name of ['n4', 'vd2d3d'] as const) {
-      const printed = runCaseInChild(name, 'convnet', [name, '--repeats', String(repeats), ...(smoke ? ['--smoke'] : [])]);
-      if (printed === null) continue;
-      const segvol = lastJsonLine<ConvnetMeasurement>(printed);
-      const peer = smoke ? null
-        : runPeer({ suite: 'convnet', repeats, cases: [{ name, ...segvol.graph, inSize: segvol.inSize, outSize: segvol.outSize }] })(name);
-      const voxels = segvol.outSize.reduce((a, b) => a * b, 1);
-      console.log(JSON.stringify({
-        case: `${name} training step, output ${segvol.outSize.join('x')} (input ${segvol.inSize.join('x')})`,
-        ...versus(segvol.segvol_ms, peer?.torch_ms, 1),
-        segvol_voxels_per_s: Math.round((voxels * 1000) / segvol.segvol_ms), torch_voxels_per_s: peer ? Math.round((voxels * 1000) / peer.torch_ms) : null,
-        ...peakMemoryColumns(segvol, peer), target_ratio: 1,
-      }));
+      const row = convnetRow(name, repeats, smoke);
+      if (row !== null) console.log(JSON.stringify(row));
     }
   },
 };

@@ -11,7 +11,7 @@ import { runPeer } from '../processes';
 import { memory } from './memory';
 import { paperStep, tapeOverhead } from './step';
 
-interface PyramidCase {
+export interface PyramidCase {
   name: string;
   /** Input (N, C, D, H, W). */
   x: number[];
@@ -33,8 +33,8 @@ function pyramidFlops(c: PyramidCase): number {
   return 3 * n * total;
 }
 
-/** Median ms of one layer's forward + backward, the output's gradient all ones. */
-async function timePyramid(c: PyramidCase, repeats: number, device: Device = 'cpu'): Promise<number> {
+/** Median ms of one layer's forward + backward (the async ops), the output's gradient all ones. */
+export async function timePyramid(c: PyramidCase, repeats: number, device: Device = 'cpu'): Promise<number> {
   const x = randomTensor(c.x, device);
   const weights: ClstmWeights[] = [0, 1, 2, 3, 4, 5].map(() => ({
     wx: randomTensor([4 * c.hidden, c.x[1]!, c.kernel, c.kernel], device),
@@ -124,12 +124,14 @@ async function gpuPyramid(repeats: number, smoke: boolean, tf32: boolean): Promi
   setConvMath('fp32');
 }
 
+/** Issue 3's cases: one PyraMiD-LSTM layer, forward + backward, N = 1, 7x7 filters. */
+export const cpuPyramidCases: readonly PyramidCase[] = [
+  { name: 'pyramidLstm C=5 O=16 k=7 on 8x64x64', x: [1, 5, 8, 64, 64], hidden: 16, kernel: 7 },
+  { name: 'pyramidLstm C=25 O=32 k=7 on 8x64x64', x: [1, 25, 8, 64, 64], hidden: 32, kernel: 7 },
+];
+
 async function cpuPyramid(args: BenchArgs): Promise<void> {
-  // issue 3's cases: one PyraMiD-LSTM layer, forward + backward, N = 1, 7x7 filters
-  const cases: PyramidCase[] = [
-    { name: 'pyramidLstm C=5 O=16 k=7 on 8x64x64', x: [1, 5, 8, 64, 64], hidden: 16, kernel: 7 },
-    { name: 'pyramidLstm C=25 O=32 k=7 on 8x64x64', x: [1, 25, 8, 64, 64], hidden: 32, kernel: 7 },
-  ];
+  const cases = cpuPyramidCases;
   const peer = runPeer({ suite: 'pyramid', repeats: args.repeats, cases });
   for (const c of cases) report(c.name, await timePyramid(c, args.repeats), peer(c.name)?.torch_ms ?? null, pyramidFlops(c));
   await tapeOverhead(args.repeats);
