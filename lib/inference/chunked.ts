@@ -20,7 +20,11 @@ import { openZarr, type ZarrArray } from '../io/zarr';
 import type { ModelBase } from '../nn/model';
 import { argmaxClasses } from '../ops';
 import { blockDone, blockMarkers, levelDoneDir, markBlockDone, outputWriter, planChunkedPrediction, type ChunkedPlan, type ChunkedPlanOptions } from './chunked_plan';
+import { cachedChunks } from './chunk_cache';
 import { runStages } from './stages';
+
+/** Decoded input chunks kept between the blocks of one process. */
+const inputCacheBytes = 256 * 2 ** 20;
 import { gaussianWeight } from './predict_volume';
 import {
   blockBox, cropWindow, dropStoredWindow, readRegion, readStoredWindow, storedWindowFile, storeWindow, windowGrid, windowsOfBlock, windowStore, type GridWindow, type InputRegion,
@@ -77,7 +81,7 @@ export async function predictBlock(model: ModelBase, out: string, plan: ChunkedP
     const results = await predictWindowBatch(model, group.map((g) => ({ [name]: cropWindow(region, g.start, inWindow, c) })), inWindow, passSize, flips);
     computed += group.length;
     group.forEach((g, j) => {
-      const result = results[j]!.slice();
+      const result = results[j]!;
       if (g.blocks.length > 1) storeWindow(out, g.index, result);
       stored.set(g.index, result);
     });
@@ -166,7 +170,8 @@ export async function predictChunked(model: ModelBase, input: string, out: strin
   if (!Number.isInteger(part.count) || part.count < 1 || !Number.isInteger(part.index) || part.index < 0 || part.index >= part.count) {
     throw new SegvolError('ERR_ARGUMENT', `chunked prediction: expected a part i/n with 0 <= i < n, received ${part.index}/${part.count}`);
   }
-  const array = await openVolume(plan.input);
+  // Neighbouring blocks read the same input chunks: decoded once while they fit.
+  const array = cachedChunks(await openVolume(plan.input), inputCacheBytes);
   let windows = 0;
   const run = await runStages([{
     name: 'predict', blocks: plan.blocks, markers: blockMarkers(out),

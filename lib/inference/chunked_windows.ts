@@ -131,16 +131,25 @@ export const storedWindowFile = (out: string, index: number): string => path.joi
 
 /** A stored window's result, or undefined when absent (or cut short: then it is computed again). */
 export function readStoredWindow(out: string, index: number, values: number): Float32Array | undefined {
-  let bytes: Buffer;
+  let fd: number;
   try {
-    bytes = fs.readFileSync(storedWindowFile(out, index));
+    fd = fs.openSync(storedWindowFile(out, index), 'r');
   } catch {
     return undefined;
   }
-  if (bytes.length !== values * 4) return undefined;
-  const result = new Float32Array(values);
-  new Uint8Array(result.buffer).set(bytes);
-  return result;
+  try {
+    if (fs.fstatSync(fd).size !== values * 4) return undefined;
+    const result = new Float32Array(values);
+    const bytes = new Uint8Array(result.buffer);
+    for (let at = 0; at < bytes.length;) {
+      const n = fs.readSync(fd, bytes, at, bytes.length - at, at);
+      if (n === 0) return undefined;
+      at += n;
+    }
+    return result;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Stores a window's result whole (temporary file, then rename). */
