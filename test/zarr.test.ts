@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readNpy, writeNpy } from '../lib/io/npy';
 import {
-  blockDone, layers, openZarr, planChunkedPrediction, predictBlock, predictChunked, predictVolume, readChunkedPlan, readZarr, sequential, Tensor, writeZarr, ZarrWriter,
+  blockDone, layers, openZarr, planChunkedPrediction, predictBlock, predictChunked, predictVolume, readChunkedPlan, readZarr, sequential, Tensor, windowStarts, writeZarr, ZarrWriter,
 } from '../lib';
 
 const dir = path.join(__dirname, 'fixtures', 'zarr');
@@ -162,6 +162,83 @@ test('out-of-core prediction equals predictVolume in memory, byte for byte, for 
     { message: /holds a different job/ });
   await t.throwsAsync(() => predictChunked(valid, path.join(tmp, 'in1.zarr'), path.join(tmp, 'x.zarr'), { window: [4, 8, 8] }),
     { message: /has 1 channel\(s\), the model takes 2/ });
+  fs.rmSync(tmp, { recursive: true });
+});
+
+/** Window evaluations of the old design, where every block computed every window touching it. */
+function windowsTouchingEveryBlock(dims: readonly number[], window: readonly number[], chunks: readonly number[]): number {
+  let total = 1;
+  for (let a = 0; a < 3; ++a) {
+    const starts = windowStarts(dims[a]!, Math.min(window[a]!, dims[a]!), 0.5);
+    let n = 0;
+    for (let c0 = 0; c0 < dims[a]!; c0 += chunks[a]!) n += starts.filter((s) => s < c0 + chunks[a]! && s + window[a]! > c0).length;
+    total *= n;
+  }
+  return total;
+}
+
+test('out-of-core computes each window once, as many as predictVolume, and still equals it byte for byte: chunks off the window grid, uneven edges, 2D and 3D, parts', async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-chunked-once-'));
+  const { same, valid } = nets();
+  const cases = [
+    // 3D, chunks smaller than, equal to, off and larger than the window; one block.
+    { dims: [11, 23, 19], window: [4, 8, 8], chunkings: [[3, 5, 7], [4, 8, 8], [5, 10, 9], [6, 16, 13], [11, 23, 19]] },
+    // 2D: a volume one slice deep.
+    { dims: [1, 37, 29], window: [1, 8, 8], chunkings: [[1, 9, 7], [1, 16, 16]] },
+  ];
+  for (const { dims, window, chunkings } of cases) {
+    const n = dims[0]! * dims[1]! * dims[2]!;
+    const volume = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 3 + (i % 7));
+    const two = new Float32Array(2 * n);
+    two.set(volume);
+    two.set(volume.map((v, i) => (i % 5 === 0 ? 0 : v * 0.5 + 1)), n);
+    const name = dims.join('x');
+    await writeZarr(path.join(tmp, `${name}.1.zarr`), volume, dims, { chunks: [4, 8, 8] });
+    await writeZarr(path.join(tmp, `${name}.2.zarr`), two, [2, ...dims], { chunks: [1, 5, 7, 6] });
+    for (const [model, channels] of [[same, 1], [valid, 2]] as const) {
+      const input = path.join(tmp, `${name}.${channels}.zarr`);
+      for (const extra of [{}, { windowBatch: 3, tta: { flips: ['x' as const] } }]) {
+        const x = Tensor.fromArray(channels === 1 ? volume : two, [1, channels, ...dims]);
+        let inMemory = 0;
+        const memory = (await predictVolume(model, x, { window: window as [number, number, number], ...extra, onProgress: (_done, total) => (inMemory = total) })).toArray();
+        x.dispose();
+        for (const chunks of extra.windowBatch ? [chunkings[0]!] : chunkings) {
+          const label = `${name}, ${channels} channel(s), chunks ${chunks.join('x')}${extra.windowBatch ? ', 3 windows per pass, x flips' : ''}`;
+          const out = path.join(tmp, `${label.replace(/[^0-9a-z]+/gi, '_')}.zarr`);
+          const r = await predictChunked(model, input, out, { window: window as [number, number, number], output: 'probabilities', chunks: chunks as [number, number, number], ...extra });
+          t.deepEqual(Buffer.from((await readZarr(out)).data.buffer), Buffer.from(memory.buffer), `${label}: the same floats as in memory`);
+          t.is(r.windows, inMemory, `${label}: ${r.windows} windows computed, predictVolume computes ${inMemory}`);
+          t.is(readChunkedPlan(out).windows, inMemory);
+          t.false(fs.existsSync(path.join(out, '.segvol', 'windows')), `${label}: the shared windows are gone once every block is done`);
+          if (r.blocks > 1 && !extra.windowBatch) {
+            const before = windowsTouchingEveryBlock(dims, window, chunks);
+            t.true(before > inMemory, `${label}: ${before} windows when every block computed all it touches`);
+            t.log(`${label}: ${r.blocks} blocks, ${r.windows} windows (every block alone: ${before})`);
+          }
+        }
+      }
+    }
+  }
+  // Array jobs one after another: the second part reads what the first stored; together, each window once.
+  const input = path.join(tmp, '11x23x19.1.zarr');
+  const out = path.join(tmp, 'parts.zarr');
+  const options = { window: [4, 8, 8] as [number, number, number], output: 'probabilities' as const, chunks: [5, 10, 9] as [number, number, number] };
+  const first = await predictChunked(same, input, out, { ...options, part: { index: 0, count: 2 } });
+  t.true(fs.readdirSync(path.join(out, '.segvol', 'windows')).length > 0, 'the first part leaves the windows it shares with the second');
+  const second = await predictChunked(same, input, out, { ...options, part: { index: 1, count: 2 } });
+  t.is(first.windows + second.windows, readChunkedPlan(out).windows);
+  t.false(fs.existsSync(path.join(out, '.segvol', 'windows')));
+  const memory = (await predictVolume(same, Tensor.fromArray(Float32Array.from({ length: 11 * 23 * 19 }, (_, i) => Math.sin(i * 0.37) * 3 + (i % 7)), [1, 1, 11, 23, 19]),
+    { window: [4, 8, 8] })).toArray();
+  t.deepEqual(Buffer.from((await readZarr(out)).data.buffer), Buffer.from(memory.buffer), 'two parts: the same floats as in memory');
+  // A stored window cut short (a full disk) is computed again, not read.
+  const again = path.join(tmp, 'again.zarr');
+  await predictChunked(same, input, again, { ...options, part: { index: 0, count: 2 } });
+  const stored = fs.readdirSync(path.join(again, '.segvol', 'windows')).filter((f) => !f.startsWith('.'));
+  fs.writeFileSync(path.join(again, '.segvol', 'windows', stored[0]!), Buffer.alloc(8));
+  const rest = await predictChunked(same, input, again, { ...options, part: { index: 1, count: 2 } });
+  t.true(rest.windows > second.windows, 'the damaged window was computed again');
+  t.deepEqual(Buffer.from((await readZarr(again)).data.buffer), Buffer.from(memory.buffer), 'a damaged stored window changes nothing');
   fs.rmSync(tmp, { recursive: true });
 });
 

@@ -225,7 +225,7 @@ export function blockDone(out: string, block: number): boolean {
   return blockMarked(blockMarkers(out), block);
 }
 
-/** Marks a block's chunk written. */
-export function markBlockDone(out: string, block: number): void {
-  markBlock(blockMarkers(out), block);
+/** Marks a block's chunk written, keeping what it did (the windows it computed). */
+export function markBlockDone(out: string, block: number, result?: unknown): void {
+  markBlock(blockMarkers(out), block, result);
 }
