@@ -1,7 +1,8 @@
 // npm run bench -- async: each heavy op's Promise form against its synchronous form, in
 // the same process, on the same tensors. The two forms alternate run by run, so that a
 // busy machine slows both alike; each prints the median of its runs after two warm-ups
-// of each, and ratio = promise_ms / sync_ms (issue 26: within 5%).
+// of each, and ratio = promise_ms / sync_ms (issue 26: within 5%). --blocks sync|promise
+// times the first case in two blocks instead (see blocks()).
 import { ops, Tensor, type ClstmWeights, type RnnWeights } from '../../lib';
 import { optimized } from '../../lib/testing';
 import { median, randomTensor, round, type Suite } from '../common';
@@ -107,10 +108,42 @@ async function timed(run: Run, promise: boolean): Promise<number> {
   return ms;
 }
 
+/**
+ * --blocks sync|promise: the first case only, in two blocks, the named form first: the
+ * first block runs while the process holds one OpenMP team, the second after the other
+ * form's thread has started a second one.
+ */
+async function blocks(first: 'sync' | 'promise', repeats: number): Promise<void> {
+  const c = cases[0]!;
+  const { run, free } = c.setup();
+  const forms = first === 'sync' ? [false, true] : [true, false];
+  const row: Record<string, number | string> = { case: `${c.name}, ${first} block first` };
+  for (const promise of forms) {
+    const times: number[] = [];
+    for (let i = 0; i < repeats + 2; ++i) {
+      const ms = await timed(run, promise);
+      if (i >= 2) times.push(ms);
+    }
+    row[promise ? 'promise_ms' : 'sync_ms'] = round(median(times), 1);
+  }
+  free();
+  row.ratio = round(Number(row.promise_ms) / Number(row.sync_ms), 3);
+  console.log(JSON.stringify(row));
+}
+
 export const asyncOps: Suite = {
   name: 'async',
-  async run({ repeats }) {
-    console.error(`OpenMP wait policy: OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}, GOMP_SPINCOUNT=${process.env.GOMP_SPINCOUNT ?? '(unset)'}`);
+  async run({ repeats, value }) {
+    const { OMP_WAIT_POLICY: policy, GOMP_SPINCOUNT: spins } = process.env;
+    console.error(policy === undefined && spins === undefined
+      ? 'OpenMP waits: PASSIVE (segvol\'s default: neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT set)'
+      : `OpenMP waits as set: OMP_WAIT_POLICY=${policy ?? '(unset)'} GOMP_SPINCOUNT=${spins ?? '(unset)'}`);
+    const first = value('--blocks');
+    if (first !== undefined) {
+      if (first !== 'sync' && first !== 'promise') throw new Error(`--blocks: expected sync or promise, received '${first}'`);
+      await blocks(first, repeats);
+      return;
+    }
     for (const c of cases) {
       const { run, free } = c.setup();
       const times: Record<'sync' | 'promise', number[]> = { sync: [], promise: [] };
