@@ -57,3 +57,27 @@ test('convAsync and convBackwardAsync give the synchronous results, and disposin
   t.deepEqual(g.dx!.toArray(), gs.dx!.toArray());
   await t.throwsAsync(ops.convAsync(x2, Tensor.full([8, 3, 3, 3, 3], 0.1)), { message: /second axis = input channels/ });
 });
+
+// Both forms wait alike only if OpenMP waits passively (docs/benchmarks.md); a user's
+// own choice wins, and children never inherit the policy segvol set for itself.
+test('the addon loads with passive OpenMP waiting unless the user chose a policy, and leaves the environment as it was', (t) => {
+  const script = `require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'core', 'native.ts'))});
+    console.log('after load: ' + (process.env.OMP_WAIT_POLICY ?? 'unset'));`;
+  const load = (policy: string | undefined) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, OMP_DISPLAY_ENV: 'verbose' };
+    delete env.OMP_WAIT_POLICY;
+    delete env.GOMP_SPINCOUNT;
+    if (policy !== undefined) env.OMP_WAIT_POLICY = policy;
+    return spawnSync(process.execPath, ['--require=ts-node/register/transpile-only', '-e', script], { encoding: 'utf8', env, timeout: 60_000 });
+  };
+  const unset = load(undefined);
+  t.is(unset.status, 0, unset.stderr);
+  // libgomp prints PASSIVE for an unset policy too; the spin count tells them apart (300000 when unset).
+  t.regex(unset.stderr, /GOMP_SPINCOUNT = '0'/);
+  t.regex(unset.stdout, /after load: unset/);
+  const active = load('active');
+  t.is(active.status, 0, active.stderr);
+  t.regex(active.stderr, /OMP_WAIT_POLICY = 'ACTIVE'/);
+  t.notRegex(active.stderr, /GOMP_SPINCOUNT = '0'/);
+  t.regex(active.stdout, /after load: active/);
+});

@@ -1,6 +1,7 @@
 // Every suite npm run bench knows, in the order an unknown name lists them.
 import type { Suite } from '../common';
 import { all } from './all';
+import { asyncOps } from './async';
 import { blocks } from './blocks';
 import { brats } from './brats';
 import { consistent } from './consistent';
@@ -16,4 +17,4 @@ import { rnn } from './rnn';
 import { step } from './step';
 import { tf32 } from './tf32';
 
-export const suites: readonly Suite[] = [all, brats, blocks, consistent, convnet, memory, rnn, pipeline, tf32, step, eventloop, data, metrics, pyramid, conv];
+export const suites: readonly Suite[] = [all, asyncOps, brats, blocks, consistent, convnet, memory, rnn, pipeline, tf32, step, eventloop, data, metrics, pyramid, conv];

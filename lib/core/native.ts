@@ -279,11 +279,31 @@ function candidatePaths(): string[] {
   return out;
 }
 
+/**
+ * Loads the addon with OpenMP's waiting threads passive unless the user chose a policy.
+ * Promise work runs on the compute thread and synchronous work on the main thread, so a
+ * process soon holds two OpenMP teams; libgomp then counts more threads than cores and cuts
+ * its spin-waits short, and whichever path ran second measured 15-40% slower than the first
+ * (docs/benchmarks.md). With passive waiting both paths wait alike, and an idle team never
+ * spins against a working one on a shared machine. libgomp reads the variable once, as the
+ * addon loads it; the variable is removed again so that child processes see the user's
+ * environment unchanged.
+ */
+function requireWithWaitPolicy(file: string): NativeBinding {
+  const chosen = process.env.OMP_WAIT_POLICY !== undefined || process.env.GOMP_SPINCOUNT !== undefined;
+  if (!chosen) process.env.OMP_WAIT_POLICY = 'PASSIVE';
+  try {
+    return require(file) as NativeBinding;
+  } finally {
+    if (!chosen) delete process.env.OMP_WAIT_POLICY;
+  }
+}
+
 function load(): NativeBinding {
   const tried = candidatePaths();
   for (const file of tried) {
     if (fs.existsSync(file)) {
-      return require(file) as NativeBinding;
+      return requireWithWaitPolicy(file);
     }
   }
   // Where segvol is installed: the build script sits beside lib/ (sources) or dist/ (the package).
