@@ -120,9 +120,8 @@ function nets() {
   return { same, valid };
 }
 
-test('out-of-core prediction equals predictVolume in memory, byte for byte, for any chunking and any split into parts; resume skips finished blocks', async (t) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-chunked-'));
-  const { same, valid } = nets();
+/** A 9x20x17 volume of one channel (in1.zarr) and of two (in2.zarr), written to tmp in uneven chunks. */
+async function chunkedInputs(tmp: string) {
   const dims = [9, 20, 17];
   const volume = Float32Array.from({ length: 9 * 20 * 17 }, (_, i) => Math.sin(i * 0.37) * 3 + (i % 7));
   const two = new Float32Array(2 * volume.length);
@@ -130,6 +129,13 @@ test('out-of-core prediction equals predictVolume in memory, byte for byte, for 
   two.set(volume.map((v, i) => (i % 5 === 0 ? 0 : v * 0.5 + 1)), volume.length);
   await writeZarr(path.join(tmp, 'in1.zarr'), volume, dims, { chunks: [4, 8, 8] });
   await writeZarr(path.join(tmp, 'in2.zarr'), two, [2, ...dims], { chunks: [1, 5, 7, 6] });
+  return { dims, volume, two };
+}
+
+test('out-of-core prediction equals predictVolume in memory, byte for byte, for any chunking and any split into parts; resume skips finished blocks', async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-chunked-'));
+  const { same, valid } = nets();
+  const { dims, volume, two } = await chunkedInputs(tmp);
   for (const [model, input, channels] of [[same, 'in1.zarr', 1], [valid, 'in2.zarr', 2]] as const) {
     const x = Tensor.fromArray(channels === 1 ? volume : two, [1, channels, ...dims]);
     const memory = (await predictVolume(model, x, { window: [4, 8, 8] })).toArray();
@@ -292,13 +298,7 @@ test('segvol convert writes Zarr (chunks, compressor, version) from any format a
 test('out-of-core with every inference option (test-time flips, windows per pass, overlap per axis) equals predictVolume byte for byte; the plan records them', async (t) => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-chunked-options-'));
   const { same, valid } = nets();
-  const dims = [9, 20, 17];
-  const volume = Float32Array.from({ length: 9 * 20 * 17 }, (_, i) => Math.sin(i * 0.37) * 3 + (i % 7));
-  const two = new Float32Array(2 * volume.length);
-  two.set(volume);
-  two.set(volume.map((v, i) => (i % 5 === 0 ? 0 : v * 0.5 + 1)), volume.length);
-  await writeZarr(path.join(tmp, 'in1.zarr'), volume, dims, { chunks: [4, 8, 8] });
-  await writeZarr(path.join(tmp, 'in2.zarr'), two, [2, ...dims], { chunks: [1, 5, 7, 6] });
+  const { dims, volume, two } = await chunkedInputs(tmp);
   const options = [
     { tta: 'mirror' as const, windowBatch: 3, overlap: [0.25, 0.5, 0.5] as [number, number, number] },
     { tta: { flips: ['x' as const, 'y' as const] }, windowBatch: 4, overlap: [0, 0.5, 0.75] as [number, number, number] },

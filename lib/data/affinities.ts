@@ -28,19 +28,25 @@ function checkVolume(values: ArrayLike<number> | undefined, dims: Size3, what: s
  */
 export function affinities(labels: ArrayLike<number>, dims: Size3): Float32Array {
   checkVolume(labels, dims, 'labels', 'affinities');
+  // aff: (3, D, H, W)
+  return edgeMap(dims, (i, j) => labels[i] !== 0 && labels[j] === labels[i]);
+}
+
+/**
+ * A (3, D, H, W) map of the edges from each voxel i to its predecessor j along z, y and x:
+ * 1 where keep(i, j), 0 there otherwise and where the voxel has no predecessor.
+ */
+function edgeMap(dims: Size3, keep: (i: number, j: number) => boolean): Float32Array {
   const [D, H, W] = dims;
   const n = D * H * W;
-  // aff: (3, D, H, W)
   const out = new Float32Array(3 * n);
   const steps = [H * W, W, 1];
   for (let z = 0; z < D; ++z)
     for (let y = 0; y < H; ++y)
       for (let x = 0; x < W; ++x) {
         const i = (z * H + y) * W + x;
-        const label = labels[i]!;
-        if (label === 0) continue;
         const has = [z > 0, y > 0, x > 0];
-        for (let a = 0; a < 3; ++a) if (has[a] && labels[i - steps[a]!] === label) out[a * n + i] = 1;
+        for (let a = 0; a < 3; ++a) if (has[a] && keep(i, i - steps[a]!)) out[a * n + i] = 1;
       }
   return out;
 }
@@ -52,21 +58,6 @@ export function affinities(labels: ArrayLike<number>, dims: Size3): Float32Array
  */
 export function affinityMask(dims: Size3, mask?: ArrayLike<number>): Float32Array {
   checkVolume(mask, dims, 'mask', 'affinityMask');
-  const [D, H, W] = dims;
-  const n = D * H * W;
   // mask: (3, D, H, W)
-  const out = new Float32Array(3 * n);
-  const steps = [H * W, W, 1];
-  for (let z = 0; z < D; ++z)
-    for (let y = 0; y < H; ++y)
-      for (let x = 0; x < W; ++x) {
-        const i = (z * H + y) * W + x;
-        const has = [z > 0, y > 0, x > 0];
-        for (let a = 0; a < 3; ++a) {
-          if (!has[a]) continue;
-          if (mask && (mask[i] === 0 || mask[i - steps[a]!] === 0)) continue;
-          out[a * n + i] = 1;
-        }
-      }
-  return out;
+  return edgeMap(dims, (i, j) => !mask || (mask[i] !== 0 && mask[j] !== 0));
 }

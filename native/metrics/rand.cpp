@@ -3,19 +3,10 @@
 #include <vector>
 
 #include "metrics.h"
+#include "pair_hash.h"
 
 namespace segvol::metrics {
 namespace {
-
-// splitmix64: a fast, well-mixed hash for (pred, truth) pair keys.
-struct PairHash {
-  size_t operator()(uint64_t k) const {
-    k += 0x9e3779b97f4a7c15ull;
-    k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ull;
-    k = (k ^ (k >> 27)) * 0x94d049bb133111ebull;
-    return static_cast<size_t>(k ^ (k >> 31));
-  }
-};
 
 // Segment ids are 32-bit (the binding checks): pred in the high half, truth in the low.
 uint64_t key(int64_t a, int64_t b) { return (static_cast<uint64_t>(a) << 32) ^ static_cast<uint32_t>(b); }

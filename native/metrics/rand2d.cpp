@@ -9,19 +9,10 @@
 
 #include "../core/error.h"
 #include "metrics.h"
+#include "pair_hash.h"
 
 namespace segvol::metrics {
 namespace {
-
-// splitmix64 of a (pred, truth) pair key.
-struct PairHash {
-  size_t operator()(uint64_t k) const {
-    k += 0x9e3779b97f4a7c15ull;
-    k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ull;
-    k = (k ^ (k >> 27)) * 0x94d049bb133111ebull;
-    return static_cast<size_t>(k ^ (k >> 31));
-  }
-};
 
 void checkPlanar(int connectivity, const char* op) {
   if (connectivity != 4 && connectivity != 8) {
