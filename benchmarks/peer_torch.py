@@ -4,7 +4,11 @@
 train or inference; see gpu_case)
 and prints one JSON line per case: {"case": name, "torch_ms": median ms, "peak_rss_mib": the
 process's peak RSS so far}.
-Same shapes and thread count as the segvol side; forward + both backward convolutions."""
+Same shapes and thread count as the segvol side; forward + both backward convolutions.
+With SEGVOL_BENCH_PRECISION=bf16 in the environment (npm run bench -- all --precision bf16),
+the training steps run their forward and loss under torch.autocast("cpu", dtype=torch.bfloat16),
+PyTorch's mixed precision, against segvol's bf16 convolutions."""
+import contextlib
 import json
 import math
 import statistics
@@ -15,6 +19,16 @@ import os
 
 import torch
 import torch.nn.functional as F
+
+PRECISION = os.environ.get("SEGVOL_BENCH_PRECISION", "fp32")
+
+
+def autocast():
+    """The forward and loss in bf16 mixed precision when the run asks for it."""
+    if PRECISION == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures"))
 from pyramid_reference import PyramidNet, clstm_weights, pyramid_lstm  # noqa: E402
@@ -106,7 +120,8 @@ def gpu_case(case, repeats, device, tf32):
 
         def train_step():
             optimizer.zero_grad(set_to_none=True)
-            loss = ((net(x) - target) ** 2).sum() / target[0, 0].numel()
+            with autocast():
+                loss = ((net(x) - target) ** 2).sum() / target[0, 0].numel()
             loss.backward()
             optimizer.step()
         return timed(train_step, repeats, device)
@@ -219,7 +234,8 @@ def convnet_case(case, repeats):
     for i in range(repeats + 2):
         start = time.perf_counter()
         optimizer.zero_grad()
-        loss = F.nll_loss(forward(), labels)
+        with autocast():
+            loss = F.nll_loss(forward(), labels)
         loss.backward()
         optimizer.step()
         if i >= 2:
@@ -246,7 +262,8 @@ def brats_case(case, repeats):
     for i in range(repeats + 2):
         start = time.perf_counter()
         optimizer.zero_grad()
-        loss = F.nll_loss(F.log_softmax(net(x), dim=1), labels, weight=weights)
+        with autocast():
+            loss = F.nll_loss(F.log_softmax(net(x), dim=1), labels, weight=weights)
         loss.backward()
         optimizer.step()
         if i >= 2:

@@ -9,6 +9,7 @@
 // are null and the reason is printed once.
 // Suites that measure a process's peak memory re-enter this file in a child process
 // with `<suite> --case ...` (benchmarks/processes.ts).
+import { setConvMath } from '../lib';
 import { threads, type BenchArgs } from './common';
 import { suites } from './suites';
 
@@ -36,7 +37,10 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  console.error(`segvol bench ${suiteName}: ${threads} threads, ${args.repeats} timed runs per case (median)`);
+  // bench all --precision bf16 sets this for its child processes and its PyTorch peer (autocast).
+  const precision = process.env.SEGVOL_BENCH_PRECISION;
+  if (precision === 'bf16') setConvMath('bf16');
+  console.error(`segvol bench ${suiteName}: ${threads} threads, ${args.repeats} timed runs per case (median)${precision === 'bf16' ? ', bf16 convolutions' : ''}`);
   await suite.run(args);
 }
 

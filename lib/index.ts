@@ -116,7 +116,7 @@ export { learningRate, type Schedule } from './training/schedules';
 export { Batch } from './training/batch';
 export {
   Trainer, containsClass,
-  type TrainerOptions, type FitOptions, type FitResult, type Progress, type Phase, type LossConfig, type LossSpec, type LossFunction,
+  type TrainerOptions, type Precision, type FitOptions, type FitResult, type Progress, type Phase, type LossConfig, type LossSpec, type LossFunction,
   type WindowFilter, type ValidationOptions, type PhaseShape,
 } from './training/trainer';
 export type { ValidationMetric } from './training/validation';

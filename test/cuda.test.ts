@@ -142,7 +142,7 @@ test('setConvMath: fp32 is the default and bad modes are refused', (t) => {
   t.is(convMath(), 'fp32');
   const err = t.throws(() => setConvMath('fp16' as 'fp32')) as Error & { code?: string };
   t.is(err.code, 'ERR_ARGUMENT');
-  t.regex(err.message, /expected 'fp32' or 'tf32', received 'fp16'/);
+  t.regex(err.message, /expected 'fp32', 'tf32' or 'bf16', received 'fp16'/);
   t.is(convMath(), 'fp32');
 });
 

@@ -9,6 +9,8 @@
 //   --out file     the JSON written (default benchmarks/results/all-<date>.json)
 //   --png file     the ratios as a bar chart
 //   --from file    draw --png from a JSON written before (and print its Markdown table), without running anything
+//   --precision bf16  segvol's convolutions in bf16 (setConvMath) against torch.autocast("cpu", bfloat16) on
+//                  the training steps (default cases: the conv-heavy steps; out all-bf16-<date>.json)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -52,6 +54,8 @@ export interface AllRun {
 export interface AllResults {
   /** The latest run's date and commit; runs lists every piece. */
   date: string;
+  /** The convolution math of both sides (bf16: segvol's bf16 convolutions against PyTorch's autocast). */
+  precision?: 'fp32' | 'bf16';
   commit: string;
   runs: AllRun[];
   machine: { threads: number; cpu: string; cores: number; node: string; torch: string | null };
@@ -203,6 +207,8 @@ const tableCases: TableCase[] = [
 ];
 
 export const allCaseIds = tableCases.map((c) => c.id);
+/** The training steps dominated by convolutions: what --precision bf16 measures by default. */
+export const bf16CaseIds = ['paper-step', 'n4', 'vd2d3d', 'brats'];
 
 function commitOf(root: string): string {
   const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim() || 'unknown';
@@ -217,7 +223,7 @@ function torchVersion(): string | null {
 
 function writePng(results: AllResults, file: string): void {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, drawRatioChart(results.rows, `segvol vs PyTorch (CPU, ${results.machine.threads} thread${results.machine.threads === 1 ? '' : 's'} each), ${results.date}, ${results.commit.split(' ')[0]}`));
+  fs.writeFileSync(file, drawRatioChart(results.rows, `segvol vs PyTorch (CPU, ${results.precision === 'bf16' ? 'bf16 mixed precision, ' : ''}${results.machine.threads} thread${results.machine.threads === 1 ? '' : 's'} each), ${results.date}, ${results.commit.split(' ')[0]}`));
   console.error(`chart written to ${file}`);
 }
 
@@ -242,18 +248,25 @@ async function runAll(args: BenchArgs): Promise<void> {
     return;
   }
   const repeats = args.repeats;
-  const only = args.value('--only')?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const precision = args.value('--precision') ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'bf16') throw new SegvolError('ERR_ARGUMENT', `bench all --precision: expected fp32 or bf16; received '${precision}'`);
+  // The children and the peer read it from the environment (benchmarks/run.ts, peer_torch.py).
+  process.env.SEGVOL_BENCH_PRECISION = precision;
+  const only = (args.value('--only') ?? (precision === 'bf16' ? bf16CaseIds.join(',') : undefined))?.split(',').map((s) => s.trim()).filter((s) => s !== '');
   const unknown = (only ?? []).filter((id) => !allCaseIds.includes(id));
   if (unknown.length > 0) throw new SegvolError('ERR_ARGUMENT', `bench all --only: expected case ids among ${allCaseIds.join(', ')}; received ${unknown.join(', ')}`);
   const date = new Date().toISOString().slice(0, 10);
-  const out = args.value('--out') ?? path.join(repoRoot, 'benchmarks', 'results', `all-${date}.json`);
+  const out = args.value('--out') ?? path.join(repoRoot, 'benchmarks', 'results', `all-${precision === 'bf16' ? 'bf16-' : ''}${date}.json`);
   // Rows measured before (an earlier --only piece) stay unless measured again now.
   const before = only && fs.existsSync(out) ? (JSON.parse(fs.readFileSync(out, 'utf8')) as AllResults) : undefined;
   const previous = before?.rows ?? [];
   const commit = commitOf(repoRoot);
   const ids = only ?? allCaseIds;
+  if (before && (before.precision ?? 'fp32') !== precision) {
+    throw new SegvolError('ERR_ARGUMENT', `bench all: ${out} holds ${before.precision ?? 'fp32'} rows and this run is ${precision}; give another --out`);
+  }
   const results: AllResults = {
-    date, commit,
+    date, commit, precision,
     runs: [...(before?.runs ?? []), { command: `npm run bench -- all ${process.argv.slice(3).join(' ')}`.trim(), date, commit, cases: ids, load: [round(os.loadavg()[0]!, 1), 0] }],
     machine: { threads, cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, torch: torchVersion() },
     repeats, rows: [],

@@ -64,6 +64,8 @@ export interface TrainConfig extends TrainConfigObject, Omit<Phase, 'name' | 'da
   settings?: 'paper';
   /** The most memory a step may take ("12G"): the cheapest schedule that fits is chosen, or the config is refused. */
   memoryBudget?: number | string;
+  /** Convolution math while training: 'fp32' (default), 'bf16' (cpu mixed precision), 'tf32' (cuda); see Trainer's precision. */
+  precision?: 'fp32' | 'bf16' | 'tf32';
   phases?: PhaseConfig[];
   /**
    * The PyraMiD-LSTM paper's bootstrap stages: a size and the paper's "epochs", which are
@@ -77,7 +79,7 @@ export interface TrainConfig extends TrainConfigObject, Omit<Phase, 'name' | 'da
 
 const genericSchema: Readonly<Record<string, readonly string[]>> = {
   '': ['model', 'data', 'validation', 'evaluation', 'phases', 'stages', 'epochs', 'steps', 'size', 'outputSize', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer',
-    'schedule', 'clipGradients', 'memoryBudget', 'seed', 'checkpoint', 'settings'],
+    'schedule', 'clipGradients', 'memoryBudget', 'precision', 'seed', 'checkpoint', 'settings'],
   data: ['volume', 'labels', 'mask', 'stacks', 'weights', 'flip', 'rotate', 'rotation', 'classAware', 'normalize', 'classNames'],
   'data.stacks[]': stackKeys,
   validation: ['volume', 'labels', 'mask', 'stacks', 'weights', 'windows', 'size', 'every', 'metric', 'patience'],

@@ -1,5 +1,6 @@
 // What every command shares: the context families print and report progress
 // through, the option parsers, and the options families add to a command.
+import type { Precision } from '../training/options';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backends } from '../core/backends';
 import { nonFinitePolicies, type NonFinitePolicy } from '../core/non_finite';
@@ -30,6 +31,12 @@ export function integerList(value: string): number[] {
 export const positiveIntegerOption = (v: string): number => integerList(v)[0]!;
 
 /** --device: 'cpu' or 'cuda', checked against this build before any work starts. */
+/** --precision: the Trainer's convolution math (whether the machine can compute it is checked when training starts). */
+export function precisionOption(value: string): Precision {
+  if (value !== 'fp32' && value !== 'bf16' && value !== 'tf32') throw new InvalidArgumentError(`expected fp32, bf16 or tf32, received ${value}`);
+  return value;
+}
+
 export function deviceOption(value: string): Device {
   if (value !== 'cpu' && value !== 'cuda') throw new InvalidArgumentError(`expected cpu or cuda, received ${value}`);
   const status = backends().find((b) => b.name === value);

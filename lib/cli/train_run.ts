@@ -118,6 +118,7 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
     ...(loss ? { loss } : {}), ...(optimizer ? { optimizer } : {}),
     ...(config.schedule ? { schedule: config.schedule } : {}), ...(config.clipGradients ? { clipGradients: config.clipGradients } : {}),
     ...(config.memoryBudget !== undefined ? { memoryBudget: config.memoryBudget } : {}), seed: config.seed ?? 0,
+    ...(config.precision !== undefined ? { precision: config.precision } : {}),
   });
   if (options.resume) {
     trainer.resume(options.resume, { freshOptimizer: options.freshOptimizer === true });

@@ -92,13 +92,20 @@ export function resetPeakMemory(device: DeviceName): void {
   native.resetPeakMemory(device);
 }
 
-export type ConvMath = 'fp32' | 'tf32';
+export type ConvMath = 'fp32' | 'tf32' | 'bf16';
 
 /**
- * How GPU convolutions compute. 'fp32' (default): full float32, comparable with the CPU.
- * 'tf32': cuDNN may use tensor cores, which round convolution operands to a 10-bit
- * mantissa (float32 accumulation): faster on Ampere and newer, less exact (see
- * docs/benchmarks.md for the measured cost). Process-wide; the CPU ignores it.
+ * How convolutions compute, process-wide.
+ * - 'fp32' (default): full float32 everywhere.
+ * - 'tf32' (GPU): cuDNN may use tensor cores, which round convolution operands to a
+ *   10-bit mantissa (float32 accumulation): faster on Ampere and newer, less exact.
+ *   The CPU ignores it.
+ * - 'bf16' (CPU): oneDNN rounds each convolution's operands (input, weights, incoming
+ *   gradient) to bfloat16 and accumulates in float32; outputs, weights, gradients,
+ *   optimizer state and recurrent cell states stay float32 (mixed precision). Needs a
+ *   CPU with AVX512-BF16: elsewhere this throws ERR_DEVICE and the mode stays as it
+ *   was. CUDA convolutions refuse it (ERR_DEVICE) in this version.
+ * `Trainer({ precision })` sets it for the length of a run; see docs/precision.md.
  */
 export function setConvMath(mode: ConvMath): void {
   native.setConvMath(mode);

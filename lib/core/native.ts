@@ -138,9 +138,9 @@ export interface NativeBinding {
   backends(): NativeBackendStatus[];
   primitiveCacheStats(): { hits: number; misses: number; entries: number };
   profileStart(): void;
-  setConvMath(mode: 'fp32' | 'tf32'): void;
+  setConvMath(mode: 'fp32' | 'tf32' | 'bf16'): void;
   synchronize(device: DeviceName): void;
-  getConvMath(): 'fp32' | 'tf32';
+  getConvMath(): 'fp32' | 'tf32' | 'bf16';
   profileStop(): Array<{ op: string; backend: string; shapes: string; count: number; totalMs: number; flops: number }>;
 
   tensorFromArray(data: Float32Array, shape: number[], device: DeviceName): H;

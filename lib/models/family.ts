@@ -9,7 +9,7 @@ import type { StackConfig } from '../data/stacks';
 import type { Volume } from '../io/volume_io';
 import type { LayerBuilder } from '../nn/layer';
 import type { ModelBase, ModelInfo } from '../nn/model';
-import type { Phase, TrainerOptions } from '../training/options';
+import type { Phase, Precision, TrainerOptions } from '../training/options';
 import type { Normalization } from '../core/normalization';
 
 /** Reports progress of long work (the CLI draws a bar on a terminal, lines elsewhere). */
@@ -47,7 +47,7 @@ export interface FamilyDemo {
   /** One line for the help text. */
   description: string;
   defaultSeconds: number;
-  run(options: { seconds: number; out?: string; seed: number }, cli: CliContext): Promise<void>;
+  run(options: { seconds: number; out?: string; seed: number; precision?: Precision }, cli: CliContext): Promise<void>;
 }
 
 /** `segvol synth [flag]`: writes synthetic training data and a train.json for the family's network. */

@@ -105,7 +105,19 @@ export interface TrainerOptions {
   memoryBudget?: number | string;
   /** A fixed memory schedule instead (recomputed gates, directions at a time); ignored with a budget. */
   memorySchedule?: MemorySchedule;
+  /**
+   * How convolutions compute during fit() (default: whatever setConvMath set, 'fp32' unless changed).
+   * 'bf16' (cpu): mixed precision: convolution operands in bfloat16 with float32 accumulation;
+   * weights, gradients, optimizer state, cell states and every other op stay float32. Needs a CPU
+   * with AVX512-BF16 (refused here otherwise). 'tf32' (cuda): tensor cores for convolutions.
+   * Process-wide for the length of each fit, restored after it. See docs/precision.md.
+   */
+  precision?: Precision;
 }
+
+/** The convolution math a Trainer runs with (see setConvMath). */
+export type Precision = 'fp32' | 'bf16' | 'tf32';
+export const precisions: readonly Precision[] = ['fp32', 'bf16', 'tf32'];
 
 /** Held-out data scored during a fit: the best model is kept, and training may stop early. */
 export interface ValidationOptions {
@@ -182,7 +194,7 @@ export interface FitResult {
   validation?: { metric: ValidationMetric; best: number; bestStep: number };
 }
 
-export const trainerKeys = ['loss', 'optimizer', 'schedule', 'seed', 'clipGradients', 'memoryBudget', 'memorySchedule'] as const;
+export const trainerKeys = ['loss', 'optimizer', 'schedule', 'seed', 'clipGradients', 'memoryBudget', 'memorySchedule', 'precision'] as const;
 export const fitKeys = ['data', 'phases', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'signal', 'onProgress', 'checkpoint',
   'validation', 'log', 'afterStep'] as const;
 export const validationKeys = ['data', 'windows', 'size', 'every', 'metric', 'patience'] as const;

@@ -7,15 +7,16 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { describe, SegvolError } from '../core/errors';
+import { convMath, setConvMath } from '../core/backends';
 import { Random } from '../core/random';
-import { rejectUnknown } from '../core/validate';
+import { oneOf, rejectUnknown } from '../core/validate';
 import type { ModelBase } from '../nn/model';
 import { Batch } from './batch';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { TrainingLog, withoutExtension } from './log';
 import { parseBudget, type MemoryBudget, type StepMemory } from './memory';
 import { Optimizer, sameUpdateRule, type OptimizerConfig } from './optimizers';
-import { fitKeys, trainerKeys, type FitOptions, type FitResult, type LossSpec, type Progress, type TrainerOptions } from './options';
+import { fitKeys, precisions, trainerKeys, type FitOptions, type FitResult, type LossSpec, type Precision, type Progress, type TrainerOptions } from './options';
 import { lossConfigs, needsAllOutputs } from './phase_loss';
 import { resolvePlans, type Plan } from './plan';
 import { ProgressMeter } from './progress';
@@ -26,7 +27,7 @@ import { WindowDrawer } from './windows';
 
 export { containsClass } from './options';
 export type {
-  FitOptions, FitResult, LossConfig, LossFunction, LossSpec, Phase, PhaseShape, Progress, TrainerOptions, ValidationOptions, WindowFilter,
+  FitOptions, FitResult, LossConfig, LossFunction, LossSpec, Phase, PhaseShape, Precision, Progress, TrainerOptions, ValidationOptions, WindowFilter,
 } from './options';
 
 interface Position {
@@ -55,6 +56,7 @@ export class Trainer extends EventEmitter {
   /** The checkpoint this trainer last wrote or resumed from: the only one an error may call good. */
   private lastCheckpoint: { path: string; step: number } | undefined;
   private readonly budget: MemoryBudget | undefined;
+  private readonly precision: Precision | undefined;
 
   constructor(readonly model: ModelBase, private readonly options: TrainerOptions = {}) {
     super();
@@ -71,6 +73,7 @@ export class Trainer extends EventEmitter {
     this.random = new Random(options.seed ?? 0);
     this.windows = new WindowDrawer(this.random);
     lossConfigs(this.defaultLoss);
+    this.precision = options.precision === undefined ? undefined : checkPrecision(options.precision, this.model.device);
   }
 
   /** Each phase's predicted peak memory per step and the schedule it will run with (undefined where it cannot be predicted). */
@@ -103,6 +106,17 @@ export class Trainer extends EventEmitter {
    * from the saved position; after a finished fit, the next fit starts its plan anew.
    */
   async fit(options: FitOptions): Promise<FitResult> {
+    if (this.precision === undefined) return this.fitPhases(options);
+    const before = convMath();
+    setConvMath(this.precision);
+    try {
+      return await this.fitPhases(options);
+    } finally {
+      setConvMath(before);
+    }
+  }
+
+  private async fitPhases(options: FitOptions): Promise<FitResult> {
     if (options === null || typeof options !== 'object') throw new SegvolError('ERR_ARGUMENT', `fit: expected options, received ${describe(options)}`);
     rejectUnknown(options, fitKeys, 'fit');
     const plans = this.plans(options);
@@ -264,4 +278,23 @@ export class Trainer extends EventEmitter {
     this.legacyEpoch = state.legacyEpoch;
     this.validationState = state.validation;
   }
+}
+
+/** The precision option, refused where this machine cannot compute it (before any step). */
+function checkPrecision(value: unknown, device: string): Precision {
+  const precision = oneOf(value, precisions, 'Trainer: precision');
+  if (precision !== 'bf16') return precision;
+  if (device !== 'cpu') {
+    throw new SegvolError('ERR_DEVICE', `Trainer: precision 'bf16' is computed by the cpu backend in this version, and the model is on ${device}; ` +
+      "use precision 'tf32' on cuda, or train on the cpu");
+  }
+  const before = convMath();
+  try {
+    setConvMath('bf16');
+  } catch (error) {
+    throw new SegvolError('ERR_DEVICE', `Trainer: precision 'bf16' needs AVX512-BF16: ${(error as Error).message.replace(/^setConvMath\('bf16'\): /, '')}`);
+  } finally {
+    setConvMath(before);
+  }
+  return precision;
 }

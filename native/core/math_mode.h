@@ -1,14 +1,20 @@
-// The floating-point mode of convolutions on the GPU, process-wide. FP32 (the
-// default) keeps CUDA results comparable with the CPU at the parity tolerances;
-// TF32 lets cuDNN use tensor cores, which round the convolution operands to a
-// 10-bit mantissa (float32 accumulation). The CPU backend has no TF32 and
-// ignores the setting.
+// The floating-point mode of convolutions, process-wide.
+// - FP32 (the default): float32 operands and accumulation everywhere; CUDA results
+//   stay comparable with the CPU at the parity tolerances.
+// - TF32 (GPU): cuDNN may use tensor cores, which round the operands to a 10-bit
+//   mantissa (float32 accumulation). The CPU backend has no TF32 and ignores it.
+// - BF16 (CPU): oneDNN rounds the operands (input, weights, incoming gradient) to
+//   bfloat16 and accumulates in float32; results, weights, gradients and states
+//   stay float32 tensors (mixed precision). Needs AVX512-BF16 (or AMX); the GPU
+//   backend refuses it until it has its own bf16 path.
 #pragma once
 #include <atomic>
 
+#include "error.h"
+
 namespace segvol {
 
-enum class ConvMath { Fp32, Tf32 };
+enum class ConvMath { Fp32, Tf32, Bf16 };
 
 inline std::atomic<ConvMath>& convMathSetting() {
   static std::atomic<ConvMath> mode{ConvMath::Fp32};
@@ -16,5 +22,14 @@ inline std::atomic<ConvMath>& convMathSetting() {
 }
 inline ConvMath convMath() { return convMathSetting().load(std::memory_order_relaxed); }
 inline void setConvMath(ConvMath mode) { convMathSetting().store(mode, std::memory_order_relaxed); }
+
+// For the GPU backends' convolutions: BF16 is a CPU mode in this version.
+inline void rejectBf16OnGpu(const char* op) {
+  if (convMath() == ConvMath::Bf16) {
+    fail(ErrorCode::Device, std::string(op) +
+                                ": the convolution math is 'bf16', which only the cpu backend computes in this "
+                                "version; on cuda use setConvMath('tf32') (or precision 'tf32'), or run on the cpu");
+  }
+}
 
 }  // namespace segvol

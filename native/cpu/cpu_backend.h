@@ -20,6 +20,8 @@ class CpuBackend final : public HostBackend {
 
   static PrimitiveCacheStats primitiveCacheStats();  // convolution.cpp
   static std::string onednnVersion();
+  // Empty when oneDNN runs bf16 convolutions on this CPU, else why not (convolution.cpp).
+  static std::string bf16Unsupported();
 
   // The op primitives, defined in the file of each op's family (core/backend_ops.inc).
 #include "../core/backend_overrides.inc"

@@ -158,6 +158,7 @@ const float kOne = 1, kZero = 0;  // cuDNN's alpha and beta: out = 1 * op(in) + 
 }  // namespace
 
 void CudaBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  rejectBf16OnGpu("conv forward");
   Problem p(g, x, w, y);
   const auto& a = api();
   runConvolution<cudnnConvolutionFwdAlgoPerf_t>(
@@ -175,6 +176,7 @@ void CudaBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tens
 }
 
 void CudaBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  rejectBf16OnGpu("conv backward data");
   Problem p(g, dx, w, dy);
   const auto& a = api();
   runConvolution<cudnnConvolutionBwdDataAlgoPerf_t>(
@@ -192,6 +194,7 @@ void CudaBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, cons
 }
 
 void CudaBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias) {
+  rejectBf16OnGpu("conv backward weights");
   Problem p(g, x, dw, dy);
   const auto& a = api();
   runConvolution<cudnnConvolutionBwdFilterAlgoPerf_t>(

@@ -3,8 +3,9 @@
 import type { Command } from 'commander';
 import * as path from 'node:path';
 import type { Device } from '../../core/tensor';
+import type { Precision } from '../../training/trainer';
 import { readTrainConfig } from '../config';
-import { deviceOption, terminal } from '../context';
+import { deviceOption, precisionOption, terminal } from '../context';
 import { trainFromConfig } from '../train_run';
 
 export function registerTrain(program: Command): void {
@@ -15,7 +16,8 @@ export function registerTrain(program: Command): void {
     .option('--fresh-optimizer', 'with --resume: go on from the checkpoint\'s weights with fresh optimizer state (when its optimizer state is missing)')
     .option('--overwrite', 'replace an existing model file of the config (and its log, optimizer state and best model) instead of refusing')
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
-    .action(async (options: { config: string; resume?: string; freshOptimizer?: boolean; overwrite?: boolean; device: Device }) => {
+    .option('--precision <mode>', "convolution math: fp32 (default), bf16 (cpu mixed precision, needs AVX512-BF16) or tf32 (cuda); overrides the config's precision", precisionOption)
+    .action(async (options: { config: string; resume?: string; freshOptimizer?: boolean; overwrite?: boolean; device: Device; precision?: Precision }) => {
       const config = readTrainConfig(options.config);
       const baseDir = path.dirname(path.resolve(options.config));  // paths in the config are relative to it
       const controller = new AbortController();
@@ -28,6 +30,7 @@ export function registerTrain(program: Command): void {
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      if (options.precision !== undefined) config.precision = options.precision;
       await trainFromConfig(config, baseDir, {
         device: options.device, signal: controller.signal, ...(options.resume ? { resume: options.resume } : {}),
         ...(options.freshOptimizer ? { freshOptimizer: true } : {}), ...(options.overwrite ? { overwrite: true } : {}),

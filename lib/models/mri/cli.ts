@@ -37,7 +37,7 @@ export const mriDemo: FamilyDemo = {
       `cross-modality ConvLSTM encoder-decoder (16 channels), two-phase training for ${o.seconds} s on the CPU`);
     const bar = cli.progress('training');
     const result = await runBratsDemo({
-      seconds: o.seconds, seed: o.seed, ...(o.out ? { out: o.out } : {}),
+      seconds: o.seconds, seed: o.seed, ...(o.out ? { out: o.out } : {}), ...(o.precision ? { precision: o.precision } : {}),
       onProgress: (p, elapsed) => bar.update(Math.min(1, elapsed / o.seconds), `${p.phaseName} step ${p.step}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}`),
     });
     bar.done();

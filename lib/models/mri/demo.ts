@@ -15,7 +15,7 @@ import { writeSlicePanels } from '../../io/panels';
 import { mriPresets as presets } from './network';
 import type { CrossModalityConvLstm } from './network';
 import { crossModalityPhases } from './regime';
-import { Trainer, type Progress } from '../../training/trainer';
+import { Trainer, type Precision, type Progress } from '../../training/trainer';
 import { argmaxClasses } from '../../ops';
 
 export interface BratsDemoOptions {
@@ -38,6 +38,8 @@ export interface BratsDemoOptions {
    */
   lr?: number;
   fineTuneLr?: number;
+  /** The Trainer's convolution math (default: the process's, 'fp32' unless changed). */
+  precision?: Precision;
   onProgress?: (progress: Progress, elapsedSeconds: number) => void;
 }
 
@@ -100,7 +102,7 @@ export async function runBratsDemo(options: BratsDemoOptions = {}): Promise<Brat
   const [p1, p2] = crossModalityPhases({
     plane: [dims[1], dims[2]], steps: options.steps ?? [1_000_000, 1_000_000], lr: options.lr ?? 1e-3, fineTuneLr: options.fineTuneLr ?? 1e-4,
   });
-  const trainer = new Trainer(model, { seed });
+  const trainer = new Trainer(model, { seed, ...(options.precision ? { precision: options.precision } : {}) });
   const data = bratsSampler(train);
   const started = Date.now();
   const seconds = options.seconds ?? 120;

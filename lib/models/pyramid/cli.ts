@@ -21,7 +21,7 @@ export const pyramidDemo: FamilyDemo = {
       `PyraMiD-LSTM network (hidden 8, 12; 5x5 filters), ${o.seconds} s of training on the CPU`);
     const bar = cli.progress('training');
     const result = await runDemo({
-      seconds: o.seconds, out: o.out ?? 'segvol-demo', seed: o.seed,
+      seconds: o.seconds, out: o.out ?? 'segvol-demo', seed: o.seed, ...(o.precision ? { precision: o.precision } : {}),
       onProgress: (p, elapsed) => bar.update(elapsed / o.seconds, `step ${p.step}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  ` +
         `${Math.round(p.voxelsPerSecond).toLocaleString('en-US')} voxels/s`),
     });

@@ -9,7 +9,7 @@ import { writeSlicePanels } from '../../io/panels';
 import { pyramidPresets as presets } from './network';
 import { syntheticEm } from '../../data/synthetic';
 import { Tensor } from '../../core/tensor';
-import { Trainer, type Progress } from '../../training/trainer';
+import { Trainer, type Precision, type Progress } from '../../training/trainer';
 
 export interface DemoOptions {
   /** Training time budget (default 60). */
@@ -17,12 +17,19 @@ export interface DemoOptions {
   /** Output folder (default ./segvol-demo). */
   out?: string;
   seed?: number;
+  /** Or exactly this many steps, however long they take (benchmarks and tests). */
+  steps?: number;
+  /** The Trainer's convolution math (default: the process's, 'fp32' unless changed). */
+  precision?: Precision;
   /** Called after every training step. */
   onProgress?: (progress: Progress, elapsedSeconds: number) => void;
 }
 
 export interface DemoResult {
   steps: number;
+  /** The loss of the last step, and the mean over the last 20 (less dependent on one window). */
+  lastLoss: number;
+  meanLossLast20: number;
   pixelError: number;
   /** Pixel error of thresholding the input at its slice mean (membranes are dark). */
   baselinePixelError: number;
@@ -42,14 +49,21 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [8, 12], fc: [12], kernel: 5, seed });
   // The synthetic stack is roughly zero-mean already: the model takes it as it is.
   model.info = { normalize: 'none', classes: ['cell', 'membrane'], window: [8, 32, 32] };
-  const trainer = new Trainer(model, { seed, loss: 'squaredError', optimizer: { kind: 'rmspropMomentum' }, schedule: { kind: 'paper' } });
+  const trainer = new Trainer(model, {
+    seed, loss: 'squaredError', optimizer: { kind: 'rmspropMomentum' }, schedule: { kind: 'paper' }, ...(options.precision ? { precision: options.precision } : {}),
+  });
   const started = Date.now();
+  const losses: number[] = [];
   const result = await trainer.fit({
     data: sampler,
-    size: [8, 32, 32], steps: 1_000_000,
-    signal: AbortSignal.timeout(seconds * 1000),
-    onProgress: (p) => options.onProgress?.(p, (Date.now() - started) / 1000),
+    size: [8, 32, 32], steps: options.steps ?? 1_000_000,
+    ...(options.steps === undefined ? { signal: AbortSignal.timeout(seconds * 1000) } : {}),
+    onProgress: (p) => {
+      losses.push(p.loss);
+      options.onProgress?.(p, (Date.now() - started) / 1000);
+    },
   });
+  const last20 = losses.slice(-20);
 
   // Held-out slices: never sampled during training.
   const image = em.image.slice(trainSlices * H * W);
@@ -78,5 +92,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   files.push(weightsFile);
   for (const t of [input, probs]) t.dispose();
   model.dispose();
-  return { steps: result.steps, pixelError: errors / truth.length, baselinePixelError: baselineErrors / truth.length, files };
+  return {
+    steps: result.steps, lastLoss: result.lastLoss, meanLossLast20: last20.reduce((a, b) => a + b, 0) / Math.max(1, last20.length), pixelError: errors / truth.length, baselinePixelError: baselineErrors / truth.length, files,
+  };
 }

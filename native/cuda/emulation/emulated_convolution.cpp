@@ -38,15 +38,18 @@ Tensor operand(const Tensor& t) {
 }  // namespace
 
 void CudaBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  rejectBf16OnGpu("conv forward");
   cpuBackend().convForward(g, operand(x), operand(w), nullptr, y);
   if (bias) addChannelBias(y, *bias);
 }
 
 void CudaBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
+  rejectBf16OnGpu("conv backward data");
   cpuBackend().convBackwardData(g, operand(dy), operand(w), dx);
 }
 
 void CudaBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias) {
+  rejectBf16OnGpu("conv backward weights");
   cpuBackend().convBackwardWeights(g, operand(x), operand(dy), dw, nullptr);
   if (dbias) channelSum(dy, *dbias);
 }
