@@ -150,7 +150,7 @@ export interface NativeBinding {
   deviceMemory(device: DeviceName): { free: number; total: number };
   tensorShape(t: H): number[];
   tensorDevice(t: H): DeviceName;
-  tensorToArray(t: H): Float32Array;
+  tensorToArray(t: H, into?: Float32Array): Float32Array;
   tensorTo(t: H, device: DeviceName): H;
   tensorReshape(t: H, shape: number[]): H;
   tensorDispose(t: H): void;

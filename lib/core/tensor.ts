@@ -87,9 +87,14 @@ export class Tensor {
     return native.tensorIsDisposed(handles.get(this)!);
   }
 
-  /** A copy of the values, in row-major order. */
-  toArray(): Float32Array {
-    return native.tensorToArray(handleOf(this, 'Tensor.toArray', 'the tensor'));
+  /**
+   * A copy of the values, in row-major order. With `into` (exactly `size` values), the
+   * values are written there and it is returned: loops reading many tensors reuse one
+   * array instead of allocating one each time (large new arrays make V8 collect garbage).
+   */
+  toArray(into?: Float32Array): Float32Array {
+    const handle = handleOf(this, 'Tensor.toArray', 'the tensor');
+    return into === undefined ? native.tensorToArray(handle) : native.tensorToArray(handle, into);
   }
 
   /** A copy on another device (or the same); differentiable. */

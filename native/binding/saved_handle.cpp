@@ -4,6 +4,7 @@
 
 #include "../core/error.h"
 #include "convert.h"
+#include "external_memory.h"
 #include "instance_data.h"
 #include "modules.h"
 
@@ -20,7 +21,7 @@ Napi::Object SavedHandle::wrap(Napi::Env env, std::shared_ptr<ops::SavedState> s
   SavedHandle* handle = SavedHandle::Unwrap(object);
   handle->reportedBytes_ = static_cast<int64_t>(state->bytes());
   handle->state_ = std::move(state);
-  Napi::MemoryManagement::AdjustExternalMemory(env, handle->reportedBytes_);
+  accountExternalMemory(env, handle->reportedBytes_);
   return object;
 }
 
@@ -50,7 +51,7 @@ Napi::Object SavedHandle::share(Napi::Env env) const {
 
 void SavedHandle::dispose() {
   if (reportedBytes_) {
-    Napi::MemoryManagement::AdjustExternalMemory(env_, -reportedBytes_);
+    accountExternalMemory(env_, -reportedBytes_);
     reportedBytes_ = 0;
   }
   state_.reset();

@@ -68,6 +68,20 @@ Napi::Value TensorDevice(const Napi::CallbackInfo& info) {
 Napi::Value TensorToArray(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const Tensor& t = tensorArg(info, 0, "Tensor.toArray", "the tensor");
+    // (tensor[, into]): into, a Float32Array of exactly the tensor's size, is filled and returned.
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+        fail(ErrorCode::Argument, "Tensor.toArray: expected `into` to be a Float32Array; pass one of the tensor's size, or none for a new array");
+      }
+      Napi::Float32Array into = info[1].As<Napi::Float32Array>();
+      if (into.ElementLength() != static_cast<size_t>(t.size())) {
+        fail(ErrorCode::Shape, "Tensor.toArray: expected `into` to hold " + std::to_string(t.size()) + " values (the tensor " +
+                                   shapeToString(t.shape()) + "), received " + std::to_string(into.ElementLength()) +
+                                   "; pass an array of the tensor's size");
+      }
+      if (t.size()) t.backend().copyToHost(t, into.Data());
+      return Napi::Value(into);
+    }
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(t.size()));
     if (t.size()) t.backend().copyToHost(t, out.Data());
     return Napi::Value(out);

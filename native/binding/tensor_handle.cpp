@@ -1,6 +1,7 @@
 #include "tensor_handle.h"
 
 #include "../core/error.h"
+#include "external_memory.h"
 #include "instance_data.h"
 
 namespace segvol::binding {
@@ -49,13 +50,13 @@ void TensorHandle::setTensor(Tensor tensor) {
   if (tensor_.defined()) ++liveHandles[deviceIndex(tensor_.device())];
   if (tensor_.device() == Device::Cpu) {
     reportedBytes_ = static_cast<int64_t>(tensor_.bytes());
-    Napi::MemoryManagement::AdjustExternalMemory(env_, reportedBytes_);
+    accountExternalMemory(env_, reportedBytes_);
   }
 }
 
 void TensorHandle::dispose() {
   if (reportedBytes_) {
-    Napi::MemoryManagement::AdjustExternalMemory(env_, -reportedBytes_);
+    accountExternalMemory(env_, -reportedBytes_);
     reportedBytes_ = 0;
   }
   if (tensor_.defined()) --liveHandles[deviceIndex(tensor_.device())];

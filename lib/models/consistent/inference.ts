@@ -195,7 +195,7 @@ export async function predictObjectMasks(model: ConsistentModel, frames: Float32
             return m;
           };
           const result = await model.decode(features, objects, maskOf, { training: false, onObject: (o, mask) => {
-            next.set(mask.toArray(), o * size);
+            mask.toArray(next.subarray(o * size, (o + 1) * size));
             mask.dispose();
           } });
           disposeSpatial(result.spatial);

@@ -55,6 +55,9 @@ export async function propagatePatch(model: ConsistentModel, frames: Float32Arra
   const M = ids.length;
   const referenceMasks = masksOf(reference, ids);
   const best = new Float32Array((T - 1) * plane).fill(threshold);
+  // One object's masks in and probabilities out, reused for every object: an array of
+  // T x h x w per object made V8 collect garbage every few tens of milliseconds.
+  const maskScratch = new Float32Array(T * plane), probsScratch = new Float32Array(T * plane);
   await noGrad(async () => {
     const x = Tensor.fromArray(frames, [1, c, T, h, w], { device: model.device });
     let features: Tensor[] = [];
@@ -67,7 +70,7 @@ export async function propagatePatch(model: ConsistentModel, frames: Float32Arra
         const inputs = new Map<number, Tensor>();
         // Object o's previous-frame masks: frame 0 its reference mask, frame t the estimate of frame t-1 (the reference again in a first pass).
         const maskOf = (o: number) => {
-          const m = new Float32Array(T * plane);
+          const m = maskScratch;
           const ref = referenceMasks.subarray(o * plane, (o + 1) * plane);
           for (let t = 0; t < T; ++t) m.set(t === 0 || !estimates ? ref : estimates.subarray((o * T + t - 1) * plane, (o * T + t) * plane), t * plane);
           const tensor = Tensor.fromArray(m, [T, 1, h, w], { device: model.device });
@@ -77,7 +80,7 @@ export async function propagatePatch(model: ConsistentModel, frames: Float32Arra
         const result = await model.decode(features, M, maskOf, {
           training: false,
           onObject: (o, mask) => {
-            const p = mask.toArray();
+            const p = mask.toArray(probsScratch);
             mask.dispose();
             inputs.get(o)?.dispose();
             inputs.delete(o);
