@@ -55,9 +55,13 @@ memory::data_type operandType() {
 // its channels-last kernels run forward and backward-weights 15-40% faster,
 // reorders included (measured on AVX-512); backward-data gains nothing there.
 enum class Pass { Forward, BackwardData, BackwardWeights };
+// In BF16 mode backward-weights keeps oneDNN's own layout: its channels-last bf16 kernel
+// (oneDNN 2.6.3) returned NaN and wrong weight gradients for dilated convolutions
+// (VD2D3D's (1, 3, 3) kernels dilated (1, 4, 4) on 40 channels; test/precision.test.ts).
 memory::desc activationDesc(const memory::desc& user, int64_t inChannels, Pass pass,
                             memory::data_type type = memory::data_type::f32) {
-  if (pass != Pass::BackwardData && inChannels % 16 != 0) {
+  const bool channelsLast = pass == Pass::Forward || (pass == Pass::BackwardWeights && type == memory::data_type::f32);
+  if (channelsLast && inChannels % 16 != 0) {
     return memory::desc(user.dims(), type, user.dims().size() == 4 ? tag::nhwc : tag::ndhwc);
   }
   return anyLike(user, type);
