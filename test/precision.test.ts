@@ -52,13 +52,13 @@ interface ConvCase {
 }
 
 const cases: ConvCase[] = [
-  { name: '2D, 5 input channels (channels-last path)', x: [2, 5, 12, 12], w: [8, 5, 3, 3], options: { padding: 1 } },
+  { name: '2D, 24 input channels (channels-last path)', x: [2, 24, 12, 12], w: [16, 24, 3, 3], options: { padding: 1 } },
   { name: '2D, 16 channels (blocked path)', x: [1, 16, 10, 10], w: [16, 16, 3, 3], options: {} },
-  { name: '3D 3x3x3, dilated (VD2D3D-like)', x: [1, 4, 6, 9, 9], w: [6, 4, 3, 3, 3], options: { dilation: [1, 2, 2] } },
-  // oneDNN 2.6.3's channels-last bf16 weight gradient returned NaN here; segvol uses its blocked layout instead.
+  { name: '3D 3x3x3, dilated', x: [1, 16, 6, 9, 9], w: [16, 16, 3, 3, 3], options: { dilation: [1, 2, 2] } },
+  // oneDNN 2.6.3's channels-last bf16 weight gradient was wrong here; segvol uses its blocked layout instead.
   { name: '3D (1, 3, 3) on 40 channels dilated (1, 4, 4) (VD2D3D)', x: [1, 40, 1, 50, 50], w: [60, 40, 1, 3, 3], options: { dilation: [1, 4, 4] } },
-  { name: '1x1 (the float32 matrix-product path otherwise)', x: [2, 8, 6, 6], w: [4, 8, 1, 1], options: {} },
-  { name: 'transposed, stride 2', x: [1, 8, 5, 5], w: [8, 6, 2, 2], transposed: true, options: { stride: 2 } },
+  { name: '1x1 (the float32 matrix-product path otherwise)', x: [2, 16, 6, 6], w: [16, 16, 1, 1], options: {} },
+  { name: 'transposed, stride 2', x: [1, 16, 5, 5], w: [16, 16, 2, 2], transposed: true, options: { stride: 2 } },
 ];
 
 const run = (c: ConvCase, x: Tensor, w: Tensor, impl: typeof optimized) => (c.transposed ? impl.convTranspose(x, w, c.options) : impl.conv(x, w, c.options));
@@ -102,6 +102,19 @@ for (const c of cases) {
     t.deepEqual(run(c, x, w, optimized).toArray(), fp32, 'float32 after switching back is bit-identical');
   });
 }
+
+bf16Test('bf16 mode leaves thin convolutions (under 16 input or output channels) in float32, bit for bit', (t) => {
+  for (const [xs, ws] of [[[2, 5, 12, 12], [16, 5, 3, 3]], [[2, 16, 12, 12], [8, 16, 3, 3]], [[1, 1, 4, 20, 20], [32, 1, 1, 3, 3]]] as const) {
+    const x = Tensor.fromArray(waves(count(xs), 0), [...xs]), w = Tensor.fromArray(waves(count(ws), 1), [...ws]);
+    const fp32 = ops.conv(x, w, { padding: 'same' }).toArray();
+    setConvMath('bf16');
+    try {
+      t.deepEqual(ops.conv(x, w, { padding: 'same' }).toArray(), fp32, `${xs.join('x')} -> ${ws[0]}`);
+    } finally {
+      setConvMath('fp32');
+    }
+  }
+});
 
 serial('setConvMath refuses an unknown mode and keeps the one it had', (t) => {
   const error = t.throws(() => setConvMath('fp16' as 'fp32')) as Error & { code?: string };

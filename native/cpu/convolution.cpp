@@ -43,11 +43,20 @@ memory::desc anyLike(const memory::desc& user, memory::data_type type = memory::
   return memory::desc(user.dims(), type, tag::any);
 }
 
+// Whether a convolution computes in bfloat16: in BF16 mode, when it has at least 16
+// input and 16 output channels. Thinner ones (a network's first layer on 1-5 image
+// channels, 8-channel heads) stay float32 on the matrix-product paths: oneDNN's bf16
+// kernels ran them 2-3x slower than float32 (the MRI network's 1 -> 64 first
+// convolution: 83 ms against 27).
+bool computesInBf16(const Tensor& in, const Tensor& w) {
+  return convMath() == ConvMath::Bf16 && in.dim(1) >= 16 && w.dim(0) >= 16;
+}
+
 // The type the primitives take their operands in (input, weights, incoming gradient):
-// bfloat16 in BF16 mode, where oneDNN accumulates in float32 and writes float32
+// bfloat16 when computesInBf16, where oneDNN accumulates in float32 and writes float32
 // results; the rounding happens in the reorder from the user's float32 buffer.
-memory::data_type operandType() {
-  return convMath() == ConvMath::Bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+memory::data_type operandType(const Tensor& in, const Tensor& w) {
+  return computesInBf16(in, w) ? memory::data_type::bf16 : memory::data_type::f32;
 }
 
 // Activation layout for a pass. oneDNN's blocked layouts pad channels to 16 (or
@@ -96,7 +105,7 @@ std::string cacheKey(const char* kind, const ConvGeometry& g, const Tensor& in, 
     key += "|" + std::to_string(g.stride[a]) + "," + std::to_string(g.padding[a]) + "," + std::to_string(g.dilation[a]);
   }
   key += "|g" + std::to_string(g.groups) + (bias ? "b" : "n");
-  if (convMath() == ConvMath::Bf16) key += "|bf16";
+  if (computesInBf16(in, w)) key += "|bf16";
   return key;
 }
 
@@ -175,7 +184,7 @@ dnnl::convolution_forward::primitive_desc forwardPd(const ConvGeometry& g, const
   const ConvDescs u = userDescs(g, in, w, out);
   const int64_t c = in.dim(1);
   const SpatialParams p = spatialParams(g, in, w, out);
-  const memory::data_type op = operandType(), f32 = memory::data_type::f32;
+  const memory::data_type op = operandType(in, w), f32 = memory::data_type::f32;
   // The hint for the backward passes describes the forward problem in their operand types.
   const memory::data_type outType = pass == Pass::Forward ? f32 : op;
   auto desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
@@ -279,8 +288,8 @@ bool inBatchSlices(const Tensor& a, const Tensor& b, Run&& run) {
 
 void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
                              Tensor& y) {
-  // The matrix-product paths compute in float32: in BF16 mode every convolution goes to oneDNN.
-  const bool fp32 = convMath() != ConvMath::Bf16;
+  // The matrix-product paths compute in float32: a bf16 convolution goes to oneDNN.
+  const bool fp32 = !computesInBf16(x, w);
   if (fp32 && cpu::isPointwiseConv(g, x, w)) {
     cpu::pointwiseForward(x, w, bias, y);
     return;
@@ -328,7 +337,7 @@ void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tenso
 }
 
 void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
-  const bool fp32 = convMath() != ConvMath::Bf16;
+  const bool fp32 = !computesInBf16(dx, w);
   if (fp32 && cpu::isPointwiseConv(g, dx, w)) {
     cpu::pointwiseBackwardData(dy, w, dx);
     return;
@@ -353,7 +362,7 @@ void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const
       const ConvDescs u = userDescs(g, dx, w, dy);
       const SpatialParams p = spatialParams(g, dx, w, dy);
       auto hint = forwardPd(g, dx, w, dy, false, dnnl::primitive_attr(), Pass::BackwardData);
-      const memory::data_type op = operandType();
+      const memory::data_type op = operandType(dx, w);
       dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, anyLike(u.src),
                                                  anyLike(u.weights, op), anyLike(u.dst, op), p.strides, p.dilates,
                                                  p.padL, p.padR);
@@ -374,7 +383,7 @@ void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const
 
 void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw,
                                      Tensor* dbias) {
-  const bool fp32 = convMath() != ConvMath::Bf16;
+  const bool fp32 = !computesInBf16(x, dw);
   if (fp32 && cpu::isPointwiseConv(g, x, dw)) {
     cpu::pointwiseBackwardWeights(x, dy, dw);
     if (dbias) channelSum(dy, *dbias);
@@ -413,7 +422,7 @@ void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, con
       const ConvDescs u = userDescs(g, x, dw, dy);
       const SpatialParams p = spatialParams(g, x, dw, dy);
       auto hint = forwardPd(g, x, dw, dy, dbias != nullptr, dnnl::primitive_attr(), Pass::BackwardWeights);
-      const memory::data_type op = operandType();
+      const memory::data_type op = operandType(x, dw);
       const memory::desc src = activationDesc(u.src, x.dim(1), Pass::BackwardWeights, op);
       const memory::desc dst = activationDesc(u.dst, x.dim(1), Pass::BackwardWeights, op);
       auto desc = dbias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src,
