@@ -100,8 +100,9 @@ export type ConvMath = 'fp32' | 'tf32' | 'bf16';
  * - 'tf32' (GPU): cuDNN may use tensor cores, which round convolution operands to a
  *   10-bit mantissa (float32 accumulation): faster on Ampere and newer, less exact.
  *   The CPU ignores it.
- * - 'bf16' (CPU): oneDNN rounds each convolution's operands (input, weights, incoming
- *   gradient) to bfloat16 and accumulates in float32; outputs, weights, gradients,
+ * - 'bf16' (CPU): for convolutions of 16 or more input and output channels, oneDNN rounds
+ *   the operands (input, weights, incoming gradient) to bfloat16 and accumulates in float32
+ *   (thinner convolutions stay float32, where they are faster); outputs, weights, gradients,
  *   optimizer state and recurrent cell states stay float32 (mixed precision). Needs a
  *   CPU with AVX512-BF16: elsewhere this throws ERR_DEVICE and the mode stays as it
  *   was. CUDA convolutions refuse it (ERR_DEVICE) in this version.

@@ -3,8 +3,9 @@
 //   stay comparable with the CPU at the parity tolerances.
 // - TF32 (GPU): cuDNN may use tensor cores, which round the operands to a 10-bit
 //   mantissa (float32 accumulation). The CPU backend has no TF32 and ignores it.
-// - BF16 (CPU): oneDNN rounds the operands (input, weights, incoming gradient) to
-//   bfloat16 and accumulates in float32; results, weights, gradients and states
+// - BF16 (CPU): for convolutions of 16 or more input and output channels, oneDNN rounds
+//   the operands (input, weights, incoming gradient) to bfloat16 and accumulates in
+//   float32 (thinner ones stay float32); results, weights, gradients and states
 //   stay float32 tensors (mixed precision). Needs AVX512-BF16 (or AMX); the GPU
 //   backend refuses it until it has its own bf16 path.
 #pragma once
