@@ -7,17 +7,17 @@
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { describe, SegvolError } from '../core/errors';
-import { convMath, setConvMath } from '../core/backends';
 import { Random } from '../core/random';
-import { oneOf, rejectUnknown } from '../core/validate';
+import { rejectUnknown } from '../core/validate';
 import type { ModelBase } from '../nn/model';
 import { Batch } from './batch';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { TrainingLog, withoutExtension } from './log';
 import { parseBudget, type MemoryBudget, type StepMemory } from './memory';
 import { Optimizer, sameUpdateRule, type OptimizerConfig } from './optimizers';
-import { fitKeys, precisions, trainerKeys, type FitOptions, type FitResult, type LossSpec, type Precision, type Progress, type TrainerOptions } from './options';
+import { fitKeys, trainerKeys, type FitOptions, type FitResult, type LossSpec, type Precision, type Progress, type TrainerOptions } from './options';
 import { lossConfigs, needsAllOutputs } from './phase_loss';
+import { checkPrecision, withPrecision } from './precision';
 import { resolvePlans, type Plan } from './plan';
 import { ProgressMeter } from './progress';
 import { checkSchedule, learningRate } from './schedules';
@@ -106,14 +106,7 @@ export class Trainer extends EventEmitter {
    * from the saved position; after a finished fit, the next fit starts its plan anew.
    */
   async fit(options: FitOptions): Promise<FitResult> {
-    if (this.precision === undefined) return this.fitPhases(options);
-    const before = convMath();
-    setConvMath(this.precision);
-    try {
-      return await this.fitPhases(options);
-    } finally {
-      setConvMath(before);
-    }
+    return withPrecision(this.precision, () => this.fitPhases(options));
   }
 
   private async fitPhases(options: FitOptions): Promise<FitResult> {
@@ -278,23 +271,4 @@ export class Trainer extends EventEmitter {
     this.legacyEpoch = state.legacyEpoch;
     this.validationState = state.validation;
   }
-}
-
-/** The precision option, refused where this machine cannot compute it (before any step). */
-function checkPrecision(value: unknown, device: string): Precision {
-  const precision = oneOf(value, precisions, 'Trainer: precision');
-  if (precision !== 'bf16') return precision;
-  if (device !== 'cpu') {
-    throw new SegvolError('ERR_DEVICE', `Trainer: precision 'bf16' is computed by the cpu backend in this version, and the model is on ${device}; ` +
-      "use precision 'tf32' on cuda, or train on the cpu");
-  }
-  const before = convMath();
-  try {
-    setConvMath('bf16');
-  } catch (error) {
-    throw new SegvolError('ERR_DEVICE', `Trainer: precision 'bf16' needs AVX512-BF16: ${(error as Error).message.replace(/^setConvMath\('bf16'\): /, '')}`);
-  } finally {
-    setConvMath(before);
-  }
-  return precision;
 }
