@@ -17,7 +17,7 @@ export function checkPrecision(value: unknown, device: string): Precision {
   try {
     setConvMath('bf16');
   } catch (error) {
-    throw new SegvolError('ERR_DEVICE', `Trainer: precision 'bf16' needs AVX512-BF16: ${(error as Error).message.replace(/^setConvMath\('bf16'\): /, '')}`);
+    throw new SegvolError('ERR_DEVICE', `Trainer: precision 'bf16' needs AVX512-BF16: ${(error as Error).message.replace(/^(segvol: )?setConvMath\('bf16'\): /, '')}`);
   } finally {
     setConvMath(before);
   }
