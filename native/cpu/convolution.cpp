@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <list>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -201,37 +200,14 @@ dnnl::convolution_forward::primitive_desc forwardPd(const ConvGeometry& g, const
   return dnnl::convolution_forward::primitive_desc(desc, attr, cpuEngine());
 }
 
-// Working memory from a backend's allocator, not a tensor (memoryStats() counts tensors).
-struct BackendBuffer {
-  BackendBuffer(Backend& backend, size_t size) : be(backend), bytes(size), data(backend.allocate(size)) {}
-  ~BackendBuffer() { be.deallocate(data, bytes); }
-  BackendBuffer(const BackendBuffer&) = delete;
-  BackendBuffer& operator=(const BackendBuffer&) = delete;
-  Backend& be;
-  size_t bytes;
-  void* data;
-};
-
 // Runs a cached primitive on user (plain layout) buffers, reordering inputs into
 // and outputs out of the layouts the primitive chose.
-//
-// The converted arguments and the scratchpad live in buffers from the backend's
-// allocator, which keeps freed large blocks for reuse: buffers of oneDNN's own were
-// fresh mappings every call, and faulting their pages in took 10-17 ms of a 20-37 ms
-// convolution at 224x224 (8 x 24 -> 8 channels, measured with oneDNN alone).
-void execute(Backend& be, const CachedPrimitive& cached, const std::unordered_map<int, std::pair<memory::desc, float*>>& inputs,
+void execute(const CachedPrimitive& cached, const std::unordered_map<int, std::pair<memory::desc, float*>>& inputs,
              const std::unordered_map<int, std::pair<memory::desc, float*>>& outputs) {
   dnnl::engine& engine = cpuEngine();
   dnnl::stream stream(engine);
   std::unordered_map<int, memory> args;
   std::vector<std::pair<memory, memory>> writeBack;  // (primitive's layout, user's layout)
-  std::vector<std::unique_ptr<BackendBuffer>> buffers;  // alive until the primitive and the write-backs are done
-  auto memoryOf = [&](const memory::desc& desc) {
-    const size_t bytes = desc.get_size();
-    if (bytes == 0) return memory(desc, engine);
-    buffers.push_back(std::make_unique<BackendBuffer>(be, bytes));
-    return memory(desc, engine, buffers.back()->data);
-  };
   // The user's buffer itself where the primitive takes its layout, else a buffer in the
   // primitive's layout: an input is reordered into it now, an output out of it afterwards.
   auto bind = [&](int arg, const std::pair<memory::desc, float*>& user, bool input) {
@@ -241,7 +217,7 @@ void execute(Backend& be, const CachedPrimitive& cached, const std::unordered_ma
       args.emplace(arg, userMem);
       return;
     }
-    memory internal = memoryOf(wanted);
+    memory internal(wanted, engine);
     if (input) {
       dnnl::reorder(userMem, internal).execute(stream, userMem, internal);
     } else {
@@ -251,7 +227,8 @@ void execute(Backend& be, const CachedPrimitive& cached, const std::unordered_ma
   };
   for (const auto& [arg, user] : inputs) bind(arg, user, true);
   for (const auto& [arg, user] : outputs) bind(arg, user, false);
-  args.emplace(DNNL_ARG_SCRATCHPAD, memoryOf(cached.scratchpad));
+  memory scratchpad(cached.scratchpad, engine);
+  args.emplace(DNNL_ARG_SCRATCHPAD, scratchpad);
   cached.primitive.execute(stream, args);
   for (auto& [internal, userMem] : writeBack) dnnl::reorder(internal, userMem).execute(stream, internal, userMem);
   stream.wait();
@@ -353,7 +330,7 @@ void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tenso
     std::unordered_map<int, std::pair<memory::desc, float*>> inputs = {{DNNL_ARG_SRC, {u.src, x.data()}},
                                                                        {DNNL_ARG_WEIGHTS, {u.weights, w.data()}}};
     if (bias) inputs.emplace(DNNL_ARG_BIAS, std::make_pair(u.bias, bias->data()));
-    execute(*this, *cached, inputs, {{DNNL_ARG_DST, {u.dst, y.data()}}});
+    execute(*cached, inputs, {{DNNL_ARG_DST, {u.dst, y.data()}}});
   } catch (const dnnl::error& e) {
     rethrowOnednn("conv forward", e, x, w);
   }
@@ -397,7 +374,7 @@ void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const
       return c;
     });
     const ConvDescs u = userDescs(g, dx, w, dy);
-    execute(*this, *cached, {{DNNL_ARG_DIFF_DST, {u.dst, dy.data()}}, {DNNL_ARG_WEIGHTS, {u.weights, w.data()}}},
+    execute(*cached, {{DNNL_ARG_DIFF_DST, {u.dst, dy.data()}}, {DNNL_ARG_WEIGHTS, {u.weights, w.data()}}},
             {{DNNL_ARG_DIFF_SRC, {u.src, dx.data()}}});
   } catch (const dnnl::error& e) {
     rethrowOnednn("conv backward data", e, dy, w);
@@ -465,7 +442,7 @@ void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, con
     const ConvDescs u = userDescs(g, x, dw, dy);
     std::unordered_map<int, std::pair<memory::desc, float*>> outputs = {{DNNL_ARG_DIFF_WEIGHTS, {u.weights, dw.data()}}};
     if (dbias) outputs.emplace(DNNL_ARG_DIFF_BIAS, std::make_pair(u.bias, dbias->data()));
-    execute(*this, *cached, {{DNNL_ARG_SRC, {u.src, x.data()}}, {DNNL_ARG_DIFF_DST, {u.dst, dy.data()}}}, outputs);
+    execute(*cached, {{DNNL_ARG_SRC, {u.src, x.data()}}, {DNNL_ARG_DIFF_DST, {u.dst, dy.data()}}}, outputs);
   } catch (const dnnl::error& e) {
     rethrowOnednn("conv backward weights", e, x, dy);
   }
