@@ -121,7 +121,8 @@ async function childCase(id: string, repeats: number): Promise<void> {
       probs.dispose();
       return loss;
     }, { lr: 1e-6, checkFinite: false }), repeats);
-    out = { segvol_ms: m.segvol_ms, peak_rss_mib: m.peak_rss_mib, segvol_tensor_peak_mib: Math.round(m.tensor_peak_mib) };
+    const parameters = [...model.namedParameters().values()].reduce((n, t) => n + t.size, 0);
+    out = { segvol_ms: m.segvol_ms, peak_rss_mib: m.peak_rss_mib, segvol_tensor_peak_mib: Math.round(m.tensor_peak_mib), segvol_parameters: parameters };
   } else {
     throw new SegvolError('ERR_ARGUMENT', `bench all --case: expected one of ${allCaseIds.join(', ')}; received '${id}'`);
   }
@@ -188,9 +189,20 @@ const tableCases: TableCase[] = [
   { id: 'brats', run: (repeats) => fromSuiteRow('brats', 'MRI step', bratsRow(repeats, false, 64)) },
   {
     id: 'consistent',
-    run: (repeats) => rowOf('consistent', 'consistent step',
-      `consistent ConvLSTM training step (ResNet-50 encoder), ${consistentWindow.join('x')} frames, ${consistentObjects} objects, Adam`,
-      child('consistent', repeats), null, 'no PyTorch peer: the repository has no PyTorch model of the whole network (only of its CConvLSTM layer and its encoder)'),
+    run: (repeats) => {
+      const name = `consistent ConvLSTM training step (ResNet-50 encoder), ${consistentWindow.join('x')} frames, ${consistentObjects} objects, Adam`;
+      // The peer builds the same network (benchmarks/peer_torch.py, ConsistentConvLstmNet) and the same inputs, loss and optimizer.
+      const peer = runPeer({
+        suite: 'consistent', repeats,
+        cases: [{ name, window: consistentWindow, objects: consistentObjects, inChannels: 1, hidden: [64, 64, 32, 32, 16], kernel: 3, lr: 1e-6 }],
+      })(name) as (PeerTiming & { torch_parameters?: number }) | null;
+      const row = rowOf('consistent', 'consistent step', name, child('consistent', repeats), peer);
+      if (peer?.torch_parameters !== undefined) row.torch_parameters = peer.torch_parameters;
+      if (row.segvol_parameters !== undefined && peer?.torch_parameters !== undefined && row.segvol_parameters !== peer.torch_parameters) {
+        row.note = `the networks differ: segvol has ${String(row.segvol_parameters)} parameters, the PyTorch peer ${peer.torch_parameters}`;
+      }
+      return row;
+    },
   },
   {
     id: 'predict',
