@@ -1,7 +1,7 @@
 // What the suites share: the arguments they read, the clock, random inputs, the
 // JSON rows they print, and the one training step they all time (segvol's own).
 import {
-  backends, memoryStats, ops, resetPeakMemory, synchronize, Tensor, trainStep,
+  backends, memoryStats, ops, profile, resetPeakMemory, synchronize, Tensor, trainStep,
   type BackendInfo, type Device, type LossOptions, type MemorySchedule, type ModelBase, type ModelInput, type Optimizer, type StepResult,
 } from '../lib';
 
@@ -119,15 +119,30 @@ export interface StepMeasurement {
   segvol_ms: number;
   tensor_peak_mib: number;
   peak_rss_mib: number;
+  /** Convolution and matrix-product GFLOP of one step, as segvol's profiler counts them. */
+  gflop: number;
 }
 
-/** Times `step` after two warm-up steps; the tensor peak is that of the timed steps alone. */
+/**
+ * GFLOP of one run of a case: `runs` calls of work (a timing function called with one repeat
+ * runs its warm-ups too) under the profiler, which counts the FLOPs of convolutions and matrix
+ * products (every tap of a kernel, padding included, as PyTorch's counters do). Run after the
+ * timing, so the profiler's bookkeeping is not timed. Dividing by a side's ms gives its rate;
+ * the peer runs the same products, so the same count gives its rate too.
+ */
+export async function gflopPerRun(work: () => Promise<unknown>, runs: number): Promise<number> {
+  const { records } = await profile(work);
+  return records.reduce((sum, r) => sum + r.flops * r.count, 0) / runs / 1e9;
+}
+
+/** Times `step` after two warm-up steps; the tensor peak is that of the timed steps alone; then counts one step's GFLOP. */
 export async function measureSteps(step: () => Promise<unknown>, repeats: number): Promise<StepMeasurement> {
   await step();
   await step();
   resetPeakMemory('cpu');
   const segvolMs = await timeOnDevice(async () => { await step(); }, repeats, { warmup: 0 });
-  return { segvol_ms: segvolMs, tensor_peak_mib: memoryStats().cpu.peakBytes / 2 ** 20, peak_rss_mib: process.resourceUsage().maxRSS / 1024 };
+  const memory = { tensor_peak_mib: memoryStats().cpu.peakBytes / 2 ** 20, peak_rss_mib: process.resourceUsage().maxRSS / 1024 };
+  return { segvol_ms: segvolMs, ...memory, gflop: await gflopPerRun(step, 1) };
 }
 
 /** The memory columns of a step measured in its own process against its peer's. */

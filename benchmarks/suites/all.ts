@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { matchedSoftIoU, Optimizer, predictVolume, presets, SegvolError, Tensor, trainStep } from '../../lib';
 import { drawRatioChart } from '../ratio_chart';
-import { measureSteps, randomTensor, round, supervisedStep, threads, timeOnDevice, versus, type BenchArgs, type Suite } from '../common';
+import { gflopPerRun, measureSteps, randomTensor, round, supervisedStep, threads, timeOnDevice, versus, type BenchArgs, type Suite } from '../common';
 import { lastJsonLine, repoRoot, runCaseInChild, runPeer, type PeerTiming } from '../processes';
 import { bratsRow } from './brats';
 import { convnetRow } from './convnet';
@@ -84,10 +84,13 @@ async function childCase(id: string, repeats: number): Promise<void> {
   const pyramidCase = cpuPyramidCases.find((c) => pyramidId(c) === id);
   const rnnCase = rnnCases.find((c) => c.kind === id);
   let out: ChildMeasurement;
+  // timeOnDevice with one repeat runs 3 times (2 warm-ups): the GFLOP count divides by 3.
   if (pyramidCase) {
     out = { segvol_ms: await timePyramid(pyramidCase, repeats), peak_rss_mib: peakRssMib() };
+    out.gflop = await gflopPerRun(() => timePyramid(pyramidCase, 1), 3);
   } else if (rnnCase) {
     out = { segvol_ms: await timeRnn(rnnCase, repeats), peak_rss_mib: peakRssMib() };
+    out.gflop = await gflopPerRun(() => timeRnn(rnnCase, 1), 3);
   } else if (id === 'paper-step') {
     // The step the Trainer runs (trainStep: forward in training mode, squared error, backward, RMSprop with momentum).
     const model = presets.pyramidNet({ inChannels: 1, classes: 2, ...paperNet, seed: 1 });
@@ -95,16 +98,17 @@ async function childCase(id: string, repeats: number): Promise<void> {
     const x = randomTensor([1, 1, ...paperStepSize]);
     const labels = Tensor.fromArray(Float32Array.from({ length: x.size }, () => (Math.random() < 0.3 ? 1 : 0)), [1, ...paperStepSize]);
     const m = await measureSteps(() => supervisedStep(model, optimizer, x, labels, { ...paperStep, checkFinite: false }), repeats);
-    out = { segvol_ms: m.segvol_ms, peak_rss_mib: m.peak_rss_mib, segvol_tensor_peak_mib: Math.round(m.tensor_peak_mib) };
+    out = { segvol_ms: m.segvol_ms, peak_rss_mib: m.peak_rss_mib, segvol_tensor_peak_mib: Math.round(m.tensor_peak_mib), gflop: m.gflop };
   } else if (id === 'predict') {
     // predictVolume over one window the size of the volume: the peer runs the network once on the same volume.
     const model = presets.pyramidNet({ inChannels: 1, classes: 2, ...paperNet, seed: 1 });
     const volume = randomTensor([1, 1, ...predictSize]);
-    const ms = await timeOnDevice(async () => {
+    const predict = (n: number) => timeOnDevice(async () => {
       const probs = await predictVolume(model, volume, { window: predictSize });
       return () => probs.dispose();
-    }, repeats);
-    out = { segvol_ms: ms, peak_rss_mib: peakRssMib() };
+    }, n);
+    out = { segvol_ms: await predict(repeats), peak_rss_mib: peakRssMib() };
+    out.gflop = await gflopPerRun(() => predict(1), 3);
   } else if (id === 'consistent') {
     // Gonda et al.'s network at its defaults (ResNet-50 encoder, CConvLSTMs of 64, 64, 32, 32, 16):
     // forward in training mode, matched soft IoU, backward, Adam at the paper's 1e-6.
@@ -122,7 +126,7 @@ async function childCase(id: string, repeats: number): Promise<void> {
       return loss;
     }, { lr: 1e-6, checkFinite: false }), repeats);
     const parameters = [...model.namedParameters().values()].reduce((n, t) => n + t.size, 0);
-    out = { segvol_ms: m.segvol_ms, peak_rss_mib: m.peak_rss_mib, segvol_tensor_peak_mib: Math.round(m.tensor_peak_mib), segvol_parameters: parameters };
+    out = { segvol_ms: m.segvol_ms, peak_rss_mib: m.peak_rss_mib, segvol_tensor_peak_mib: Math.round(m.tensor_peak_mib), gflop: m.gflop, segvol_parameters: parameters };
   } else {
     throw new SegvolError('ERR_ARGUMENT', `bench all --case: expected one of ${allCaseIds.join(', ')}; received '${id}'`);
   }
@@ -137,12 +141,12 @@ function pyramidId(c: PyramidCase): string {
 function rowOf(id: string, label: string, name: string, segvol: ChildMeasurement | null, peer: PeerTiming | null, note?: string): AllRow {
   const times = segvol ? versus(segvol.segvol_ms, peer?.torch_ms, 1) : { segvol_ms: null, torch_ms: peer ? round(peer.torch_ms, 1) : null, ratio: null };
   const { segvol_ms: _ms, peak_rss_mib: _rss, ...extra } = segvol ?? { segvol_ms: 0, peak_rss_mib: 0 };
-  return {
+  return withRates({
     id, label, case: name, segvol_ms: times.segvol_ms ?? null, torch_ms: times.torch_ms ?? null, ratio: times.ratio ?? null,
     segvol_peak_rss_mib: segvol ? Math.round(segvol.peak_rss_mib) : null,
     torch_peak_rss_mib: peer?.peak_rss_mib === undefined ? null : Math.round(peer.peak_rss_mib),
     ...extra, ...(note ? { note } : {}),
-  };
+  });
 }
 
 function child(id: string, repeats: number): ChildMeasurement | null {
@@ -154,10 +158,22 @@ function child(id: string, repeats: number): ChildMeasurement | null {
 function fromSuiteRow(id: string, label: string, row: Record<string, unknown> | null): AllRow {
   if (row === null) return rowOf(id, label, id, null, null, 'the segvol process failed (its error is printed above)');
   const { case: name, segvol_ms, torch_ms, ratio, segvol_peak_rss_mib, torch_peak_rss_mib, target_ratio: _target, ...extra } = row as Record<string, number | null> & { case: string };
-  return {
+  return withRates({
     id, label, case: name, segvol_ms: segvol_ms ?? null, torch_ms: torch_ms ?? null, ratio: ratio ?? null,
     segvol_peak_rss_mib: segvol_peak_rss_mib ?? null, torch_peak_rss_mib: torch_peak_rss_mib ?? null, ...extra,
-  };
+  });
+}
+
+/**
+ * Each side's GFLOP/s from the case's GFLOP per run (segvol's count; the peers compute the
+ * same convolutions and products, so one count serves both): how close each side runs to the
+ * machine's peak, and so whether a ratio target is reachable at all (docs/benchmarks.md).
+ */
+function withRates(row: AllRow): AllRow {
+  const gflop = typeof row.gflop === 'number' && row.gflop > 0 ? row.gflop : null;
+  if (gflop === null) return row;
+  const rate = (ms: number | null) => (ms ? round((gflop * 1000) / ms, 1) : null);
+  return { ...row, gflop: round(gflop, 2), segvol_gflops: rate(row.segvol_ms), torch_gflops: rate(row.torch_ms) };
 }
 
 interface TableCase {
@@ -243,9 +259,9 @@ function writePng(results: AllResults, file: string): void {
 export function markdownTable(rows: readonly AllRow[]): string {
   const cell = (v: unknown) => (v === null || v === undefined ? '-' : typeof v === 'number' ? v.toLocaleString('en-US') : String(v));
   return [
-    '| case | segvol ms | torch ms | ratio | peak RSS MiB (segvol / torch) |',
-    '| --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.case} | ${cell(r.segvol_ms)} | ${cell(r.torch_ms)} | ${cell(r.ratio)} | ${cell(r.segvol_peak_rss_mib)} / ${cell(r.torch_peak_rss_mib)} |`),
+    '| case | segvol ms | torch ms | ratio | peak RSS MiB (segvol / torch) | GFLOP per run | GFLOP/s (segvol / torch) |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.case} | ${cell(r.segvol_ms)} | ${cell(r.torch_ms)} | ${cell(r.ratio)} | ${cell(r.segvol_peak_rss_mib)} / ${cell(r.torch_peak_rss_mib)} | ${cell(r.gflop)} | ${cell(r.segvol_gflops)} / ${cell(r.torch_gflops)} |`),
   ].join('\n');
 }
 

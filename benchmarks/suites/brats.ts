@@ -32,7 +32,7 @@ export function bratsRow(repeats: number, smoke: boolean, channels: number): Rec
   const peer = smoke ? null : runPeer({ suite: 'brats', repeats, cases: [{ name: 'brats', plane: segvol.plane, channels }] })('brats');
   return {
     case: `cross-modality ConvLSTM training step, batch 3 x 3 slices x ${segvol.plane}x${segvol.plane}, 4 modalities, ${channels} channels, Adam`,
-    ...versus(segvol.segvol_ms, peer?.torch_ms, 1), ...peakMemoryColumns(segvol, peer), target_ratio: 1,
+    ...versus(segvol.segvol_ms, peer?.torch_ms, 1), ...peakMemoryColumns(segvol, peer), target_ratio: 1, gflop: segvol.gflop,
   };
 }
 

@@ -49,7 +49,7 @@ export function convnetRow(name: ConvnetName, repeats: number, smoke: boolean): 
     case: `${name} training step, output ${segvol.outSize.join('x')} (input ${segvol.inSize.join('x')})`,
     ...versus(segvol.segvol_ms, peer?.torch_ms, 1),
     segvol_voxels_per_s: Math.round((voxels * 1000) / segvol.segvol_ms), torch_voxels_per_s: peer ? Math.round((voxels * 1000) / peer.torch_ms) : null,
-    ...peakMemoryColumns(segvol, peer), target_ratio: 1,
+    ...peakMemoryColumns(segvol, peer), target_ratio: 1, gflop: segvol.gflop,
   };
 }
 
