@@ -45,6 +45,9 @@ export {
   type RnnOptions,
   type RnnResult,
   type RnnGradients,
+  type LstmCellOptions,
+  type LstmCellResult,
+  type LstmCellGradients,
 } from './ops';
 export {
   SavedState,

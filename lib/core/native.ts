@@ -215,6 +215,8 @@ export interface NativeBinding {
   rnn(impl: Impl, cell: NativeRnnCell, x: H, weights: NativeRnnWeights, reverse: boolean, batchFirst: boolean, lengths: number[] | null,
     h0: H | null, c0: H | null, async: true): Promise<NativeRnnForward>;
   rnnBackward(impl: Impl, saved: NativeSavedHandle, dy: H | null, dhN: H | null, dcN: H | null, async: false): NativeRnnBackward;
+  lstmCell(impl: Impl, pre: H, recurrent: H | null, cPrev: H | null): { acts: H; c: H; h: H };
+  lstmCellBackward(impl: Impl, acts: H, cPrev: H | null, c: H, dh: H | null, dc: H | null): { dgates: H; dcPrev: H | null };
   rnnBackward(impl: Impl, saved: NativeSavedHandle, dy: H | null, dhN: H | null, dcN: H | null, async: true): Promise<NativeRnnBackward>;
   pyramidLstm(impl: Impl, x: H, weights: NativeClstmWeights[], async: false, keepForBackward: boolean, recompute: boolean,
     groupLimit: number): NativePyramidForward;

@@ -10,6 +10,7 @@ import { convolutionOps } from './convolution';
 import { elementwiseOps } from './elementwise';
 import { layoutOps } from './layout';
 import { lossOps } from './loss';
+import { lstmCellOps } from './lstm_cell';
 import { targetLossOps } from './target_loss';
 import { normalizationOps } from './normalization';
 import { optimizerOps } from './optimizer';
@@ -23,6 +24,7 @@ export type { GradientRequest, ConvGradients } from './convolution';
 export type { BatchNormOptions, BatchNormResult, BatchNormGradients } from './normalization';
 export type { Activation } from './elementwise';
 export type { RnnCellKind, RnnWeights, RnnOptions, RnnResult, RnnGradients } from './rnn';
+export type { LstmCellOptions, LstmCellResult, LstmCellGradients } from './lstm_cell';
 export type { UpsampleModeName as UpsampleMode } from '../core/native';
 export type { UpdateRule, UpdateHyperparameters } from './optimizer';
 export { argmaxClasses } from './reduce';
@@ -30,7 +32,7 @@ export { lossKinds, computeLoss, checkProbabilities, type LossKind, type LossInp
 export { targetLossKinds, computeTargetLoss, type TargetLossKind, type TargetLossOptions } from './target_loss';
 
 function families(impl: ImplementationName) {
-  return [convolutionOps(impl), poolingOps(impl), normalizationOps(impl), elementwiseOps(impl), layoutOps(impl), clstmOps(impl), rnnOps(impl),
+  return [convolutionOps(impl), poolingOps(impl), normalizationOps(impl), elementwiseOps(impl), layoutOps(impl), clstmOps(impl), rnnOps(impl), lstmCellOps(impl),
     lossOps(impl), targetLossOps(impl), reduceOps(impl), optimizerOps(impl)] as const;
 }
 

@@ -84,6 +84,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       // rnn.cpp
       {"rnn", Rnn},
       {"rnnBackward", RnnBackward},
+      // lstm_cell.cpp
+      {"lstmCell", LstmCell},
+      {"lstmCellBackward", LstmCellBackward},
       // saved_handle.cpp
       {"savedDispose", SavedDispose},
       {"savedBytes", SavedBytes},

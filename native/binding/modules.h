@@ -36,6 +36,8 @@ Callback Loss, OptimizerUpdate;
 Callback ClstmScan, ClstmScanBackward, PyramidLstm, PyramidLstmBackward;
 // rnn.cpp
 Callback Rnn, RnnBackward;
+// lstm_cell.cpp
+Callback LstmCell, LstmCellBackward;
 // saved_handle.cpp
 Callback SavedDispose, SavedShare, SavedBytes;
 // metrics.cpp

@@ -162,12 +162,11 @@ export class ConsistentConvLstmLayer implements Layer {
         const cSpatial = spatial ? keep(ops.narrow(spatial.c, 0, t, 1)) : undefined;
         const hTemporal = hPrev ?? keep(zeros());
         const states = keep(ops.concat([hSpatial, hTemporal], 1));
-        const gates = keep(ops.add(keep(ops.narrow(gatesX, 0, t, 1)), keep(await ops.convAsync(states, wh, { padding: 'same' }))));
-        const gate = (k: number) => keep(ops.narrow(gates, 1, k * h, h));
-        const i = keep(ops.sigmoid(gate(0))), f = keep(ops.sigmoid(gate(1))), g = keep(ops.tanh(gate(2))), o = keep(ops.sigmoid(gate(3)));
+        // Gates i, f, g, o = the state half (this frame's convolution) + the input half; one fused
+        // cell op: c = f (c_spatial + c_temporal) + i g, h = o tanh(c) (c = i g with no previous cell).
+        const recurrent = keep(await ops.convAsync(states, wh, { padding: 'same' }));
         const previousCell = cSpatial && cPrev ? keep(ops.add(cSpatial, cPrev)) : cSpatial ?? cPrev;
-        const cell = previousCell ? ops.add(keep(ops.mul(f, previousCell)), keep(ops.mul(i, g))) : ops.mul(i, g);
-        const hidden = ops.mul(o, keep(ops.tanh(cell)));
+        const { h: hidden, c: cell } = ops.lstmCell(recurrent, { recurrent: keep(ops.narrow(gatesX, 0, t, 1)), ...(previousCell ? { cPrev: previousCell } : {}) });
         hs[t] = hidden;
         cs[t] = cell;
         hPrev = hidden;
