@@ -21,12 +21,12 @@ export interface MemoryBudget {
 /**
  * The budget when none is given: what a step may take of the memory the device has now,
  * the tensors segvol already holds included (the plan counts them), less a margin for the
- * runtime and the allocators' caches (10%, and 512 MiB on the cpu).
+ * runtime and the allocators' caches (10%, and 1 GiB on the cpu, what its block cache may keep).
  */
 export function availableBudget(device: Device): MemoryBudget {
   const { free } = availableMemory(device);
   const held = memoryStats()[device].bytes;
-  const bytes = device === 'cuda' ? 0.95 * (free + held) : 0.9 * (free + held) - 512 * 2 ** 20;
+  const bytes = device === 'cuda' ? 0.95 * (free + held) : 0.9 * (free + held) - 2 ** 30;
   return { bytes: Math.max(bytes, 0), source: 'available' };
 }
 
