@@ -11,6 +11,7 @@ import { data } from './data';
 import { eventloop } from './eventloop';
 import { memory } from './memory';
 import { metrics } from './metrics';
+import { peak } from './peak';
 import { pipeline } from './pipeline';
 import { precision } from './precision';
 import { pyramid } from './pyramid';
@@ -18,4 +19,4 @@ import { rnn } from './rnn';
 import { step } from './step';
 import { tf32 } from './tf32';
 
-export const suites: readonly Suite[] = [all, asyncOps, brats, blocks, consistent, convnet, memory, rnn, pipeline, tf32, step, eventloop, data, metrics, precision, pyramid, conv];
+export const suites: readonly Suite[] = [all, asyncOps, brats, blocks, consistent, convnet, memory, rnn, pipeline, tf32, step, eventloop, data, metrics, precision, pyramid, conv, peak];

@@ -44,28 +44,25 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
 // (mode: 'fp32' | 'tf32' | 'bf16') -> undefined
 Napi::Value SetConvMath(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
-    const std::string mode = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-    if (mode != "fp32" && mode != "tf32" && mode != "bf16") {
-      fail(ErrorCode::Argument, "setConvMath: expected 'fp32', 'tf32' or 'bf16', received '" + mode + "'");
+    const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    ConvMath mode = ConvMath::Fp32;
+    if (!convMathFromName(name, mode)) {
+      fail(ErrorCode::Argument, "setConvMath: expected 'fp32', 'tf32' or 'bf16', received '" + name + "'");
     }
-    if (mode == "bf16") {
+    if (mode == ConvMath::Bf16) {
       const std::string why = CpuBackend::bf16Unsupported();
       if (!why.empty()) {
-        fail(ErrorCode::Device, "setConvMath('bf16'): " + why + "; the mode stays '" +
-                                    (convMath() == ConvMath::Tf32 ? "tf32" : convMath() == ConvMath::Bf16 ? "bf16" : "fp32") +
+        fail(ErrorCode::Device, "setConvMath('bf16'): " + why + "; the mode stays '" + convMathName(convMath()) +
                                     "'; train in 'fp32' on this machine");
       }
     }
-    setConvMath(mode == "tf32" ? ConvMath::Tf32 : mode == "bf16" ? ConvMath::Bf16 : ConvMath::Fp32);
+    setConvMath(mode);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value GetConvMath(const Napi::CallbackInfo& info) {
-  return guard(info, [&] {
-    const ConvMath mode = convMath();
-    return Napi::String::New(info.Env(), mode == ConvMath::Tf32 ? "tf32" : mode == ConvMath::Bf16 ? "bf16" : "fp32");
-  });
+  return guard(info, [&] { return Napi::Value(Napi::String::New(info.Env(), convMathName(convMath()))); });
 }
 
 Napi::Value ProfileStart(const Napi::CallbackInfo& info) {

@@ -10,6 +10,7 @@
 //   backend refuses it until it has its own bf16 path.
 #pragma once
 #include <atomic>
+#include <string>
 
 #include "error.h"
 
@@ -23,6 +24,25 @@ inline std::atomic<ConvMath>& convMathSetting() {
 }
 inline ConvMath convMath() { return convMathSetting().load(std::memory_order_relaxed); }
 inline void setConvMath(ConvMath mode) { convMathSetting().store(mode, std::memory_order_relaxed); }
+
+// The name JavaScript uses for a mode ('fp32', 'tf32', 'bf16'), and back (false: not a mode).
+inline const char* convMathName(ConvMath mode) {
+  switch (mode) {
+    case ConvMath::Tf32: return "tf32";
+    case ConvMath::Bf16: return "bf16";
+    case ConvMath::Fp32: break;
+  }
+  return "fp32";
+}
+inline bool convMathFromName(const std::string& name, ConvMath& mode) {
+  for (ConvMath m : {ConvMath::Fp32, ConvMath::Tf32, ConvMath::Bf16}) {
+    if (name == convMathName(m)) {
+      mode = m;
+      return true;
+    }
+  }
+  return false;
+}
 
 // For the GPU backends' convolutions: BF16 is a CPU mode in this version.
 inline void rejectBf16OnGpu(const char* op) {
