@@ -55,3 +55,15 @@ test('bench all refuses an unknown --only case and --from without --png, naming 
   t.is((noPng as Error & { code?: string }).code, 'ERR_ARGUMENT');
   t.regex(noPng!.message, /needs --png/);
 });
+
+test('bench all: the Markdown table gives GFLOP per run and both sides\' GFLOP/s, and dashes where a side is missing', async (t) => {
+  const { markdownTable } = await import('../benchmarks/suites/all');
+  const rows = [
+    { id: 'a', label: 'A', case: 'case a', segvol_ms: 500, torch_ms: 1000, ratio: 2, segvol_peak_rss_mib: 100, torch_peak_rss_mib: 120, gflop: 50, segvol_gflops: 100, torch_gflops: 50 },
+    { id: 'b', label: 'B', case: 'case b', segvol_ms: 10, torch_ms: null, ratio: null, segvol_peak_rss_mib: 90, torch_peak_rss_mib: null },
+  ];
+  const lines = markdownTable(rows).split('\n');
+  t.regex(lines[0]!, /GFLOP per run \| GFLOP\/s \(segvol \/ torch\) \|$/);
+  t.is(lines[2], '| case a | 500 | 1,000 | 2 | 100 / 120 | 50 | 100 / 50 |');
+  t.is(lines[3], '| case b | 10 | - | - | 90 / - | - | - / - |');
+});

@@ -193,6 +193,11 @@ export const opCases: OpCase[] = [
   // 1x1(x1) kernels on planes of 64+ voxels: the CPU's per-image (O, C) x (C, S) product.
   convCase('conv3d 1x1x1, N=3 C=6 O=5 on 2x6x7 (a classifier)', [3, 6, 2, 6, 7], [5, 6, 1, 1, 1], {}),
   convCase('conv2d 1x1, N=2 C=4 O=3 on 9x8', [2, 4, 9, 8], [3, 4, 1, 1], {}),
+  // Kernel equal to stride on 64+ output voxels: the CPU's patch path (a rearrangement and one product per image).
+  convCase('conv2d 2x2 stride 2 (patches), N=2 C=3 O=4 on 16x18', [2, 3, 16, 18], [4, 3, 2, 2], { stride: 2 }),
+  convCase('conv3d (1,2,2) stride (1,2,2) (patches) on 2x16x16', [1, 2, 2, 16, 16], [3, 2, 1, 2, 2], { stride: [1, 2, 2] }),
+  convTransposeCase('convTranspose2d 2x2 stride 2 (the patch path backwards), N=2 on 8x9', [2, 3, 8, 9], [3, 4, 2, 2], { stride: 2 }),
+  convTransposeCase('convTranspose3d 2x2x2 stride 2 on 2x8x8', [1, 3, 2, 8, 8], [3, 2, 2, 2, 2], { stride: 2 }),
   convCase('conv3d 3x3x3 pad 1', [1, 2, 4, 5, 6], [3, 2, 3, 3, 3], { padding: 1 }),
   convCase('conv3d (2,3,3) dilation (1,2,2), stride (1,1,2)', [1, 2, 5, 8, 7], [2, 2, 2, 3, 3],
     { dilation: [1, 2, 2], stride: [1, 1, 2] }),
@@ -387,6 +392,37 @@ export const opCases: OpCase[] = [
   },
 ];
 
+// One LSTM step from gate pre-activations (ops.lstmCell); the case's output is h + c, so
+// both outputs' gradients enter. The explicit backward takes the activations, which the
+// op keeps to itself: rebuilt here from element-wise ops.
+function lstmCellCase(name: string, pre: number[], withRecurrent: boolean, withCell: boolean): OpCase {
+  const o4 = pre[1]! / 4;
+  const cell = [pre[0]!, o4, ...pre.slice(2)];
+  const options = (v: Record<string, Tensor>) => ({ ...(withRecurrent ? { recurrent: v.recurrent! } : {}), ...(withCell ? { cPrev: v.cPrev! } : {}) });
+  return {
+    name,
+    inputs: { pre: { shape: pre }, ...(withRecurrent ? { recurrent: { shape: pre } } : {}), ...(withCell ? { cPrev: { shape: cell } } : {}) },
+    forward: (op, v) => {
+      const r = op.lstmCell(v.pre!, options(v));
+      const y = op.add(r.h, r.c);
+      r.h.dispose();
+      r.c.dispose();
+      return y;
+    },
+    backward: (op, v, _y, dy) => {
+      const sum = withRecurrent ? op.add(v.pre!, v.recurrent!) : v.pre!;
+      const gate = (k: number, act: 'sigmoid' | 'tanh') => op[act](op.narrow(sum, 1, k * o4, o4));
+      const acts = op.concat([gate(0, 'sigmoid'), gate(1, 'sigmoid'), gate(2, 'tanh'), gate(3, 'sigmoid')], 1);
+      const r = op.lstmCell(v.pre!, options(v));
+      const g = op.lstmCellBackward(acts, r.c, { dh: dy, dc: dy, cPrev: withCell ? v.cPrev! : null });
+      for (const t of [acts, r.h, r.c]) t.dispose();
+      return { pre: g.dgates, ...(withRecurrent ? { recurrent: op.scale(g.dgates, 1) } : {}), ...(withCell ? { cPrev: g.dcPrev! } : {}) };
+    },
+    tolerance: { abs: 2e-5, rel: 2e-5 },
+    finiteDifference: { step: 1e-2, tolerance: { abs: 5e-3, rel: 1e-2 } },
+  };
+}
+
 // The C-LSTM scan on tiny volumes: T = 1 (no recurrence at all), a minus
 // direction, and an initial state (whose gradients are checked too).
 function clstmCase(name: string, x: number[], o: number, k: number, direction: 0 | 1 | 2 | 3 | 4 | 5,
@@ -427,6 +463,8 @@ function clstmCase(name: string, x: number[], o: number, k: number, direction: 0
 
 opCases.push(
   clstmCase('clstmScan +D, T=1 (no recurrence)', [1, 2, 1, 4, 3], 2, 3, 0, false),
+  lstmCellCase('lstmCell planes (2, 4*2, 3, 4) with recurrent and cPrev', [2, 8, 3, 4], true, true),
+  lstmCellCase('lstmCell dense (3, 4*3), no cPrev', [3, 12], false, false),
   clstmCase('clstmScan -H, T=4', [1, 2, 3, 4, 3], 2, 3, 3, false),
   clstmCase('clstmScan +W with initial state', [2, 1, 3, 3, 3], 2, 3, 4, true),
   clstmCase('clstmScan -D, T=1 with initial state', [1, 2, 1, 3, 4], 1, 3, 1, true),

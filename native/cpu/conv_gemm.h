@@ -29,6 +29,18 @@ void fewTapBackwardData(Backend& be, const ConvGeometry& g, const Tensor& dy, co
 // x, dy -> dw: (O, C, kH, kW)
 void fewTapBackwardWeights(Backend& be, const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw);
 
+// A kernel equal to its stride, no padding or dilation, spatial sizes divisible by the
+// kernel: each output voxel reads its own block, so im2col is a rearrangement (no
+// overlap) and one product per image. The transposed form (2x2 up-sampling) is its
+// data gradient.
+bool isPatchConv(const ConvGeometry& g, const Tensor& x, const Tensor& w);
+// x: (N, C, D, H, W) or (N, C, H, W), w: (O, C, kd, kh, kw) or (O, C, kh, kw), y: (N, O, D/kd, H/kh, W/kw)
+void patchForward(Backend& be, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
+// dy -> dx: (N, C, D, H, W)
+void patchBackwardData(Backend& be, const Tensor& dy, const Tensor& w, Tensor& dx);
+// x, dy -> dw (the bias gradient is the caller's channel sum)
+void patchBackwardWeights(Backend& be, const Tensor& x, const Tensor& dy, Tensor& dw);
+
 // x: (N, C, S...), w: (O, C, 1...), bias: (O) or null, y: (N, O, S...)
 void pointwiseForward(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
 // dy: (N, O, S...) -> dx: (N, C, S...)

@@ -298,6 +298,10 @@ void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tenso
     cpu::fewTapForward(*this, g, x, w, bias, y);
     return;
   }
+  if (fp32 && cpu::isPatchConv(g, x, w)) {
+    cpu::patchForward(*this, x, w, bias, y);
+    return;
+  }
   if (fp32 && cpu::isDenseProduct(g, x, w)) {
     // y (rows, O) = x (rows, C) w (O, C)^T + bias
     const int64_t rows = x.dim(0), c = x.dim(1), o = w.dim(0);
@@ -346,6 +350,10 @@ void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const
     cpu::fewTapBackwardData(*this, g, dy, w, dx);
     return;
   }
+  if (fp32 && cpu::isPatchConv(g, dx, w)) {
+    cpu::patchBackwardData(*this, dy, w, dx);
+    return;
+  }
   if (fp32 && cpu::isDenseProduct(g, dx, w)) {
     // dx (rows, C) = dy (rows, O) w (O, C)
     const int64_t rows = dx.dim(0), c = dx.dim(1), o = w.dim(0);
@@ -391,6 +399,11 @@ void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, con
   }
   if (fp32 && cpu::isFewTapConv(g, x, dw)) {
     cpu::fewTapBackwardWeights(*this, g, x, dy, dw);
+    if (dbias) channelSum(dy, *dbias);
+    return;
+  }
+  if (fp32 && cpu::isPatchConv(g, x, dw)) {
+    cpu::patchBackwardWeights(*this, x, dy, dw);
     if (dbias) channelSum(dy, *dbias);
     return;
   }
