@@ -6,6 +6,8 @@
 //     im2col + GEMM per image. oneDNN's direct kernels run these (a ConvLSTM's
 //     16-channel input projection, a PyraMiD-LSTM layer's first convolution) at
 //     half the rate of its wider ones; the product keeps its full rate.
+//   - a kernel equal to its stride (and the transposed form, 2x2 up-sampling):
+//     a rearrangement without overlap and one product per image.
 #pragma once
 #include "../core/backend.h"
 
