@@ -24,6 +24,8 @@ export interface Suite {
   name: string;
   /** Timed runs per case without --repeats (default 10). */
   defaultRepeats?: number;
+  /** What the suite measures instead of timed runs (printed in place of the repeat count), for suites that do not repeat cases. */
+  measures?: string;
   run(args: BenchArgs): void | Promise<void>;
 }
 

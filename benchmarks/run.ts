@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   // bench all --precision bf16 sets this for its child processes and its PyTorch peer (autocast).
   const precision = process.env.SEGVOL_BENCH_PRECISION;
   if (precision === 'bf16') setConvMath('bf16');
-  console.error(`segvol bench ${suiteName}: ${threads} threads, ${args.repeats} timed runs per case (median)${precision === 'bf16' ? ', bf16 convolutions' : ''}`);
+  console.error(`segvol bench ${suiteName}: ${threads} threads, ${suite.measures ?? `${args.repeats} timed runs per case (median)`}${precision === 'bf16' ? ', bf16 convolutions' : ''}`);
   await suite.run(args);
 }
 

@@ -12,6 +12,7 @@ import { repoRoot } from '../processes';
 
 export const peak: Suite = {
   name: 'peak',
+  measures: 'best of 5 FMA runs and of 5 sgemm runs (--repeats is not used)',
   run() {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-peak-'));
     const binary = path.join(dir, 'machine_peak');
