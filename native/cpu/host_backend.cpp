@@ -20,7 +20,8 @@ namespace {
 // - Below its dynamic threshold (up to 32 MiB) the library serves them from its heap,
 //   where the propagation's churn of 0.1-6 MiB temporaries left freed holes that were
 //   never returned: a 30-object patch peaked at 2.1-2.4 GiB RSS with 0.7 GiB of tensors
-//   live (1.3-1.4 GiB once such blocks were mapped).
+//   live (1.3-1.4 GiB once such blocks were mapped, with a 512 MiB cache; 1.56-1.58 GiB
+//   with the 1 GiB cache below).
 // - Above it the library maps every block fresh, and a fresh mapping costs a page
 //   fault per 4 KiB on first touch: the scan buffers of a recurrent layer, allocated
 //   again each step, spent more time faulting than computing (a ConvLSTM's cell kernel
