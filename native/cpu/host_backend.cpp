@@ -1,5 +1,6 @@
 #include "host_backend.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -43,7 +44,7 @@ void releaseBlock(void* ptr, size_t size) noexcept;
 class BlockCache {
  public:
   static constexpr size_t kFrom = size_t(128) << 10;      // blocks of 128 KiB and more, mapped
-  static constexpr size_t kCapacity = size_t(1024) << 20;  // at most 1 GiB kept
+  static constexpr size_t kCapacity = size_t(1024) << 20;  // 1 GiB kept at least (see limit())
 
   // Size classes, four per power of two (at most 25% more than asked, whole pages as
   // mmap needs): layers of different shapes share blocks. Small blocks: 64 bytes.
@@ -55,10 +56,17 @@ class BlockCache {
     return (bytes + step - 1) / step * step;
   }
 
+  // A cached block of this size class, else nullptr; either way the caller now holds
+  // size bytes more (mapped by it on a miss).
   void* take(size_t size) {
     std::lock_guard<std::mutex> lock(mutex_);
+    live_ += size;
+    highWater_ = std::max(highWater_, live_);
     auto it = bySize_.find(size);
-    if (it == bySize_.end()) return nullptr;
+    if (it == bySize_.end()) {
+      trim();  // the caller maps a new block: make room for it under the limit
+      return nullptr;
+    }
     void* ptr = it->second->ptr;
     order_.erase(it->second);
     bySize_.erase(it);
@@ -66,16 +74,23 @@ class BlockCache {
     return ptr;
   }
 
+  // The caller could not map the block it was told to map.
+  void untake(size_t size) noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    live_ -= size;
+  }
+
   // Keeps a freed block, evicting the blocks freed longest ago when full: a
   // training loop frees and asks for the same sizes every step, so the recent
   // blocks are the ones it will ask for next.
   void give(void* ptr, size_t size) noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (size > kCapacity) {
+    live_ -= size;
+    if (size > limit()) {
       releaseBlock(ptr, size);
       return;
     }
-    while (cached_ + size > kCapacity && !order_.empty()) evictOldest();
+    while (cached_ + size > limit() && !order_.empty()) evictOldest();
     try {
       order_.push_back({size, ptr});
       try {
@@ -101,6 +116,19 @@ class BlockCache {
     void* ptr;
   };
 
+  // How much may wait here: 1 GiB, or more while the blocks in use are below their
+  // high-water mark, so that mapped memory (in use + cached) stays within that mark.
+  // A training step frees and asks again for the same blocks every step; a 1 GiB cap
+  // alone made the cross-modality MRI step (3.3 GiB at its peak) map 2+ GiB fresh
+  // each step, and first touches cost a page clear each: a quarter of the step's CPU
+  // time. Memory in use never goes above the high-water mark by caching; it only stays
+  // there.
+  size_t limit() const { return std::max(kCapacity, highWater_ > live_ ? highWater_ - live_ : size_t(0)); }
+
+  void trim() noexcept {
+    while (cached_ > limit() && !order_.empty()) evictOldest();
+  }
+
   void evictOldest() noexcept {
     const Block oldest = order_.front();
     auto range = bySize_.equal_range(oldest.size);
@@ -119,6 +147,8 @@ class BlockCache {
   std::list<Block> order_;  // oldest first
   std::multimap<size_t, std::list<Block>::iterator> bySize_;
   size_t cached_ = 0;
+  size_t live_ = 0;       // mapped blocks in use
+  size_t highWater_ = 0;  // the most live_ has been
 };
 
 void releaseBlock(void* ptr, size_t size) noexcept { munmap(ptr, size); }
@@ -133,16 +163,17 @@ BlockCache& blockCache() {
 void* HostBackend::allocate(size_t bytes) {
   const size_t alignment = 64;
   const size_t rounded = BlockCache::roundedSize(bytes);
-  if (rounded >= BlockCache::kFrom) {
+  const bool mapped = rounded >= BlockCache::kFrom;
+  if (mapped) {
     if (void* reused = blockCache().take(rounded)) return reused;
   }
-  const bool mapped = rounded >= BlockCache::kFrom;
   void* ptr = mapped ? mapBlock(rounded) : std::aligned_alloc(alignment, rounded);
   if (!ptr) {
     blockCache().releaseAll();
     ptr = mapped ? mapBlock(rounded) : std::aligned_alloc(alignment, rounded);
   }
   if (!ptr) {
+    if (mapped) blockCache().untake(rounded);
     fail(ErrorCode::Memory, "cpu: could not allocate " + std::to_string(bytes) +
                                 " bytes of host memory; use smaller volumes or batches, or free tensors with dispose()");
   }
