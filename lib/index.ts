@@ -3,7 +3,7 @@ import { metrics as genericMetrics } from './evaluation/metrics';
 import { rand2dMetrics } from './evaluation/rand2d';
 import { bratsMetrics } from './models/mri';
 
-export { availableMemory, backends, convMath, memoryStats, resetPeakMemory, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
+export { availableMemory, backends, convMath, memoryStats, releaseCachedMemory, resetPeakMemory, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
 export { SegvolError, type ErrorCode } from './core/errors';
 export { Tensor, tidy, keep, type Device, type TensorOptions } from './core/tensor';
 export { Random } from './core/random';

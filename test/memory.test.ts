@@ -5,7 +5,7 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { ops, presets, Tensor, Trainer, VolumeSampler, type ClstmWeights } from '../lib';
+import { memoryStats, ops, presets, releaseCachedMemory, Tensor, Trainer, VolumeSampler, type ClstmWeights } from '../lib';
 import { optimized } from '../lib/testing';
 import { estimateStepMemory, parseBudget, planMemory } from '../lib/training/memory';
 import { randomArray, rng } from './helpers';
@@ -108,4 +108,25 @@ test('a memory budget picks the fastest schedule that fits, refuses a window tha
   t.deepEqual(budgeted.weights, free.weights);
   await t.throwsAsync(new Trainer(presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [4, 6], fc: [5], kernel: 3 }), { memoryBudget: lean * 0.6 })
     .fit({ data: data(), size: [6, 24, 24], batchSize: 2, steps: 1 }), { code: 'ERR_MEMORY' } as never);
+});
+
+test.serial('a freed block waits in the cpu cache, memoryStats counts it, and releaseCachedMemory gives it back', (t) => {
+  const bytes = 64 * 2 ** 20;
+  const before = memoryStats().cpu;
+  const x = Tensor.full([bytes / 4], 1);
+  t.is(memoryStats().cpu.bytes, before.bytes + bytes);
+  x.dispose();
+  const after = memoryStats().cpu;
+  t.is(after.bytes, before.bytes, 'no tensor holds it');
+  t.true(after.cachedBytes >= bytes, `cached ${after.cachedBytes} bytes, expected at least the freed ${bytes}`);
+  const released = releaseCachedMemory('cpu');
+  t.true(released >= bytes, `released ${released} bytes`);
+  t.is(memoryStats().cpu.cachedBytes, 0);
+  t.is(releaseCachedMemory(), 0, 'nothing left to give back');
+  const y = Tensor.full([bytes / 4], 2);  // the next allocation maps fresh memory and works
+  t.is(y.toArray()[bytes / 4 - 1], 2);
+  y.dispose();
+  const error = t.throws(() => releaseCachedMemory('gpu' as 'cpu')) as Error & { code?: string };
+  t.is(error.code, 'ERR_ARGUMENT');
+  t.regex(error.message, /expected device 'cpu' or 'cuda', received/);
 });

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { native, type DeviceName } from './native';
+import { describe, SegvolError } from './errors';
 
 export interface BackendInfo {
   /** 'cpu' or 'cuda'. */
@@ -31,11 +32,19 @@ export interface DeviceMemory {
   bytes: number;
   /** The most tensor bytes live at once since resetPeakMemory(device) (or the start). */
   peakBytes: number;
+  /**
+   * Freed blocks segvol keeps for reuse, in bytes (in no tensor, so not in `bytes`). On the
+   * cpu they stay mapped up to 1 GiB above the most the blocks in use have been, so a
+   * training step reuses the last step's memory instead of mapping it again;
+   * releaseCachedMemory(device) gives them back.
+   */
+  cachedBytes: number;
 }
 
 /**
  * Live tensors and bytes per device: watch it across training steps to find a
- * leak (tensors not disposed). Device bytes exclude the CUDA allocator's cache.
+ * leak (tensors not disposed). Tensor bytes exclude the blocks cached for reuse
+ * (`cachedBytes`).
  */
 export function memoryStats(): Record<'cpu' | 'cuda', DeviceMemory> {
   return native.memoryStats();
@@ -53,8 +62,11 @@ export function availableMemory(device: DeviceName): { free: number; total: numb
   const used = cgroupUsage();
   const systemFree = meminfoAvailable() ?? os.freemem();
   // Inside a cgroup the limit binds first; outside it, what the kernel has left.
-  const free = used !== undefined && Number.isFinite(cgroupLimit() ?? Infinity) ? Math.min(total - used, systemFree) : systemFree;
-  return { free: Math.max(0, free), total };
+  const inCgroup = used !== undefined && Number.isFinite(cgroupLimit() ?? Infinity);
+  // Blocks segvol caches count as used to the kernel, but the next allocations take them first.
+  const cached = native.memoryStats().cpu.cachedBytes;
+  const free = (inCgroup ? Math.min(total - used, systemFree) : systemFree) + cached;
+  return { free: Math.min(total, Math.max(0, free)), total };
 }
 
 function readNumber(file: string): number | undefined {
@@ -85,6 +97,18 @@ function meminfoAvailable(): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Gives the blocks a device caches for reuse back to the OS (cpu) or the driver (cuda), and
+ * returns their bytes: for a long-lived process after a large job (training, then serving
+ * small requests). Tensors are untouched; the next large job maps its memory again.
+ */
+export function releaseCachedMemory(device: DeviceName = 'cpu'): number {
+  if (device !== 'cpu' && device !== 'cuda') {
+    throw new SegvolError('ERR_ARGUMENT', `releaseCachedMemory: expected device 'cpu' or 'cuda', received ${describe(device)}`);
+  }
+  return native.releaseCachedMemory(device);
 }
 
 /** Restarts memoryStats()'s peakBytes for a device from what is live now (to measure one step's peak). */

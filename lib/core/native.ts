@@ -145,8 +145,9 @@ export interface NativeBinding {
 
   tensorFromArray(data: Float32Array, shape: number[], device: DeviceName): H;
   tensorFull(shape: number[], value: number, device: DeviceName): H;
-  memoryStats(): Record<DeviceName, { tensors: number; storages: number; bytes: number; peakBytes: number }>;
+  memoryStats(): Record<DeviceName, { tensors: number; storages: number; bytes: number; peakBytes: number; cachedBytes: number }>;
   resetPeakMemory(device: DeviceName): void;
+  releaseCachedMemory(device: DeviceName): number;
   deviceMemory(device: DeviceName): { free: number; total: number };
   tensorShape(t: H): number[];
   tensorDevice(t: H): DeviceName;

@@ -21,7 +21,8 @@ export interface MemoryBudget {
 /**
  * The budget when none is given: what a step may take of the memory the device has now,
  * the tensors segvol already holds included (the plan counts them), less a margin for the
- * runtime and the allocators' caches (10%, and 1 GiB on the cpu, what its block cache may keep).
+ * runtime and the allocators' caches (10%, and 1 GiB on the cpu, what its block cache may keep
+ * above the most memory the step's blocks take at once).
  */
 export function availableBudget(device: Device): MemoryBudget {
   const { free } = availableMemory(device);

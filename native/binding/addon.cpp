@@ -25,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"synchronize", Synchronize},
       {"memoryStats", MemoryStatsFn},
       {"resetPeakMemory", ResetPeakMemory},
+      {"releaseCachedMemory", ReleaseCachedMemory},
       {"deviceMemory", DeviceMemoryFn},
       // tensor.cpp
       {"tensorFromArray", TensorFromArray},

@@ -86,7 +86,7 @@ Napi::Value ProfileStop(const Napi::CallbackInfo& info) {
   });
 }
 
-// memoryStats() -> { cpu: { tensors, storages, bytes, peakBytes }, cuda: { ... } }
+// memoryStats() -> { cpu: { tensors, storages, bytes, peakBytes, cachedBytes }, cuda: { ... } }
 Napi::Value MemoryStatsFn(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     Napi::Object out = Napi::Object::New(info.Env());
@@ -97,6 +97,8 @@ Napi::Value MemoryStatsFn(const Napi::CallbackInfo& info) {
       o.Set("storages", static_cast<double>(s.storages));
       o.Set("bytes", static_cast<double>(s.bytes));
       o.Set("peakBytes", static_cast<double>(s.peakBytes));
+      Backend* backend = backendIfAvailable(device);
+      o.Set("cachedBytes", static_cast<double>(backend ? backend->cachedBytes() : 0));
       out.Set(deviceName(device), o);
     }
     return Napi::Value(out);
@@ -120,6 +122,14 @@ Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     resetPeakMemory(deviceArg(info[0], "resetPeakMemory"));
     return info.Env().Undefined();
+  });
+}
+
+// releaseCachedMemory(device) -> the bytes of cached blocks given back (0 where the device is absent)
+Napi::Value ReleaseCachedMemory(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    Backend* backend = backendIfAvailable(deviceArg(info[0], "releaseCachedMemory"));
+    return Napi::Value(Napi::Number::New(info.Env(), static_cast<double>(backend ? backend->releaseCached() : 0)));
   });
 }
 

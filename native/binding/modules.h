@@ -11,7 +11,7 @@ using Callback = Napi::Value(const Napi::CallbackInfo& info);
 
 // backends.cpp: status, settings, profiling, memory statistics
 Callback Backends, PrimitiveCacheStatsFn, Synchronize, SetConvMath, GetConvMath, ProfileStart, ProfileStop,
-    MemoryStatsFn, ResetPeakMemory, DeviceMemoryFn;
+    MemoryStatsFn, ResetPeakMemory, DeviceMemoryFn, ReleaseCachedMemory;
 // tensor.cpp
 Callback TensorFromArray, TensorFull, TensorShape, TensorDevice, TensorToArray, TensorTo, TensorReshape, TensorDispose,
     TensorIsDisposed, FirstNonFinite;

@@ -62,13 +62,16 @@ class CachingPool {
     free_[bucket(bytes)].push_back(ptr);
     cached_ += bucket(bytes);
   }
-  void release() noexcept {
+  // Frees every cached block; returns their bytes.
+  size_t release() noexcept {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& [size, blocks] : free_) {
       for (void* ptr : blocks) cudaFree(ptr);
       blocks.clear();
     }
+    const size_t released = cached_;
     cached_ = 0;
+    return released;
   }
   // Bytes held in the cache for reuse: free for the next allocations, though the driver counts them used.
   size_t cached() noexcept {
@@ -132,6 +135,10 @@ int CudaBackend::firstNonFinite(const std::vector<const Tensor*>& ts) {
 }
 
 bool CudaBackend::allFinite(const Tensor& t) { return firstNonFinite({&t}) < 0; }
+
+size_t CudaBackend::cachedBytes() { return pool().cached(); }
+
+size_t CudaBackend::releaseCached() { return pool().release(); }
 
 void CudaBackend::deviceMemory(size_t& free, size_t& total) {
   size_t driverFree = 0;

@@ -44,4 +44,14 @@ Backend& backendFor(Device device, Implementation impl) {
                               "; use device 'cpu', or rebuild with CUDA and cuDNN (see README)");
 }
 
+Backend* backendIfAvailable(Device device) {
+  if (device == Device::Cpu) return &cpuBackend();
+#ifdef SEGVOL_WITH_CUDA
+  std::string reason;
+  return cudaBackendOrNull(&reason);
+#else
+  return nullptr;
+#endif
+}
+
 }  // namespace segvol

@@ -20,5 +20,8 @@ struct BackendStatus {
 std::vector<BackendStatus> backendStatuses();
 // The backend that runs ops on tensors of this device, or ERR_DEVICE saying why none can.
 Backend& backendFor(Device device, Implementation impl = Implementation::Optimized);
+// The optimized backend of this device, or nullptr where this build or machine has none
+// (asks nothing of a device that is not there: for statistics).
+Backend* backendIfAvailable(Device device);
 
 }  // namespace segvol
