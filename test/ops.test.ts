@@ -34,3 +34,18 @@ test('vectorised tanh, sigmoid and softmax stay accurate over the whole float ra
   const q = reference.softmax(logits).toArray();
   p.forEach((v, i) => t.true(Math.abs(v - q[i]!) < 1e-6, `softmax[${i}] ${v} vs ${q[i]}`));
 });
+
+test('2x2 max pooling sends each window\'s gradient to its first maximum on ties, as the reference does, and 0 to uncovered rows and columns', (t) => {
+  // Three levels on a 2 x 3 x 9 x 11 volume: most windows hold equal maxima; odd H and W leave a row and a column out.
+  const shape = [1, 2, 3, 9, 11];
+  const size = shape.reduce((a, b) => a * b, 1);
+  const x = Tensor.fromArray(Float32Array.from({ length: size }, (_, i) => ((i * 7) % 5) % 3), shape);
+  const options = { kernel: [1, 2, 2], stride: [1, 2, 2] };
+  const y = optimized.maxPool(x, options);
+  const dy = Tensor.fromArray(Float32Array.from({ length: y.shape.reduce((a, b) => a * b, 1) }, (_, i) => i + 1), y.shape);
+  const fast = optimized.maxPoolBackward(x, dy, options).toArray();
+  const exact = reference.maxPoolBackward(x, dy, options).toArray();
+  t.deepEqual(Array.from(fast), Array.from(exact));
+  const sum = (a: Float32Array) => a.reduce((s, v) => s + v, 0);
+  t.is(sum(fast), sum(dy.toArray()), 'every window\'s gradient lands once');
+});

@@ -26,12 +26,16 @@ void CpuBackend::batchNormTrainForward(const Tensor& x, const Tensor& gamma, con
     double sum = 0, sumSq = 0;
     for (int64_t n = 0; n < d.n; ++n) {
       const float* row = x.data() + (n * d.c + c) * d.s;
+      // Vector lanes of double sums: a single running double sum is one dependent add a
+      // value (latency, not bandwidth: 42 ms a call at 3 x 64 x 3 x 240 x 240).
+#pragma omp simd reduction(+ : sum)
       for (int64_t s = 0; s < d.s; ++s) sum += row[s];
     }
     const double mean = sum / count;
     // Two passes (mean, then squared deviations) avoid the cancellation of E[x^2] - E[x]^2.
     for (int64_t n = 0; n < d.n; ++n) {
       const float* row = x.data() + (n * d.c + c) * d.s;
+#pragma omp simd reduction(+ : sumSq)
       for (int64_t s = 0; s < d.s; ++s) {
         const double diff = row[s] - mean;
         sumSq += diff * diff;
@@ -83,6 +87,7 @@ void CpuBackend::batchNormBackward(const Tensor& x, const Tensor& gamma, const T
     for (int64_t n = 0; n < d.n; ++n) {
       const float* xr = x.data() + (n * d.c + c) * d.s;
       const float* gr = dy.data() + (n * d.c + c) * d.s;
+#pragma omp simd reduction(+ : sumDy, sumDyXmu)
       for (int64_t s = 0; s < d.s; ++s) {
         sumDy += gr[s];
         sumDyXmu += static_cast<double>(gr[s]) * (xr[s] - mu);

@@ -140,20 +140,36 @@ void tiledPool2x2Forward(const float* src, const Plane& in, const Plane& out, fl
     }
 }
 
+// Writes every element of dst once (the winner of its window gets the gradient, the
+// rest and the rows and columns no window covers get 0), with the window's winner
+// found as winner2x2 does, in a form that vectorises: no zero fill before and no
+// scattered store (the MRI encoder's 240x240 planes: 46 ms a call with both).
 void tiledPool2x2Backward(const float* src, const float* grad, const Plane& in, const Plane& out, float* dst) {
-  std::fill(dst, dst + in.size(), 0.0f);
-  for (int64_t z = 0; z < out.d; ++z)
+  for (int64_t z = 0; z < in.d; ++z) {
     for (int64_t oy = 0; oy < out.h; ++oy) {
-      const float* r0 = src + (z * in.h + 2 * oy) * in.w;
-      const float* r1 = r0 + in.w;
-      float* d0 = dst + (z * in.h + 2 * oy) * in.w;
-      float* d1 = d0 + in.w;
-      const float* g = grad + (z * out.h + oy) * out.w;
+      const float* __restrict r0 = src + (z * in.h + 2 * oy) * in.w;
+      const float* __restrict r1 = r0 + in.w;
+      float* __restrict d0 = dst + (z * in.h + 2 * oy) * in.w;
+      float* __restrict d1 = d0 + in.w;
+      const float* __restrict g = grad + (z * out.h + oy) * out.w;
+#pragma omp simd
       for (int64_t ox = 0; ox < out.w; ++ox) {
-        const int k = winner2x2(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
-        (k < 2 ? d0 : d1)[2 * ox + (k & 1)] = g[ox];
+        const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+        const bool bWins = b > a;
+        const float ab = bWins ? b : a;
+        const bool cWins = c > ab;
+        const bool dWins = d > (cWins ? c : ab);
+        const float v = g[ox];
+        d1[2 * ox + 1] = dWins ? v : 0.0f;
+        d1[2 * ox] = !dWins && cWins ? v : 0.0f;
+        d0[2 * ox + 1] = !dWins && !cWins && bWins ? v : 0.0f;
+        d0[2 * ox] = !dWins && !cWins && !bWins ? v : 0.0f;
       }
+      for (int64_t x = 2 * out.w; x < in.w; ++x) d0[x] = d1[x] = 0.0f;
     }
+    float* rest = dst + (z * in.h + 2 * out.h) * in.w;
+    std::fill(rest, rest + (in.h - 2 * out.h) * in.w, 0.0f);
+  }
 }
 
 bool hasNaN(const float* p, int64_t n) {
