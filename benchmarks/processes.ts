@@ -2,7 +2,9 @@
 // its own cases in a fresh process, where a case's peak memory must be its own (a
 // process's peak RSS only grows).
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SegvolError } from '../lib';
 import { threads } from './common';
 
 export const repoRoot = path.join(__dirname, '..');
@@ -15,10 +17,44 @@ function lastLines(stderr: string | null, count: number): string[] {
 /** Runs benchmarks/<script> with python3 (or $PYTHON): its stdout, or the last line it said before failing. */
 export function runPython(script: string, args: string[], input?: object): { stdout: string } | { error: string } {
   const r = spawnSync(process.env.PYTHON ?? 'python3', [path.join(__dirname, script), ...args], {
-    input: input === undefined ? undefined : JSON.stringify(input), encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+    input: input === undefined ? undefined : JSON.stringify(input), encoding: 'utf8',
+    env: { ...process.env, ...peerAllocatorEnv(), OMP_NUM_THREADS: String(threads) },
   });
   if (r.status !== 0) return { error: lastLines(r.stderr || String(r.error), 1)[0] || 'peer failed' };
   return { stdout: r.stdout };
+}
+
+/**
+ * The C allocator the PyTorch peer runs with (SEGVOL_BENCH_PEER_ALLOCATOR, set by `bench all
+ * --peer-allocator`):
+ * - 'glibc' (default): PyTorch as installed. glibc maps every block above 32 MiB fresh, so
+ *   each training step faults its large activations in again, page by page.
+ * - 'caching': jemalloc preloaded with purging off, so freed memory is reused as segvol's
+ *   block cache reuses it. Where page faults are slow (virtual machines) this changes
+ *   PyTorch's times most: its MRI step went from 6.4-7.8 s to 3.2-3.3 s here.
+ */
+export type PeerAllocator = 'glibc' | 'caching';
+export const peerAllocators: readonly PeerAllocator[] = ['glibc', 'caching'];
+const jemallocPaths = ['/lib/x86_64-linux-gnu/libjemalloc.so.2', '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2', '/usr/lib64/libjemalloc.so.2',
+  '/lib/aarch64-linux-gnu/libjemalloc.so.2', '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2'];
+
+export function peerAllocator(): PeerAllocator {
+  const value = process.env.SEGVOL_BENCH_PEER_ALLOCATOR ?? 'glibc';
+  if (!(peerAllocators as readonly string[]).includes(value)) {
+    throw new SegvolError('ERR_ARGUMENT', `the PyTorch peer's allocator: expected one of ${peerAllocators.join(', ')}; received '${value}'`);
+  }
+  return value as PeerAllocator;
+}
+
+/** The environment that gives the peer its allocator (nothing for glibc). */
+function peerAllocatorEnv(): Record<string, string> {
+  if (peerAllocator() === 'glibc') return {};
+  const library = process.env.SEGVOL_BENCH_JEMALLOC ?? jemallocPaths.find((p) => fs.existsSync(p));
+  if (library === undefined || !fs.existsSync(library)) {
+    throw new SegvolError('ERR_ARGUMENT', `the 'caching' peer allocator preloads jemalloc, which was not found (looked for ${jemallocPaths.join(', ')}); ` +
+      'install it (Debian/Ubuntu: apt-get install libjemalloc2) or give its path in SEGVOL_BENCH_JEMALLOC');
+  }
+  return { LD_PRELOAD: library, MALLOC_CONF: 'dirty_decay_ms:-1,muzzy_decay_ms:-1' };
 }
 
 /** One case as benchmarks/peer_torch.py measured it. */

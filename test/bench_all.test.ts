@@ -46,7 +46,7 @@ function argsOf(words: string[]): BenchArgs {
   };
 }
 
-test('bench all refuses an unknown --only case and --from without --png, naming what it expected', async (t) => {
+test('bench all refuses an unknown --only case, --from without --png and an unknown --peer-allocator, naming what it expected', async (t) => {
   const unknown = await t.throwsAsync(async () => all.run(argsOf(['all', '--only', 'pyramid-c5,lstmm'])));
   t.is((unknown as Error & { code?: string }).code, 'ERR_ARGUMENT');
   t.regex(unknown!.message, /received lstmm/);
@@ -54,6 +54,9 @@ test('bench all refuses an unknown --only case and --from without --png, naming 
   const noPng = await t.throwsAsync(async () => all.run(argsOf(['all', '--from', 'results.json'])));
   t.is((noPng as Error & { code?: string }).code, 'ERR_ARGUMENT');
   t.regex(noPng!.message, /needs --png/);
+  const allocator = await t.throwsAsync(async () => all.run(argsOf(['all', '--peer-allocator', 'tcmalloc', '--only', 'lstm'])));
+  t.is((allocator as Error & { code?: string }).code, 'ERR_ARGUMENT');
+  t.regex(allocator!.message, /expected one of glibc, caching; received 'tcmalloc'/);
 });
 
 test('bench all: the Markdown table gives GFLOP per run and both sides\' GFLOP/s, and dashes where a side is missing', async (t) => {

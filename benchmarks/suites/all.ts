@@ -11,6 +11,8 @@
 //   --from file    draw --png from a JSON written before (and print its Markdown table), without running anything
 //   --precision bf16  segvol's convolutions in bf16 (setConvMath) against torch.autocast("cpu", bfloat16) on
 //                  the training steps (default cases: the conv-heavy steps; out all-bf16-<date>.json)
+//   --peer-allocator caching  run the PyTorch peer with jemalloc preloaded, purging off (see
+//                  benchmarks/processes.ts: peerAllocator), instead of glibc's malloc (default 'glibc')
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,7 +20,7 @@ import * as path from 'node:path';
 import { matchedSoftIoU, Optimizer, predictVolume, presets, SegvolError, Tensor, trainStep } from '../../lib';
 import { drawRatioChart } from '../ratio_chart';
 import { gflopPerRun, measureSteps, randomTensor, round, supervisedStep, threads, timeOnDevice, versus, type BenchArgs, type Suite } from '../common';
-import { lastJsonLine, repoRoot, runCaseInChild, runPeer, type PeerTiming } from '../processes';
+import { lastJsonLine, peerAllocator, repoRoot, runCaseInChild, runPeer, type PeerAllocator, type PeerTiming } from '../processes';
 import { bratsRow } from './brats';
 import { convnetRow } from './convnet';
 import { cpuPyramidCases, timePyramid, type PyramidCase } from './pyramid';
@@ -56,6 +58,8 @@ export interface AllResults {
   date: string;
   /** The convolution math of both sides (bf16: segvol's bf16 convolutions against PyTorch's autocast). */
   precision?: 'fp32' | 'bf16';
+  /** The C allocator of the PyTorch peer (absent: glibc, the default). */
+  peerAllocator?: PeerAllocator;
   commit: string;
   runs: AllRun[];
   machine: { threads: number; cpu: string; cores: number; node: string; torch: string | null };
@@ -84,13 +88,14 @@ async function childCase(id: string, repeats: number): Promise<void> {
   const pyramidCase = cpuPyramidCases.find((c) => pyramidId(c) === id);
   const rnnCase = rnnCases.find((c) => c.kind === id);
   let out: ChildMeasurement;
-  // timeOnDevice with one repeat runs 3 times (2 warm-ups): the GFLOP count divides by 3.
+  // A timing with one repeat runs the work 3 times (its 2 warm-ups too): one run's GFLOP is a third.
+  const gflopOfTiming = (time: (repeats: number) => Promise<number>) => gflopPerRun(() => time(1), 3);
   if (pyramidCase) {
     out = { segvol_ms: await timePyramid(pyramidCase, repeats), peak_rss_mib: peakRssMib() };
-    out.gflop = await gflopPerRun(() => timePyramid(pyramidCase, 1), 3);
+    out.gflop = await gflopOfTiming((n) => timePyramid(pyramidCase, n));
   } else if (rnnCase) {
     out = { segvol_ms: await timeRnn(rnnCase, repeats), peak_rss_mib: peakRssMib() };
-    out.gflop = await gflopPerRun(() => timeRnn(rnnCase, 1), 3);
+    out.gflop = await gflopOfTiming((n) => timeRnn(rnnCase, n));
   } else if (id === 'paper-step') {
     // The step the Trainer runs (trainStep: forward in training mode, squared error, backward, RMSprop with momentum).
     const model = presets.pyramidNet({ inChannels: 1, classes: 2, ...paperNet, seed: 1 });
@@ -108,7 +113,7 @@ async function childCase(id: string, repeats: number): Promise<void> {
       return () => probs.dispose();
     }, n);
     out = { segvol_ms: await predict(repeats), peak_rss_mib: peakRssMib() };
-    out.gflop = await gflopPerRun(() => predict(1), 3);
+    out.gflop = await gflopOfTiming(predict);
   } else if (id === 'consistent') {
     // Gonda et al.'s network at its defaults (ResNet-50 encoder, CConvLSTMs of 64, 64, 32, 32, 16):
     // forward in training mode, matched soft IoU, backward, Adam at the paper's 1e-6.
@@ -280,6 +285,8 @@ async function runAll(args: BenchArgs): Promise<void> {
   if (precision !== 'fp32' && precision !== 'bf16') throw new SegvolError('ERR_ARGUMENT', `bench all --precision: expected fp32 or bf16; received '${precision}'`);
   // The children and the peer read it from the environment (benchmarks/run.ts, peer_torch.py).
   process.env.SEGVOL_BENCH_PRECISION = precision;
+  process.env.SEGVOL_BENCH_PEER_ALLOCATOR = args.value('--peer-allocator') ?? 'glibc';
+  const allocator = peerAllocator();
   const only = (args.value('--only') ?? (precision === 'bf16' ? bf16CaseIds.join(',') : undefined))?.split(',').map((s) => s.trim()).filter((s) => s !== '');
   const unknown = (only ?? []).filter((id) => !allCaseIds.includes(id));
   if (unknown.length > 0) throw new SegvolError('ERR_ARGUMENT', `bench all --only: expected case ids among ${allCaseIds.join(', ')}; received ${unknown.join(', ')}`);
@@ -293,8 +300,11 @@ async function runAll(args: BenchArgs): Promise<void> {
   if (before && (before.precision ?? 'fp32') !== precision) {
     throw new SegvolError('ERR_ARGUMENT', `bench all: ${out} holds ${before.precision ?? 'fp32'} rows and this run is ${precision}; give another --out`);
   }
+  if (before && (before.peerAllocator ?? 'glibc') !== allocator) {
+    throw new SegvolError('ERR_ARGUMENT', `bench all: ${out} holds rows whose peer ran with ${before.peerAllocator ?? 'glibc'} and this run's peer uses ${allocator}; give another --out`);
+  }
   const results: AllResults = {
-    date, commit, precision,
+    date, commit, precision, peerAllocator: allocator,
     runs: [...(before?.runs ?? []), { command: `npm run bench -- all ${process.argv.slice(3).join(' ')}`.trim(), date, commit, cases: ids, load: [round(os.loadavg()[0]!, 1), 0] }],
     machine: { threads, cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, torch: torchVersion() },
     repeats, rows: [],
