@@ -131,7 +131,7 @@ class BlockCache {
   // - A training step frees and asks again for the same blocks every step. With a flat
   //   1 GiB cap the cross-modality MRI step (3 GiB at its peak) mapped 2+ GiB fresh
   //   each step, and a first touch costs a page fault and a page clear: 65,000 faults
-  //   and 0.1-0.9 s of system time for its last 64-channel convolution alone.
+  //   and 0.1-2.3 s of system time a call for its last 64-channel convolution alone.
   // - Without the 1 GiB above the mark, blocks of other sizes filled the room the
   //   next step's last activations needed at the peak, and about 20 blocks of 8-128
   //   MiB a step still missed.
