@@ -256,7 +256,8 @@ function torchVersion(): string | null {
 
 function writePng(results: AllResults, file: string): void {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, drawRatioChart(results.rows, `segvol vs PyTorch (CPU, ${results.precision === 'bf16' ? 'bf16 mixed precision, ' : ''}${results.machine.threads} thread${results.machine.threads === 1 ? '' : 's'} each), ${results.date}, ${results.commit.split(' ')[0]}`));
+  const peer = results.peerAllocator === 'caching' ? 'PyTorch + jemalloc' : 'PyTorch';
+  fs.writeFileSync(file, drawRatioChart(results.rows, `segvol vs ${peer} (CPU, ${results.precision === 'bf16' ? 'bf16, ' : ''}${results.machine.threads} thread${results.machine.threads === 1 ? '' : 's'} each), ${results.date}, ${results.commit.split(' ')[0]}`));
   console.error(`chart written to ${file}`);
 }
 
