@@ -9,7 +9,7 @@ import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { convMath, ops, presets, setConvMath, Tensor, Trainer, VolumeSampler, type ConvOptions, type ConvTransposeOptions } from '../lib';
+import { convMath, createLayer, layers, loadLayerState, ops, presets, setConvMath, Tensor, Trainer, VolumeSampler, type ConvOptions, type ConvTransposeOptions } from '../lib';
 import { runDemo } from '../lib/models/pyramid';
 import { syntheticEm } from '../lib/data/synthetic';
 import { optimized, reference } from '../lib/testing';
@@ -151,6 +151,29 @@ function tinyData(): VolumeSampler {
   const em = syntheticEm({ depth: 8, height: 24, width: 24, seed: 3 });
   return new VolumeSampler({ volume: em.image, shape: [1, 8, 24, 24], labels: em.labels });
 }
+
+bf16Test('bf16 mode rounds the matrix products of an LSTM (16+ features in and out) to bf16 operands; its gates stay float32', async (t) => {
+  // One step from a zero state: the output is the cell applied to x W_ih^T + biases, so in bf16 mode
+  // it equals the float32 layer fed bf16-rounded x and W_ih (the recurrent product is of zeros).
+  const build = () => createLayer(layers.lstm({ inputSize: 32, hiddenSize: 16 }), { seed: 3 });
+  const layer = build();
+  const x = Tensor.fromArray(waves(3 * 32, 0.4), [1, 3, 32]);
+  const state = new Map([...layer.parameters].map(([name, p]) => [name, { shape: [...p.shape], data: p.toArray() }]));
+  const rounded = build();
+  loadLayerState(rounded, new Map([...state].map(([name, v]) => [name, name.startsWith('weight_ih') ? { shape: v.shape, data: toBf16(v.data) } : v])));
+  const exact = (await layer.run(x)).output.toArray();
+  const ofRounded = (await rounded.run(Tensor.fromArray(toBf16(x.toArray()), x.shape))).output.toArray();
+  setConvMath('bf16');
+  let bf16: Float32Array;
+  try {
+    bf16 = (await layer.run(x)).output.toArray();
+  } finally {
+    setConvMath('fp32');
+  }
+  const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+  t.true(maxDiff(bf16, ofRounded) < 2e-6, `bf16 against float32 of rounded operands: ${maxDiff(bf16, ofRounded)}`);
+  t.true(maxDiff(bf16, exact) > 1e-5, `the products were rounded: ${maxDiff(bf16, exact)} from float32`);
+});
 
 bf16Test('Trainer precision bf16 computes the fit in bf16 and restores the mode after it, also after a failed fit', async (t) => {
   const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [4], fc: [], kernel: 3, seed: 1 });
