@@ -140,9 +140,9 @@ test('segvol profile --device cuda: a per-op table on cuda, or a clear refusal w
 // at most about 2 * 2^-11 * sum|x||w|. The check uses that bound, per output.
 test('setConvMath: fp32 is the default and bad modes are refused', (t) => {
   t.is(convMath(), 'fp32');
-  const err = t.throws(() => setConvMath('fp16' as 'fp32')) as Error & { code?: string };
+  const err = t.throws(() => setConvMath('fp8' as 'fp32')) as Error & { code?: string };
   t.is(err.code, 'ERR_ARGUMENT');
-  t.regex(err.message, /expected 'fp32', 'tf32' or 'bf16', received 'fp16'/);
+  t.regex(err.message, /expected 'fp32', 'tf32', 'bf16' or 'fp16', received 'fp8'/);
   t.is(convMath(), 'fp32');
 });
 

@@ -9,11 +9,11 @@ import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { convMath, createLayer, layers, loadLayerState, ops, presets, setConvMath, Tensor, Trainer, VolumeSampler, type ConvOptions, type ConvTransposeOptions } from '../lib';
+import * as fs from 'node:fs';
+import { convMath, createLayer, GradientTape, layers, loadLayerState, ops, presets, sequential, setConvMath, Tensor, Trainer, VolumeSampler, type ConvOptions, type ConvTransposeOptions, type Progress } from '../lib';
 import { runDemo } from '../lib/models/pyramid';
 import { syntheticEm } from '../lib/data/synthetic';
 import { optimized, reference } from '../lib/testing';
-import { cudaTest } from './helpers';
 
 // Serial: the convolution math is process-wide.
 const serial = test.serial;
@@ -117,10 +117,95 @@ bf16Test('bf16 mode leaves thin convolutions (under 16 input or output channels)
 });
 
 serial('setConvMath refuses an unknown mode and keeps the one it had', (t) => {
-  const error = t.throws(() => setConvMath('fp16' as 'fp32')) as Error & { code?: string };
+  const error = t.throws(() => setConvMath('fp8' as 'fp32')) as Error & { code?: string };
   t.is(error.code, 'ERR_ARGUMENT');
-  t.regex(error.message, /expected 'fp32', 'tf32' or 'bf16', received 'fp16'/);
+  t.regex(error.message, /expected 'fp32', 'tf32', 'bf16' or 'fp16', received 'fp8'/);
   t.is(convMath(), 'fp32');
+});
+
+serial('fp16 is a cuda mode: a cpu convolution and a cpu Trainer refuse it with ERR_DEVICE', (t) => {
+  const x = Tensor.fromArray(waves(2 * 16 * 6 * 6, 0), [2, 16, 6, 6]), w = Tensor.fromArray(waves(16 * 16 * 9, 1), [16, 16, 3, 3]);
+  setConvMath('fp16');
+  try {
+    t.is(convMath(), 'fp16');
+    const error = t.throws(() => ops.conv(x, w)) as Error & { code?: string };
+    t.is(error.code, 'ERR_DEVICE');
+    t.regex(error.message, /conv forward: the convolution math is 'fp16', which only the cuda backend computes; on the cpu use 'bf16'/);
+  } finally {
+    setConvMath('fp32');
+  }
+  t.is(ops.conv(x, w).shape.join(), '2,16,4,4', 'fp32 computes again');
+  const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [2], fc: [], kernel: 3, seed: 1 });
+  const error = t.throws(() => new Trainer(model, { precision: 'fp16' })) as Error & { code?: string };
+  t.is(error.code, 'ERR_DEVICE');
+  t.regex(error.message, /precision 'fp16' is computed by the cuda backend only.*use precision 'bf16'/);
+  model.dispose();
+});
+
+/** PyTorch's bfloat16 and NumPy's float16 roundings of special and random values (test/fixtures/make_precision_fixtures.py). */
+function roundingFixture(): { values: Float32Array; bf16: Float32Array; fp16: Float32Array } {
+  const raw = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'precision', 'rounding.json'), 'utf8')) as Record<string, Array<number | string>>;
+  const floats = (a: Array<number | string>) => Float32Array.from(a, (v) => (typeof v === 'string' ? Number(v) : v));
+  return { values: floats(raw.values!), bf16: floats(raw.bf16!), fp16: floats(raw.fp16!) };
+}
+
+test('roundToPrecision matches PyTorch bfloat16 and NumPy float16 bit for bit, on the optimized and reference backends', (t) => {
+  const f = roundingFixture();
+  const x = Tensor.fromArray(f.values, [f.values.length]);
+  for (const impl of [optimized, reference]) {
+    for (const format of ['bf16', 'fp16'] as const) {
+      const got = new Uint32Array(impl.roundToPrecision(x, format).toArray().buffer);
+      const want = new Uint32Array(f[format].buffer);
+      const wrong = [...got.keys()].filter((i) => got[i] !== want[i]);
+      t.deepEqual(wrong.map((i) => [f.values[i], f[format][i]]), [], `${impl === optimized ? 'optimized' : 'reference'} ${format}: (value, expected)`);
+    }
+    const nan = impl.roundToPrecision(Tensor.fromArray([NaN], [1]), 'bf16').toArray();
+    t.true(Number.isNaN(nan[0]), 'NaN stays NaN');
+  }
+  const error = t.throws(() => ops.roundToPrecision(x, 'fp8' as 'fp16')) as Error & { code?: string };
+  t.is(error.code, 'ERR_ARGUMENT');
+  t.regex(error.message, /roundToPrecision: expected format 'bf16' or 'fp16', received 'fp8'/);
+});
+
+test('roundToPrecision: the gradient passes straight through', async (t) => {
+  const x = Tensor.fromArray([0.1, 1.00390625, 70000], [3]);
+  const tape = new GradientTape();
+  tape.watch(x);
+  const y = await tape.record(() => ops.roundToPrecision(x, 'fp16'));
+  t.deepEqual([...y.toArray()], [0.0999755859375, 1.00390625, Infinity]);
+  const grads = await tape.backward(y, Tensor.fromArray([1, 2, 3], [3]));
+  t.deepEqual([...grads.get(x)!.toArray()], [1, 2, 3]);
+  tape.dispose();
+});
+
+// Loss scaling needs no GPU: with float32 arithmetic a power-of-two scale is exact, and a
+// scale past float32's range overflows every gradient.
+function scalingModel() {
+  return sequential([layers.conv({ out: 4, kernel: [1, 3, 3], padding: 'same', init: 'xavier' }), layers.tanh(),
+    layers.pixelwise({ units: 2 }), layers.softmax()], { inChannels: 1, seed: 5 });
+}
+
+serial('loss scaling: a power-of-two scale trains bit for bit like none; an overflowing one skips the step, keeps the weights and halves', async (t) => {
+  const train = async (lossScaling: { initialScale: number } | undefined, steps: number) => {
+    const model = scalingModel();
+    const progress: Progress[] = [];
+    await new Trainer(model, { seed: 3, loss: 'crossEntropy', ...(lossScaling ? { lossScaling } : {}) })
+      .fit({ data: tinyData(), size: [1, 8, 8], steps, onProgress: (p) => progress.push(p) });
+    return { weights: [...model.parameters().values()].map((p) => p.toArray()), progress };
+  };
+  const plain = await train(undefined, 3);
+  const scaled = await train({ initialScale: 1024 }, 3);
+  t.deepEqual(scaled.weights, plain.weights, 'scaled by 1024 and unscaled: the same weights');
+  t.deepEqual(scaled.progress.map((p) => p.loss), plain.progress.map((p) => p.loss));
+  t.deepEqual(scaled.progress.map((p) => [p.lossScale, p.skipped]), [[1024, false], [1024, false], [1024, false]]);
+  t.is(plain.progress[0]!.lossScale, undefined, 'no scaling unless asked (or fp16)');
+  const initial = [...scalingModel().parameters().values()].map((p) => p.toArray());
+  const overflow = await train({ initialScale: 1e39 }, 2);  // Infinity in float32, then 5e38: Infinity too
+  t.deepEqual(overflow.progress.map((p) => [p.lossScale, p.skipped]), [[1e39, true], [5e38, true]]);
+  t.deepEqual(overflow.weights, initial, 'skipped steps leave the weights');
+  const error = t.throws(() => new Trainer(scalingModel(), { lossScaling: { initialScale: 0 } })) as Error & { code?: string };
+  t.is(error.code, 'ERR_ARGUMENT');
+  t.regex(error.message, /lossScaling.initialScale: expected a positive finite number, received the number 0/);
 });
 
 // oneDNN takes its instruction sets from DNNL_MAX_CPU_ISA: capped below AVX512-BF16,
@@ -131,6 +216,11 @@ test('without AVX512-BF16, setConvMath and Trainer precision bf16 are refused wi
     const out = {};
     try { s.setConvMath('bf16'); out.set = 'accepted'; } catch (e) { out.set = [e.code, e.message]; }
     out.mode = s.convMath();
+    // Where a GPU could compute bf16 the mode is accepted, and cpu convolutions refuse it.
+    const x = s.Tensor.full([1, 16, 4, 4], 1), w = s.Tensor.full([16, 16, 3, 3], 1);
+    try { s.ops.conv(x, w); out.conv = 'computed'; } catch (e) { out.conv = [e.code, e.message]; }
+    s.setConvMath('fp32');
+    out.cuda = s.backends().find((b) => b.name === 'cuda').available;
     const model = s.presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [2], fc: [], kernel: 3, seed: 1 });
     try { new s.Trainer(model, { precision: 'bf16' }); out.trainer = 'accepted'; } catch (e) { out.trainer = [e.code, e.message]; }
     console.log(JSON.stringify(out));`;
@@ -138,11 +228,18 @@ test('without AVX512-BF16, setConvMath and Trainer precision bf16 are refused wi
     encoding: 'utf8', env: { ...process.env, DNNL_MAX_CPU_ISA: 'AVX512_CORE' }, cwd: path.join(__dirname, '..'), timeout: 120_000,
   });
   t.is(r.status, 0, r.stderr);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { set: [string, string]; mode: string; trainer: [string, string] };
-  t.is(out.set[0], 'ERR_DEVICE');
-  t.regex(out.set[1], /AVX512-BF16/);
-  t.regex(out.set[1], /the mode stays 'fp32'/);
-  t.is(out.mode, 'fp32');
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { set: [string, string] | string; mode: string; conv: [string, string] | string; trainer: [string, string]; cuda: boolean };
+  if (out.cuda) {
+    t.is(out.set, 'accepted');
+    t.is(out.conv[0], 'ERR_DEVICE');
+    t.regex(out.conv[1], /conv forward: the convolution math is 'bf16', but this CPU .*AVX512-BF16/);
+  } else {
+    t.is(out.set[0], 'ERR_DEVICE');
+    t.regex(out.set[1], /AVX512-BF16/);
+    t.regex(out.set[1], /the mode stays 'fp32'/);
+    t.is(out.mode, 'fp32');
+    t.is(out.conv, 'computed', 'the mode stayed fp32');
+  }
   t.is(out.trainer[0], 'ERR_DEVICE');
   t.regex(out.trainer[1], /Trainer: precision 'bf16' needs AVX512-BF16: this CPU/);
 });
@@ -189,32 +286,9 @@ bf16Test('Trainer precision bf16 computes the fit in bf16 and restores the mode 
 
 serial('Trainer precision: an unknown value is refused, naming the choices', (t) => {
   const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [2], fc: [], kernel: 3, seed: 1 });
-  const error = t.throws(() => new Trainer(model, { precision: 'fp16' as 'fp32' })) as Error & { code?: string };
+  const error = t.throws(() => new Trainer(model, { precision: 'fp8' as 'fp32' })) as Error & { code?: string };
   t.is(error.code, 'ERR_ARGUMENT');
-  t.regex(error.message, /Trainer: precision.*'fp32', 'bf16'.*'tf32'.*fp16/);
-  model.dispose();
-});
-
-cudaTest('bf16 is a cpu mode: a cuda convolution and a cuda Trainer refuse it with ERR_DEVICE', (t) => {
-  const x = Tensor.fromArray(waves(2 * 4 * 6 * 6, 0), [2, 4, 6, 6], { device: 'cuda' });
-  const w = Tensor.fromArray(waves(3 * 4 * 3 * 3, 1), [3, 4, 3, 3], { device: 'cuda' });
-  if (refusal === undefined) {
-    setConvMath('bf16');
-    try {
-      const error = t.throws(() => ops.conv(x, w)) as Error & { code?: string };
-      t.is(error.code, 'ERR_DEVICE');
-      t.regex(error.message, /only the cpu backend computes/);
-    } finally {
-      setConvMath('fp32');
-    }
-  } else {
-    t.log(`the cuda convolution check needs bf16 on this CPU: ${refusal}`);
-  }
-  const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [2], fc: [], kernel: 3, seed: 1 });
-  model.to('cuda');
-  const error = t.throws(() => new Trainer(model, { precision: 'bf16' })) as Error & { code?: string };
-  t.is(error.code, 'ERR_DEVICE');
-  t.regex(error.message, /model is on cuda; use precision 'tf32'/);
+  t.regex(error.message, /Trainer: precision: expected 'fp32', 'bf16', 'tf32' or 'fp16', received the string 'fp8'/);
   model.dispose();
 });
 

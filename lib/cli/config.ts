@@ -64,8 +64,8 @@ export interface TrainConfig extends TrainConfigObject, Omit<Phase, 'name' | 'da
   settings?: 'paper';
   /** The most memory a step may take ("12G"): the cheapest schedule that fits is chosen, or the config is refused. */
   memoryBudget?: number | string;
-  /** Convolution math while training: 'fp32' (default), 'bf16' (cpu mixed precision), 'tf32' (cuda); see Trainer's precision. */
-  precision?: 'fp32' | 'bf16' | 'tf32';
+  /** Convolution math while training: 'fp32' (default), 'bf16' (mixed precision, cpu or cuda), 'fp16' (cuda, loss-scaled), 'tf32' (cuda); see Trainer's precision. */
+  precision?: 'fp32' | 'bf16' | 'tf32' | 'fp16';
   phases?: PhaseConfig[];
   /**
    * The PyraMiD-LSTM paper's bootstrap stages: a size and the paper's "epochs", which are

@@ -33,7 +33,9 @@ export const positiveIntegerOption = (v: string): number => integerList(v)[0]!;
 /** --device: 'cpu' or 'cuda', checked against this build before any work starts. */
 /** --precision: the Trainer's convolution math (whether the machine can compute it is checked when training starts). */
 export function precisionOption(value: string): Precision {
-  if (value !== 'fp32' && value !== 'bf16' && value !== 'tf32') throw new InvalidArgumentError(`expected fp32, bf16 or tf32, received ${value}`);
+  if (value !== 'fp32' && value !== 'bf16' && value !== 'tf32' && value !== 'fp16') {
+    throw new InvalidArgumentError(`expected fp32, bf16, tf32 or fp16, received ${value}`);
+  }
   return value;
 }
 

@@ -116,7 +116,7 @@ export function resetPeakMemory(device: DeviceName): void {
   native.resetPeakMemory(device);
 }
 
-export type ConvMath = 'fp32' | 'tf32' | 'bf16';
+export type ConvMath = 'fp32' | 'tf32' | 'bf16' | 'fp16';
 
 /**
  * How convolutions compute, process-wide.
@@ -124,12 +124,16 @@ export type ConvMath = 'fp32' | 'tf32' | 'bf16';
  * - 'tf32' (GPU): cuDNN may use tensor cores, which round convolution operands to a
  *   10-bit mantissa (float32 accumulation): faster on Ampere and newer, less exact.
  *   The CPU ignores it.
- * - 'bf16' (CPU): for convolutions of 16 or more input and output channels, oneDNN rounds
- *   the operands (input, weights, incoming gradient) to bfloat16 and accumulates in float32
- *   (thinner convolutions stay float32, where they are faster); outputs, weights, gradients,
- *   optimizer state and recurrent cell states stay float32 (mixed precision). Needs a
- *   CPU with AVX512-BF16: elsewhere this throws ERR_DEVICE and the mode stays as it
- *   was. CUDA convolutions refuse it (ERR_DEVICE) in this version.
+ * - 'bf16' (CPU and GPU): for convolutions of 16 or more input and output channels the
+ *   operands (input, weights, incoming gradient) are rounded to bfloat16 and products
+ *   accumulate in float32 (thinner convolutions stay float32). On the CPU oneDNN writes
+ *   float32 results and needs AVX512-BF16; on the GPU cuDNN writes bfloat16 results
+ *   (widened to float32) and needs compute capability 8.0. Weights, gradients, optimizer
+ *   state and recurrent cell states stay float32 (mixed precision). Where neither the CPU
+ *   nor a GPU can compute it, this throws ERR_DEVICE and the mode stays as it was.
+ * - 'fp16' (GPU only): as 'bf16' on the GPU with IEEE half operands and results (range
+ *   +-65504); train with loss scaling (Trainer precision 'fp16' does). CPU convolutions
+ *   refuse it (ERR_DEVICE).
  * `Trainer({ precision })` sets it for the length of a run; see docs/precision.md.
  */
 export function setConvMath(mode: ConvMath): void {

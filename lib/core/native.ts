@@ -138,9 +138,11 @@ export interface NativeBinding {
   backends(): NativeBackendStatus[];
   primitiveCacheStats(): { hits: number; misses: number; entries: number };
   profileStart(): void;
-  setConvMath(mode: 'fp32' | 'tf32' | 'bf16'): void;
+  setConvMath(mode: 'fp32' | 'tf32' | 'bf16' | 'fp16'): void;
   synchronize(device: DeviceName): void;
-  getConvMath(): 'fp32' | 'tf32' | 'bf16';
+  getConvMath(): 'fp32' | 'tf32' | 'bf16' | 'fp16';
+  /** Empty when the CPU backend computes bf16 convolutions, else why not. */
+  cpuBf16Unsupported(): string;
   profileStop(): Array<{ op: string; backend: string; shapes: string; count: number; totalMs: number; flops: number }>;
 
   tensorFromArray(data: Float32Array, shape: number[], device: DeviceName): H;
@@ -198,6 +200,7 @@ export interface NativeBinding {
   concat(impl: Impl, xs: H[], axis: number): H;
   clamp(impl: Impl, x: H, lo: number, hi: number): H;
   clampBackward(impl: Impl, x: H, lo: number, hi: number, dy: H): H;
+  roundToPrecision(impl: Impl, x: H, format: 'bf16' | 'fp16'): H;
   sumOfSquares(impl: Impl, xs: H[]): number;
   narrow(impl: Impl, x: H, axis: number, start: number, length: number): H;
   narrowBackward(impl: Impl, dy: H, inputShape: number[], axis: number, start: number): H;

@@ -86,6 +86,17 @@ export function elementwiseOps(impl: ImplementationName) {
         return y;
       }),
       /**
+       * x rounded to the nearest value a 16-bit format holds (bfloat16 or IEEE half; ties to
+       * even, past the largest finite value infinity), kept as float32: what storing x in that
+       * format keeps of it. The gradient passes through unchanged (straight-through), as for
+       * PyTorch's x.to(torch.bfloat16).float().
+       */
+      roundToPrecision: defineOp('roundToPrecision', (op, x: Tensor, format: 'bf16' | 'fp16'): Tensor => {
+        const y = t(native.roundToPrecision(impl, h(x, 'roundToPrecision', 'input'), format));
+        op.record({ inputs: [x], outputs: [y], backward: ([dy]) => [viewOf(dy!)] });
+        return y;
+      }),
+      /**
        * Inverted dropout: each element is zeroed with probability p (drawn from `random`, the
        * model's generator in a forward pass) and the others scaled by 1 / (1 - p), so inference
        * needs no change. Taped as a product with the mask.

@@ -169,7 +169,15 @@ export function lossOps(impl: ImplementationName) {
         inputs: [x], outputs: [value], keep: [grad],
         backward: ([dy]) => {
           const seed = dy!.toArray()[0]!;
-          return [seed === 1 ? viewOf(grad) : Tensor.fromHandle(native.scale(impl, handleOf(grad, 'loss', 'gradient'), seed))];
+          if (seed === 1) return [viewOf(grad)];
+          if (Number.isFinite(seed)) return [Tensor.fromHandle(native.scale(impl, handleOf(grad, 'loss', 'gradient'), seed))];
+          // An overflowed seed (loss scaling past float32's range) gives the gradient IEEE arithmetic gives.
+          const seeds = Tensor.full(grad.shape, seed, { device: grad.device });
+          try {
+            return [Tensor.fromHandle(native.mul(impl, handleOf(grad, 'loss', 'gradient'), handleOf(seeds, 'loss', 'seed')))];
+          } finally {
+            seeds.dispose();
+          }
         },
       });
       return value;

@@ -24,6 +24,8 @@ export interface CheckpointState {
   random: number;
   modelRandom?: number;
   optimizer: { steps: number; config?: { kind: string } & Record<string, unknown> };
+  /** Dynamic loss scaling (fp16 training): the scale and the clean steps since the last overflow. */
+  lossScaler?: { scale: number; stepsSinceOverflow: number };
 }
 
 /** The metadata value of a checkpoint's trainer state. */
@@ -31,6 +33,7 @@ export function encodeCheckpointState(state: Omit<CheckpointState, 'legacyEpoch'
   return JSON.stringify({
     format: checkpointFormat, position: state.position, validation: state.validation ?? null, random: state.random,
     ...(state.modelRandom !== undefined ? { modelRandom: state.modelRandom } : {}), optimizer: state.optimizer,
+    ...(state.lossScaler ? { lossScaler: state.lossScaler } : {}),
   });
 }
 
@@ -40,6 +43,7 @@ export function decodeCheckpointState(raw: string | undefined, where: string): C
   const state = JSON.parse(raw) as {
     format: string; position: Partial<CheckpointPosition> & { stage?: number; epoch?: number; stepInEpoch?: number; step: number }; random: number;
     modelRandom?: number; optimizer: CheckpointState['optimizer']; validation?: CheckpointState['validation'] | null;
+    lossScaler?: CheckpointState['lossScaler'];
   };
   if (state.format !== checkpointFormat && state.format !== 'segvol-checkpoint-1') {
     throw new SegvolError('ERR_FORMAT', `resume: ${where} has unknown format ${state.format}; this segvol reads segvol-checkpoint-1 and -2`);
@@ -55,5 +59,6 @@ export function decodeCheckpointState(raw: string | undefined, where: string): C
     random: state.random,
     ...(state.modelRandom !== undefined ? { modelRandom: state.modelRandom } : {}),
     optimizer: state.optimizer,
+    ...(state.lossScaler ? { lossScaler: state.lossScaler } : {}),
   };
 }

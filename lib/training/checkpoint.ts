@@ -22,6 +22,8 @@ export interface TrainerSnapshot {
   /** The sampling generator's state (before any batch drawn ahead). */
   random: number;
   optimizer: Optimizer;
+  /** Dynamic loss scaling's state, when the trainer scales. */
+  lossScaler?: { scale: number; stepsSinceOverflow: number };
 }
 
 const pendingOf = (path: string) => `${path}.optimizer.pending`;
@@ -55,6 +57,7 @@ export function saveCheckpoint(path: string, model: ModelBase, snapshot: Trainer
     position: snapshot.position, ...(snapshot.validation ? { validation: snapshot.validation } : {}), random: snapshot.random,
     modelRandom: model.random.getState(),
     optimizer: { config: snapshot.optimizer.config as unknown as CheckpointState['optimizer']['config'], steps: snapshot.optimizer.steps },
+    ...(snapshot.lossScaler ? { lossScaler: snapshot.lossScaler } : {}),
   });
   model.saveWeights(path, { ...model.fileMetadata(), segvol: state });
   fs.renameSync(pendingOf(path), `${path}.optimizer`);

@@ -9,6 +9,7 @@ import type { Batch } from './batch';
 import type { ClassWeighting } from './losses';
 import type { OptimizerConfig } from './optimizers';
 import type { Schedule } from './schedules';
+import type { LossScalingOptions } from './loss_scaling';
 import type { GradientClipping } from './step';
 import type { TargetKind } from './targets';
 import type { ValidationMetric } from './validation';
@@ -107,17 +108,27 @@ export interface TrainerOptions {
   memorySchedule?: MemorySchedule;
   /**
    * How convolutions compute during fit() (default: whatever setConvMath set, 'fp32' unless changed).
-   * 'bf16' (cpu): mixed precision: convolution operands in bfloat16 with float32 accumulation;
-   * weights, gradients, optimizer state, cell states and every other op stay float32. Needs a CPU
-   * with AVX512-BF16 (refused here otherwise). 'tf32' (cuda): tensor cores for convolutions.
+   * 'bf16' (cpu and cuda): mixed precision: convolution operands in bfloat16 with float32
+   * accumulation; weights, gradients, optimizer state, cell states and every other op stay
+   * float32. On the cpu it needs AVX512-BF16 (refused here otherwise), on cuda compute
+   * capability 8.0. 'fp16' (cuda): the same with IEEE half operands, and dynamic loss scaling
+   * (see lossScaling). 'tf32' (cuda): tensor cores for float32 convolutions.
    * Process-wide for the length of each fit, restored after it. See docs/precision.md.
    */
   precision?: Precision;
+  /**
+   * Dynamic loss scaling, on by default with precision 'fp16' (PyTorch's GradScaler rule):
+   * the loss's gradient is scaled before backward and the gradients unscaled before the
+   * update; a step whose gradients overflow is skipped (weights untouched) and the scale
+   * halves; it doubles after growthInterval clean steps. `false` turns it off; options
+   * turn it on with any precision. Its state is saved in checkpoints.
+   */
+  lossScaling?: LossScalingOptions | false;
 }
 
 /** The convolution math a Trainer runs with (see setConvMath). */
-export type Precision = 'fp32' | 'bf16' | 'tf32';
-export const precisions: readonly Precision[] = ['fp32', 'bf16', 'tf32'];
+export type Precision = 'fp32' | 'bf16' | 'tf32' | 'fp16';
+export const precisions: readonly Precision[] = ['fp32', 'bf16', 'tf32', 'fp16'];
 
 /** Held-out data scored during a fit: the best model is kept, and training may stop early. */
 export interface ValidationOptions {
@@ -182,6 +193,9 @@ export interface Progress {
   etaSeconds: number;
   /** The validation score, on steps that computed one. */
   validation?: number;
+  /** With loss scaling: the scale the step ran with, and whether its gradients overflowed (the step was skipped). */
+  lossScale?: number;
+  skipped?: boolean;
 }
 
 export interface FitResult {
@@ -194,7 +208,7 @@ export interface FitResult {
   validation?: { metric: ValidationMetric; best: number; bestStep: number };
 }
 
-export const trainerKeys = ['loss', 'optimizer', 'schedule', 'seed', 'clipGradients', 'memoryBudget', 'memorySchedule', 'precision'] as const;
+export const trainerKeys = ['loss', 'optimizer', 'schedule', 'seed', 'clipGradients', 'memoryBudget', 'memorySchedule', 'precision', 'lossScaling'] as const;
 export const fitKeys = ['data', 'phases', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'signal', 'onProgress', 'checkpoint',
   'validation', 'log', 'afterStep'] as const;
 export const validationKeys = ['data', 'windows', 'size', 'every', 'metric', 'patience'] as const;

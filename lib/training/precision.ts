@@ -1,6 +1,7 @@
 // The Trainer's precision option: checked before any step (refused where this machine
 // cannot compute it), and set for the length of a fit.
 import { convMath, setConvMath } from '../core/backends';
+import { native } from '../core/native';
 import { SegvolError } from '../core/errors';
 import { oneOf } from '../core/validate';
 import { precisions, type Precision } from './options';
@@ -8,19 +9,14 @@ import { precisions, type Precision } from './options';
 /** The precision option, refused where this machine cannot compute it (before any step). */
 export function checkPrecision(value: unknown, device: string): Precision {
   const precision = oneOf(value, precisions, 'Trainer: precision');
-  if (precision !== 'bf16') return precision;
-  if (device !== 'cpu') {
-    throw new SegvolError('ERR_DEVICE', `Trainer: precision 'bf16' is computed by the cpu backend in this version, and the model is on ${device}; ` +
-      "use precision 'tf32' on cuda, or train on the cpu");
+  if (precision === 'fp16' && device === 'cpu') {
+    throw new SegvolError('ERR_DEVICE', "Trainer: precision 'fp16' is computed by the cuda backend only, and the model is on the cpu; " +
+      "use precision 'bf16' (mixed precision on CPUs with AVX512-BF16) or 'fp32', or move the model to cuda");
   }
-  const before = convMath();
-  try {
-    setConvMath('bf16');
-  } catch (error) {
-    throw new SegvolError('ERR_DEVICE', `Trainer: precision 'bf16' needs AVX512-BF16: ${(error as Error).message.replace(/^(segvol: )?setConvMath\('bf16'\): /, '')}`);
-  } finally {
-    setConvMath(before);
-  }
+  // On cuda the first convolution checks the GPU's compute capability, before any update.
+  if (precision !== 'bf16' || device !== 'cpu') return precision;
+  const unsupported = native.cpuBf16Unsupported();
+  if (unsupported) throw new SegvolError('ERR_DEVICE', `Trainer: precision 'bf16' needs AVX512-BF16: ${unsupported}`);
   return precision;
 }
 

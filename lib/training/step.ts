@@ -6,7 +6,7 @@
 // benchmarks all call it.
 import { GradientTape } from '../autograd/tape';
 import { SegvolError } from '../core/errors';
-import { tidy, type Tensor } from '../core/tensor';
+import { Tensor, tidy } from '../core/tensor';
 import { positiveNumber, rejectUnknown } from '../core/validate';
 import type { ModelBase } from '../nn/model';
 import { ops } from '../ops';
@@ -26,13 +26,21 @@ export interface TrainStepOptions {
   checkFinite?: boolean;
   /** The error for a non-finite value found in `where` ("the loss", "the gradient of layers.0.weight"). */
   nonFinite?: (where: string) => Error;
+  /**
+   * Loss scaling (fp16 training): backward starts from this value instead of 1, and the
+   * gradients are divided by it before clipping and the update. Gradients with a NaN or
+   * Inf then skip the step (result.skipped) instead of failing it: the caller lowers the scale.
+   */
+  lossScale?: number;
 }
 
 export interface StepResult {
   /** The loss before the update. */
   loss: number;
-  /** The global L2 norm of the gradients, before clipping. */
+  /** The global L2 norm of the gradients, before clipping (Infinity on a skipped step). */
   gradNorm: number;
+  /** With lossScale: the scaled gradients overflowed, and the weights were not updated. */
+  skipped?: boolean;
 }
 
 /** Checks clipping options (positive numbers, known names). */
@@ -89,7 +97,10 @@ async function step(model: ModelBase, optimizer: Optimizer, computeLoss: (() => 
           const value = loss.toArray()[0]!;
           if (!Number.isFinite(value)) throw stop('the loss');
           total += value;
-          const partGrads = model.gradientsByName(await tape.backward(loss));
+          const seed = options.lossScale === undefined ? undefined
+            : Tensor.full(loss.shape, options.lossScale, { device: loss.device });
+          const partGrads = model.gradientsByName(await tape.backward(loss, seed));
+          seed?.dispose();
           if (!grads) grads = partGrads;
           else {
             for (const [name, g] of partGrads) {
@@ -108,10 +119,18 @@ async function step(model: ModelBase, optimizer: Optimizer, computeLoss: (() => 
         tape.dispose();
       }
     }
-    if (checkFinite) {
+    if (checkFinite || options.lossScale !== undefined) {
       const names = [...grads!.keys()];
       const i = ops.firstNonFinite(names.map((n) => grads!.get(n)!));
+      if (i >= 0 && options.lossScale !== undefined) return { loss: total, gradNorm: Infinity, skipped: true };
       if (i >= 0) throw stop(`the gradient of ${names[i]}`);
+    }
+    if (options.lossScale !== undefined) {
+      const unscale = 1 / options.lossScale;
+      for (const [name, g] of grads!) {
+        grads!.set(name, ops.scale(g, unscale));
+        g.dispose();
+      }
     }
     const gradNorm = Math.sqrt(ops.sumOfSquares([...grads!.values()]));
     clipGradients(grads!, gradNorm, options.clipGradients);

@@ -16,6 +16,7 @@ import { TrainingLog, withoutExtension } from './log';
 import { parseBudget, type MemoryBudget, type StepMemory } from './memory';
 import { Optimizer, sameUpdateRule, type OptimizerConfig } from './optimizers';
 import { fitKeys, trainerKeys, type FitOptions, type FitResult, type LossSpec, type Precision, type Progress, type TrainerOptions } from './options';
+import { LossScaler } from './loss_scaling';
 import { lossConfigs, needsAllOutputs } from './phase_loss';
 import { checkPrecision, withPrecision } from './precision';
 import { resolvePlans, type Plan } from './plan';
@@ -57,6 +58,8 @@ export class Trainer extends EventEmitter {
   private lastCheckpoint: { path: string; step: number } | undefined;
   private readonly budget: MemoryBudget | undefined;
   private readonly precision: Precision | undefined;
+  /** Dynamic loss scaling (fp16 by default); undefined when off. */
+  private readonly scaler: LossScaler | undefined;
 
   constructor(readonly model: ModelBase, private readonly options: TrainerOptions = {}) {
     super();
@@ -74,6 +77,11 @@ export class Trainer extends EventEmitter {
     this.windows = new WindowDrawer(this.random);
     lossConfigs(this.defaultLoss);
     this.precision = options.precision === undefined ? undefined : checkPrecision(options.precision, this.model.device);
+    const scaling = options.lossScaling ?? (this.precision === 'fp16' ? {} : false);
+    if (scaling !== false && (scaling === null || typeof scaling !== 'object')) {
+      throw new SegvolError('ERR_ARGUMENT', `Trainer: lossScaling: expected options ({ initialScale, growthInterval }) or false, received ${describe(scaling)}`);
+    }
+    this.scaler = scaling === false ? undefined : new LossScaler(scaling);
   }
 
   /** Each phase's predicted peak memory per step and the schedule it will run with (undefined where it cannot be predicted). */
@@ -177,6 +185,12 @@ export class Trainer extends EventEmitter {
       this.position.step += 1;
       this.position.stepInPhase += 1;
       const progress = meter.after(plan, stepsBefore(this.position), this.position.stepInPhase, { ...stepResult, lr });
+      if (this.scaler) {
+        // A skipped step still counts: the schedule and the window stream go on, as with PyTorch's GradScaler.
+        progress.lossScale = this.scaler.scale;
+        progress.skipped = stepResult.skipped === true;
+        this.scaler.update(stepResult.skipped === true);
+      }
       let stopEarly = false;
       if (validator && validator.due(plan, this.position.stepInPhase)) {
         const score = await validator.score(plan);
@@ -240,7 +254,10 @@ export class Trainer extends EventEmitter {
         } finally {
           for (const t of Object.values(outputs)) t.dispose();
         }
-      }, { lr, nonFinite, ...(this.options.clipGradients ? { clipGradients: this.options.clipGradients } : {}) });
+      }, {
+        lr, nonFinite, ...(this.options.clipGradients ? { clipGradients: this.options.clipGradients } : {}),
+        ...(this.scaler ? { lossScale: this.scaler.scale } : {}),
+      });
     } finally {
       batch.dispose();
     }
@@ -253,7 +270,10 @@ export class Trainer extends EventEmitter {
    * kill at any instant leaves a pair that resumes.
    */
   save(path: string): void {
-    saveCheckpoint(path, this.model, { position: this.position, validation: this.validationState, random: this.windows.state, optimizer: this.optimizer });
+    saveCheckpoint(path, this.model, {
+      position: this.position, validation: this.validationState, random: this.windows.state, optimizer: this.optimizer,
+      ...(this.scaler ? { lossScaler: this.scaler.state } : {}),
+    });
     this.lastCheckpoint = { path, step: this.position.step };
     this.emit('checkpoint', { path, step: this.position.step });
   }
@@ -270,5 +290,6 @@ export class Trainer extends EventEmitter {
     this.lastCheckpoint = { path, step: state.position.step };
     this.legacyEpoch = state.legacyEpoch;
     this.validationState = state.validation;
+    if (this.scaler && state.lossScaler) this.scaler.state = state.lossScaler;
   }
 }

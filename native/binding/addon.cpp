@@ -22,6 +22,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"profileStop", ProfileStop},
       {"setConvMath", SetConvMath},
       {"getConvMath", GetConvMath},
+      {"cpuBf16Unsupported", CpuBf16Unsupported},
       {"synchronize", Synchronize},
       {"memoryStats", MemoryStatsFn},
       {"resetPeakMemory", ResetPeakMemory},
@@ -67,6 +68,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"sum", Sum},
       {"clamp", Clamp},
       {"clampBackward", ClampBackward},
+      {"roundToPrecision", RoundToPrecision},
       {"sumOfSquares", SumOfSquares},
       // softmax.cpp
       {"softmax", Softmax},

@@ -3,6 +3,7 @@
 #include "../core/math_mode.h"
 #include "../core/profiler.h"
 #include "../cpu/cpu_backend.h"
+#include "../registry/registry.h"
 #include "convert.h"
 #include "modules.h"
 #include "tensor_handle.h"
@@ -41,15 +42,17 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   });
 }
 
-// (mode: 'fp32' | 'tf32' | 'bf16') -> undefined
+// (mode: 'fp32' | 'tf32' | 'bf16' | 'fp16') -> undefined. 'bf16' is refused only where no
+// backend can compute it (a CPU without AVX512-BF16 and no GPU); a CPU convolution in a mode
+// the CPU lacks throws when it runs (cpu/convolution.cpp).
 Napi::Value SetConvMath(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
     ConvMath mode = ConvMath::Fp32;
     if (!convMathFromName(name, mode)) {
-      fail(ErrorCode::Argument, "setConvMath: expected 'fp32', 'tf32' or 'bf16', received '" + name + "'");
+      fail(ErrorCode::Argument, "setConvMath: expected 'fp32', 'tf32', 'bf16' or 'fp16', received '" + name + "'");
     }
-    if (mode == ConvMath::Bf16) {
+    if (mode == ConvMath::Bf16 && !backendIfAvailable(Device::Cuda)) {
       const std::string why = CpuBackend::bf16Unsupported();
       if (!why.empty()) {
         fail(ErrorCode::Device, "setConvMath('bf16'): " + why + "; the mode stays '" + convMathName(convMath()) +
@@ -59,6 +62,11 @@ Napi::Value SetConvMath(const Napi::CallbackInfo& info) {
     setConvMath(mode);
     return info.Env().Undefined();
   });
+}
+
+// () -> '' where the CPU backend computes bf16 convolutions, else why not
+Napi::Value CpuBf16Unsupported(const Napi::CallbackInfo& info) {
+  return guard(info, [&] { return Napi::Value(Napi::String::New(info.Env(), CpuBackend::bf16Unsupported())); });
 }
 
 Napi::Value GetConvMath(const Napi::CallbackInfo& info) {

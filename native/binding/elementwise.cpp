@@ -79,6 +79,19 @@ Napi::Value ClampBackward(const Napi::CallbackInfo& info) {
   });
 }
 
+// roundToPrecision(impl, x, format: 'bf16' | 'fp16')
+Napi::Value RoundToPrecision(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    const char* name = "roundToPrecision";
+    const std::string format = stringArg(info[2], name, "format");
+    if (format != "bf16" && format != "fp16") {
+      fail(ErrorCode::Argument, std::string(name) + ": expected format 'bf16' or 'fp16', received '" + format + "'");
+    }
+    return wrapOrNull(info.Env(), ops::roundToFormat(implementationArg(info, 0), tensorArg(info, 1, name, "input"),
+                                                     format == "bf16" ? FloatFormat::Bf16 : FloatFormat::Fp16));
+  });
+}
+
 // sumOfSquares(impl, tensors[]) -> number
 Napi::Value SumOfSquares(const Napi::CallbackInfo& info) {
   return guard(info, [&] {

@@ -10,7 +10,7 @@ namespace segvol::binding {
 using Callback = Napi::Value(const Napi::CallbackInfo& info);
 
 // backends.cpp: status, settings, profiling, memory statistics
-Callback Backends, PrimitiveCacheStatsFn, Synchronize, SetConvMath, GetConvMath, ProfileStart, ProfileStop,
+Callback Backends, PrimitiveCacheStatsFn, Synchronize, SetConvMath, GetConvMath, CpuBf16Unsupported, ProfileStart, ProfileStop,
     MemoryStatsFn, ResetPeakMemory, DeviceMemoryFn, ReleaseCachedMemory;
 // tensor.cpp
 Callback TensorFromArray, TensorFull, TensorShape, TensorDevice, TensorToArray, TensorTo, TensorReshape, TensorDispose,
@@ -25,7 +25,7 @@ Callback Upsample, UpsampleBackward;
 // normalization.cpp
 Callback BatchNorm, BatchNormBackward;
 // elementwise.cpp
-Callback Activation, ActivationBackward, Add, Mul, Scale, Sum, Clamp, ClampBackward, SumOfSquares;
+Callback Activation, ActivationBackward, Add, Mul, Scale, Sum, Clamp, ClampBackward, SumOfSquares, RoundToPrecision;
 // softmax.cpp
 Callback Softmax, SoftmaxBackward;
 // layout.cpp

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "math_mode.h"
 #include "tensor.h"
 
 namespace segvol {

@@ -48,15 +48,29 @@ memory::desc anyLike(const memory::desc& user, memory::data_type type = memory::
 // channels, 8-channel heads) stay float32 on the matrix-product paths: oneDNN's bf16
 // kernels ran them 2-3x slower than float32 (the MRI network's 1 -> 64 first
 // convolution: 83 ms against 27).
-bool computesInBf16(const Tensor& in, const Tensor& w) {
-  return convMath() == ConvMath::Bf16 && in.dim(1) >= 16 && w.dim(0) >= 16;
+// (The rule is core/math_mode.h's, shared with the CUDA backend.) Checks first that the
+// CPU can compute the mode at all: 'fp16' is a GPU mode, and 'bf16' needs AVX512-BF16
+// (setConvMath lets it through on such a CPU when a GPU backend could use it).
+bool computesInBf16(const Tensor& in, const Tensor& w, const char* op) {
+  const ConvMath mode = convMath();
+  if (mode == ConvMath::Fp16) {
+    fail(ErrorCode::Device, std::string(op) + ": the convolution math is 'fp16', which only the cuda backend computes; "
+                                              "on the cpu use 'bf16' (mixed precision) or 'fp32'");
+  }
+  if (mode == ConvMath::Bf16) {
+    static const std::string unsupported = CpuBackend::bf16Unsupported();
+    if (!unsupported.empty()) {
+      fail(ErrorCode::Device, std::string(op) + ": the convolution math is 'bf16', but " + unsupported + "; use 'fp32' on the cpu");
+    }
+  }
+  return halfPrecisionConvolution(in.dim(1), w.dim(0));
 }
 
 // The type the primitives take their operands in (input, weights, incoming gradient):
 // bfloat16 when computesInBf16, where oneDNN accumulates in float32 and writes float32
 // results; the rounding happens in the reorder from the user's float32 buffer.
 memory::data_type operandType(const Tensor& in, const Tensor& w) {
-  return computesInBf16(in, w) ? memory::data_type::bf16 : memory::data_type::f32;
+  return halfPrecisionConvolution(in.dim(1), w.dim(0)) ? memory::data_type::bf16 : memory::data_type::f32;
 }
 
 // Activation layout for a pass. oneDNN's blocked layouts pad channels to 16 (or
@@ -105,7 +119,7 @@ std::string cacheKey(const char* kind, const ConvGeometry& g, const Tensor& in, 
     key += "|" + std::to_string(g.stride[a]) + "," + std::to_string(g.padding[a]) + "," + std::to_string(g.dilation[a]);
   }
   key += "|g" + std::to_string(g.groups) + (bias ? "b" : "n");
-  if (computesInBf16(in, w)) key += "|bf16";
+  if (halfPrecisionConvolution(in.dim(1), w.dim(0))) key += "|bf16";
   return key;
 }
 
@@ -316,7 +330,7 @@ bool inBatchSlices(const Tensor& a, const Tensor& b, Run&& run) {
 void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
                              Tensor& y) {
   // The matrix-product paths compute in float32: a bf16 convolution goes to oneDNN.
-  const bool fp32 = !computesInBf16(x, w);
+  const bool fp32 = !computesInBf16(x, w, "conv forward");
   if (fp32 && cpu::isPointwiseConv(g, x, w)) {
     cpu::pointwiseForward(x, w, bias, y);
     return;
@@ -368,7 +382,7 @@ void CpuBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tenso
 }
 
 void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
-  const bool fp32 = !computesInBf16(dx, w);
+  const bool fp32 = !computesInBf16(dx, w, "conv backward data");
   if (fp32 && cpu::isPointwiseConv(g, dx, w)) {
     cpu::pointwiseBackwardData(dy, w, dx);
     return;
@@ -418,7 +432,7 @@ void CpuBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const
 
 void CpuBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw,
                                      Tensor* dbias) {
-  const bool fp32 = !computesInBf16(x, dw);
+  const bool fp32 = !computesInBf16(x, dw, "conv backward weights");
   if (fp32 && cpu::isPointwiseConv(g, x, dw)) {
     cpu::pointwiseBackwardWeights(x, dy, dw);
     if (dbias) channelSum(dy, *dbias);

@@ -1,8 +1,13 @@
 // Convolutions through cuDNN (forward, backward-data, backward-filter). FP32 math
 // by default, so results are comparable with the CPU; setConvMath('tf32') lets
-// cuDNN use tensor cores. Algorithms are chosen once per shape and math mode by
-// cuDNN's heuristics and cached; one growable workspace serves all.
+// cuDNN use tensor cores. In 'bf16' and 'fp16' modes a convolution of 16 or more
+// channels in and out (core/math_mode.h) runs on 16-bit copies of its operands,
+// converted by precision.cu's kernels into pool blocks, with float32 accumulation
+// (cuDNN's PSEUDO_BFLOAT16 and PSEUDO_HALF configurations); its 16-bit result is
+// widened back into the float32 output. Algorithms are chosen once per shape and
+// math mode by cuDNN's heuristics and cached; one growable workspace serves all.
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -55,25 +60,42 @@ Workspace& workspace() {
   return w;
 }
 
+// How one convolution computes: float32 (FMA or, in TF32 mode, tensor cores) or on
+// 16-bit operands. in: (N, C, ...), weight: (O, C/groups, ...).
+struct Math {
+  bool half = false;
+  FloatFormat format = FloatFormat::Bf16;
+  Math(const Tensor& in, const Tensor& weight) { half = halfPrecisionConvolution(in.dim(1), weight.dim(0), &format); }
+  cudnnDataType_t operandType() const {
+    if (!half) return CUDNN_DATA_FLOAT;
+    return format == FloatFormat::Bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
+  }
+  // FMA: float32 only. TENSOR_OP: tensor cores allowed (TF32 rounding of float32 operands).
+  bool tensorCores() const { return half || convMath() == ConvMath::Tf32; }
+  const char* tag() const { return half ? floatFormatName(format) : convMath() == ConvMath::Tf32 ? "tf32" : "fp32"; }
+};
+
 // Descriptors of one convolution problem; destroyed with it.
 struct Problem {
+  Math math;
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
-  Problem(const ConvGeometry& g, const Tensor& in, const Tensor& weight, const Tensor& out) {
+  Problem(const ConvGeometry& g, const Tensor& in, const Tensor& weight, const Tensor& out) : math(in, weight) {
     const auto& a = api();
+    const cudnnDataType_t type = math.operandType();
     auto tensorDesc = [&](cudnnTensorDescriptor_t& d, const Tensor& t) {
       checkCudnn(a.cudnnCreateTensorDescriptor(&d), "cudnnCreateTensorDescriptor");
       std::vector<int> dims(t.shape().begin(), t.shape().end()), strides(dims.size(), 1);
       for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) strides[i] = strides[i + 1] * dims[i + 1];
-      checkCudnn(a.cudnnSetTensorNdDescriptor(d, CUDNN_DATA_FLOAT, static_cast<int>(dims.size()), dims.data(), strides.data()),
+      checkCudnn(a.cudnnSetTensorNdDescriptor(d, type, static_cast<int>(dims.size()), dims.data(), strides.data()),
                  "cudnnSetTensorNdDescriptor");
     };
     tensorDesc(x, in);
     tensorDesc(y, out);
     checkCudnn(a.cudnnCreateFilterDescriptor(&w), "cudnnCreateFilterDescriptor");
     std::vector<int> wdims(weight.shape().begin(), weight.shape().end());
-    checkCudnn(a.cudnnSetFilterNdDescriptor(w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, static_cast<int>(wdims.size()), wdims.data()),
+    checkCudnn(a.cudnnSetFilterNdDescriptor(w, type, CUDNN_TENSOR_NCHW, static_cast<int>(wdims.size()), wdims.data()),
                "cudnnSetFilterNdDescriptor");
     checkCudnn(a.cudnnCreateConvolutionDescriptor(&conv), "cudnnCreateConvolutionDescriptor");
     std::vector<int> pad, stride, dilation;
@@ -84,12 +106,11 @@ struct Problem {
       dilation.push_back(static_cast<int>(g.dilation[axis]));
     }
     checkCudnn(a.cudnnSetConvolutionNdDescriptor(conv, g.spatialRank, pad.data(), stride.data(), dilation.data(),
-                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),  // accumulate in float32
                "cudnnSetConvolutionNdDescriptor");
     checkCudnn(a.cudnnSetConvolutionGroupCount(conv, static_cast<int>(g.groups)), "cudnnSetConvolutionGroupCount");
-    // FMA: float32 only. TENSOR_OP: tensor cores allowed, float32 operands rounded to TF32.
-    const cudnnMathType_t math = convMath() == ConvMath::Tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
-    checkCudnn(a.cudnnSetConvolutionMathType(conv, math), "cudnnSetConvolutionMathType");
+    checkCudnn(a.cudnnSetConvolutionMathType(conv, math.tensorCores() ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH),
+               "cudnnSetConvolutionMathType");
   }
   ~Problem() {
     const auto& a = api();
@@ -100,16 +121,16 @@ struct Problem {
   }
 };
 
-std::string key(const char* kind, const ConvGeometry& g, const Tensor& in, const Tensor& w, const Tensor& out) {
+std::string key(const char* kind, const ConvGeometry& g, const Math& math, const Tensor& in, const Tensor& w, const Tensor& out) {
   std::string k = std::string(kind) + shapeToString(in.shape()) + shapeToString(w.shape()) + shapeToString(out.shape());
   for (int a = 0; a < 3; ++a) k += "|" + std::to_string(g.stride[a]) + "," + std::to_string(g.padding[a]) + "," + std::to_string(g.dilation[a]);
-  return k + "|g" + std::to_string(g.groups) + (convMath() == ConvMath::Tf32 ? "|tf32" : "|fp32");
+  return k + "|g" + std::to_string(g.groups) + "|" + math.tag();
 }
 
 struct Choice {
   int algorithm;
   size_t workspace;
-  cudnnMathType_t math;  // what the algorithm was ranked with (TF32 mode only differs)
+  cudnnMathType_t math;  // what the algorithm was ranked with (differs only where tensor cores are allowed)
 };
 std::mutex cacheMutex;
 std::map<std::string, Choice> cache;
@@ -139,7 +160,7 @@ Choice choose(const std::string& k, Get&& get) {
 // cuDNN runs an algorithm with the math type it was ranked under; in FP32 mode
 // the descriptor stays FMA-only, so TF32 is never switched on behind our back.
 void applyMath(const Problem& p, const Choice& c) {
-  if (convMath() == ConvMath::Tf32) checkCudnn(api().cudnnSetConvolutionMathType(p.conv, c.math), "cudnnSetConvolutionMathType");
+  if (p.math.tensorCores()) checkCudnn(api().cudnnSetConvolutionMathType(p.conv, c.math), "cudnnSetConvolutionMathType");
 }
 
 // One cuDNN convolution call: the algorithm cuDNN's heuristics rank first for
@@ -155,60 +176,91 @@ void runConvolution(const std::string& k, const Problem& p, Rank&& rank, Run&& r
 
 const float kOne = 1, kZero = 0;  // cuDNN's alpha and beta: out = 1 * op(in) + 0 * out
 
+// What cuDNN reads and writes for one float32 tensor: the tensor itself, or in a
+// half-precision problem a 16-bit copy (an operand) or 16-bit room (the result,
+// widened into the tensor by finish()).
+class Operand {
+ public:
+  Operand(const Math& math, const Tensor& t, bool isResult) : math_(math), tensor_(t) {
+    if (!math.half) return;
+    packed_ = std::make_unique<cuda::Scratch<uint16_t>>(static_cast<size_t>(t.size()));
+    if (!isResult) cuda::toFormat(math.format, t.data(), packed_->get(), t.size());
+  }
+  void* data() const { return packed_ ? static_cast<void*>(packed_->get()) : static_cast<void*>(const_cast<float*>(tensor_.data())); }
+  void finish(Tensor& result) const {
+    if (packed_) cuda::fromFormat(math_.format, packed_->get(), result.data(), result.size());
+  }
+
+ private:
+  const Math& math_;
+  const Tensor& tensor_;
+  std::unique_ptr<cuda::Scratch<uint16_t>> packed_;
+};
+
+void requireMath(const Math& math, const char* op) {
+  if (math.half) cuda::requireHalfPrecision(math.format, op);
+}
+
 }  // namespace
 
 void CudaBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
-  rejectBf16OnGpu("conv forward");
   Problem p(g, x, w, y);
+  requireMath(p.math, "conv forward");
+  const Operand in(p.math, x, false), weight(p.math, w, false), out(p.math, y, true);
   const auto& a = api();
   runConvolution<cudnnConvolutionFwdAlgoPerf_t>(
-      key("fwd", g, x, w, y), p,
+      key("fwd", g, p.math, x, w, y), p,
       [&](auto* perf, int n, int* count) {
         checkCudnn(a.cudnnGetConvolutionForwardAlgorithm_v7(handle(), p.x, p.w, p.conv, p.y, n, count, perf),
                    "cudnnGetConvolutionForwardAlgorithm_v7");
       },
       [&](int algorithm, void* ws, size_t bytes) {
-        checkCudnn(a.cudnnConvolutionForward(handle(), &kOne, p.x, x.data(), p.w, w.data(), p.conv,
-                                             static_cast<cudnnConvolutionFwdAlgo_t>(algorithm), ws, bytes, &kZero, p.y, y.data()),
+        checkCudnn(a.cudnnConvolutionForward(handle(), &kOne, p.x, in.data(), p.w, weight.data(), p.conv,
+                                             static_cast<cudnnConvolutionFwdAlgo_t>(algorithm), ws, bytes, &kZero, p.y, out.data()),
                    "cudnnConvolutionForward");
       });
+  out.finish(y);
   if (bias) addChannelBias(y, *bias);
 }
 
 void CudaBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
-  rejectBf16OnGpu("conv backward data");
   Problem p(g, dx, w, dy);
+  requireMath(p.math, "conv backward data");
+  const Operand gradOut(p.math, dy, false), weight(p.math, w, false), gradIn(p.math, dx, true);
   const auto& a = api();
   runConvolution<cudnnConvolutionBwdDataAlgoPerf_t>(
-      key("bwd_data", g, dx, w, dy), p,
+      key("bwd_data", g, p.math, dx, w, dy), p,
       [&](auto* perf, int n, int* count) {
         checkCudnn(a.cudnnGetConvolutionBackwardDataAlgorithm_v7(handle(), p.w, p.y, p.conv, p.x, n, count, perf),
                    "cudnnGetConvolutionBackwardDataAlgorithm_v7");
       },
       [&](int algorithm, void* ws, size_t bytes) {
-        checkCudnn(a.cudnnConvolutionBackwardData(handle(), &kOne, p.w, w.data(), p.y, dy.data(), p.conv,
+        checkCudnn(a.cudnnConvolutionBackwardData(handle(), &kOne, p.w, weight.data(), p.y, gradOut.data(), p.conv,
                                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(algorithm), ws, bytes, &kZero,
-                                                  p.x, dx.data()),
+                                                  p.x, gradIn.data()),
                    "cudnnConvolutionBackwardData");
       });
+  gradIn.finish(dx);
 }
 
 void CudaBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias) {
-  rejectBf16OnGpu("conv backward weights");
   Problem p(g, x, dw, dy);
+  requireMath(p.math, "conv backward weights");
+  const Operand in(p.math, x, false), gradOut(p.math, dy, false), gradWeight(p.math, dw, true);
   const auto& a = api();
   runConvolution<cudnnConvolutionBwdFilterAlgoPerf_t>(
-      key("bwd_filter", g, x, dw, dy), p,
+      key("bwd_filter", g, p.math, x, dw, dy), p,
       [&](auto* perf, int n, int* count) {
         checkCudnn(a.cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle(), p.x, p.y, p.conv, p.w, n, count, perf),
                    "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
       },
       [&](int algorithm, void* ws, size_t bytes) {
-        checkCudnn(a.cudnnConvolutionBackwardFilter(handle(), &kOne, p.x, x.data(), p.y, dy.data(), p.conv,
+        checkCudnn(a.cudnnConvolutionBackwardFilter(handle(), &kOne, p.x, in.data(), p.y, gradOut.data(), p.conv,
                                                     static_cast<cudnnConvolutionBwdFilterAlgo_t>(algorithm), ws, bytes,
-                                                    &kZero, p.w, dw.data()),
+                                                    &kZero, p.w, gradWeight.data()),
                    "cudnnConvolutionBackwardFilter");
       });
+  gradWeight.finish(dw);
   if (dbias) channelSum(dy, *dbias);
 }
 

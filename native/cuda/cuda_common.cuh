@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../core/error.h"
+#include "../core/math_mode.h"
 #include "../core/tensor.h"
 
 namespace segvol::cuda {
@@ -54,6 +55,13 @@ class Scratch {
   size_t bytes_;
   T* ptr_;
 };
+
+// The 16-bit buffers of the half-precision convolutions (precision.cu):
+// dst: (n) bfloat16 or half values of src: (n) float32, and back.
+void toFormat(FloatFormat format, const float* src, uint16_t* dst, int64_t n);
+void fromFormat(FloatFormat format, const uint16_t* src, float* dst, int64_t n);
+// Throws ERR_DEVICE where this GPU cannot compute convolutions in format (op names the caller).
+void requireHalfPrecision(FloatFormat format, const char* op);
 
 // Kernel launch: SEGVOL_LAUNCH(kernel, grid, block)(args...). Under nvcc it is the
 // <<<>>> launch on the default stream; the emulated build (SEGVOL_CUDA=EMULATED)

@@ -89,4 +89,11 @@ double sumOfSquares(Implementation impl, const std::vector<const Tensor*>& xs) {
   return total;
 }
 
+Tensor roundToFormat(Implementation impl, const Tensor& x, FloatFormat format) {
+  Backend& backend = backendOf(impl, "roundToPrecision", {&x});
+  Tensor y = Tensor::empty(backend, x.shape());
+  backend.roundToFormat(x, format, y);
+  return y;
+}
+
 }  // namespace segvol::ops

@@ -74,6 +74,8 @@ Tensor sum(Implementation impl, const std::vector<const Tensor*>& xs);
 // min(max(x, lo), hi), and its gradient (dy where lo <= x <= hi)
 Tensor clamp(Implementation impl, const Tensor& x, double lo, double hi);
 Tensor clampBackward(Implementation impl, const Tensor& x, double lo, double hi, const Tensor& dy);
+// x rounded to the nearest value of format (the values it would have stored in 16 bits), as float32
+Tensor roundToFormat(Implementation impl, const Tensor& x, FloatFormat format);
 // The sum of squares of every element of every tensor (all on one device), in double.
 double sumOfSquares(Implementation impl, const std::vector<const Tensor*>& xs);
 

@@ -16,7 +16,7 @@ export function registerTrain(program: Command): void {
     .option('--fresh-optimizer', 'with --resume: go on from the checkpoint\'s weights with fresh optimizer state (when its optimizer state is missing)')
     .option('--overwrite', 'replace an existing model file of the config (and its log, optimizer state and best model) instead of refusing')
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
-    .option('--precision <mode>', "convolution math: fp32 (default), bf16 (cpu mixed precision, needs AVX512-BF16) or tf32 (cuda); overrides the config's precision", precisionOption)
+    .option('--precision <mode>', "convolution math: fp32 (default), bf16 (mixed precision: cpu with AVX512-BF16, or cuda), fp16 (cuda, loss-scaled) or tf32 (cuda); overrides the config's precision", precisionOption)
     .action(async (options: { config: string; resume?: string; freshOptimizer?: boolean; overwrite?: boolean; device: Device; precision?: Precision }) => {
       const config = readTrainConfig(options.config);
       const baseDir = path.dirname(path.resolve(options.config));  // paths in the config are relative to it

@@ -4,14 +4,20 @@
 // CUDA kernels of bias.cu, so those still run. What this build verifies is
 // everything around cuDNN: the kernels, the orchestration and the memory rules.
 //
-// In TF32 mode the operands are rounded to TF32 first (10-bit mantissa, round to
-// nearest, as the tensor cores' conversion does) and accumulated in float32, so
-// the accuracy cost of setConvMath('tf32') can be estimated without a GPU.
+// The precision modes are emulated as the GPU computes them, so their accuracy can
+// be judged without one:
+// - TF32: operands rounded to TF32 (10-bit mantissa, round to nearest, as the tensor
+//   cores' conversion does), accumulated in float32.
+// - BF16 and FP16 (convolutions of 16+ channels in and out, core/math_mode.h): the
+//   operands go through precision.cu's conversion kernels, the ones the cuDNN path
+//   uses, products accumulate in float32, and the result is rounded to the format
+//   as cuDNN writes it (PSEUDO_BFLOAT16 / PSEUDO_HALF) before it is widened.
 #include <cstring>
 
 #include "../../core/math_mode.h"
 #include "../../cpu/cpu_backend.h"
 #include "../cuda_backend_impl.h"
+#include "../cuda_common.cuh"
 
 namespace segvol {
 namespace {
@@ -25,8 +31,24 @@ float roundToTf32(float v) {
   return v;
 }
 
-// The operand as the convolution sees it: itself in FP32 mode, a rounded copy in TF32 mode.
-Tensor operand(const Tensor& t) {
+// How one convolution computes. in: (N, C, ...), w: (O, C/groups, ...)
+struct Math {
+  bool half = false;
+  FloatFormat format = FloatFormat::Bf16;
+  Math(const Tensor& in, const Tensor& w, const char* op) {
+    half = halfPrecisionConvolution(in.dim(1), w.dim(0), &format);
+    if (half) cuda::requireHalfPrecision(format, op);
+  }
+};
+
+// The operand as the convolution sees it: itself in FP32 mode, a rounded copy in TF32
+// mode (on the host) or in a 16-bit mode (through the device's conversion kernels).
+Tensor operand(CudaBackend& device, const Math& math, const Tensor& t) {
+  if (math.half) {
+    Tensor copy = Tensor::empty(device, t.shape());
+    device.roundToFormat(t, math.format, copy);
+    return copy;
+  }
   if (convMath() != ConvMath::Tf32) return t;
   Tensor copy = Tensor::empty(cpuBackend(), t.shape());
   const float* src = t.data();
@@ -35,22 +57,42 @@ Tensor operand(const Tensor& t) {
   return copy;
 }
 
+// The result as cuDNN leaves it: in a 16-bit mode, rounded to the format.
+void finish(CudaBackend& device, const Math& math, Tensor& result) {
+  if (math.half) device.roundToFormat(result, math.format, result);
+}
+
 }  // namespace
 
 void CudaBackend::convForward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
-  rejectBf16OnGpu("conv forward");
-  cpuBackend().convForward(g, operand(x), operand(w), nullptr, y);
+  const Math math(x, w, "conv forward");
+  {
+    const Tensor xs = operand(*this, math, x), ws = operand(*this, math, w);
+    Fp32ConvolutionsOnThisThread fp32;  // the operands are rounded already
+    cpuBackend().convForward(g, xs, ws, nullptr, y);
+  }
+  finish(*this, math, y);
   if (bias) addChannelBias(y, *bias);
 }
 
 void CudaBackend::convBackwardData(const ConvGeometry& g, const Tensor& dy, const Tensor& w, Tensor& dx) {
-  rejectBf16OnGpu("conv backward data");
-  cpuBackend().convBackwardData(g, operand(dy), operand(w), dx);
+  const Math math(dx, w, "conv backward data");
+  {
+    const Tensor dys = operand(*this, math, dy), ws = operand(*this, math, w);
+    Fp32ConvolutionsOnThisThread fp32;
+    cpuBackend().convBackwardData(g, dys, ws, dx);
+  }
+  finish(*this, math, dx);
 }
 
 void CudaBackend::convBackwardWeights(const ConvGeometry& g, const Tensor& x, const Tensor& dy, Tensor& dw, Tensor* dbias) {
-  rejectBf16OnGpu("conv backward weights");
-  cpuBackend().convBackwardWeights(g, operand(x), operand(dy), dw, nullptr);
+  const Math math(x, dw, "conv backward weights");
+  {
+    const Tensor xs = operand(*this, math, x), dys = operand(*this, math, dy);
+    Fp32ConvolutionsOnThisThread fp32;
+    cpuBackend().convBackwardWeights(g, xs, dys, dw, nullptr);
+  }
+  finish(*this, math, dw);
   if (dbias) channelSum(dy, *dbias);
 }
 

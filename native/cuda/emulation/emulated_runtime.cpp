@@ -3,6 +3,7 @@
 #include <ucontext.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -233,8 +234,16 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int) {
   std::memset(prop, 0, sizeof(*prop));
   std::strncpy(prop->name, "segvol CUDA emulator (CPU)", sizeof(prop->name) - 1);
   prop->totalGlobalMem = segvol::emulation::kEmulatedMemory;
+  // An older GPU can be stood for (the half-precision checks): SEGVOL_EMULATED_COMPUTE_CAPABILITY=7.5.
   prop->major = 9;
   prop->minor = 0;
+  if (const char* capability = std::getenv("SEGVOL_EMULATED_COMPUTE_CAPABILITY")) {
+    int major = 0, minor = 0;
+    if (std::sscanf(capability, "%d.%d", &major, &minor) == 2) {
+      prop->major = major;
+      prop->minor = minor;
+    }
+  }
   prop->multiProcessorCount = 1;
   return cudaSuccess;
 }
