@@ -16,7 +16,8 @@ import { pipeline } from './pipeline';
 import { precision } from './precision';
 import { pyramid } from './pyramid';
 import { rnn } from './rnn';
+import { shapes } from './shapes';
 import { step } from './step';
 import { tf32 } from './tf32';
 
-export const suites: readonly Suite[] = [all, asyncOps, brats, blocks, consistent, convnet, memory, rnn, pipeline, tf32, step, eventloop, data, metrics, precision, pyramid, conv, peak];
+export const suites: readonly Suite[] = [all, asyncOps, brats, blocks, consistent, convnet, memory, rnn, pipeline, tf32, step, eventloop, data, metrics, precision, pyramid, conv, shapes, peak];

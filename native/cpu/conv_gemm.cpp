@@ -92,6 +92,11 @@ bool isFewTapConv(const ConvGeometry& g, const Tensor& x, const Tensor& w) {
   // kernels win on wide 2D convolutions (taps > 256); on dilated 3D (1, k, k) ones they
   // ran at 36-85 GFLOP/s against the product's 150 (VD2D3D's conv1b..conv3b), so those
   // take the product up to 1024 taps.
+  // From 16 input channels, oneDNN's direct 2D kernels (a vector of 16 channels) match the
+  // product or beat it: 3x3, 16 -> 16 on 4 x 64 x 64, forward and both gradients, 2.0-2.3 ms
+  // against 3.2-3.9; 16 -> 32 on 2 x 128 x 128: 6.1-6.4 against 7.9-9.9; 16 -> 128: even
+  // (npm run bench -- shapes).
+  if (planar && w.dim(1) >= 16) return false;
   return kh * kw > 1 && planeVoxels >= 64 && taps <= (slices ? 1024 : 256);
 }
 
