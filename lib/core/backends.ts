@@ -64,7 +64,7 @@ export function availableMemory(device: DeviceName): { free: number; total: numb
   // Inside a cgroup the limit binds first; outside it, what the kernel has left.
   const inCgroup = used !== undefined && Number.isFinite(cgroupLimit() ?? Infinity);
   // Blocks segvol caches count as used to the kernel, but the next allocations take them first.
-  const cached = native.memoryStats().cpu.cachedBytes;
+  const cached = native.cachedBytes('cpu');
   const free = (inCgroup ? Math.min(total - used, systemFree) : systemFree) + cached;
   return { free: Math.min(total, Math.max(0, free)), total };
 }

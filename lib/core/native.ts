@@ -147,6 +147,7 @@ export interface NativeBinding {
 
   tensorFromArray(data: Float32Array, shape: number[], device: DeviceName): H;
   tensorFull(shape: number[], value: number, device: DeviceName): H;
+  cachedBytes(device: DeviceName): number;
   memoryStats(): Record<DeviceName, { tensors: number; storages: number; bytes: number; peakBytes: number; cachedBytes: number }>;
   resetPeakMemory(device: DeviceName): void;
   releaseCachedMemory(device: DeviceName): number;

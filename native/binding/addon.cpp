@@ -27,6 +27,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"memoryStats", MemoryStatsFn},
       {"resetPeakMemory", ResetPeakMemory},
       {"releaseCachedMemory", ReleaseCachedMemory},
+      {"cachedBytes", CachedBytes},
       {"deviceMemory", DeviceMemoryFn},
       // tensor.cpp
       {"tensorFromArray", TensorFromArray},

@@ -133,6 +133,14 @@ Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
   });
 }
 
+// cachedBytes(device) -> the bytes of freed blocks the device's backend keeps for reuse (0 where absent)
+Napi::Value CachedBytes(const Napi::CallbackInfo& info) {
+  return guard(info, [&] {
+    Backend* backend = backendIfAvailable(deviceArg(info[0], "cachedBytes"));
+    return Napi::Value(Napi::Number::New(info.Env(), static_cast<double>(backend ? backend->cachedBytes() : 0)));
+  });
+}
+
 // releaseCachedMemory(device) -> the bytes of cached blocks given back (0 where the device is absent)
 Napi::Value ReleaseCachedMemory(const Napi::CallbackInfo& info) {
   return guard(info, [&] {

@@ -11,7 +11,7 @@ using Callback = Napi::Value(const Napi::CallbackInfo& info);
 
 // backends.cpp: status, settings, profiling, memory statistics
 Callback Backends, PrimitiveCacheStatsFn, Synchronize, SetConvMath, GetConvMath, CpuBf16Unsupported, ProfileStart, ProfileStop,
-    MemoryStatsFn, ResetPeakMemory, DeviceMemoryFn, ReleaseCachedMemory;
+    MemoryStatsFn, ResetPeakMemory, DeviceMemoryFn, ReleaseCachedMemory, CachedBytes;
 // tensor.cpp
 Callback TensorFromArray, TensorFull, TensorShape, TensorDevice, TensorToArray, TensorTo, TensorReshape, TensorDispose,
     TensorIsDisposed, FirstNonFinite;

@@ -215,11 +215,11 @@ dnnl::convolution_forward::primitive_desc forwardPd(const ConvGeometry& g, const
 }
 
 // A buffer for the length of one call, from the backend's block cache. oneDNN's own
-// allocation goes through malloc, which maps a large buffer fresh on every call: the
-// MRI decoder's last 64-channel convolution (3 x 64 x 3 x 240 x 240) faulted 65,000
-// pages a call, and inside a training step, where those pages come back from far
-// away, that cost 0.8-1.4 s of system time: 0.8-1.3 s for a convolution that takes
-// 0.25 s on reused memory.
+// allocation goes through malloc, which maps a large buffer fresh on every call, and
+// each first touch costs a page fault and a page clear: the MRI decoder's last
+// 64-channel convolution (3 x 64 x 3 x 240 x 240) faulted 65,000 pages a call and took
+// 0.8-1.3 s inside a training step, against 0.25 s on reused memory (host_backend.cpp's
+// cache limit has the system-time figures).
 class CallBuffer {
  public:
   CallBuffer(HostBackend& backend, size_t bytes)
