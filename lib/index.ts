@@ -4,6 +4,7 @@ import { rand2dMetrics } from './evaluation/rand2d';
 import { bratsMetrics } from './models/mri';
 
 export { availableMemory, backends, convMath, memoryStats, releaseCachedMemory, resetPeakMemory, setConvMath, synchronize, type BackendInfo, type ConvMath, type DeviceMemory } from './core/backends';
+export { closeDistributedGroup, distributedStatus, launcherEnv, openDistributedGroup, type DistributedGroup } from './core/distributed';
 export { SegvolError, type ErrorCode } from './core/errors';
 export { Tensor, tidy, keep, type Device, type TensorOptions } from './core/tensor';
 export { Random } from './core/random';
@@ -123,6 +124,8 @@ export {
   type WindowFilter, type ValidationOptions, type PhaseShape,
 } from './training/trainer';
 export type { ValidationMetric } from './training/validation';
+export type { DistributedOptions } from './training/distributed';
+export type { LossScalingOptions } from './training/loss_scaling';
 export { trainStep, trainStepAccumulated, type TrainStepOptions, type StepResult, type GradientClipping } from './training/step';
 export { estimateStepMemory, formatBytes, type StepMemory } from './training/memory';
 

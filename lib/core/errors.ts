@@ -9,7 +9,8 @@ export type ErrorCode =
   | 'ERR_NATIVE'
   | 'ERR_NOT_BUILT'
   | 'ERR_FORMAT'
-  | 'ERR_UNAVAILABLE';
+  | 'ERR_UNAVAILABLE'
+  | 'ERR_PEER_LOST';
 
 /** Thrown by segvol's TypeScript checks; native errors carry the same `code` field. */
 export class SegvolError extends Error {

@@ -148,6 +148,12 @@ export interface NativeBinding {
   tensorFromArray(data: Float32Array, shape: number[], device: DeviceName): H;
   tensorFull(shape: number[], value: number, device: DeviceName): H;
   cachedBytes(device: DeviceName): number;
+  distributedStatus(): { available: boolean; reason: string; plugin: string };
+  distributedInit(timeoutSeconds: number): Promise<{ rank: number; size: number; implementation: string }>;
+  distributedAllreduceMean(tensors: H[], timeoutSeconds: number, what: string): Promise<H[]>;
+  distributedBroadcast(bytes: Uint8Array, root: number, timeoutSeconds: number, what: string): Promise<Uint8Array>;
+  distributedAllgather(bytes: Uint8Array, timeoutSeconds: number, what: string): Promise<Uint8Array[]>;
+  distributedFinalize(): Promise<void>;
   memoryStats(): Record<DeviceName, { tensors: number; storages: number; bytes: number; peakBytes: number; cachedBytes: number }>;
   resetPeakMemory(device: DeviceName): void;
   releaseCachedMemory(device: DeviceName): number;

@@ -22,6 +22,27 @@ export class Random {
   setState(state: number): void {
     this.state = state >>> 0;
   }
+
+  /**
+   * A generator of its own for (seed, ...keys), the same wherever it is made: window g of
+   * step s draws from Random.derived(seed, s, g), so any process can draw any window
+   * without drawing the ones before it (data-parallel ranks split a batch this way).
+   */
+  static derived(seed: number, ...keys: number[]): Random {
+    let h = seed >>> 0;
+    for (const k of keys) h = mix32((h ^ Math.imul((k >>> 0) + 0x9e3779b9, 0x85ebca6b)) >>> 0);
+    return new Random(mix32(h ^ keys.length));
+  }
+}
+
+/** MurmurHash3's 32-bit finaliser: every input bit moves every output bit. */
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 /** A function form of Random, for initialisers. */

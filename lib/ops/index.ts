@@ -6,6 +6,7 @@
 import { setTapeKernels } from '../autograd/tape';
 import type { ImplementationName } from '../core/native';
 import { clstmOps } from './clstm';
+import { collectiveOps } from './collective';
 import { convolutionOps } from './convolution';
 import { elementwiseOps } from './elementwise';
 import { layoutOps } from './layout';
@@ -33,7 +34,7 @@ export { targetLossKinds, computeTargetLoss, type TargetLossKind, type TargetLos
 
 function families(impl: ImplementationName) {
   return [convolutionOps(impl), poolingOps(impl), normalizationOps(impl), elementwiseOps(impl), layoutOps(impl), clstmOps(impl), rnnOps(impl), lstmCellOps(impl),
-    lossOps(impl), targetLossOps(impl), reduceOps(impl), optimizerOps(impl)] as const;
+    lossOps(impl), targetLossOps(impl), reduceOps(impl), optimizerOps(impl), collectiveOps(impl)] as const;
 }
 
 type Families = ReturnType<typeof families>;

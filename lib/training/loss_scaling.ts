@@ -19,6 +19,16 @@ export interface LossScalerState {
   stepsSinceOverflow: number;
 }
 
+/** The Trainer's scaler: on by default with fp16, off with false; options turn it on with any precision. */
+export function lossScalerFor(option: unknown, precision: string | undefined): LossScaler | undefined {
+  const scaling = option ?? (precision === 'fp16' ? {} : false);
+  if (scaling === false) return undefined;
+  if (scaling === null || typeof scaling !== 'object') {
+    throw new SegvolError('ERR_ARGUMENT', `Trainer: lossScaling: expected options ({ initialScale, growthInterval }) or false, received ${describe(scaling)}`);
+  }
+  return new LossScaler(scaling as LossScalingOptions);
+}
+
 export class LossScaler {
   scale: number;
   stepsSinceOverflow = 0;
@@ -37,6 +47,13 @@ export class LossScaler {
     }
     this.scale = initialScale;
     this.growthInterval = growthInterval;
+  }
+
+  /** After a step: its progress report gets the scale it ran with, and the scale moves on. */
+  after(progress: { lossScale?: number; skipped?: boolean }, skipped: boolean): void {
+    progress.lossScale = this.scale;
+    progress.skipped = skipped;
+    this.update(skipped);
   }
 
   /** After a step: overflowed (skipped) or not. */

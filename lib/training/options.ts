@@ -9,6 +9,7 @@ import type { Batch } from './batch';
 import type { ClassWeighting } from './losses';
 import type { OptimizerConfig } from './optimizers';
 import type { Schedule } from './schedules';
+import type { DistributedOptions } from './distributed';
 import type { LossScalingOptions } from './loss_scaling';
 import type { GradientClipping } from './step';
 import type { TargetKind } from './targets';
@@ -124,6 +125,20 @@ export interface TrainerOptions {
    * turn it on with any precision. Its state is saved in checkpoints.
    */
   lossScaling?: LossScalingOptions | false;
+  /**
+   * Data-parallel training over the ranks of an MPI job (started by mpirun or srun): each
+   * rank draws batchSize / ranks windows of every batch (batchSize stays the global batch),
+   * the gradients are averaged by an allreduce, and rank 0 alone writes checkpoints and the
+   * log. Needs segvol built with MPI (ERR_NOT_BUILT otherwise). A rank that exits or stays
+   * silent past timeoutSeconds (default 300) ends the others with ERR_PEER_LOST. See docs/cluster.md.
+   */
+  distributed?: 'mpi' | DistributedOptions;
+  /**
+   * How windows are drawn: 'stream' (default) from one generator in turn; 'indexed': window g
+   * of step s from its own generator (seed, s, g), which data-parallel runs use (so N ranks at
+   * batch b draw the windows one process at N * b draws). Distributed runs are always 'indexed'.
+   */
+  windowSeeds?: 'stream' | 'indexed';
 }
 
 /** The convolution math a Trainer runs with (see setConvMath). */
@@ -208,7 +223,7 @@ export interface FitResult {
   validation?: { metric: ValidationMetric; best: number; bestStep: number };
 }
 
-export const trainerKeys = ['loss', 'optimizer', 'schedule', 'seed', 'clipGradients', 'memoryBudget', 'memorySchedule', 'precision', 'lossScaling'] as const;
+export const trainerKeys = ['loss', 'optimizer', 'schedule', 'seed', 'clipGradients', 'memoryBudget', 'memorySchedule', 'precision', 'lossScaling', 'distributed', 'windowSeeds'] as const;
 export const fitKeys = ['data', 'phases', 'size', 'outputSize', 'epochs', 'steps', 'stepsPerEpoch', 'batchSize', 'signal', 'onProgress', 'checkpoint',
   'validation', 'log', 'afterStep'] as const;
 export const validationKeys = ['data', 'windows', 'size', 'every', 'metric', 'patience'] as const;

@@ -32,6 +32,11 @@ export interface TrainStepOptions {
    * Inf then skip the step (result.skipped) instead of failing it: the caller lowers the scale.
    */
   lossScale?: number;
+  /**
+   * Data-parallel training: the gradients and the loss (summed over the parts) go through
+   * this before the checks, clipping and the update; it returns their means over the ranks.
+   */
+  collective?: (grads: Map<string, Tensor>, loss: number) => Promise<{ grads: Map<string, Tensor>; loss: number }>;
 }
 
 export interface StepResult {
@@ -119,6 +124,7 @@ async function step(model: ModelBase, optimizer: Optimizer, computeLoss: (() => 
         tape.dispose();
       }
     }
+    if (options.collective) ({ grads, loss: total } = await options.collective(grads!, total));
     if (checkFinite || options.lossScale !== undefined) {
       const names = [...grads!.keys()];
       const i = ops.firstNonFinite(names.map((n) => grads!.get(n)!));

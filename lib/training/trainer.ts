@@ -16,7 +16,8 @@ import { TrainingLog, withoutExtension } from './log';
 import { parseBudget, type MemoryBudget, type StepMemory } from './memory';
 import { Optimizer, sameUpdateRule, type OptimizerConfig } from './optimizers';
 import { fitKeys, trainerKeys, type FitOptions, type FitResult, type LossSpec, type Precision, type Progress, type TrainerOptions } from './options';
-import { LossScaler } from './loss_scaling';
+import { DataParallel, checkDistributed, indexedWindows, type DistributedOptions } from './distributed';
+import { lossScalerFor, type LossScaler } from './loss_scaling';
 import { lossConfigs, needsAllOutputs } from './phase_loss';
 import { checkPrecision, withPrecision } from './precision';
 import { resolvePlans, type Plan } from './plan';
@@ -60,6 +61,9 @@ export class Trainer extends EventEmitter {
   private readonly precision: Precision | undefined;
   /** Dynamic loss scaling (fp16 by default); undefined when off. */
   private readonly scaler: LossScaler | undefined;
+  private readonly distributed: DistributedOptions | undefined;
+  /** The ranks of a distributed run, once its first fit has opened the group. */
+  private parallel: DataParallel | undefined;
 
   constructor(readonly model: ModelBase, private readonly options: TrainerOptions = {}) {
     super();
@@ -74,14 +78,11 @@ export class Trainer extends EventEmitter {
     this.budget = budget === undefined || budget === '' ? undefined
       : { bytes: parseBudget(budget, source === 'option' ? 'Trainer: memoryBudget' : 'SEGVOL_MEMORY_BUDGET'), source };
     this.random = new Random(options.seed ?? 0);
-    this.windows = new WindowDrawer(this.random);
+    this.windows = new WindowDrawer(this.random, indexedWindows(options));
     lossConfigs(this.defaultLoss);
     this.precision = options.precision === undefined ? undefined : checkPrecision(options.precision, this.model.device);
-    const scaling = options.lossScaling ?? (this.precision === 'fp16' ? {} : false);
-    if (scaling !== false && (scaling === null || typeof scaling !== 'object')) {
-      throw new SegvolError('ERR_ARGUMENT', `Trainer: lossScaling: expected options ({ initialScale, growthInterval }) or false, received ${describe(scaling)}`);
-    }
-    this.scaler = scaling === false ? undefined : new LossScaler(scaling);
+    this.scaler = lossScalerFor(options.lossScaling, this.precision);
+    this.distributed = options.distributed === undefined ? undefined : checkDistributed(options.distributed);
   }
 
   /** Each phase's predicted peak memory per step and the schedule it will run with (undefined where it cannot be predicted). */
@@ -124,7 +125,9 @@ export class Trainer extends EventEmitter {
     const validator = options.validation === undefined ? undefined : new Validator(this.model, options.validation);
     validator?.checkPlans(plans);
     if (validator) validator.state = this.validationState;
-    const logFile = options.log === false ? undefined : options.log ?? (options.checkpoint ? `${withoutExtension(options.checkpoint.path)}.log.jsonl` : undefined);
+    if (this.distributed) this.parallel = await DataParallel.prepare(this.parallel, this.distributed, this.model, plans, this.windows, [this.options, options, this.position]);
+    const leader = this.parallel?.leader ?? true;  // rank 0 alone writes files
+    const logFile = !leader || options.log === false ? undefined : options.log ?? (options.checkpoint ? `${withoutExtension(options.checkpoint.path)}.log.jsonl` : undefined);
     // A run that starts from step 0 (not resumed) starts a new log rather than appending to an old one.
     if (logFile && this.position.step === 0 && !this.lastCheckpoint && fs.existsSync(logFile)) fs.rmSync(logFile);
     const log = logFile ? new TrainingLog(logFile) : undefined;
@@ -173,7 +176,7 @@ export class Trainer extends EventEmitter {
       const step = this.stepOn(plan, lr, options.checkpoint?.path);
       // While the compute thread runs this step, draw the next batch on the main thread.
       const next = this.position.stepInPhase + 1 >= plan.steps ? plans[plan.index + 1] : plan;
-      if (next && next.steps > 0 && !options.signal?.aborted) this.windows.prefetch(next);
+      if (next && next.steps > 0 && !options.signal?.aborted) this.windows.prefetch(next, this.position.step + 1);
       let stepResult: StepResult;
       try {
         stepResult = await step;
@@ -185,18 +188,13 @@ export class Trainer extends EventEmitter {
       this.position.step += 1;
       this.position.stepInPhase += 1;
       const progress = meter.after(plan, stepsBefore(this.position), this.position.stepInPhase, { ...stepResult, lr });
-      if (this.scaler) {
-        // A skipped step still counts: the schedule and the window stream go on, as with PyTorch's GradScaler.
-        progress.lossScale = this.scaler.scale;
-        progress.skipped = stepResult.skipped === true;
-        this.scaler.update(stepResult.skipped === true);
-      }
+      this.scaler?.after(progress, stepResult.skipped === true);  // a skipped step still counts, as with PyTorch's GradScaler
       let stopEarly = false;
       if (validator && validator.due(plan, this.position.stepInPhase)) {
         const score = await validator.score(plan);
         progress.validation = score;
         const { improved, stop } = validator.record(score, this.position.step);
-        if (improved && bestFile) this.model.save(bestFile);
+        if (improved && bestFile && leader) this.model.save(bestFile);
         stopEarly = stop;
         this.validationState = validator.state;
         const { best, bestStep } = validator.state!;
@@ -232,7 +230,7 @@ export class Trainer extends EventEmitter {
 
   /** One step of a phase on a batch: the batch's inputs are checked, then trainStep. */
   private async stepOn(plan: Plan, lr: number, checkpointPath: string | undefined): Promise<StepResult> {
-    const windows = this.windows.take(plan);
+    const windows = this.windows.take(plan, this.position.step);
     const batch = new Batch(windows, plan.size, plan.data.inputs, plan.names, this.model.device);
     const stepNumber = this.position.step + 1;
     const nonFinite = (where: string) => {
@@ -257,6 +255,7 @@ export class Trainer extends EventEmitter {
       }, {
         lr, nonFinite, ...(this.options.clipGradients ? { clipGradients: this.options.clipGradients } : {}),
         ...(this.scaler ? { lossScale: this.scaler.scale } : {}),
+        ...(this.parallel ? { collective: this.parallel.collective(stepNumber) } : {}),
       });
     } finally {
       batch.dispose();
@@ -270,6 +269,7 @@ export class Trainer extends EventEmitter {
    * kill at any instant leaves a pair that resumes.
    */
   save(path: string): void {
+    if (this.parallel && !this.parallel.leader) return;
     saveCheckpoint(path, this.model, {
       position: this.position, validation: this.validationState, random: this.windows.state, optimizer: this.optimizer,
       ...(this.scaler ? { lossScaler: this.scaler.state } : {}),

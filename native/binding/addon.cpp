@@ -70,6 +70,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"clamp", Clamp},
       {"clampBackward", ClampBackward},
       {"roundToPrecision", RoundToPrecision},
+      {"distributedStatus", DistributedStatus},
+      {"distributedInit", DistributedInit},
+      {"distributedAllreduceMean", DistributedAllreduceMean},
+      {"distributedBroadcast", DistributedBroadcast},
+      {"distributedAllgather", DistributedAllgather},
+      {"distributedFinalize", DistributedFinalize},
       {"sumOfSquares", SumOfSquares},
       // softmax.cpp
       {"softmax", Softmax},

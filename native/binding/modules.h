@@ -26,6 +26,8 @@ Callback Upsample, UpsampleBackward;
 Callback BatchNorm, BatchNormBackward;
 // elementwise.cpp
 Callback Activation, ActivationBackward, Add, Mul, Scale, Sum, Clamp, ClampBackward, SumOfSquares, RoundToPrecision;
+// distributed.cpp: the MPI collectives (Promises)
+Callback DistributedStatus, DistributedInit, DistributedAllreduceMean, DistributedBroadcast, DistributedAllgather, DistributedFinalize;
 // softmax.cpp
 Callback Softmax, SoftmaxBackward;
 // layout.cpp

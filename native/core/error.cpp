@@ -11,6 +11,8 @@ const char* errorCodeName(ErrorCode code) {
     case ErrorCode::NonFinite: return "ERR_NON_FINITE";
     case ErrorCode::Memory: return "ERR_MEMORY";
     case ErrorCode::Native: return "ERR_NATIVE";
+    case ErrorCode::NotBuilt: return "ERR_NOT_BUILT";
+    case ErrorCode::PeerLost: return "ERR_PEER_LOST";
   }
   return "ERR_NATIVE";
 }

@@ -14,6 +14,8 @@ enum class ErrorCode {
   NonFinite,  // ERR_NON_FINITE: NaN or Inf where only finite values make sense (weights, parameters)
   Memory,     // ERR_MEMORY: an allocation failed
   Native,     // ERR_NATIVE: a failure inside a library (oneDNN, CUDA) or a bug
+  NotBuilt,   // ERR_NOT_BUILT: a feature this build lacks (the MPI plugin)
+  PeerLost,   // ERR_PEER_LOST: a rank of a distributed job exited, stopped answering, or MPI failed
 };
 
 const char* errorCodeName(ErrorCode code);

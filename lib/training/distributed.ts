@@ -1,0 +1,108 @@
+// Data-parallel training across the ranks of an MPI job. Each rank draws its share of
+// every batch (indexed window seeds: rank r of N draws windows r*b..(r+1)*b-1 of a global
+// batch of N*b, the ones one process at the whole batch would draw), computes its
+// gradients, and one allreduce averages them with the loss; every rank then makes the
+// same update. Rank 0 alone writes checkpoints, the log and the best model. At start
+// the ranks compare digests of the model, its weights and the run's settings, and
+// refuse to train when one differs. See docs/cluster.md.
+import { createHash } from 'node:crypto';
+import { openDistributedGroup, type DistributedGroup } from '../core/distributed';
+import { describe, SegvolError } from '../core/errors';
+import { Tensor } from '../core/tensor';
+import { rejectUnknown } from '../core/validate';
+import type { ModelBase } from '../nn/model';
+import { ops } from '../ops';
+import type { Plan } from './plan';
+import type { IndexedWindows, WindowDrawer } from './windows';
+
+export interface DistributedOptions {
+  kind: 'mpi';
+  /** Seconds a collective may wait for the other ranks before failing with ERR_PEER_LOST (default 300). */
+  timeoutSeconds?: number;
+  /** Seconds the ranks may take to all start (default 600). */
+  startupTimeoutSeconds?: number;
+}
+
+/** The Trainer's distributed option, checked (before any MPI call). */
+export function checkDistributed(value: unknown): DistributedOptions {
+  const options = value === 'mpi' ? { kind: 'mpi' as const } : value;
+  if (options === null || typeof options !== 'object' || (options as { kind?: unknown }).kind !== 'mpi') {
+    throw new SegvolError('ERR_ARGUMENT', `Trainer: distributed: expected 'mpi' or { kind: 'mpi', timeoutSeconds?, startupTimeoutSeconds? }, received ${describe(value)}`);
+  }
+  rejectUnknown(options, ['kind', 'timeoutSeconds', 'startupTimeoutSeconds'], 'Trainer: distributed');
+  return options as DistributedOptions;
+}
+
+/** The drawer's indexed seeding for these options (distributed runs always), or undefined for the stream. */
+export function indexedWindows(options: { distributed?: unknown; windowSeeds?: unknown; seed?: number }): IndexedWindows | undefined {
+  const mode = options.windowSeeds ?? 'stream';
+  if (mode !== 'stream' && mode !== 'indexed') throw new SegvolError('ERR_ARGUMENT', `Trainer: windowSeeds: expected 'stream' or 'indexed', received ${describe(mode)}`);
+  return options.distributed !== undefined || mode === 'indexed' ? { seed: options.seed ?? 0, rank: 0, ranks: 1 } : undefined;
+}
+
+export class DataParallel {
+  private constructor(readonly group: DistributedGroup) {}
+
+  /** The group (opened on the first fit), made ready for this fit's plans (see ready()). */
+  static async prepare(existing: DataParallel | undefined, options: DistributedOptions, model: ModelBase, plans: readonly Plan[],
+    windows: WindowDrawer, settings: unknown): Promise<DataParallel> {
+    const parallel = existing ?? new DataParallel(await openDistributedGroup(options));
+    await parallel.ready(model, plans, windows, settings);
+    return parallel;
+  }
+
+  get leader(): boolean {
+    return this.group.rank === 0;
+  }
+
+  /**
+   * Before the first step: every phase's batch splits evenly over the ranks, the drawer
+   * draws this rank's share, and the ranks agree on the model, weights and settings.
+   */
+  async ready(model: ModelBase, plans: readonly Plan[], windows: WindowDrawer, settings: unknown): Promise<void> {
+    const { rank, size } = this.group;
+    for (const p of plans) {
+      if (p.batchSize % size !== 0) {
+        const lower = Math.max(size, p.batchSize - (p.batchSize % size));
+        throw new SegvolError('ERR_ARGUMENT', `fit: ${p.name}: the batch size ${p.batchSize} does not split over ${size} ranks; ` +
+          `the batch size is the global one (each rank draws batchSize / ranks windows): use ${lower} or ${lower + size}`);
+      }
+    }
+    windows.indexed = { seed: windows.indexed?.seed ?? 0, rank, ranks: size };
+    const digest = createHash('sha256');
+    digest.update(JSON.stringify({ settings, plans: plans.map((p) => ({ name: p.name, size: p.size, batchSize: p.batchSize, steps: p.steps })) }));
+    for (const [name, p] of model.namedParameters()) {
+      digest.update(`${name}:${p.shape.join('x')}:`);
+      digest.update(new Uint8Array(p.toArray().buffer));
+    }
+    const mine = new Uint8Array(digest.digest());
+    const all = await this.group.allgather(mine, 'the start-up check');
+    const differing = all.map((d, r) => (Buffer.compare(Buffer.from(d), Buffer.from(all[0]!)) === 0 ? -1 : r)).filter((r) => r >= 0);
+    if (differing.length > 0) {
+      throw new SegvolError('ERR_ARGUMENT', `distributed: rank${differing.length > 1 ? 's' : ''} ${differing.join(', ')} of ${size} differ${differing.length > 1 ? '' : 's'} ` +
+        `from rank 0 in the model, its weights or the training settings (seed, options, phases, checkpoint): every rank must run the same command on the same files`);
+    }
+  }
+
+  /** trainStep's collective for step `step` (1-based, named in errors). */
+  collective(step: number): (grads: Map<string, Tensor>, loss: number) => Promise<{ grads: Map<string, Tensor>; loss: number }> {
+    return (grads, loss) => this.reduce(grads, loss, step);
+  }
+
+  /** The gradients' and the loss's means over the ranks (one allreduce); the inputs are disposed. */
+  async reduce(grads: Map<string, Tensor>, loss: number, step: number): Promise<{ grads: Map<string, Tensor>; loss: number }> {
+    const names = [...grads.keys()];
+    const lossTensor = Tensor.fromArray([loss], [1], { device: grads.get(names[0]!)?.device ?? 'cpu' });
+    try {
+      const means = await ops.allreduceMean([...names.map((n) => grads.get(n)!), lossTensor],
+        { timeoutSeconds: this.group.timeoutSeconds, what: `the gradient allreduce of step ${step}` });
+      const reduced = new Map(names.map((n, i) => [n, means[i]!] as const));
+      const meanLoss = means[names.length]!.toArray()[0]!;
+      means[names.length]!.dispose();
+      for (const g of grads.values()) g.dispose();
+      return { grads: reduced, loss: meanLoss };
+    } finally {
+      lossTensor.dispose();
+    }
+  }
+}
