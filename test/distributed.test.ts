@@ -163,3 +163,30 @@ mpiTest('a rank killed mid-run: the other ends with ERR_PEER_LOST (exit 69) with
   model.dispose();
   for (const f of [checkpoint, `${checkpoint}.optimizer`, `${exitFile}.0`]) fs.rmSync(f, { force: true });
 });
+
+mpiTest('segvol train under mpirun -np 2: one report and one set of files (rank 0), each rank named once, MPI finalised', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-distributed-cli-'));
+  const cli = (args: string[]) => ['-r', 'ts-node/register/transpile-only', path.join(root, 'lib', 'cli', 'main.ts'), ...args];
+  const synth = spawnSync(process.execPath, cli(['synth', '--out', dir]), { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  t.is(synth.status, 0, synth.stderr);
+  const config = JSON.parse(fs.readFileSync(path.join(dir, 'train.json'), 'utf8')) as Record<string, unknown>;
+  delete config.stages;
+  Object.assign(config, {
+    model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hidden: [4, 6], fc: [5], kernel: 3, seed: 1 },
+    phases: [{ size: [4, 16, 16], steps: 4, batchSize: 2 }], checkpoint: { path: 'model.safetensors', every: 2 },
+  });
+  fs.writeFileSync(path.join(dir, 'dist.json'), JSON.stringify(config));
+  const args = ['-np', '2', '--oversubscribe', '--bind-to', 'none', '-x', 'OMP_NUM_THREADS', process.execPath, ...cli(['train', '--config', path.join(dir, 'dist.json')])];
+  const r = spawnSync('mpirun', args, {
+    cwd: root, encoding: 'utf8', timeout: 180_000, env: { ...process.env, OMP_NUM_THREADS: '1', OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' },
+  });
+  const output = r.stdout + r.stderr;
+  t.is(r.status, 0, output);
+  t.regex(output, /rank 0\/2 \(pid \d+/);
+  t.regex(output, /rank 1\/2 \(pid \d+/);
+  t.is((output.match(/finished at step 4/g) ?? []).length, 1, output);
+  const log = fs.readFileSync(path.join(dir, 'model.log.jsonl'), 'utf8').trim().split('\n');
+  t.is(log.length, 4, 'one log line per step, from rank 0 alone');
+  t.true(fs.existsSync(path.join(dir, 'model.safetensors')));
+  fs.rmSync(dir, { recursive: true, force: true });
+});

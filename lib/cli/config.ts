@@ -66,6 +66,11 @@ export interface TrainConfig extends TrainConfigObject, Omit<Phase, 'name' | 'da
   memoryBudget?: number | string;
   /** Convolution math while training: 'fp32' (default), 'bf16' (mixed precision, cpu or cuda), 'fp16' (cuda, loss-scaled), 'tf32' (cuda); see Trainer's precision. */
   precision?: 'fp32' | 'bf16' | 'tf32' | 'fp16';
+  /**
+   * Data-parallel training over MPI ranks (see docs/cluster.md): 'mpi', or { kind: 'mpi', timeoutSeconds,
+   * startupTimeoutSeconds }; 'none' trains in one process. Unset: 'mpi' when an MPI launcher started more than one rank.
+   */
+  distributed?: 'mpi' | 'none' | { kind: 'mpi'; timeoutSeconds?: number; startupTimeoutSeconds?: number };
   phases?: PhaseConfig[];
   /**
    * The PyraMiD-LSTM paper's bootstrap stages: a size and the paper's "epochs", which are
@@ -79,7 +84,7 @@ export interface TrainConfig extends TrainConfigObject, Omit<Phase, 'name' | 'da
 
 const genericSchema: Readonly<Record<string, readonly string[]>> = {
   '': ['model', 'data', 'validation', 'evaluation', 'phases', 'stages', 'epochs', 'steps', 'size', 'outputSize', 'stepsPerEpoch', 'batchSize', 'loss', 'optimizer',
-    'schedule', 'clipGradients', 'memoryBudget', 'precision', 'seed', 'checkpoint', 'settings'],
+    'schedule', 'clipGradients', 'memoryBudget', 'precision', 'seed', 'checkpoint', 'settings', 'distributed'],
   data: ['volume', 'labels', 'mask', 'stacks', 'weights', 'flip', 'rotate', 'rotation', 'classAware', 'normalize', 'classNames'],
   'data.stacks[]': stackKeys,
   validation: ['volume', 'labels', 'mask', 'stacks', 'weights', 'windows', 'size', 'every', 'metric', 'patience'],

@@ -3,6 +3,7 @@
 // (recursive training's first network); the rest is the Trainer.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { launcherEnv } from '../core/distributed';
 import { SegvolError } from '../core/errors';
 import type { Device } from '../core/tensor';
 import type { DataSource } from '../data/samplers';
@@ -10,6 +11,7 @@ import type { CliContext, ContinuedTraining } from '../models/family';
 import { loadModel } from '../models/load';
 import type { ModelBase } from '../nn/model';
 import { withoutExtension } from '../training/log';
+import type { DistributedOptions } from '../training/distributed';
 import { formatBytes } from '../training/memory';
 import { Trainer, type FitOptions } from '../training/trainer';
 import { buildModel, familyOfConfig, loadTrainingData, loadTrainingStacks, paperSettings, phasesOf, type TrainConfig } from './config';
@@ -23,6 +25,13 @@ export interface TrainRunOptions {
   overwrite?: boolean;
   device: Device;
   signal: AbortSignal;
+}
+
+/** The run's distributed option: the config's, or 'mpi' when an MPI launcher started several ranks. */
+function distributedOf(config: TrainConfig): DistributedOptions | undefined {
+  const d = config.distributed ?? ((launcherEnv()?.size ?? 1) > 1 ? 'mpi' : 'none');
+  if (d === 'none') return undefined;
+  return d === 'mpi' ? { kind: 'mpi' } : (d as DistributedOptions);
 }
 
 /** The files a run writes beside its checkpoint. */
@@ -82,10 +91,16 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
     if (!fs.existsSync(path.dirname(config.checkpoint.path))) {
       throw new SegvolError('ERR_ARGUMENT', `checkpoint.path ${config.checkpoint.path}: the folder ${path.dirname(config.checkpoint.path)} does not exist; create it first`);
     }
-    claimCheckpoint(config.checkpoint.path, options, cli);
+    // Rank 0 alone writes (and replaces) files.
+    if ((launcherEnv()?.rank ?? 0) === 0) claimCheckpoint(config.checkpoint.path, options, cli);
   }
+  const distributed = distributedOf(config);
   const model = buildModel(config, settings).to(options.device);
   const ownLoop = familyOfConfig(config).training?.fit;
+  if (ownLoop && distributed) {
+    throw new SegvolError('ERR_ARGUMENT', `distributed: the ${familyOfConfig(config).name} family trains with its own loop, which runs in one process in this version; ` +
+      'start it without mpirun (or set "distributed": "none")');
+  }
   if (ownLoop) {
     await ownLoop({
       config, baseDir, model, signal: options.signal, ...(options.resume ? { resume: options.resume } : {}),
@@ -118,7 +133,7 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
     ...(loss ? { loss } : {}), ...(optimizer ? { optimizer } : {}),
     ...(config.schedule ? { schedule: config.schedule } : {}), ...(config.clipGradients ? { clipGradients: config.clipGradients } : {}),
     ...(config.memoryBudget !== undefined ? { memoryBudget: config.memoryBudget } : {}), seed: config.seed ?? 0,
-    ...(config.precision !== undefined ? { precision: config.precision } : {}),
+    ...(config.precision !== undefined ? { precision: config.precision } : {}), ...(distributed ? { distributed } : {}),
   });
   if (options.resume) {
     trainer.resume(options.resume, { freshOptimizer: options.freshOptimizer === true });
@@ -167,7 +182,8 @@ export async function trainFromConfig(config: TrainConfig, baseDir: string, opti
   cli.print(`${label}${result.aborted ? 'stopped' : result.stoppedEarly ? 'stopped early (validation stopped improving)' : 'finished'} at step ` +
     `${result.steps}, last loss ${result.lastLoss.toFixed(5)}${best}` + (config.checkpoint ? `; checkpoint ${config.checkpoint.path}` : ''));
   if (result.aborted && label) throw new SegvolError('ERR_ARGUMENT', 'stopped during the first stage of training');
-  if (config.checkpoint && !fs.existsSync(config.checkpoint.path)) model.save(config.checkpoint.path);
-  if (config.evaluation && !result.aborted) await evaluateStacks(model, config, baseDir, settings, prepared?.inputsFor, cli);
+  const leader = (launcherEnv()?.rank ?? 0) === 0 || !distributed;
+  if (leader && config.checkpoint && !fs.existsSync(config.checkpoint.path)) model.save(config.checkpoint.path);
+  if (leader && config.evaluation && !result.aborted) await evaluateStacks(model, config, baseDir, settings, prepared?.inputsFor, cli);
   return model;
 }

@@ -1,12 +1,24 @@
 // segvol train: trains a model from a JSON config; Ctrl-C stops after the current
 // step and writes the checkpoint.
 import type { Command } from 'commander';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { InvalidArgumentError } from 'commander';
 import type { Device } from '../../core/tensor';
 import type { Precision } from '../../training/trainer';
 import { readTrainConfig } from '../config';
+import { closeDistributedGroup, launcherEnv } from '../../core/distributed';
 import { deviceOption, precisionOption, terminal } from '../context';
+import { EXIT_UNAVAILABLE, exitWith } from '../signals';
 import { trainFromConfig } from '../train_run';
+
+function distributedOption(value: string): 'mpi' | 'none' {
+  if (value !== 'mpi' && value !== 'none') throw new InvalidArgumentError(`expected mpi or none, received ${value}`);
+  return value;
+}
+
+/** What ranks other than 0 print: nothing but errors. */
+const quiet = { ...terminal, progress: () => ({ update: () => undefined, done: () => undefined }), print: () => undefined, note: () => undefined };
 
 export function registerTrain(program: Command): void {
   program.command('train')
@@ -16,9 +28,16 @@ export function registerTrain(program: Command): void {
     .option('--fresh-optimizer', 'with --resume: go on from the checkpoint\'s weights with fresh optimizer state (when its optimizer state is missing)')
     .option('--overwrite', 'replace an existing model file of the config (and its log, optimizer state and best model) instead of refusing')
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
+    .option('--distributed <mode>', "mpi: data-parallel over the ranks mpirun or srun started; none: one process (default: mpi when launched as several ranks)", distributedOption)
     .option('--precision <mode>', "convolution math: fp32 (default), bf16 (mixed precision: cpu with AVX512-BF16, or cuda), fp16 (cuda, loss-scaled) or tf32 (cuda); overrides the config's precision", precisionOption)
-    .action(async (options: { config: string; resume?: string; freshOptimizer?: boolean; overwrite?: boolean; device: Device; precision?: Precision }) => {
+    .action(async (options: { config: string; resume?: string; freshOptimizer?: boolean; overwrite?: boolean; device: Device; precision?: Precision;
+      distributed?: 'mpi' | 'none' }) => {
       const config = readTrainConfig(options.config);
+      if (options.distributed !== undefined) config.distributed = options.distributed;
+      const launched = launcherEnv();
+      // Each rank says who it is once; the other ranks' progress would repeat rank 0's, so only rank 0 reports.
+      if (launched && launched.size > 1 && config.distributed !== 'none') process.stderr.write(`rank ${launched.rank}/${launched.size} (pid ${process.pid}, host ${os.hostname()})\n`);
+      const cli = launched && launched.rank > 0 && config.distributed !== 'none' ? quiet : terminal;
       const baseDir = path.dirname(path.resolve(options.config));  // paths in the config are relative to it
       const controller = new AbortController();
       // SIGINT (Ctrl-C) and SIGTERM (what Slurm and Kubernetes send before preempting) both stop after
@@ -31,9 +50,17 @@ export function registerTrain(program: Command): void {
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
       if (options.precision !== undefined) config.precision = options.precision;
-      await trainFromConfig(config, baseDir, {
-        device: options.device, signal: controller.signal, ...(options.resume ? { resume: options.resume } : {}),
-        ...(options.freshOptimizer ? { freshOptimizer: true } : {}), ...(options.overwrite ? { overwrite: true } : {}),
-      }, terminal);
+      try {
+        await trainFromConfig(config, baseDir, {
+          device: options.device, signal: controller.signal, ...(options.resume ? { resume: options.resume } : {}),
+          ...(options.freshOptimizer ? { freshOptimizer: true } : {}), ...(options.overwrite ? { overwrite: true } : {}),
+        }, cli);
+        await closeDistributedGroup();  // MPI counts a rank that exits without finalising as failed
+      } catch (error) {
+        // A lost peer: say so with the code, and exit 69 (unavailable) without waiting on MPI.
+        if ((error as { code?: string }).code !== 'ERR_PEER_LOST') throw error;
+        console.error(`segvol: [ERR_PEER_LOST] ${(error as Error).message.replace(/^segvol: /, '')}`);
+        exitWith(EXIT_UNAVAILABLE);
+      }
     });
 }
