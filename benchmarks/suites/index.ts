@@ -8,6 +8,7 @@ import { consistent } from './consistent';
 import { conv } from './conv';
 import { convnet } from './convnet';
 import { data } from './data';
+import { distributed } from './distributed';
 import { eventloop } from './eventloop';
 import { memory } from './memory';
 import { metrics } from './metrics';
@@ -20,4 +21,4 @@ import { shapes } from './shapes';
 import { step } from './step';
 import { tf32 } from './tf32';
 
-export const suites: readonly Suite[] = [all, asyncOps, brats, blocks, consistent, convnet, memory, rnn, pipeline, tf32, step, eventloop, data, metrics, precision, pyramid, conv, shapes, peak];
+export const suites: readonly Suite[] = [all, asyncOps, brats, blocks, consistent, convnet, memory, rnn, pipeline, tf32, step, eventloop, data, metrics, precision, pyramid, conv, shapes, distributed, peak];
