@@ -190,3 +190,27 @@ mpiTest('segvol train under mpirun -np 2: one report and one set of files (rank 
   t.true(fs.existsSync(path.join(dir, 'model.safetensors')));
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+mpiTest('a rank started with another seed is refused at start-up on every rank (ERR_ARGUMENT naming it)', async (t) => {
+  const r = await launch(2, { STEPS: '2', BATCH: '2', SEED_OF_RANK_1: '8' });
+  t.is((r.output.match(/\[ERR_ARGUMENT\] segvol: distributed: rank 1 of 2 differs from rank 0/g) ?? []).length, 2, r.output);
+});
+
+mpiTest('resume with another number of ranks: 2 ranks for 3 steps, then 1 process to step 5, ends where 1 process alone does', async (t) => {
+  const checkpoint = temp('ranks.safetensors'), resumed = temp('resumed.json'), straight = temp('straight.json');
+  const first = await launch(2, { STEPS: '3', BATCH: '2', CHECKPOINT: checkpoint });
+  t.is(first.status, 0, first.output);
+  const second = alone({ STEPS: '5', BATCH: '2', RESUME: checkpoint, OUT: resumed });
+  t.is(second.status, 0, second.output);
+  const reference = alone({ STEPS: '5', BATCH: '2', OUT: straight });
+  t.is(reference.status, 0, reference.output);
+  const a = JSON.parse(fs.readFileSync(resumed, 'utf8')) as { weights: Record<string, number[]> };
+  const b = JSON.parse(fs.readFileSync(straight, 'utf8')) as typeof a;
+  let largest = 0, worst = 0;
+  for (const [name, values] of Object.entries(b.weights)) {
+    values.forEach((v, i) => { largest = Math.max(largest, Math.abs(v)); worst = Math.max(worst, Math.abs(v - a.weights[name]![i]!)); });
+  }
+  t.log(`after the resume: largest difference ${(worst / largest).toExponential(2)} of the largest weight`);
+  t.true(worst <= 1e-6 * largest);
+  for (const f of [checkpoint, `${checkpoint}.optimizer`, resumed, straight]) fs.rmSync(f, { force: true });
+});

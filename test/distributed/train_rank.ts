@@ -12,12 +12,16 @@ async function main(): Promise<void> {
   const data = new VolumeSampler({ volume: em.image, shape: [1, 8, 32, 32], labels: em.labels });
   const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [4, 6], fc: [5], kernel: 3, seed: 1 });
   const distributed = process.env.DISTRIBUTED === '1';
+  const rank = Number(process.env.OMPI_COMM_WORLD_RANK ?? 0);
+  // SEED_OF_RANK_1: rank 1 runs with another seed (the start-up check must refuse it).
+  const seed = rank === 1 && process.env.SEED_OF_RANK_1 ? Number(process.env.SEED_OF_RANK_1) : 7;
   const trainer = new Trainer(model, {
-    seed: 7, optimizer: process.env.OPTIMIZER === 'adam' ? { kind: 'adam', lr: 1e-2 } : { kind: 'sgd', lr: 0.05, momentum: 0.9 },
+    seed, optimizer: process.env.OPTIMIZER === 'adam' ? { kind: 'adam', lr: 1e-2 } : { kind: 'sgd', lr: 0.05, momentum: 0.9 },
     ...(distributed ? { distributed: { kind: 'mpi' as const, timeoutSeconds: Number(process.env.TIMEOUT ?? 60) } } : { windowSeeds: 'indexed' as const }),
   });
   const losses: number[] = [];
   const checkpoint = process.env.CHECKPOINT;
+  if (process.env.RESUME) trainer.resume(process.env.RESUME);
   const pidLine = `rank ${process.env.OMPI_COMM_WORLD_RANK ?? '-'} pid ${process.pid}`;
   console.log(pidLine);
   await trainer.fit({
@@ -25,7 +29,6 @@ async function main(): Promise<void> {
     ...(checkpoint ? { checkpoint: { path: checkpoint, every: 1 } } : {}),
     ...(process.env.STEP_PAUSE_MS ? { afterStep: () => new Promise<void>((r) => setTimeout(r, Number(process.env.STEP_PAUSE_MS))) } : {}),
   });
-  const rank = Number(process.env.OMPI_COMM_WORLD_RANK ?? 0);
   if (rank === 0 && process.env.OUT) {
     const weights = Object.fromEntries([...model.namedParameters()].map(([name, p]) => [name, [...p.toArray()]]));
     fs.writeFileSync(process.env.OUT, JSON.stringify({ losses, weights }));
