@@ -140,6 +140,11 @@ export function setConvMath(mode: ConvMath): void {
   native.setConvMath(mode);
 }
 
+/** Empty where the CPU backend computes bf16 convolutions (AVX512-BF16), else why not. */
+export function cpuBf16Unsupported(): string {
+  return native.cpuBf16Unsupported();
+}
+
 export function convMath(): ConvMath {
   return native.getConvMath();
 }

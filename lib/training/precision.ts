@@ -1,7 +1,6 @@
 // The Trainer's precision option: checked before any step (refused where this machine
 // cannot compute it), and set for the length of a fit.
-import { convMath, setConvMath } from '../core/backends';
-import { native } from '../core/native';
+import { convMath, cpuBf16Unsupported, setConvMath } from '../core/backends';
 import { SegvolError } from '../core/errors';
 import { oneOf } from '../core/validate';
 import { precisions, type Precision } from './options';
@@ -15,7 +14,7 @@ export function checkPrecision(value: unknown, device: string): Precision {
   }
   // On cuda the first convolution checks the GPU's compute capability, before any update.
   if (precision !== 'bf16' || device !== 'cpu') return precision;
-  const unsupported = native.cpuBf16Unsupported();
+  const unsupported = cpuBf16Unsupported();
   if (unsupported) throw new SegvolError('ERR_DEVICE', `Trainer: precision 'bf16' needs AVX512-BF16: ${unsupported}`);
   return precision;
 }
