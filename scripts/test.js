@@ -50,7 +50,7 @@ async function main() {
   if (build.status !== 0) {
     results.push({ suite: 'emulated', status: 1, passed: 0, failed: 0, skipped: 0, note: 'the emulated addon did not build' });
   } else {
-    const emulated = await run(process.execPath, [ava, 'test/cuda.test.ts', 'test/cuda_precision.test.ts', 'test/pyramid.test.ts'],
+    const emulated = await run(process.execPath, [ava, 'test/cuda.test.ts', 'test/cuda_precision.test.ts', 'test/pyramid.test.ts', 'test/distributed.test.ts'],
       { SEGVOL_ADDON: 'build-emulated/Release/segvol.node', SEGVOL_REQUIRE_CUDA: '1' });
     results.push({ suite: 'emulated', status: emulated.status, ...counts(emulated.text) });
   }

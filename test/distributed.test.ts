@@ -214,3 +214,28 @@ mpiTest('resume with another number of ranks: 2 ranks for 3 steps, then 1 proces
   t.true(worst <= 1e-6 * largest);
   for (const f of [checkpoint, `${checkpoint}.optimizer`, resumed, straight]) fs.rmSync(f, { force: true });
 });
+
+// The cuda data path: NCCL on a GPU; on the emulated build its stand-in, which reduces through MPI.
+const emulatedAddon = path.join(root, 'build-emulated', 'Release', 'segvol.node');
+const emulatedMissing = missing ?? (fs.existsSync(emulatedAddon) ? undefined : `no emulated CUDA build at ${emulatedAddon} (npm test builds it; node scripts/build-native.js --emulated)`);
+(emulatedMissing === undefined ? test.serial : required && missing ? test.serial : test.skip)(
+  `2 cuda ranks (emulated build) reduce through the NCCL path and end with the weights of 1 cpu process at batch 2${emulatedMissing ? ` (skipped: ${emulatedMissing})` : ''}`,
+  async (t) => {
+    if (emulatedMissing) return t.fail(`SEGVOL_REQUIRE_MPI=1 but: ${emulatedMissing}`);
+    const single = temp('cpu.json'), multi = temp('cuda.json');
+    const one = alone({ STEPS: '4', BATCH: '2', OUT: single });
+    t.is(one.status, 0, one.output);
+    const two = await launch(2, { STEPS: '4', BATCH: '2', OUT: multi, DEVICE: 'cuda', SEGVOL_ADDON: emulatedAddon });
+    t.is(two.status, 0, two.output);
+    const a = JSON.parse(fs.readFileSync(single, 'utf8')) as { weights: Record<string, number[]> };
+    const b = JSON.parse(fs.readFileSync(multi, 'utf8')) as { weights: Record<string, number[]>; status: { cudaCollective: string; ncclReductions: number } };
+    t.is(b.status.cudaCollective, 'nccl');
+    t.is(b.status.ncclReductions, 4, 'one NCCL average a step');
+    let largest = 0, worst = 0;
+    for (const [name, values] of Object.entries(a.weights)) {
+      values.forEach((v, i) => { largest = Math.max(largest, Math.abs(v)); worst = Math.max(worst, Math.abs(v - b.weights[name]![i]!)); });
+    }
+    t.log(`cuda ranks vs one cpu process: ${(worst / largest).toExponential(2)} of the largest weight`);
+    t.true(worst <= 1e-5 * largest);
+    for (const f of [single, multi]) fs.rmSync(f, { force: true });
+  });

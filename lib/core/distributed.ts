@@ -17,10 +17,13 @@ export interface DistributedGroup {
   timeoutSeconds: number;
 }
 
-/** Whether this build can open a group: the MPI plugin, and why not. */
-export function distributedStatus(): { available: boolean; reason: string } {
-  const { available, reason } = native.distributedStatus();
-  return { available, reason };
+/**
+ * Whether this build can open a group (the MPI plugin), and why not; how cuda tensors are
+ * averaged ('nccl', or 'host memory: <why not NCCL>'), and how many averages NCCL did here.
+ */
+export function distributedStatus(): { available: boolean; reason: string; cudaCollective: string; ncclReductions: number } {
+  const { available, reason, cudaCollective, ncclReductions } = native.distributedStatus();
+  return { available, reason, cudaCollective, ncclReductions };
 }
 
 /** The rank and size an MPI launcher gave this process, from its environment (undefined: not launched so). */

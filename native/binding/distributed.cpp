@@ -33,6 +33,8 @@ Napi::Value DistributedStatus(const Napi::CallbackInfo& info) {
     o.Set("available", reason.empty());
     o.Set("reason", reason);
     o.Set("plugin", distributed::pluginPath());
+    o.Set("cudaCollective", distributed::cudaCollective());
+    o.Set("ncclReductions", static_cast<double>(distributed::ncclReductions()));
     return Napi::Value(o);
   });
 }

@@ -8,6 +8,9 @@
 #include "../core/backend.h"
 #include "../core/error.h"
 #include "comm_api.h"
+#ifdef SEGVOL_WITH_NCCL
+#include "../cuda/collective.h"
+#endif
 
 namespace segvol::distributed {
 namespace {
@@ -74,6 +77,8 @@ const SegvolCommApi& api() {
 
 Group group;
 bool ready = false;
+double lastTimeout = 300;
+int64_t ncclCount = 0;
 
 void check(int status, const char* error, const std::string& what) {
   if (status == SEGVOL_COMM_OK) return;
@@ -87,6 +92,15 @@ void requireInit(const std::string& what) {
 }  // namespace
 
 std::string unavailableReason() { return loaded().reason; }
+int64_t ncclReductions() { return ncclCount; }
+std::string cudaCollective() {
+#ifdef SEGVOL_WITH_NCCL
+  const std::string why = cuda::ncclUnavailableReason();
+  return why.empty() ? "nccl" : "host memory: " + why;
+#else
+  return "host memory: segvol was built without NCCL headers (set NCCL_ROOT, or pip install nvidia-nccl-cu13, then rebuild)";
+#endif
+}
 std::string pluginPath() { return loaded().path; }
 bool initialised() { return ready; }
 
@@ -104,6 +118,19 @@ Group init(double timeoutSeconds) {
 
 std::vector<Tensor> allreduceMean(const std::vector<const Tensor*>& tensors, double timeoutSeconds, const std::string& what) {
   requireInit(what);
+  lastTimeout = timeoutSeconds;
+  const bool onCuda = !tensors.empty() && tensors[0]->device() == Device::Cuda;
+  for (const Tensor* t : tensors) {
+    if ((t->device() == Device::Cuda) != onCuda) fail(ErrorCode::Device, what + ": expected every tensor on one device");
+  }
+#ifdef SEGVOL_WITH_NCCL
+  // cuda tensors: NCCL on the device (its id sent over MPI); without NCCL, host staging below.
+  if (onCuda && cuda::ncclUnavailableReason().empty()) {
+    ++ncclCount;
+    return cuda::ncclAllreduceMean(tensors, group.rank, group.size, timeoutSeconds, "rank " + std::to_string(group.rank) + "/" + std::to_string(group.size) + ", " + what,
+                                   [&](std::vector<uint8_t> id) { return broadcast(std::move(id), 0, timeoutSeconds, what + " (the NCCL id)"); });
+  }
+#endif
   int64_t total = 0;
   for (const Tensor* t : tensors) total += t->size();
   // One staging buffer for all: one collective per call (the caller sizes its buckets).
@@ -127,6 +154,12 @@ std::vector<Tensor> allreduceMean(const std::vector<const Tensor*>& tensors, dou
     means.push_back(std::move(mean));
   }
   return means;
+}
+
+void allreduceSumHost(float* data, int64_t count, const std::string& what) {
+  requireInit(what);
+  char error[512] = "";
+  check(api().allreduceSum(data, count, lastTimeout, error, sizeof(error)), error, what);
 }
 
 std::vector<uint8_t> broadcast(std::vector<uint8_t> data, int root, double timeoutSeconds, const std::string& what) {

@@ -18,6 +18,10 @@ struct Group {
   std::string implementation;  // "Open MPI v4.1.4"
 };
 
+// How cuda tensors are reduced: "nccl", or "host memory: <why not NCCL>"; and how many
+// reductions went through NCCL in this process.
+std::string cudaCollective();
+int64_t ncclReductions();
 // Empty when the plugin loads, else why not and what to install.
 std::string unavailableReason();
 // The plugin's path (where it was looked for when it did not load).
@@ -28,6 +32,9 @@ bool initialised();
 // The mean over the ranks of each tensor, as new tensors on the same devices (host
 // staging for device tensors). Every rank must pass tensors of the same sizes, in order.
 std::vector<Tensor> allreduceMean(const std::vector<const Tensor*>& tensors, double timeoutSeconds, const std::string& what);
+// data: (count) float32 in host memory, summed over the ranks in place (the timeout of the
+// last allreduceMean, or 300 s).
+void allreduceSumHost(float* data, int64_t count, const std::string& what);
 // root's bytes on every rank (each rank passes a buffer of the same size).
 std::vector<uint8_t> broadcast(std::vector<uint8_t> data, int root, double timeoutSeconds, const std::string& what);
 // Every rank's bytes (the same count on each), in rank order.

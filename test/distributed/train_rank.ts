@@ -3,7 +3,7 @@
 // job (DISTRIBUTED=1, started by mpirun) or alone with indexed window seeds, and writes
 // its weights and losses (rank 0, or the lone process) to OUT as JSON.
 import * as fs from 'node:fs';
-import { closeDistributedGroup, presets, Trainer, VolumeSampler } from '../../lib';
+import { closeDistributedGroup, distributedStatus, presets, Trainer, VolumeSampler } from '../../lib';
 import { syntheticEm } from '../../lib/data/synthetic';
 
 async function main(): Promise<void> {
@@ -11,6 +11,7 @@ async function main(): Promise<void> {
   const em = syntheticEm({ depth: 8, height: 32, width: 32, seed: 4 });
   const data = new VolumeSampler({ volume: em.image, shape: [1, 8, 32, 32], labels: em.labels });
   const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [4, 6], fc: [5], kernel: 3, seed: 1 });
+  if (process.env.DEVICE === 'cuda') model.to('cuda');
   const distributed = process.env.DISTRIBUTED === '1';
   const rank = Number(process.env.OMPI_COMM_WORLD_RANK ?? 0);
   // SEED_OF_RANK_1: rank 1 runs with another seed (the start-up check must refuse it).
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
   });
   if (rank === 0 && process.env.OUT) {
     const weights = Object.fromEntries([...model.namedParameters()].map(([name, p]) => [name, [...p.toArray()]]));
-    fs.writeFileSync(process.env.OUT, JSON.stringify({ losses, weights }));
+    fs.writeFileSync(process.env.OUT, JSON.stringify({ losses, weights, status: distributedStatus() }));
   }
   if (distributed) await closeDistributedGroup();
 }

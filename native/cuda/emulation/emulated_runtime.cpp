@@ -250,6 +250,8 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int) {
 
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 
+cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
+
 struct EmulatedEvent {
   std::chrono::steady_clock::time_point at;
 };
