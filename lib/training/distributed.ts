@@ -40,6 +40,26 @@ export function indexedWindows(options: { distributed?: unknown; windowSeeds?: u
   return options.distributed !== undefined || mode === 'indexed' ? { seed: options.seed ?? 0, rank: 0, ranks: 1 } : undefined;
 }
 
+/**
+ * The settings as text for the start-up digest: arrays of data by their type and length
+ * (a volume's values would make it as large as the data), tensors by their shape,
+ * functions by their source, signals left out.
+ */
+function describeSettings(settings: unknown): string {
+  const seen = new WeakSet<object>();
+  return JSON.stringify(settings, (_key, value: unknown) => {
+    if (ArrayBuffer.isView(value)) return `${value.constructor.name}(${(value as unknown as { length?: number }).length ?? value.byteLength})`;
+    if (value instanceof Tensor) return `Tensor(${value.shape.join('x')})`;
+    if (typeof value === 'function') return `function ${value.toString().length}:${value.toString().slice(0, 200)}`;
+    if (typeof AbortSignal !== 'undefined' && value instanceof AbortSignal) return undefined;
+    if (value !== null && typeof value === 'object') {
+      if (seen.has(value)) return '[seen]';
+      seen.add(value);
+    }
+    return value;
+  });
+}
+
 export class DataParallel {
   private constructor(readonly group: DistributedGroup) {}
 
@@ -70,7 +90,7 @@ export class DataParallel {
     }
     windows.indexed = { seed: windows.indexed?.seed ?? 0, rank, ranks: size };
     const digest = createHash('sha256');
-    digest.update(JSON.stringify({ settings, plans: plans.map((p) => ({ name: p.name, size: p.size, batchSize: p.batchSize, steps: p.steps })) }));
+    digest.update(describeSettings({ settings, plans: plans.map((p) => ({ name: p.name, size: p.size, batchSize: p.batchSize, steps: p.steps })) }));
     for (const [name, p] of model.namedParameters()) {
       digest.update(`${name}:${p.shape.join('x')}:`);
       digest.update(new Uint8Array(p.toArray().buffer));
