@@ -282,6 +282,21 @@ export const opCases: OpCase[] = [
     tolerance: { abs: 0, rel: 0 },
     finiteDifference: { step: 1e-3, tolerance: { abs: 5e-3, rel: 1e-2 } },
   },
+  // Straight-through: the gradient passes unchanged (no finite-difference check: rounding is a step function).
+  {
+    name: 'roundToPrecision bf16 (straight-through gradient)',
+    inputs: { x: { shape: [2, 3, 4, 5], init: 'distinct' } },
+    forward: (o, v) => o.roundToPrecision(v.x!, 'bf16'),
+    backward: (o, _v, _y, dy) => ({ x: o.scale(dy, 1) }),
+    tolerance: { abs: 0, rel: 0 },
+  },
+  {
+    name: 'roundToPrecision fp16 (straight-through gradient)',
+    inputs: { x: { shape: [3, 7] } },
+    forward: (o, v) => o.roundToPrecision(v.x!, 'fp16'),
+    backward: (o, _v, _y, dy) => ({ x: o.scale(dy, 1) }),
+    tolerance: { abs: 0, rel: 0 },
+  },
   {
     name: 'softmax over channels 3D',
     inputs: { x: { shape: [2, 4, 3, 4, 5] } },

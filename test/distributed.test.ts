@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { distributedStatus, loadModel, presets, Trainer, VolumeSampler } from '../lib';
+import { distributedStatus, loadModel, presets, Tensor, Trainer, VolumeSampler } from '../lib';
 import { Random } from '../lib/core/random';
 import { syntheticEm } from '../lib/data/synthetic';
 import { WindowDrawer } from '../lib/training/windows';
@@ -126,6 +126,41 @@ mpiTest('mpirun -np 2 at batch 1 per rank gives the weights of one process at ba
   t.true(worst <= 1e-6 * largest, `weights differ by ${worst} (largest weight ${largest})`);
   a.losses.forEach((l, i) => t.true(Math.abs(l - b.losses[i]!) <= 1e-6 * Math.abs(l), `loss of step ${i + 1}: ${l} vs ${b.losses[i]}`));
   for (const f of [single, multi]) fs.rmSync(f, { force: true });
+});
+
+mpiTest('gradients averaged in small buckets during backward (bucketMiB 0.01) give the same weights as one average after it', async (t) => {
+  const whole = temp('whole.json'), buckets = temp('buckets.json');
+  const a = await launch(2, { STEPS: '4', BATCH: '2', OUT: whole });
+  t.is(a.status, 0, a.output);
+  const b = await launch(2, { STEPS: '4', BATCH: '2', OUT: buckets, BUCKET_MIB: '0.01' });
+  t.is(b.status, 0, b.output);
+  const x = JSON.parse(fs.readFileSync(whole, 'utf8')) as { weights: Record<string, number[]>; status: { reductions: number } };
+  const y = JSON.parse(fs.readFileSync(buckets, 'utf8')) as typeof x;
+  t.is(x.status.reductions, 4, 'one bucket a step at the default 25 MiB');
+  t.true(y.status.reductions > 8, `${y.status.reductions} buckets in 4 steps`);
+  t.log(`${y.status.reductions} allreduces in 4 steps with 0.01 MiB buckets`);
+  // The same sums, in other groupings: bit for bit.
+  t.deepEqual(y.weights, x.weights);
+  for (const f of [whole, buckets]) fs.rmSync(f, { force: true });
+});
+
+test('the tape reports each parameter\'s gradient once, when it is final, and it is the gradient backward returns', async (t) => {
+  const model = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [2, 3], fc: [3], kernel: 3, seed: 1 });
+  const { GradientTape, ops } = await import('../lib');
+  const x = Tensor.fromArray(Float32Array.from({ length: 4 * 8 * 8 }, (_, i) => Math.sin(i)), [1, 1, 4, 8, 8]);
+  const tape = new GradientTape();
+  const out = await tape.record(async () => ops.scale(ops.sum([await model.forward({ input: x })]), 1));
+  const seen = new Map<Tensor, Float32Array>();
+  const grads = await tape.backward(out, Tensor.full(out.shape, 1), {
+    onLeafGradient: (leaf, g) => { t.false(seen.has(leaf), 'reported once'); seen.set(leaf, g.toArray()); },
+  });
+  t.is(seen.size, [...model.parameters().values()].length, 'every parameter reported');
+  for (const [leaf, g] of grads) {
+    if (!seen.has(leaf)) continue;
+    t.deepEqual(seen.get(leaf), g.toArray(), 'the reported gradient was already final');
+  }
+  tape.dispose();
+  model.dispose();
 });
 
 mpiTest('a batch that does not split over the ranks is refused on every rank (ERR_ARGUMENT), before any step', async (t) => {

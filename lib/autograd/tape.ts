@@ -115,10 +115,22 @@ export interface NonFiniteReport {
   output: number;
 }
 
+export interface BackwardOptions {
+  /**
+   * Called during backward with each requiresGrad (or watched) leaf and its gradient as
+   * soon as that gradient is final, before backward ends (data-parallel training starts
+   * averaging it then). The gradient is the one backward returns: read it, keep no reference
+   * past the step, and do not dispose it.
+   */
+  onLeafGradient?: (leaf: Tensor, gradient: Tensor) => void;
+}
+
 export class GradientTape {
   private nodes: Node[] = [];
   private readonly producers = new Map<Tensor, number>();
   private readonly watched = new Set<Tensor>();
+  /** Each gradient-receiving leaf's first op (its gradient is final once that op's backward has run). */
+  private readonly firstUse = new Map<Tensor, number>();
   private checks: Array<{ view: Tensor; node: number; output: number }> = [];
   private disposed = false;
 
@@ -160,6 +172,9 @@ export class GradientTape {
     const inputs = r.inputs.map((t) => t ?? null);
     const needs = inputs.map((t) => t !== null && this.tracks(t));
     const index = this.nodes.length;
+    inputs.forEach((t, i) => {
+      if (t !== null && needs[i] && !this.producers.has(t) && !this.firstUse.has(t)) this.firstUse.set(t, index);
+    });
     this.nodes.push({
       op: r.op, scope, inputs, needs, outputs: r.outputs, saved: (r.save ?? []).map((t) => viewOf(t)),
       keep: [...(r.keep ?? [])], backward: r.backward, done: false,
@@ -195,7 +210,8 @@ export class GradientTape {
    * one-element output such as a loss). Frees each node's saved state once its
    * gradient is done, so a tape runs backward once.
    */
-  async backward(outputs: Tensor | readonly Tensor[], seeds?: Tensor | ReadonlyArray<Tensor | undefined>): Promise<Map<Tensor, Tensor>> {
+  async backward(outputs: Tensor | readonly Tensor[], seeds?: Tensor | ReadonlyArray<Tensor | undefined>,
+    options: BackwardOptions = {}): Promise<Map<Tensor, Tensor>> {
     this.checkAlive('backward');
     const outs = outputs instanceof Tensor ? [outputs] : [...outputs];
     const given = seeds === undefined ? [] : seeds instanceof Tensor ? [seeds] : [...seeds];
@@ -254,6 +270,14 @@ export class GradientTape {
               if (input === null || !node.needs[i]) g.dispose();
               else accumulate(input, g);
             });
+          }
+          if (options.onLeafGradient) {
+            // Leaves first used here get no more gradient: theirs is final (read it, do not dispose it).
+            for (const input of new Set(node.inputs)) {
+              if (input !== null && this.firstUse.get(input) === k && grads.has(input) && (input.requiresGrad || this.watched.has(input))) {
+                options.onLeafGradient(input, grads.get(input)!);
+              }
+            }
           }
           this.release(node);
         }

@@ -19,11 +19,12 @@ export interface DistributedGroup {
 
 /**
  * Whether this build can open a group (the MPI plugin), and why not; how cuda tensors are
- * averaged ('nccl', or 'host memory: <why not NCCL>'), and how many averages NCCL did here.
+ * averaged ('nccl', or 'host memory: <why not NCCL>'); how many allreduces ran in this process
+ * (a step runs one per gradient bucket), and how many of them NCCL did.
  */
-export function distributedStatus(): { available: boolean; reason: string; cudaCollective: string; ncclReductions: number } {
-  const { available, reason, cudaCollective, ncclReductions } = native.distributedStatus();
-  return { available, reason, cudaCollective, ncclReductions };
+export function distributedStatus(): { available: boolean; reason: string; cudaCollective: string; reductions: number; ncclReductions: number } {
+  const { available, reason, cudaCollective, reductions, ncclReductions } = native.distributedStatus();
+  return { available, reason, cudaCollective, reductions, ncclReductions };
 }
 
 /** The rank and size an MPI launcher gave this process, from its environment (undefined: not launched so). */

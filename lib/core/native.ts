@@ -148,7 +148,7 @@ export interface NativeBinding {
   tensorFromArray(data: Float32Array, shape: number[], device: DeviceName): H;
   tensorFull(shape: number[], value: number, device: DeviceName): H;
   cachedBytes(device: DeviceName): number;
-  distributedStatus(): { available: boolean; reason: string; plugin: string; cudaCollective: string; ncclReductions: number };
+  distributedStatus(): { available: boolean; reason: string; plugin: string; cudaCollective: string; ncclReductions: number; reductions: number };
   distributedInit(timeoutSeconds: number): Promise<{ rank: number; size: number; implementation: string }>;
   distributedAllreduceMean(tensors: H[], timeoutSeconds: number, what: string): Promise<H[]>;
   distributedBroadcast(bytes: Uint8Array, root: number, timeoutSeconds: number, what: string): Promise<Uint8Array>;

@@ -1,6 +1,7 @@
 // Collectives across the ranks of a distributed job (an MPI group opened with
 // openDistributedGroup): not differentiable, like the optimizer update. They run on the
-// compute thread, the one MPI was started from, and return Promises.
+// communication thread, the one MPI was started from, and return Promises (so they run
+// beside backward on the compute thread).
 import { SegvolError } from '../core/errors';
 import { native, type ImplementationName } from '../core/native';
 import { handleOf, Tensor } from '../core/tensor';

@@ -13,6 +13,7 @@ import { rejectUnknown } from '../core/validate';
 import type { ModelBase } from '../nn/model';
 import { ops } from '../ops';
 import type { Plan } from './plan';
+import type { StepCollective } from './step';
 import type { IndexedWindows, WindowDrawer } from './windows';
 
 export interface DistributedOptions {
@@ -21,6 +22,8 @@ export interface DistributedOptions {
   timeoutSeconds?: number;
   /** Seconds the ranks may take to all start (default 600). */
   startupTimeoutSeconds?: number;
+  /** Gradients are averaged in buckets of about this many MiB, each as soon as backward has finished it (default 25, PyTorch DDP's). */
+  bucketMiB?: number;
 }
 
 /** The Trainer's distributed option, checked (before any MPI call). */
@@ -29,7 +32,11 @@ export function checkDistributed(value: unknown): DistributedOptions {
   if (options === null || typeof options !== 'object' || (options as { kind?: unknown }).kind !== 'mpi') {
     throw new SegvolError('ERR_ARGUMENT', `Trainer: distributed: expected 'mpi' or { kind: 'mpi', timeoutSeconds?, startupTimeoutSeconds? }, received ${describe(value)}`);
   }
-  rejectUnknown(options, ['kind', 'timeoutSeconds', 'startupTimeoutSeconds'], 'Trainer: distributed');
+  rejectUnknown(options, ['kind', 'timeoutSeconds', 'startupTimeoutSeconds', 'bucketMiB'], 'Trainer: distributed');
+  const bucket = (options as DistributedOptions).bucketMiB;
+  if (bucket !== undefined && !(typeof bucket === 'number' && bucket > 0)) {
+    throw new SegvolError('ERR_ARGUMENT', `Trainer: distributed.bucketMiB: expected a positive number, received ${describe(bucket)}`);
+  }
   return options as DistributedOptions;
 }
 
@@ -61,12 +68,12 @@ function describeSettings(settings: unknown): string {
 }
 
 export class DataParallel {
-  private constructor(readonly group: DistributedGroup) {}
+  private constructor(readonly group: DistributedGroup, private readonly options: DistributedOptions) {}
 
   /** The group (opened on the first fit), made ready for this fit's plans (see ready()). */
   static async prepare(existing: DataParallel | undefined, options: DistributedOptions, model: ModelBase, plans: readonly Plan[],
     windows: WindowDrawer, settings: unknown): Promise<DataParallel> {
-    const parallel = existing ?? new DataParallel(await openDistributedGroup(options));
+    const parallel = existing ?? new DataParallel(await openDistributedGroup(options), options);
     await parallel.ready(model, plans, windows, settings);
     return parallel;
   }
@@ -104,25 +111,62 @@ export class DataParallel {
     }
   }
 
-  /** trainStep's collective for step `step` (1-based, named in errors). */
-  collective(step: number): (grads: Map<string, Tensor>, loss: number) => Promise<{ grads: Map<string, Tensor>; loss: number }> {
-    return (grads, loss) => this.reduce(grads, loss, step);
-  }
-
-  /** The gradients' and the loss's means over the ranks (one allreduce); the inputs are disposed. */
-  async reduce(grads: Map<string, Tensor>, loss: number, step: number): Promise<{ grads: Map<string, Tensor>; loss: number }> {
-    const names = [...grads.keys()];
-    const lossTensor = Tensor.fromArray([loss], [1], { device: grads.get(names[0]!)?.device ?? 'cpu' });
-    try {
-      const means = await ops.allreduceMean([...names.map((n) => grads.get(n)!), lossTensor],
-        { timeoutSeconds: this.group.timeoutSeconds, what: `the gradient allreduce of step ${step}` });
-      const reduced = new Map(names.map((n, i) => [n, means[i]!] as const));
-      const meanLoss = means[names.length]!.toArray()[0]!;
-      means[names.length]!.dispose();
-      for (const g of grads.values()) g.dispose();
-      return { grads: reduced, loss: meanLoss };
-    } finally {
-      lossTensor.dispose();
-    }
+  /**
+   * trainStep's collective for step `step` (1-based, named in errors): gradients are averaged
+   * in buckets of about bucketMiB, each launched as soon as its gradients are final during
+   * backward (on the communication thread, while backward goes on); the rest and the loss
+   * after backward. Every rank launches the same buckets in the same order (same graph).
+   */
+  collective(step: number, model: ModelBase): StepCollective {
+    const names = new Map<Tensor, string>([...model.namedParameters()].map(([name, p]) => [p, name] as const));
+    const bucketBytes = (this.options.bucketMiB ?? 25) * 2 ** 20;
+    const what = `the gradient allreduce of step ${step}`;
+    const launched: Array<{ names: string[]; means: Promise<Tensor[]> }> = [];
+    let bucket: Array<[string, Tensor]> = [];
+    let bytes = 0;
+    const launch = (entries: Array<[string, Tensor]>, extra: Tensor[] = []) => {
+      const means = ops.allreduceMean([...entries.map(([, g]) => g), ...extra], { timeoutSeconds: this.group.timeoutSeconds, what });
+      means.catch(() => undefined);  // awaited in finish; a step that fails first must not leave it unhandled
+      launched.push({ names: entries.map(([n]) => n), means });
+    };
+    return {
+      gradientReady: (parameter, gradient) => {
+        const name = names.get(parameter);
+        if (name === undefined) return;
+        bucket.push([name, gradient]);
+        bytes += gradient.size * 4;
+        if (bytes >= bucketBytes) {
+          launch(bucket);
+          bucket = [];
+          bytes = 0;
+        }
+      },
+      finish: async (grads, loss) => {
+        const sent = new Set(launched.flatMap((l) => l.names));
+        const rest: Array<[string, Tensor]> = [...grads].filter(([n]) => !sent.has(n));
+        const lossTensor = Tensor.fromArray([loss], [1], { device: grads.values().next().value?.device ?? 'cpu' });
+        launch(rest, [lossTensor]);
+        const reduced = new Map<string, Tensor>();
+        let meanLoss = NaN;
+        try {
+          for (const l of launched) {
+            const means = await l.means;
+            l.names.forEach((n, i) => reduced.set(n, means[i]!));
+            for (const extra of means.slice(l.names.length)) {
+              meanLoss = extra.toArray()[0]!;
+              extra.dispose();
+            }
+          }
+        } catch (error) {
+          for (const t of reduced.values()) t.dispose();
+          throw error;
+        } finally {
+          lossTensor.dispose();
+        }
+        for (const g of grads.values()) g.dispose();
+        // The map in the order the step gave it (namedParameters order).
+        return { grads: new Map([...grads.keys()].map((n) => [n, reduced.get(n)!] as const)), loss: meanLoss };
+      },
+    };
   }
 }

@@ -32,11 +32,19 @@ export interface TrainStepOptions {
    * Inf then skip the step (result.skipped) instead of failing it: the caller lowers the scale.
    */
   lossScale?: number;
-  /**
-   * Data-parallel training: the gradients and the loss (summed over the parts) go through
-   * this before the checks, clipping and the update; it returns their means over the ranks.
-   */
-  collective?: (grads: Map<string, Tensor>, loss: number) => Promise<{ grads: Map<string, Tensor>; loss: number }>;
+  /** Data-parallel training: how the ranks average gradients (see StepCollective). */
+  collective?: StepCollective;
+}
+
+/**
+ * A step's gradient averaging across ranks. `gradientReady` sees each parameter's final
+ * gradient during backward (single-part steps), so averaging can start while backward
+ * goes on; `finish` gets every gradient and the loss (summed over the parts) before the
+ * checks, clipping and the update, and returns their means over the ranks.
+ */
+export interface StepCollective {
+  gradientReady?(parameter: Tensor, gradient: Tensor): void;
+  finish(grads: Map<string, Tensor>, loss: number): Promise<{ grads: Map<string, Tensor>; loss: number }>;
 }
 
 export interface StepResult {
@@ -104,7 +112,8 @@ async function step(model: ModelBase, optimizer: Optimizer, computeLoss: (() => 
           total += value;
           const seed = options.lossScale === undefined ? undefined
             : Tensor.full(loss.shape, options.lossScale, { device: loss.device });
-          const partGrads = model.gradientsByName(await tape.backward(loss, seed));
+          const ready = parts.length === 1 ? options.collective?.gradientReady : undefined;
+          const partGrads = model.gradientsByName(await tape.backward(loss, seed, ready ? { onLeafGradient: (p, g) => ready(p, g) } : {}));
           seed?.dispose();
           if (!grads) grads = partGrads;
           else {
@@ -124,7 +133,7 @@ async function step(model: ModelBase, optimizer: Optimizer, computeLoss: (() => 
         tape.dispose();
       }
     }
-    if (options.collective) ({ grads, loss: total } = await options.collective(grads!, total));
+    if (options.collective) ({ grads, loss: total } = await options.collective.finish(grads!, total));
     if (checkFinite || options.lossScale !== undefined) {
       const names = [...grads!.keys()];
       const i = ops.firstNonFinite(names.map((n) => grads!.get(n)!));

@@ -255,7 +255,7 @@ export class Trainer extends EventEmitter {
       }, {
         lr, nonFinite, ...(this.options.clipGradients ? { clipGradients: this.options.clipGradients } : {}),
         ...(this.scaler ? { lossScale: this.scaler.scale } : {}),
-        ...(this.parallel ? { collective: this.parallel.collective(stepNumber) } : {}),
+        ...(this.parallel ? { collective: this.parallel.collective(stepNumber, this.model) } : {}),
       });
     } finally {
       batch.dispose();

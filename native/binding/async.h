@@ -20,8 +20,8 @@ class PromiseWorker : public Napi::AsyncWorker {
   using Work = std::function<Result()>;
   using Finish = std::function<Napi::Value(Napi::Env, Result&)>;
 
-  static Napi::Promise start(Napi::Env env, Work work, Finish finish) {
-    auto* worker = new PromiseWorker(env, std::move(work), std::move(finish));
+  static Napi::Promise start(Napi::Env env, Work work, Finish finish, ComputeThread& thread = ComputeThread::instance()) {
+    auto* worker = new PromiseWorker(env, std::move(work), std::move(finish), thread);
     Napi::Promise promise = worker->deferred_.Promise();
     worker->Queue();
     return promise;
@@ -30,7 +30,7 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      result_ = std::make_unique<Result>(ComputeThread::instance().run(work_));
+      result_ = std::make_unique<Result>(thread_.run(work_));
     } catch (const Error& e) {
       code_ = e.code();
       message_ = e.what();
@@ -60,13 +60,14 @@ class PromiseWorker : public Napi::AsyncWorker {
   }
 
  private:
-  PromiseWorker(Napi::Env env, Work work, Finish finish)
+  PromiseWorker(Napi::Env env, Work work, Finish finish, ComputeThread& thread)
       : Napi::AsyncWorker(env, "segvol"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
-        finish_(std::move(finish)) {}
+        finish_(std::move(finish)), thread_(thread) {}
 
   Napi::Promise::Deferred deferred_;
   Work work_;
   Finish finish_;
+  ComputeThread& thread_;
   std::unique_ptr<Result> result_;
   ErrorCode code_ = ErrorCode::Native;
   std::string message_;
@@ -81,6 +82,13 @@ Napi::Value runMaybeAsync(Napi::Env env, bool async, Work work, Finish finish) {
   if (async) return PromiseWorker<Result>::start(env, std::move(work), std::move(finish));
   Result result = work();
   return finish(env, result);
+}
+
+// Runs work on the communication thread (ComputeThread::communication()) and settles a Promise.
+template <typename Work, typename Finish>
+Napi::Value runOnCommunicationThread(Napi::Env env, Work work, Finish finish) {
+  using Result = decltype(work());
+  return PromiseWorker<Result>::start(env, std::move(work), std::move(finish), ComputeThread::communication());
 }
 
 }  // namespace segvol::binding

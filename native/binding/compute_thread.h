@@ -23,6 +23,14 @@ class ComputeThread {
     return *thread;
   }
 
+  // The thread of distributed training's collectives (binding/distributed.cpp): MPI is
+  // initialised there and every MPI call comes from it (FUNNELED), and a gradient
+  // allreduce runs there while the compute thread goes on with backward.
+  static ComputeThread& communication() {
+    static ComputeThread* thread = new ComputeThread();
+    return *thread;
+  }
+
   // Runs fn on the compute thread and returns its result (or rethrows its exception).
   template <typename Fn>
   auto run(Fn&& fn) -> decltype(fn()) {

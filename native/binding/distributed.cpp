@@ -1,6 +1,7 @@
 // Bindings of the distributed collectives (lib/core/distributed.ts, lib/ops/collective.ts).
-// Every MPI call runs on the compute thread, the one MPI was initialised from (FUNNELED),
-// and returns a Promise, so a slow peer never blocks the event loop.
+// Every MPI call runs on the communication thread, the one MPI was initialised from
+// (FUNNELED), and returns a Promise: a slow peer never blocks the event loop, and a
+// gradient allreduce runs while the compute thread goes on with backward.
 #include "../distributed/communicator.h"
 #include "async.h"
 #include "convert.h"
@@ -35,6 +36,7 @@ Napi::Value DistributedStatus(const Napi::CallbackInfo& info) {
     o.Set("plugin", distributed::pluginPath());
     o.Set("cudaCollective", distributed::cudaCollective());
     o.Set("ncclReductions", static_cast<double>(distributed::ncclReductions()));
+    o.Set("reductions", static_cast<double>(distributed::reductions()));
     return Napi::Value(o);
   });
 }
@@ -43,7 +45,7 @@ Napi::Value DistributedStatus(const Napi::CallbackInfo& info) {
 Napi::Value DistributedInit(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
     const double timeout = numberArg(info[0], "distributed init", "timeoutSeconds");
-    return runMaybeAsync(info.Env(), true, [timeout] { return distributed::init(timeout); },
+    return runOnCommunicationThread(info.Env(), [timeout] { return distributed::init(timeout); },
                          [](Napi::Env env, distributed::Group& g) {
                            Napi::Object o = Napi::Object::New(env);
                            o.Set("rank", g.rank);
@@ -61,8 +63,8 @@ Napi::Value DistributedAllreduceMean(const Napi::CallbackInfo& info) {
     for (const Tensor* t : tensorListArg(info[0], "allreduceMean")) tensors.push_back(*t);
     const double timeout = numberArg(info[1], "allreduceMean", "timeoutSeconds");
     const std::string what = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "allreduceMean";
-    return runMaybeAsync(
-        info.Env(), true,
+    return runOnCommunicationThread(
+        info.Env(),
         [tensors, timeout, what] {
           std::vector<const Tensor*> pointers;
           for (const Tensor& t : tensors) pointers.push_back(&t);
@@ -83,7 +85,7 @@ Napi::Value DistributedBroadcast(const Napi::CallbackInfo& info) {
     const int root = static_cast<int>(numberArg(info[1], "broadcast", "root"));
     const double timeout = numberArg(info[2], "broadcast", "timeoutSeconds");
     const std::string what = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "broadcast";
-    return runMaybeAsync(info.Env(), true, [bytes, root, timeout, what] { return distributed::broadcast(bytes, root, timeout, what); },
+    return runOnCommunicationThread(info.Env(), [bytes, root, timeout, what] { return distributed::broadcast(bytes, root, timeout, what); },
                          [](Napi::Env env, std::vector<uint8_t>& out) { return bytesValue(env, out); });
   });
 }
@@ -94,7 +96,7 @@ Napi::Value DistributedAllgather(const Napi::CallbackInfo& info) {
     std::vector<uint8_t> bytes = bytesArg(info[0], "allgather");
     const double timeout = numberArg(info[1], "allgather", "timeoutSeconds");
     const std::string what = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "allgather";
-    return runMaybeAsync(info.Env(), true, [bytes, timeout, what] { return distributed::allgather(bytes, timeout, what); },
+    return runOnCommunicationThread(info.Env(), [bytes, timeout, what] { return distributed::allgather(bytes, timeout, what); },
                          [](Napi::Env env, std::vector<std::vector<uint8_t>>& parts) {
                            Napi::Array a = Napi::Array::New(env, parts.size());
                            for (size_t i = 0; i < parts.size(); ++i) a.Set(static_cast<uint32_t>(i), bytesValue(env, parts[i]));
@@ -106,7 +108,7 @@ Napi::Value DistributedAllgather(const Napi::CallbackInfo& info) {
 // () -> Promise<undefined>
 Napi::Value DistributedFinalize(const Napi::CallbackInfo& info) {
   return guard(info, [&] {
-    return runMaybeAsync(info.Env(), true, [] { distributed::finalize(); return true; },
+    return runOnCommunicationThread(info.Env(), [] { distributed::finalize(); return true; },
                          [](Napi::Env env, bool&) { return env.Undefined(); });
   });
 }

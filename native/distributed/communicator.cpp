@@ -78,7 +78,7 @@ const SegvolCommApi& api() {
 Group group;
 bool ready = false;
 double lastTimeout = 300;
-int64_t ncclCount = 0;
+int64_t ncclCount = 0, reductionCount = 0;
 
 void check(int status, const char* error, const std::string& what) {
   if (status == SEGVOL_COMM_OK) return;
@@ -93,6 +93,7 @@ void requireInit(const std::string& what) {
 
 std::string unavailableReason() { return loaded().reason; }
 int64_t ncclReductions() { return ncclCount; }
+int64_t reductions() { return reductionCount; }
 std::string cudaCollective() {
 #ifdef SEGVOL_WITH_NCCL
   const std::string why = cuda::ncclUnavailableReason();
@@ -119,6 +120,7 @@ Group init(double timeoutSeconds) {
 std::vector<Tensor> allreduceMean(const std::vector<const Tensor*>& tensors, double timeoutSeconds, const std::string& what) {
   requireInit(what);
   lastTimeout = timeoutSeconds;
+  ++reductionCount;
   const bool onCuda = !tensors.empty() && tensors[0]->device() == Device::Cuda;
   for (const Tensor* t : tensors) {
     if ((t->device() == Device::Cuda) != onCuda) fail(ErrorCode::Device, what + ": expected every tensor on one device");

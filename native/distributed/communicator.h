@@ -1,6 +1,6 @@
 // Collectives across the ranks of an MPI job, for data-parallel training. The MPI
 // plugin (segvol_mpi.so, built where MPI was found) is loaded on first use; every call
-// must come from one thread (the compute thread), since MPI is initialised FUNNELED.
+// must come from one thread (the binding's communication thread), since MPI is initialised FUNNELED.
 // Failures throw: ERR_NOT_BUILT where there is no usable plugin, ERR_PEER_LOST when a
 // peer exits, stops answering within the timeout, or MPI reports an error.
 #pragma once
@@ -22,6 +22,8 @@ struct Group {
 // reductions went through NCCL in this process.
 std::string cudaCollective();
 int64_t ncclReductions();
+// allreduceMean calls in this process (NCCL's included).
+int64_t reductions();
 // Empty when the plugin loads, else why not and what to install.
 std::string unavailableReason();
 // The plugin's path (where it was looked for when it did not load).

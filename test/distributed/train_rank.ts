@@ -18,7 +18,9 @@ async function main(): Promise<void> {
   const seed = rank === 1 && process.env.SEED_OF_RANK_1 ? Number(process.env.SEED_OF_RANK_1) : 7;
   const trainer = new Trainer(model, {
     seed, optimizer: process.env.OPTIMIZER === 'adam' ? { kind: 'adam', lr: 1e-2 } : { kind: 'sgd', lr: 0.05, momentum: 0.9 },
-    ...(distributed ? { distributed: { kind: 'mpi' as const, timeoutSeconds: Number(process.env.TIMEOUT ?? 60) } } : { windowSeeds: 'indexed' as const }),
+    ...(distributed ? {
+      distributed: { kind: 'mpi' as const, timeoutSeconds: Number(process.env.TIMEOUT ?? 60), ...(process.env.BUCKET_MIB ? { bucketMiB: Number(process.env.BUCKET_MIB) } : {}) },
+    } : { windowSeeds: 'indexed' as const }),
   });
   const losses: number[] = [];
   const checkpoint = process.env.CHECKPOINT;
