@@ -28,6 +28,7 @@ test('segvol info lists the backends', (t) => {
   t.is(r.status, 0, r.err);
   t.regex(r.out, /cpu\s+available\s+oneDNN/);
   t.regex(r.out, /cuda\s+(available|unavailable: )/);
+  t.regex(r.out, /distributed training: (MPI available; cuda ranks average through |unavailable: segvol was built without MPI)/);
 });
 
 test('segvol train --config, --resume, then predict', (t) => {
