@@ -163,6 +163,13 @@ test('the tape reports each parameter\'s gradient once, when it is final, and it
   model.dispose();
 });
 
+mpiTest('40 allreduces launched at once are issued in the order they were made, on every rank', async (t) => {
+  const args = ['-np', '2', '--oversubscribe', '--bind-to', 'none', process.execPath, '-r', 'ts-node/register/transpile-only', path.join(__dirname, 'distributed', 'many_collectives.ts')];
+  const r = spawnSync('mpirun', args, { cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' } });
+  t.is(r.status, 0, r.stdout + r.stderr);
+  t.is((r.stdout.match(/^OK$/gm) ?? []).length, 2, r.stdout + r.stderr);
+});
+
 mpiTest('a batch that does not split over the ranks is refused on every rank (ERR_ARGUMENT), before any step', async (t) => {
   const r = await launch(2, { STEPS: '2', BATCH: '3' });
   t.regex(r.output, /the batch size 3 does not split over 2 ranks.*use 2 or 4/);

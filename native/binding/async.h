@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "compute_thread.h"
@@ -20,9 +21,11 @@ class PromiseWorker : public Napi::AsyncWorker {
   using Work = std::function<Result()>;
   using Finish = std::function<Napi::Value(Napi::Env, Result&)>;
 
-  static Napi::Promise start(Napi::Env env, Work work, Finish finish, ComputeThread& thread = ComputeThread::instance()) {
+  // ordered: run in submission order on thread (ComputeThread::runInOrder), for collectives.
+  static Napi::Promise start(Napi::Env env, Work work, Finish finish, ComputeThread& thread = ComputeThread::instance(), bool ordered = false) {
     auto* worker = new PromiseWorker(env, std::move(work), std::move(finish), thread);
     Napi::Promise promise = worker->deferred_.Promise();
+    if (ordered) worker->ticket_ = thread.ticket();  // taken last: a ticket must never go unused
     worker->Queue();
     return promise;
   }
@@ -30,7 +33,7 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      result_ = std::make_unique<Result>(thread_.run(work_));
+      result_ = std::make_unique<Result>(ticket_ ? thread_.runInOrder(*ticket_, work_) : thread_.run(work_));
     } catch (const Error& e) {
       code_ = e.code();
       message_ = e.what();
@@ -68,6 +71,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   Work work_;
   Finish finish_;
   ComputeThread& thread_;
+  std::optional<uint64_t> ticket_;
   std::unique_ptr<Result> result_;
   ErrorCode code_ = ErrorCode::Native;
   std::string message_;
@@ -84,11 +88,12 @@ Napi::Value runMaybeAsync(Napi::Env env, bool async, Work work, Finish finish) {
   return finish(env, result);
 }
 
-// Runs work on the communication thread (ComputeThread::communication()) and settles a Promise.
+// Runs work on the communication thread (ComputeThread::communication()), in the order the
+// calls were made on the main thread, and settles a Promise.
 template <typename Work, typename Finish>
 Napi::Value runOnCommunicationThread(Napi::Env env, Work work, Finish finish) {
   using Result = decltype(work());
-  return PromiseWorker<Result>::start(env, std::move(work), std::move(finish), ComputeThread::communication());
+  return PromiseWorker<Result>::start(env, std::move(work), std::move(finish), ComputeThread::communication(), true);
 }
 
 }  // namespace segvol::binding

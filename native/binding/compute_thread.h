@@ -7,7 +7,9 @@
 #pragma once
 #include <condition_variable>
 #include <deque>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -45,6 +47,26 @@ class ComputeThread {
     return future.get();
   }
 
+  // A place in line, taken on the main thread when work is submitted: runInOrder runs
+  // work in the order of its tickets, whatever order the libuv pool threads that wait on
+  // it arrive in. Collectives need it: every rank must issue them in the same order.
+  uint64_t ticket() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return nextTicket_++;
+  }
+  template <typename Fn>
+  auto runInOrder(uint64_t ticket, Fn&& fn) -> decltype(fn()) {
+    using Result = decltype(fn());
+    std::packaged_task<Result()> task(std::forward<Fn>(fn));
+    std::future<Result> future = task.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ordered_.emplace(ticket, [&task] { task(); });
+    }
+    ready_.notify_all();
+    return future.get();
+  }
+
  private:
   ComputeThread() : worker_([this] { loop(); }) { worker_.detach(); }
 
@@ -53,9 +75,16 @@ class ComputeThread {
       std::function<void()> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        ready_.wait(lock, [this] { return !queue_.empty(); });
-        job = std::move(queue_.front());
-        queue_.pop_front();
+        ready_.wait(lock, [this] { return !queue_.empty() || ordered_.count(nextRun_) > 0; });
+        if (!queue_.empty()) {
+          job = std::move(queue_.front());
+          queue_.pop_front();
+        } else {
+          auto it = ordered_.find(nextRun_);
+          job = std::move(it->second);
+          ordered_.erase(it);
+          ++nextRun_;
+        }
       }
       job();
     }
@@ -64,6 +93,8 @@ class ComputeThread {
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<std::function<void()>> queue_;
+  std::map<uint64_t, std::function<void()>> ordered_;
+  uint64_t nextTicket_ = 0, nextRun_ = 0;
   std::thread worker_;
 };
 

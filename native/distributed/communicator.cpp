@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
 
 #include "../core/backend.h"
 #include "../core/error.h"
@@ -135,15 +136,19 @@ std::vector<Tensor> allreduceMean(const std::vector<const Tensor*>& tensors, dou
 #endif
   int64_t total = 0;
   for (const Tensor* t : tensors) total += t->size();
-  // One staging buffer for all: one collective per call (the caller sizes its buckets).
-  std::vector<float> staging(static_cast<size_t>(total));
+  // One staging buffer for all: one collective per call (the caller sizes its buckets). After
+  // a failure MPI may still write into it, so it is then left allocated.
+  auto owned = std::make_unique<std::vector<float>>(static_cast<size_t>(total));
+  std::vector<float>& staging = *owned;
   int64_t offset = 0;
   for (const Tensor* t : tensors) {
     t->backend().copyToHost(*t, staging.data() + offset);
     offset += t->size();
   }
   char error[512] = "";
-  check(api().allreduceSum(staging.data(), total, timeoutSeconds, error, sizeof(error)), error, what);
+  const int status = api().allreduceSum(staging.data(), total, timeoutSeconds, error, sizeof(error));
+  if (status != SEGVOL_COMM_OK) owned.release();  // NOLINT: deliberately leaked (see above)
+  check(status, error, what);
   const float scale = 1.0f / static_cast<float>(group.size);
   for (float& v : staging) v *= scale;
   std::vector<Tensor> means;
