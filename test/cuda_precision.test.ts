@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { backends, convMath, layers, ops, sequential, setConvMath, Tensor, Trainer, type Progress } from '../lib';
 import type { Random } from '../lib/core/random';
 import { optimized, reference } from '../lib/testing';
-import { cudaTest } from './helpers';
+import { cudaTest, roundingFixture } from './helpers';
 
 const cuda = backends().find((b) => b.name === 'cuda')!;
 const serialCuda = (title: string, fn: (t: ExecutionContext) => void | Promise<void>) => {
@@ -40,14 +40,8 @@ const waves = (n: number, phase: number, amplitude = 1.1) => Float32Array.from({
 const count = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const formats = [{ mode: 'bf16', mantissa: 7 }, { mode: 'fp16', mantissa: 10 }] as const;
 
-function fixture(): { values: Float32Array; bf16: Float32Array; fp16: Float32Array } {
-  const raw = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'precision', 'rounding.json'), 'utf8')) as Record<string, Array<number | string>>;
-  const floats = (a: Array<number | string>) => Float32Array.from(a, (v) => (typeof v === 'string' ? Number(v) : v));
-  return { values: floats(raw.values!), bf16: floats(raw.bf16!), fp16: floats(raw.fp16!) };
-}
-
 serialCuda('roundToPrecision on cuda (the conversion kernels) matches PyTorch bfloat16 and NumPy float16 bit for bit', (t) => {
-  const f = fixture();
+  const f = roundingFixture();
   const x = Tensor.fromArray(f.values, [f.values.length], { device: 'cuda' });
   for (const format of ['bf16', 'fp16'] as const) {
     const got = new Uint32Array(ops.roundToPrecision(x, format).toArray().buffer);

@@ -1,6 +1,8 @@
 // Shared test utilities: a seeded RNG, tensor factories and a closeness check
 // that reports the worst element.
 import test, { type ExecutionContext } from 'ava';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { backends, GradientTape, Tensor, type ModelBase, type ModelInput, type RunOptions } from '../lib';
 
 export interface Tolerance {
@@ -111,4 +113,11 @@ export function cudaTest(title: string, fn: (t: ExecutionContext) => void | Prom
   } else {
     test.skip(`${title} (skipped: no usable cuda backend: ${cudaBackend.reason})`, fn);
   }
+}
+
+/** PyTorch's bfloat16 and NumPy's float16 roundings of special and random values (test/fixtures/make_precision_fixtures.py). */
+export function roundingFixture(): { values: Float32Array; bf16: Float32Array; fp16: Float32Array } {
+  const raw = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'precision', 'rounding.json'), 'utf8')) as Record<string, Array<number | string>>;
+  const floats = (a: Array<number | string>) => Float32Array.from(a, (v) => (typeof v === 'string' ? Number(v) : v));
+  return { values: floats(raw.values!), bf16: floats(raw.bf16!), fp16: floats(raw.fp16!) };
 }

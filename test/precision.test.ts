@@ -9,11 +9,11 @@ import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as fs from 'node:fs';
 import { convMath, createLayer, GradientTape, layers, loadLayerState, ops, presets, sequential, setConvMath, Tensor, Trainer, VolumeSampler, type ConvOptions, type ConvTransposeOptions, type Progress } from '../lib';
 import { runDemo } from '../lib/models/pyramid';
 import { syntheticEm } from '../lib/data/synthetic';
 import { optimized, reference } from '../lib/testing';
+import { roundingFixture } from './helpers';
 
 // Serial: the convolution math is process-wide.
 const serial = test.serial;
@@ -141,13 +141,6 @@ serial('fp16 is a cuda mode: a cpu convolution and a cpu Trainer refuse it with 
   t.regex(error.message, /precision 'fp16' is computed by the cuda backend only.*use precision 'bf16'/);
   model.dispose();
 });
-
-/** PyTorch's bfloat16 and NumPy's float16 roundings of special and random values (test/fixtures/make_precision_fixtures.py). */
-function roundingFixture(): { values: Float32Array; bf16: Float32Array; fp16: Float32Array } {
-  const raw = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'precision', 'rounding.json'), 'utf8')) as Record<string, Array<number | string>>;
-  const floats = (a: Array<number | string>) => Float32Array.from(a, (v) => (typeof v === 'string' ? Number(v) : v));
-  return { values: floats(raw.values!), bf16: floats(raw.bf16!), fp16: floats(raw.fp16!) };
-}
 
 test('roundToPrecision matches PyTorch bfloat16 and NumPy float16 bit for bit, on the optimized and reference backends', (t) => {
   const f = roundingFixture();

@@ -5,7 +5,7 @@ import { optimized } from '../../lib/testing';
 import { randomTensor, report, timeOnDevice, type Suite } from '../common';
 import { runPeer } from '../processes';
 
-interface ConvCase {
+export interface ConvCase {
   name: string;
   /** Input (N, C, ...spatial). */
   x: number[];
@@ -22,7 +22,8 @@ function convFlops(c: ConvCase): number {
   return 3 * 2 * c.x[0]! * c.w[0]! * c.w[1]! * kernel * spatialOut;
 }
 
-async function timeConv(c: ConvCase, repeats: number): Promise<number> {
+/** Milliseconds of one forward + both backward convolutions of `c` (padding keeps the output size). */
+export async function timeConv(c: ConvCase, repeats: number): Promise<number> {
   const x = randomTensor(c.x);
   const w = randomTensor(c.w);
   const dy = Tensor.full([c.x[0]!, c.w[0]!, ...c.x.slice(2)], 1);  // 'same' padding: output size = input size

@@ -6,16 +6,11 @@
 // "cliffs": a case whose GFLOP/s is under half that of a smaller neighbour (one step
 // down in channels, batch or plane size, which has no more arithmetic per output),
 // which is how a fast path that covers one shape and not the next shows itself.
-import { ops, Tensor } from '../../lib';
-import { optimized } from '../../lib/testing';
-import { randomTensor, report, round, timeOnDevice, type Suite } from '../common';
+import { report, round, type Suite } from '../common';
 import { runPeer } from '../processes';
+import { timeConv, type ConvCase } from './conv';
 
-interface ShapeCase {
-  name: string;
-  x: number[];
-  w: number[];
-  padding: number;
+interface ShapeCase extends ConvCase {
   batch: number;
   channels: number;
   plane: number;
@@ -41,18 +36,6 @@ function cases(): ShapeCase[] {
 
 const flopsOf = (c: ShapeCase) => 3 * 2 * c.x[0]! * c.w[0]! * c.w[1]! * 9 * c.plane * c.plane;
 
-async function time(c: ShapeCase, repeats: number): Promise<number> {
-  const x = randomTensor(c.x), w = randomTensor(c.w);
-  const dy = Tensor.full([c.batch, c.w[0]!, c.plane, c.plane], 1);
-  const ms = await timeOnDevice(() => {
-    const y = ops.conv(x, w, { padding: c.padding });
-    const g = optimized.convBackward(x, w, dy, { padding: c.padding }, { bias: false });
-    return () => { for (const t of [y, g.dx!, g.dw!]) t.dispose(); };
-  }, repeats);
-  for (const t of [x, w, dy]) t.dispose();
-  return ms;
-}
-
 export const shapes: Suite = {
   name: 'shapes',
   defaultRepeats: 3,
@@ -62,7 +45,7 @@ export const shapes: Suite = {
     const rate = new Map<string, number>();
     const ratios: number[] = [];
     for (const c of list) {
-      const ms = await time(c, repeats);
+      const ms = await timeConv(c, repeats);
       const torchMs = peer(c.name)?.torch_ms ?? null;
       report(c.name, ms, torchMs, flopsOf(c));
       rate.set(c.name, flopsOf(c) / ms / 1e6);
