@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SegvolError } from '../core/errors';
 import { Canvas, ink, type Rgb } from '../io/canvas';
+import { readTrainingLog, type LogEntry } from '../training/log';
 import { glyphHeight, textWidth } from '../io/font';
 import { drawLegend, fontScale, Frame, legendSize, linearAxis, logAxis, placeLabel, type Axis } from './chart';
 
@@ -13,18 +14,6 @@ export const plotColours = {
   loss: [31, 90, 180] as Rgb, lossRaw: [160, 190, 232] as Rgb, lr: [205, 110, 20] as Rgb,
   validation: [30, 140, 60] as Rgb, phase: [150, 60, 170] as Rgb,
 };
-
-interface Entry {
-  step?: number;
-  phase?: number;
-  phaseName?: string;
-  loss?: number;
-  lr?: number;
-  validation?: number;
-  metric?: string;
-  best?: number;
-  bestStep?: number;
-}
 
 /** The mean of the last `window` values at each index. */
 function runningMean(values: readonly number[], window: number): number[] {
@@ -37,7 +26,7 @@ function runningMean(values: readonly number[], window: number): number[] {
 }
 
 /** The log's steps, learning rates, validations and phases drawn as one PNG. */
-export function drawLog(entries: readonly Entry[], title: string, width = 900): Buffer {
+export function drawLog(entries: readonly LogEntry[], title: string, width = 900): Buffer {
   const steps = entries.filter((e) => typeof e.step === 'number' && typeof e.loss === 'number');
   const validations = entries.filter((e) => typeof e.step === 'number' && typeof e.validation === 'number');
   const th = glyphHeight * fontScale;
@@ -137,19 +126,13 @@ export function drawLog(entries: readonly Entry[], title: string, width = 900): 
 
 /** Reads a training log and draws loss, learning rate and validation (if any) against the step. */
 export function plotLog(logFile: string, outFile: string): { steps: number; validations: number } {
-  let text: string;
+  let entries: LogEntry[];
   try {
-    text = fs.readFileSync(logFile, 'utf8');
+    entries = readTrainingLog(logFile);
   } catch (error) {
-    throw new SegvolError('ERR_ARGUMENT', `plot: cannot read ${logFile}: ${(error as Error).message}`);
+    if (error instanceof SegvolError) throw new SegvolError(error.code, `plot: ${error.message}`);
+    throw error;
   }
-  const entries = text.split('\n').filter((l) => l.trim() !== '').map((l, i) => {
-    try {
-      return JSON.parse(l) as Entry;
-    } catch {
-      throw new SegvolError('ERR_FORMAT', `plot: ${logFile} line ${i + 1} is not JSON; expected a training log written by segvol train`);
-    }
-  });
   const steps = entries.filter((e) => typeof e.step === 'number' && typeof e.loss === 'number');
   if (steps.length === 0) throw new SegvolError('ERR_FORMAT', `plot: ${logFile} holds no training steps (lines with step and loss)`);
   const validations = entries.filter((e) => typeof e.step === 'number' && typeof e.validation === 'number');

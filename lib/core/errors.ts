@@ -10,7 +10,8 @@ export type ErrorCode =
   | 'ERR_NOT_BUILT'
   | 'ERR_FORMAT'
   | 'ERR_UNAVAILABLE'
-  | 'ERR_PEER_LOST';
+  | 'ERR_PEER_LOST'
+  | 'ERR_ACCESS';
 
 /** Thrown by segvol's TypeScript checks; native errors carry the same `code` field. */
 export class SegvolError extends Error {

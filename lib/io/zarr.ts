@@ -70,38 +70,63 @@ export interface ZarrArray {
   spacing?: [number, number, number];
   /** The spatial axes' unit ('micrometer', 'millimeter', ...) where the store names one. */
   unit?: string;
+  /** An OME-Zarr image's levels, finest first: each one's scale (z, y, x); `level` is the one opened. */
+  multiscale?: { level: number; scales: Array<[number, number, number]> };
   /** Values of the region [start, start + size) in C order. */
   read(start: readonly number[], size: readonly number[]): Promise<Float32Array>;
   /** The same values exactly (integers up to 2^53: object ids of any integer type). */
   readExact?(start: readonly number[], size: readonly number[]): Promise<Float64Array>;
 }
 
+export interface OpenZarrOptions {
+  /** An OME-Zarr image's level to read (0, the finest, by default). */
+  level?: number;
+  /** Told the key of each chunk read (metadata reads are not chunks): the viewer counts them. */
+  onChunk?: (key: string) => void;
+}
+
 /**
- * Opens a Zarr array: a v2 or v3 array, or an OME-Zarr multiscale group (its first, finest
- * level). `location` is a folder or an http(s) URL ending in .zarr, optionally followed by
- * the array's path inside the store ("image.ome.zarr/1").
+ * Opens a Zarr array: a v2 or v3 array, or an OME-Zarr multiscale group (its finest level,
+ * or `options.level`). `location` is a folder or an http(s) URL ending in .zarr, optionally
+ * followed by the array's path inside the store ("image.ome.zarr/1").
  */
-export async function openZarr(location: string): Promise<ZarrArray> {
+export async function openZarr(location: string, options: OpenZarrOptions = {}): Promise<ZarrArray> {
   const { zarr, storage } = await zarrita();
   const { root, inner, remote } = splitLocation(location);
   if (!remote && !fs.existsSync(root)) throw new SegvolError('ERR_ARGUMENT', `cannot read ${root}: no such Zarr store`);
-  const store = remote ? new storage.FetchStore(root) : new storage.FileSystemStore(path.resolve(root));
+  type Store = { get(key: string, o?: unknown): unknown; getRange?: (key: string, ...rest: unknown[]) => unknown };
+  const plain = (remote ? new storage.FetchStore(root) : new storage.FileSystemStore(path.resolve(root))) as Store;
+  const onChunk = options.onChunk;
+  const told = (key: string) => {
+    if (!/(^|\/)(\.zarray|\.zattrs|\.zgroup|\.zmetadata|zarr\.json)$/.test(key)) onChunk!(key.replace(/^\/+/, ''));
+  };
+  // Sharded v3 arrays read byte ranges of shard files: those count as chunk reads too.
+  const store: Store = onChunk ? {
+    get: (key, o) => (told(key), plain.get(key, o)),
+    ...(plain.getRange ? { getRange: (key: string, ...rest: unknown[]) => (told(key), plain.getRange!(key, ...rest)) } : {}),
+  } : plain;
   const base = zarr.root(store);
   let node: ZarritaArray & { kind: string; attrs: Record<string, unknown> };
   let spacing: [number, number, number] | undefined;
   let unit: string | undefined;
+  let multiscale: ZarrArray['multiscale'];
   try {
     node = await zarr.open(base.resolve(inner || '/'));
     if (node.kind === 'group') {
       // OME-Zarr 0.4 keeps multiscales among the attributes, 0.5 (Zarr v3) under attributes.ome.
       type Multiscale = { axes?: Array<{ type?: string; unit?: string }>; datasets: Array<{ path: string; coordinateTransformations?: Array<{ type: string; scale?: number[] }> }> };
       const scales = (node.attrs.multiscales ?? (node.attrs.ome as { multiscales?: unknown } | undefined)?.multiscales) as Multiscale[] | undefined;
-      const first = scales?.[0]?.datasets?.[0];
-      if (!first) {
+      const datasets = scales?.[0]?.datasets ?? [];
+      const level = options.level ?? 0;
+      const first = datasets[level];
+      if (!datasets.length) {
         throw new SegvolError('ERR_FORMAT', `${location} is a Zarr group without OME-Zarr multiscales; name the array inside it (${root}/<array>)`);
       }
-      const scale = first.coordinateTransformations?.find((t) => t.type === 'scale')?.scale;
+      if (!first) throw new SegvolError('ERR_ARGUMENT', `${location}: level ${level} requested, the image has levels 0..${datasets.length - 1}`);
+      const scaleOf = (d: (typeof datasets)[number]) => d.coordinateTransformations?.find((t) => t.type === 'scale')?.scale;
+      const scale = scaleOf(first);
       if (scale && scale.length >= 3) spacing = scale.slice(-3) as [number, number, number];
+      multiscale = { level, scales: datasets.map((d) => ((scaleOf(d)?.length ?? 0) >= 3 ? scaleOf(d)!.slice(-3) : [1, 1, 1]) as [number, number, number]) };
       const units = new Set((scales![0]!.axes ?? []).filter((a) => a.type === 'space').map((a) => a.unit));
       if (units.size === 1 && [...units][0]) unit = [...units][0];
       node = await zarr.open(base.resolve(`${inner ? `${inner}/` : ''}${first.path}`), { kind: 'array' });
@@ -132,7 +157,7 @@ export async function openZarr(location: string): Promise<ZarrArray> {
     }
   };
   return {
-    location, shape: [...array.shape], chunks: [...array.chunks], dtype: String(array.dtype), ...(spacing ? { spacing } : {}), ...(unit ? { unit } : {}),
+    location, shape: [...array.shape], chunks: [...array.chunks], dtype: String(array.dtype), ...(spacing ? { spacing } : {}), ...(unit ? { unit } : {}), ...(multiscale ? { multiscale } : {}),
     async readExact(start, size) {
       const values = await region(start, size);
       const out = new Float64Array(values.length);
@@ -140,22 +165,9 @@ export async function openZarr(location: string): Promise<ZarrArray> {
       return out;
     },
     async read(start, size) {
-      if (start.length !== array.shape.length || size.length !== array.shape.length) {
-        throw new SegvolError('ERR_SHAPE', `${location}: a region of ${array.shape.length} axes is needed, received start (${start.join(', ')}) size (${size.join(', ')})`);
-      }
-      start.forEach((s, a) => {
-        if (s < 0 || size[a]! < 0 || s + size[a]! > array.shape[a]!) {
-          throw new SegvolError('ERR_SHAPE', `${location}: region [${start.join(', ')}] + (${size.join(', ')}) leaves the array (${array.shape.join(', ')})`);
-        }
-      });
-      let result;
-      try {
-        result = await zarr.get(array, start.map((s, a) => zarr.slice(s, s + size[a]!)));
-      } catch (error) {
-        throw new SegvolError('ERR_FORMAT', `${location}: reading region [${start.join(', ')}] + (${size.join(', ')}) failed: ${(error as Error).message}; a chunk may be corrupt`);
-      }
+      const data = await region(start, size);
       // float32 arrays come back as they are; other types are converted (one copy).
-      return result.data instanceof Float32Array ? result.data : Float32Array.from(result.data as ArrayLike<number>);
+      return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
     },
   };
 }

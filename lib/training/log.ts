@@ -1,7 +1,9 @@
 // The JSON-lines training log: one line per step and one per validation score,
-// appended as the fit goes (segvol plot draws it).
+// appended as the fit goes. One parser reads it for `segvol plot` and for the viewer,
+// which follows the file as it grows (LogTail).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SegvolError } from '../core/errors';
 import type { ValidationMetric } from './validation';
 
 /** A path without its extension ('model.safetensors' -> 'model'). */
@@ -44,5 +46,98 @@ export class TrainingLog {
 
   private append(entry: object): void {
     fs.appendFileSync(this.file, `${JSON.stringify(entry)}\n`);
+  }
+}
+
+/** One line of a training log as read back: a step, a validation, or both absent (ignored). */
+export interface LogEntry {
+  step?: number;
+  phase?: number;
+  phaseName?: string;
+  loss?: number;
+  lr?: number;
+  validation?: number;
+  metric?: string;
+  best?: number;
+  bestStep?: number;
+  /** The validation slice (input | truth | prediction) written beside the log at this validation. */
+  slice?: string;
+}
+
+/** Parses complete log lines; `firstLine` numbers them in errors. */
+export function parseTrainingLog(text: string, source: string, firstLine = 1): LogEntry[] {
+  const entries: LogEntry[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      entries.push(JSON.parse(line) as LogEntry);
+    } catch {
+      throw new SegvolError('ERR_FORMAT', `${source} line ${firstLine + i} is not JSON; expected a training log written by segvol train`);
+    }
+  });
+  return entries;
+}
+
+/** Reads a whole training log. */
+export function readTrainingLog(file: string): LogEntry[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new SegvolError('ERR_ARGUMENT', `cannot read ${file}: ${(error as Error).message}`);
+  }
+  return parseTrainingLog(text, file);
+}
+
+/**
+ * Follows a training log as it grows. Each poll returns the lines completed since the last
+ * one (a line still being written waits for its newline); when the file shrank or was
+ * replaced (a new run from step 0 starts a new log) it starts over with `reset` set.
+ */
+export class LogTail {
+  private offset = 0;
+  private lineNumber = 1;
+  private partial = '';
+  private identity: string | undefined;
+
+  constructor(readonly file: string) {}
+
+  poll(): { entries: LogEntry[]; reset: boolean } {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(this.file);
+    } catch {
+      const reset = this.identity !== undefined;
+      this.restart(undefined);
+      return { entries: [], reset };
+    }
+    const identity = `${stat.dev}:${stat.ino}`;
+    let reset = false;
+    if (this.identity !== undefined && (identity !== this.identity || stat.size < this.offset)) reset = true;
+    if (reset || this.identity === undefined) this.restart(identity);
+    if (stat.size === this.offset) return { entries: [], reset };
+    const fd = fs.openSync(this.file, 'r');
+    let text: string;
+    try {
+      const bytes = Buffer.alloc(stat.size - this.offset);
+      const got = fs.readSync(fd, bytes, 0, bytes.length, this.offset);
+      this.offset += got;
+      text = this.partial + bytes.subarray(0, got).toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+    const end = text.lastIndexOf('\n');
+    this.partial = text.slice(end + 1);
+    const complete = text.slice(0, end + 1);
+    const entries = parseTrainingLog(complete, this.file, this.lineNumber);
+    this.lineNumber += complete.split('\n').length - 1;
+    return { entries, reset };
+  }
+
+  private restart(identity: string | undefined): void {
+    this.identity = identity;
+    this.offset = 0;
+    this.lineNumber = 1;
+    this.partial = '';
   }
 }

@@ -12,9 +12,10 @@ import { registerSegment } from './segment';
 import { registerSplit } from './split';
 import { registerSynth } from './synth';
 import { registerTrain } from './train';
+import { registerView } from './view';
 import { registerWorker } from './worker';
 
 export const commands: ReadonlyArray<(program: Command) => void> = [
   registerInfo, registerDemo, registerSynth, registerTrain, registerPredict, registerSegment, registerWorker, registerEvaluate, registerSplit, registerConvert, registerInspect,
-  registerPlot, registerProfile,
+  registerPlot, registerView, registerProfile,
 ];

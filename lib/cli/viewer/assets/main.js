@@ -1,0 +1,439 @@
+// @ts-check
+// The viewer page: three orthogonal views with a shared cursor, overlays and windowing,
+// and the Training and Evaluation tabs. Every volume read goes through the server's
+// /api/slice for the region in view, so only the chunks that region crosses are read.
+import { chooseLevel, classColour, compose, percentileWindow } from './render.js';
+
+/** @typedef {import('./render.js').Slice} Slice */
+/** @typedef {{ id: string, role: string, name: string, channels: string[], shape: number[], spacing: number[] | null, levels: { shape: number[], factor: number[] }[] }} LayerInfo */
+/** @typedef {{ shape: number[] | null, layers: LayerInfo[], classes: string[], palette: number[][], log: boolean, evaluation: boolean }} Info */
+
+const params = new URLSearchParams(location.search);
+const $ = (/** @type {string} */ s) => /** @type {HTMLElement} */ (document.querySelector(s));
+const axisNames = ['z', 'y', 'x'];
+/** (row axis, column axis) of the plane normal to each axis. */
+const planeAxes = [[1, 2], [0, 2], [0, 1]];
+
+/** @type {Info} */
+let info;
+const state = {
+  cursor: [0, 0, 0],
+  focus: 0,
+  /** Index into imageChoices. */
+  image: 0,
+  /** @type {Map<string, import('./render.js').Window>} */
+  windows: new Map(),
+  overlay: 'none',
+  overlayOn: true,
+  opacity: 0.5,
+  outline: false,
+};
+/** @type {{ layer: LayerInfo, channel: number }[]} */
+let imageChoices = [];
+let pending = 0;
+
+function setPending(delta) {
+  pending += delta;
+  document.body.dataset.pending = String(pending);
+}
+
+async function getJson(/** @type {string} */ url) {
+  const r = await fetch(url);
+  const body = await r.json();
+  if (!r.ok) throw new Error(`${body.code}: ${body.message}`);
+  return body;
+}
+
+/** @returns {Promise<Slice>} */
+async function fetchSlice(/** @type {LayerInfo} */ layer, /** @type {number} */ channel, /** @type {number} */ axis, /** @type {number} */ level,
+  /** @type {number[]} */ region) {
+  const [rowAxis, colAxis] = /** @type {[number, number]} */ (planeAxes[axis]);
+  const f = /** @type {{ factor: number[], shape: number[] }} */ (layer.levels[level]);
+  const fr = f.factor[rowAxis] ?? 1, fc = f.factor[colAxis] ?? 1;
+  const r0 = Math.floor((region[0] ?? 0) / fr), c0 = Math.floor((region[2] ?? 0) / fc);
+  const r1 = Math.min(f.shape[rowAxis] ?? 1, Math.max(r0 + 1, Math.ceil((region[1] ?? 1) / fr)));
+  const c1 = Math.min(f.shape[colAxis] ?? 1, Math.max(c0 + 1, Math.ceil((region[3] ?? 1) / fc)));
+  const q = new URLSearchParams({ layer: layer.id, channel: String(channel), axis: String(axis), index: String(state.cursor[axis]), level: String(level),
+    r0: String(r0), r1: String(r1), c0: String(c0), c1: String(c1) });
+  const r = await fetch(`/api/slice?${q}`);
+  if (!r.ok) throw new Error(`${(await r.json()).message}`);
+  const header = JSON.parse(r.headers.get('X-Segvol-Slice') ?? '{}');
+  return { data: new Float32Array(await r.arrayBuffer()), rows: header.rows, cols: header.cols, level, factor: [fr, fc], r0: header.r0, c0: header.c0 };
+}
+
+class View {
+  constructor(/** @type {HTMLElement} */ element) {
+    this.element = element;
+    this.axis = Number(element.dataset.axis);
+    this.canvas = /** @type {HTMLCanvasElement} */ (element.querySelector('canvas.slice'));
+    this.cursorCanvas = /** @type {HTMLCanvasElement} */ (element.querySelector('canvas.cursor'));
+    this.scale = 0;
+    this.ox = 0;
+    this.oy = 0;
+    this.token = 0;
+    const [rowAxis, colAxis] = /** @type {[number, number]} */ (planeAxes[this.axis]);
+    this.rowAxis = rowAxis;
+    this.colAxis = colAxis;
+  }
+
+  get rows() { return info.shape?.[this.rowAxis] ?? 1; }
+  get cols() { return info.shape?.[this.colAxis] ?? 1; }
+  /** Rows are drawn taller or shorter than columns by the voxel size's ratio. */
+  get aspect() {
+    const s = imageChoices[state.image]?.layer.spacing;
+    return s ? (s[this.rowAxis] ?? 1) / (s[this.colAxis] ?? 1) : 1;
+  }
+
+  fit() {
+    const w = this.element.clientWidth, h = this.element.clientHeight;
+    for (const c of [this.canvas, this.cursorCanvas]) { c.width = w; c.height = h; }
+    const fit = Math.min(w / this.cols, h / (this.rows * this.aspect));
+    // Whole screen pixels per voxel where they fit: every voxel then covers the same square.
+    this.scale = fit >= 1 ? Math.floor(fit) : fit;
+    this.ox = Math.round((w - this.cols * this.scale) / 2);
+    this.oy = Math.round((h - this.rows * this.scale * this.aspect) / 2);
+  }
+
+  zoom(/** @type {number} */ by, /** @type {number} */ sx, /** @type {number} */ sy) {
+    const next = by > 1 && this.scale >= 1 ? Math.round(this.scale * by) : this.scale * by;
+    if (next > 256 || next < 1 / 256) return;
+    const vx = (sx - this.ox) / this.scale, vy = (sy - this.oy) / (this.scale * this.aspect);
+    this.scale = next;
+    this.ox = Math.round(sx - vx * this.scale);
+    this.oy = Math.round(sy - vy * this.scale * this.aspect);
+    this.render();
+  }
+
+  /** Level-0 voxel (row, col) under a screen point. */
+  voxelAt(/** @type {number} */ sx, /** @type {number} */ sy) {
+    return [Math.floor((sy - this.oy) / (this.scale * this.aspect)), Math.floor((sx - this.ox) / this.scale)];
+  }
+
+  async render() {
+    const choice = imageChoices[state.image];
+    if (!choice || !info.shape) return;
+    const token = ++this.token;
+    const w = this.canvas.width, h = this.canvas.height, rowScale = this.scale * this.aspect;
+    const clamp = (/** @type {number} */ v, /** @type {number} */ n) => Math.max(0, Math.min(n, v));
+    const region = [clamp(Math.floor(-this.oy / rowScale), this.rows), clamp(Math.ceil((h - this.oy) / rowScale), this.rows),
+      clamp(Math.floor(-this.ox / this.scale), this.cols), clamp(Math.ceil((w - this.ox) / this.scale), this.cols)];
+    this.drawCursor();
+    if (region[0] >= region[1] || region[2] >= region[3]) {
+      this.canvas.getContext('2d')?.clearRect(0, 0, w, h);
+      return;
+    }
+    const overlayLayer = state.overlayOn ? info.layers.find((l) => l.id === state.overlay) : undefined;
+    const levelOf = (/** @type {LayerInfo} */ l) => chooseLevel(l.levels, this.rowAxis, this.colAxis, rowScale, this.scale);
+    setPending(1);
+    try {
+      const [image, over] = await Promise.all([
+        fetchSlice(choice.layer, choice.channel, this.axis, levelOf(choice.layer), region),
+        overlayLayer ? fetchSlice(overlayLayer, overlayLayer.role === 'prob' ? probChannel(overlayLayer) : 0, this.axis, levelOf(overlayLayer), region) : null,
+      ]);
+      if (token !== this.token) return;
+      const key = `${choice.layer.id}/${choice.channel}`;
+      if (!state.windows.has(key)) {
+        const wl = Number(params.get('wl')), ww = Number(params.get('ww'));
+        state.windows.set(key, params.has('wl') && params.has('ww') ? { level: wl, width: ww } : percentileWindow(image.data));
+        showWindow();
+      }
+      const pixels = compose(image, /** @type {import('./render.js').Window} */ (state.windows.get(key)), over && overlayLayer ? {
+        kind: overlayLayer.role === 'prob' ? 'prob' : 'labels', slice: over, opacity: state.opacity, outline: state.outline, palette: info.palette,
+      } : null);
+      const offscreen = new OffscreenCanvas(image.cols, image.rows);
+      offscreen.getContext('2d')?.putImageData(pixels, 0, 0);
+      const ctx = /** @type {CanvasRenderingContext2D} */ (this.canvas.getContext('2d', { willReadFrequently: true }));
+      ctx.imageSmoothingEnabled = false;
+      ctx.fillStyle = '#000';
+      ctx.fillRect(0, 0, w, h);
+      const [fr, fc] = image.factor;
+      ctx.drawImage(offscreen, this.ox + image.c0 * (fc ?? 1) * this.scale, this.oy + image.r0 * (fr ?? 1) * rowScale,
+        image.cols * (fc ?? 1) * this.scale, image.rows * (fr ?? 1) * rowScale);
+      Object.assign(this.element.dataset, { region: region.join(','), level: String(image.level), scale: String(this.scale), ox: String(this.ox), oy: String(this.oy),
+        index: String(state.cursor[this.axis]) });
+    } catch (error) {
+      $('#readout').textContent = String(/** @type {Error} */ (error).message);
+    } finally {
+      setPending(-1);
+      if (pending === 0) refreshStats();
+    }
+  }
+
+  drawCursor() {
+    const ctx = this.cursorCanvas.getContext('2d');
+    if (!ctx) return;
+    ctx.clearRect(0, 0, this.cursorCanvas.width, this.cursorCanvas.height);
+    const x = this.ox + ((state.cursor[this.colAxis] ?? 0) + 0.5) * this.scale;
+    const y = this.oy + ((state.cursor[this.rowAxis] ?? 0) + 0.5) * this.scale * this.aspect;
+    ctx.strokeStyle = 'rgba(224, 160, 48, 0.7)';
+    ctx.setLineDash([4, 4]);
+    ctx.beginPath();
+    ctx.moveTo(x, 0); ctx.lineTo(x, this.cursorCanvas.height);
+    ctx.moveTo(0, y); ctx.lineTo(this.cursorCanvas.width, y);
+    ctx.stroke();
+  }
+}
+
+/** A probability map's class shown: class 1 of two (foreground), else the URL's or 0. */
+function probChannel(/** @type {LayerInfo} */ layer) {
+  return params.has('class') ? Number(params.get('class')) : layer.channels.length === 2 ? 1 : 0;
+}
+
+/** @type {View[]} */
+let views = [];
+
+function renderAll() { for (const v of views) v.render(); readout(); }
+
+function moveCursor(/** @type {number} */ axis, /** @type {number} */ to) {
+  const n = info.shape?.[axis] ?? 1;
+  state.cursor[axis] = Math.max(0, Math.min(n - 1, to));
+  renderAll();
+}
+
+async function readout() {
+  if (!info.shape) return;
+  const [z, y, x] = state.cursor;
+  const el = $('#readout');
+  Object.assign(el.dataset, { z: String(z), y: String(y), x: String(x) });
+  try {
+    const { values } = await getJson(`/api/voxel?z=${z}&y=${y}&x=${x}`);
+    if (state.cursor[0] !== z || state.cursor[1] !== y || state.cursor[2] !== x) return;
+    const name = (/** @type {number} */ k) => (info.classes[k] ? ` ${info.classes[k]}` : '');
+    const parts = [`z ${z} y ${y} x ${x}`];
+    for (const layer of info.layers) {
+      const v = /** @type {number[]} */ (values[layer.id]);
+      if (layer.role === 'image') parts.push(`${layer.name} ${v.map((u) => Number(u.toPrecision(5))).join(' ')}`);
+      else if (layer.role === 'prob') parts.push(`p ${v.map((u) => u.toFixed(3)).join(' ')}`);
+      else parts.push(`${layer.role} ${v[0]}${name(v[0] ?? 0)}`);
+    }
+    el.textContent = parts.join(' | ');
+  } catch (error) {
+    el.textContent = String(/** @type {Error} */ (error).message);
+  }
+}
+
+async function refreshStats() {
+  try {
+    const { layers } = await getJson('/api/stats');
+    let reads = 0, distinct = 0;
+    for (const s of Object.values(layers)) { reads += s.chunkReads; distinct += s.distinctChunks; }
+    $('#stats').textContent = `chunks read: ${reads} (${distinct} distinct)`;
+  } catch { /* the status line is informative only */ }
+}
+
+function showWindow() {
+  const choice = imageChoices[state.image];
+  const w = choice && state.windows.get(`${choice.layer.id}/${choice.channel}`);
+  if (!w) return;
+  /** @type {HTMLInputElement} */ ($('#window-level')).value = String(Number(w.level.toPrecision(6)));
+  /** @type {HTMLInputElement} */ ($('#window-width')).value = String(Number(w.width.toPrecision(6)));
+}
+
+function showLegend() {
+  const legend = $('#legend');
+  legend.replaceChildren();
+  const layer = info.layers.find((l) => l.id === state.overlay);
+  if (!layer || layer.role === 'prob') return;
+  const count = Math.max(info.classes.length, 2);
+  for (let k = 1; k < count; ++k) {
+    const span = document.createElement('span');
+    const [r, g, b] = classColour(info.palette, k);
+    span.style.setProperty('--swatch', `rgb(${r}, ${g}, ${b})`);
+    span.textContent = `${k}${info.classes[k] ? ` ${info.classes[k]}` : ''}`;
+    legend.append(span);
+  }
+}
+
+function setupControls() {
+  const modality = /** @type {HTMLSelectElement} */ ($('#modality'));
+  imageChoices.forEach((c, i) => modality.add(new Option(c.layer.channels[c.channel] ?? c.layer.name, String(i))));
+  modality.onchange = () => { state.image = Number(modality.value); showWindow(); renderAll(); };
+  const overlay = /** @type {HTMLSelectElement} */ ($('#overlay'));
+  overlay.add(new Option('none', 'none'));
+  for (const l of info.layers.filter((l) => l.role !== 'image')) overlay.add(new Option(`${l.role}: ${l.name}`, l.id));
+  state.overlay = params.get('overlay') ?? (info.layers.find((l) => l.role === 'pred') ?? info.layers.find((l) => l.role === 'labels') ?? info.layers.find((l) => l.role === 'prob'))?.id ?? 'none';
+  overlay.value = state.overlay;
+  overlay.onchange = () => { state.overlay = overlay.value; state.overlayOn = true; showLegend(); renderAll(); };
+  const opacity = /** @type {HTMLInputElement} */ ($('#opacity'));
+  state.opacity = params.has('opacity') ? Number(params.get('opacity')) : 0.5;
+  opacity.value = String(state.opacity);
+  opacity.oninput = () => { state.opacity = Number(opacity.value); renderAll(); };
+  const mode = /** @type {HTMLSelectElement} */ ($('#overlay-mode'));
+  state.outline = params.get('mode') === 'outline';
+  mode.value = state.outline ? 'outline' : 'fill';
+  mode.onchange = () => { state.outline = mode.value === 'outline'; renderAll(); };
+  for (const id of ['#window-level', '#window-width']) {
+    $(id).onchange = () => {
+      const choice = imageChoices[state.image];
+      if (!choice) return;
+      state.windows.set(`${choice.layer.id}/${choice.channel}`, {
+        level: Number(/** @type {HTMLInputElement} */ ($('#window-level')).value), width: Math.max(1e-6, Number(/** @type {HTMLInputElement} */ ($('#window-width')).value)),
+      });
+      renderAll();
+    };
+  }
+  showLegend();
+}
+
+function setupNavigation() {
+  const focus = (/** @type {number} */ k) => {
+    state.focus = k;
+    views.forEach((v, i) => v.element.classList.toggle('focused', i === k));
+  };
+  focus(0);
+  for (const [k, view] of views.entries()) {
+    /** @type {{ x: number, y: number, moved: boolean } | null} */
+    let drag = null;
+    view.element.addEventListener('mousedown', (e) => { focus(k); drag = { x: e.clientX, y: e.clientY, moved: false }; });
+    window.addEventListener('mousemove', (e) => {
+      if (!drag) return;
+      const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+      if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 3) return;
+      drag.moved = true;
+      view.ox += dx; view.oy += dy; drag.x = e.clientX; drag.y = e.clientY;
+      view.render();
+    });
+    window.addEventListener('mouseup', (e) => {
+      if (drag && !drag.moved) {
+        const box = view.canvas.getBoundingClientRect();
+        const [r, c] = view.voxelAt(e.clientX - box.left, e.clientY - box.top);
+        if (r >= 0 && c >= 0 && r < view.rows && c < view.cols) {
+          state.cursor[view.rowAxis] = r;
+          state.cursor[view.colAxis] = c;
+          renderAll();
+        }
+      }
+      drag = null;
+    });
+    view.element.addEventListener('wheel', (e) => {
+      e.preventDefault();
+      focus(k);
+      if (e.ctrlKey) {
+        const box = view.canvas.getBoundingClientRect();
+        view.zoom(e.deltaY < 0 ? 2 : 0.5, e.clientX - box.left, e.clientY - box.top);
+      } else moveCursor(view.axis, (state.cursor[view.axis] ?? 0) + (e.deltaY < 0 ? 1 : -1));
+    }, { passive: false });
+  }
+  window.addEventListener('keydown', (e) => {
+    if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+    const view = views[state.focus];
+    if (!view) return;
+    const step = { ArrowUp: 1, ArrowDown: -1, PageUp: 10, PageDown: -10 }[e.key];
+    if (step !== undefined) { e.preventDefault(); moveCursor(view.axis, (state.cursor[view.axis] ?? 0) + step); return; }
+    if (e.key === '+' || e.key === '=') view.zoom(2, view.canvas.width / 2, view.canvas.height / 2);
+    else if (e.key === '-') view.zoom(0.5, view.canvas.width / 2, view.canvas.height / 2);
+    else if (e.key === '1' || e.key === '2' || e.key === '3') focus(Number(e.key) - 1);
+    else if (e.key === 'o') { state.overlayOn = !state.overlayOn; renderAll(); }
+    else if (e.key === 'f') {
+      state.outline = !state.outline;
+      /** @type {HTMLSelectElement} */ ($('#overlay-mode')).value = state.outline ? 'outline' : 'fill';
+      renderAll();
+    } else if (e.key === 'l') {
+      const ids = ['none', ...info.layers.filter((l) => l.role !== 'image').map((l) => l.id)];
+      state.overlay = ids[(ids.indexOf(state.overlay) + 1) % ids.length] ?? 'none';
+      /** @type {HTMLSelectElement} */ ($('#overlay')).value = state.overlay;
+      showLegend();
+      renderAll();
+    } else if (e.key === 'm' && imageChoices.length > 1) {
+      state.image = (state.image + 1) % imageChoices.length;
+      /** @type {HTMLSelectElement} */ ($('#modality')).value = String(state.image);
+      showWindow();
+      renderAll();
+    }
+  });
+  window.addEventListener('resize', () => { for (const v of views) v.fit(); renderAll(); });
+}
+
+function showTab(/** @type {string} */ name) {
+  for (const b of document.querySelectorAll('#tabs button')) b.classList.toggle('active', /** @type {HTMLElement} */ (b).dataset.tab === name);
+  for (const tab of ['volume', 'training', 'evaluation']) $(`#tab-${tab}`).hidden = tab !== name;
+  document.body.dataset.tab = name;
+  if (name === 'volume') { for (const v of views) v.fit(); renderAll(); }
+}
+
+function followLog() {
+  const events = new EventSource('/api/log/events');
+  events.addEventListener('summary', (e) => {
+    const s = JSON.parse(/** @type {MessageEvent} */ (e).data);
+    const summary = $('#log-summary');
+    summary.dataset.version = String(s.version);
+    summary.dataset.steps = String(s.steps);
+    const best = s.best ? `, best ${s.metric} ${Number(s.best.value.toPrecision(4))} at step ${s.best.step}` : '';
+    summary.textContent = s.error ? `log: ${s.error}` : s.steps === 0 ? 'waiting for the first step'
+      : `${s.steps} steps, last step ${s.lastStep}: loss ${Number(s.lastLoss.toPrecision(4))}, learning rate ${s.lastLr}; ${s.validations} validations${best}`;
+    const plot = /** @type {HTMLImageElement} */ ($('#log-plot'));
+    if (s.steps > 0) plot.src = `/api/log/plot.png?v=${s.version}`;
+    else plot.removeAttribute('src');
+    const slice = /** @type {HTMLImageElement} */ ($('#val-slice'));
+    if (s.sliceStep !== null) {
+      slice.src = `/api/log/validation.png?v=${s.sliceStep}-${s.version}`;
+      slice.dataset.step = String(s.sliceStep);
+      $('#val-caption').textContent = `validation at step ${s.sliceStep}: input | truth | prediction`;
+    }
+  });
+}
+
+async function showEvaluation() {
+  const result = await getJson('/api/evaluation');
+  const f = (/** @type {unknown} */ v) => (typeof v === 'number' ? String(Number(v.toPrecision(4))) : String(v));
+  const lines = [];
+  for (const [key, value] of Object.entries(result)) {
+    if (typeof value === 'number') lines.push(`${key} ${f(value)}`);
+    else if (value && typeof value === 'object' && !Array.isArray(value) && key !== 'overlap') {
+      const scalars = Object.entries(value).filter(([, v]) => typeof v === 'number');
+      if (scalars.length) lines.push(`${key}: ${scalars.map(([k, v]) => `${k} ${f(v)}`).join(', ')}`);
+    }
+  }
+  $('#eval-summary').textContent = lines.join(' · ') || 'evaluation';
+  const table = $('#eval-classes');
+  table.replaceChildren();
+  const perClass = result.overlap?.perClass;
+  if (Array.isArray(perClass)) {
+    const head = table.insertRow();
+    for (const h of ['class', 'dice', 'jaccard', 'ppv', 'sensitivity', 'avd %']) head.append(Object.assign(document.createElement('th'), { textContent: h }));
+    perClass.forEach((c, k) => {
+      const row = table.insertRow();
+      row.dataset.class = String(k);
+      for (const v of [`${k}${info.classes[k] ? ` ${info.classes[k]}` : ''}`, c.dice, c.jaccard, c.ppv, c.sensitivity, c.avd]) row.insertCell().textContent = typeof v === 'number' ? f(v) : String(v);
+    });
+  }
+  const worst = $('#eval-worst');
+  worst.replaceChildren();
+  if (Array.isArray(result.worst) && result.worst.length) {
+    worst.append('slices with the most errors: ');
+    for (const w of result.worst) {
+      const b = document.createElement('button');
+      b.textContent = `${axisNames[w.axis]} ${w.index} (${(100 * w.share).toFixed(1)}%)`;
+      b.dataset.axis = String(w.axis);
+      b.dataset.index = String(w.index);
+      b.onclick = () => { showTab('volume'); views[w.axis] && (state.focus = w.axis); moveCursor(w.axis, w.index); };
+      worst.append(b);
+    }
+  }
+  if (result.randThreshold?.curve || result.randWatershed?.curve) {
+    const img = /** @type {HTMLImageElement} */ ($('#rand-plot'));
+    img.src = '/api/evaluation/rand.png';
+    img.hidden = false;
+  }
+}
+
+async function main() {
+  info = await getJson('/api/info');
+  imageChoices = info.layers.filter((l) => l.role === 'image').flatMap((layer) => layer.channels.map((_, channel) => ({ layer, channel })));
+  if (!imageChoices.length && info.layers[0]) imageChoices = [{ layer: info.layers[0], channel: 0 }];
+  if (info.shape) state.cursor = info.shape.map((n, a) => (params.has(axisNames[a] ?? '') ? Number(params.get(axisNames[a] ?? '')) : Math.floor(n / 2)));
+  views = [...document.querySelectorAll('.view')].map((e) => new View(/** @type {HTMLElement} */ (e)));
+  for (const b of document.querySelectorAll('#tabs button')) {
+    const tab = /** @type {HTMLElement} */ (b).dataset.tab ?? 'volume';
+    /** @type {HTMLButtonElement} */ (b).disabled = (tab === 'training' && !info.log) || (tab === 'evaluation' && !info.evaluation) || (tab === 'volume' && !info.shape);
+    b.addEventListener('click', () => showTab(tab));
+  }
+  setupControls();
+  setupNavigation();
+  if (info.log) followLog();
+  if (info.evaluation) await showEvaluation();
+  showTab(params.get('tab') ?? (info.shape ? 'volume' : info.log ? 'training' : 'evaluation'));
+  document.body.dataset.ready = 'true';
+}
+
+main().catch((error) => { $('#readout').textContent = String(error.message ?? error); document.body.dataset.ready = 'error'; });

@@ -1,0 +1,208 @@
+// The viewer's server without a browser: what it refuses, which chunks a slice reads,
+// every format it serves, and the log follower behind the Training tab.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { writeVolume, writeZarr, ZarrWriter } from '../lib';
+import { writeOmeGroup } from '../lib/io/ome_zarr';
+import { startViewer, type Viewer } from '../lib/cli/viewer/server';
+import { LogTail } from '../lib/training/log';
+
+const root = path.join(__dirname, '..');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-viewer-server-'));
+test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** A raw request (Node's fetch would normalise the "..": the server must see them as sent). */
+function request(port: number, target: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: target, headers: { host: `127.0.0.1:${port}`, ...headers } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(parts), headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const slice = async (viewer: Viewer, query: string) => {
+  const r = await request(viewer.port, `/api/slice?${query}`);
+  if (r.status !== 200) throw new Error(r.body.toString());
+  const header = JSON.parse(String(r.headers['x-segvol-slice'])) as { rows: number; cols: number };
+  return { ...header, data: new Float32Array(r.body.buffer.slice(r.body.byteOffset, r.body.byteOffset + r.body.length)) };
+};
+
+// 512^3 uint8 in 64^3 chunks; chunk (cz, cy, cx) holds one value, so a voxel tells its chunk.
+const bigStore = path.join(dir, 'big.zarr');
+const chunkValue = (cz: number, cy: number, cx: number) => ((cz * 64 + cy * 8 + cx) % 251) + 1;
+test.before(() => {
+  const writer = ZarrWriter.create(bigStore, { shape: [512, 512, 512], chunks: [64, 64, 64], dtype: 'uint8', compressor: 'zlib' });
+  for (let cz = 0; cz < 8; ++cz) {
+    for (let cy = 0; cy < 8; ++cy) {
+      for (let cx = 0; cx < 8; ++cx) fs.writeFileSync(writer.chunkPath([cz, cy, cx]), zlib.deflateSync(Buffer.alloc(64 ** 3, chunkValue(cz, cy, cx))));
+    }
+  }
+});
+
+test('paths outside the given files, foreign hosts and writes are refused, and no file text comes back', async (t) => {
+  const image = path.join(dir, 'small.npy');
+  writeVolume(image, { data: new Float32Array(2 * 3 * 4).fill(7), shape: [2, 3, 4], dtype: 'float32' });
+  const viewer = await startViewer({ layers: [{ id: 'image', role: 'image', location: image }] });
+  t.teardown(() => viewer.close());
+  const secret = fs.readFileSync(path.join(root, 'package.json'), 'utf8').slice(0, 40);
+  for (const target of ['/../package.json', '/assets/../../../package.json', '/assets/%2e%2e%2fserver.ts', '/assets/..%2f..%2flayers.ts', '/etc/passwd',
+    '/assets/server.ts', '/lib/cli/viewer/server.ts', '/api/slice?layer=../../etc/passwd&axis=0&index=0', `/api/slice?layer=${encodeURIComponent(image)}&axis=0&index=0`]) {
+    const r = await request(viewer.port, target);
+    t.true(r.status === 403 || r.status === 400, `${target}: status ${r.status}`);
+    const body = JSON.parse(r.body.toString()) as { code: string; message: string };
+    t.true(['ERR_ACCESS', 'ERR_ARGUMENT'].includes(body.code), `${target}: ${body.code}`);
+    t.false(r.body.toString().includes(secret), `${target} returned file text`);
+  }
+  const foreign = await request(viewer.port, '/api/info', { host: 'evil.example' });
+  t.is(foreign.status, 403, 'a page on another origin that resolves to 127.0.0.1 (DNS rebinding) is refused');
+  t.like(JSON.parse(foreign.body.toString()), { code: 'ERR_ACCESS' });
+  t.regex(foreign.body.toString(), /Host \\"evil.example\\" is not this viewer/);
+  const post = await new Promise<number>((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port: viewer.port, path: '/api/info', method: 'POST', headers: { host: `127.0.0.1:${viewer.port}` } }, (res) => resolve(res.statusCode!));
+    req.end('x');
+  });
+  t.is(post, 403);
+  const page = await request(viewer.port, '/');
+  t.is(page.status, 200);
+  t.regex(String(page.headers['content-security-policy']), /default-src 'self'/);
+  t.is(page.headers['access-control-allow-origin'], undefined, 'no CORS: other origins cannot read the API');
+});
+
+test('bad slice queries are refused with what was expected, and the server goes on', async (t) => {
+  const image = path.join(dir, 'query.npy');
+  writeVolume(image, { data: Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => i), shape: [2, 3, 4], dtype: 'float32' });
+  const viewer = await startViewer({ layers: [{ id: 'image', role: 'image', location: image }] });
+  t.teardown(() => viewer.close());
+  for (const [query, message] of [['axis=3&index=0', /axis must be an integer in 0..2/], ['axis=0&index=2', /index must be an integer in 0..1/],
+    ['axis=0&index=0&r0=1&r1=1', /r1 must be an integer in 2..3/], ['axis=0&index=0&level=1', /level must be an integer in 0..0/], ['axis=0&index=x', /index/]] as const) {
+    const r = await request(viewer.port, `/api/slice?layer=image&${query}`);
+    t.is(r.status, 400, query);
+    t.regex(r.body.toString(), message);
+  }
+  const good = await slice(viewer, 'layer=image&axis=0&index=1&r0=1&r1=3&c0=2&c1=4');
+  t.deepEqual([...good.data], [18, 19, 22, 23]);
+});
+
+test('a 512^3 Zarr: opening reads no chunk, a plane reads exactly the chunks it crosses, a region fewer', async (t) => {
+  const viewer = await startViewer({ layers: [{ id: 'image', role: 'image', location: bigStore }] });
+  t.teardown(() => viewer.close());
+  const stats = async () => (JSON.parse((await request(viewer.port, '/api/stats')).body.toString()) as { layers: { image: { chunkReads: number; keys: string[] } } }).layers.image;
+  const info = JSON.parse((await request(viewer.port, '/api/info')).body.toString()) as { shape: number[]; layers: Array<{ chunks: number[] }> };
+  t.deepEqual(info.shape, [512, 512, 512]);
+  t.deepEqual(info.layers[0]!.chunks, [64, 64, 64]);
+  t.is((await stats()).chunkReads, 0, 'metadata only');
+
+  const plane = await slice(viewer, 'layer=image&axis=0&index=200');
+  t.is(plane.data.length, 512 * 512);
+  t.is(plane.data[0], chunkValue(3, 0, 0));
+  t.is(plane.data[511 * 512 + 511], chunkValue(3, 7, 7));
+  const planeKeys = (await stats()).keys;
+  t.is(planeKeys.length, 64);
+  t.true(planeKeys.every((k) => /^3\.[0-7]\.[0-7]$/.test(k)), planeKeys.slice(0, 4).join(' '));
+
+  const region = await slice(viewer, 'layer=image&axis=1&index=130&r0=60&r1=70&c0=0&c1=64');
+  t.deepEqual([region.rows, region.cols], [10, 64]);
+  t.is(region.data[0], chunkValue(0, 2, 0));
+  t.is(region.data[9 * 64], chunkValue(1, 2, 0));
+  const after = await stats();
+  t.deepEqual(after.keys.filter((k) => !planeKeys.includes(k)), ['0.2.0', '1.2.0'], 'the coronal region at y=130 crosses chunks z 0-1, y 2, x 0');
+});
+
+test('every format is served plane by plane, on all three axes, with label ids exact', async (t) => {
+  const shape = [5, 6, 7];
+  const data = Float32Array.from({ length: 5 * 6 * 7 }, (_, i) => (i * 37) % 251);
+  const files = ['v.npy', 'v.nii.gz', 'v.mha', 'v.tif'].map((f) => path.join(dir, f));
+  for (const f of files) writeVolume(f, { data, shape, dtype: 'float32' });
+  await writeZarr(path.join(dir, 'v2.zarr'), data, shape, { chunks: [2, 4, 3], dtype: 'uint8', compressor: 'zlib' });
+  await writeZarr(path.join(dir, 'v3.zarr'), data, shape, { chunks: [3, 3, 3], dtype: 'float32', compressor: 'blosc', zarrVersion: 3 });
+  const ids = Float32Array.from({ length: 5 * 6 * 7 }, (_, i) => (i % 3 === 0 ? 16_777_215 - i : i));
+  writeVolume(path.join(dir, 'ids.npy'), { data: ids, shape, dtype: 'float32' });
+  const locations = [...files, path.join(dir, 'v2.zarr'), path.join(dir, 'v3.zarr')];
+  const viewer = await startViewer({
+    layers: [...locations.map((location, i) => ({ id: `image${i}`, role: 'image' as const, location })), { id: 'labels', role: 'labels', location: path.join(dir, 'ids.npy') }],
+  });
+  t.teardown(() => viewer.close());
+  const at = (a: Float32Array, z: number, y: number, x: number) => a[(z * 6 + y) * 7 + x]!;
+  const planes: Array<[number, number, (a: Float32Array, r: number, c: number) => number]> = [
+    [0, 3, (a, r, c) => at(a, 3, r, c)], [1, 2, (a, r, c) => at(a, r, 2, c)], [2, 4, (a, r, c) => at(a, r, c, 4)],
+  ];
+  for (const [i, location] of locations.entries()) {
+    for (const [axis, index, expected] of planes) {
+      const s = await slice(viewer, `layer=image${i}&axis=${axis}&index=${index}`);
+      const want = Float32Array.from({ length: s.rows * s.cols }, (_, k) => expected(data, Math.floor(k / s.cols), k % s.cols));
+      t.deepEqual([...s.data], [...want], `${path.basename(location)} axis ${axis}`);
+    }
+  }
+  const labels = await slice(viewer, 'layer=labels&axis=0&index=4');
+  t.deepEqual([...labels.data], Array.from({ length: 42 }, (_, k) => at(ids, 4, Math.floor(k / 7), k % 7)));
+  t.true(labels.data.includes(16_777_215 - 168), 'ids up to 2^24 come back exact');
+});
+
+test('an OME-Zarr pyramid serves each level, and a coarse level reads only its own chunks', async (t) => {
+  const ome = path.join(dir, 'pyr.ome.zarr');
+  const levels = [{ path: '0', shape: [16, 32, 32] }, { path: '1', shape: [8, 16, 16] }, { path: '2', shape: [4, 8, 8] }] as const;
+  writeOmeGroup(ome, {
+    version: '0.4', name: 'pyr', spacing: [1, 1, 1], channels: false, downsampling: 'mean', label: false,
+    levels: levels.map((l, k) => ({ path: l.path, shape: [...l.shape], factor: [2 ** k, 2 ** k, 2 ** k] })),
+  });
+  // Each level holds its own value, so a slice tells which level served it.
+  for (const [k, l] of levels.entries()) await writeZarr(path.join(ome, l.path), new Float32Array(l.shape[0] * l.shape[1] * l.shape[2]).fill(10 * (k + 1)), l.shape, { chunks: [8, 8, 8] });
+  const viewer = await startViewer({ layers: [{ id: 'image', role: 'image', location: ome }] });
+  t.teardown(() => viewer.close());
+  const info = JSON.parse((await request(viewer.port, '/api/info')).body.toString()) as { layers: Array<{ levels: Array<{ shape: number[]; factor: number[] }> }> };
+  const got = info.layers[0]!.levels;
+  t.deepEqual(got.map((l) => l.shape), levels.map((l) => [...l.shape]));
+  t.deepEqual(got[2]!.factor, [4, 4, 4]);
+  const coarse = await slice(viewer, 'layer=image&axis=0&index=9&level=2');
+  t.deepEqual([coarse.rows, coarse.cols], [8, 8]);
+  t.true(coarse.data.every((v) => v === 30));
+  const keys = (JSON.parse((await request(viewer.port, '/api/stats')).body.toString()) as { layers: { image: { keys: string[] } } }).layers.image.keys;
+  t.deepEqual(keys, ['2/0.0.0'], 'plane 9 of level 0 is plane 2 of level 2: one chunk');
+});
+
+test('LogTail: complete lines only, a truncated or replaced log starts over, a missing one is empty', (t) => {
+  const file = path.join(dir, 'tail.log.jsonl');
+  const tail = new LogTail(file);
+  t.deepEqual(tail.poll(), { entries: [], reset: false });
+  fs.writeFileSync(file, '{"step":1,"loss":2}\n{"step":2,"lo');
+  t.deepEqual(tail.poll().entries, [{ step: 1, loss: 2 }]);
+  fs.appendFileSync(file, 'ss":1.5}\n');
+  t.deepEqual(tail.poll().entries, [{ step: 2, loss: 1.5 }]);
+  t.deepEqual(tail.poll(), { entries: [], reset: false });
+  fs.writeFileSync(file, '{"step":1,"loss":9}\n');
+  t.deepEqual(tail.poll(), { entries: [{ step: 1, loss: 9 }], reset: true });
+  fs.appendFileSync(file, 'not json\n');
+  t.throws(() => tail.poll(), { message: /tail\.log\.jsonl line 2 is not JSON/ });
+  fs.rmSync(file);
+  t.deepEqual(tail.poll(), { entries: [], reset: true });
+});
+
+test('segvol view refuses nothing to show, and warns when it listens beyond this machine', async (t) => {
+  const cli = (args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(root, 'lib', 'cli', 'main.ts'), 'view', ...args], { cwd: root });
+    let out = '', err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/http:\/\//.test(out)) child.kill('SIGTERM');
+    });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.on('exit', (code) => resolve({ code, out, err }));
+  });
+  const none = await cli([]);
+  t.not(none.code, 0);
+  t.regex(none.err, /give a volume to show/);
+  const image = path.join(dir, 'host.npy');
+  writeVolume(image, { data: new Float32Array(8), shape: [2, 2, 2], dtype: 'float32' });
+  const open = await cli([image, '--host', '0.0.0.0']);
+  t.regex(open.err, /warning: listening on 0\.0\.0\.0: anyone who can reach this address can read the volumes given/);
+  t.regex(open.out, /segvol view: http:\/\/0\.0\.0\.0:\d+\//);
+});
