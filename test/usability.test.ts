@@ -183,8 +183,12 @@ test('validation: scored on fixed windows, the best model kept beside the checkp
   t.is(result.validation!.best, best);
   t.is(result.validation!.bestStep, scores.find(([, v]) => v === best)![0]);
   t.true(fs.existsSync(path.join(dir, 'run.best.safetensors')), 'the best model is kept');
-  const log = fs.readFileSync(path.join(dir, 'run.log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { validation?: number });
+  const log = fs.readFileSync(path.join(dir, 'run.log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { validation?: number; slice?: string });
   t.is(log.filter((e) => e.validation !== undefined).length, 4);
+  // Each score writes the picture input | truth | prediction beside the log (segvol view shows it).
+  t.deepEqual(log.filter((e) => e.validation !== undefined).map((e) => e.slice), Array(4).fill('run.validation.png'));
+  const picture = readVolume(path.join(dir, 'run.validation.png'));
+  t.true(picture.shape[2]! >= 3 * 256 && picture.shape[1]! >= 256, `a readable picture of three panels: (${picture.shape.join(', ')})`);
 
   // lr 0: the score never improves after the first, so patience 2 stops after the third score.
   const frozen = presets.pyramidNet({ inChannels: 1, classes: 2, hidden: [3], fc: [], kernel: 3, seed: 6 });

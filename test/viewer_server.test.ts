@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { writeVolume, writeZarr, ZarrWriter } from '../lib';
+import { syntheticEm } from '../lib/data/synthetic';
 import { writeOmeGroup } from '../lib/io/ome_zarr';
 import { startViewer, type Viewer } from '../lib/cli/viewer/server';
 import { LogTail } from '../lib/training/log';
@@ -205,4 +206,38 @@ test('segvol view refuses nothing to show, and warns when it listens beyond this
   const open = await cli([image, '--host', '0.0.0.0']);
   t.regex(open.err, /warning: listening on 0\.0\.0\.0: anyone who can reach this address can read the volumes given/);
   t.regex(open.out, /segvol view: http:\/\/0\.0\.0\.0:\d+\//);
+});
+
+test('segvol train --view serves the run\'s log while it trains, and stays until Ctrl-C', async (t) => {
+  const run = path.join(dir, 'train-view');
+  fs.mkdirSync(run);
+  const em = syntheticEm({ depth: 6, height: 20, width: 20, seed: 3 });
+  writeVolume(path.join(run, 'volume.npy'), { data: em.image, shape: em.shape, dtype: 'float32' });
+  writeVolume(path.join(run, 'labels.npy'), { data: em.labels, shape: em.shape, dtype: 'float32' });
+  fs.writeFileSync(path.join(run, 'train.json'), JSON.stringify({
+    model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hidden: [3], fc: [], kernel: 3, seed: 1 },
+    data: { volume: 'volume.npy', labels: 'labels.npy' }, stages: [{ size: [4, 8, 8], epochs: 4 }],
+    optimizer: { kind: 'adam' }, schedule: { kind: 'constant', lr: 0.01 }, checkpoint: { path: 'model.safetensors' },
+    validation: { volume: 'volume.npy', labels: 'labels.npy', every: 2, windows: 2 },
+  }));
+  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(root, 'lib', 'cli', 'main.ts'), 'train', '--config', path.join(run, 'train.json'), '--view'], { cwd: root });
+  t.teardown(() => { child.kill('SIGKILL'); });
+  let out = '', err = '';
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const done = new Promise<string>((resolve) => child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (/the viewer stays at/.test(out)) resolve(out);
+  }));
+  await Promise.race([done, exited.then((code) => { throw new Error(`segvol train exited with ${code} before training finished: ${err}`); })]);
+  const port = Number(/segvol view: http:\/\/127\.0\.0\.1:(\d+)\//.exec(out)![1]);
+  const summary = JSON.parse((await request(port, '/api/log')).body.toString()) as { steps: number; validations: number; sliceStep: number | null };
+  t.is(summary.steps, 4);
+  t.is(summary.validations, 2);
+  t.is(summary.sliceStep, 4, 'the latest validation slice');
+  const picture = await request(port, '/api/log/validation.png');
+  t.is(picture.status, 200);
+  t.is(picture.body.subarray(1, 4).toString(), 'PNG');
+  child.kill('SIGINT');
+  t.is(await exited, 0, err);
 });

@@ -37,7 +37,7 @@ function distributedOf(config: TrainConfig): DistributedOptions | undefined {
 /** The files a run writes beside its checkpoint. */
 function runFiles(checkpoint: string): string[] {
   const stem = checkpoint.slice(0, checkpoint.length - path.extname(checkpoint).length);
-  return [checkpoint, `${checkpoint}.optimizer`, `${checkpoint}.optimizer.pending`, `${stem}.best.safetensors`, `${stem}.log.jsonl`];
+  return [checkpoint, `${checkpoint}.optimizer`, `${checkpoint}.optimizer.pending`, `${stem}.best.safetensors`, `${stem}.log.jsonl`, `${stem}.validation.png`];
 }
 
 /** A run that does not resume must not silently replace an earlier run's model file and append to its log. */

@@ -4,7 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SegvolError } from '../core/errors';
-import type { ValidationMetric } from './validation';
+import { drawSlicePanels } from '../io/panels';
+import { writeAtomic } from '../io/zarr';
+import type { ValidationMetric, ValidationSlice } from './validation';
 
 /** A path without its extension ('model.safetensors' -> 'model'). */
 export function withoutExtension(file: string): string {
@@ -33,6 +35,11 @@ export interface ValidationLine {
   bestStep: number;
 }
 
+/** Where a log's latest validation picture is written: model.log.jsonl -> model.validation.png. */
+export function validationSlicePath(logFile: string): string {
+  return `${logFile.replace(/\.log\.jsonl$/, '')}.validation.png`;
+}
+
 export class TrainingLog {
   constructor(readonly file: string) {}
 
@@ -40,8 +47,27 @@ export class TrainingLog {
     this.append({ ...line, voxelsPerSecond: Math.round(line.voxelsPerSecond), time: new Date().toISOString() });
   }
 
-  validation(line: ValidationLine): void {
-    this.append(line);
+  /**
+   * A validation score; with a slice, the picture input | truth | prediction is written beside
+   * the log as <stem>.validation.png (replaced atomically: a viewer never reads half of it).
+   */
+  validation(line: ValidationLine, slice?: ValidationSlice, classes?: readonly string[]): void {
+    if (!slice) return this.append(line);
+    const file = validationSlicePath(this.file);
+    const { height: h, width: w } = slice;
+    const range = (a: Float32Array) => {
+      let lo = Infinity, hi = -Infinity;
+      for (const v of a) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+      return { lo, hi };
+    };
+    const png = drawSlicePanels([
+      { title: 'input', kind: 'grey', data: slice.input, ...range(slice.input) },
+      { title: 'truth', kind: 'labels', data: slice.truth },
+      slice.predictionKind === 'labels' ? { title: 'prediction', kind: 'labels', data: slice.prediction }
+        : { title: 'prediction (output 0)', kind: 'grey', data: slice.prediction, ...range(slice.prediction) },
+    ], w, h, { caption: `validation at step ${line.step}: ${line.metric} ${Number(line.validation.toPrecision(4))}`, ...(classes ? { classes } : {}) });
+    writeAtomic(file, png);
+    this.append({ ...line, slice: path.basename(file) });
   }
 
   private append(entry: object): void {

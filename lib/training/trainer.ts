@@ -198,7 +198,7 @@ export class Trainer extends EventEmitter {
         stopEarly = stop;
         this.validationState = validator.state;
         const { best, bestStep } = validator.state!;
-        log?.validation({ step: this.position.step, phase: plan.index + 1, validation: score, metric: validator.metric, best, bestStep });
+        log?.validation({ step: this.position.step, phase: plan.index + 1, validation: score, metric: validator.metric, best, bestStep }, validator.lastSlice, this.model.info.classes);
       }
       log?.step({ step: this.position.step, phase: plan.index + 1, phaseName: plan.name, epoch: progress.epoch, loss: lastLoss, lr, gradNorm: stepResult.gradNorm,
         batchSize: plan.batchSize, voxelsPerSecond: progress.voxelsPerSecond });

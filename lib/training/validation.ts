@@ -5,6 +5,7 @@
 import { noGrad } from '../autograd/tape';
 import { describe, SegvolError } from '../core/errors';
 import { Random } from '../core/random';
+import type { Tensor } from '../core/tensor';
 import { positiveInteger, rejectUnknown, size3 } from '../core/validate';
 import type { SampledWindow } from '../data/samplers';
 import type { ModelBase } from '../nn/model';
@@ -104,6 +105,9 @@ export class Validator {
     }
   }
 
+  /** The middle plane of the first window at the last score: input | truth | prediction (the training log draws it). */
+  lastSlice: ValidationSlice | undefined;
+
   /** Whether a score is due after this many steps of the phase. */
   due(plan: Plan, stepInPhase: number): boolean {
     return stepInPhase % (this.options.every ?? plan.stepsPerEpoch) === 0 || stepInPhase === plan.steps;
@@ -127,13 +131,14 @@ export class Validator {
       try {
         await noGrad(async () => {
           const outputs = await this.model.forwardOutputs(batch.inputs, { training: false });
+          const out = outputs[this.model.outputNames[0]!]!;
           try {
+            if (start === 0) this.lastSlice = middleSlice(batch, out, plan.loss.comparesClasses !== false && classes > 1);
             if (this.metric === 'loss') {
               const loss = await plan.loss.of(outputs, batch);
               lossSum += loss.toArray()[0]! * batch.count;
               loss.dispose();
             } else {
-              const out = outputs[this.model.outputNames[0]!]!;
               addConfusion(counts, out.toArray(), batch.count, classes, batch.labels(out).toArray(), batch.mask(out)?.toArray());
             }
           } finally {
@@ -156,4 +161,44 @@ export class Validator {
     else state.sinceBest += 1;
     return { improved, stop: this.options.patience !== undefined && state.sinceBest >= this.options.patience };
   }
+}
+
+/** One plane of a validation window, for a picture: the input cropped to the output's extent. */
+export interface ValidationSlice {
+  height: number;
+  width: number;
+  input: Float32Array;
+  truth: Float32Array;
+  /** Class ids (argmax) where the loss compares classes, else output channel 0 in grey. */
+  prediction: Float32Array;
+  predictionKind: 'labels' | 'grey';
+}
+
+/** The middle output plane of window 0: the input's channel 0 at the same voxels, the truth, and the prediction. */
+function middleSlice(batch: Batch, out: Tensor, classesCompared: boolean): ValidationSlice {
+  // out: (N, K, d, h, w) or (N, K, h, w)
+  const spatial = out.shape.length === 5 ? out.shape.slice(2) : [1, ...out.shape.slice(2)];
+  const [d, h, w] = spatial as [number, number, number];
+  const k = out.shape[1]!, plane = h * w, z = Math.floor(d / 2);
+  const o = out.toArray();
+  const prediction = new Float32Array(plane);
+  for (let i = 0; i < plane; ++i) {
+    if (!classesCompared) {
+      prediction[i] = o[z * plane + i]!;
+      continue;
+    }
+    let best = 0;
+    for (let c = 1; c < k; ++c) if (o[(c * d + z) * plane + i]! > o[(best * d + z) * plane + i]!) best = c;
+    prediction[i] = best;
+  }
+  const truth = batch.labels(out).toArray().slice(z * plane, (z + 1) * plane);
+  // x: (N, C, D, H, W) or (N, C, H, W); 'valid' networks' outputs are centred in their inputs.
+  const x = Object.values(batch.inputs)[0]!;
+  const xs = x.shape.length === 5 ? x.shape.slice(2) : [1, ...x.shape.slice(2)];
+  const [D, H, W] = xs as [number, number, number];
+  const [oz, oy, ox] = [Math.floor((D - d) / 2), Math.floor((H - h) / 2), Math.floor((W - w) / 2)];
+  const xa = x.toArray();
+  const input = new Float32Array(plane);
+  for (let r = 0; r < h; ++r) input.set(xa.subarray(((oz + z) * H + oy + r) * W + ox, ((oz + z) * H + oy + r) * W + ox + w), r * w);
+  return { height: h, width: w, input, truth, prediction, predictionKind: classesCompared ? 'labels' : 'grey' };
 }

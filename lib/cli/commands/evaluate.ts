@@ -3,9 +3,11 @@
 // measures families add (--<name>).
 import { InvalidArgumentError, type Command } from 'commander';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { SegvolError } from '../../core/errors';
 import { adaptedRandForms, metrics, type AdaptedRandForm, type RandScores, type Shape3 } from '../../evaluation/metrics';
 import { boundaryPixelChoices, rand2dMetrics, sliceCombinations, type BoundaryPixels, type Rand2dSearch, type SliceCombination } from '../../evaluation/rand2d';
+import { worstSlices } from '../../evaluation/slice_errors';
 import { readLabels } from '../../io/labels';
 import { readVolumeAsync } from '../../io/volume_io';
 import { isZarrPath } from '../../io/zarr';
@@ -147,8 +149,9 @@ export function registerEvaluate(program: Command): void {
   for (const m of measures) command.option(`--${m.name}`, m.description);
   for (const m of measures) addOptions(command, m.folders?.options ?? []);
   command.option('--json', 'print JSON instead of a table')
+    .option('--out <file.json>', 'also write the scores as JSON, with the slices of most errors (segvol view --eval shows them)')
     .action(async (o: { pred: string; truth: string; metrics?: string; classes?: number; spacing?: number[]; boundary?: boolean; plot?: string;
-      adaptedRand?: AdaptedRandForm; json?: boolean } & BoundaryRandOptions & Record<string, unknown>) => {
+      adaptedRand?: AdaptedRandForm; json?: boolean; out?: string } & BoundaryRandOptions & Record<string, unknown>) => {
       // Folders of predictions and cases: a family's measure scores every case and summarises.
       // (A Zarr store and a folder of PNG/TIFF slices are volumes, not folders of cases.)
       const caseFolder = fs.existsSync(o.pred) && fs.statSync(o.pred).isDirectory() && !isZarrPath(o.pred) &&
@@ -220,8 +223,14 @@ export function registerEvaluate(program: Command): void {
         result.hausdorff95 = Array.from({ length: classes - 1 }, (_, k) => metrics.hausdorff95(
           Uint8Array.from(pred.data, (v) => (v === k + 1 ? 1 : 0)), Uint8Array.from(truth.data, (v) => (v === k + 1 ? 1 : 0)), shape, { spacing }));
       }
+      const asJson = (r: Result) => JSON.stringify(r, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2);
+      if (o.out) {
+        const worst = worstSlices(pred.data, truth.data, shape.length === 3 ? shape : [1, ...shape] as unknown as Shape3, { probabilities });
+        fs.writeFileSync(o.out, `${asJson({ ...result, worst, pred: path.resolve(o.pred), truth: path.resolve(o.truth) })}\n`);
+        if (!o.json) terminal.note(`wrote ${o.out}`);
+      }
       if (o.json) {
-        console.log(JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2));
+        console.log(asJson(result));
         return;
       }
       printEvaluation(result, measures);

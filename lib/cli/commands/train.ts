@@ -4,13 +4,16 @@ import type { Command } from 'commander';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import { SegvolError } from '../../core/errors';
 import type { Device } from '../../core/tensor';
+import { withoutExtension } from '../../training/log';
 import type { Precision } from '../../training/trainer';
 import { readTrainConfig } from '../config';
 import { closeDistributedGroup, launcherEnv } from '../../core/distributed';
 import { deviceOption, precisionOption, terminal } from '../context';
-import { EXIT_UNAVAILABLE, exitWith } from '../signals';
+import { EXIT_UNAVAILABLE, exitWith, onStopSignals } from '../signals';
 import { trainFromConfig } from '../train_run';
+import { startViewer, type Viewer } from '../viewer/server';
 
 function distributedOption(value: string): 'mpi' | 'none' {
   if (value !== 'mpi' && value !== 'none') throw new InvalidArgumentError(`expected mpi or none, received ${value}`);
@@ -30,8 +33,9 @@ export function registerTrain(program: Command): void {
     .option('--device <name>', 'cpu or cuda', deviceOption, 'cpu' as Device)
     .option('--distributed <mode>', "mpi: data-parallel over the ranks mpirun or srun started; none: one process (default: mpi when launched as several ranks)", distributedOption)
     .option('--precision <mode>', "convolution math: fp32 (default), bf16 (mixed precision: cpu with AVX512-BF16, or cuda), fp16 (cuda, loss-scaled) or tf32 (cuda); overrides the config's precision", precisionOption)
+    .option('--view', 'follow the training in a local web page (segvol view --log): loss, learning rate, validation and its latest slice')
     .action(async (options: { config: string; resume?: string; freshOptimizer?: boolean; overwrite?: boolean; device: Device; precision?: Precision;
-      distributed?: 'mpi' | 'none' }) => {
+      distributed?: 'mpi' | 'none'; view?: boolean }) => {
       const config = readTrainConfig(options.config);
       if (options.distributed !== undefined) config.distributed = options.distributed;
       const launched = launcherEnv();
@@ -50,12 +54,27 @@ export function registerTrain(program: Command): void {
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
       if (options.precision !== undefined) config.precision = options.precision;
+      let viewer: Viewer | undefined;
+      if (options.view && cli === terminal) {
+        if (!config.checkpoint) throw new SegvolError('ERR_ARGUMENT', '--view follows the training log written beside the checkpoint; give the config a checkpoint');
+        // The log of a fresh run is created at its first step: the viewer waits for it.
+        const log = `${withoutExtension(path.resolve(baseDir, config.checkpoint.path))}.log.jsonl`;
+        viewer = await startViewer({ layers: [], log });
+        console.log(`segvol view: ${viewer.url}`);
+      }
       try {
         await trainFromConfig(config, baseDir, {
           device: options.device, signal: controller.signal, ...(options.resume ? { resume: options.resume } : {}),
           ...(options.freshOptimizer ? { freshOptimizer: true } : {}), ...(options.overwrite ? { overwrite: true } : {}),
         }, cli);
         await closeDistributedGroup();  // MPI counts a rank that exits without finalising as failed
+        if (viewer) {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          console.log(`training done; the viewer stays at ${viewer.url} until Ctrl-C`);
+          await new Promise<void>((resolve) => { const off = onStopSignals(() => { off(); resolve(); }); });
+          await viewer.close();
+        }
       } catch (error) {
         // A lost peer: say so with the code, and exit 69 (unavailable) without waiting on MPI.
         if ((error as { code?: string }).code !== 'ERR_PEER_LOST') throw error;

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ServerResponse } from 'node:http';
-import { LogTail, type LogEntry } from '../../training/log';
+import { LogTail, validationSlicePath, type LogEntry } from '../../training/log';
 import { drawLog } from '../plot';
 
 export interface LogSummary {
@@ -40,7 +40,7 @@ export class LiveLog {
 
   /** Where the trainer writes its validation slice: beside the log, computed here, never from a URL. */
   get slicePath(): string {
-    return this.file.replace(/\.log\.jsonl$/, '') + '.validation.png';
+    return validationSlicePath(this.file);
   }
 
   poll(): void {

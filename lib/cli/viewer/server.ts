@@ -132,6 +132,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     '/api/stats': (res) => json(res, { layers: Object.fromEntries(layers.map((l) => [l.id, layerStats(l)])) }),
     '/api/log': (res) => {
       if (!live) throw new SegvolError('ERR_UNAVAILABLE', 'this viewer follows no training log; start it with --log <model>.log.jsonl');
+      live.poll();  // the file is watched every half second; a direct question gets the latest lines
       json(res, live.summary());
     },
     '/api/log/events': (res) => {

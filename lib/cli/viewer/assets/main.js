@@ -71,6 +71,8 @@ class View {
     this.ox = 0;
     this.oy = 0;
     this.token = 0;
+    /** Completed draws: tests wait for the next one instead of sleeping. */
+    this.drawn = 0;
     const [rowAxis, colAxis] = /** @type {[number, number]} */ (planeAxes[this.axis]);
     this.rowAxis = rowAxis;
     this.colAxis = colAxis;
@@ -150,7 +152,7 @@ class View {
       ctx.drawImage(offscreen, this.ox + image.c0 * (fc ?? 1) * this.scale, this.oy + image.r0 * (fr ?? 1) * rowScale,
         image.cols * (fc ?? 1) * this.scale, image.rows * (fr ?? 1) * rowScale);
       Object.assign(this.element.dataset, { region: region.join(','), level: String(image.level), scale: String(this.scale), ox: String(this.ox), oy: String(this.oy),
-        index: String(state.cursor[this.axis]) });
+        index: String(state.cursor[this.axis]), drawn: String(++this.drawn) });
     } catch (error) {
       $('#readout').textContent = String(/** @type {Error} */ (error).message);
     } finally {
@@ -194,7 +196,6 @@ async function readout() {
   if (!info.shape) return;
   const [z, y, x] = state.cursor;
   const el = $('#readout');
-  Object.assign(el.dataset, { z: String(z), y: String(y), x: String(x) });
   try {
     const { values } = await getJson(`/api/voxel?z=${z}&y=${y}&x=${x}`);
     if (state.cursor[0] !== z || state.cursor[1] !== y || state.cursor[2] !== x) return;
@@ -207,6 +208,8 @@ async function readout() {
       else parts.push(`${layer.role} ${v[0]}${name(v[0] ?? 0)}`);
     }
     el.textContent = parts.join(' | ');
+    // Set with the text, so that a reader of data-z/y/x sees the text of that voxel.
+    Object.assign(el.dataset, { z: String(z), y: String(y), x: String(x) });
   } catch (error) {
     el.textContent = String(/** @type {Error} */ (error).message);
   }
