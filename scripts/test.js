@@ -40,6 +40,9 @@ async function main() {
   require('node:fs').rmSync(path.join(root, 'dist'), { recursive: true, force: true });
   const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
   if (tsc.status !== 0) results.push({ suite: 'typescript', status: tsc.status ?? 1, passed: 0, failed: 1, skipped: 0, note: 'type errors' });
+  // The viewer's page is plain JavaScript (no build step), type-checked from its JSDoc.
+  const page = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'lib/cli/viewer/assets/tsconfig.json'], { cwd: root, stdio: 'inherit' });
+  if (page.status !== 0) results.push({ suite: 'viewer page', status: page.status ?? 1, passed: 0, failed: 1, skipped: 0, note: 'type errors in lib/cli/viewer/assets' });
 
   console.log('== the test suite (ava)');
   const main = await run(process.execPath, [ava]);

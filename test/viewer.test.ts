@@ -9,6 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { presets, writeVolume, ZarrWriter } from '../lib';
+import { syntheticEm } from '../lib/data/synthetic';
+import { writeOmeGroup } from '../lib/io/ome_zarr';
 import { labelColours, writeSlicePanels } from '../lib/io/panels';
 import { Browser, chromiumMissing, type Page } from './cdp';
 
@@ -131,7 +133,6 @@ browserTest('slices, cursor, overlays and the readout match the volume pixel for
   const shot = path.join(os.tmpdir(), `segvol-viewer-${process.pid}.png`);
   await page.screenshot(shot);
   t.log(`screenshot: ${shot}`);
-  if (process.env.SEGVOL_UPDATE_DOCS === '1') fs.copyFileSync(shot, path.join(root, 'docs', 'images', 'viewer.png'));
   t.true(fs.statSync(shot).size > 10_000);
 });
 
@@ -223,4 +224,78 @@ browserTest('the Evaluation tab shows the scores of segvol evaluate and takes a 
   t.is(await page.until<string>(`document.body.dataset.tab === 'volume' && document.querySelector('#readout').dataset.z`, 'the volume view at the worst slice'), '4');
   await drawn(page);
   t.is(await page.eval<string>(`document.querySelector('.view').dataset.index`), '4');
+});
+
+browserTest('an OME-Zarr pyramid: the view reads the level that fits it, level 0 at full size, a coarser one zoomed out', async (t) => {
+  const ome = path.join(dir, 'pyramid.ome.zarr');
+  const levels = [512, 256, 128].map((n, k) => ({ path: String(k), shape: [n, n, n] as [number, number, number], factor: [2 ** k, 2 ** k, 2 ** k] as [number, number, number] }));
+  writeOmeGroup(ome, { version: '0.4', name: 'pyramid', spacing: [1, 1, 1], channels: false, downsampling: 'mean', label: false, levels });
+  for (const l of levels) {
+    const writer = ZarrWriter.create(path.join(ome, l.path), { shape: l.shape, chunks: [64, 64, 64], dtype: 'uint8', compressor: 'zlib', dimensionSeparator: '/' });
+    const n = l.shape[0] / 64;
+    // Each level's own value: the drawn grey tells which level is on screen.
+    const chunk = zlib.deflateSync(Buffer.alloc(64 ** 3, 50 * (Number(l.path) + 1)));
+    for (let cz = 0; cz < n; ++cz) for (let cy = 0; cy < n; ++cy) for (let cx = 0; cx < n; ++cx) fs.mkdirSync(path.dirname(writer.chunkPath([cz, cy, cx])), { recursive: true }), fs.writeFileSync(writer.chunkPath([cz, cy, cx]), chunk);
+  }
+  const url = await view(t, [ome]);
+  const page = await browser!.open(`${url}/?wl=128&ww=256`);
+  let seen = await drawn(page);
+  const keys = () => page.eval<string[]>(`fetch('/api/stats').then((r) => r.json()).then((s) => s.layers.image.keys)`);
+  const scale = Number(await page.eval<string>(`document.querySelector('.view').dataset.scale`));
+  t.true(scale < 1 && scale > 0.5, `512 voxels fit a view of ${Math.round(512 * scale)} pixels`);
+  const fitted = await keys();
+  t.true(fitted.length > 0 && fitted.every((k) => k.startsWith('0/')), `at ${scale} pixels per voxel, level 0 (each voxel under a pixel): ${fitted.slice(0, 3).join(' ')}`);
+  const [centre] = await pixels(page, 0, [[256, 256]]);
+  t.deepEqual(centre, Array(3).fill(Math.round((50 * 255) / 256)));
+
+  for (const k of ['1', '2', '3']) {
+    await page.key(k);
+    await page.key('-');
+  }
+  seen = await drawn(page, seen);
+  const zoomedOut = (await keys()).filter((k) => !fitted.includes(k));
+  t.true(zoomedOut.length > 0 && zoomedOut.every((k) => k.startsWith('1/')), `zoomed out, level 1: ${zoomedOut.slice(0, 3).join(' ')}`);
+  t.deepEqual(await page.eval<string[]>(`[...document.querySelectorAll('.view')].map((v) => v.dataset.level)`), ['1', '1', '1']);
+  const [coarse] = await pixels(page, 0, [[256, 256]]);
+  t.deepEqual(coarse, Array(3).fill(Math.round((100 * 255) / 256)));
+});
+
+browserTest('several volumes are modalities: m switches the image, each with its own window', async (t) => {
+  const shape = [4, 20, 24];
+  const t1 = path.join(dir, 't1.nii.gz'), t2 = path.join(dir, 't2.nii.gz');
+  writeVolume(t1, { data: new Float32Array(4 * 20 * 24).map((_, i) => i % 24), shape, dtype: 'float32' });
+  writeVolume(t2, { data: new Float32Array(4 * 20 * 24).map((_, i) => 1000 + 10 * (Math.floor(i / 24) % 20)), shape, dtype: 'float32' });
+  const url = await view(t, [t1, t2]);
+  const page = await browser!.open(`${url}/`);
+  let seen = await drawn(page);
+  t.deepEqual(await page.eval<string[]>(`[...document.querySelectorAll('#modality option')].map((o) => o.textContent)`), ['t1.nii.gz', 't2.nii.gz']);
+  const window1 = await page.eval<string[]>(`[document.querySelector('#window-level').value, document.querySelector('#window-width').value]`);
+  await page.key('m');
+  seen = await drawn(page, seen);
+  const window2 = await page.eval<string[]>(`[document.querySelector('#window-level').value, document.querySelector('#window-width').value]`);
+  t.true(Number(window2[0]) > 1000, `t2's window from its own values: ${window2.join(', ')}`);
+  t.true(Number(window1[0]) < 24, `t1's: ${window1.join(', ')}`);
+  // t2 varies along y only: a row is one grey, and lower rows are brighter.
+  const [a, b, c] = await pixels(page, 0, [[2, 1], [2, 20], [17, 1]]);
+  t.deepEqual(a, b);
+  t.true(c![0]! > a![0]!);
+  t.regex(await page.until<string>(`document.querySelector('#readout').textContent.includes('t2') && document.querySelector('#readout').textContent`, 'the readout'), /t1\.nii\.gz \d+ \| t2\.nii\.gz \d+/);
+});
+
+browserTest('the picture in docs/viewer.md: a synthetic EM stack with its segments drawn over it', async (t) => {
+  const em = syntheticEm({ depth: 32, height: 160, width: 160, seed: 4 });
+  const image = path.join(dir, 'em.nii.gz'), segments = path.join(dir, 'segments.nii.gz'), membrane = path.join(dir, 'membrane.nii.gz');
+  writeVolume(image, { data: em.image, shape: em.shape, dtype: 'float32' });
+  writeVolume(segments, { data: Float32Array.from(em.segments), shape: em.shape, dtype: 'float32' });
+  writeVolume(membrane, { data: em.labels, shape: em.shape, dtype: 'float32' });
+  const url = await view(t, [image, '--pred', segments, '--labels', membrane]);
+  const page = await browser!.open(`${url}/?overlay=pred&opacity=0.35&z=20&y=70&x=90`);
+  await drawn(page);
+  t.regex(await page.until<string>(`document.querySelector('#readout').dataset.z === '20' && document.querySelector('#readout').textContent`, 'the readout'), /z 20 y 70 x 90 \| em\.nii\.gz -?\d.* \| labels [01] \| pred \d+/);
+  const shot = path.join(os.tmpdir(), `segvol-viewer-em-${process.pid}.png`);
+  await page.screenshot(shot);
+  const png = fs.readFileSync(shot);
+  t.is(png.readUInt32BE(16), 1280, 'the window width');
+  t.log(`screenshot: ${shot}`);
+  if (process.env.SEGVOL_UPDATE_DOCS === '1') fs.copyFileSync(shot, path.join(root, 'docs', 'images', 'viewer.png'));
 });

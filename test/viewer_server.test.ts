@@ -1,7 +1,7 @@
 // The viewer's server without a browser: what it refuses, which chunks a slice reads,
 // every format it serves, and the log follower behind the Training tab.
 import test from 'ava';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
@@ -240,4 +240,26 @@ test('segvol train --view serves the run\'s log while it trains, and stays until
   t.is(picture.body.subarray(1, 4).toString(), 'PNG');
   child.kill('SIGINT');
   t.is(await exited, 0, err);
+});
+
+test('the page ships in the npm package, loads nothing from the network, and is documented with its picture', (t) => {
+  const pack = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
+  t.is(pack.status, 0, pack.stderr);
+  const files = (JSON.parse(pack.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
+  const assets = path.join(root, 'lib', 'cli', 'viewer', 'assets');
+  const pageFiles = fs.readdirSync(assets).filter((f) => /\.(html|css|js)$/.test(f));
+  t.true(pageFiles.includes('index.html') && pageFiles.includes('main.js'));
+  for (const f of pageFiles) {
+    t.true(files.includes(`lib/cli/viewer/assets/${f}`), `${f} is in the package`);
+    // No CDN, no fonts or scripts from elsewhere: the page works offline.
+    const text = fs.readFileSync(path.join(assets, f), 'utf8').replace(/^\s*\/\/.*$/gm, '');
+    t.notRegex(text, /https?:\/\//, `${f} names no remote URL`);
+  }
+  const doc = fs.readFileSync(path.join(root, 'docs', 'viewer.md'), 'utf8');
+  t.regex(doc, /!\[[^\]]*\]\(images\/viewer\.png\)/);
+  const png = fs.readFileSync(path.join(root, 'docs', 'images', 'viewer.png'));
+  t.is(png.subarray(1, 4).toString(), 'PNG');
+  t.true(png.length < 150_000, `${png.length} bytes`);
+  t.true(png.readUInt32BE(16) >= 800, 'readable width');
+  t.regex(fs.readFileSync(path.join(root, 'README.md'), 'utf8'), /segvol -- view segvol-demo\/input\.npy/);
 });

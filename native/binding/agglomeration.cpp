@@ -22,15 +22,8 @@ metrics::Dims shapeArg(const Napi::Value& v, const char* op) {
   return {d[0], d[1], d[2]};
 }
 
-template <typename Array, typename T>
-std::vector<T> copyOf(const Napi::Value& v, napi_typedarray_type type, const char* op, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) fail(ErrorCode::Argument, std::string(op) + ": expected " + what);
-  Array a = v.As<Array>();
-  return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
-}
-
 std::vector<float> affinitiesArg(const Napi::Value& v, metrics::Dims dims, const char* op) {
-  auto aff = copyOf<Napi::Float32Array, float>(v, napi_float32_array, op, "affinities as a Float32Array");
+  auto aff = typedArrayCopy<Napi::Float32Array, float>(v, napi_float32_array, op, "affinities as a Float32Array");
   if (static_cast<int64_t>(aff.size()) != 3 * dims.size()) {
     fail(ErrorCode::Shape, std::string(op) + ": expected affinities (3, D, H, W) = " + std::to_string(3 * dims.size()) + " values, received " +
                                std::to_string(aff.size()));
@@ -39,7 +32,7 @@ std::vector<float> affinitiesArg(const Napi::Value& v, metrics::Dims dims, const
 }
 
 std::vector<int32_t> idsArg(const Napi::Value& v, int64_t expected, const char* op, const char* what) {
-  auto ids = copyOf<Napi::Int32Array, int32_t>(v, napi_int32_array, op, (std::string(what) + " as an Int32Array").c_str());
+  auto ids = typedArrayCopy<Napi::Int32Array, int32_t>(v, napi_int32_array, op, std::string(what) + " as an Int32Array");
   if (expected >= 0 && static_cast<int64_t>(ids.size()) != expected) {
     fail(ErrorCode::Shape, std::string(op) + ": expected " + what + " of " + std::to_string(expected) + " values, received " + std::to_string(ids.size()));
   }
@@ -136,7 +129,7 @@ Napi::Value AgglomerationAgglomerateGraphs(const Napi::CallbackInfo& info) {
     if (!info[0].IsArray()) fail(ErrorCode::Argument, std::string(op) + ": expected region graphs as an array of Uint8Array");
     Napi::Array list = info[0].As<Napi::Array>();
     std::vector<std::vector<uint8_t>> graphs;
-    for (uint32_t i = 0; i < list.Length(); ++i) graphs.push_back(copyOf<Napi::Uint8Array, uint8_t>(list.Get(i), napi_uint8_array, op, "each region graph as a Uint8Array"));
+    for (uint32_t i = 0; i < list.Length(); ++i) graphs.push_back(typedArrayCopy<Napi::Uint8Array, uint8_t>(list.Get(i), napi_uint8_array, op, "each region graph as a Uint8Array"));
     const int64_t fragments = intArg(info[1], op, "fragmentCount");
     if (fragments < 0 || fragments > 2147483646) fail(ErrorCode::Argument, std::string(op) + ": expected a fragment count in 0..2147483646, received " + std::to_string(fragments));
     auto options = agglomerationArgs(info, 2, op);

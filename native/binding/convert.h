@@ -63,6 +63,15 @@ bool boolArg(const Napi::Value& value, const char* op, const char* name);
 std::string stringArg(const Napi::Value& value, const char* op, const char* name);
 Device deviceArg(const Napi::Value& value, const char* op);
 
+// A copy of a typed array's elements; anything else fails with "<op>: expected <what>".
+// Copied because the work runs off the main thread, after JS may have changed the array.
+template <typename Array, typename T>
+std::vector<T> typedArrayCopy(const Napi::Value& value, napi_typedarray_type type, const char* op, const std::string& what) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) fail(ErrorCode::Argument, std::string(op) + ": expected " + what);
+  Array a = value.As<Array>();
+  return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
+}
+
 // One of a fixed set of strings, as its enum value. The error reads
 // "<op>: expected <what>'a', 'b' or 'c', received 'd'".
 template <typename E>

@@ -11,11 +11,7 @@ namespace segvol::binding {
 namespace {
 
 std::vector<uint8_t> bytesArg(const Napi::Value& value, const char* op) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    fail(ErrorCode::Argument, std::string(op) + ": expected a Uint8Array");
-  }
-  Napi::Uint8Array a = value.As<Napi::Uint8Array>();
-  return std::vector<uint8_t>(a.Data(), a.Data() + a.ElementLength());
+  return typedArrayCopy<Napi::Uint8Array, uint8_t>(value, napi_uint8_array, op, "a Uint8Array");
 }
 
 Napi::Value bytesValue(Napi::Env env, const std::vector<uint8_t>& bytes) {

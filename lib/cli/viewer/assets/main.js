@@ -2,10 +2,12 @@
 // The viewer page: three orthogonal views with a shared cursor, overlays and windowing,
 // and the Training and Evaluation tabs. Every volume read goes through the server's
 // /api/slice for the region in view, so only the chunks that region crosses are read.
+import { getJson } from './api.js';
 import { chooseLevel, classColour, compose, percentileWindow } from './render.js';
+import { followLog, showEvaluation } from './tabs.js';
 
 /** @typedef {import('./render.js').Slice} Slice */
-/** @typedef {{ id: string, role: string, name: string, channels: string[], shape: number[], spacing: number[] | null, levels: { shape: number[], factor: number[] }[] }} LayerInfo */
+/** @typedef {{ id: string, role: string, name: string, channels: string[], shape: number[], spacing: number[] | null, chunks: number[] | null, levels: { shape: number[], factor: number[] }[] }} LayerInfo */
 /** @typedef {{ shape: number[] | null, layers: LayerInfo[], classes: string[], palette: number[][], log: boolean, evaluation: boolean }} Info */
 
 const params = new URLSearchParams(location.search);
@@ -32,17 +34,11 @@ const state = {
 let imageChoices = [];
 let pending = 0;
 
-function setPending(delta) {
+function setPending(/** @type {number} */ delta) {
   pending += delta;
   document.body.dataset.pending = String(pending);
 }
 
-async function getJson(/** @type {string} */ url) {
-  const r = await fetch(url);
-  const body = await r.json();
-  if (!r.ok) throw new Error(`${body.code}: ${body.message}`);
-  return body;
-}
 
 /** @returns {Promise<Slice>} */
 async function fetchSlice(/** @type {LayerInfo} */ layer, /** @type {number} */ channel, /** @type {number} */ axis, /** @type {number} */ level,
@@ -220,7 +216,8 @@ async function refreshStats() {
     const { layers } = await getJson('/api/stats');
     let reads = 0, distinct = 0;
     for (const s of Object.values(layers)) { reads += s.chunkReads; distinct += s.distinctChunks; }
-    $('#stats').textContent = `chunks read: ${reads} (${distinct} distinct)`;
+    const chunked = info.layers.some((l) => l.chunks);
+    $('#stats').textContent = chunked ? `chunks read: ${reads} (${distinct} distinct)` : 'volumes in memory';
   } catch { /* the status line is informative only */ }
 }
 
@@ -237,7 +234,12 @@ function showLegend() {
   legend.replaceChildren();
   const layer = info.layers.find((l) => l.id === state.overlay);
   if (!layer || layer.role === 'prob') return;
-  const count = Math.max(info.classes.length, 2);
+  if (info.classes.length === 0) {
+    // Object ids (or classes without names): colours repeat every eight ids.
+    legend.textContent = 'ids coloured by id (the palette repeats every 8; give --model for class names)';
+    return;
+  }
+  const count = info.classes.length;
   for (let k = 1; k < count; ++k) {
     const span = document.createElement('span');
     const [r, g, b] = classColour(info.palette, k);
@@ -278,11 +280,13 @@ function setupControls() {
   showLegend();
 }
 
+function focusView(/** @type {number} */ k) {
+  state.focus = k;
+  views.forEach((v, i) => v.element.classList.toggle('focused', i === k));
+}
+
 function setupNavigation() {
-  const focus = (/** @type {number} */ k) => {
-    state.focus = k;
-    views.forEach((v, i) => v.element.classList.toggle('focused', i === k));
-  };
+  const focus = focusView;
   focus(0);
   for (const [k, view] of views.entries()) {
     /** @type {{ x: number, y: number, moved: boolean } | null} */
@@ -354,72 +358,6 @@ function showTab(/** @type {string} */ name) {
   if (name === 'volume') { for (const v of views) v.fit(); renderAll(); }
 }
 
-function followLog() {
-  const events = new EventSource('/api/log/events');
-  events.addEventListener('summary', (e) => {
-    const s = JSON.parse(/** @type {MessageEvent} */ (e).data);
-    const summary = $('#log-summary');
-    summary.dataset.version = String(s.version);
-    summary.dataset.steps = String(s.steps);
-    const best = s.best ? `, best ${s.metric} ${Number(s.best.value.toPrecision(4))} at step ${s.best.step}` : '';
-    summary.textContent = s.error ? `log: ${s.error}` : s.steps === 0 ? 'waiting for the first step'
-      : `${s.steps} steps, last step ${s.lastStep}: loss ${Number(s.lastLoss.toPrecision(4))}, learning rate ${s.lastLr}; ${s.validations} validations${best}`;
-    const plot = /** @type {HTMLImageElement} */ ($('#log-plot'));
-    if (s.steps > 0) plot.src = `/api/log/plot.png?v=${s.version}`;
-    else plot.removeAttribute('src');
-    const slice = /** @type {HTMLImageElement} */ ($('#val-slice'));
-    if (s.sliceStep !== null) {
-      slice.src = `/api/log/validation.png?v=${s.sliceStep}-${s.version}`;
-      slice.dataset.step = String(s.sliceStep);
-      $('#val-caption').textContent = `validation at step ${s.sliceStep}: input | truth | prediction`;
-    }
-  });
-}
-
-async function showEvaluation() {
-  const result = await getJson('/api/evaluation');
-  const f = (/** @type {unknown} */ v) => (typeof v === 'number' ? String(Number(v.toPrecision(4))) : String(v));
-  const lines = [];
-  for (const [key, value] of Object.entries(result)) {
-    if (typeof value === 'number') lines.push(`${key} ${f(value)}`);
-    else if (value && typeof value === 'object' && !Array.isArray(value) && key !== 'overlap') {
-      const scalars = Object.entries(value).filter(([, v]) => typeof v === 'number');
-      if (scalars.length) lines.push(`${key}: ${scalars.map(([k, v]) => `${k} ${f(v)}`).join(', ')}`);
-    }
-  }
-  $('#eval-summary').textContent = lines.join(' · ') || 'evaluation';
-  const table = $('#eval-classes');
-  table.replaceChildren();
-  const perClass = result.overlap?.perClass;
-  if (Array.isArray(perClass)) {
-    const head = table.insertRow();
-    for (const h of ['class', 'dice', 'jaccard', 'ppv', 'sensitivity', 'avd %']) head.append(Object.assign(document.createElement('th'), { textContent: h }));
-    perClass.forEach((c, k) => {
-      const row = table.insertRow();
-      row.dataset.class = String(k);
-      for (const v of [`${k}${info.classes[k] ? ` ${info.classes[k]}` : ''}`, c.dice, c.jaccard, c.ppv, c.sensitivity, c.avd]) row.insertCell().textContent = typeof v === 'number' ? f(v) : String(v);
-    });
-  }
-  const worst = $('#eval-worst');
-  worst.replaceChildren();
-  if (Array.isArray(result.worst) && result.worst.length) {
-    worst.append('slices with the most errors: ');
-    for (const w of result.worst) {
-      const b = document.createElement('button');
-      b.textContent = `${axisNames[w.axis]} ${w.index} (${(100 * w.share).toFixed(1)}%)`;
-      b.dataset.axis = String(w.axis);
-      b.dataset.index = String(w.index);
-      b.onclick = () => { showTab('volume'); views[w.axis] && (state.focus = w.axis); moveCursor(w.axis, w.index); };
-      worst.append(b);
-    }
-  }
-  if (result.randThreshold?.curve || result.randWatershed?.curve) {
-    const img = /** @type {HTMLImageElement} */ ($('#rand-plot'));
-    img.src = '/api/evaluation/rand.png';
-    img.hidden = false;
-  }
-}
-
 async function main() {
   info = await getJson('/api/info');
   imageChoices = info.layers.filter((l) => l.role === 'image').flatMap((layer) => layer.channels.map((_, channel) => ({ layer, channel })));
@@ -434,7 +372,7 @@ async function main() {
   setupControls();
   setupNavigation();
   if (info.log) followLog();
-  if (info.evaluation) await showEvaluation();
+  if (info.evaluation) await showEvaluation(info.classes, (axis, index) => { showTab('volume'); focusView(axis); moveCursor(axis, index); });
   showTab(params.get('tab') ?? (info.shape ? 'volume' : info.log ? 'training' : 'evaluation'));
   document.body.dataset.ready = 'true';
 }
