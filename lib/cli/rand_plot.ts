@@ -13,6 +13,19 @@ export interface RandCurve {
   marker?: Marker;
 }
 
+/**
+ * The curves of a boundary map's evaluation (segvol evaluate's randThreshold and randWatershed
+ * results), as `evaluate --plot` and the viewer draw them; none when the result has no curves.
+ */
+export function evaluationCurves(result: Record<string, unknown>): RandCurve[] {
+  const curve = (key: string) => (result[key] as { curve?: RandCurve['points'] } | undefined)?.curve;
+  const curves: RandCurve[] = [];
+  const threshold = curve('randThreshold'), watershed = curve('randWatershed');
+  if (threshold?.length) curves.push({ name: 'connected components', points: threshold, color: [31, 119, 180] });
+  if (watershed?.length) curves.push({ name: 'watershed', points: watershed, color: [214, 39, 40] });
+  return curves;
+}
+
 const markers: Marker[] = ['circle', 'square', 'diamond', 'triangle'];
 const isoColour: Rgb = [185, 185, 185], isoLabelColour: Rgb = [160, 160, 160];
 

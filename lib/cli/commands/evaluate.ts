@@ -14,7 +14,7 @@ import { isZarrPath } from '../../io/zarr';
 import { families } from '../../models';
 import type { FamilyMeasure } from '../../models/family';
 import { addOptions, integerList, terminal } from '../context';
-import { drawRandCurves } from '../rand_plot';
+import { drawRandCurves, evaluationCurves } from '../rand_plot';
 
 type Result = Record<string, unknown>;
 
@@ -114,10 +114,7 @@ async function evaluateBoundary(result: Result, pred: Float32Array, truth: Float
     bar.done();
   }
   if (plot) {
-    fs.writeFileSync(plot, drawRandCurves([
-      { name: 'connected components', points: (result.randThreshold as Rand2dSearch).curve, color: [31, 119, 180] },
-      { name: 'watershed', points: (result.randWatershed as Rand2dSearch).curve, color: [214, 39, 40] },
-    ]));
+    fs.writeFileSync(plot, drawRandCurves(evaluationCurves(result)));
     terminal.note(`wrote ${plot}`);
   }
 }

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { SegvolError } from '../../core/errors';
 import { segvolVersion } from '../../core/version';
 import { labelColours } from '../../io/panels';
-import { drawRandCurves, type RandCurve } from '../rand_plot';
+import { drawRandCurves, evaluationCurves } from '../rand_plot';
 import { describeLayer, layerStats, openLayer, readSlice, readVoxel, sliceQuery, type Layer, type LayerSource, type Triple } from './layers';
 import { LiveLog } from './live_log';
 
@@ -153,7 +153,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       json(res, evaluation);
     },
     '/api/evaluation/rand.png': (res) => {
-      const curves = randCurves(evaluation);
+      const curves = evaluation ? evaluationCurves(evaluation) : [];
       if (!curves.length) throw new SegvolError('ERR_UNAVAILABLE', 'the evaluation has no Rand curves (they come from segvol evaluate --boundary)');
       send(res, 200, 'image/png', drawRandCurves(curves));
     },
@@ -200,14 +200,4 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       server.close(() => resolve());
     }),
   };
-}
-
-/** The split/merge curves of a boundary-map evaluation, as `segvol evaluate --plot` draws them. */
-function randCurves(evaluation: Record<string, unknown> | undefined): RandCurve[] {
-  const curve = (key: string) => (evaluation?.[key] as { curve?: RandCurve['points'] } | undefined)?.curve;
-  const curves: RandCurve[] = [];
-  const threshold = curve('randThreshold'), watershed = curve('randWatershed');
-  if (threshold?.length) curves.push({ name: 'connected components', points: threshold, color: [31, 119, 180] });
-  if (watershed?.length) curves.push({ name: 'watershed', points: watershed, color: [214, 39, 40] });
-  return curves;
 }
