@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 
 export const chromiumBinary = process.env.SEGVOL_CHROMIUM ?? 'chromium';
 
@@ -40,9 +41,11 @@ export class Browser {
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--remote-debugging-pipe', `--user-data-dir=${this.profile}`,
       '--no-first-run', '--no-default-browser-check', '--disable-extensions', '--disable-background-networking', '--disable-breakpad',
       '--force-device-scale-factor=1', '--force-color-profile=srgb', '--hide-scrollbars', '--window-size=1280,900', 'about:blank',
-    ], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+    ], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], detached: true });  // its own process group: close() ends its helpers too
     this.child.stderr!.on('data', (d: Buffer) => { this.stderr = (this.stderr + d.toString()).slice(-4000); });
-    (this.child.stdio[4] as Readable).on('data', (d: Buffer) => this.receive(d.toString()));
+    // One decoder for the stream: a character split between two reads stays whole.
+    const decoder = new StringDecoder('utf8');
+    (this.child.stdio[4] as Readable).on('data', (d: Buffer) => this.receive(decoder.write(d)));
     this.child.on('exit', () => {
       for (const w of this.waiting.values()) w.reject(new Error(`chromium exited; its stderr ends:\n${this.stderr}`));
       this.waiting.clear();
@@ -53,8 +56,16 @@ export class Browser {
     this.buffer += text;
     let end: number;
     while ((end = this.buffer.indexOf('\0')) >= 0) {
-      const message = JSON.parse(this.buffer.slice(0, end)) as Message;
+      const text = this.buffer.slice(0, end);
       this.buffer = this.buffer.slice(end + 1);
+      let message: Message;
+      try {
+        message = JSON.parse(text) as Message;
+      } catch {
+        for (const w of this.waiting.values()) w.reject(new Error(`chromium sent a message that is not JSON: ${text.slice(0, 200)}`));
+        this.waiting.clear();
+        continue;
+      }
       if (message.id !== undefined && this.waiting.has(message.id)) {
         const w = this.waiting.get(message.id)!;
         this.waiting.delete(message.id);
@@ -86,6 +97,7 @@ export class Browser {
     await page.send('Page.enable');
     await page.send('Runtime.enable');
     await page.send('Network.enable');
+    await page.send('Log.enable');
     const loaded = new Promise<void>((resolve) => this.on((m) => { if (m.sessionId === sessionId && m.method === 'Page.loadEventFired') resolve(); }));
     await page.send('Page.navigate', { url });
     await loaded;
@@ -93,9 +105,16 @@ export class Browser {
   }
 
   async close(): Promise<void> {
+    const exited = this.child.exitCode !== null ? Promise.resolve() : new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     await Promise.race([this.send('Browser.close').catch(() => undefined), new Promise((r) => setTimeout(r, 3000))]);
-    this.child.kill('SIGKILL');
-    fs.rmSync(this.profile, { recursive: true, force: true });
+    // The whole group: Chromium's zygote and renderers would go on writing the profile.
+    try {
+      process.kill(-this.child.pid!, 'SIGKILL');
+    } catch {
+      this.child.kill('SIGKILL');
+    }
+    await exited;
+    fs.rmSync(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   }
 }
 
@@ -108,6 +127,9 @@ export class Page {
       if (m.sessionId !== sessionId) return;
       if (m.method === 'Network.requestWillBeSent') this.requests.push(String((m.params!.request as { url: string }).url));
       if (m.method === 'Runtime.exceptionThrown') this.consoleErrors.push(JSON.stringify(m.params!.exceptionDetails));
+      if (m.method === 'Runtime.consoleAPICalled' && (m.params!.type === 'error' || m.params!.type === 'warning')) this.consoleErrors.push(JSON.stringify(m.params!.args));
+      // CSP violations and failed loads are reported as log entries.
+      if (m.method === 'Log.entryAdded' && (m.params!.entry as { level: string }).level === 'error') this.consoleErrors.push(JSON.stringify(m.params!.entry));
     });
   }
 

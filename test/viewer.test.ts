@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { presets, writeVolume, ZarrWriter } from '../lib';
+import { presets, writeVolume, writeZarr, ZarrWriter } from '../lib';
 import { syntheticEm } from '../lib/data/synthetic';
 import { writeOmeGroup } from '../lib/io/ome_zarr';
 import { labelColours, writeSlicePanels } from '../lib/io/panels';
@@ -48,12 +48,12 @@ function view(t: ExecutionContext, args: string[]): Promise<string> {
   });
 }
 
-/** Waits for every view to have drawn (more often than `after` says) with nothing pending. */
-async function drawn(page: Page, after: number[] = [0, 0, 0]): Promise<number[]> {
+/** Waits for the views in `which` to have drawn more often than `after` says, with nothing pending. */
+async function drawn(page: Page, after: number[] = [0, 0, 0], which = [0, 1, 2]): Promise<number[]> {
   return page.until<number[]>(`(() => {
     const counts = [...document.querySelectorAll('.view')].map((v) => Number(v.dataset.drawn ?? 0));
-    return document.body.dataset.pending === '0' && counts.every((c, i) => c > ${JSON.stringify(after)}[i]) ? counts : null;
-  })()`, 'every view drawn');
+    return document.body.dataset.pending === '0' && ${JSON.stringify(which)}.every((i) => counts[i] > ${JSON.stringify(after)}[i]) ? counts : null;
+  })()`, `views ${which.join(', ')} drawn`);
 }
 
 /** RGB at the centres of level-0 voxels (row, col) of view `k`'s plane. */
@@ -61,8 +61,8 @@ function pixels(page: Page, k: number, at: Array<[number, number]>): Promise<num
   return page.eval<number[][]>(`(() => {
     const v = document.querySelectorAll('.view')[${k}];
     const ctx = v.querySelector('canvas.slice').getContext('2d');
-    const s = Number(v.dataset.scale), ox = Number(v.dataset.ox), oy = Number(v.dataset.oy);
-    return ${JSON.stringify(at)}.map(([r, c]) => [...ctx.getImageData(Math.floor(ox + (c + 0.5) * s), Math.floor(oy + (r + 0.5) * s), 1, 1).data.slice(0, 3)]);
+    const s = Number(v.dataset.scale), a = Number(v.dataset.aspect), ox = Number(v.dataset.ox), oy = Number(v.dataset.oy);
+    return ${JSON.stringify(at)}.map(([r, c]) => [...ctx.getImageData(Math.floor(ox + (c + 0.5) * s), Math.floor(oy + (r + 0.5) * s * a), 1, 1).data.slice(0, 3)]);
   })()`);
 }
 
@@ -98,9 +98,11 @@ browserTest('slices, cursor, overlays and the readout match the volume pixel for
   const coronal: Array<[number, number]> = [[0, 0], [5, 20], [11, 47]];
   t.deepEqual(await pixels(page, 1, coronal), coronal.map(([z, x]) => Array(3).fill(greyOf(value(z, Math.floor(H / 2), x)))), 'coronal slice');
 
-  // Up one slice.
+  // Up one slice: the axial view reads its new plane; the others keep theirs and move their cursor line.
+  const coronalBefore = seen[1];
   await page.key('ArrowUp');
-  seen = await drawn(page, seen);
+  seen = await drawn(page, seen, [0]);
+  t.is(seen[1], coronalBefore, 'the coronal plane did not change, so it was not read again');
   t.is(await page.until<string>(`document.querySelector('#readout').dataset.z === '${z0 + 1}' && document.querySelector('#readout').dataset.z`, 'the readout at z+1'), String(z0 + 1));
   t.deepEqual(await pixels(page, 0, probes), probes.map(([y, x]) => Array(3).fill(greyOf(value(z0 + 1, y, x)))), 'axial slice after ArrowUp');
 
@@ -129,7 +131,8 @@ browserTest('slices, cursor, overlays and the readout match the volume pixel for
   const foreign = page.requests.filter((r) => !r.startsWith(url) && !r.startsWith('data:') && !r.startsWith('blob:') && r !== 'about:blank');
   t.deepEqual(foreign, [], 'every request goes to the viewer itself (works offline)');
   t.deepEqual(page.consoleErrors, []);
-  await drawn(page, seen);
+  // The click moved y and x: the coronal and sagittal views read their new planes.
+  await drawn(page, seen, [1, 2]);
   const shot = path.join(os.tmpdir(), `segvol-viewer-${process.pid}.png`);
   await page.screenshot(shot);
   t.log(`screenshot: ${shot}`);
@@ -153,7 +156,8 @@ browserTest('the Training tab follows the log: new steps, a validation and its s
     { title: 'prediction', kind: 'labels', data: new Float32Array(plane).fill(1) },
   ], 16, 16);
   fs.appendFileSync(log, `${JSON.stringify({ step: 8, phase: 1, validation: 0.75, metric: 'dice', best: 0.75, bestStep: 8, slice: 'model.validation.png' })}\n`);
-  await page.until(`document.querySelector('#log-summary').dataset.steps === '8'`, '8 steps shown');
+  // The file is polled: the steps may show before the validation line; wait for both.
+  await page.until(`document.querySelector('#log-summary').textContent.includes('1 validations')`, '8 steps and the validation shown');
   t.regex(await page.eval<string>(`document.querySelector('#log-summary').textContent`), /8 steps, last step 8: loss 0\.125.*1 validations, best dice 0\.75 at step 8/);
   const newPlot = await page.until<string>(`(() => { const i = document.querySelector('#log-plot'); return i.complete && i.naturalWidth > 0 && i.src !== ${JSON.stringify(firstPlot)} && i.src; })()`, 'a redrawn chart');
   t.not(newPlot, firstPlot);
@@ -173,7 +177,7 @@ browserTest('a 512^3 Zarr: the first paint and a zoomed slice read only the chun
   const url = await view(t, [store]);
   const page = await browser!.open(`${url}/?wl=128&ww=256`);
   let seen = await drawn(page);
-  const keys = async () => page.eval<string[]>(`fetch('/api/stats').then((r) => r.json()).then((s) => s.layers.image.keys)`);
+  const keys = async () => page.eval<string[]>(`fetch('/api/stats?keys=1').then((r) => r.json()).then((s) => s.layers.image.keys)`);
   const first = await keys();
   // The cursor starts at the centre (256, 256, 256): chunk 4 on every axis.
   const onPlanes = (k: string) => { const [z, y, x] = k.split('.').map(Number); return z === 4 || y === 4 || x === 4; };
@@ -240,7 +244,7 @@ browserTest('an OME-Zarr pyramid: the view reads the level that fits it, level 0
   const url = await view(t, [ome]);
   const page = await browser!.open(`${url}/?wl=128&ww=256`);
   let seen = await drawn(page);
-  const keys = () => page.eval<string[]>(`fetch('/api/stats').then((r) => r.json()).then((s) => s.layers.image.keys)`);
+  const keys = () => page.eval<string[]>(`fetch('/api/stats?keys=1').then((r) => r.json()).then((s) => s.layers.image.keys)`);
   const scale = Number(await page.eval<string>(`document.querySelector('.view').dataset.scale`));
   t.true(scale < 1 && scale > 0.5, `512 voxels fit a view of ${Math.round(512 * scale)} pixels`);
   const fitted = await keys();
@@ -298,4 +302,51 @@ browserTest('the picture in docs/viewer.md: a synthetic EM stack with its segmen
   t.is(png.readUInt32BE(16), 1280, 'the window width');
   t.log(`screenshot: ${shot}`);
   if (process.env.SEGVOL_UPDATE_DOCS === '1') fs.copyFileSync(shot, path.join(root, 'docs', 'images', 'viewer.png'));
+});
+
+browserTest('anisotropic voxels, panning, and an overlay read at another pyramid level than the image', async (t) => {
+  // (z, y, x) spacing (2, 1, 1): the coronal and sagittal views draw rows twice as tall.
+  const shape = [8, 24, 32];
+  const data = Float32Array.from({ length: 8 * 24 * 32 }, (_, i) => (i * 13) % 200);
+  const thick = path.join(dir, 'thick.nii.gz');
+  writeVolume(thick, { data, shape, dtype: 'float32', spacing: [2, 1, 1] });
+  let url = await view(t, [thick]);
+  let page = await browser!.open(`${url}/?wl=100&ww=200&z=3&y=10&x=12`);
+  let seen = await drawn(page);
+  t.is(await page.eval<string>(`document.querySelectorAll('.view')[1].dataset.aspect`), '2');
+  const at = (z: number, y: number, x: number) => Array(3).fill(greyOf(data[(z * 24 + y) * 32 + x]!));
+  const coronal: Array<[number, number]> = [[0, 0], [3, 17], [7, 31]];
+  t.deepEqual(await pixels(page, 1, coronal), coronal.map(([z, x]) => at(z, 10, x)), 'coronal rows at twice the height');
+  // Drag the axial view 37 px right and 23 down: the voxels move with it.
+  const box = await page.eval<{ x: number; y: number; w: number; h: number }>(`(() => { const r = document.querySelector('.view canvas.slice').getBoundingClientRect(); return { x: r.left, y: r.top, w: r.width, h: r.height }; })()`);
+  const before = await page.eval<{ ox: string; oy: string }>(`({ ...document.querySelector('.view').dataset })`);
+  const [sx, sy] = [box.x + box.w / 2, box.y + box.h / 2];
+  await page.send('Input.dispatchMouseEvent', { type: 'mousePressed', x: sx, y: sy, button: 'left', clickCount: 1 });
+  for (const k of [1, 2, 3]) await page.send('Input.dispatchMouseEvent', { type: 'mouseMoved', x: sx + (37 * k) / 3, y: sy + (23 * k) / 3, button: 'left' });
+  await page.send('Input.dispatchMouseEvent', { type: 'mouseReleased', x: sx + 37, y: sy + 23, button: 'left', clickCount: 1 });
+  await page.until(`document.querySelector('.view').dataset.ox === '${Number(before.ox) + 37}' && document.body.dataset.pending === '0'`, 'the axial view panned');
+  t.is(await page.eval<string>(`document.querySelector('.view').dataset.oy`), String(Number(before.oy) + 23));
+  const axial: Array<[number, number]> = [[0, 0], [10, 12], [23, 20]];
+  t.deepEqual(await pixels(page, 0, axial), axial.map(([y, x]) => at(3, y, x)), 'the panned axial view');
+  t.is(await page.eval<string>(`document.querySelector('#readout').dataset.y`), '10', 'a drag does not move the cursor');
+
+  // A two-level pyramid under labels of level 0 only: zoomed out, the image comes from level 1 and
+  // the labels every other voxel; every image pixel still gets its label (the first row too).
+  const ome = path.join(dir, 'two.ome.zarr');
+  const levels = [{ path: '0', shape: [16, 128, 128] as [number, number, number], factor: [1, 1, 1] as [number, number, number] },
+    { path: '1', shape: [8, 64, 64] as [number, number, number], factor: [2, 2, 2] as [number, number, number] }];
+  writeOmeGroup(ome, { version: '0.4', name: 'two', spacing: [1, 1, 1], channels: false, downsampling: 'mean', label: false, levels });
+  for (const l of levels) await writeZarr(path.join(ome, l.path), new Float32Array(l.shape[0] * l.shape[1] * l.shape[2]).fill(100), l.shape, { chunks: [8, 32, 32] });
+  const labels = path.join(dir, 'two-labels.npy');
+  writeVolume(labels, { data: Float32Array.from({ length: 16 * 128 * 128 }, (_, i) => (Math.floor(i / 128) % 128 < 64 ? 1 : 2)), shape: [16, 128, 128], dtype: 'uint8' });
+  url = await view(t, [ome, '--labels', labels]);
+  page = await browser!.open(`${url}/?wl=100&ww=200&opacity=1&overlay=labels`);
+  seen = await drawn(page);
+  for (let i = 0; i < 3; ++i) {
+    await page.key('-');
+    seen = await drawn(page, seen, [0]);
+  }
+  t.is(await page.eval<string>(`document.querySelector('.view').dataset.level`), '1', 'the image at level 1');
+  const rows: Array<[number, number]> = [[0, 0], [0, 127], [63, 5], [64, 5], [127, 127]];
+  t.deepEqual(await pixels(page, 0, rows), rows.map(([y]) => [...labelColours[y < 64 ? 1 : 2]!]), 'labels over every pixel, the first row included');
 });

@@ -4,6 +4,7 @@ import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -33,8 +34,9 @@ function request(port: number, target: string, headers: Record<string, string> =
 const slice = async (viewer: Viewer, query: string) => {
   const r = await request(viewer.port, `/api/slice?${query}`);
   if (r.status !== 200) throw new Error(r.body.toString());
-  const header = JSON.parse(String(r.headers['x-segvol-slice'])) as { rows: number; cols: number };
-  return { ...header, data: new Float32Array(r.body.buffer.slice(r.body.byteOffset, r.body.byteOffset + r.body.length)) };
+  const header = JSON.parse(String(r.headers['x-segvol-slice'])) as { rows: number; cols: number; dtype: 'float32' | 'float64' };
+  const bytes = r.body.buffer.slice(r.body.byteOffset, r.body.byteOffset + r.body.length);
+  return { ...header, data: header.dtype === 'float64' ? new Float64Array(bytes) : new Float32Array(bytes) };
 };
 
 // 512^3 uint8 in 64^3 chunks; chunk (cz, cy, cx) holds one value, so a voxel tells its chunk.
@@ -96,7 +98,7 @@ test('bad slice queries are refused with what was expected, and the server goes 
 test('a 512^3 Zarr: opening reads no chunk, a plane reads exactly the chunks it crosses, a region fewer', async (t) => {
   const viewer = await startViewer({ layers: [{ id: 'image', role: 'image', location: bigStore }] });
   t.teardown(() => viewer.close());
-  const stats = async () => (JSON.parse((await request(viewer.port, '/api/stats')).body.toString()) as { layers: { image: { chunkReads: number; keys: string[] } } }).layers.image;
+  const stats = async () => (JSON.parse((await request(viewer.port, '/api/stats?keys=1')).body.toString()) as { layers: { image: { chunkReads: number; keys: string[] } } }).layers.image;
   const info = JSON.parse((await request(viewer.port, '/api/info')).body.toString()) as { shape: number[]; layers: Array<{ chunks: number[] }> };
   t.deepEqual(info.shape, [512, 512, 512]);
   t.deepEqual(info.layers[0]!.chunks, [64, 64, 64]);
@@ -166,25 +168,25 @@ test('an OME-Zarr pyramid serves each level, and a coarse level reads only its o
   const coarse = await slice(viewer, 'layer=image&axis=0&index=9&level=2');
   t.deepEqual([coarse.rows, coarse.cols], [8, 8]);
   t.true(coarse.data.every((v) => v === 30));
-  const keys = (JSON.parse((await request(viewer.port, '/api/stats')).body.toString()) as { layers: { image: { keys: string[] } } }).layers.image.keys;
+  const keys = (JSON.parse((await request(viewer.port, '/api/stats?keys=1')).body.toString()) as { layers: { image: { keys: string[] } } }).layers.image.keys;
   t.deepEqual(keys, ['2/0.0.0'], 'plane 9 of level 0 is plane 2 of level 2: one chunk');
 });
 
 test('LogTail: complete lines only, a truncated or replaced log starts over, a missing one is empty', (t) => {
   const file = path.join(dir, 'tail.log.jsonl');
   const tail = new LogTail(file);
-  t.deepEqual(tail.poll(), { entries: [], reset: false });
+  t.deepEqual(tail.poll(), { entries: [], reset: false, errors: [] });
   fs.writeFileSync(file, '{"step":1,"loss":2}\n{"step":2,"lo');
   t.deepEqual(tail.poll().entries, [{ step: 1, loss: 2 }]);
   fs.appendFileSync(file, 'ss":1.5}\n');
   t.deepEqual(tail.poll().entries, [{ step: 2, loss: 1.5 }]);
-  t.deepEqual(tail.poll(), { entries: [], reset: false });
+  t.deepEqual(tail.poll(), { entries: [], reset: false, errors: [] });
   fs.writeFileSync(file, '{"step":1,"loss":9}\n');
-  t.deepEqual(tail.poll(), { entries: [{ step: 1, loss: 9 }], reset: true });
+  t.deepEqual(tail.poll(), { entries: [{ step: 1, loss: 9 }], reset: true, errors: [] });
   fs.appendFileSync(file, 'not json\n');
-  t.throws(() => tail.poll(), { message: /tail\.log\.jsonl line 2 is not JSON/ });
+  t.like(tail.poll(), { entries: [], errors: [`${file} line 2 is not JSON; expected a training log written by segvol train`] });
   fs.rmSync(file);
-  t.deepEqual(tail.poll(), { entries: [], reset: true });
+  t.deepEqual(tail.poll(), { entries: [], reset: true, errors: [] });
 });
 
 test('segvol view refuses nothing to show, and warns when it listens beyond this machine', async (t) => {
@@ -262,4 +264,148 @@ test('the page ships in the npm package, loads nothing from the network, and is 
   t.true(png.length < 150_000, `${png.length} bytes`);
   t.true(png.readUInt32BE(16) >= 800, 'readable width');
   t.regex(fs.readFileSync(path.join(root, 'README.md'), 'utf8'), /segvol -- view segvol-demo\/input\.npy/);
+});
+
+/** A one-chunk Zarr v2 array of integer ids written by hand (segvol writes no 64-bit arrays). */
+function rawIdZarr(dir: string, dtype: '<u4' | '<u8', shape: number[], ids: bigint[]): void {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, '.zarray'), JSON.stringify({ zarr_format: 2, shape, chunks: shape, dtype, compressor: null, fill_value: 0, order: 'C', filters: null }));
+  const bytes = Buffer.alloc(ids.length * (dtype === '<u8' ? 8 : 4));
+  ids.forEach((v, i) => (dtype === '<u8' ? bytes.writeBigUInt64LE(v, i * 8) : bytes.writeUInt32LE(Number(v), i * 4)));
+  fs.writeFileSync(path.join(dir, '0.0.0'), bytes);
+}
+
+test('object ids beyond float32 (uint32 above 2^24, uint64) come back exact in slices and the readout', async (t) => {
+  const shape = [2, 3, 4];
+  const big32 = Array.from({ length: 24 }, (_, i) => BigInt(16_777_217 + 2 * i));  // odd numbers above 2^24: float32 rounds each
+  const big64 = Array.from({ length: 24 }, (_, i) => (1n << 40n) + BigInt(i));
+  rawIdZarr(path.join(dir, 'ids32.zarr'), '<u4', shape, big32);
+  rawIdZarr(path.join(dir, 'ids64.zarr'), '<u8', shape, big64);
+  const image = path.join(dir, 'ids-image.npy');
+  writeVolume(image, { data: new Float32Array(24), shape, dtype: 'float32' });
+  const viewer = await startViewer({ layers: [{ id: 'image', role: 'image', location: image }, { id: 'labels', role: 'labels', location: path.join(dir, 'ids32.zarr') },
+    { id: 'pred', role: 'pred', location: path.join(dir, 'ids64.zarr') }] });
+  t.teardown(() => viewer.close());
+  for (const [layer, ids] of [['labels', big32], ['pred', big64]] as const) {
+    const r = await request(viewer.port, `/api/slice?layer=${layer}&axis=0&index=1`);
+    t.is(r.status, 200, r.body.toString());
+    t.is(JSON.parse(String(r.headers['x-segvol-slice'])).dtype, 'float64');
+    const got = new Float64Array(r.body.buffer.slice(r.body.byteOffset, r.body.byteOffset + r.body.length));
+    t.deepEqual([...got], ids.slice(12).map(Number), layer);
+  }
+  const voxel = JSON.parse((await request(viewer.port, '/api/voxel?z=1&y=2&x=3')).body.toString()) as { values: Record<string, number[]> };
+  t.deepEqual(voxel.values.labels, [Number(big32[23])]);
+  t.deepEqual(voxel.values.pred, [Number(big64[23])]);
+  // The image layer of a uint64 store reads through float32 without failing.
+  const asImage = await startViewer({ layers: [{ id: 'image', role: 'image', location: path.join(dir, 'ids64.zarr') }] });
+  t.teardown(() => asImage.close());
+  t.is((await request(asImage.port, '/api/slice?layer=image&axis=0&index=0')).status, 200);
+});
+
+test('Host names, methods, other sites, sizes and coordinates: what is served and what is refused', async (t) => {
+  const image = path.join(dir, 'hosts.npy');
+  writeVolume(image, { data: Float32Array.from({ length: 4 * 64 * 64 }, (_, i) => i), shape: [4, 64, 64], dtype: 'float32' });
+  const viewer = await startViewer({ layers: [{ id: 'image', role: 'image', location: image }] });
+  t.teardown(() => viewer.close());
+  const p = viewer.port;
+  for (const [host, status] of [[`127.0.0.1:${p}`, 200], [`LOCALHOST:${p}`, 200], [`localhost:${p}`, 200], [`[::1]:${p}`, 200], ['127.0.0.1', 403], ['127.0.0.1:1', 403],
+    [`localhost.evil.example:${p}`, 403], [`127.0.0.1.nip.io:${p}`, 403]] as const) {
+    t.is((await request(p, '/api/info', { host })).status, status, `Host ${JSON.stringify(host)}`);
+  }
+  // No Host header at all (HTTP/1.0 allows it): refused.
+  const bare = await new Promise<string>((resolve) => {
+    const socket = net.connect(p, '127.0.0.1', () => socket.end('GET /api/info HTTP/1.0\r\n\r\n'));
+    let text = '';
+    socket.on('data', (d: Buffer) => { text += d.toString(); });
+    socket.on('close', () => resolve(text));
+  });
+  t.regex(bare, /^HTTP\/1\.[01] 403/);
+  t.is((await request(p, '/api/info', { 'sec-fetch-site': 'cross-site' })).status, 403, 'a request sent by another site');
+  t.is((await request(p, '/api/info', { 'sec-fetch-site': 'same-origin' })).status, 200);
+  const head = await new Promise<{ status: number; length: number }>((resolve) => {
+    http.request({ host: '127.0.0.1', port: p, path: '/api/info', method: 'HEAD', headers: { host: `127.0.0.1:${p}` } }, (res) => {
+      let length = 0;
+      res.on('data', (d: Buffer) => { length += d.length; });
+      res.on('end', () => resolve({ status: res.statusCode!, length }));
+    }).end();
+  });
+  t.deepEqual(head, { status: 200, length: 0 });
+  const page = await request(p, '/');
+  t.regex(String(page.headers['content-security-policy']), /frame-ancestors 'none'/);
+  t.is(page.headers['cross-origin-resource-policy'], 'same-origin');
+  t.is((await request(p, '/favicon.ico')).status, 204);
+  // Every 4th row and column of the plane: a zoomed-out view of a volume without a pyramid.
+  const stepped = await slice(viewer, 'layer=image&axis=0&index=2&step=4');
+  t.deepEqual([stepped.rows, stepped.cols], [16, 16]);
+  t.is(stepped.data[1 * 16 + 2], 2 * 4096 + 4 * 64 + 8);
+  for (const [query, message] of [['x=1&y=1', /z must be an integer in 0\.\.3, received null/], ['z=&y=1&x=1', /z must be an integer/], ['z=0&y=64&x=0', /y must be an integer in 0\.\.63/]] as const) {
+    const r = await request(p, `/api/voxel?${query}`);
+    t.is(r.status, 400, query);
+    t.regex(r.body.toString(), message);
+  }
+  const logOnly = await startViewer({ layers: [], log: path.join(dir, 'none.log.jsonl') });
+  t.teardown(() => logOnly.close());
+  t.is((await request(logOnly.port, '/api/voxel?z=0&y=0&x=0')).status, 404, 'a log-only viewer has no voxels: ERR_UNAVAILABLE');
+});
+
+test('a slice is refused above 4096 x 4096 values, naming the ways to ask for less', async (t) => {
+  const store = path.join(dir, 'wide.zarr');
+  ZarrWriter.create(store, { shape: [1, 5000, 5000], chunks: [1, 1000, 1000], dtype: 'uint8', compressor: 'zlib' });
+  const viewer = await startViewer({ layers: [{ id: 'image', role: 'image', location: store }] });
+  t.teardown(() => viewer.close());
+  const r = await request(viewer.port, '/api/slice?layer=image&axis=0&index=0');
+  t.is(r.status, 400);
+  t.regex(r.body.toString(), /a slice of 5000 x 5000 values.*ask a smaller region, a coarser level or a larger step/);
+  t.is((await slice(viewer, 'layer=image&axis=0&index=0&step=2')).rows, 2500);
+});
+
+test('LogTail: a replaced file, a character split between reads, and torn or foreign lines that lose nothing around them', (t) => {
+  const file = path.join(dir, 'tail2.log.jsonl');
+  fs.writeFileSync(file, '{"step":1,"loss":1}\n');
+  const tail = new LogTail(file);
+  t.is(tail.poll().entries.length, 1);
+  // Replaced by rename (a new inode) with a file as long: only the identity tells.
+  fs.writeFileSync(`${file}.new`, '{"step":7,"loss":1}\n');
+  fs.renameSync(`${file}.new`, file);
+  t.like(tail.poll(), { reset: true, entries: [{ step: 7, loss: 1 }] });
+  // "é" is two bytes: the first arrives in one read, the second in the next.
+  const line = Buffer.from('{"step":8,"loss":2,"phaseName":"é"}\n');
+  const cut = line.indexOf(0xc3) + 1;
+  fs.appendFileSync(file, line.subarray(0, cut));
+  t.deepEqual(tail.poll().entries, []);
+  fs.appendFileSync(file, line.subarray(cut));
+  t.deepEqual(tail.poll().entries, [{ step: 8, loss: 2, phaseName: 'é' }]);
+  fs.appendFileSync(file, '{"step":9,"loss":3}\n{"step":10,"lo\nnull\n[1]\n{"step":11,"loss":4}\n');
+  const r = tail.poll();
+  t.deepEqual(r.entries.map((e) => e.step), [9, 11]);
+  t.is(r.errors.length, 3);
+  t.regex(r.errors[0]!, /line 4 is not JSON/);
+  t.regex(r.errors[1]!, /line 5 is not an object/);
+  fs.appendFileSync(file, 'x\n');
+  t.regex(tail.poll().errors[0]!, /line 8 is not JSON/, 'line numbers go on after skipped lines');
+});
+
+test('segvol train --view ends with the run when training fails, instead of serving on', async (t) => {
+  const run = path.join(dir, 'train-view-fails');
+  fs.mkdirSync(run);
+  // An earlier run's model file: training refuses to replace it without --overwrite, after the viewer started.
+  fs.writeFileSync(path.join(run, 'model.safetensors'), 'an earlier run');
+  const em = syntheticEm({ depth: 4, height: 12, width: 12, seed: 3 });
+  writeVolume(path.join(run, 'volume.npy'), { data: em.image, shape: em.shape, dtype: 'float32' });
+  writeVolume(path.join(run, 'labels.npy'), { data: em.labels, shape: em.shape, dtype: 'float32' });
+  fs.writeFileSync(path.join(run, 'train.json'), JSON.stringify({
+    model: { preset: 'pyramidNet', inChannels: 1, classes: 2, hidden: [3], fc: [], kernel: 3, seed: 1 },
+    data: { volume: 'volume.npy', labels: 'labels.npy' }, stages: [{ size: [4, 8, 8], epochs: 1 }], checkpoint: { path: 'model.safetensors' },
+  }));
+  const r = await new Promise<{ code: number | null; err: string; out: string }>((resolve) => {
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(root, 'lib', 'cli', 'main.ts'), 'train', '--config', path.join(run, 'train.json'), '--view'], { cwd: root });
+    let err = '', out = '';
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('exit', (code) => { clearTimeout(guard); resolve({ code, err, out }); });
+  });
+  t.regex(r.out, /segvol view: http:\/\//, 'the viewer had started');
+  t.is(r.code, 1, `exits by itself with the error: ${r.err}`);
+  t.regex(r.err, /model\.safetensors exists/);
 });

@@ -27,7 +27,8 @@ function niceStep(range: number, target: number): number {
 /** A linear axis over the values with `margin` (a fraction of their range) on each side, about `target` ticks. */
 export function linearAxis(values: readonly number[], options: { margin?: number; target?: number; max?: number; min?: number } = {}): Axis {
   const finite = values.filter(Number.isFinite);
-  let lo = finite.length ? Math.min(...finite) : 0, hi = finite.length ? Math.max(...finite) : 1;
+  // Loops, not Math.min(...values): a log of a few hundred thousand steps would overflow the stack.
+  let lo = finite.length ? finite.reduce((a, b) => Math.min(a, b)) : 0, hi = finite.length ? finite.reduce((a, b) => Math.max(a, b)) : 1;
   if (!(hi > lo)) {
     const pad = Math.max(Math.abs(lo) * 0.05, 1e-3);
     lo -= pad;
@@ -56,7 +57,7 @@ export function formatLogValue(v: number): string {
 /** A log axis over the positive values: decades labelled, 2..9 x 10^k as minor grid lines (labelled 2 and 5 too where the range is short). */
 export function logAxis(values: readonly number[], options: { margin?: number } = {}): Axis {
   const positive = values.filter((v) => Number.isFinite(v) && v > 0);
-  let lo = positive.length ? Math.log10(Math.min(...positive)) : -1, hi = positive.length ? Math.log10(Math.max(...positive)) : 0;
+  let lo = positive.length ? Math.log10(positive.reduce((a, b) => Math.min(a, b))) : -1, hi = positive.length ? Math.log10(positive.reduce((a, b) => Math.max(a, b))) : 0;
   if (hi - lo < 0.2) {
     const mid = (lo + hi) / 2;
     lo = mid - 0.1;

@@ -70,8 +70,8 @@ export interface ZarrArray {
   spacing?: [number, number, number];
   /** The spatial axes' unit ('micrometer', 'millimeter', ...) where the store names one. */
   unit?: string;
-  /** An OME-Zarr image's levels, finest first: each one's scale (z, y, x); `level` is the one opened. */
-  multiscale?: { level: number; scales: Array<[number, number, number]> };
+  /** An OME-Zarr image's levels, finest first: each one's scale (z, y, x), null where the metadata gives none; `level` is the one opened. */
+  multiscale?: { level: number; scales: Array<[number, number, number] | null> };
   /** Values of the region [start, start + size) in C order. */
   read(start: readonly number[], size: readonly number[]): Promise<Float32Array>;
   /** The same values exactly (integers up to 2^53: object ids of any integer type). */
@@ -126,7 +126,7 @@ export async function openZarr(location: string, options: OpenZarrOptions = {}):
       const scaleOf = (d: (typeof datasets)[number]) => d.coordinateTransformations?.find((t) => t.type === 'scale')?.scale;
       const scale = scaleOf(first);
       if (scale && scale.length >= 3) spacing = scale.slice(-3) as [number, number, number];
-      multiscale = { level, scales: datasets.map((d) => ((scaleOf(d)?.length ?? 0) >= 3 ? scaleOf(d)!.slice(-3) : [1, 1, 1]) as [number, number, number]) };
+      multiscale = { level, scales: datasets.map((d) => ((scaleOf(d)?.length ?? 0) >= 3 ? scaleOf(d)!.slice(-3) as [number, number, number] : null)) };
       const units = new Set((scales![0]!.axes ?? []).filter((a) => a.type === 'space').map((a) => a.unit));
       if (units.size === 1 && [...units][0]) unit = [...units][0];
       node = await zarr.open(base.resolve(`${inner ? `${inner}/` : ''}${first.path}`), { kind: 'array' });
@@ -166,8 +166,10 @@ export async function openZarr(location: string, options: OpenZarrOptions = {}):
     },
     async read(start, size) {
       const data = await region(start, size);
-      // float32 arrays come back as they are; other types are converted (one copy).
-      return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+      // float32 arrays come back as they are; other types are converted (one copy; 64-bit integers through Number).
+      if (data instanceof Float32Array) return data;
+      if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Float32Array.from(data, (v) => Number(v));
+      return Float32Array.from(data as ArrayLike<number>);
     },
   };
 }

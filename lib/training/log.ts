@@ -90,16 +90,26 @@ export interface LogEntry {
   slice?: string;
 }
 
+/** One line of the log, or why it is not one (not JSON, or JSON that is not an object). */
+function parseLine(line: string, source: string, number: number): LogEntry | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return `${source} line ${number} is not JSON; expected a training log written by segvol train`;
+  }
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as LogEntry
+    : `${source} line ${number} is not an object; expected a training log written by segvol train`;
+}
+
 /** Parses complete log lines; `firstLine` numbers them in errors. */
 export function parseTrainingLog(text: string, source: string, firstLine = 1): LogEntry[] {
   const entries: LogEntry[] = [];
   text.split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
-    try {
-      entries.push(JSON.parse(line) as LogEntry);
-    } catch {
-      throw new SegvolError('ERR_FORMAT', `${source} line ${firstLine + i} is not JSON; expected a training log written by segvol train`);
-    }
+    const entry = parseLine(line, source, firstLine + i);
+    if (typeof entry === 'string') throw new SegvolError('ERR_FORMAT', entry);
+    entries.push(entry);
   });
   return entries;
 }
@@ -117,53 +127,59 @@ export function readTrainingLog(file: string): LogEntry[] {
 
 /**
  * Follows a training log as it grows. Each poll returns the lines completed since the last
- * one (a line still being written waits for its newline); when the file shrank or was
- * replaced (a new run from step 0 starts a new log) it starts over with `reset` set.
+ * one (a line still being written waits for its newline, kept as bytes so that a character
+ * split between reads survives); when the file shrank or was replaced (a new run from step 0
+ * starts a new log) it starts over with `reset` set. A line that is not a log entry (a torn
+ * line of a killed run) is skipped and named in `errors`; the lines around it still count.
  */
 export class LogTail {
   private offset = 0;
   private lineNumber = 1;
-  private partial = '';
+  private partial: Buffer = Buffer.alloc(0);
   private identity: string | undefined;
 
   constructor(readonly file: string) {}
 
-  poll(): { entries: LogEntry[]; reset: boolean } {
+  poll(): { entries: LogEntry[]; reset: boolean; errors: string[] } {
     let stat: fs.Stats;
     try {
       stat = fs.statSync(this.file);
     } catch {
       const reset = this.identity !== undefined;
       this.restart(undefined);
-      return { entries: [], reset };
+      return { entries: [], reset, errors: [] };
     }
     const identity = `${stat.dev}:${stat.ino}`;
-    let reset = false;
-    if (this.identity !== undefined && (identity !== this.identity || stat.size < this.offset)) reset = true;
+    const reset = this.identity !== undefined && (identity !== this.identity || stat.size < this.offset);
     if (reset || this.identity === undefined) this.restart(identity);
-    if (stat.size === this.offset) return { entries: [], reset };
+    if (stat.size === this.offset) return { entries: [], reset, errors: [] };
     const fd = fs.openSync(this.file, 'r');
-    let text: string;
+    let bytes: Buffer;
     try {
-      const bytes = Buffer.alloc(stat.size - this.offset);
-      const got = fs.readSync(fd, bytes, 0, bytes.length, this.offset);
+      const fresh = Buffer.alloc(stat.size - this.offset);
+      const got = fs.readSync(fd, fresh, 0, fresh.length, this.offset);
       this.offset += got;
-      text = this.partial + bytes.subarray(0, got).toString('utf8');
+      bytes = Buffer.concat([this.partial, fresh.subarray(0, got)]);
     } finally {
       fs.closeSync(fd);
     }
-    const end = text.lastIndexOf('\n');
-    this.partial = text.slice(end + 1);
-    const complete = text.slice(0, end + 1);
-    const entries = parseTrainingLog(complete, this.file, this.lineNumber);
-    this.lineNumber += complete.split('\n').length - 1;
-    return { entries, reset };
+    const end = bytes.lastIndexOf(0x0a);
+    this.partial = Buffer.from(bytes.subarray(end + 1));
+    const entries: LogEntry[] = [], errors: string[] = [];
+    for (const line of bytes.subarray(0, end + 1).toString('utf8').split('\n').slice(0, -1)) {
+      const number = this.lineNumber++;
+      if (line.trim() === '') continue;
+      const entry = parseLine(line, this.file, number);
+      if (typeof entry === 'string') errors.push(entry);
+      else entries.push(entry);
+    }
+    return { entries, reset, errors };
   }
 
   private restart(identity: string | undefined): void {
     this.identity = identity;
     this.offset = 0;
     this.lineNumber = 1;
-    this.partial = '';
+    this.partial = Buffer.alloc(0);
   }
 }

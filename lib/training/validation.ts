@@ -133,7 +133,14 @@ export class Validator {
           const outputs = await this.model.forwardOutputs(batch.inputs, { training: false });
           const out = outputs[this.model.outputNames[0]!]!;
           try {
-            if (start === 0) this.lastSlice = middleSlice(batch, out, plan.loss.comparesClasses !== false && classes > 1);
+            if (start === 0) {
+              // The picture is for people: an output it cannot draw skips the picture, not the training.
+              try {
+                this.lastSlice = middleSlice(batch, out, plan.loss.comparesClasses !== false && classes > 1);
+              } catch {
+                this.lastSlice = undefined;
+              }
+            }
             if (this.metric === 'loss') {
               const loss = await plan.loss.of(outputs, batch);
               lossSum += loss.toArray()[0]! * batch.count;

@@ -154,6 +154,7 @@ export function registerEvaluate(program: Command): void {
       const caseFolder = fs.existsSync(o.pred) && fs.statSync(o.pred).isDirectory() && !isZarrPath(o.pred) &&
         !fs.readdirSync(o.pred).some((f) => /\.(png|tiff?)$/i.test(f));
       if (caseFolder) {
+        if (o.out) throw new SegvolError('ERR_ARGUMENT', `--out writes the evaluation of one volume; --pred ${o.pred} is a folder of cases, scored by the family's measure`);
         const folderMeasures = measures.filter((m) => m.folders && o[m.name]);
         if (folderMeasures.length !== 1) {
           throw new SegvolError('ERR_ARGUMENT', `--pred ${o.pred} is a folder: give the measure that scores folders of cases ` +
@@ -222,7 +223,9 @@ export function registerEvaluate(program: Command): void {
       }
       const asJson = (r: Result) => JSON.stringify(r, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2);
       if (o.out) {
-        const worst = worstSlices(pred.data, truth.data, shape.length === 3 ? shape : [1, ...shape] as unknown as Shape3, { probabilities });
+        // Class maps compare ids; instance segmentations (the Rand default) score each slice's adapted Rand error.
+        const kind = probabilities ? 'boundary' : largestId > 255 ? 'instances' : 'classes';
+        const worst = worstSlices(pred.data, truth.data, shape.length === 3 ? shape : [1, ...shape] as unknown as Shape3, { kind });
         fs.writeFileSync(o.out, `${asJson({ ...result, worst, pred: path.resolve(o.pred), truth: path.resolve(o.truth) })}\n`);
         if (!o.json) terminal.note(`wrote ${o.out}`);
       }

@@ -68,18 +68,21 @@ export function registerTrain(program: Command): void {
           ...(options.freshOptimizer ? { freshOptimizer: true } : {}), ...(options.overwrite ? { overwrite: true } : {}),
         }, cli);
         await closeDistributedGroup();  // MPI counts a rank that exits without finalising as failed
-        if (viewer) {
+        // A run that finished stays on view until Ctrl-C; one stopped by a signal ends now.
+        if (viewer && !controller.signal.aborted) {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
           console.log(`training done; the viewer stays at ${viewer.url} until Ctrl-C`);
           await new Promise<void>((resolve) => { const off = onStopSignals(() => { off(); resolve(); }); });
-          await viewer.close();
         }
       } catch (error) {
         // A lost peer: say so with the code, and exit 69 (unavailable) without waiting on MPI.
         if ((error as { code?: string }).code !== 'ERR_PEER_LOST') throw error;
         console.error(`segvol: [ERR_PEER_LOST] ${(error as Error).message.replace(/^segvol: /, '')}`);
         exitWith(EXIT_UNAVAILABLE);
+      } finally {
+        // Its server would keep a failed run's process alive.
+        await viewer?.close();
       }
     });
 }

@@ -48,15 +48,18 @@ export class LiveLog {
     try {
       update = this.tail.poll();
     } catch (error) {
-      // A torn or foreign line: shown on the page; the next poll goes on after it.
-      this.error = (error as Error).message;
-      this.broadcast();
-      return;
+      // The file could not be read (permissions, a disk error): said on the page, tried again.
+      update = { entries: [], reset: false, errors: [(error as Error).message] };
     }
-    if (!update.reset && update.entries.length === 0) return;
-    if (update.reset) this.entries = [];
-    this.entries.push(...update.entries);
-    this.error = null;
+    if (!update.reset && update.entries.length === 0 && update.errors.length === 0) return;
+    if (update.reset) {
+      this.entries = [];
+      this.error = null;
+    }
+    // Not push(...entries): a log of a few hundred thousand steps would overflow the stack.
+    for (const e of update.entries) this.entries.push(e);
+    // A torn line is named on the page until the next run starts; the lines after it count.
+    if (update.errors.length) this.error = update.errors[update.errors.length - 1]!;
     this.version += 1;
     this.broadcast();
   }

@@ -6,6 +6,7 @@
 // files it opens were given on the command line (or derived from them at start-up).
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { SegvolError } from '../../core/errors';
@@ -54,13 +55,29 @@ function loadAssets(): Map<string, { type: string; bytes: Buffer }> {
 const statusOf: Partial<Record<string, number>> = { ERR_ACCESS: 403, ERR_ARGUMENT: 400, ERR_SHAPE: 400, ERR_FORMAT: 422, ERR_UNAVAILABLE: 404 };
 
 const securityHeaders = {
-  'Content-Security-Policy': "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; style-src 'self'; script-src 'self'",
+  'Content-Security-Policy': "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
   'X-Content-Type-Options': 'nosniff',
+  'Cross-Origin-Resource-Policy': 'same-origin',
   'Referrer-Policy': 'no-referrer',
   'Cache-Control': 'no-store',
 };
 
 const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/**
+ * The names a browser may use for this server in its Host header: loopback, the --host value
+ * and, when that is a wildcard (0.0.0.0, ::), this machine's name and interface addresses.
+ */
+function acceptedHostNames(host: string): Set<string> {
+  const names = new Set([...loopbackHosts, host.toLowerCase(), `[${host.toLowerCase()}]`]);
+  if (host === '0.0.0.0' || host === '::') {
+    names.add(os.hostname().toLowerCase());
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const a of list ?? []) names.add(a.family === 'IPv6' ? `[${a.address.toLowerCase()}]` : a.address);
+    }
+  }
+  return names;
+}
 
 /** Starts the viewer; resolves once it listens. */
 export async function startViewer(options: ViewerOptions): Promise<Viewer> {
@@ -86,6 +103,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   }
   const live = options.log ? new LiveLog(options.log) : undefined;
   const host = options.host ?? '127.0.0.1';
+  const hostNames = acceptedHostNames(host);
   let port = 0;
 
   const send = (res: http.ServerResponse, status: number, type: string, body: Buffer | string, extra: Record<string, string> = {}) => {
@@ -100,16 +118,21 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     return layer;
   };
   const voxelOf = (params: URLSearchParams): Triple => {
-    const shape = spatial!;
+    if (!spatial) throw new SegvolError('ERR_UNAVAILABLE', 'this viewer shows no volume');
     return (['z', 'y', 'x'] as const).map((name, a) => {
-      const v = Number(params.get(name));
-      if (!Number.isInteger(v) || v < 0 || v >= shape[a]!) throw new SegvolError('ERR_ARGUMENT', `${name} must be an integer in 0..${shape[a]! - 1}, received ${JSON.stringify(params.get(name))}`);
+      const text = params.get(name);
+      const v = Number(text);
+      if (text === null || text.trim() === '' || !Number.isInteger(v) || v < 0 || v >= spatial[a]) {
+        throw new SegvolError('ERR_ARGUMENT', `${name} must be an integer in 0..${spatial[a] - 1}, received ${JSON.stringify(text)}`);
+      }
       return v;
     }) as Triple;
   };
 
   const routes: Record<string, (res: http.ServerResponse, params: URLSearchParams) => Promise<void> | void> = {
     '/': (res) => send(res, 200, assets.get('index.html')!.type, assets.get('index.html')!.bytes),
+    // Browsers ask for it unprompted: nothing, rather than a refusal in the console.
+    '/favicon.ico': (res) => send(res, 204, 'image/x-icon', ''),
     '/api/info': (res) => json(res, {
       version: segvolVersion(), shape: spatial ?? null, layers: layers.map(describeLayer), classes: options.classes ?? [],
       palette: labelColours, log: live !== undefined, evaluation: evaluation !== undefined,
@@ -120,7 +143,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       const slice = await readSlice(layer, q);
       const body = Buffer.from(slice.data.buffer, slice.data.byteOffset, slice.data.byteLength);
       send(res, 200, 'application/octet-stream', body, {
-        'X-Segvol-Slice': JSON.stringify({ rows: slice.rows, cols: slice.cols, level: q.level, factor: slice.factor, r0: q.r0, c0: q.c0 }),
+        'X-Segvol-Slice': JSON.stringify({
+          rows: slice.rows, cols: slice.cols, level: q.level, factor: slice.factor, r0: q.r0, c0: q.c0, step: q.step,
+          dtype: slice.data instanceof Float64Array ? 'float64' : 'float32',
+        }),
       });
     },
     '/api/voxel': async (res, params) => {
@@ -129,7 +155,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       for (const layer of layers) values[layer.id] = await readVoxel(layer, at);
       json(res, { at, values });
     },
-    '/api/stats': (res) => json(res, { layers: Object.fromEntries(layers.map((l) => [l.id, layerStats(l)])) }),
+    '/api/stats': (res, params) => json(res, { layers: Object.fromEntries(layers.map((l) => [l.id, layerStats(l, params.get('keys') === '1')])) }),
     '/api/log': (res) => {
       if (!live) throw new SegvolError('ERR_UNAVAILABLE', 'this viewer follows no training log; start it with --log <model>.log.jsonl');
       live.poll();  // the file is watched every half second; a direct question gets the latest lines
@@ -168,9 +194,14 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     };
     try {
       const hostHeader = (req.headers.host ?? '').toLowerCase();
-      const named = hostHeader.replace(/:\d+$/, '');
-      const allowed = hostHeader.endsWith(`:${port}`) && (loopbackHosts.has(named) || named === host.toLowerCase() || named === `[${host.toLowerCase()}]`);
-      if (!allowed) throw new SegvolError('ERR_ACCESS', `refused: Host ${JSON.stringify(req.headers.host ?? '')} is not this viewer (${host}:${port})`);
+      const m = /^(.*?)(?::(\d+))?$/.exec(hostHeader)!;
+      // Browsers leave out port 80.
+      const samePort = m[2] === undefined ? port === 80 : Number(m[2]) === port;
+      if (!samePort || !hostNames.has(m[1]!)) {
+        throw new SegvolError('ERR_ACCESS', `refused: Host ${JSON.stringify(req.headers.host ?? '')} is not this viewer (${host}:${port}); open it by the address segvol view printed`);
+      }
+      // A page of another site may send requests here (it cannot read the replies); refuse them before any work.
+      if (req.headers['sec-fetch-site'] === 'cross-site') throw new SegvolError('ERR_ACCESS', 'refused: a request from another site');
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new SegvolError('ERR_ACCESS', `refused: ${req.method} (the viewer only reads)`);
       const url = new URL(req.url ?? '/', 'http://viewer');
       const route = routes[url.pathname];

@@ -40,21 +40,40 @@ function setPending(/** @type {number} */ delta) {
 }
 
 
-/** @returns {Promise<Slice>} */
-async function fetchSlice(/** @type {LayerInfo} */ layer, /** @type {number} */ channel, /** @type {number} */ axis, /** @type {number} */ level,
-  /** @type {number[]} */ region) {
+/**
+ * The rows and columns of a layer's level that cover a level-0 region [r0, r1) x [c0, c1) of the
+ * plane normal to `axis`, clamped to the level (its last row may cover fewer level-0 voxels).
+ * @param {LayerInfo} layer @param {number} axis @param {number} level @param {number[]} region
+ */
+function levelRegion(layer, axis, level, region) {
   const [rowAxis, colAxis] = /** @type {[number, number]} */ (planeAxes[axis]);
   const f = /** @type {{ factor: number[], shape: number[] }} */ (layer.levels[level]);
   const fr = f.factor[rowAxis] ?? 1, fc = f.factor[colAxis] ?? 1;
-  const r0 = Math.floor((region[0] ?? 0) / fr), c0 = Math.floor((region[2] ?? 0) / fc);
-  const r1 = Math.min(f.shape[rowAxis] ?? 1, Math.max(r0 + 1, Math.ceil((region[1] ?? 1) / fr)));
-  const c1 = Math.min(f.shape[colAxis] ?? 1, Math.max(c0 + 1, Math.ceil((region[3] ?? 1) / fc)));
+  const rows = f.shape[rowAxis] ?? 1, cols = f.shape[colAxis] ?? 1;
+  const r0 = Math.min(rows - 1, Math.floor((region[0] ?? 0) / fr)), c0 = Math.min(cols - 1, Math.floor((region[2] ?? 0) / fc));
+  const r1 = Math.min(rows, Math.max(r0 + 1, Math.ceil((region[1] ?? 1) / fr)));
+  const c1 = Math.min(cols, Math.max(c0 + 1, Math.ceil((region[3] ?? 1) / fc)));
+  return { r0, r1, c0, c1, fr, fc };
+}
+
+/**
+ * A slice region of a layer at a level, every step-th row and column.
+ * @param {LayerInfo} layer @param {number} channel @param {number} axis @param {number} level
+ * @param {number[]} region level-0 rows [0, 1) and columns [2, 3) @param {number} step @param {AbortSignal} signal
+ * @returns {Promise<Slice>}
+ */
+async function fetchSlice(layer, channel, axis, level, region, step, signal) {
+  const { r0, r1, c0, c1, fr, fc } = levelRegion(layer, axis, level, region);
   const q = new URLSearchParams({ layer: layer.id, channel: String(channel), axis: String(axis), index: String(state.cursor[axis]), level: String(level),
-    r0: String(r0), r1: String(r1), c0: String(c0), c1: String(c1) });
-  const r = await fetch(`/api/slice?${q}`);
+    r0: String(r0), r1: String(r1), c0: String(c0), c1: String(c1), step: String(step) });
+  const r = await fetch(`/api/slice?${q}`, { signal });
   if (!r.ok) throw new Error(`${(await r.json()).message}`);
   const header = JSON.parse(r.headers.get('X-Segvol-Slice') ?? '{}');
-  return { data: new Float32Array(await r.arrayBuffer()), rows: header.rows, cols: header.cols, level, factor: [fr, fc], r0: header.r0, c0: header.c0 };
+  const bytes = await r.arrayBuffer();
+  return {
+    data: header.dtype === 'float64' ? new Float64Array(bytes) : new Float32Array(bytes), rows: header.rows, cols: header.cols, level,
+    origin: [r0 * fr, c0 * fc], pitch: [fr * step, fc * step],
+  };
 }
 
 class View {
@@ -67,6 +86,8 @@ class View {
     this.ox = 0;
     this.oy = 0;
     this.token = 0;
+    /** @type {AbortController | undefined} the requests of the render in flight */
+    this.abort = undefined;
     /** Completed draws: tests wait for the next one instead of sleeping. */
     this.drawn = 0;
     const [rowAxis, colAxis] = /** @type {[number, number]} */ (planeAxes[this.axis]);
@@ -122,11 +143,24 @@ class View {
     }
     const overlayLayer = state.overlayOn ? info.layers.find((l) => l.id === state.overlay) : undefined;
     const levelOf = (/** @type {LayerInfo} */ l) => chooseLevel(l.levels, this.rowAxis, this.colAxis, rowScale, this.scale);
+    // Voxels much smaller than a pixel even at the coarsest level: every step-th of them.
+    const stepOf = (/** @type {LayerInfo} */ l, /** @type {number} */ level) => {
+      const f = l.levels[level]?.factor ?? [1, 1, 1];
+      return Math.max(1, Math.floor(Math.min(1 / ((f[this.rowAxis] ?? 1) * rowScale), 1 / ((f[this.colAxis] ?? 1) * this.scale))));
+    };
+    this.abort?.abort();
+    const abort = this.abort = new AbortController();
+    const imageLevel = levelOf(choice.layer);
+    // The overlay covers exactly the image's pixels, which may reach past the view's region at a coarse level.
+    const covered = levelRegion(choice.layer, this.axis, imageLevel, region);
+    const overlayRegion = [covered.r0 * covered.fr, Math.min(this.rows, covered.r1 * covered.fr), covered.c0 * covered.fc, Math.min(this.cols, covered.c1 * covered.fc)];
     setPending(1);
     try {
+      const overlayLevel = overlayLayer ? levelOf(overlayLayer) : 0;
       const [image, over] = await Promise.all([
-        fetchSlice(choice.layer, choice.channel, this.axis, levelOf(choice.layer), region),
-        overlayLayer ? fetchSlice(overlayLayer, overlayLayer.role === 'prob' ? probChannel(overlayLayer) : 0, this.axis, levelOf(overlayLayer), region) : null,
+        fetchSlice(choice.layer, choice.channel, this.axis, imageLevel, region, stepOf(choice.layer, imageLevel), abort.signal),
+        overlayLayer ? fetchSlice(overlayLayer, overlayLayer.role === 'prob' ? probChannel(overlayLayer) : 0, this.axis, overlayLevel, overlayRegion,
+          stepOf(overlayLayer, overlayLevel), abort.signal) : null,
       ]);
       if (token !== this.token) return;
       const key = `${choice.layer.id}/${choice.channel}`;
@@ -144,13 +178,13 @@ class View {
       ctx.imageSmoothingEnabled = false;
       ctx.fillStyle = '#000';
       ctx.fillRect(0, 0, w, h);
-      const [fr, fc] = image.factor;
-      ctx.drawImage(offscreen, this.ox + image.c0 * (fc ?? 1) * this.scale, this.oy + image.r0 * (fr ?? 1) * rowScale,
-        image.cols * (fc ?? 1) * this.scale, image.rows * (fr ?? 1) * rowScale);
-      Object.assign(this.element.dataset, { region: region.join(','), level: String(image.level), scale: String(this.scale), ox: String(this.ox), oy: String(this.oy),
+      const [pr, pc] = image.pitch, [or, oc] = image.origin;
+      ctx.drawImage(offscreen, this.ox + (oc ?? 0) * this.scale, this.oy + (or ?? 0) * rowScale, image.cols * (pc ?? 1) * this.scale, image.rows * (pr ?? 1) * rowScale);
+      Object.assign(this.element.dataset, { region: region.join(','), level: String(image.level), scale: String(this.scale), aspect: String(this.aspect), ox: String(this.ox), oy: String(this.oy),
         index: String(state.cursor[this.axis]), drawn: String(++this.drawn) });
     } catch (error) {
-      $('#readout').textContent = String(/** @type {Error} */ (error).message);
+      // A newer render took over: not an error.
+      if (/** @type {Error} */ (error).name !== 'AbortError') $('#readout').textContent = String(/** @type {Error} */ (error).message);
     } finally {
       setPending(-1);
       if (pending === 0) refreshStats();
@@ -174,18 +208,34 @@ class View {
 
 /** A probability map's class shown: class 1 of two (foreground), else the URL's or 0. */
 function probChannel(/** @type {LayerInfo} */ layer) {
-  return params.has('class') ? Number(params.get('class')) : layer.channels.length === 2 ? 1 : 0;
+  const chosen = Number(params.get('class'));
+  if (params.has('class') && Number.isInteger(chosen) && chosen >= 0 && chosen < layer.channels.length) return chosen;
+  return layer.channels.length === 2 ? 1 : 0;
 }
 
 /** @type {View[]} */
 let views = [];
 
-function renderAll() { for (const v of views) v.render(); readout(); }
+/**
+ * Redraws after a change: the views whose plane moved (the axes in `moved`; every view when
+ * not given: a window, overlay or image change) read their slices again, the others only
+ * redraw the cursor lines.
+ * @param {number[]} [moved]
+ */
+function renderAll(moved) {
+  for (const v of views) {
+    if (!moved || moved.includes(v.axis)) v.render();
+    else v.drawCursor();
+  }
+  readout();
+}
 
 function moveCursor(/** @type {number} */ axis, /** @type {number} */ to) {
   const n = info.shape?.[axis] ?? 1;
-  state.cursor[axis] = Math.max(0, Math.min(n - 1, to));
-  renderAll();
+  const next = Math.max(0, Math.min(n - 1, to));
+  if (next === state.cursor[axis]) return;
+  state.cursor[axis] = next;
+  renderAll([axis]);
 }
 
 async function readout() {
@@ -307,7 +357,7 @@ function setupNavigation() {
         if (r >= 0 && c >= 0 && r < view.rows && c < view.cols) {
           state.cursor[view.rowAxis] = r;
           state.cursor[view.colAxis] = c;
-          renderAll();
+          renderAll([view.rowAxis, view.colAxis]);
         }
       }
       drag = null;
@@ -362,7 +412,13 @@ async function main() {
   info = await getJson('/api/info');
   imageChoices = info.layers.filter((l) => l.role === 'image').flatMap((layer) => layer.channels.map((_, channel) => ({ layer, channel })));
   if (!imageChoices.length && info.layers[0]) imageChoices = [{ layer: info.layers[0], channel: 0 }];
-  if (info.shape) state.cursor = info.shape.map((n, a) => (params.has(axisNames[a] ?? '') ? Number(params.get(axisNames[a] ?? '')) : Math.floor(n / 2)));
+  // The URL's cursor, clamped to the volume; the centre where it gives none.
+  if (info.shape) {
+    state.cursor = info.shape.map((n, a) => {
+      const v = Number(params.get(axisNames[a] ?? ''));
+      return params.has(axisNames[a] ?? '') && Number.isInteger(v) ? Math.max(0, Math.min(n - 1, v)) : Math.floor(n / 2);
+    });
+  }
   views = [...document.querySelectorAll('.view')].map((e) => new View(/** @type {HTMLElement} */ (e)));
   for (const b of document.querySelectorAll('#tabs button')) {
     const tab = /** @type {HTMLElement} */ (b).dataset.tab ?? 'volume';

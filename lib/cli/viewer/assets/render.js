@@ -3,7 +3,10 @@
 // slice region into RGBA pixels, and the choice of pyramid level. No DOM access here.
 
 /** @typedef {{ level: number, width: number }} Window */
-/** @typedef {{ data: Float32Array, rows: number, cols: number, level: number, factor: number[], r0: number, c0: number }} Slice */
+/**
+ * Samples of a plane: sample (i, j) is level-0 voxel (origin[0] + i * pitch[0], origin[1] + j * pitch[1]).
+ * @typedef {{ data: Float32Array | Float64Array, rows: number, cols: number, level: number, origin: number[], pitch: number[] }} Slice
+ */
 
 /**
  * Grey value of v under a window: the level +- width/2 range mapped to 0..255.
@@ -18,10 +21,10 @@ export function grey(v, w) {
 /**
  * A default window from the 1st and 99th percentiles of the first slice served (no pass
  * over the whole volume, which may not fit in memory).
- * @param {Float32Array} data @returns {Window}
+ * @param {Float32Array | Float64Array} data @returns {Window}
  */
 export function percentileWindow(data) {
-  const values = Float32Array.from(data).sort();
+  const values = Float64Array.from(data).filter((v) => Number.isFinite(v)).sort();
   if (values.length === 0) return { level: 0.5, width: 1 };
   const lo = values[Math.floor(0.01 * (values.length - 1))] ?? 0;
   const hi = values[Math.ceil(0.99 * (values.length - 1))] ?? 1;
@@ -75,9 +78,10 @@ export function compose(image, window, overlay) {
   }
   if (!overlay) return out;
   const o = overlay.slice;
-  // Image pixel (i, j) -> level-0 voxel -> overlay pixel.
-  const rowMap = Int32Array.from({ length: rows }, (_, i) => Math.floor(((image.r0 + i) * image.factor[0]) / o.factor[0]) - o.r0);
-  const colMap = Int32Array.from({ length: cols }, (_, j) => Math.floor(((image.c0 + j) * image.factor[1]) / o.factor[1]) - o.c0);
+  // Image sample (i, j) -> level-0 voxel -> overlay sample.
+  const [ir = 0, ic = 0] = image.origin, [ipr = 1, ipc = 1] = image.pitch, [or = 0, oc = 0] = o.origin, [opr = 1, opc = 1] = o.pitch;
+  const rowMap = Int32Array.from({ length: rows }, (_, i) => Math.floor((ir + i * ipr - or) / opr));
+  const colMap = Int32Array.from({ length: cols }, (_, j) => Math.floor((ic + j * ipc - oc) / opc));
   const at = (/** @type {number} */ r, /** @type {number} */ c) => (r < 0 || c < 0 || r >= o.rows || c >= o.cols ? NaN : o.data[r * o.cols + c] ?? NaN);
   const a = overlay.opacity;
   for (let i = 0; i < rows; ++i) {

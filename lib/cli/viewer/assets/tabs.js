@@ -16,8 +16,9 @@ export function followLog() {
     summary.dataset.version = String(s.version);
     summary.dataset.steps = String(s.steps);
     const best = s.best ? `, best ${s.metric} ${Number(s.best.value.toPrecision(4))} at step ${s.best.step}` : '';
-    summary.textContent = s.error ? `log: ${s.error}` : s.steps === 0 ? 'waiting for the first step'
-      : `${s.steps} steps, last step ${s.lastStep}: loss ${Number(s.lastLoss.toPrecision(4))}, learning rate ${s.lastLr}; ${s.validations} validations${best}`;
+    summary.textContent = (s.steps === 0 ? 'waiting for the first step'
+      : `${s.steps} steps, last step ${s.lastStep}: loss ${Number(s.lastLoss.toPrecision(4))}, learning rate ${s.lastLr}; ${s.validations} validations${best}`) +
+      (s.error ? ` (a line was skipped: ${s.error})` : '');
     const plot = /** @type {HTMLImageElement} */ ($('#log-plot'));
     if (s.steps > 0) plot.src = `/api/log/plot.png?v=${s.version}`;
     else plot.removeAttribute('src');
@@ -65,7 +66,8 @@ export async function showEvaluation(classes, goTo) {
     worst.append('slices with the most errors: ');
     for (const w of result.worst) {
       const b = document.createElement('button');
-      b.textContent = `${axisNames[w.axis]} ${w.index} (${(100 * w.share).toFixed(1)}%)`;
+      b.textContent = w.measure === 'adapted Rand error' ? `${axisNames[w.axis]} ${w.index} (adapted Rand error ${Number(w.error.toPrecision(3))})`
+        : `${axisNames[w.axis]} ${w.index} (${(100 * w.error).toFixed(1)}% wrong)`;
       b.dataset.axis = String(w.axis);
       b.dataset.index = String(w.index);
       b.onclick = () => goTo(w.axis, w.index);
