@@ -350,3 +350,22 @@ browserTest('anisotropic voxels, panning, and an overlay read at another pyramid
   const rows: Array<[number, number]> = [[0, 0], [0, 127], [63, 5], [64, 5], [127, 127]];
   t.deepEqual(await pixels(page, 0, rows), rows.map(([y]) => [...labelColours[y < 64 ? 1 : 2]!]), 'labels over every pixel, the first row included');
 });
+
+browserTest('a probability map of several classes: class 1 drawn by default, another chosen in the control', async (t) => {
+  const shape = [2, 10, 12];
+  const image = path.join(dir, 'prob-image.npy'), prob = path.join(dir, 'prob.npy');
+  writeVolume(image, { data: new Float32Array(240).fill(100), shape, dtype: 'float32' });
+  // Class 1 certain in the left half, class 2 in the right half.
+  const p = new Float32Array(3 * 240);
+  for (let i = 0; i < 240; ++i) p[(i % 12 < 6 ? 1 : 2) * 240 + i] = 1;
+  writeVolume(prob, { data: p, shape: [3, ...shape], dtype: 'float32' });
+  const url = await view(t, [image, '--prob', prob]);
+  const page = await browser!.open(`${url}/?wl=100&ww=200&opacity=1`);
+  let seen = await drawn(page);
+  const red = [255, 60, 40], grey = Array(3).fill(greyOf(100));
+  t.deepEqual(await pixels(page, 0, [[5, 2], [5, 9]]), [red, grey], 'class 1 on the left');
+  await page.eval(`(() => { const s = document.querySelector('#prob-class'); s.value = '2'; s.dispatchEvent(new Event('change')); })()`);
+  seen = await drawn(page, seen);
+  t.deepEqual(await pixels(page, 0, [[5, 2], [5, 9]]), [grey, red], 'class 2 on the right');
+  t.false(await page.eval<boolean>(`document.querySelector('#prob-class-label').hidden`));
+});

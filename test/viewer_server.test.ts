@@ -409,3 +409,28 @@ test('segvol train --view ends with the run when training fails, instead of serv
   t.is(r.code, 1, `exits by itself with the error: ${r.err}`);
   t.regex(r.err, /model\.safetensors exists/);
 });
+
+test('segvol convert --ome-levels writes a pyramid (means of 2 x 2 x 2 voxels, or the most frequent id) that the viewer serves level by level', async (t) => {
+  const source = path.join(dir, 'pyramid-source.npy');
+  const data = Float32Array.from({ length: 16 * 32 * 32 }, (_, i) => i % 7);
+  writeVolume(source, { data, shape: [16, 32, 32], dtype: 'float32' });
+  const convert = (out: string, ...extra: string[]) => spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(root, 'lib', 'cli', 'main.ts'), 'convert', source, out,
+    '--chunks', '8,8,8', ...extra], { cwd: root, encoding: 'utf8' });
+  const ome = path.join(dir, 'converted.ome.zarr');
+  const r = convert(ome, '--ome-levels', '3');
+  t.is(r.status, 0, r.stderr);
+  const viewer = await startViewer({ layers: [{ id: 'image', role: 'image', location: ome }] });
+  t.teardown(() => viewer.close());
+  const info = JSON.parse((await request(viewer.port, '/api/info')).body.toString()) as { layers: Array<{ levels: Array<{ shape: number[]; factor: number[] }> }> };
+  t.deepEqual(info.layers[0]!.levels.map((l) => l.shape), [[16, 32, 32], [8, 16, 16], [4, 8, 8]]);
+  t.deepEqual(info.layers[0]!.levels.map((l) => l.factor), [[1, 1, 1], [2, 2, 2], [4, 4, 4]]);
+  const coarse = await slice(viewer, 'layer=image&axis=0&index=0&level=1&r0=0&r1=1&c0=0&c1=1');
+  let sum = 0;
+  for (let z = 0; z < 2; ++z) for (let y = 0; y < 2; ++y) for (let x = 0; x < 2; ++x) sum += data[(z * 32 + y) * 32 + x]!;
+  t.is(coarse.data[0], sum / 8);
+  const modes = convert(path.join(dir, 'modes.ome.zarr'), '--ome-levels', '2', '--downsample', 'mode', '--dtype', 'uint8');
+  t.is(modes.status, 0, modes.stderr);
+  const refused = convert(path.join(dir, 'plain.zarr'), '--ome-levels', '2');
+  t.not(refused.status, 0);
+  t.regex(refused.stderr, /--ome-levels and --downsample are for OME-Zarr output/);
+});

@@ -11,9 +11,9 @@ import { parseNifti, serializeNifti } from './nifti';
 import { parseNpy, writeNpy } from './npy';
 import { encodeGrayPng } from './png';
 import { parseTiff, serializeTiff } from './tiff';
-import { isZarrPath, openZarr, readZarr, writeZarr, type ZarrCompressor } from './zarr';
+import { isZarrPath, openZarr, readZarr, writeZarr, ZarrWriter, type ZarrCompressor } from './zarr';
 import { decodeSamples, readBytes, sampleBytes } from './binary';
-import { omeAxes, writeOmeGroup } from './ome_zarr';
+import { omeAxes, pyramidLevels, writeLevel, writeOmeGroup } from './ome_zarr';
 
 export interface Volume {
   data: Float32Array;
@@ -288,6 +288,10 @@ export interface ZarrWriteOptions extends WriteOptions {
   /** Default zlib (v2) or gzip (v3). */
   compressor?: ZarrCompressor;
   zarrVersion?: 2 | 3;
+  /** An OME-Zarr output's levels, counting level 0 (default 1: the volume as it is); each halves y and x (z too where its voxels allow). */
+  omeLevels?: number;
+  /** How a level is made from the one above: the mean (images, default) or the most frequent value (labels). */
+  downsampling?: 'mean' | 'mode';
 }
 
 /** The output formats, by how a path ends. */
@@ -325,16 +329,30 @@ export async function writeVolumeAsync(file: string, volume: Volume, options: Za
   const version = options.zarrVersion ?? 2;
   const storage = { dtype, zarrVersion: version, compressor: options.compressor ?? (version === 3 ? 'gzip' : 'zlib'), ...(options.chunks ? { chunks: options.chunks } : {}) } as const;
   if (isOmeZarrPath(file)) {
-    // An OME-Zarr image of one level (the volume as it is), its voxel size as the scale.
+    // An OME-Zarr image: level 0 the volume as it is (its voxel size as the scale), and with
+    // omeLevels each further level made from the one above, chunk by chunk.
     const channels = volume.shape.length === 4;
     const dims = volume.shape.slice(-3) as [number, number, number];
+    const chunks = (options.chunks ?? volume.shape.map((n, a) => (a < volume.shape.length - 3 ? 1 : Math.min(n, 64)))).slice(-3) as [number, number, number];
+    const spacing = volume.spacing ?? [1, 1, 1];
+    const levels = (options.omeLevels ?? 1) > 1 ? pyramidLevels(dims, chunks, spacing, options.omeLevels) : [{ path: '0', shape: dims, factor: [1, 1, 1] as [number, number, number] }];
+    const how = options.downsampling ?? 'mean';
     writeOmeGroup(file, {
-      version: version === 3 ? '0.5' : '0.4', name: path.basename(file).replace(/\.ome\.zarr\/*$/i, ''), levels: [{ path: '0', shape: dims, factor: [1, 1, 1] }],
-      spacing: volume.spacing ?? [1, 1, 1], ...(volume.unit ? { unit: volume.unit } : {}), channels, downsampling: 'mean', label: false,
+      version: version === 3 ? '0.5' : '0.4', name: path.basename(file).replace(/\.ome\.zarr\/*$/i, ''), levels,
+      spacing, ...(volume.unit ? { unit: volume.unit } : {}), channels, downsampling: how, label: false,
     });
-    await writeZarr(path.join(file, '0'), volume.data, volume.shape, {
-      ...storage, ...(version === 2 ? { dimensionSeparator: '/' } : { dimensionNames: omeAxes({ channels }).map((a) => a.name) }),
-    });
+    const layout = version === 2 ? { dimensionSeparator: '/' as const } : { dimensionNames: omeAxes({ channels }).map((a) => a.name) };
+    await writeZarr(path.join(file, '0'), volume.data, volume.shape, { ...storage, ...layout });
+    for (let l = 1; l < levels.length; ++l) {
+      const [above, level] = [levels[l - 1]!, levels[l]!];
+      const target = ZarrWriter.create(path.join(file, level.path), {
+        ...storage, ...layout, shape: channels ? [volume.shape[0]!, ...level.shape] : level.shape, chunks: channels ? [1, ...chunks] : chunks,
+      });
+      const factor = level.factor.map((f, a) => f / above.factor[a]!);
+      const done = fs.mkdtempSync(path.join(file, '.levels-'));
+      await writeLevel(await openZarr(path.join(file, above.path)), target, channels ? [1, ...factor] : factor, how, done, false);
+      fs.rmSync(done, { recursive: true, force: true });
+    }
     return report;
   }
   await writeZarr(file, volume.data, volume.shape, {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { SegvolError } from '../../core/errors';
 import { checkOutputPath, readVolumeAsync, writeVolumeAsync, type RawOptions, type StoredType } from '../../io/volume_io';
 import { isZarrPath, zarrCompressors, type ZarrCompressor } from '../../io/zarr';
-import { integerList, rawOption, terminal } from '../context';
+import { integerList, positiveIntegerOption, rawOption, terminal } from '../context';
 
 export function registerConvert(program: Command): void {
   program.command('convert')
@@ -16,7 +16,13 @@ export function registerConvert(program: Command): void {
     .option('--chunks <d,h,w>', 'Zarr output: chunk shape (default 64 per axis)', integerList)
     .option('--compressor <name>', 'Zarr output: zlib (v2 default), gzip (v3 default), blosc (lz4, via numcodecs) or none')
     .option('--zarr-version <n>', 'Zarr output: 2 (default) or 3', (v) => Number(v))
-    .action(async (input: string, output: string, o: { dtype?: StoredType; allowLossy?: boolean; raw?: RawOptions; chunks?: number[]; compressor?: string; zarrVersion?: number }) => {
+    .option('--ome-levels <n>', 'OME-Zarr output (a path ending in .ome.zarr): a pyramid of n levels, counting full resolution, for viewers (segvol view) to read the one that fits', positiveIntegerOption)
+    .option('--downsample <how>', "with --ome-levels: mean (images, default) or mode (labels: the most frequent id)", (v) => {
+      if (v !== 'mean' && v !== 'mode') throw new SegvolError('ERR_ARGUMENT', `--downsample: expected mean or mode, received ${v}`);
+      return v;
+    })
+    .action(async (input: string, output: string, o: { dtype?: StoredType; allowLossy?: boolean; raw?: RawOptions; chunks?: number[]; compressor?: string; zarrVersion?: number;
+      omeLevels?: number; downsample?: 'mean' | 'mode' }) => {
       checkOutputPath(output);
       if (o.dtype !== undefined && !['float32', 'uint8', 'int16', 'uint16'].includes(o.dtype)) {
         throw new SegvolError('ERR_ARGUMENT', `--dtype: expected float32, uint8, int16 or uint16, received ${o.dtype}`);
@@ -26,6 +32,7 @@ export function registerConvert(program: Command): void {
         throw new SegvolError('ERR_ARGUMENT', `--compressor: expected ${zarrCompressors.join(', ')}, received ${o.compressor}`);
       }
       if ((o.chunks || o.compressor || o.zarrVersion) && !isZarrPath(output)) throw new SegvolError('ERR_ARGUMENT', '--chunks, --compressor and --zarr-version are for Zarr output (a path ending in .zarr)');
+      if ((o.omeLevels !== undefined || o.downsample) && !/\.ome\.zarr\/*$/i.test(output)) throw new SegvolError('ERR_ARGUMENT', '--ome-levels and --downsample are for OME-Zarr output (a path ending in .ome.zarr)');
       const started = Date.now();
       const volume = await readVolumeAsync(input, o.raw ? { raw: o.raw } : {});
       const big = volume.data.length > 64 << 20;
@@ -37,6 +44,7 @@ export function registerConvert(program: Command): void {
       const report = await writeVolumeAsync(output, volume, {
         ...(o.dtype ? { dtype: o.dtype } : {}), ...(o.allowLossy ? { allowLossy: true } : {}), ...(o.chunks ? { chunks: o.chunks } : {}),
         ...(o.compressor ? { compressor: o.compressor as ZarrCompressor } : {}), ...(o.zarrVersion ? { zarrVersion: o.zarrVersion as 2 | 3 } : {}),
+        ...(o.omeLevels ? { omeLevels: o.omeLevels } : {}), ...(o.downsample ? { downsampling: o.downsample } : {}),
       });
       const n = volume.data.length;
       const share = (k: number) => `${k} voxels (${((100 * k) / n).toFixed(1)}%)`;

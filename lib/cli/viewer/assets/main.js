@@ -29,6 +29,8 @@ const state = {
   overlayOn: true,
   opacity: 0.5,
   outline: false,
+  /** @type {number | undefined} the probability map's class shown, once chosen */
+  probClass: undefined,
 };
 /** @type {{ layer: LayerInfo, channel: number }[]} */
 let imageChoices = [];
@@ -206,11 +208,11 @@ class View {
   }
 }
 
-/** A probability map's class shown: class 1 of two (foreground), else the URL's or 0. */
+/** A probability map's class shown: the one chosen (control or URL), else class 1 (the first after background) when there are several. */
 function probChannel(/** @type {LayerInfo} */ layer) {
-  const chosen = Number(params.get('class'));
-  if (params.has('class') && Number.isInteger(chosen) && chosen >= 0 && chosen < layer.channels.length) return chosen;
-  return layer.channels.length === 2 ? 1 : 0;
+  const chosen = state.probClass ?? Number(params.get('class'));
+  if ((state.probClass !== undefined || params.has('class')) && Number.isInteger(chosen) && chosen >= 0 && chosen < layer.channels.length) return chosen;
+  return layer.channels.length > 1 ? 1 : 0;
 }
 
 /** @type {View[]} */
@@ -309,6 +311,15 @@ function setupControls() {
   state.overlay = params.get('overlay') ?? (info.layers.find((l) => l.role === 'pred') ?? info.layers.find((l) => l.role === 'labels') ?? info.layers.find((l) => l.role === 'prob'))?.id ?? 'none';
   overlay.value = state.overlay;
   overlay.onchange = () => { state.overlay = overlay.value; state.overlayOn = true; showLegend(); renderAll(); };
+  // A probability map of several classes: which class is drawn.
+  const prob = info.layers.find((l) => l.role === 'prob');
+  if (prob && prob.channels.length > 1) {
+    const select = /** @type {HTMLSelectElement} */ ($('#prob-class'));
+    prob.channels.forEach((_, k) => select.add(new Option(info.classes[k] ? `${k} ${info.classes[k]}` : String(k), String(k))));
+    select.value = String(probChannel(prob));
+    $('#prob-class-label').hidden = false;
+    select.onchange = () => { state.probClass = Number(select.value); renderAll(); };
+  }
   const opacity = /** @type {HTMLInputElement} */ ($('#opacity'));
   state.opacity = params.has('opacity') ? Number(params.get('opacity')) : 0.5;
   opacity.value = String(state.opacity);
