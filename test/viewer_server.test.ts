@@ -11,6 +11,7 @@ import * as zlib from 'node:zlib';
 import { writeVolume, writeZarr, ZarrWriter } from '../lib';
 import { syntheticEm } from '../lib/data/synthetic';
 import { writeOmeGroup } from '../lib/io/ome_zarr';
+import { viewerOptions } from '../lib/cli/commands/view';
 import { startViewer, type Viewer } from '../lib/cli/viewer/server';
 import { LogTail } from '../lib/training/log';
 
@@ -433,4 +434,16 @@ test('segvol convert --ome-levels writes a pyramid (means of 2 x 2 x 2 voxels, o
   const refused = convert(path.join(dir, 'plain.zarr'), '--ome-levels', '2');
   t.not(refused.status, 0);
   t.regex(refused.stderr, /--ome-levels and --downsample are for OME-Zarr output/);
+});
+
+test('--spacing draws files without a voxel size (.npy) with one; a malformed one is refused', async (t) => {
+  const image = path.join(dir, 'spacing.npy');
+  writeVolume(image, { data: new Float32Array(2 * 3 * 4), shape: [2, 3, 4], dtype: 'float32' });
+  const base = { host: '127.0.0.1', port: 0 };
+  const viewer = await startViewer(viewerOptions([image], { ...base, spacing: [4, 1, 1] }));
+  t.teardown(() => viewer.close());
+  const info = JSON.parse((await request(viewer.port, '/api/info')).body.toString()) as { layers: Array<{ spacing: number[] | null }> };
+  t.deepEqual(info.layers[0]!.spacing, [4, 1, 1]);
+  t.throws(() => viewerOptions([image], { ...base, spacing: [4, 1] }), { message: /--spacing: expected three positive numbers z,y,x, received 4,1/ });
+  t.throws(() => viewerOptions([image], { ...base, spacing: [4, 0, 1] }), { message: /--spacing/ });
 });

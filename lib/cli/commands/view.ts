@@ -16,6 +16,7 @@ export interface ViewOptions {
   model?: string;
   log?: string;
   eval?: string;
+  spacing?: number[];
   host: string;
   port: number;
 }
@@ -38,7 +39,13 @@ export function viewerOptions(volumes: readonly string[], o: ViewOptions): Viewe
   if (o.pred) layers.push({ id: 'pred', role: 'pred', location: o.pred });
   if (o.prob) layers.push({ id: 'prob', role: 'prob', location: o.prob });
   if (!volumes.length && layers.length) throw new SegvolError('ERR_ARGUMENT', 'segvol view: give the image volume the labels, predictions or probabilities lie over');
-  return { layers, ...(classes ? { classes } : {}), ...(o.log ? { log: o.log } : {}), ...(o.eval ? { evaluation: o.eval } : {}), host: o.host, port: o.port };
+  if (o.spacing && (o.spacing.length !== 3 || !o.spacing.every((v) => Number.isFinite(v) && v > 0))) {
+    throw new SegvolError('ERR_ARGUMENT', `--spacing: expected three positive numbers z,y,x, received ${o.spacing.join(',')}`);
+  }
+  return {
+    layers, ...(classes ? { classes } : {}), ...(o.log ? { log: o.log } : {}), ...(o.eval ? { evaluation: o.eval } : {}),
+    ...(o.spacing ? { spacing: o.spacing as [number, number, number] } : {}), host: o.host, port: o.port,
+  };
 }
 
 const port = (v: string) => {
@@ -55,6 +62,7 @@ export function registerView(program: Command): void {
     .option('--pred <file>', 'predicted labels, drawn over the image')
     .option('--prob <file>', 'probabilities (D, H, W) or (C, D, H, W), drawn over the image')
     .option('--model <file.safetensors>', 'a segvol model file: the class and channel names')
+    .option('--spacing <z,y,x>', 'the voxel size to draw with, for files that record none (.npy): 4,1,1 draws z planes four times as thick', (v) => v.split(',').map(Number))
     .option('--log <file.log.jsonl>', 'a training log to follow as it grows')
     .option('--eval <file.json>', 'an evaluation written by segvol evaluate --out')
     .option('--host <address>', 'the address to listen on; anything but loopback lets other machines read the given files', '127.0.0.1')

@@ -24,6 +24,8 @@ export interface ViewerOptions {
   log?: string;
   /** A `segvol evaluate --out` result to show. */
   evaluation?: string;
+  /** The voxel size (z, y, x) to draw with, for files that record none (.npy) or a wrong one. */
+  spacing?: Triple;
   /** The address to listen on (127.0.0.1 by default). */
   host?: string;
   /** 0 (the default) picks a free port. */
@@ -87,6 +89,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   const assets = loadAssets();
   const layers: Layer[] = [];
   for (const source of options.layers) layers.push(await openLayer(source));
+  if (options.spacing) for (const layer of layers) layer.spacing = options.spacing;
   const spatial = layers[0]?.levels[0]!.shape;
   for (const layer of layers) {
     if (layer.levels[0]!.shape.join() !== spatial!.join()) {
