@@ -16,7 +16,7 @@ export function registerConvert(program: Command): void {
     .option('--chunks <d,h,w>', 'Zarr output: chunk shape (default 64 per axis)', integerList)
     .option('--compressor <name>', 'Zarr output: zlib (v2 default), gzip (v3 default), blosc (lz4, via numcodecs) or none')
     .option('--zarr-version <n>', 'Zarr output: 2 (default) or 3', (v) => Number(v))
-    .option('--ome-levels <n>', 'OME-Zarr output (a path ending in .ome.zarr): a pyramid of n levels, counting full resolution, for viewers (segvol view) to read the one that fits', positiveIntegerOption)
+    .option('--ome-levels <n>', 'OME-Zarr output (a path ending in .ome.zarr): n resolution levels, counting the full one, each half the one above, for viewers (segvol view) to read the one that fits', positiveIntegerOption)
     .option('--downsample <how>', "with --ome-levels: mean (images, default) or mode (labels: the most frequent id)", (v) => {
       if (v !== 'mean' && v !== 'mode') throw new SegvolError('ERR_ARGUMENT', `--downsample: expected mean or mode, received ${v}`);
       return v;

@@ -2,8 +2,8 @@
 // The viewer page: three orthogonal views with a shared cursor, overlays and windowing,
 // and the Training and Evaluation tabs. Every volume read goes through the server's
 // /api/slice for the region in view, so only the chunks that region crosses are read.
-import { getJson } from './api.js';
-import { chooseLevel, classColour, compose, percentileWindow } from './render.js';
+import { chunkStatus, fetchSlice, getJson, levelRegion, planeAxes } from './api.js';
+import { chooseLevel, classColour, compose, percentileWindow, readoutText } from './render.js';
 import { followLog, showEvaluation } from './tabs.js';
 
 /** @typedef {import('./render.js').Slice} Slice */
@@ -13,8 +13,6 @@ import { followLog, showEvaluation } from './tabs.js';
 const params = new URLSearchParams(location.search);
 const $ = (/** @type {string} */ s) => /** @type {HTMLElement} */ (document.querySelector(s));
 const axisNames = ['z', 'y', 'x'];
-/** (row axis, column axis) of the plane normal to each axis. */
-const planeAxes = [[1, 2], [0, 2], [0, 1]];
 
 /** @type {Info} */
 let info;
@@ -41,42 +39,6 @@ function setPending(/** @type {number} */ delta) {
   document.body.dataset.pending = String(pending);
 }
 
-
-/**
- * The rows and columns of a layer's level that cover a level-0 region [r0, r1) x [c0, c1) of the
- * plane normal to `axis`, clamped to the level (its last row may cover fewer level-0 voxels).
- * @param {LayerInfo} layer @param {number} axis @param {number} level @param {number[]} region
- */
-function levelRegion(layer, axis, level, region) {
-  const [rowAxis, colAxis] = /** @type {[number, number]} */ (planeAxes[axis]);
-  const f = /** @type {{ factor: number[], shape: number[] }} */ (layer.levels[level]);
-  const fr = f.factor[rowAxis] ?? 1, fc = f.factor[colAxis] ?? 1;
-  const rows = f.shape[rowAxis] ?? 1, cols = f.shape[colAxis] ?? 1;
-  const r0 = Math.min(rows - 1, Math.floor((region[0] ?? 0) / fr)), c0 = Math.min(cols - 1, Math.floor((region[2] ?? 0) / fc));
-  const r1 = Math.min(rows, Math.max(r0 + 1, Math.ceil((region[1] ?? 1) / fr)));
-  const c1 = Math.min(cols, Math.max(c0 + 1, Math.ceil((region[3] ?? 1) / fc)));
-  return { r0, r1, c0, c1, fr, fc };
-}
-
-/**
- * A slice region of a layer at a level, every step-th row and column.
- * @param {LayerInfo} layer @param {number} channel @param {number} axis @param {number} level
- * @param {number[]} region level-0 rows [0, 1) and columns [2, 3) @param {number} step @param {AbortSignal} signal
- * @returns {Promise<Slice>}
- */
-async function fetchSlice(layer, channel, axis, level, region, step, signal) {
-  const { r0, r1, c0, c1, fr, fc } = levelRegion(layer, axis, level, region);
-  const q = new URLSearchParams({ layer: layer.id, channel: String(channel), axis: String(axis), index: String(state.cursor[axis]), level: String(level),
-    r0: String(r0), r1: String(r1), c0: String(c0), c1: String(c1), step: String(step) });
-  const r = await fetch(`/api/slice?${q}`, { signal });
-  if (!r.ok) throw new Error(`${(await r.json()).message}`);
-  const header = JSON.parse(r.headers.get('X-Segvol-Slice') ?? '{}');
-  const bytes = await r.arrayBuffer();
-  return {
-    data: header.dtype === 'float64' ? new Float64Array(bytes) : new Float32Array(bytes), rows: header.rows, cols: header.cols, level,
-    origin: [r0 * fr, c0 * fc], pitch: [fr * step, fc * step],
-  };
-}
 
 class View {
   constructor(/** @type {HTMLElement} */ element) {
@@ -160,8 +122,8 @@ class View {
     try {
       const overlayLevel = overlayLayer ? levelOf(overlayLayer) : 0;
       const [image, over] = await Promise.all([
-        fetchSlice(choice.layer, choice.channel, this.axis, imageLevel, region, stepOf(choice.layer, imageLevel), abort.signal),
-        overlayLayer ? fetchSlice(overlayLayer, overlayLayer.role === 'prob' ? probChannel(overlayLayer) : 0, this.axis, overlayLevel, overlayRegion,
+        fetchSlice(choice.layer, choice.channel, this.axis, state.cursor[this.axis] ?? 0, imageLevel, region, stepOf(choice.layer, imageLevel), abort.signal),
+        overlayLayer ? fetchSlice(overlayLayer, overlayLayer.role === 'prob' ? probChannel(overlayLayer) : 0, this.axis, state.cursor[this.axis] ?? 0, overlayLevel, overlayRegion,
           stepOf(overlayLayer, overlayLevel), abort.signal) : null,
       ]);
       if (token !== this.token) return;
@@ -247,15 +209,7 @@ async function readout() {
   try {
     const { values } = await getJson(`/api/voxel?z=${z}&y=${y}&x=${x}`);
     if (state.cursor[0] !== z || state.cursor[1] !== y || state.cursor[2] !== x) return;
-    const name = (/** @type {number} */ k) => (info.classes[k] ? ` ${info.classes[k]}` : '');
-    const parts = [`z ${z} y ${y} x ${x}`];
-    for (const layer of info.layers) {
-      const v = /** @type {number[]} */ (values[layer.id]);
-      if (layer.role === 'image') parts.push(`${layer.name} ${v.map((u) => Number(u.toPrecision(5))).join(' ')}`);
-      else if (layer.role === 'prob') parts.push(`p ${v.map((u) => u.toFixed(3)).join(' ')}`);
-      else parts.push(`${layer.role} ${v[0]}${name(v[0] ?? 0)}`);
-    }
-    el.textContent = parts.join(' | ');
+    el.textContent = readoutText(info.layers, info.classes, [z ?? 0, y ?? 0, x ?? 0], values);
     // Set with the text, so that a reader of data-z/y/x sees the text of that voxel.
     Object.assign(el.dataset, { z: String(z), y: String(y), x: String(x) });
   } catch (error) {
@@ -264,13 +218,7 @@ async function readout() {
 }
 
 async function refreshStats() {
-  try {
-    const { layers } = await getJson('/api/stats');
-    let reads = 0, distinct = 0;
-    for (const s of Object.values(layers)) { reads += s.chunkReads; distinct += s.distinctChunks; }
-    const chunked = info.layers.some((l) => l.chunks);
-    $('#stats').textContent = chunked ? `chunks read: ${reads} (${distinct} distinct)` : 'volumes in memory';
-  } catch { /* the status line is informative only */ }
+  $('#stats').textContent = await chunkStatus(info.layers.some((l) => l.chunks)).catch(() => '');
 }
 
 function showWindow() {

@@ -109,3 +109,20 @@ export function compose(image, window, overlay) {
   }
   return out;
 }
+
+/**
+ * The readout of a voxel: its position, then each layer's value(s), ids with their class names.
+ * @param {{ id: string, role: string, name: string }[]} layers @param {string[]} classes
+ * @param {number[]} at (z, y, x) @param {Record<string, number[]>} values by layer id
+ */
+export function readoutText(layers, classes, at, values) {
+  const name = (/** @type {number} */ k) => (classes[k] ? ` ${classes[k]}` : '');
+  const parts = [`z ${at[0]} y ${at[1]} x ${at[2]}`];
+  for (const layer of layers) {
+    const v = values[layer.id] ?? [];
+    if (layer.role === 'image') parts.push(`${layer.name} ${v.map((u) => Number(u.toPrecision(5))).join(' ')}`);
+    else if (layer.role === 'prob') parts.push(`p ${v.map((u) => u.toFixed(3)).join(' ')}`);
+    else parts.push(`${layer.role} ${v[0]}${name(v[0] ?? 0)}`);
+  }
+  return parts.join(' | ');
+}
