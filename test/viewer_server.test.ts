@@ -119,6 +119,20 @@ test('a 512^3 Zarr: opening reads no chunk, a plane reads exactly the chunks it 
   t.is(region.data[9 * 64], chunkValue(1, 2, 0));
   const after = await stats();
   t.deepEqual(after.keys.filter((k) => !planeKeys.includes(k)), ['0.2.0', '1.2.0'], 'the coronal region at y=130 crosses chunks z 0-1, y 2, x 0');
+
+  // The same plane again: its chunks come from the viewer's memory, not the store.
+  const readsBefore = after.chunkReads;
+  const again = await slice(viewer, 'layer=image&axis=0&index=201');
+  t.is(again.data[0], chunkValue(3, 0, 0));
+  const cached = JSON.parse((await request(viewer.port, '/api/stats')).body.toString()) as { layers: { image: { chunkReads: number } }; cache: { hits: number; bytes: number } };
+  t.is(cached.layers.image.chunkReads, readsBefore, 'no store read');
+  t.true(cached.cache.hits >= 64 && cached.cache.bytes > 0, JSON.stringify(cached.cache));
+  // Without the cache every read goes to the store.
+  const uncached = await startViewer({ layers: [{ id: 'image', role: 'image', location: bigStore }], cacheMiB: 0 });
+  t.teardown(() => uncached.close());
+  await slice(uncached, 'layer=image&axis=0&index=200');
+  await slice(uncached, 'layer=image&axis=0&index=201');
+  t.is((JSON.parse((await request(uncached.port, '/api/stats')).body.toString()) as { layers: { image: { chunkReads: number } } }).layers.image.chunkReads, 128);
 });
 
 test('every format is served plane by plane, on all three axes, with label ids exact', async (t) => {

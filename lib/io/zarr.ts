@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { describe, SegvolError } from '../core/errors';
+import { watchedStore, type ChunkBytesCache, type ZarrStore } from './chunk_store';
 
 // zarrita and numcodecs are ES modules only: load them with a real dynamic import.
 const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
@@ -81,8 +82,10 @@ export interface ZarrArray {
 export interface OpenZarrOptions {
   /** An OME-Zarr image's level to read (0, the finest, by default). */
   level?: number;
-  /** Told the key of each chunk read (metadata reads are not chunks): the viewer counts them. */
+  /** Told the key of each chunk read from the store (metadata reads are not chunks): the viewer counts them. */
   onChunk?: (key: string) => void;
+  /** Keeps recently read chunk bytes: a chunk read again comes from memory (and is not told to onChunk). */
+  cache?: ChunkBytesCache;
 }
 
 /**
@@ -94,17 +97,8 @@ export async function openZarr(location: string, options: OpenZarrOptions = {}):
   const { zarr, storage } = await zarrita();
   const { root, inner, remote } = splitLocation(location);
   if (!remote && !fs.existsSync(root)) throw new SegvolError('ERR_ARGUMENT', `cannot read ${root}: no such Zarr store`);
-  type Store = { get(key: string, o?: unknown): unknown; getRange?: (key: string, ...rest: unknown[]) => unknown };
-  const plain = (remote ? new storage.FetchStore(root) : new storage.FileSystemStore(path.resolve(root))) as Store;
-  const onChunk = options.onChunk;
-  const told = (key: string) => {
-    if (!/(^|\/)(\.zarray|\.zattrs|\.zgroup|\.zmetadata|zarr\.json)$/.test(key)) onChunk!(key.replace(/^\/+/, ''));
-  };
-  // Sharded v3 arrays read byte ranges of shard files: those count as chunk reads too.
-  const store: Store = onChunk ? {
-    get: (key, o) => (told(key), plain.get(key, o)),
-    ...(plain.getRange ? { getRange: (key: string, ...rest: unknown[]) => (told(key), plain.getRange!(key, ...rest)) } : {}),
-  } : plain;
+  const plain = (remote ? new storage.FetchStore(root) : new storage.FileSystemStore(path.resolve(root))) as ZarrStore;
+  const store = watchedStore(plain, root, options);
   const base = zarr.root(store);
   let node: ZarritaArray & { kind: string; attrs: Record<string, unknown> };
   let spacing: [number, number, number] | undefined;

@@ -8,6 +8,7 @@ import { parseNpyExact } from '../../io/npy';
 import { readVolume } from '../../io/volume_io';
 import { volumeArray } from '../../io/volume_array';
 import { isZarrPath, openZarr, type ZarrArray } from '../../io/zarr';
+import type { ChunkBytesCache } from '../../io/chunk_store';
 
 export type LayerRole = 'image' | 'labels' | 'pred' | 'prob';
 export type Triple = [number, number, number];
@@ -52,8 +53,8 @@ export interface LayerSource {
 
 const baseName = (location: string) => location.replace(/[/\\]+$/, '').split(/[/\\]/).pop() ?? location;
 
-/** Opens a layer's levels: their metadata only (no chunk is read). */
-export async function openLayer(source: LayerSource): Promise<Layer> {
+/** Opens a layer's levels: their metadata only (no chunk is read). Chunk bytes go through `cache` when given. */
+export async function openLayer(source: LayerSource, cache?: ChunkBytesCache): Promise<Layer> {
   const stats = { chunkReads: 0, keys: new Set<string>() };
   const onChunk = (key: string) => {
     stats.chunkReads += 1;
@@ -61,9 +62,9 @@ export async function openLayer(source: LayerSource): Promise<Layer> {
   };
   let levels: ZarrArray[];
   if (isZarrPath(source.location)) {
-    const first = await openZarr(source.location, { onChunk });
+    const first = await openZarr(source.location, { onChunk, ...(cache ? { cache } : {}) });
     levels = [first];
-    for (let k = 1; k < (first.multiscale?.scales.length ?? 1); ++k) levels.push(await openZarr(source.location, { onChunk, level: k }));
+    for (let k = 1; k < (first.multiscale?.scales.length ?? 1); ++k) levels.push(await openZarr(source.location, { onChunk, level: k, ...(cache ? { cache } : {}) }));
   } else {
     const volume = readVolume(source.location);
     // .npy ids are read again exactly: float32 holds integers exactly only up to 2^24.

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { SegvolError } from '../../core/errors';
 import { segvolVersion } from '../../core/version';
+import { ChunkBytesCache } from '../../io/chunk_store';
 import { labelColours } from '../../io/panels';
 import { drawRandCurves, evaluationCurves } from '../rand_plot';
 import { describeLayer, layerStats, openLayer, readSlice, readVoxel, sliceQuery, type Layer, type LayerSource, type Triple } from './layers';
@@ -26,6 +27,8 @@ export interface ViewerOptions {
   evaluation?: string;
   /** The voxel size (z, y, x) to draw with, for files that record none (.npy) or a wrong one. */
   spacing?: Triple;
+  /** Memory for chunk bytes read lately (default 256 MiB; 0 reads every chunk from the store each time). */
+  cacheMiB?: number;
   /** The address to listen on (127.0.0.1 by default). */
   host?: string;
   /** 0 (the default) picks a free port. */
@@ -88,7 +91,9 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   }
   const assets = loadAssets();
   const layers: Layer[] = [];
-  for (const source of options.layers) layers.push(await openLayer(source));
+  // Chunk bytes read lately, for panning back and moving between planes without reading again.
+  const cache = new ChunkBytesCache((options.cacheMiB ?? 256) * 2 ** 20);
+  for (const source of options.layers) layers.push(await openLayer(source, cache));
   if (options.spacing) for (const layer of layers) layer.spacing = options.spacing;
   const spatial = layers[0]?.levels[0]!.shape;
   for (const layer of layers) {
@@ -158,7 +163,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       for (const layer of layers) values[layer.id] = await readVoxel(layer, at);
       json(res, { at, values });
     },
-    '/api/stats': (res, params) => json(res, { layers: Object.fromEntries(layers.map((l) => [l.id, layerStats(l, params.get('keys') === '1')])) }),
+    '/api/stats': (res, params) => json(res, {
+      layers: Object.fromEntries(layers.map((l) => [l.id, layerStats(l, params.get('keys') === '1')])),
+      cache: { bytes: cache.size, hits: cache.hits, maxBytes: cache.maxBytes },
+    }),
     '/api/log': (res) => {
       if (!live) throw new SegvolError('ERR_UNAVAILABLE', 'this viewer follows no training log; start it with --log <model>.log.jsonl');
       live.poll();  // the file is watched every half second; a direct question gets the latest lines
