@@ -13,9 +13,8 @@ import { syntheticEm } from '../lib/data/synthetic';
 import { writeOmeGroup } from '../lib/io/ome_zarr';
 import { labelColours, writeSlicePanels } from '../lib/io/panels';
 import { Browser, chromiumMissing, type Page } from './cdp';
+import { blockValue, root, segvolArgs, writeBlockStore } from './viewer_fixtures';
 
-const root = path.join(__dirname, '..');
-const cli = path.join(root, 'lib', 'cli', 'main.ts');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-viewer-'));
 const missing = chromiumMissing();
 const required = process.env.SEGVOL_REQUIRE_CHROMIUM === '1';
@@ -34,7 +33,7 @@ test.after.always(async () => {
 
 /** Starts `segvol view` and resolves with its URL once it listens; stopped when the test ends. */
 function view(t: ExecutionContext, args: string[]): Promise<string> {
-  const child: ChildProcess = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', cli, 'view', ...args, '--port', '0'], { cwd: root });
+  const child: ChildProcess = spawn(process.execPath, segvolArgs('view', ...args, '--port', '0'), { cwd: root });
   t.teardown(() => { child.kill('SIGTERM'); });
   let out = '', err = '';
   return new Promise((resolve, reject) => {
@@ -171,9 +170,7 @@ browserTest('the Training tab follows the log: new steps, a validation and its s
 
 browserTest('a 512^3 Zarr: the first paint and a zoomed slice read only the chunks in view, and show their values', async (t) => {
   const store = path.join(dir, 'big.zarr');
-  const chunkValue = (cz: number, cy: number, cx: number) => ((cz * 64 + cy * 8 + cx) % 251) + 1;
-  const writer = ZarrWriter.create(store, { shape: [512, 512, 512], chunks: [64, 64, 64], dtype: 'uint8', compressor: 'zlib' });
-  for (let cz = 0; cz < 8; ++cz) for (let cy = 0; cy < 8; ++cy) for (let cx = 0; cx < 8; ++cx) fs.writeFileSync(writer.chunkPath([cz, cy, cx]), zlib.deflateSync(Buffer.alloc(64 ** 3, chunkValue(cz, cy, cx))));
+  writeBlockStore(store);
   const url = await view(t, [store]);
   const page = await browser!.open(`${url}/?wl=128&ww=256`);
   let seen = await drawn(page);
@@ -203,7 +200,7 @@ browserTest('a 512^3 Zarr: the first paint and a zoomed slice read only the chun
   // The centre voxel shows its chunk's value through the window (level 128, width 256).
   const cy = Math.floor((region[0] + region[1]) / 2), cx = Math.floor((region[2] + region[3]) / 2);
   const [rgb] = await pixels(page, 0, [[cy, cx]]);
-  const v = chunkValue(5, Math.floor(cy / 64), Math.floor(cx / 64));
+  const v = blockValue(5, Math.floor(cy / 64), Math.floor(cx / 64));
   t.deepEqual(rgb, Array(3).fill(Math.round((v * 255) / 256)));
 });
 
@@ -215,7 +212,7 @@ browserTest('the Evaluation tab shows the scores of segvol evaluate and takes a 
   writeVolume(truth, { data: ids, shape, dtype: 'uint8' });
   writeVolume(pred, { data: guess, shape, dtype: 'uint8' });
   writeVolume(image, { data: new Float32Array(600).map((_, i) => i % 17), shape, dtype: 'float32' });
-  const r = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', cli, 'evaluate', '--pred', pred, '--truth', truth, '--out', result], { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, segvolArgs('evaluate', '--pred', pred, '--truth', truth, '--out', result), { cwd: root, encoding: 'utf8' });
   t.is(r.status, 0, r.stderr);
   const scores = JSON.parse(fs.readFileSync(result, 'utf8')) as { overlap: { perClass: Array<{ dice: number }> }; worst: Array<{ axis: number; index: number }> };
   t.is(scores.worst[0]!.index, 4, 'slice 4 has the most errors');

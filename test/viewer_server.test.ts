@@ -7,15 +7,14 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import { writeVolume, writeZarr, ZarrWriter } from '../lib';
 import { syntheticEm } from '../lib/data/synthetic';
 import { writeOmeGroup } from '../lib/io/ome_zarr';
 import { viewerOptions } from '../lib/cli/commands/view';
 import { startViewer, type Viewer } from '../lib/cli/viewer/server';
 import { LogTail } from '../lib/training/log';
+import { blockValue, root, segvolArgs, writeBlockStore } from './viewer_fixtures';
 
-const root = path.join(__dirname, '..');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segvol-viewer-server-'));
 test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -42,15 +41,7 @@ const slice = async (viewer: Viewer, query: string) => {
 
 // 512^3 uint8 in 64^3 chunks; chunk (cz, cy, cx) holds one value, so a voxel tells its chunk.
 const bigStore = path.join(dir, 'big.zarr');
-const chunkValue = (cz: number, cy: number, cx: number) => ((cz * 64 + cy * 8 + cx) % 251) + 1;
-test.before(() => {
-  const writer = ZarrWriter.create(bigStore, { shape: [512, 512, 512], chunks: [64, 64, 64], dtype: 'uint8', compressor: 'zlib' });
-  for (let cz = 0; cz < 8; ++cz) {
-    for (let cy = 0; cy < 8; ++cy) {
-      for (let cx = 0; cx < 8; ++cx) fs.writeFileSync(writer.chunkPath([cz, cy, cx]), zlib.deflateSync(Buffer.alloc(64 ** 3, chunkValue(cz, cy, cx))));
-    }
-  }
-});
+test.before(() => writeBlockStore(bigStore));
 
 test('paths outside the given files, foreign hosts and writes are refused, and no file text comes back', async (t) => {
   const image = path.join(dir, 'small.npy');
@@ -107,23 +98,23 @@ test('a 512^3 Zarr: opening reads no chunk, a plane reads exactly the chunks it 
 
   const plane = await slice(viewer, 'layer=image&axis=0&index=200');
   t.is(plane.data.length, 512 * 512);
-  t.is(plane.data[0], chunkValue(3, 0, 0));
-  t.is(plane.data[511 * 512 + 511], chunkValue(3, 7, 7));
+  t.is(plane.data[0], blockValue(3, 0, 0));
+  t.is(plane.data[511 * 512 + 511], blockValue(3, 7, 7));
   const planeKeys = (await stats()).keys;
   t.is(planeKeys.length, 64);
   t.true(planeKeys.every((k) => /^3\.[0-7]\.[0-7]$/.test(k)), planeKeys.slice(0, 4).join(' '));
 
   const region = await slice(viewer, 'layer=image&axis=1&index=130&r0=60&r1=70&c0=0&c1=64');
   t.deepEqual([region.rows, region.cols], [10, 64]);
-  t.is(region.data[0], chunkValue(0, 2, 0));
-  t.is(region.data[9 * 64], chunkValue(1, 2, 0));
+  t.is(region.data[0], blockValue(0, 2, 0));
+  t.is(region.data[9 * 64], blockValue(1, 2, 0));
   const after = await stats();
   t.deepEqual(after.keys.filter((k) => !planeKeys.includes(k)), ['0.2.0', '1.2.0'], 'the coronal region at y=130 crosses chunks z 0-1, y 2, x 0');
 
   // The same plane again: its chunks come from the viewer's memory, not the store.
   const readsBefore = after.chunkReads;
   const again = await slice(viewer, 'layer=image&axis=0&index=201');
-  t.is(again.data[0], chunkValue(3, 0, 0));
+  t.is(again.data[0], blockValue(3, 0, 0));
   const cached = JSON.parse((await request(viewer.port, '/api/stats')).body.toString()) as { layers: { image: { chunkReads: number } }; cache: { hits: number; bytes: number } };
   t.is(cached.layers.image.chunkReads, readsBefore, 'no store read');
   t.true(cached.cache.hits >= 64 && cached.cache.bytes > 0, JSON.stringify(cached.cache));
@@ -206,7 +197,7 @@ test('LogTail: complete lines only, a truncated or replaced log starts over, a m
 
 test('segvol view refuses nothing to show, and warns when it listens beyond this machine', async (t) => {
   const cli = (args: string[]) => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(root, 'lib', 'cli', 'main.ts'), 'view', ...args], { cwd: root });
+    const child = spawn(process.execPath, segvolArgs('view', ...args), { cwd: root });
     let out = '', err = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
@@ -237,7 +228,7 @@ test('segvol train --view serves the run\'s log while it trains, and stays until
     optimizer: { kind: 'adam' }, schedule: { kind: 'constant', lr: 0.01 }, checkpoint: { path: 'model.safetensors' },
     validation: { volume: 'volume.npy', labels: 'labels.npy', every: 2, windows: 2 },
   }));
-  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(root, 'lib', 'cli', 'main.ts'), 'train', '--config', path.join(run, 'train.json'), '--view'], { cwd: root });
+  const child = spawn(process.execPath, segvolArgs('train', '--config', path.join(run, 'train.json'), '--view'), { cwd: root });
   t.teardown(() => { child.kill('SIGKILL'); });
   let out = '', err = '';
   child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
@@ -413,7 +404,7 @@ test('segvol train --view ends with the run when training fails, instead of serv
     data: { volume: 'volume.npy', labels: 'labels.npy' }, stages: [{ size: [4, 8, 8], epochs: 1 }], checkpoint: { path: 'model.safetensors' },
   }));
   const r = await new Promise<{ code: number | null; err: string; out: string }>((resolve) => {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(root, 'lib', 'cli', 'main.ts'), 'train', '--config', path.join(run, 'train.json'), '--view'], { cwd: root });
+    const child = spawn(process.execPath, segvolArgs('train', '--config', path.join(run, 'train.json'), '--view'), { cwd: root });
     let err = '', out = '';
     child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
@@ -429,8 +420,8 @@ test('segvol convert --ome-levels writes a pyramid (means of 2 x 2 x 2 voxels, o
   const source = path.join(dir, 'pyramid-source.npy');
   const data = Float32Array.from({ length: 16 * 32 * 32 }, (_, i) => i % 7);
   writeVolume(source, { data, shape: [16, 32, 32], dtype: 'float32' });
-  const convert = (out: string, ...extra: string[]) => spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(root, 'lib', 'cli', 'main.ts'), 'convert', source, out,
-    '--chunks', '8,8,8', ...extra], { cwd: root, encoding: 'utf8' });
+  const convert = (out: string, ...extra: string[]) => spawnSync(process.execPath, segvolArgs('convert', source, out,
+    '--chunks', '8,8,8', ...extra), { cwd: root, encoding: 'utf8' });
   const ome = path.join(dir, 'converted.ome.zarr');
   const r = convert(ome, '--ome-levels', '3');
   t.is(r.status, 0, r.stderr);
@@ -460,4 +451,13 @@ test('--spacing draws files without a voxel size (.npy) with one; a malformed on
   t.deepEqual(info.layers[0]!.spacing, [4, 1, 1]);
   t.throws(() => viewerOptions([image], { ...base, spacing: [4, 1] }), { message: /--spacing: expected three positive numbers z,y,x, received 4,1/ });
   t.throws(() => viewerOptions([image], { ...base, spacing: [4, 0, 1] }), { message: /--spacing/ });
+});
+
+test('a port in use is refused with ERR_ARGUMENT naming the way out', async (t) => {
+  const log = path.join(dir, 'busy.log.jsonl');
+  const first = await startViewer({ layers: [], log });
+  t.teardown(() => first.close());
+  const error = await t.throwsAsync(startViewer({ layers: [], log, port: first.port }));
+  t.is((error as { code?: string }).code, 'ERR_ARGUMENT');
+  t.regex(error!.message, /cannot listen on 127\.0\.0\.1:\d+: .*give another --port \(0 picks a free one\)/);
 });

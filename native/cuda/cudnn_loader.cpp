@@ -9,12 +9,7 @@ const CudnnApi* loadCudnn(std::string* reason) {
   return loadLibraryOnce<CudnnApi>(
       {"libcudnn.so.9", "libcudnn.so"}, "libcudnn.so.9", "add cuDNN's lib folder to LD_LIBRARY_PATH or install cuDNN 9",
       [](void* lib, CudnnApi& api, std::string& failure) {
-#define SEGVOL_CUDNN_FN(name)                                                 \
-  api.name = reinterpret_cast<decltype(api.name)>(dlsym(lib, #name));         \
-  if (!api.name) {                                                            \
-    failure = std::string("cuDNN lacks ") + #name + "; segvol needs cuDNN 9"; \
-    return false;                                                             \
-  }
+#define SEGVOL_CUDNN_FN(name) SEGVOL_RESOLVE_OR_FAIL(name, std::string("cuDNN lacks ") + #name + "; segvol needs cuDNN 9")
 #include "cudnn_functions.inc"
 #undef SEGVOL_CUDNN_FN
         return true;

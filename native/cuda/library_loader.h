@@ -8,6 +8,14 @@
 #include <string>
 #include <vector>
 
+// Inside a resolve function: fills api.name from lib, or sets failure and returns false.
+#define SEGVOL_RESOLVE_OR_FAIL(name, message)                           \
+  api.name = reinterpret_cast<decltype(api.name)>(dlsym(lib, #name));   \
+  if (!api.name) {                                                      \
+    failure = (message);                                                \
+    return false;                                                       \
+  }
+
 namespace segvol::cuda {
 
 // resolve(lib, api, failure) fills api with dlsym and returns false (failure set) when a

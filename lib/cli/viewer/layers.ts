@@ -115,17 +115,23 @@ export interface SliceQuery {
 /** The most values one slice request returns: a 4096 x 4096 plane. */
 export const sliceValueLimit = 4096 * 4096;
 
+/**
+ * An integer query parameter in low..high (`fallback` when absent, if given); anything else is
+ * ERR_ARGUMENT naming the range (`where` adds what it is for).
+ */
+export function integerParam(params: URLSearchParams, name: string, low: number, high: number, where = '', fallback?: number): number {
+  const text = params.get(name);
+  if (text === null && fallback !== undefined) return fallback;
+  const v = Number(text);
+  if (text === null || text.trim() === '' || !Number.isInteger(v) || v < low || v > high) {
+    throw new SegvolError('ERR_ARGUMENT', `${name} must be an integer in ${low}..${high}${where}, received ${JSON.stringify(text)}`);
+  }
+  return v;
+}
+
 /** Parses and checks a slice query against the layer; every failure is ERR_ARGUMENT naming the range. */
 export function sliceQuery(layer: Layer, params: URLSearchParams): SliceQuery {
-  const int = (name: string, low: number, high: number, fallback?: number): number => {
-    const text = params.get(name);
-    if (text === null && fallback !== undefined) return fallback;
-    const v = Number(text);
-    if (text === null || text.trim() === '' || !Number.isInteger(v) || v < low || v > high) {
-      throw new SegvolError('ERR_ARGUMENT', `${name} must be an integer in ${low}..${high} for layer ${layer.id}, received ${JSON.stringify(text)}`);
-    }
-    return v;
-  };
+  const int = (name: string, low: number, high: number, fallback?: number) => integerParam(params, name, low, high, ` for layer ${layer.id}`, fallback);
   const level = int('level', 0, layer.levels.length - 1, 0);
   const axis = int('axis', 0, 2) as 0 | 1 | 2;
   const channel = int('channel', 0, layer.channels - 1, 0);

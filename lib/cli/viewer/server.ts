@@ -14,7 +14,7 @@ import { segvolVersion } from '../../core/version';
 import { ChunkBytesCache } from '../../io/chunk_store';
 import { labelColours } from '../../io/panels';
 import { drawRandCurves, evaluationCurves } from '../rand_plot';
-import { describeLayer, layerStats, openLayer, readSlice, readVoxel, sliceQuery, type Layer, type LayerSource, type Triple } from './layers';
+import { describeLayer, integerParam, layerStats, openLayer, readSlice, readVoxel, sliceQuery, type Layer, type LayerSource, type Triple } from './layers';
 import { LiveLog } from './live_log';
 
 export interface ViewerOptions {
@@ -127,14 +127,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   };
   const voxelOf = (params: URLSearchParams): Triple => {
     if (!spatial) throw new SegvolError('ERR_UNAVAILABLE', 'this viewer shows no volume');
-    return (['z', 'y', 'x'] as const).map((name, a) => {
-      const text = params.get(name);
-      const v = Number(text);
-      if (text === null || text.trim() === '' || !Number.isInteger(v) || v < 0 || v >= spatial[a]) {
-        throw new SegvolError('ERR_ARGUMENT', `${name} must be an integer in 0..${spatial[a] - 1}, received ${JSON.stringify(text)}`);
-      }
-      return v;
-    }) as Triple;
+    return (['z', 'y', 'x'] as const).map((name, a) => integerParam(params, name, 0, spatial[a] - 1)) as Triple;
   };
 
   const routes: Record<string, (res: http.ServerResponse, params: URLSearchParams) => Promise<void> | void> = {
@@ -229,7 +222,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     }
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(new SegvolError('ERR_ARGUMENT', `segvol view: cannot listen on ${host}:${options.port ?? 0}: ${error.message}`)));
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      live?.close();  // its file watch would keep the process alive
+      reject(new SegvolError('ERR_ARGUMENT', `segvol view: cannot listen on ${host}:${options.port ?? 0}: ${error.message}; give another --port (0 picks a free one)`));
+    });
     server.listen(options.port ?? 0, host, () => resolve());
   });
   port = (server.address() as AddressInfo).port;
